@@ -1,0 +1,18 @@
+"""ntmviz: see how a Neural Turing Machine uses its memory.
+
+    model = ntmviz.NTM(ntmviz.NTMConfig(input_size=9, output_size=8))
+    episode = ntmviz.record(model, inputs)      # [T, I] -> Episode; [B, T, I] -> list
+    episode.memory, episode.read.weights, episode.write.weights, episode.reads
+"""
+
+from .config import LSTMConfig, NTMConfig
+from .episode import Episode, HeadRecord, record
+from .errors import ConfigError, FileFormatError, NtmvizError
+from .model import NTM, LSTMBaseline, build_model, pick_device
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NTM", "NTMConfig", "LSTMBaseline", "LSTMConfig", "Episode", "HeadRecord", "record",
+    "build_model", "pick_device", "NtmvizError", "ConfigError", "FileFormatError",
+]
