@@ -1,0 +1,130 @@
+"""Checkpoints: a model with its config, task, optimiser state and progress, in one file.
+
+The file is safetensors (raw tensors plus a JSON header, nothing executable), written
+atomically. `load(path)` rebuilds the model from the file alone:
+
+    ckpt = ntmviz.checkpoint.load("checkpoints/copy-ntm.safetensors")
+    ckpt.model, ckpt.task, ckpt.step, ckpt.sequences, ckpt.meta
+
+Tensor names: "model/<parameter>" for weights, "optim/<param index>/<key>" for optimiser
+state tensors; everything else (config, task, step, optimiser hyperparameters, metadata
+such as seed, wall time and a learning curve) lives in the JSON header.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save as st_save_torch
+
+from .config import ModelConfig, from_dict, to_dict
+from .errors import ConfigError, FileFormatError
+from .files import atomic_write, read_safetensors
+from .model import build_model, pick_device
+
+FORMAT = "ntmviz-checkpoint"
+VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the rebuilt model (in eval mode) and what came with it."""
+
+    model: torch.nn.Module
+    config: ModelConfig
+    task: Any = None  # an ntmviz.tasks Task, or None
+    step: int = 0
+    sequences: int = 0
+    optimizer_state: dict | None = None  # for optimizer.load_state_dict, or None
+    optimizer_class: str | None = None  # e.g. "Adam": the optimiser that state belongs to
+    meta: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def save(
+    path: str | os.PathLike,
+    model: torch.nn.Module,
+    *,
+    task=None,
+    optimizer: torch.optim.Optimizer | None = None,
+    step: int = 0,
+    sequences: int = 0,
+    meta: dict[str, Any] | None = None,
+) -> Path:
+    """Write model (+ optimiser state) to path atomically. Returns the path."""
+    tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    optim_header = None
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        plain: dict[str, dict[str, Any]] = {}
+        for index, entries in state["state"].items():
+            for key, value in entries.items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"optim/{index}/{key}"] = value.detach().cpu().contiguous()
+                else:
+                    plain.setdefault(str(index), {})[key] = value
+        optim_header = {"class": type(optimizer).__name__, "param_groups": state["param_groups"], "plain": plain}
+    header = {
+        "format": FORMAT,
+        "version": str(VERSION),
+        "config": json.dumps(to_dict(model.config)),
+        "task": json.dumps(task.to_dict() if task is not None else None),
+        "step": str(int(step)),
+        "sequences": str(int(sequences)),
+        "optimizer": json.dumps(optim_header),
+        "meta": json.dumps(meta or {}),
+    }
+    return atomic_write(path, st_save_torch(tensors, metadata=header))
+
+
+def load(path: str | os.PathLike, device: str | torch.device | None = None) -> Checkpoint:
+    """Rebuild a checkpoint's model on `device` (CUDA when there is one, else the CPU)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"{path}: no such checkpoint file")
+    header, arrays = read_safetensors(path.read_bytes(), str(path), FORMAT, VERSION)
+    try:
+        config = from_dict(json.loads(header["config"]))
+        task_dict = json.loads(header.get("task", "null"))
+        optim_header = json.loads(header.get("optimizer", "null"))
+        meta = json.loads(header.get("meta", "{}"))
+        step, sequences = int(header.get("step", 0)), int(header.get("sequences", 0))
+    except (KeyError, ValueError) as exc:
+        raise FileFormatError(f"{path}: checkpoint header is incomplete or corrupt ({exc})") from None
+
+    model = build_model(config)
+    weights = {k[len("model/"):]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("model/")}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise FileFormatError(f"{path}: weights do not match the config ({first[1].strip() if len(first) > 1 else first[0]})") from None
+    model.to(pick_device(device)).eval()
+
+    task = None
+    if task_dict is not None:
+        from .tasks import task_from_dict  # tasks sit above the engine; import on demand
+
+        try:
+            task = task_from_dict(task_dict)
+        except ConfigError as exc:
+            raise FileFormatError(f"{path}: bad task in checkpoint ({exc})") from None
+
+    optimizer_state = None
+    if optim_header is not None:
+        state: dict[int, dict[str, Any]] = {}
+        for index, plain in optim_header.get("plain", {}).items():
+            state.setdefault(int(index), {}).update(plain)
+        for key, value in arrays.items():
+            if key.startswith("optim/"):
+                _, index, name = key.split("/", 2)
+                state.setdefault(int(index), {})[name] = torch.from_numpy(value)
+        optimizer_state = {"state": state, "param_groups": optim_header["param_groups"]}
+    return Checkpoint(model=model, config=config, task=task, step=step, sequences=sequences,
+                      optimizer_state=optimizer_state, meta=meta, path=path,
+                      optimizer_class=(optim_header or {}).get("class"))
