@@ -1,0 +1,52 @@
+"""The paper's five tasks (Graves, Wayne & Danihelka 2014, section 4), one module each.
+
+    task = get_task("copy", max_length=10)
+    batch = task.sample(32, seed=0, device=model.device)   # Batch(inputs, targets, mask, lengths)
+    logits = model(batch.inputs)
+    task.loss(logits, batch).backward()                     # nats per sequence
+    task.bit_errors(logits, batch)                          # [B] wrong bits on scored steps
+    task.at(100).check_fits(model.config.memory_slots)      # the generalisation sizes
+
+Every task is a frozen dataclass whose fields are its configuration (the paper's values by
+default); `to_dict()` / `task_from_dict()` turn it into plain JSON and back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ConfigError
+from .associative_recall import AssociativeRecall
+from .base import Batch, Task
+from .copy import Copy
+from .ngrams import NGrams
+from .priority_sort import PrioritySort
+from .repeat_copy import RepeatCopy
+
+TASKS: dict[str, type[Task]] = {
+    cls.name: cls for cls in (Copy, RepeatCopy, AssociativeRecall, NGrams, PrioritySort)
+}
+
+
+def get_task(name: str, **overrides: Any) -> Task:
+    """The task called `name` with its paper defaults, some fields overridden."""
+    if name not in TASKS:
+        raise ConfigError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}")
+    cls = TASKS[name]
+    known = {f.name for f in cls.__dataclass_fields__.values()}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ConfigError(f"unknown {name} task fields: {sorted(unknown)}; it has {sorted(known)}")
+    return cls(**overrides)
+
+
+def task_from_dict(data: dict[str, Any]) -> Task:
+    """Rebuild a task from `task.to_dict()`."""
+    if not isinstance(data, dict) or "name" not in data:
+        raise ConfigError(f"a task dict needs a 'name', got {data!r}")
+    data = dict(data)
+    return get_task(data.pop("name"), **data)
+
+
+__all__ = ["Batch", "Task", "TASKS", "get_task", "task_from_dict",
+           "Copy", "RepeatCopy", "AssociativeRecall", "NGrams", "PrioritySort"]

@@ -1,0 +1,113 @@
+"""Repeat copy (paper section 4.2): read a sequence and a repeat count, write the sequence
+that many times, then signal the end.
+
+Each item draws its length L from min_length..max_length and its repeat count R from
+min_repeats..max_repeats (paper: both 1-10), and uses T_b = (R + 1) L + 2 steps.
+
+    step t                inputs [I = bits + 2]                targets [O = bits + 1]        mask
+    0 .. L-1              vector t on channels 0..bits-1       0                             0
+    L                     channel bits = 1 (delimiter),        0                             0
+                          channel bits+1 = R / repeat_scale
+    L+1 .. L+R*L          0                                    vector (t - L - 1) mod L      1
+    L+1+R*L               0                                    channel bits = 1 (end marker) 1
+
+The repeat count is divided by `repeat_scale` (default 10, the paper's largest training
+count), a constant that does not follow max_repeats, so a model trained on 1-10 repeats
+reads 20 repeats as 2.0. (The paper normalised the count to mean 0, variance 1 over its
+training range; a fixed scale keeps the meaning of the channel when the range changes.)
+The end-marker target is 0 on every copy step and 1 on the step after the last copy.
+
+The sequence must be held in memory once: length L needs L memory slots.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+from .base import Task, check_int, check_range, randint, span
+
+
+@dataclass(frozen=True)
+class RepeatCopy(Task):
+    """Repeat copy: min_length..max_length vectors, min_repeats..max_repeats copies."""
+
+    bits: int = 8
+    min_length: int = 1
+    max_length: int = 10
+    min_repeats: int = 1
+    max_repeats: int = 10
+    repeat_scale: float = 10.0  # the repeat-count channel holds R / repeat_scale
+
+    name = "repeat_copy"
+    difficulty_name = "sequence length"
+
+    def __post_init__(self) -> None:
+        check_int("bits", self.bits)
+        check_range("repeat copy", "min_length", self.min_length, "max_length", self.max_length)
+        check_range("repeat copy", "min_repeats", self.min_repeats, "max_repeats", self.max_repeats)
+        if isinstance(self.repeat_scale, bool) or not isinstance(self.repeat_scale, (int, float)) \
+                or not self.repeat_scale > 0:
+            raise ConfigError(f"repeat_scale must be a positive number, got {self.repeat_scale!r}")
+
+    @property
+    def input_size(self) -> int:
+        return self.bits + 2
+
+    @property
+    def output_size(self) -> int:
+        return self.bits + 1
+
+    @property
+    def input_labels(self) -> tuple[str, ...]:
+        return tuple(f"bit {i}" for i in range(self.bits)) + ("delim", "repeats")
+
+    @property
+    def output_labels(self) -> tuple[str, ...]:
+        return tuple(f"bit {i}" for i in range(self.bits)) + ("end",)
+
+    def required_slots(self) -> int:
+        return self.max_length
+
+    def _size_phrase(self) -> str:
+        return f"repeat copy length {self.max_length}"
+
+    def at(self, difficulty: int, *, repeats: int | None = None) -> "RepeatCopy":
+        """Every item exactly `difficulty` vectors long. The repeat counts keep the training
+        range unless `repeats` fixes them too (the paper varies length and repeats apart)."""
+        changes = dict(min_length=difficulty, max_length=difficulty)
+        if repeats is not None:
+            changes.update(min_repeats=repeats, max_repeats=repeats)
+        return dataclasses.replace(self, **changes)
+
+    def describe(self) -> str:
+        return (f"repeat copy: {self.bits}-bit vectors, length {span(self.min_length, self.max_length)}, "
+                f"repeats {span(self.min_repeats, self.max_repeats)} (input R/{self.repeat_scale:g}), "
+                f"T = (R+1)L+2 steps, I={self.input_size}, O={self.output_size}")
+
+    def _sample(self, batch_size: int, rng: np.random.Generator):
+        B, W = batch_size, self.bits
+        L = randint(rng, self.min_length, self.max_length, (B,))  # [B]
+        R = randint(rng, self.min_repeats, self.max_repeats, (B,))  # [B]
+        lengths = (R + 1) * L + 2
+        Lmax, T = int(L.max()), int(lengths.max())
+        vectors = rng.integers(0, 2, (B, Lmax, W)).astype(np.float32)
+        t = np.arange(T)[None]  # [1, T]
+        Lc, Rc = L[:, None], R[:, None]  # [B, 1]
+        end = Lc + 1 + Rc * Lc  # [B, 1] the end-marker step
+
+        inputs = np.zeros((B, T, W + 2), np.float32)
+        inputs[:, :Lmax, :W] = vectors * (t[:, :Lmax] < Lc)[..., None]
+        delim = t == Lc
+        inputs[:, :, W] = delim
+        inputs[:, :, W + 1] = delim * (Rc / float(self.repeat_scale))
+
+        copying = (t > Lc) & (t < end)  # [B, T]
+        source = np.minimum(np.maximum(t - Lc - 1, 0) % Lc, Lmax - 1)
+        targets = np.zeros((B, T, W + 1), np.float32)
+        targets[:, :, :W] = np.take_along_axis(vectors, source[..., None], 1) * copying[..., None]
+        targets[:, :, W] = t == end
+        return inputs, targets, copying | (t == end), lengths
