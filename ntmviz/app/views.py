@@ -1,0 +1,231 @@
+"""The explorer's views: Player, MemoryView, HeadLocationsView, FocusView, SequenceView.
+
+Each is a `pn.viewable.Viewer` on a shared `Playback` state. Build one alone from an episode
+(`MemoryView(episode)` makes its own state) or several on one state so they move together:
+
+    state = Playback(episode)
+    pn.Column(Player(state=state), MemoryView(state=state), FocusView(state=state))
+
+The drawing happens in the browser (an EpisodeCanvas each); `frame()` returns, in Python,
+the numbers the view shows at the current step, for tests and for notebook users.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import param
+from panel.viewable import Viewer
+
+from ..episode import ADDRESS_STAGES, Episode
+from .canvas import EpisodeCanvas
+from .payload import episode_payload
+from .state import Playback
+
+_SYNCED = ("t", "playing", "loop", "speed")
+
+
+class EpisodeView(Viewer):
+    """Base class: one browser-drawn view on a shared Playback state."""
+
+    state = param.ClassSelector(class_=Playback, doc="""
+        The playback state (episode and step t) this view follows.""")
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, episode: Episode | None = None, *, state: Playback | None = None, **params):
+        if state is None:
+            state = Playback(episode)
+        elif episode is not None:
+            state.episode = episode
+        super().__init__(state=state, **params)
+        s = self.state
+        self._canvas = EpisodeCanvas(
+            kind=self.kind, group=s.group, payload=self._payload(), t=s.t, playing=s.playing,
+            loop=s.loop, speed=s.speed, **self._canvas_options())
+        self._canvas.param.watch(self._from_browser, list(_SYNCED) + ["diff"])
+        s.param.watch(self._from_state, list(_SYNCED))
+        s.param.watch(self._new_episode, "episode")
+
+    # ---- what the canvas gets -------------------------------------------------------------
+    def _payload(self) -> dict[str, Any]:
+        return episode_payload(self.state.episode, [self.kind])
+
+    def _canvas_options(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def canvas(self) -> EpisodeCanvas:
+        """The component that draws this view in the browser."""
+        return self._canvas
+
+    # ---- keeping the canvas and the state in step -------------------------------------------
+    def _from_browser(self, *events: param.parameterized.Event) -> None:
+        s = self.state
+        for ev in events:
+            if ev.name in _SYNCED:
+                s._browser_update = True
+                try:
+                    value = ev.new
+                    if ev.name == "t":
+                        value = min(max(0, int(value)), max(0, s.steps - 1))
+                    setattr(s, ev.name, value)
+                finally:
+                    s._browser_update = False
+            else:
+                self._browser_option(ev.name, ev.new)
+
+    def _browser_option(self, name: str, value: Any) -> None:
+        pass
+
+    def _from_state(self, *events: param.parameterized.Event) -> None:
+        changes = {ev.name: ev.new for ev in events}
+        if self.state._browser_update:
+            # The browser already shows it (all views of a group share t there): record the
+            # value here without sending it back.
+            with param.discard_events(self._canvas):
+                self._canvas.param.update(**changes)
+        else:
+            self._canvas.param.update(**changes)
+
+    def _new_episode(self, event: param.parameterized.Event) -> None:
+        self._canvas.param.update(payload=self._payload(), t=self.state.t)
+
+    def __panel__(self):
+        return self._canvas
+
+    # ---- readouts ---------------------------------------------------------------------------
+    @property
+    def episode(self) -> Episode | None:
+        return self.state.episode
+
+    @property
+    def t(self) -> int:
+        return self.state.t
+
+    def frame(self) -> dict[str, Any]:
+        """What the view shows at the current step t, as numbers."""
+        return {"t": self.t}
+
+
+def _heads(episode: Episode):
+    """(label, kind, index, HeadRecord) for every head, read heads first, as the views name them."""
+    out = []
+    for kind in ("read", "write"):
+        rec = getattr(episode, kind)
+        for h in range(rec.heads if rec is not None else 0):
+            out.append((f"{kind} {h + 1}", kind, h, rec))
+    return out
+
+
+class Player(EpisodeView):
+    """Play / pause, step forward / back, first / last, loop, speed and a slider over steps.
+
+    Keys (anywhere on the page, outside text fields): left / right arrows step, space plays
+    or pauses, Home / End jump to the first / last step."""
+
+    kind = "player"
+
+    def _payload(self) -> dict[str, Any]:
+        ep = self.state.episode
+        return {} if ep is None else {"T": ep.steps, "arrays": {}, "has_memory": ep.has_memory}
+
+    def frame(self) -> dict[str, Any]:
+        s = self.state
+        return {"t": s.t, "steps": s.steps, "playing": s.playing, "loop": s.loop, "speed": s.speed}
+
+
+class MemoryView(EpisodeView):
+    """The N x M memory after step t (slots down, width across), with every head's weighting
+    at t in a strip beside it and its most weighted slot outlined; `diff` shows the change
+    step t made instead (memory[t+1] - memory[t])."""
+
+    kind = "memory"
+
+    diff = param.Boolean(default=False, doc="""
+        Show the change step t made, memory[t+1] - memory[t], instead of memory[t+1].""")
+
+    def __init__(self, episode: Episode | None = None, **params):
+        super().__init__(episode, **params)
+        self.param.watch(lambda e: setattr(self._canvas, "diff", e.new), "diff")
+
+    def _canvas_options(self) -> dict[str, Any]:
+        return {"diff": self.diff}
+
+    def _browser_option(self, name: str, value: Any) -> None:
+        if name == "diff":
+            self.diff = value
+
+    def frame(self) -> dict[str, Any]:
+        ep, t = self.episode, self.t
+        if ep is None or not ep.has_memory:
+            return {"t": t, "memory": None}
+        after, before = ep.memory[t + 1], ep.memory[t]
+        return {
+            "t": t,
+            "memory": after - before if self.diff else after,  # [N, M]
+            "diff": self.diff,
+            "read_slots": [int(np.argmax(ep.read.weights[t, h])) for h in range(ep.read.heads)],
+            "write_slots": [int(np.argmax(ep.write.weights[t, h])) for h in range(ep.write.heads)],
+        }
+
+
+class HeadLocationsView(EpisodeView):
+    """For each read and write head, its weighting over time (steps across, slots down, as
+    in the paper's figures) with a marker at t; clicking or dragging jumps to a step."""
+
+    kind = "heads"
+
+    def frame(self) -> dict[str, Any]:
+        ep, t = self.episode, self.t
+        if ep is None or not ep.has_memory:
+            return {"t": t, "heads": {}}
+        return {"t": t, "marker": t,
+                "heads": {label: rec.weights[:, h] for label, _, h, rec in _heads(ep)}}  # [T, N] each
+
+
+class FocusView(EpisodeView):
+    """Each head's addressing at step t: the content, gated, shifted and final (sharpened)
+    weightings over the slots, and its parameters: key strength beta, gate g, the shift
+    distribution and sharpening gamma."""
+
+    kind = "focus"
+
+    def frame(self) -> dict[str, Any]:
+        ep, t = self.episode, self.t
+        if ep is None or not ep.has_memory:
+            return {"t": t, "heads": {}}
+        heads = {}
+        for label, _, h, rec in _heads(ep):
+            heads[label] = {**{s: getattr(rec, s)[t, h] for s in ADDRESS_STAGES},
+                            "beta": float(rec.beta[t, h]), "gate": float(rec.gate[t, h]),
+                            "shift": rec.shift[t, h], "gamma": float(rec.gamma[t, h])}
+        return {"t": t, "heads": heads}
+
+
+class SequenceView(EpisodeView):
+    """Inputs, targets and outputs over time with wrong bits outlined and a marker at t, and
+    the vectors of step t: each head's key, the write heads' erase and add, the read vectors."""
+
+    kind = "sequence"
+
+    def frame(self) -> dict[str, Any]:
+        ep, t = self.episode, self.t
+        if ep is None:
+            return {"t": t}
+        out: dict[str, Any] = {"t": t, "input": ep.inputs[t], "output": ep.outputs[t],
+                               "target": None if ep.targets is None else ep.targets[t]}
+        if ep.targets is not None:
+            out["bit_errors"] = int(ep.bit_errors()[t])
+        if ep.has_memory:
+            vectors = {}
+            for label, kind, h, rec in _heads(ep):
+                vectors[f"{label} key"] = rec.key[t, h]
+                if kind == "write":
+                    vectors[f"{label} erase"] = rec.erase[t, h]
+                    vectors[f"{label} add"] = rec.add[t, h]
+                else:
+                    vectors[f"{label} read"] = ep.reads[t, h]
+            out["vectors"] = vectors
+        return out
