@@ -1,0 +1,86 @@
+"""What recording costs: plain inference vs `ntmviz.record`, side by side in one run.
+
+    python benchmarks/recording.py [--repeats 7] [--batches 1 32] [--steps 100]
+
+For an NTM with N=128, M=20, an LSTM controller of 100, input 9 and output 8, over T steps,
+at each batch size: the median time of `model(inputs)` under torch.inference_mode(), the
+median time of `ntmviz.record(model, inputs)`, and their ratio (target: <= 1.2).
+Repetitions are interleaved (plain, recorded, plain, recorded, ...) after a warm-up so both
+see the same machine state. Uses the machine's default number of threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+import ntmviz
+
+TARGET = 1.2
+
+
+def build_model() -> ntmviz.NTM:
+    torch.manual_seed(0)
+    config = ntmviz.NTMConfig(input_size=9, output_size=8, memory_slots=128, memory_width=20,
+                              controller="lstm", controller_size=100)
+    return ntmviz.NTM(config).eval()
+
+
+def plain(model: ntmviz.NTM, inputs: torch.Tensor) -> None:
+    with torch.inference_mode():
+        model(inputs)
+
+
+def recorded(model: ntmviz.NTM, inputs: torch.Tensor) -> None:
+    ntmviz.record(model, inputs)
+
+
+def timed(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def measure(model, batch: int, steps: int, repeats: int, warmup: int = 2) -> tuple[float, float]:
+    inputs = torch.rand(batch, steps, 9, generator=torch.Generator().manual_seed(batch))
+    for _ in range(warmup):
+        plain(model, inputs)
+        recorded(model, inputs)
+    plain_times, recorded_times = [], []
+    for i in range(repeats):
+        # Alternate which goes first, so neither always follows the other.
+        if i % 2 == 0:
+            plain_times.append(timed(plain, model, inputs))
+            recorded_times.append(timed(recorded, model, inputs))
+        else:
+            recorded_times.append(timed(recorded, model, inputs))
+            plain_times.append(timed(plain, model, inputs))
+    return statistics.median(plain_times), statistics.median(recorded_times)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
+    args = parser.parse_args(argv)
+
+    model = build_model()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {model.device}; "
+          f"N=128 M=20 T={args.steps} LSTM 100, I=9 O=8; median of {args.repeats}")
+    print(f"{'batch':>5} | {'plain (ms)':>10} | {'recorded (ms)':>13} | {'ratio':>5}")
+    print(f"{'-' * 5}-|-{'-' * 10}-|-{'-' * 13}-|-{'-' * 5}")
+    worst = 0.0
+    for batch in args.batches:
+        p, r = measure(model, batch, args.steps, args.repeats)
+        worst = max(worst, r / p)
+        print(f"{batch:>5} | {p * 1e3:>10.1f} | {r * 1e3:>13.1f} | {r / p:>5.2f}")
+    print(f"worst ratio {worst:.2f} (target <= {TARGET})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
