@@ -890,7 +890,7 @@ class SequenceView extends View {
   build(ep) {
     const {timePx} = layout(ep);
     this.pw = timePx;
-    this.cellH = Math.max(4, Math.min(12, Math.floor(110 / Math.max(ep.I, ep.O))));
+    this.cellH = Math.max(3, Math.min(10, Math.floor(80 / Math.max(ep.I, ep.O))));
     this.x0 = 64;
     const blocks = [["inputs", ep.a.inputs, ep.I], ["targets", ep.a.targets, ep.O], ["outputs", ep.a.outputs, ep.O]]
       .filter(([, a]) => a);

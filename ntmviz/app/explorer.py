@@ -1,0 +1,134 @@
+"""Explorer: the whole app, every view on one shared playback state, plus the sources panel."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from ..episode import Episode
+from ..errors import NtmvizError
+from .payload import describe
+from .sources import (
+    ModelSource, Sources, find_checkpoints, load_source, record_episode, untrained_source,
+)
+from .state import Playback
+from .views import FocusView, HeadLocationsView, MemoryView, Player, SequenceView
+
+
+def default_folder() -> Path:
+    """Where the explorer looks for checkpoints: $NTMVIZ_CHECKPOINTS, else ./checkpoints."""
+    return Path(os.environ.get("NTMVIZ_CHECKPOINTS", "checkpoints"))
+
+
+class Explorer(Viewer):
+    """Memory, head locations, focus and sequence views of one episode, moving together.
+
+        Explorer(episode)                          # show a recorded episode
+        Explorer.from_checkpoint(path, length=12)  # record one from a checkpoint, then show it
+        Explorer.default()                         # what `panel serve apps/explorer.py` shows
+
+    The player, the slider, the keys (left / right, space) and clicks in the head locations
+    all move the one step t in `state`; the sources panel records or opens other episodes.
+    """
+
+    state = param.ClassSelector(class_=Playback, doc="""
+        The shared playback state: the episode on show and the step t.""")
+
+    folder = param.String(default="checkpoints", doc="""
+        The folder whose checkpoints the sources panel lists.""")
+
+    note = param.String(default="", doc="""
+        A note about where the episode came from (e.g. an untrained model), shown on top.""")
+
+    def __init__(self, episode: Episode | None = None, *, source: ModelSource | None = None,
+                 folder: str | Path | None = None, state: Playback | None = None, **params):
+        state = state or Playback(episode)
+        if episode is not None and state.episode is not episode:
+            state.episode = episode
+        folder = str(folder if folder is not None else default_folder())
+        super().__init__(state=state, folder=folder, **params)
+        self.player = Player(state=state)
+        self.memory = MemoryView(state=state)
+        self.heads = HeadLocationsView(state=state)
+        self.focus = FocusView(state=state)
+        self.sequence = SequenceView(state=state)
+        self.sources = Sources(state, folder=folder, source=source)
+        self._title = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
+        self._note = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
+        self._memory_views = pn.Column(pn.Row(self.memory, self.focus), self.heads, margin=0)
+        state.param.watch(lambda _: self._refresh(), "episode")
+        self.param.watch(lambda _: self._refresh(), "note")
+        self.sources.param.watch(lambda _: self._source_note(), "source")
+        if source is not None and source.note and not self.note:
+            self.note = source.note
+        self._refresh()
+
+    # ---- constructors --------------------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, length: int | None = None, seed: int = 0,
+                        folder: str | Path | None = None, **params) -> "Explorer":
+        """Record one episode from the checkpoint at `path` (its task at `length`, sampled
+        with `seed`) and explore it; the sources panel lists the checkpoint's folder."""
+        source = load_source(path)
+        episode = record_episode(source, length=length, seed=seed)
+        return cls(episode, source=source, folder=folder if folder is not None else Path(path).parent, **params)
+
+    @classmethod
+    def default(cls, folder: str | Path | None = None, **params) -> "Explorer":
+        """The shipped copy checkpoint (checkpoints/copy-ntm.safetensors) with an episode
+        ready to play; else the first readable checkpoint in `folder`; else an untrained NTM
+        for the copy task, with a note saying so."""
+        folder = Path(folder) if folder is not None else default_folder()
+        problems = []
+        for path in find_checkpoints(folder):
+            try:
+                source = load_source(path)
+                episode = record_episode(source)
+            except NtmvizError as exc:
+                problems.append(str(exc))
+                continue
+            explorer = cls(episode, source=source, folder=folder, **params)
+            if problems:
+                explorer.sources._fail("Skipped: " + "; ".join(problems))
+            return explorer
+        source = untrained_source()
+        explorer = cls(record_episode(source), source=source, folder=folder, **params)
+        if problems:
+            explorer.sources._fail("Skipped: " + "; ".join(problems))
+        return explorer
+
+    # ---- keeping the page in step with the episode -------------------------------------------
+    def _source_note(self) -> None:
+        source = self.sources.source
+        self.note = source.note if source is not None else ""
+
+    def _refresh(self) -> None:
+        episode = self.state.episode
+        self._title.object = f"**{describe(episode)}**"
+        notes = [self.note] if self.note else []
+        if episode is not None and not episode.has_memory:
+            notes.append("This episode comes from a model with no memory (an LSTM baseline): "
+                         "only the sequence is shown.")
+        self._note.object = " ".join(notes)
+        self._note.visible = bool(notes)
+        self._memory_views.visible = episode is not None and episode.has_memory
+
+    @property
+    def views(self) -> dict[str, Viewer]:
+        """Every view by name."""
+        return {"player": self.player, "memory": self.memory, "heads": self.heads,
+                "focus": self.focus, "sequence": self.sequence}
+
+    def __panel__(self):
+        sidebar = pn.Column(self.sources, width=300, margin=(0, 10, 0, 0))
+        main = pn.Column(self._title, self._note, self.player, self._memory_views, self.sequence,
+                         sizing_mode="stretch_width")
+        return pn.Column(
+            pn.pane.Markdown("## ntmviz: inside a Neural Turing Machine", margin=(0, 10)),
+            pn.Row(sidebar, main, sizing_mode="stretch_width"),
+            sizing_mode="stretch_width",
+        )

@@ -1,0 +1,359 @@
+"""Where episodes come from: checkpoints run on a sampled or typed input, and episode files.
+
+The functions here are plain Python (no Panel) so the CLI and tests can use them:
+
+    source = load_source("checkpoints/copy-ntm.safetensors")
+    episode = record_episode(source, length=12, seed=3)             # a sampled input
+    episode = record_episode(source, pattern="0101 1100\\n1111 0000") # a typed input (copy-like)
+
+`Sources` is the Panel panel that drives them: pick a checkpoint, choose a length and seed
+or type a pattern, run; open an episode file; save the current episode. Every failure shows
+as a message in `alert` and leaves the loaded episode as it was.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import panel as pn
+import param
+import torch
+from panel.viewable import Viewer
+
+from ..checkpoint import load as load_checkpoint
+from ..config import NTMConfig
+from ..episode import Episode, record
+from ..errors import ConfigError, FileFormatError, NtmvizError
+from ..model import NTM
+from .state import Playback
+
+DEFAULT_CHECKPOINT = "copy-ntm.safetensors"
+UNTRAINED = "untrained NTM (copy task)"
+COPY_LIKE = ("copy", "repeat_copy")
+MAX_STEPS = 5000  # longer episodes are refused: the views would have nothing left to show per step
+_SIZE_FIELDS = ("max_length", "max_items", "max_inputs", "sequence_length")
+
+
+@dataclass
+class ModelSource:
+    """A model that can record episodes, with the task it was trained on."""
+
+    name: str  # what the app lists: a file name, or UNTRAINED
+    model: torch.nn.Module
+    task: Any  # an ntmviz.tasks Task, or None
+    path: Path | None = None
+    note: str = ""  # shown beside the episode (e.g. "untrained")
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def memory_slots(self) -> int | None:
+        config = getattr(self.model, "config", None)
+        return config.memory_slots if isinstance(config, NTMConfig) else None
+
+
+def find_checkpoints(folder: str | Path) -> list[Path]:
+    """The *.safetensors files in `folder`, the shipped copy checkpoint first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = sorted(p for p in folder.glob("*.safetensors") if p.is_file())
+    found.sort(key=lambda p: p.name != DEFAULT_CHECKPOINT)
+    return found
+
+
+def load_source(path: str | Path) -> ModelSource:
+    """A checkpoint as a ModelSource; FileFormatError if it cannot be read."""
+    ckpt = load_checkpoint(path, device="cpu")
+    note = ""
+    if ckpt.task is None:
+        note = "This checkpoint names no task, so it cannot record new episodes here."
+    return ModelSource(name=Path(path).name, model=ckpt.model, task=ckpt.task, path=Path(path),
+                       note=note, meta={"step": ckpt.step, "sequences": ckpt.sequences})
+
+
+def untrained_source(seed: int = 0) -> ModelSource:
+    """A fresh, untrained NTM for the copy task (the fallback when no checkpoint is shipped)."""
+    from ..tasks import get_task
+
+    task = get_task("copy")
+    torch.manual_seed(seed)
+    model = NTM(NTMConfig(input_size=task.input_size, output_size=task.output_size)).eval()
+    return ModelSource(name=UNTRAINED, model=model, task=task,
+                       note="No trained checkpoint was found in checkpoints/: this is an untrained NTM "
+                            "for the copy task, so its memory use is random.")
+
+
+def default_length(task: Any) -> int:
+    """A sensible size to record at: the task's largest training size."""
+    for name in _SIZE_FIELDS:
+        value = getattr(task, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 10
+
+
+def task_bits(task: Any) -> int:
+    """Width of one typed row for a copy-like task."""
+    return int(getattr(task, "bits"))
+
+
+def parse_pattern(text: str, bits: int) -> np.ndarray:
+    """Rows of 0/1 characters, one vector per line -> float32 [L, bits].
+
+    Spaces, commas and underscores inside a row are ignored; blank lines are skipped.
+    Raises ConfigError naming the first bad row.
+    """
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        cleaned = "".join(ch for ch in line if ch not in " \t,_")
+        if not cleaned:
+            continue
+        bad = sorted({ch for ch in cleaned if ch not in "01"})
+        if bad:
+            raise ConfigError(f"row {number}: only 0 and 1 are allowed, found {' '.join(repr(c) for c in bad)}")
+        if len(cleaned) != bits:
+            raise ConfigError(f"row {number} has {len(cleaned)} bit(s); this task needs {bits} per row")
+        rows.append([float(ch) for ch in cleaned])
+    if not rows:
+        raise ConfigError(f"type at least one row of {bits} bits (0 or 1)")
+    return np.asarray(rows, dtype=np.float32)
+
+
+def pattern_batch(task: Any, rows: np.ndarray, seed: int = 0):
+    """A batch of one item whose vectors are `rows` [L, bits], for copy and repeat copy.
+
+    The rest of the item (e.g. the repeat count) comes from sampling with `seed`."""
+    from ..tasks import Batch
+
+    if task.name not in COPY_LIKE:
+        raise ConfigError(f"typed inputs work for copy-like tasks ({', '.join(COPY_LIKE)}), not {task.name}")
+    L, W = rows.shape
+    fixed = task.at(L)
+    base = fixed.sample(1, seed=seed)
+    inputs, targets, mask = (x.clone() for x in (base.inputs, base.targets, base.mask))
+    vec = torch.from_numpy(rows)
+    inputs[0, :L, :W] = vec
+    T = int(base.lengths[0])
+    scored = torch.nonzero(mask[0] > 0).flatten().tolist()
+    if task.name == "repeat_copy":
+        scored = scored[:-1]  # the last scored step is the end marker, not a copy
+    for t in scored:
+        targets[0, t, :W] = vec[(t - L - 1) % L]
+    return Batch(inputs[:, :T], targets[:, :T], mask[:, :T], base.lengths)
+
+
+def record_episode(source: ModelSource, length: int | None = None, seed: int = 0,
+                   pattern: str | None = None) -> Episode:
+    """Run `source`'s model on one input and return the recorded Episode.
+
+    With `pattern` (copy-like tasks), the typed rows are the input; else the task is fixed
+    at `length` (its largest training size by default) and sampled with `seed`. Raises an
+    NtmvizError (ConfigError) with a one-line message for anything that cannot work.
+    """
+    task = source.task
+    if task is None:
+        raise ConfigError(f"{source.name} names no task, so there is nothing to sample")
+    slots = source.memory_slots
+    meta: dict[str, Any] = {"task": task.name, "seed": int(seed), "source": source.name,
+                            "input_labels": list(getattr(task, "input_labels", ()) or ()),
+                            "output_labels": list(getattr(task, "output_labels", ()) or ())}
+    if source.path is not None:
+        meta["checkpoint"] = source.path.name
+    if pattern is not None and pattern.strip():
+        if task.name not in COPY_LIKE:
+            raise ConfigError(f"typed inputs work for copy-like tasks ({', '.join(COPY_LIKE)}), not {task.name}")
+        rows = parse_pattern(pattern, task_bits(task))
+        fixed = task.at(len(rows))
+        if slots is not None:
+            fixed.check_fits(slots)
+        batch = pattern_batch(task, rows, seed)
+        meta.update(length=len(rows), pattern=pattern.strip())
+    else:
+        length = default_length(task) if length is None else length
+        if not isinstance(length, (int, np.integer)) or isinstance(length, bool) or length < 1:
+            raise ConfigError(f"the length must be a whole number >= 1, got {length!r}")
+        fixed = task.at(int(length))
+        if slots is not None:
+            fixed.check_fits(slots)
+        batch = fixed.sample(1, seed=int(seed))
+        meta["length"] = int(length)
+    steps = int(batch.lengths[0])
+    if steps > MAX_STEPS:
+        raise ConfigError(f"that input takes {steps} steps; the explorer shows at most {MAX_STEPS}")
+    episodes = record(source.model, batch, meta=meta)
+    return episodes[0]
+
+
+def episode_bytes(episode: Episode) -> bytes:
+    """The bytes of `episode`'s file, as Episode.save writes it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = episode.save(Path(tmp) / "episode.safetensors")
+        return path.read_bytes()
+
+
+def episode_filename(episode: Episode | None, suffix: str = ".safetensors") -> str:
+    """A file name that says what the episode is: e.g. copy-len20-seed0.safetensors."""
+    if episode is None:
+        return "episode" + suffix
+    meta = episode.meta
+    parts = [str(meta.get("task") or "episode")]
+    if meta.get("length") is not None:
+        parts.append(f"len{meta['length']}")
+    if meta.get("pattern"):
+        parts.append("typed")
+    elif meta.get("seed") is not None:
+        parts.append(f"seed{meta['seed']}")
+    name = "-".join(parts)
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) + suffix
+
+
+class Sources(Viewer):
+    """Pick a checkpoint and run it (a length and seed, or a typed pattern); open an episode
+    file; save the current episode; download it as a standalone HTML page."""
+
+    state = param.ClassSelector(class_=Playback, doc="The playback state new episodes go to.")
+
+    folder = param.String(default="checkpoints", doc="The folder listed for checkpoints.")
+
+    source = param.Parameter(default=None, doc="""
+        The ModelSource the last run used (None when the episode came from a file).""")
+
+    message = param.String(default="", doc="""
+        The last error shown to the user ('' when the last action worked).""")
+
+    def __init__(self, state: Playback, folder: str | Path = "checkpoints",
+                 source: ModelSource | None = None, **params):
+        super().__init__(state=state, folder=str(folder), source=source, **params)
+        self._sources: dict[str, ModelSource] = {}
+        if source is not None:
+            self._sources[source.name] = source
+        options = {p.name: str(p) for p in find_checkpoints(self.folder)}
+        if source is not None and source.path is None:
+            options[source.name] = source.name
+        if not options:
+            options[UNTRAINED] = UNTRAINED
+        value = next((v for v in options.values() if source is not None and Path(v).name == source.name), None)
+        self.checkpoint = pn.widgets.Select(name="Checkpoint", options=options,
+                                            value=value or next(iter(options.values())),
+                                            description="A model from the checkpoints folder", sizing_mode="stretch_width")
+        task = source.task if source is not None else None
+        self.length = pn.widgets.IntInput(name="Length", value=default_length(task) if task else 10, start=1,
+                                          sizing_mode="stretch_width")
+        self.seed = pn.widgets.IntInput(name="Seed", value=0, start=0, sizing_mode="stretch_width")
+        self.pattern = pn.widgets.TextAreaInput(
+            name="Or type an input (copy-like tasks)", placeholder="one row of 0/1 bits per line, e.g.\n01101001",
+            rows=4, sizing_mode="stretch_width")
+        self.run = pn.widgets.Button(name="Run", button_type="primary", description="Record a new episode",
+                                     sizing_mode="stretch_width")
+        self.run.on_click(lambda _: self.run_model())
+        self.upload = pn.widgets.FileInput(name="Open episode", accept=".safetensors", multiple=False,
+                                           sizing_mode="stretch_width")
+        self.upload.param.watch(lambda _: self.open_bytes(self.upload.value, self.upload.filename), "value")
+        self.save = pn.widgets.FileDownload(callback=self._episode_file, filename="episode.safetensors",
+                                            label="Save episode", button_type="default", sizing_mode="stretch_width")
+        self.export = pn.widgets.FileDownload(callback=self._html_file, filename="episode.html",
+                                              label="Export HTML", button_type="default", sizing_mode="stretch_width")
+        self.alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
+        self.hint = pn.pane.Markdown("", sizing_mode="stretch_width", styles={"font-size": "12px", "color": "#555"})
+        self.checkpoint.param.watch(lambda _: self._describe_task(), "value")
+        self.state.param.watch(lambda _: self._names(), "episode")
+        self._describe_task()
+        self._names()
+
+    # ---- actions -----------------------------------------------------------------------------
+    def _fail(self, text: str) -> None:
+        self.message = text
+        self.alert.object = text
+        self.alert.visible = True
+
+    def _ok(self) -> None:
+        self.message = ""
+        self.alert.visible = False
+
+    def get_source(self, key: str | None = None) -> ModelSource:
+        """The ModelSource for a Select value (a checkpoint path or UNTRAINED), loaded once."""
+        key = key or self.checkpoint.value
+        if key not in self._sources:
+            self._sources[key] = untrained_source() if key == UNTRAINED else load_source(key)
+        return self._sources[key]
+
+    def run_model(self) -> Episode | None:
+        """Record an episode from the chosen checkpoint and show it; on error show why."""
+        try:
+            source = self.get_source()
+            episode = record_episode(source, length=self.length.value, seed=self.seed.value or 0,
+                                     pattern=self.pattern.value or None)
+        except NtmvizError as exc:
+            self._fail(str(exc))
+            return None
+        except Exception as exc:  # the app keeps working whatever the model does
+            self._fail(f"could not run the model: {type(exc).__name__}: {exc}")
+            return None
+        self.source = source
+        self.state.episode = episode
+        self._ok()
+        return episode
+
+    def open_bytes(self, data: bytes | None, name: str | None = None) -> Episode | None:
+        """Load an uploaded episode file and show it; on error show why and keep the old one."""
+        if not data:
+            return None
+        try:
+            episode = Episode.from_bytes(bytes(data), name or "uploaded file")
+        except FileFormatError as exc:
+            self._fail(str(exc))
+            return None
+        except Exception as exc:  # e.g. a bug in a malformed file's path through the parser
+            self._fail(f"{name or 'uploaded file'}: not a readable episode ({type(exc).__name__}: {exc})")
+            return None
+        episode.meta.setdefault("source", name or "uploaded file")
+        self.source = None
+        self.state.episode = episode
+        self._ok()
+        return episode
+
+    def _episode_file(self) -> io.BytesIO:
+        episode = self.state.episode
+        return io.BytesIO(episode_bytes(episode) if episode is not None else b"")
+
+    def _html_file(self) -> io.StringIO:
+        from .export import export_html_string
+
+        episode = self.state.episode
+        return io.StringIO(export_html_string(episode) if episode is not None else "")
+
+    def _names(self) -> None:
+        self.save.filename = episode_filename(self.state.episode)
+        self.export.filename = episode_filename(self.state.episode, ".html")
+
+    def _describe_task(self) -> None:
+        try:
+            source = self.get_source()
+        except NtmvizError as exc:
+            self._fail(str(exc))
+            self.hint.object = ""
+            return
+        task = source.task
+        if task is None:
+            self.hint.object = "This checkpoint names no task."
+            return
+        text = f"{task.describe()}. Length sets the {getattr(task, 'difficulty_name', 'size')}."
+        if source.memory_slots:
+            text += f" Memory: {source.memory_slots} slots."
+        if task.name in COPY_LIKE:
+            text += f" Typed rows need {task_bits(task)} bits each."
+        self.hint.object = text
+
+    def __panel__(self):
+        return pn.Column(
+            pn.pane.Markdown("#### Run a model", margin=(0, 5)),
+            self.checkpoint, self.hint, pn.Row(self.length, self.seed), self.pattern, self.run,
+            pn.pane.Markdown("#### Episode files", margin=(10, 5, 0, 5)),
+            self.upload, self.save, self.export, self.alert,
+            sizing_mode="stretch_width",
+        )
