@@ -42,9 +42,10 @@ mountPage(document.getElementById("ntmviz-root"), payload, {title_js});
 """
 
 
-def _script_safe(text: str) -> str:
-    """Text that cannot close the <script> element it sits in."""
-    return text.replace("</", "<\\/")
+def _script_safe(json_text: str) -> str:
+    """JSON that cannot end or confuse the <script> element it sits in: no '<' at all
+    (JSON.parse reads the escape back as '<')."""
+    return json_text.replace("<", "\\u003c")
 
 
 def export_html_string(episode: Episode, title: str | None = None) -> str:

@@ -255,9 +255,9 @@ class Sources(Viewer):
                                            sizing_mode="stretch_width")
         self.upload.param.watch(lambda _: self.open_bytes(self.upload.value, self.upload.filename), "value")
         self.save = pn.widgets.FileDownload(callback=self._episode_file, filename="episode.safetensors",
-                                            label="Save episode", button_type="default", sizing_mode="stretch_width")
+                                            label="Save episode", sizing_mode="stretch_width")
         self.export = pn.widgets.FileDownload(callback=self._html_file, filename="episode.html",
-                                              label="Export HTML", button_type="default", sizing_mode="stretch_width")
+                                              label="Export HTML", sizing_mode="stretch_width")
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self.hint = pn.pane.Markdown("", sizing_mode="stretch_width", styles={"font-size": "12px", "color": "#555"})
         self.checkpoint.param.watch(lambda _: self._describe_task(), "value")

@@ -1,0 +1,477 @@
+"""A live training run: the one Trainer loop in a daemon thread, publishing what it sees.
+
+    run = LiveRun.create(RunConfig(task="copy", task_options={"max_length": 5}, memory_slots=16))
+    run.start()                      # trains in a background thread
+    run.pause(); run.resume()        # from any thread
+    run.metrics_since(step)          # newest StepMetrics after `step` (a bounded window)
+    version, snaps = run.snapshots() # Snapshot(step, sequences, loss, bit_errors, episode), bounded
+    run.save("copy.safetensors")     # same file as `ntmviz train` writes (Trainer.save)
+    run.stop(); run.join()
+
+Threads. The training thread owns the model: it trains, and every `snapshot_every` steps it
+records an Episode of the current model on one fixed probe input (a fixed seed of the task's
+sampler) between two optimiser steps, so recording never races the optimiser. Anything else
+that must read the model while the thread lives (saving, recording another input) goes
+through `call()`, which runs it in the training thread between steps (or while paused).
+
+The thread never touches Panel or Bokeh. It publishes into a lock-protected slot: a bounded
+window of the newest metrics and a bounded list of snapshots with a version number. Views
+pull from their own event loop (see training_view.py), newest wins.
+
+Bounds. Metrics: the newest `metrics_limit` steps (older ones are dropped; the Trainer's own
+History keeps a thinned whole-run curve of at most `history_limit` points). Snapshots: at most
+`max_snapshots`; when full, every other snapshot of the older half goes (the first and the
+newest always stay), so the snapshots thin as they age and still span the whole run.
+
+Divergence. A NaN or Inf loss (TrainingDiverged from the Trainer) ends the run with status
+"diverged" and `error` naming the step; snapshots stay, and if the weights themselves are no
+longer finite they are put back to those of the last snapshot, so `save` still works.
+
+Threads of torch: the run does not change torch's global thread count (it is process-wide);
+`RunConfig.threads` sets it if you ask. On a 2-core machine one intra-op thread keeps the
+server more responsive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import threading
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import torch
+
+from .. import checkpoint as ckpt_io
+from ..config import LSTMConfig, NTMConfig
+from ..episode import Episode, record
+from ..errors import ConfigError
+from ..model import build_model, pick_device
+from ..train import StepMetrics, Trainer, TrainingDiverged
+
+STATUSES = ("ready", "running", "paused", "done", "stopped", "diverged", "failed")
+_SIZE_FIELDS = ("max_length", "max_items", "max_inputs", "sequence_length")
+
+_RUNS: "weakref.WeakSet[LiveRun]" = weakref.WeakSet()
+_RUNS_LOCK = threading.Lock()
+_ids = itertools.count(1)
+
+
+def live_runs() -> list["LiveRun"]:
+    """Every run in this process whose training thread is alive (for tests and cleanup)."""
+    with _RUNS_LOCK:
+        return [r for r in list(_RUNS) if r.alive]
+
+
+def stop_all(timeout: float = 10.0) -> None:
+    """Stop every live run of this process and wait for its thread."""
+    for run in live_runs():
+        run.stop()
+        run.join(timeout)
+
+
+@dataclass
+class RunConfig:
+    """What a new run trains: the task, the model and the main hyperparameters."""
+
+    task: str = "copy"
+    task_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"max_length": 5}
+    model: str = "ntm"  # "ntm" or "lstm"
+    memory_slots: int = 128  # N
+    memory_width: int = 20  # M
+    read_heads: int = 1  # R
+    write_heads: int = 1  # W
+    controller_size: int = 100  # NTM controller size; the LSTM's hidden size
+    lstm_layers: int = 3
+    lr: float = 1e-4
+    batch_size: int = 16
+    optimizer: str = "rmsprop"
+    seed: int = 0
+    steps: int = 100_000  # stop after this many steps in all
+    snapshot_every: int = 100  # K
+    probe_seed: int = 0
+    max_snapshots: int = 60
+    metrics_limit: int = 5000
+    history_limit: int = 2000
+    device: str | None = None  # None: CUDA when there is one
+    threads: int | None = None  # set torch's (process-wide) intra-op thread count, if given
+
+    def build(self) -> tuple[torch.nn.Module, Any]:
+        """(model on its device, task); ConfigError if they do not fit together."""
+        from ..tasks import get_task
+
+        task = get_task(self.task, **self.task_options)
+        if self.model == "ntm":
+            config = NTMConfig(input_size=task.input_size, output_size=task.output_size,
+                               memory_slots=self.memory_slots, memory_width=self.memory_width,
+                               read_heads=self.read_heads, write_heads=self.write_heads,
+                               controller_size=self.controller_size)
+            task.check_fits(self.memory_slots)
+        elif self.model == "lstm":
+            config = LSTMConfig(input_size=task.input_size, output_size=task.output_size,
+                                hidden_size=self.controller_size, layers=self.lstm_layers)
+        else:
+            raise ConfigError(f"model must be 'ntm' or 'lstm', got {self.model!r}")
+        torch.manual_seed(self.seed)
+        model = build_model(config).to(pick_device(self.device))
+        return model, task
+
+
+class Snapshot(NamedTuple):
+    """The model's episode on the probe input at one training step."""
+
+    step: int
+    sequences: int
+    loss: float  # of the training batch of that step (nan for the first snapshot)
+    bit_errors: float  # of that training batch
+    episode: Episode
+
+
+class _Request:
+    """A function to run in the training thread, and its result."""
+
+    def __init__(self, fn: Callable[[], Any]):
+        self.fn, self.done = fn, threading.Event()
+        self.claimed = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def execute(self) -> None:
+        try:
+            self.result = self.fn()
+        except BaseException as exc:  # handed back to the caller
+            self.error = exc
+        finally:
+            self.done.set()
+
+
+def probe_batch(task, seed: int = 0):
+    """The fixed probe input: one item of `task` at its largest training size, seed `seed`."""
+    size = next((getattr(task, f) for f in _SIZE_FIELDS if isinstance(getattr(task, f, None), int)), None)
+    fixed = task.at(size) if size else task
+    return fixed.sample(1, seed=seed)
+
+
+class LiveRun:
+    """One training run in a background thread; see the module docstring."""
+
+    def __init__(self, trainer: Trainer, *, steps: int = 100_000, snapshot_every: int = 100,
+                 probe_seed: int = 0, max_snapshots: int = 60, metrics_limit: int = 5000,
+                 history_limit: int = 2000, threads: int | None = None, name: str | None = None,
+                 source: str = "new model"):
+        if snapshot_every < 1 or max_snapshots < 2:
+            raise ConfigError("snapshot_every must be >= 1 and max_snapshots >= 2")
+        self.id = next(_ids)
+        self.name = name or f"run-{self.id}"
+        self.trainer = trainer
+        self.task = trainer.task
+        self.steps = int(steps)
+        self.snapshot_every = int(snapshot_every)  # may be changed while running
+        self.max_snapshots = int(max_snapshots)
+        self.threads = threads
+        self.source = source
+        self.probe = probe_batch(self.task, probe_seed)
+        self.probe_seed = probe_seed
+        trainer.history.limit = history_limit
+        trainer.callbacks.append(self)
+        self._lock = threading.Lock()  # guards everything below that the thread publishes
+        self._metrics: deque[StepMetrics] = deque(maxlen=metrics_limit)
+        self._snapshots: list[Snapshot] = []
+        self._version = 0
+        self._status = "ready"
+        self._error = ""
+        self._latest: StepMetrics | None = None
+        self._good_state: tuple[int, int, dict[str, torch.Tensor]] | None = None
+        self._requests: deque[_Request] = deque()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        with _RUNS_LOCK:
+            _RUNS.add(self)
+
+    # ---- constructors ---------------------------------------------------------------------
+    @classmethod
+    def create(cls, config: RunConfig, **options: Any) -> "LiveRun":
+        """A run of a fresh model built from `config`."""
+        model, task = config.build()
+        trainer = Trainer(model, task, batch_size=config.batch_size, lr=config.lr,
+                          optimizer=config.optimizer, seed=config.seed, log_every=1)
+        kwargs = dict(steps=config.steps, snapshot_every=config.snapshot_every, probe_seed=config.probe_seed,
+                      max_snapshots=config.max_snapshots, metrics_limit=config.metrics_limit,
+                      history_limit=config.history_limit, threads=config.threads)
+        kwargs.update(options)
+        return cls(trainer, **kwargs)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *, lr: float | None = None, batch_size: int | None = None,
+                        steps: int = 100_000, device: str | None = None, **options: Any) -> "LiveRun":
+        """A run that continues a checkpoint's training (Trainer.resume_from) for `steps` more steps."""
+        ckpt = ckpt_io.load(path, device=pick_device(device))
+        trainer = Trainer.resume_from(ckpt, lr=lr, batch_size=batch_size)
+        trainer.log_every = 1
+        return cls(trainer, steps=trainer.step + steps, source=Path(path).name, **options)
+
+    # ---- control, from any thread ---------------------------------------------------------
+    def start(self) -> None:
+        """Start training in a daemon thread (once)."""
+        if self._thread is not None:
+            raise RuntimeError("this run has already been started")
+        self._set_status("running")
+        self._thread = threading.Thread(target=self._main, name=f"ntmviz-{self.name}", daemon=True)
+        self._thread.start()
+
+    def pause(self) -> None:
+        if self.alive:
+            self.trainer.pause()
+
+    def resume(self) -> None:
+        self.trainer.resume()
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Ask the thread to end after the current step (it also leaves a pause)."""
+        self._stopping = True
+        self.trainer.stop()
+        self._wake.set()
+
+    def join(self, timeout: float | None = 10.0) -> bool:
+        """Wait for the thread to end; True when it has."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.alive
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
+
+    # ---- what the thread publishes (read from any thread) ---------------------------------
+    @property
+    def status(self) -> str:
+        """One of STATUSES."""
+        with self._lock:
+            return self._status
+
+    @property
+    def error(self) -> str:
+        """Why the run ended early ('' otherwise)."""
+        with self._lock:
+            return self._error
+
+    @property
+    def latest(self) -> StepMetrics | None:
+        """The newest step's metrics."""
+        with self._lock:
+            return self._latest
+
+    @property
+    def step(self) -> int:
+        latest = self.latest
+        return latest.step if latest is not None else self.trainer.step
+
+    def metrics_since(self, step: int) -> list[StepMetrics]:
+        """The metrics of the steps after `step` still in the window, oldest first."""
+        with self._lock:
+            out = []
+            for m in reversed(self._metrics):
+                if m.step <= step:
+                    break
+                out.append(m)
+        out.reverse()
+        return out
+
+    def snapshots(self) -> tuple[int, list[Snapshot]]:
+        """(version, the snapshots kept, oldest first). The version grows on every change."""
+        with self._lock:
+            return self._version, list(self._snapshots)
+
+    @property
+    def snapshot_version(self) -> int:
+        with self._lock:
+            return self._version
+
+    @property
+    def history(self) -> dict[str, list]:
+        """The Trainer's thinned whole-run learning curve (a copy)."""
+        with self._lock:
+            return {k: list(v) for k, v in self.trainer.history.to_dict().items()}
+
+    # ---- working with the model -----------------------------------------------------------
+    def call(self, fn: Callable[[], Any], timeout: float = 60.0) -> Any:
+        """Run `fn()` where it cannot race the optimiser: in the training thread between two
+        steps (or while paused) when the thread is alive, else right here."""
+        if not self.alive:
+            return fn()
+        request = _Request(fn)
+        with self._lock:
+            self._requests.append(request)
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        while not request.done.wait(0.05):
+            if not self.alive:  # the thread ended before it got to it
+                with self._lock:
+                    mine = not request.claimed
+                    request.claimed = True
+                if mine:
+                    request.execute()
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name}: the training thread did not answer within {timeout} s")
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        return request.result
+
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint like `ntmviz train` does (Trainer.save), between steps."""
+        return self.call(lambda: self._save(Path(path)))
+
+    def _save(self, path: Path) -> Path:
+        extra = {"source": self.source, "live_run": self.name}
+        params_ok = all(torch.isfinite(p).all() for p in self.trainer.model.parameters())
+        if params_ok:
+            return self.trainer.save(path, extra_meta=extra)
+        raise TrainingDiverged(f"not saving step {self.trainer.step}: the weights are not finite")
+
+    def record(self, batch) -> Episode | list[Episode]:
+        """Record the current model on `batch` (between steps)."""
+        return self.call(lambda: record(self.trainer.model, batch, meta=self._meta()))
+
+    def default_filename(self) -> str:
+        kind = getattr(self.trainer.model.config, "kind", "model")
+        return f"{self.task.name}-{kind}-step{self.step}.safetensors"
+
+    # ---- the thread ------------------------------------------------------------------------
+    def _set_status(self, status: str, error: str | None = None) -> None:
+        with self._lock:
+            self._status = status
+            if error is not None:
+                self._error = error
+
+    def _main(self) -> None:
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            reason = self.trainer.run(self.steps)
+            self._set_status("done" if reason == "done" else "stopped")
+        except TrainingDiverged as exc:
+            restored = self._restore_good_weights()
+            message = f"Training diverged: {exc}."
+            if restored is not None:
+                message += f" The weights are back to those of step {restored} (the last snapshot)."
+            self._set_status("diverged", message)
+        except Exception as exc:  # the app keeps serving whatever happens here
+            self._set_status("failed", f"Training failed at step {self.trainer.step}: {type(exc).__name__}: {exc}")
+        finally:
+            self._serve_requests()
+
+    def _meta(self) -> dict[str, Any]:
+        return {"task": self.task.name, "seed": self.probe_seed, "source": f"{self.name} ({self.source})",
+                "training_step": self.trainer.step, "sequences": self.trainer.sequences,
+                "input_labels": list(getattr(self.task, "input_labels", ()) or ()),
+                "output_labels": list(getattr(self.task, "output_labels", ()) or ())}
+
+    def _snapshot(self, metrics: StepMetrics | None) -> None:
+        trainer = self.trainer
+        episode = record(trainer.model, self.probe, meta=self._meta())[0]
+        good = {k: v.detach().to("cpu", copy=True) for k, v in trainer.model.state_dict().items()}
+        snap = Snapshot(trainer.step, trainer.sequences, float("nan") if metrics is None else metrics.loss,
+                        float("nan") if metrics is None else metrics.bit_errors, episode)
+        with self._lock:
+            self._snapshots.append(snap)
+            if len(self._snapshots) > self.max_snapshots:
+                self._snapshots = thin(self._snapshots)
+            self._version += 1
+            self._good_state = (trainer.step, trainer.sequences, good)
+
+    def _restore_good_weights(self) -> int | None:
+        model = self.trainer.model
+        if all(torch.isfinite(p).all() for p in model.parameters()) or self._good_state is None:
+            return None
+        step, sequences, state = self._good_state
+        model.load_state_dict(state)
+        self.trainer.step, self.trainer.sequences = step, sequences
+        # The optimiser's moments may hold NaN too: start them again.
+        self.trainer.optimizer.state.clear()
+        return step
+
+    def _serve_requests(self) -> None:
+        while True:
+            with self._lock:
+                if not self._requests:
+                    return
+                request = self._requests.popleft()
+                if request.claimed:
+                    continue
+                request.claimed = True
+            request.execute()
+
+    def _hold_while_paused(self, trainer: Trainer) -> None:
+        if not trainer.paused or self._stopping:
+            return
+        self._set_status("paused")
+        while trainer.paused and not self._stopping:
+            self._serve_requests()
+            self._wake.wait(0.1)
+            self._wake.clear()
+        self._set_status("running")
+
+    # Trainer callbacks (training thread)
+    def on_start(self, trainer: Trainer) -> None:
+        if self._stopping:  # stop() came before run() began (run clears the Trainer's flag)
+            trainer.stop()
+            return
+        with self._lock:
+            empty = not self._snapshots
+        if empty:
+            self._snapshot(None)
+        self._hold_while_paused(trainer)
+
+    def on_step(self, trainer: Trainer, metrics: StepMetrics) -> None:
+        with self._lock:
+            self._metrics.append(metrics)
+            self._latest = metrics
+        if trainer.step % max(1, int(self.snapshot_every)) == 0:
+            self._snapshot(metrics)
+        self._serve_requests()
+        self._hold_while_paused(trainer)
+        time.sleep(0)  # let the server's thread have the interpreter
+
+    def on_end(self, trainer: Trainer, reason: str) -> None:
+        if reason != "diverged":
+            with self._lock:
+                last = self._snapshots[-1].step if self._snapshots else -1
+            if trainer.step != last:
+                try:
+                    self._snapshot(self.latest)
+                except Exception:  # a last snapshot is a nicety, never a reason to fail
+                    pass
+
+
+def thin(items: list) -> list:
+    """Every other item of the older half goes; the first and the newer half stay."""
+    half = len(items) // 2
+    older = items[:half]
+    return older[::2] + items[half:]
+
+
+def new_run(config: RunConfig | None = None, checkpoint: str | Path | None = None, **overrides: Any) -> LiveRun:
+    """A run of a fresh model (`config`) or continuing `checkpoint` (lr, batch_size, steps
+    and the snapshot options taken from `config` when given)."""
+    config = config or RunConfig()
+    if checkpoint:
+        return LiveRun.from_checkpoint(
+            checkpoint, lr=overrides.pop("lr", None), batch_size=overrides.pop("batch_size", None),
+            steps=config.steps, device=config.device, snapshot_every=config.snapshot_every,
+            probe_seed=config.probe_seed, max_snapshots=config.max_snapshots,
+            metrics_limit=config.metrics_limit, history_limit=config.history_limit, threads=config.threads)
+    if overrides:
+        config = dataclasses.replace(config, **overrides)
+    return LiveRun.create(config)

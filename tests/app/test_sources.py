@@ -1,0 +1,131 @@
+"""Recording episodes from checkpoints and typed inputs; opening bad files keeps the old episode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from safetensors.numpy import save as st_save
+
+from ntmviz.app import Playback
+from ntmviz.app.sources import (
+    UNTRAINED, Sources, episode_bytes, episode_filename, find_checkpoints, load_source,
+    parse_pattern, pattern_batch, record_episode,
+)
+from ntmviz.errors import ConfigError
+
+
+def test_parse_pattern():
+    rows = parse_pattern("0101\n\n 1 1 0 0 \n", 4)
+    np.testing.assert_array_equal(rows, [[0, 1, 0, 1], [1, 1, 0, 0]])
+    with pytest.raises(ConfigError, match="row 2 has 3 bit"):
+        parse_pattern("0101\n010", 4)
+    with pytest.raises(ConfigError, match="only 0 and 1.*'2'"):
+        parse_pattern("0121", 4)
+    with pytest.raises(ConfigError, match="at least one row"):
+        parse_pattern("  \n", 4)
+
+
+def test_pattern_batch_copies_the_typed_rows():
+    from ntmviz.tasks import get_task
+
+    task = get_task("copy", bits=4)
+    rows = parse_pattern("1000\n0110\n0011", 4)
+    batch = pattern_batch(task, rows)
+    L = 3
+    assert batch.inputs.shape == (1, 2 * L + 1, 5)
+    np.testing.assert_array_equal(batch.inputs[0, :L, :4].numpy(), rows)
+    assert batch.inputs[0, L, 4] == 1
+    np.testing.assert_array_equal(batch.targets[0, L + 1:, :].numpy(), rows)
+    rc = get_task("repeat_copy", bits=4)
+    rbatch = pattern_batch(rc, rows, seed=2)
+    scored = np.nonzero(rbatch.mask[0].numpy())[0][:-1]
+    for t in scored:
+        np.testing.assert_array_equal(rbatch.targets[0, t, :4].numpy(), rows[(t - L - 1) % L])
+
+
+def test_record_from_checkpoint(checkpoint_dir):
+    [path] = find_checkpoints(checkpoint_dir)
+    source = load_source(path)
+    episode = record_episode(source, length=4, seed=7)
+    assert episode.steps == 9 and episode.slots == 16
+    assert episode.meta["task"] == "copy" and episode.meta["seed"] == 7 and episode.meta["length"] == 4
+    again = record_episode(source, length=4, seed=7)
+    np.testing.assert_array_equal(again.inputs, episode.inputs)
+    typed = record_episode(source, pattern="10101010\n01010101")
+    assert typed.steps == 5 and typed.meta["pattern"]
+    with pytest.raises(ConfigError, match="needs 17 memory slots"):
+        record_episode(source, length=17)
+    with pytest.raises(ConfigError, match="needs 8 per row"):
+        record_episode(source, pattern="101")
+    with pytest.raises(ConfigError, match="length must be"):
+        record_episode(source, length=0)
+
+
+def bad_files(episode):
+    good = episode_bytes(episode)
+    other_version = st_save({"inputs": episode.inputs}, metadata={"format": "ntmviz-episode", "version": "99"})
+    other_format = st_save({"x": np.zeros(3, np.float32)}, metadata={"format": "ntmviz-checkpoint", "version": "1"})
+    incomplete = st_save({"inputs": episode.inputs}, metadata={"format": "ntmviz-episode", "version": "1"})
+    return {
+        "truncated": good[: len(good) // 2],
+        "corrupt": good[:8] + b"{not json" + good[17:],
+        "another version": other_version,
+        "not an episode": other_format,
+        "text": b"hello, world",
+        "incomplete": incomplete,
+    }
+
+
+def test_bad_episode_files_show_a_message_and_keep_the_episode(episode, other_episode):
+    state = Playback(episode)
+    sources = Sources(state, folder="/nonexistent")
+    for what, data in bad_files(other_episode).items():
+        assert sources.open_bytes(data, f"{what}.safetensors") is None, what
+        assert sources.alert.visible and sources.alert.object, what
+        assert state.episode is episode, what
+    loaded = sources.open_bytes(episode_bytes(other_episode), "good.safetensors")
+    assert loaded is not None and state.episode is loaded and not sources.alert.visible
+    np.testing.assert_array_equal(loaded.memory, other_episode.memory)
+
+
+def test_version_message(episode):
+    sources = Sources(Playback(episode), folder="/nonexistent")
+    sources.open_bytes(bad_files(episode)["another version"], "v.safetensors")
+    assert "version" in sources.message and "99" in sources.message
+
+
+def test_run_in_the_app(checkpoint_dir, episode):
+    state = Playback(episode)
+    sources = Sources(state, folder=checkpoint_dir)
+    assert sources.checkpoint.value.endswith("copy-ntm.safetensors")
+    sources.length.value, sources.seed.value = 3, 5
+    new = sources.run_model()
+    assert new is not None and state.episode is new and new.steps == 7
+    assert sources.save.filename == "copy-len3-seed5.safetensors"
+    assert sources.export.filename == "copy-len3-seed5.html"
+    # bad inputs: a message, the episode stays
+    sources.length.value = 40
+    assert sources.run_model() is None and state.episode is new
+    assert "memory slots" in sources.alert.object and sources.alert.visible
+    sources.length.value = 3
+    sources.pattern.value = "1010101x"
+    assert sources.run_model() is None and "only 0 and 1" in sources.message and state.episode is new
+    sources.pattern.value = "1010101"
+    assert sources.run_model() is None and "8 per row" in sources.message
+    sources.pattern.value = "10101011\n00000000"
+    typed = sources.run_model()
+    assert typed is not None and typed.steps == 5 and not sources.alert.visible
+    # save and export produce the episode and a page
+    saved = sources._episode_file().getvalue()
+    assert saved == episode_bytes(typed)
+    assert "<!DOCTYPE html>" in sources._html_file().getvalue()
+
+
+def test_untrained_fallback_lists_itself(episode, tmp_path):
+    sources = Sources(Playback(episode), folder=tmp_path)
+    assert sources.checkpoint.value == UNTRAINED
+    assert sources.run_model() is not None
+
+
+def test_filename():
+    assert episode_filename(None) == "episode.safetensors"
