@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import torch
 
 from .errors import ConfigError, NtmvizError
+from .files import atomic_write
 
 
 def _lengths(text: str) -> list[int]:
@@ -58,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, default=Path("runs/model.safetensors"), help="checkpoint to write")
     t.add_argument("--resume", type=Path, default=None, help="continue from this checkpoint")
     t.add_argument("--checkpoint-every", type=int, default=500, metavar="K", help="write the checkpoint every K steps")
+    t.add_argument("--slim", action="store_true",
+                   help="write checkpoints without optimiser state (3x smaller; a resumed run restarts Adam)")
     t.add_argument("--eval-samples", type=int, default=200, help="fresh sequences scored at the end")
     t.add_argument("--memory-slots", type=int, default=128)
     t.add_argument("--memory-width", type=int, default=20)
@@ -67,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--controller-size", type=int, default=100)
     t.add_argument("--hidden-size", type=int, default=256, help="LSTM baseline: units per layer")
     t.add_argument("--layers", type=int, default=3, help="LSTM baseline: layers")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--quiet", action="store_true", help="a plain log line every 100 steps instead of a progress bar")
 
     e = sub.add_parser("eval", help="bit errors per sequence of a checkpoint at several sizes")
     e.add_argument("--checkpoint", type=Path, required=True)
@@ -77,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=12345)
     e.add_argument("--device", default=None)
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    e.add_argument("--card", action="store_true",
+                   help="also write the checkpoint's card (NAME.md beside it): config, training, these numbers")
 
     r = sub.add_parser("record", help="record one episode of a checkpoint to a file")
     r.add_argument("--checkpoint", type=Path, required=True)
@@ -99,6 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---- train ------------------------------------------------------------------------------------
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return f"{platform.machine()} ({os.cpu_count()} cores)"
+
+
 class _Progress:
     """tqdm progress bar, periodic checkpoints, and a final checkpoint on Ctrl-C."""
 
@@ -110,10 +126,13 @@ class _Progress:
 
     def on_step(self, trainer, m) -> None:
         self.bar.update(1)
+        if self.args.quiet and m.step % 100 == 0:
+            print(f"step {m.step} sequences {m.sequences} loss {m.loss:.4f} bit_errors {m.bit_errors:.4f} "
+                  f"seq/s {m.rate:.0f} seconds {m.seconds:.0f}", flush=True)
         if m.step % 10 == 0:
             self.bar.set_postfix(loss=f"{m.loss:.3f}", bits=f"{m.bit_errors:.3f}", seq_s=f"{m.rate:.0f}")
         if m.step % self.args.checkpoint_every == 0:
-            trainer.save(self.args.out)
+            trainer.save(self.args.out, with_optimizer=not self.args.slim)
 
     def on_end(self, trainer, reason: str) -> None:
         self.bar.close()
@@ -148,19 +167,19 @@ def cmd_train(args) -> int:
                           clip=args.clip, seed=args.seed)
     progress = _Progress(args, args.steps, trainer.step)
     trainer.callbacks.append(progress)
-    hardware = f"{platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} thread(s), {device}".strip()
+    hardware = f"{_cpu_name()}, {torch.get_num_threads()} torch thread(s), {device}"
     try:
         trainer.run(args.steps)
     except KeyboardInterrupt:
         progress.bar.close()
-        trainer.save(args.out, extra_meta={"hardware": hardware})
+        trainer.save(args.out, with_optimizer=not args.slim, extra_meta={"hardware": hardware})
         print(f"\ninterrupted at step {trainer.step}; saved {args.out} (continue with --resume {args.out})", file=sys.stderr)
         return 130
     except TrainingDiverged as exc:
         print(f"ntmviz: training stopped: {exc}; the last good checkpoint is {args.out} "
               f"(written every {args.checkpoint_every} steps)", file=sys.stderr)
         return 1
-    trainer.save(args.out, extra_meta={"hardware": hardware})
+    trainer.save(args.out, with_optimizer=not args.slim, extra_meta={"hardware": hardware})
     result = evaluate(trainer.model, trainer.task, samples=args.eval_samples)
     print(f"{trainer.task.name}: {result['bit_errors']:.3f} bit errors per sequence on {result['samples']} fresh "
           f"sequences after {trainer.sequences} sequences ({trainer.seconds:.0f} s); saved {args.out}")
@@ -197,17 +216,55 @@ def cmd_eval(args) -> int:
         rows[0].update(ngram_bits(ckpt.model, task, samples=args.samples, seed=args.seed))
     report = {"checkpoint": str(args.checkpoint), "task": task.name, "model": ckpt.config.kind,
               "difficulty": task.difficulty_name, "sequences_seen": ckpt.sequences, "rows": rows}
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(f"{args.checkpoint}  ({task.name}, {ckpt.config.kind}, {ckpt.sequences} sequences seen, "
-              f"{args.samples} fresh samples per row)")
-        print(f"{task.difficulty_name:>16}  bit errors/seq  loss/seq")
-        for row in rows:
-            print(f"{row['size']!s:>16}  {row['bit_errors']:14.3f}  {row['loss']:8.3f}")
-        if "model_bits" in rows[0]:
-            print(f"bits per prediction: model {rows[0]['model_bits']:.4f}, optimal {rows[0]['optimal_bits']:.4f}")
+    table = _eval_table(report, args.samples)
+    print(json.dumps(report, indent=2) if args.json else table)
+    if args.card:
+        card = args.checkpoint.with_suffix(".md")
+        atomic_write(card, _card(ckpt, table, args).encode())
+        print(f"wrote {card}", file=sys.stderr)
     return 0
+
+
+def _eval_table(report: dict, samples: int) -> str:
+    rows = report["rows"]
+    lines = [f"{report['checkpoint']}  ({report['task']}, {report['model']}, {report['sequences_seen']} sequences seen, "
+             f"{samples} fresh samples per row)",
+             f"{report['difficulty']:>18}  bit errors/seq  loss/seq"]
+    lines += [f"{row['size']!s:>18}  {row['bit_errors']:14.3f}  {row['loss']:8.3f}" for row in rows]
+    if "model_bits" in rows[0]:
+        lines.append(f"bits per prediction: model {rows[0]['model_bits']:.4f}, optimal Bayesian {rows[0]['optimal_bits']:.4f}")
+    return "\n".join(lines)
+
+
+def _card(ckpt, table: str, args) -> str:
+    """A checkpoint's card: what it is, how it was trained, how it scores."""
+    from .config import to_dict
+
+    meta = ckpt.meta
+    params = sum(p.numel() for p in ckpt.model.parameters())
+    training = {k: meta.get(k) for k in ("seed", "batch_size", "lr", "optimizer", "clip", "torch", "device", "hardware")}
+    return "\n".join([
+        f"# {ckpt.path.name}",
+        "",
+        f"{ckpt.task.describe()}",
+        "",
+        f"- model: {ckpt.config.kind}, {params:,} parameters, {ckpt.path.stat().st_size // 1024} KB on disk",
+        f"- trained: {ckpt.step} steps, {ckpt.sequences:,} sequences, {meta.get('train_seconds', 0) / 60:.1f} min of training",
+        f"- training setup: " + ", ".join(f"{k} {v}" for k, v in training.items() if v is not None),
+        "",
+        "## Configuration",
+        "",
+        "```json",
+        json.dumps({"model": to_dict(ckpt.config), "task": ckpt.task.to_dict()}, indent=2),
+        "```",
+        "",
+        f"## Evaluation (`ntmviz eval --checkpoint {ckpt.path.name} --samples {args.samples}`, fresh samples)",
+        "",
+        "```",
+        table,
+        "```",
+        "",
+    ])
 
 
 def cmd_record(args) -> int:
