@@ -1,0 +1,206 @@
+"""LiveRun: a Trainer in a background thread, no browser. Small models so each test is quick."""
+
+import math
+import threading
+import time
+
+import pytest
+import torch
+
+from ntmviz import checkpoint
+from ntmviz.app.live import LiveRun, RunConfig, live_runs, new_run, thin
+from ntmviz.episode import Episode
+
+
+def small(**overrides) -> RunConfig:
+    options = dict(task="copy", task_options={"max_length": 3}, memory_slots=8, memory_width=5,
+                   controller_size=16, lr=1e-3, batch_size=4, snapshot_every=3, max_snapshots=50)
+    options.update(overrides)
+    return RunConfig(**options)
+
+
+def wait_for(predicate, timeout=60.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def runs():
+    """Every run a test makes is stopped and joined afterwards, whatever happens."""
+    made = []
+
+    def make(config=None, **kw):
+        run = new_run(config or small(), **kw)
+        made.append(run)
+        return run
+
+    yield make
+    for run in made:
+        run.stop()
+        assert run.join(30), f"{run.name} did not stop"
+
+
+def test_snapshots_every_k_steps(runs):
+    run = runs(small(snapshot_every=3, steps=10))
+    run.start()
+    assert run.join(60)
+    assert run.status == "done"
+    version, snaps = run.snapshots()
+    # step 0 (untrained), every 3 steps, and the last step
+    assert [s.step for s in snaps] == [0, 3, 6, 9, 10]
+    assert version == len(snaps)
+    first = snaps[0].episode
+    assert isinstance(first, Episode) and first.has_memory
+    assert first.memory.shape[1:] == (8, 5)
+    # the probe input is fixed: every snapshot shows the same input
+    for s in snaps[1:]:
+        assert (s.episode.inputs == first.inputs).all()
+        assert s.episode.meta["training_step"] == s.step
+    assert not math.isnan(snaps[1].loss)
+    assert [m.step for m in run.metrics_since(7)] == [8, 9, 10]
+
+
+def test_pause_and_resume_keep_the_step_count(runs):
+    run = runs(small(snapshot_every=1000))
+    run.start()
+    wait_for(lambda: run.step >= 3, what="a few steps")
+    run.pause()
+    wait_for(lambda: run.status == "paused", what="the pause")
+    paused_at = run.step
+    time.sleep(0.5)
+    assert run.step == paused_at
+    assert run.trainer.step == paused_at
+    run.resume()
+    wait_for(lambda: run.step >= paused_at + 3, what="steps after resuming")
+    assert run.status == "running"
+    steps = [m.step for m in run.metrics_since(0)]
+    assert steps == list(range(1, len(steps) + 1))  # no step lost or repeated
+
+
+def test_stop_frees_the_thread(runs):
+    before = threading.active_count()
+    run = runs()
+    run.start()
+    wait_for(lambda: run.step >= 1, what="a step")
+    assert run in live_runs()
+    assert threading.active_count() == before + 1
+    run.stop()
+    assert run.join(30)
+    assert not run.thread.is_alive()
+    assert run.status == "stopped"
+    assert threading.active_count() == before
+    assert run not in live_runs()
+
+
+def test_stop_while_paused_and_stop_before_the_first_step(runs):
+    run = runs()
+    run.start()
+    run.pause()
+    run.stop()
+    assert run.join(30)
+    run2 = runs()
+    run2.start()
+    run2.stop()  # may come before Trainer.run clears its stop flag
+    assert run2.join(30)
+    assert run2.status in ("stopped", "done")
+
+
+class Poison:
+    """A fault: at step `at`, one weight becomes NaN (so the next loss is NaN)."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_step(self, trainer, metrics):
+        if trainer.step == self.at:
+            with torch.no_grad():
+                next(trainer.model.parameters()).view(-1)[0] = float("nan")
+
+
+def test_nan_is_caught_with_its_step_and_the_last_snapshot_kept(runs, tmp_path):
+    run = runs(small(snapshot_every=4, steps=1000))
+    run.trainer.callbacks.append(Poison(at=6))
+    run.start()
+    assert run.join(60)
+    assert run.status == "diverged"
+    assert "step 7" in run.error
+    assert "step 4" in run.error  # the weights went back to the last snapshot's
+    _, snaps = run.snapshots()
+    assert [s.step for s in snaps] == [0, 4]
+    assert snaps[-1].episode is not None
+    assert run.step == 6  # metrics of the steps that worked are kept
+    # the last good weights are still there and save as a normal checkpoint
+    path = run.save(tmp_path / "good.safetensors")
+    loaded = checkpoint.load(path, device="cpu")
+    assert loaded.step == 4
+    assert all(torch.isfinite(p).all() for p in loaded.model.parameters())
+
+
+def test_huge_learning_rate_diverges_without_hanging(runs):
+    run = runs(small(lr=1e30, optimizer="adam", snapshot_every=1000, steps=2000))
+    run.start()
+    assert run.join(60)
+    assert run.status in ("diverged", "done")
+    if run.status == "diverged":
+        assert "at step" in run.error
+
+
+def test_snapshot_ring_is_bounded(runs):
+    run = runs(small(snapshot_every=1, max_snapshots=5, steps=40, metrics_limit=7, history_limit=8))
+    sizes = []
+    original = run._snapshot
+
+    def watched(metrics):
+        original(metrics)
+        sizes.append(len(run.snapshots()[1]))
+
+    run._snapshot = watched
+    run.start()
+    assert run.join(60)
+    assert run.status == "done"
+    assert max(sizes) <= 5
+    _, snaps = run.snapshots()
+    assert snaps[0].step == 0 and snaps[-1].step == 40  # thinned, still spanning the run
+    assert [s.step for s in snaps] == sorted(s.step for s in snaps)
+    assert len(run.metrics_since(0)) == 7
+    assert len(run.history["loss"]) < 8
+
+
+def test_thin_keeps_first_and_newer_half():
+    assert thin(list(range(10))) == [0, 2, 4, 5, 6, 7, 8, 9]
+
+
+def test_save_while_running_writes_a_resumable_checkpoint(runs, tmp_path):
+    run = runs(small(snapshot_every=1000))
+    run.start()
+    wait_for(lambda: run.step >= 2, what="two steps")
+    path = run.save(tmp_path / "live.safetensors")
+    loaded = checkpoint.load(path, device="cpu")
+    assert loaded.step >= 2 and loaded.task.name == "copy"
+    assert loaded.optimizer_state is not None
+    run.stop()
+    assert run.join(30)
+    # and a run can start from it
+    again = LiveRun.from_checkpoint(path, steps=2, snapshot_every=1)
+    again.start()
+    assert again.join(60)
+    assert again.status == "done" and again.step == loaded.step + 2
+
+
+def test_lstm_run_records_episodes_without_memory(runs):
+    run = runs(small(model="lstm", controller_size=8, lstm_layers=1, steps=3, snapshot_every=1))
+    run.start()
+    assert run.join(60)
+    _, snaps = run.snapshots()
+    assert snaps and snaps[-1].episode.memory is None
+
+
+def test_a_memory_too_small_for_the_task_is_refused():
+    from ntmviz.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        LiveRun.create(small(memory_slots=2))
