@@ -12,7 +12,19 @@ from .model import NTM, LSTMBaseline, build_model, pick_device
 
 __version__ = "0.1.0"
 
+# The app needs Panel; import it only when asked, so the engine stays light.
+_APP_NAMES = ("Explorer", "TrainingView")
+
+
+def __getattr__(name: str):
+    if name in _APP_NAMES:
+        from . import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module 'ntmviz' has no attribute {name!r}")
+
+
 __all__ = [
     "NTM", "NTMConfig", "LSTMBaseline", "LSTMConfig", "Episode", "HeadRecord", "record",
-    "build_model", "pick_device", "NtmvizError", "ConfigError", "FileFormatError",
+    "build_model", "pick_device", "NtmvizError", "ConfigError", "FileFormatError", *_APP_NAMES,
 ]
