@@ -238,20 +238,20 @@ class Sources(Viewer):
         if not options:
             options[UNTRAINED] = UNTRAINED
         value = next((v for v in options.values() if source is not None and Path(v).name == source.name), None)
-        self.checkpoint = pn.widgets.Select(name="Checkpoint", options=options,
+        self.checkpoint = pn.widgets.Select(label="Checkpoint", options=options,
                                             value=value or next(iter(options.values())),
                                             description="A model from the checkpoints folder", sizing_mode="stretch_width")
         task = source.task if source is not None else None
-        self.length = pn.widgets.IntInput(name="Length", value=default_length(task) if task else 10, start=1,
+        self.length = pn.widgets.IntInput(label="Length", value=default_length(task) if task else 10, start=1,
                                           sizing_mode="stretch_width")
-        self.seed = pn.widgets.IntInput(name="Seed", value=0, start=0, sizing_mode="stretch_width")
+        self.seed = pn.widgets.IntInput(label="Seed", value=0, start=0, sizing_mode="stretch_width")
         self.pattern = pn.widgets.TextAreaInput(
-            name="Or type an input (copy-like tasks)", placeholder="one row of 0/1 bits per line, e.g.\n01101001",
+            label="Or type an input (copy-like tasks)", placeholder="one row of 0/1 bits per line, e.g.\n01101001",
             rows=4, sizing_mode="stretch_width")
-        self.run = pn.widgets.Button(name="Run", button_type="primary", description="Record a new episode",
+        self.run = pn.widgets.Button(label="Run", color="primary", description="Record a new episode",
                                      sizing_mode="stretch_width")
         self.run.on_click(lambda _: self.run_model())
-        self.upload = pn.widgets.FileInput(name="Open episode", accept=".safetensors", multiple=False,
+        self.upload = pn.widgets.FileInput(label="Open episode", accept=".safetensors", multiple=False,
                                            sizing_mode="stretch_width")
         self.upload.param.watch(lambda _: self.open_bytes(self.upload.value, self.upload.filename), "value")
         self.save = pn.widgets.FileDownload(callback=self._episode_file, filename="episode.safetensors",
