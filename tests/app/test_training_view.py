@@ -1,0 +1,161 @@
+"""TrainingView without a browser: built with get_root(document, comm), driven from Python."""
+
+import time
+
+import panel as pn
+import pytest
+import torch
+from bokeh.document import Document
+from pyviz_comms import Comm
+
+from ntmviz import checkpoint
+from ntmviz.app.live import RunConfig, live_runs
+from ntmviz.app.state import Playback
+from ntmviz.app.training_view import TrainingView
+
+
+def small(**overrides) -> RunConfig:
+    options = dict(task="copy", task_options={"max_length": 3}, memory_slots=8, memory_width=5,
+                   controller_size=16, lr=1e-3, optimizer="adam", batch_size=4, snapshot_every=2)
+    options.update(overrides)
+    return RunConfig(**options)
+
+
+def pull_until(view, predicate, timeout=90.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view.pull()
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def view(tmp_path):
+    v = TrainingView(small(), save_folder=str(tmp_path), folder=str(tmp_path))
+    pn.panel(v).get_root(Document(), Comm())
+    yield v
+    v.stop()
+    assert v.run is None or not v.run.alive
+
+
+def test_start_streams_points_and_grows_the_snapshot_slider(view):
+    assert view.pause_button.disabled and view.stop_button.disabled and not view.start_button.disabled
+    run = view.start()
+    assert run is not None and run.alive and run in live_runs()
+    assert view.start_button.disabled and not view.pause_button.disabled
+    pull_until(view, lambda: len(view.source.data["loss"]) >= 3, what="three curve points")
+    first_end = view.snapshot_slider.end
+    pull_until(view, lambda: view.snapshot_slider.end >= first_end + 2, what="the slider to grow")
+    assert view.snapshot_slider.value == view.snapshot_slider.end  # follows the newest
+    assert view.state.episode is view.snapshot.episode
+    assert view.state.episode.meta["training_step"] == view.snapshot.step
+    assert "sequences/s" in view.status.object
+    assert view.progress.value > 0
+    steps = view.source.data["step"]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)
+
+
+def test_scrub_back_shows_an_older_snapshot_in_the_shared_state(tmp_path):
+    state = Playback()
+    v = TrainingView(small(), state=state, save_folder=str(tmp_path), show_views=False)
+    pn.panel(v).get_root(Document(), Comm())
+    try:
+        v.start()
+        pull_until(v, lambda: len(v.snapshot_list) >= 3, what="three snapshots")
+        v.snapshot_slider.value = 0
+        assert state.episode is v.snapshot_list[0].episode
+        assert v.snapshot.step == 0 and not v.follow
+        assert "Snapshot 1 of" in v.snapshot_label.object
+        v.pull()
+        assert v.snapshot_slider.value == 0  # new snapshots do not pull the view away
+        v.snapshot_slider.value = v.snapshot_slider.end
+        assert v.follow
+    finally:
+        v.stop()
+
+
+def test_pause_resume_and_stop_buttons(view):
+    view.start()
+    pull_until(view, lambda: view.run.step >= 2, what="two steps")
+    view.pause_button.clicks += 1
+    pull_until(view, lambda: view.run.status == "paused", what="the pause")
+    assert "Paused" in view.status.object
+    assert view.pause_button.disabled and not view.resume_button.disabled
+    at = view.run.step
+    time.sleep(0.3)
+    view.pull()
+    assert view.run.step == at
+    view.resume_button.clicks += 1
+    pull_until(view, lambda: view.run.step > at, what="training to go on")
+    view.stop_button.clicks += 1
+    assert not view.run.alive
+    assert "Stopped" in view.status.object
+    assert not view.start_button.disabled and view.stop_button.disabled
+
+
+def test_save_checkpoint_and_load_it_back(view, tmp_path):
+    assert view.save_checkpoint() is None and view.message  # nothing to save yet
+    view.start()
+    pull_until(view, lambda: view.run.step >= 2, what="two steps")
+    path = view.save_checkpoint()
+    assert path is not None and path.parent == tmp_path and path.is_file()
+    loaded = checkpoint.load(path, device="cpu")
+    assert loaded.task.name == "copy" and loaded.step >= 2
+    assert loaded.config.memory_slots == 8
+    data = view._checkpoint_file().getvalue()  # what "Download checkpoint" sends
+    assert data[:8] and len(data) > 1000
+    view.stop()
+    # a new run can start from the saved file
+    view.start_from.options = {"a new model": "", path.name: str(path)}
+    view.start_from.value = str(path)
+    assert view.memory_slots.disabled
+    run = view.start()
+    assert run is not None and run.trainer.step == loaded.step
+
+
+def test_divergence_shows_a_message_naming_the_step(view):
+    class Poison:
+        def on_step(self, trainer, metrics):
+            if trainer.step == 3:
+                with torch.no_grad():
+                    next(trainer.model.parameters()).view(-1)[0] = float("nan")
+
+    run = view.start()
+    run.trainer.callbacks.append(Poison())
+    pull_until(view, lambda: run.status == "diverged", what="the divergence")
+    view.pull()
+    assert view.alert.visible and "step 4" in view.alert.object
+    assert view.snapshot_list  # still there to scrub
+    assert not view.start_button.disabled
+    assert view.save_checkpoint() is not None
+
+
+def test_bad_settings_show_a_message_and_start_nothing(view):
+    view.memory_slots.value = 1  # the copy task of length 3 needs 3 slots
+    assert view.start() is None
+    assert view.alert.visible and "slots" in view.alert.object
+    assert view.run is None
+
+
+def test_the_curve_is_thinned_not_grown(view):
+    view.max_points = 10
+    view.start()
+    pull_until(view, lambda: view.run.step >= 30, what="30 steps")
+    assert len(view.source.data["step"]) <= 10
+    assert view._stride > 1
+
+
+def test_play_training_walks_through_the_snapshots(view):
+    view.start()
+    pull_until(view, lambda: len(view.snapshot_list) >= 3, what="three snapshots")
+    view.pause()
+    view.play.value = True
+    assert view.snapshot_slider.value == 0
+    seen = []
+    for _ in range(len(view.snapshot_list) + 2):
+        view.pull()
+        seen.append(view.snapshot_slider.value)
+    assert seen[:2] == [1, 2]
+    assert not view.play.value  # stops at the newest
