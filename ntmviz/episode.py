@@ -157,6 +157,8 @@ class Episode:
         if self.mask is not None and self.mask.shape != (T,):
             raise bad(f"mask {self.mask.shape} is not [{T}]")
         if not self.has_memory:
+            if self.read is not None or self.write is not None or self.reads is not None:
+                raise bad("memory is missing, though the episode has heads")
             return
         if self.memory.ndim != 3 or self.memory.shape[0] != T + 1:
             raise bad(f"memory {self.memory.shape} is not [{T + 1}, N, M]")
@@ -209,7 +211,8 @@ def record(
         mask = batch.mask if mask is None else mask
         lengths = getattr(batch, "lengths", None) if lengths is None else lengths
     device = model.device
-    x = torch.as_tensor(inputs, dtype=torch.float32, device=device)
+    dtype = next(model.parameters()).dtype
+    x = torch.as_tensor(inputs, dtype=dtype, device=device)
     single = x.dim() == 2
     if single:
         x = x.unsqueeze(0)
@@ -231,14 +234,14 @@ def record(
                 y, state, trace = model.step(x[:, t], state)
                 ys.append(y)
                 traces.append(trace)
-            outputs = torch.sigmoid(torch.stack(ys, 1)).cpu().numpy()  # [B, T, O]
+            outputs = torch.sigmoid(torch.stack(ys, 1)).float().cpu().numpy()  # [B, T, O]
             stacked = None
             if traces[0] is not None:
                 # Stack each field over time once ([B, T, ...]) and move it to the CPU once.
-                stacked = {name: torch.stack(parts, 1).cpu().numpy()
-                           for name, parts in zip(traces[0]._fields, zip(*traces))}
-                stacked["memory"] = torch.cat([memory0.unsqueeze(1), torch.stack(
-                    [tr.memory for tr in traces], 1)], 1).cpu().numpy()  # [B, T+1, N, M]
+                fields_over_time = dict(zip(traces[0]._fields, zip(*traces)))
+                fields_over_time["memory"] = (memory0,) + fields_over_time["memory"]  # [B, T+1, N, M]
+                stacked = {name: torch.stack(parts, 1).float().cpu().numpy()
+                           for name, parts in fields_over_time.items()}
     finally:
         model.train(was_training)
 
@@ -254,7 +257,7 @@ def record(
         lengths = [T] * B
     lengths = [int(n) for n in (lengths.tolist() if isinstance(lengths, torch.Tensor) else lengths)]
     base_meta = {"format_version": VERSION, "model": to_dict(model.config), **(meta or {})}
-    x_np = x.cpu().numpy()
+    x_np = x.float().cpu().numpy()
 
     episodes = []
     for b in range(B):
@@ -296,10 +299,12 @@ def _unflatten(arrays: dict[str, np.ndarray], meta: dict, name: str) -> Episode:
         prefix = kind + "."
         part = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
         if part:
-            try:
-                heads[kind] = HeadRecord(**part)
-            except TypeError:
-                raise FileFormatError(f"{name}: {kind} head arrays are incomplete or unknown: {sorted(part)}") from None
+            required = set(HEAD_PARAMS + ADDRESS_STAGES) | ({"erase", "add"} if kind == "write" else set())
+            missing, unknown = required - set(part), set(part) - required - {"erase", "add"}
+            if missing or unknown:
+                raise FileFormatError(f"{name}: {kind} head arrays missing {sorted(missing)}"
+                                      + (f", unknown {sorted(unknown)}" if unknown else ""))
+            heads[kind] = HeadRecord(**part)
     return Episode(
         **{k: arrays.get(k) for k in ("inputs", "outputs", "targets", "mask", "memory", "reads")},
         read=heads.get("read"), write=heads.get("write"), meta=meta)

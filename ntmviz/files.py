@@ -36,11 +36,15 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
 
 def read_safetensors(data: bytes, name: str, fmt: str, version: int) -> tuple[dict[str, str], dict[str, np.ndarray]]:
     """Parse safetensors bytes and check the header names format `fmt` at `version`."""
+    header = None
     try:
         header_len = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8: 8 + header_len]).get("__metadata__", {}) if 8 < header_len < len(data) else None
+        if 8 < header_len + 8 <= len(data):
+            parsed = json.loads(data[8: 8 + header_len])
+            if isinstance(parsed, dict) and isinstance(parsed.get("__metadata__", {}), dict):
+                header = parsed.get("__metadata__", {})
     except (ValueError, UnicodeDecodeError):
-        header = None
+        pass
     if header is None:
         raise FileFormatError(f"{name}: not a {fmt} file (no readable header: truncated, corrupt or another format)")
     if header.get("format") != fmt:
