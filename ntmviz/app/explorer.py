@@ -13,7 +13,7 @@ from ..episode import Episode
 from ..errors import NtmvizError
 from .payload import describe
 from .sources import (
-    ModelSource, Sources, find_checkpoints, load_source, record_episode, untrained_source,
+    ModelSource, Sources, cached_episode, find_checkpoints, load_source, record_episode, untrained_source,
 )
 from .state import Playback
 from .views import FocusView, HeadLocationsView, MemoryView, Player, SequenceView
@@ -87,7 +87,7 @@ class Explorer(Viewer):
         for path in find_checkpoints(folder):
             try:
                 source = load_source(path)
-                episode = record_episode(source)
+                episode = cached_episode(source)
             except NtmvizError as exc:
                 problems.append(str(exc))
                 continue
@@ -96,7 +96,7 @@ class Explorer(Viewer):
                 explorer.sources._fail("Skipped: " + "; ".join(problems))
             return explorer
         source = untrained_source()
-        explorer = cls(record_episode(source), source=source, folder=folder, **params)
+        explorer = cls(cached_episode(source), source=source, folder=folder, **params)
         if problems:
             explorer.sources._fail("Skipped: " + "; ".join(problems))
         return explorer

@@ -13,6 +13,7 @@ as a message in `alert` and leaves the loaded episode as it was.
 
 from __future__ import annotations
 
+import html
 import io
 import tempfile
 from dataclasses import dataclass, field
@@ -66,8 +67,26 @@ def find_checkpoints(folder: str | Path) -> list[Path]:
     return found
 
 
-def load_source(path: str | Path) -> ModelSource:
-    """A checkpoint as a ModelSource; FileFormatError if it cannot be read."""
+_SOURCES: dict[tuple, ModelSource] = {}
+_EPISODES: dict[tuple, Episode] = {}
+
+
+def _file_key(path: Path) -> tuple:
+    stat = path.stat()
+    return (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+def load_source(path: str | Path, cache: bool = True) -> ModelSource:
+    """A checkpoint as a ModelSource; FileFormatError if it cannot be read.
+
+    Loaded once per process while the file is unchanged (sessions of the served app share
+    it; recording never changes a model)."""
+    path = Path(path)
+    if cache and path.is_file():
+        key = _file_key(path)
+        if key not in _SOURCES:
+            _SOURCES[key] = load_source(path, cache=False)
+        return _SOURCES[key]
     ckpt = load_checkpoint(path, device="cpu")
     note = ""
     if ckpt.task is None:
@@ -76,13 +95,24 @@ def load_source(path: str | Path) -> ModelSource:
                        note=note, meta={"step": ckpt.step, "sequences": ckpt.sequences})
 
 
+_UNTRAINED: dict[int, ModelSource] = {}
+
+
 def untrained_source(seed: int = 0) -> ModelSource:
-    """A fresh, untrained NTM for the copy task (the fallback when no checkpoint is shipped)."""
+    """An untrained NTM for the copy task (the fallback when no checkpoint is shipped), its
+    weights drawn with `seed`; made once per process and seed."""
+    if seed not in _UNTRAINED:
+        _UNTRAINED[seed] = _make_untrained(seed)
+    return _UNTRAINED[seed]
+
+
+def _make_untrained(seed: int) -> ModelSource:
     from ..tasks import get_task
 
     task = get_task("copy")
-    torch.manual_seed(seed)
-    model = NTM(NTMConfig(input_size=task.input_size, output_size=task.output_size)).eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = NTM(NTMConfig(input_size=task.input_size, output_size=task.output_size)).eval()
     return ModelSource(name=UNTRAINED, model=model, task=task,
                        note="No trained checkpoint was found in checkpoints/: this is an untrained NTM "
                             "for the copy task, so its memory use is random.")
@@ -145,6 +175,23 @@ def pattern_batch(task: Any, rows: np.ndarray, seed: int = 0):
     for t in scored:
         targets[0, t, :W] = vec[(t - L - 1) % L]
     return Batch(inputs[:, :T], targets[:, :T], mask[:, :T], base.lengths)
+
+
+def cached_episode(source: ModelSource, length: int | None = None, seed: int = 0) -> Episode:
+    """`record_episode(source, length, seed)`, recorded once per process for a checkpoint
+    file (the default episode every new session of the served app opens on). Treat the
+    result as read-only: it is shared."""
+    if source.path is not None and source.path.is_file():
+        key = (_file_key(source.path), length, seed)
+    elif source is _UNTRAINED.get(0):
+        key = (UNTRAINED, length, seed)
+    else:
+        return record_episode(source, length, seed)
+    if key not in _EPISODES:
+        if len(_EPISODES) > 16:
+            _EPISODES.clear()
+        _EPISODES[key] = record_episode(source, length, seed)
+    return _EPISODES[key]
 
 
 def record_episode(source: ModelSource, length: int | None = None, seed: int = 0,
@@ -268,7 +315,8 @@ class Sources(Viewer):
     # ---- actions -----------------------------------------------------------------------------
     def _fail(self, text: str) -> None:
         self.message = text
-        self.alert.object = text
+        # role="alert": screen readers announce it, and browser tests find it by role
+        self.alert.object = f'<div role="alert" class="ntmviz-error">{html.escape(text)}</div>'
         self.alert.visible = True
 
     def _ok(self) -> None:
