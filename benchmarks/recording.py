@@ -6,12 +6,16 @@ For an NTM with N=128, M=20, an LSTM controller of 100, input 9 and output 8, ov
 at each batch size: the median time of `model(inputs)` under torch.inference_mode(), the
 median time of `ntmviz.record(model, inputs)`, and their ratio (target: <= 1.2).
 Repetitions are interleaved (plain, recorded, plain, recorded, ...) after a warm-up so both
-see the same machine state. Uses the machine's default number of threads.
+see the same machine state. Uses the machine's default number of threads unless --threads
+is given. The load average is printed: on a shared, busy machine two threads per process
+oversubscribe the cores and wall times are dominated by waiting, so compare ratios from one
+run only, never absolute times across runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -66,11 +70,15 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: leave as is)")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     model = build_model()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {model.device}; "
-          f"N=128 M=20 T={args.steps} LSTM 100, I=9 O=8; median of {args.repeats}")
+          f"N=128 M=20 T={args.steps} LSTM 100, I=9 O=8; median of {args.repeats}; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'batch':>5} | {'plain (ms)':>10} | {'recorded (ms)':>13} | {'ratio':>5}")
     print(f"{'-' * 5}-|-{'-' * 10}-|-{'-' * 13}-|-{'-' * 5}")
     worst = 0.0
