@@ -321,7 +321,7 @@ class TrainingView(Viewer):
         elif not self._callback.running:
             self._callback.start()
 
-    def _session_destroyed(self, session_context: Any = None) -> None:
+    def _session_destroyed(self, session_context) -> None:
         if self._callback is not None:
             try:
                 self._callback.stop()

@@ -1,0 +1,84 @@
+"""Shared helpers for the browser tests: serve a Panel app on a free port, launch Chromium.
+
+    with served(lambda: MyViewer(), session_lifetime_ms=500) as url:
+        with chromium() as browser:
+            page = browser.new_page()
+            page.goto(url)
+
+The server runs in a thread of the test process, so a test can inspect server-side state
+(e.g. ntmviz.app.live.live_runs()) directly. Missing Playwright or Chromium is an error, never
+a skip: the browser tests exist to run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+import urllib.request
+from pathlib import Path
+from typing import Callable, Iterator
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except Exception as exc:  # not up yet
+            last = exc
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout} s ({last})")
+
+
+@contextlib.contextmanager
+def served(factory: Callable[[], object], *, path: str = "app", session_lifetime_ms: int | None = None,
+           timeout: float = 60.0) -> Iterator[str]:
+    """Serve `factory()` (called once per browser session) at http://127.0.0.1:<port>/<path>.
+
+    `session_lifetime_ms` shortens how long the server keeps a closed page's session (and how
+    often it checks), so session-destroyed callbacks run within about a second."""
+    import panel as pn
+
+    port = free_port()
+    extra = {}
+    if session_lifetime_ms is not None:
+        extra = {"check_unused_sessions_milliseconds": session_lifetime_ms,
+                 "unused_session_lifetime_milliseconds": session_lifetime_ms}
+    server = pn.serve({path: factory}, port=port, address="127.0.0.1", show=False, threaded=True,
+                      websocket_origin=[f"127.0.0.1:{port}", f"localhost:{port}"], **extra)
+    url = f"http://127.0.0.1:{port}/{path}"
+    try:
+        wait_until_up(url, timeout)
+        yield url
+    finally:
+        server.stop()
+        server.join(timeout=10)
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[object]:
+    """Debian's Chromium through Playwright, headless. Fails loudly if either is missing."""
+    from playwright.sync_api import sync_playwright  # ImportError is a failure, not a skip
+
+    if not Path(CHROMIUM).is_file():
+        raise FileNotFoundError(f"the browser tests need Chromium at {CHROMIUM}")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
