@@ -1,7 +1,89 @@
-"""ntmviz.app: the Panel explorer (docstring completed below)."""
+"""ntmviz.app: the explorer. Memory, head locations, focus and sequence views of a recorded
+Episode, animated in the browser, in `panel serve apps/explorer.py` and in Jupyter.
+
+Use
+---
+    import panel as pn, ntmviz
+    pn.extension()
+    ntmviz.app.Explorer(episode)                       # everything, on one shared step t
+    ntmviz.app.Explorer.from_checkpoint(path, length=20, seed=0)
+    ntmviz.app.MemoryView(episode)                     # any view alone (its own state) ...
+    state = ntmviz.app.Playback(episode)               # ... or several on one state
+    pn.Column(ntmviz.app.Player(state=state), ntmviz.app.FocusView(state=state))
+    state.t = 7                                        # moves every view of that state
+    ntmviz.app.export_html(episode, "page.html")       # one file that plays offline
+
+Modules
+-------
+    state.py     Playback: the episode and step t (plus playing, loop, speed) every view shares
+    views.py     Player, MemoryView, HeadLocationsView, FocusView, SequenceView (Viewers);
+                 `view.frame()` gives, in Python, the numbers the view shows at step t
+    canvas.py    EpisodeCanvas: the one pn.custom.JSComponent that runs the renderer
+    static/      ntmviz.js (the renderer: plain ES module, canvas 2D, requestAnimationFrame)
+                 and ntmviz.css; both are inlined verbatim into the HTML export
+    payload.py   Episode -> sizes + base64 float32 arrays, sent once per episode per view
+    sources.py   checkpoints, recording episodes (length/seed or typed input), episode files;
+                 Sources, the panel that drives them
+    explorer.py  Explorer: the whole app (Explorer.default() is what apps/explorer.py serves)
+    export.py    export_html(episode, path) -> Path: the standalone page (atomic write)
+
+How it moves
+------------
+Each view is an EpisodeCanvas in the browser. Canvases of one Playback share a group there
+(window.__ntmviz.groups[state.group]): the player, slider, keys and clicks move t in the
+browser and every view repaints in the same animation frame, with no server round trip.
+The browser reports t back to Python at most every 250 ms while playing, 80 ms after the
+last move when scrubbing, and at once on pause; Python moves (state.t = ...) are sent to
+the browser. An episode's arrays go to the browser once, when it is shown.
+
+DOM hooks (stable; for browser tests and benchmarks)
+----------------------------------------------------
+Panel renders each view inside a shadow root; Playwright's CSS and role selectors pierce
+it (document.querySelector does not, so use the globals below from page.evaluate).
+
+Controls (accessible names; the play button's name switches between "Play" and "Pause"):
+    button "First step", "Step back", "Play" / "Pause", "Step forward", "Last step"
+    button "Loop"                 aria-pressed="true" | "false"
+    slider "Step"                 <input type=range> over 0 .. T-1
+    slider "Speed"                <input type=range> 1 .. 120 steps per second
+    checkbox "Show change"        memory view: memory[t+1] - memory[t]
+    keys (anywhere outside text fields): ArrowLeft / ArrowRight step, Space plays or
+    pauses, Home / End jump; they go to the group last clicked or focused.
+    Sources panel (Panel widgets): select "Checkpoint", inputs "Length" and "Seed",
+    textbox "Or type an input (copy-like tasks)", button "Run", the file input under
+    "Open episode", buttons "Save episode" and "Export HTML". Errors show as an element
+    with role="alert" (class ntmviz-error) holding the message.
+
+Elements:
+    .ntmviz-view[data-view=player|memory|heads|focus|sequence]   one per view, with
+        data-step      the step it last painted
+        data-frames    how many times it has painted
+        data-steps     T of its episode
+        data-group     its playback group id
+        data-playing   (player only) "true" | "false"
+    .ntmviz-stage[data-stage=memory|focus|sequence|vectors|heads-read-1|heads-write-1|...]
+        each holds canvas[data-layer=back] (static, role=img, aria-label) under
+        canvas[data-layer=front] (redrawn per frame; takes hover, and in heads-* and
+        sequence, click / drag to jump to a step) and a div.ntmviz-tip[role=tooltip]
+    the standalone export: main#ntmviz-root, data in script#ntmviz-data (JSON)
+
+Globals (window.__ntmviz):
+    frames   animation frames in which at least one view repainted (the fps counter)
+    paints   view repaints (one frame of a full explorer adds 5)
+    step     the step of the last painted frame
+    groups   {group id: {t, T, playing, loop, speed, frames, ...}}; active: the id keys go to
+"""
+
+from .canvas import EpisodeCanvas
+from .explorer import Explorer
 from .export import export_html, export_html_string
-from .payload import episode_payload
+from .payload import describe, episode_payload
+from .sources import ModelSource, Sources, load_source, record_episode
 from .state import Playback
 from .views import EpisodeView, FocusView, HeadLocationsView, MemoryView, Player, SequenceView
-from .explorer import Explorer
-from .sources import Sources
+
+__all__ = [
+    "Explorer", "Playback", "Player", "MemoryView", "HeadLocationsView", "FocusView", "SequenceView",
+    "EpisodeView", "EpisodeCanvas", "Sources", "ModelSource", "load_source", "record_episode",
+    "export_html", "export_html_string", "episode_payload", "describe",
+]

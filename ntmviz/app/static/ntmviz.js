@@ -366,12 +366,14 @@ function h(tag, attrs, ...children) {
 
 // A stage: a static background canvas, a foreground canvas redrawn per frame, and a tooltip.
 class Stage {
-  constructor(width, height, label) {
+  constructor(width, height, label, name) {
     this.w = Math.ceil(width);
     this.h = Math.ceil(height);
-    this.el = h("div", {class: "ntmviz-stage", style: `width:${this.w}px;height:${this.h}px`});
+    this.el = h("div", {class: "ntmviz-stage", "data-stage": name, style: `width:${this.w}px;height:${this.h}px`});
     this.bg = this._canvas(label, "img");
     this.fg = this._canvas(null, null);
+    this.bg.canvas.dataset.layer = "back";
+    this.fg.canvas.dataset.layer = "front";
     this.tip = h("div", {class: "ntmviz-tip", role: "tooltip"});
     this.el.append(this.bg.canvas, this.fg.canvas, this.tip);
   }
@@ -499,7 +501,7 @@ function axisLeft(ctx, x, y, h, n, label) {
   ctx.textAlign = "right";
   ctx.textBaseline = "middle";
   for (const i of niceTicks(n, h, 18)) ctx.fillText(String(i), x - 3, y + ((i + 0.5) * h) / n);
-  ctx.translate(x - 26, y + h / 2);
+  ctx.translate(x - 34, y + h / 2);
   ctx.rotate(-Math.PI / 2);
   ctx.textAlign = "center";
   ctx.fillStyle = INK;
@@ -587,7 +589,7 @@ class MemoryView extends View {
     this.title = h("span", {class: "ntmviz-subtitle"});
     this.root.append(h("div", {class: "ntmviz-title"}, h("span", {text: "Memory "}), this.title,
       h("label", {class: "ntmviz-check"}, toggle, " show change")));
-    this.stage = new Stage(this.x0 + this.mw + 56, this.y0 + this.mh + 34, "Memory matrix, slots by width");
+    this.stage = new Stage(this.x0 + this.mw + 56, this.y0 + this.mh + 34, "Memory matrix, slots by width", "memory");
     this.root.append(this.stage.el, this.legend(ep));
     this.heat = new Heat();
     const ctx = this.stage.bg.ctx;
@@ -688,7 +690,7 @@ class HeadLocationsView extends View {
     const wrap = h("div", {class: "ntmviz-row"});
     this.root.append(wrap);
     this.panels = ep.heads.map((hd) => {
-      const stage = new Stage(44 + this.pw + 8, 20 + this.ph + 34, `${hd.label} head weighting over time`);
+      const stage = new Stage(44 + this.pw + 8, 20 + this.ph + 34, `${hd.label} head weighting over time`, `heads-${hd.kind}-${hd.h + 1}`);
       const ctx = stage.bg.ctx;
       ctx.font = "bold " + FONT;
       ctx.fillStyle = hd.colour;
@@ -764,7 +766,7 @@ class FocusView extends View {
       this.title = h("span", {class: "ntmviz-subtitle"}),
       h("span", {class: "ntmviz-subtitle", text: " — addressing: content → gated → shifted → sharpened weights"})));
     const W = this.x0 + ep.heads.length * this.blockW;
-    this.stage = new Stage(W, this.y0 + this.ph + 20 + this.paramsH, "Each head's addressing stages at this step");
+    this.stage = new Stage(W, this.y0 + this.ph + 20 + this.paramsH, "Each head's addressing stages at this step", "focus");
     this.root.append(this.stage.el);
     const ctx = this.stage.bg.ctx;
     axisLeft(ctx, this.x0 - 2, this.y0, this.ph, ep.N, "slot");
@@ -906,7 +908,7 @@ class SequenceView extends View {
       this.title = h("span", {class: "ntmviz-subtitle"})));
     const wrap = h("div", {class: "ntmviz-row"});
     this.root.append(wrap);
-    this.stage = new Stage(this.x0 + this.pw + 10, this.timelineH, "Inputs, targets and outputs over time");
+    this.stage = new Stage(this.x0 + this.pw + 10, this.timelineH, "Inputs, targets and outputs over time", "sequence");
     wrap.append(this.stage.el);
     const ctx = this.stage.bg.ctx;
     // bit errors on scored steps: outputs thresholded at 0.5 against targets
@@ -984,7 +986,7 @@ class SequenceView extends View {
       }
       this.vcell = Math.max(3, Math.min(14, Math.floor(220 / ep.M)));
       this.vx0 = 86;
-      this.vstage = new Stage(this.vx0 + ep.M * this.vcell + 70, 24 + this.vectors.length * 18 + 30, "Head vectors at this step");
+      this.vstage = new Stage(this.vx0 + ep.M * this.vcell + 70, 24 + this.vectors.length * 18 + 30, "Head vectors at this step", "vectors");
       const vctx = this.vstage.bg.ctx;
       vctx.font = FONT;
       vctx.textBaseline = "top";
