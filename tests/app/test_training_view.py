@@ -159,3 +159,57 @@ def test_play_training_walks_through_the_snapshots(view):
         seen.append(view.snapshot_slider.value)
     assert seen[:2] == [1, 2]
     assert not view.play.value  # stops at the newest
+
+
+# ---- Compare ------------------------------------------------------------------------------
+
+def _trained_checkpoint(tmp_path, name, **overrides):
+    from ntmviz.app.live import new_run
+
+    run = new_run(small(steps=3, snapshot_every=1, **overrides))
+    run.start()
+    assert run.join(60) and run.status == "done"
+    return run, run.save(tmp_path / name)
+
+
+def test_compare_an_ntm_and_an_lstm_checkpoint_on_one_input(tmp_path):
+    from ntmviz.app.compare import Compare, checkpoint_pair
+
+    _, ntm = _trained_checkpoint(tmp_path, "a-ntm.safetensors")
+    _, lstm = _trained_checkpoint(tmp_path, "b-lstm.safetensors", model="lstm", controller_size=8, lstm_layers=1)
+    left, right = checkpoint_pair(ntm, lstm, length=3, seed=2)
+    assert (left.inputs == right.inputs).all() and left.has_memory and right.memory is None
+
+    cmp = Compare(folder=str(tmp_path))
+    pn.panel(cmp).get_root(Document(), Comm())
+    assert cmp.left_pick.value == str(ntm) and cmp.right_pick.value == str(lstm)
+    cmp.length.value = 3
+    assert cmp.compare(), cmp.message
+    assert (cmp.left.episode.inputs == cmp.right.episode.inputs).all()
+    assert cmp.right.episode.memory is None and cmp._right_side.note.visible
+    assert not cmp._right_side._memory.visible and cmp._left_side._memory.visible
+    cmp.step.value = 4  # one shared step moves both sides
+    assert cmp.left.t == 4 and cmp.right.t == 4
+    cmp.left.t = 2  # as a click in one side's view would
+    assert cmp.right.t == 2 and cmp.step.value == 2
+
+
+def test_compare_two_training_snapshots_and_a_snapshot_with_a_checkpoint(view, tmp_path):
+    from ntmviz.app.compare import Compare
+
+    view.start()
+    pull_until(view, lambda: len(view.snapshot_list) >= 3, what="three snapshots")
+    path = view.save_checkpoint()
+    view.stop()
+    cmp = Compare(training=view, folder=str(tmp_path))
+    pn.panel(cmp).get_root(Document(), Comm())
+    options = cmp.options()
+    snaps = [v for k, v in options.items() if k.startswith("training snapshot")]
+    assert len(snaps) == len(view.snapshot_list)
+    cmp.left_pick.value, cmp.right_pick.value = snaps[0], snaps[-1]
+    assert cmp.compare(), cmp.message
+    assert cmp.left.episode.meta["training_step"] == 0
+    assert cmp.right.episode.meta["training_step"] == view.snapshot_list[-1].step
+    cmp.left_pick.value, cmp.right_pick.value = str(path), snaps[0]
+    assert cmp.compare(), cmp.message  # the checkpoint runs on the snapshot's probe input
+    assert (cmp.left.episode.inputs == cmp.right.episode.inputs).all()
