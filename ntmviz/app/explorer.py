@@ -13,7 +13,7 @@ from ..episode import Episode
 from ..errors import NtmvizError
 from .payload import describe
 from .sources import (
-    ModelSource, Sources, cached_episode, find_checkpoints, load_source, record_episode, untrained_source,
+    ModelSource, Sources, cached_episode, find_checkpoints, load_source, untrained_source,
 )
 from .state import Playback
 from .views import FocusView, HeadLocationsView, MemoryView, Player, SequenceView
@@ -74,7 +74,7 @@ class Explorer(Viewer):
         """Record one episode from the checkpoint at `path` (its task at `length`, sampled
         with `seed`) and explore it; the sources panel lists the checkpoint's folder."""
         source = load_source(path)
-        episode = record_episode(source, length=length, seed=seed)
+        episode = cached_episode(source, length=length, seed=seed)
         return cls(episode, source=source, folder=folder if folder is not None else Path(path).parent, **params)
 
     @classmethod

@@ -307,7 +307,7 @@ class Sources(Viewer):
                                               label="Export HTML", sizing_mode="stretch_width")
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self.hint = pn.pane.Markdown("", sizing_mode="stretch_width", styles={"font-size": "12px", "color": "#555"})
-        self.checkpoint.param.watch(lambda _: self._describe_task(), "value")
+        self.checkpoint.param.watch(lambda _: self._checkpoint_changed(), "value")
         self.state.param.watch(lambda _: self._names(), "episode")
         self._describe_task()
         self._names()
@@ -378,6 +378,12 @@ class Sources(Viewer):
     def _names(self) -> None:
         self.save.filename = episode_filename(self.state.episode)
         self.export.filename = episode_filename(self.state.episode, ".html")
+
+    def _checkpoint_changed(self) -> None:
+        self._describe_task()
+        source = self._sources.get(self.checkpoint.value)
+        if source is not None and source.task is not None:
+            self.length.value = default_length(source.task)
 
     def _describe_task(self) -> None:
         try:

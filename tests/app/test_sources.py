@@ -131,3 +131,29 @@ def test_untrained_fallback_lists_itself(episode, tmp_path):
 
 def test_filename():
     assert episode_filename(None) == "episode.safetensors"
+
+
+def test_switching_checkpoints(checkpoint_dir, episode):
+    import ntmviz
+    from ntmviz.checkpoint import save
+    from ntmviz.tasks import get_task
+
+    task = get_task("repeat_copy", bits=3, max_length=2, max_repeats=2)
+    lstm = ntmviz.LSTMBaseline(ntmviz.LSTMConfig(input_size=task.input_size, output_size=task.output_size,
+                                                 hidden_size=8, layers=1))
+    save(checkpoint_dir / "repeat-lstm.safetensors", lstm, task=task)
+    (checkpoint_dir / "broken.safetensors").write_bytes(b"\x00" * 40)
+    state = Playback(episode)
+    sources = Sources(state, folder=checkpoint_dir)
+    names = list(sources.checkpoint.options)
+    assert names[0] == "copy-ntm.safetensors" and set(names) == {
+        "copy-ntm.safetensors", "repeat-lstm.safetensors", "broken.safetensors"}
+    sources.checkpoint.value = str(checkpoint_dir / "repeat-lstm.safetensors")
+    assert sources.length.value == 2 and "repeat copy" in sources.hint.object
+    recorded = sources.run_model()
+    assert recorded is not None and not recorded.has_memory and recorded.meta["task"] == "repeat_copy"
+    sources.pattern.value = "101\n011"
+    assert sources.run_model().inputs.shape[1] == task.input_size
+    sources.checkpoint.value = str(checkpoint_dir / "broken.safetensors")
+    assert sources.alert.visible and "broken.safetensors" in sources.message
+    assert sources.run_model() is None and state.episode.meta["task"] == "repeat_copy"
