@@ -316,15 +316,28 @@ export function group(id) {
   return reg.groups[id];
 }
 
+// In a notebook the page's keys belong to the notebook (space, arrows move between cells).
+function inNotebook() {
+  const w = globalThis;
+  return !!(w.Jupyter || w.jupyterlab || w._JUPYTERLAB || w.acquireVsCodeApi ||
+    document.querySelector(".jp-Notebook, .jp-LabShell, #notebook-container, .notebook_app"));
+}
+
 // Keyboard: left / right arrows step, space plays or pauses, Home / End jump. The keys go to
-// the group the pointer or focus was in last. Typing in a text field is left alone.
+// the group the pointer or focus was in last. Typing in a text field is left alone. In a
+// notebook, only keys pressed while the focus is inside a view count.
 function installKeys() {
   const reg = registry();
   if (reg.keys || typeof document === "undefined") return;
   reg.keys = true;
+  const notebook = inNotebook();
   document.addEventListener("keydown", (ev) => {
     if (ev.defaultPrevented || ev.ctrlKey || ev.metaKey || ev.altKey) return;
-    const target = (ev.composedPath && ev.composedPath()[0]) || ev.target;
+    const path = ev.composedPath ? ev.composedPath() : [];
+    const inside = path.find((el) => el && el.dataset && el.dataset.group);
+    if (inside) reg.active = inside.dataset.group;
+    else if (notebook) return;
+    const target = path[0] || ev.target;
     const tag = (target && target.tagName) || "";
     const type = (target && target.type) || "";
     const editable = target && target.isContentEditable;
@@ -525,7 +538,7 @@ function axisBottom(ctx, x, y, w, n, label, withLabel = true) {
 
 // Sizes shared by the views so slot axes and time axes line up across them.
 function layout(ep) {
-  const slotsPx = ep.N ? Math.min(420, Math.max(150, ep.N * 3)) : 0;
+  const slotsPx = ep.N ? Math.min(420, Math.max(200, ep.N * 4)) : 0;
   const timePx = Math.min(520, Math.max(220, ep.T * 6));
   return {slotsPx, timePx};
 }
@@ -1136,7 +1149,7 @@ export function mount(el, options) {
   installKeys();
   const grp = group(options.group || "ntmviz");
   const root = h("div", {class: `ntmviz-view ntmviz-${options.view}`, "data-view": options.view, "data-step": "0",
-    "data-frames": "0", "data-group": grp.id});
+    "data-frames": "0", "data-group": grp.id, tabindex: "-1"});
   el.append(root);
   const Cls = VIEWS[options.view];
   if (!Cls) throw new Error(`ntmviz: unknown view ${options.view}`);
