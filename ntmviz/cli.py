@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3 for Adam, 1e-4 for RMSProp)")
     t.add_argument("--optimizer", default="adam", choices=["adam", "rmsprop"])
     t.add_argument("--clip", type=float, default=10.0, help="clip the gradient norm (0: off)")
+    t.add_argument("--curriculum", type=int, default=0, metavar="K",
+                   help="grow lengths (repeats, items) over K stages, moving on below --curriculum-threshold (0: off)")
+    t.add_argument("--curriculum-threshold", type=float, default=0.5, help="bit errors per sequence to move on")
     t.add_argument("--steps", type=int, default=2000, help="train until this many steps in all")
     t.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when there is one)")
     t.add_argument("--seed", type=int, default=0)
@@ -127,8 +130,9 @@ class _Progress:
     def on_step(self, trainer, m) -> None:
         self.bar.update(1)
         if self.args.quiet and m.step % 100 == 0:
+            stage = f" stage {trainer.stage}/{trainer.curriculum}" if trainer.curriculum else ""
             print(f"step {m.step} sequences {m.sequences} loss {m.loss:.4f} bit_errors {m.bit_errors:.4f} "
-                  f"seq/s {m.rate:.0f} seconds {m.seconds:.0f}", flush=True)
+                  f"seq/s {m.rate:.0f} seconds {m.seconds:.0f}{stage}", flush=True)
         if m.step % 10 == 0:
             self.bar.set_postfix(loss=f"{m.loss:.3f}", bits=f"{m.bit_errors:.3f}", seq_s=f"{m.rate:.0f}")
         if m.step % self.args.checkpoint_every == 0:
@@ -164,7 +168,8 @@ def cmd_train(args) -> int:
         model = build_model(config).to(device)
         lr = args.lr if args.lr is not None else (1e-3 if args.optimizer == "adam" else 1e-4)
         trainer = Trainer(model, task, batch_size=args.batch_size, lr=lr, optimizer=args.optimizer,
-                          clip=args.clip, seed=args.seed)
+                          clip=args.clip, seed=args.seed, curriculum=args.curriculum,
+                          curriculum_threshold=args.curriculum_threshold)
     progress = _Progress(args, args.steps, trainer.step)
     trainer.callbacks.append(progress)
     hardware = f"{_cpu_name()}, {torch.get_num_threads()} torch thread(s), {device}"

@@ -28,6 +28,26 @@ from .errors import ConfigError, NtmvizError
 
 OPTIMIZERS = ("adam", "rmsprop")
 
+# The task fields a curriculum grows, as (min field, max field) pairs: stage k of K trains
+# on min..min + (max - min) * k / K, so the last stage is the task as configured.
+CURRICULUM_FIELDS = {
+    "copy": [("min_length", "max_length")],
+    "repeat_copy": [("min_length", "max_length"), ("min_repeats", "max_repeats")],
+    "associative_recall": [("min_items", "max_items")],
+}
+
+
+def curriculum_task(task, stage: int, stages: int):
+    """The task at curriculum stage `stage` (1..stages); the full task for tasks without one."""
+    fields = CURRICULUM_FIELDS.get(task.name)
+    if not fields or stage >= stages:
+        return task
+    changes = {}
+    for low, high in fields:
+        lo, hi = getattr(task, low), getattr(task, high)
+        changes[high] = lo + math.ceil((hi - lo) * stage / stages)
+    return task.replace(**changes)
+
 
 class TrainingDiverged(NtmvizError):
     """The loss became NaN or Inf."""
@@ -76,7 +96,8 @@ class Trainer:
 
     def __init__(self, model: torch.nn.Module, task, *, batch_size: int = 32, lr: float = 1e-3,
                  optimizer: str = "adam", momentum: float = 0.9, clip: float = 10.0, seed: int = 0,
-                 log_every: int = 10, callbacks: list[Any] | None = None):
+                 log_every: int = 10, curriculum: int = 0, curriculum_threshold: float = 0.5,
+                 callbacks: list[Any] | None = None):
         if optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
         if batch_size < 1 or not lr > 0:
@@ -95,6 +116,11 @@ class Trainer:
         else:  # the paper's choice: RMSProp with momentum
             self.optimizer = torch.optim.RMSprop(model.parameters(), lr=lr, momentum=momentum)
         self.callbacks = list(callbacks or [])
+        # Curriculum: `curriculum` stages of growing size; the next stage starts once the
+        # smoothed bit errors per sequence fall below `curriculum_threshold`. 0: no curriculum.
+        self.curriculum, self.curriculum_threshold = curriculum, curriculum_threshold
+        self.stage = 1 if curriculum else 0
+        self._smoothed_errors: float | None = None
         self.step = 0
         self.sequences = 0
         self.seconds = 0.0
@@ -120,10 +146,24 @@ class Trainer:
         return not self._running.is_set()
 
     # ---- the loop -----------------------------------------------------------------------------
+    @property
+    def current_task(self):
+        """The task at the current curriculum stage (the task itself without a curriculum)."""
+        return curriculum_task(self.task, self.stage, self.curriculum) if self.curriculum else self.task
+
     def batch(self, step: int):
-        """The batch of a given step: a function of (seed, step) alone."""
+        """The batch of a given step: a function of (seed, step, curriculum stage) alone."""
         self._generator.manual_seed(self.seed * 1_000_003 + step)
-        return self.task.sample(self.batch_size, generator=self._generator, device=self.model.device)
+        return self.current_task.sample(self.batch_size, generator=self._generator, device=self.model.device)
+
+    def _advance_curriculum(self, bit_errors: float) -> None:
+        if not self.curriculum or self.stage >= self.curriculum:
+            return
+        e = self._smoothed_errors
+        self._smoothed_errors = bit_errors if e is None else 0.95 * e + 0.05 * bit_errors
+        if self._smoothed_errors < self.curriculum_threshold:
+            self.stage += 1
+            self._smoothed_errors = None
 
     def train_step(self) -> StepMetrics:
         """One optimiser step on a fresh batch."""
@@ -142,6 +182,7 @@ class Trainer:
         self.step += 1
         self.sequences += self.batch_size
         errors = self.task.bit_errors(logits.detach(), batch).mean().item()
+        self._advance_curriculum(errors)
         return StepMetrics(self.step, self.sequences, loss.item(), errors, self.seconds, 0.0)
 
     def run(self, steps: int) -> str:
@@ -188,6 +229,7 @@ class Trainer:
             "seed": self.seed, "batch_size": self.batch_size, "lr": self.lr, "optimizer": self.optimizer_name,
             "momentum": self.momentum, "clip": self.clip, "train_seconds": round(self.seconds, 2),
             "torch": torch.__version__, "device": str(self.model.device), "history": self.history.to_dict(),
+            "curriculum": self.curriculum, "curriculum_threshold": self.curriculum_threshold, "stage": self.stage,
         }
 
     def save(self, path, *, with_optimizer: bool = True, extra_meta: dict | None = None):
@@ -202,7 +244,8 @@ class Trainer:
     def resume_from(cls, checkpoint: "ckpt_io.Checkpoint", **overrides: Any) -> "Trainer":
         """A trainer that continues a checkpoint's run where it stopped."""
         meta = checkpoint.meta
-        options = {k: meta[k] for k in ("batch_size", "lr", "optimizer", "momentum", "clip", "seed") if k in meta}
+        options = {k: meta[k] for k in ("batch_size", "lr", "optimizer", "momentum", "clip", "seed", "curriculum",
+                                        "curriculum_threshold") if k in meta}
         options.update({k: v for k, v in overrides.items() if v is not None})
         if checkpoint.task is None:
             raise ConfigError(f"{checkpoint.path}: the checkpoint names no task to train on")
@@ -210,6 +253,7 @@ class Trainer:
         if checkpoint.optimizer_state is not None and checkpoint.optimizer_class == type(trainer.optimizer).__name__:
             trainer.optimizer.load_state_dict(checkpoint.optimizer_state)
         trainer.step, trainer.sequences = checkpoint.step, checkpoint.sequences
+        trainer.stage = int(meta.get("stage", trainer.stage))
         trainer.seconds = float(meta.get("train_seconds", 0.0))
         hist = meta.get("history") or {}
         trainer.history = History(sequences=list(hist.get("sequences", [])), loss=list(hist.get("loss", [])),
