@@ -871,16 +871,16 @@ class FocusView extends View {
         ctx.fillStyle = INK;
         ctx.fillText(`${label} ${fmt(value)}`, bx, y);
         ctx.fillStyle = "#eee";
-        ctx.fillRect(bx + 78, y + 2, 60, 8);
+        ctx.fillRect(bx + 90, y + 2, 52, 8);
         ctx.fillStyle = hd.colour;
-        ctx.fillRect(bx + 78, y + 2, 60 * Math.max(0, Math.min(1, frac)), 8);
+        ctx.fillRect(bx + 90, y + 2, 52 * Math.max(0, Math.min(1, frac)), 8);
       };
       bar("β key", beta, Math.log1p(Math.max(0, beta)) / Math.log1p(50), py);
       bar("g gate", gate, gate, py + 16);
       bar("γ sharp", gamma, (gamma - 1) / 9, py + 32);
       // shift distribution
       const s = row3(headArray(ep, hd, "shift"), t, hd.h), S = ep.S, k = (S - 1) / 2;
-      const sx = bx + 150, sw = Math.min(16, Math.floor(86 / S)), sh = 36;
+      const sx = bx + 154, sw = Math.min(16, Math.floor(86 / S)), sh = 36;
       ctx.fillStyle = MUTED;
       ctx.fillText("shift", sx, py);
       for (let i2 = 0; i2 < S; i2++) {
