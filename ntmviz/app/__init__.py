@@ -87,3 +87,14 @@ __all__ = [
     "EpisodeView", "EpisodeCanvas", "Sources", "ModelSource", "load_source", "record_episode",
     "export_html", "export_html_string", "episode_payload", "describe",
 ]
+
+# Views built by the training and comparison work, loaded when first asked for.
+_LAZY = {"TrainingView": ".training_view", "Compare": ".compare"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
