@@ -190,6 +190,9 @@ class LiveRun:
         self._good_state: tuple[int, int, dict[str, torch.Tensor]] | None = None
         self._requests: deque[_Request] = deque()
         self._wake = threading.Event()
+        # Pausing is ours, not Trainer.pause(): the thread then always holds inside a callback,
+        # between two steps, where it can still serve call() requests and report "paused".
+        self._pause = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
         with _RUNS_LOCK:
@@ -227,12 +230,17 @@ class LiveRun:
         self._thread.start()
 
     def pause(self) -> None:
-        if self.alive:
-            self.trainer.pause()
+        """Hold the run after the current step (status "paused" once it holds)."""
+        self._pause.set()
 
     def resume(self) -> None:
-        self.trainer.resume()
+        self._pause.clear()
         self._wake.set()
+
+    @property
+    def paused(self) -> bool:
+        """Whether a pause is asked for (the thread holds between two steps)."""
+        return self._pause.is_set()
 
     def stop(self) -> None:
         """Ask the thread to end after the current step (it also leaves a pause)."""
@@ -416,10 +424,10 @@ class LiveRun:
             request.execute()
 
     def _hold_while_paused(self, trainer: Trainer) -> None:
-        if not trainer.paused or self._stopping:
+        if not self._pause.is_set() or self._stopping:
             return
         self._set_status("paused")
-        while trainer.paused and not self._stopping:
+        while self._pause.is_set() and not self._stopping:
             self._serve_requests()
             self._wake.wait(0.1)
             self._wake.clear()

@@ -80,8 +80,8 @@ def test_pause_resume_and_stop_buttons(view):
     view.start()
     pull_until(view, lambda: view.run.step >= 2, what="two steps")
     view.pause_button.clicks += 1
-    pull_until(view, lambda: view.run.status == "paused", what="the pause")
-    assert "Paused" in view.status.object
+    pull_until(view, lambda: "Paused" in view.status.object, what="the pause")
+    assert view.run.status == "paused"
     assert view.pause_button.disabled and not view.resume_button.disabled
     at = view.run.step
     time.sleep(0.3)
