@@ -312,9 +312,9 @@ def cmd_serve(args) -> int:
     from .app import Explorer
 
     def page():
-        explorer = Explorer.from_checkpoint(args.checkpoint) if args.checkpoint else Explorer.default()
-        return explorer
+        return Explorer.from_checkpoint(args.checkpoint) if args.checkpoint else Explorer.default()
 
+    page()  # warm up: import torch and record the first episode before the first visitor comes
     pn.serve(page, port=args.port, show=args.show, title="ntmviz explorer")
     return 0
 
