@@ -1,0 +1,155 @@
+"""The training loop: callbacks, exact resume, divergence, control from another thread, curriculum."""
+
+import math
+import threading
+import time
+
+import pytest
+import torch
+
+import ntmviz
+from ntmviz import checkpoint
+from ntmviz.tasks import get_task
+from ntmviz.train import History, Trainer, TrainingDiverged, curriculum_task, evaluate
+
+
+@pytest.fixture
+def task():
+    return get_task("copy", bits=3, max_length=3)
+
+
+def tiny_ntm(task, seed=0):
+    torch.manual_seed(seed)
+    return ntmviz.NTM(ntmviz.NTMConfig(task.input_size, task.output_size, memory_slots=6, memory_width=5,
+                                       controller_size=12))
+
+
+def weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+class Recorder:
+    def __init__(self):
+        self.events = []
+
+    def on_start(self, trainer):
+        self.events.append(("start", trainer.step))
+
+    def on_step(self, trainer, m):
+        self.events.append(("step", m.step, m.sequences, m.loss, m.bit_errors))
+
+    def on_end(self, trainer, reason):
+        self.events.append(("end", reason))
+
+
+def test_callbacks_see_every_step(task):
+    rec = Recorder()
+    trainer = Trainer(tiny_ntm(task), task, batch_size=4, callbacks=[rec])
+    assert trainer.run(5) == "done"
+    steps = [e for e in rec.events if e[0] == "step"]
+    assert rec.events[0] == ("start", 0) and rec.events[-1] == ("end", "done")
+    assert [e[1] for e in steps] == [1, 2, 3, 4, 5]
+    assert [e[2] for e in steps] == [4, 8, 12, 16, 20]
+    assert all(math.isfinite(e[3]) and e[3] > 0 and e[4] >= 0 for e in steps)
+
+
+def test_resume_from_checkpoint_is_exact(task, tmp_path):
+    straight = Trainer(tiny_ntm(task), task, batch_size=4, lr=3e-3, seed=7)
+    straight.run(6)
+
+    first = Trainer(tiny_ntm(task), task, batch_size=4, lr=3e-3, seed=7)
+    first.run(3)
+    path = first.save(tmp_path / "half.safetensors")
+    resumed = Trainer.resume_from(checkpoint.load(path, device="cpu"))
+    assert (resumed.step, resumed.sequences) == (3, 12)
+    resumed.run(6)
+    for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), k
+
+
+def test_batches_depend_on_seed_and_step_only(task):
+    a = Trainer(tiny_ntm(task), task, batch_size=4, seed=1)
+    b = Trainer(tiny_ntm(task, seed=5), task, batch_size=4, seed=1)
+    assert torch.equal(a.batch(3).inputs, b.batch(3).inputs)
+    assert not torch.equal(a.batch(3).inputs, a.batch(4).inputs)
+
+
+def test_nan_loss_stops_before_the_update(task):
+    model = tiny_ntm(task)
+    rec = Recorder()
+    trainer = Trainer(model, task, batch_size=4, callbacks=[rec])
+    trainer.run(2)
+    with torch.no_grad():
+        model.output.bias.fill_(float("nan"))
+    before = weights(model)
+    with pytest.raises(TrainingDiverged, match="step 3"):
+        trainer.run(5)
+    assert trainer.step == 2
+    after = weights(model)
+    for k in before:  # the optimiser never stepped on the NaN batch
+        assert torch.equal(before[k].nan_to_num(7.0), after[k].nan_to_num(7.0)), k
+    assert rec.events[-1] == ("end", "diverged")
+    with pytest.raises(TrainingDiverged):
+        trainer.save("never-written.safetensors")
+
+
+def test_pause_resume_stop_from_another_thread(task):
+    trainer = Trainer(tiny_ntm(task), task, batch_size=2)
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("reason", trainer.run(10**9)), daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while trainer.step < 3 and time.time() < deadline:
+        time.sleep(0.01)
+    trainer.pause()
+    time.sleep(0.2)
+    paused_at = trainer.step
+    time.sleep(0.3)
+    assert trainer.paused and trainer.step == paused_at
+    trainer.resume()
+    while trainer.step < paused_at + 3 and time.time() < deadline:
+        time.sleep(0.01)
+    assert trainer.step >= paused_at + 3
+    trainer.stop()
+    thread.join(10)
+    assert not thread.is_alive() and result["reason"] == "stopped"
+
+
+def test_curriculum_grows_to_the_full_task(task):
+    full = get_task("repeat_copy", max_length=6, max_repeats=4)
+    stages = [curriculum_task(full, k, 3) for k in (1, 2, 3)]
+    assert [s.max_length for s in stages] == [3, 5, 6]
+    assert [s.max_repeats for s in stages] == [2, 3, 4]
+    assert stages[-1] == full
+    assert curriculum_task(get_task("ngrams"), 1, 3) == get_task("ngrams")  # no curriculum for n-grams
+
+    trainer = Trainer(tiny_ntm(task), task, batch_size=4, curriculum=3, curriculum_threshold=1e9)
+    assert trainer.stage == 1 and trainer.current_task.max_length == 2  # 1 + ceil((3 - 1) / 3)
+    trainer.run(2)  # any error is below an infinite threshold: one stage per step
+    assert trainer.stage == 3 and trainer.current_task == task
+
+
+def test_history_stays_bounded():
+    h = History(limit=10)
+    for i in range(1000):
+        h.add(i, 1.0 / (i + 1), 0.0)
+    assert len(h.sequences) < 10 and h.sequences == sorted(h.sequences)
+    assert h.sequences[-1] > 900  # recent points survive the thinning
+
+
+def test_mismatched_task_and_model_are_refused(task):
+    model = tiny_ntm(task)
+    with pytest.raises(ntmviz.ConfigError, match="inputs"):
+        Trainer(model, get_task("associative_recall", max_items=2), batch_size=2)
+    with pytest.raises(ntmviz.ConfigError, match="memory slots"):
+        Trainer(model, task.replace(max_length=20), batch_size=2)
+    with pytest.raises(ntmviz.ConfigError, match="optimizer"):
+        Trainer(model, task, optimizer="sgd")
+
+
+def test_evaluate_scores_fresh_samples(task):
+    model = tiny_ntm(task)
+    result = evaluate(model, task, samples=30, batch_size=7)
+    assert result["samples"] == 30
+    assert 0 < result["bit_errors"] <= task.max_length * task.bits
+    assert model.training  # evaluate restores the mode it found
