@@ -10,7 +10,7 @@ Fixtures
     explorer_server   session: `python -m panel serve apps/explorer.py --warm` on a free port, as a
                       subprocess; yields a Served(url, log) (log: the server's stderr so far, for
                       failure messages); terminated at the end
-    browser           session: Debian's Chromium through Playwright (tests/browser/_serve.py's
+    browser           module: Debian's Chromium through Playwright (tests/browser/_serve.py's
                       launch arguments); missing Playwright or Chromium is a failure, never a skip
     explorer_page     function: a new browser context and page on the served explorer, loaded and
                       painted, wrapped in an AppPage (console errors and page errors collected)
@@ -130,8 +130,10 @@ def explorer_server():
         served.log_path.unlink(missing_ok=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # module scope: a sync Playwright must be closed before another module (test_training.py)
+    # starts its own in the same thread
     assert Path(CHROMIUM).is_file(), f"the browser tests need Chromium at {CHROMIUM}"
     with chromium() as b:
         yield b
@@ -302,3 +304,14 @@ def copy_episode(tmp_path_factory) -> tuple[Path, int]:
                            "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return out, Episode.load(out).steps
+
+
+@pytest.fixture(scope="session")
+def browser_helpers():
+    """The helpers of this conftest for test modules (importing `conftest` by name is ambiguous
+    when tests/app's conftest is loaded too): .AppPage, .open_explorer, .serve_app, .stop_app,
+    .TIMEOUT_MS."""
+    import types
+
+    return types.SimpleNamespace(AppPage=AppPage, open_explorer=open_explorer, serve_app=serve_app,
+                                 stop_app=stop_app, TIMEOUT_MS=TIMEOUT_MS)
