@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--task-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                    help="override a task field, e.g. max_length=10 (repeatable)")
     t.add_argument("--model", default="ntm", help="ntm or lstm")
-    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--batch-size", type=int, default=None, help="sequences per step (default 32; on --resume, the run's)")
     t.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3 for Adam, 1e-4 for RMSProp)")
     t.add_argument("--optimizer", default="adam", choices=["adam", "rmsprop"])
     t.add_argument("--clip", type=float, default=10.0, help="clip the gradient norm (0: off)")
@@ -167,7 +167,7 @@ def cmd_train(args) -> int:
         torch.manual_seed(args.seed)
         model = build_model(config).to(device)
         lr = args.lr if args.lr is not None else (1e-3 if args.optimizer == "adam" else 1e-4)
-        trainer = Trainer(model, task, batch_size=args.batch_size, lr=lr, optimizer=args.optimizer,
+        trainer = Trainer(model, task, batch_size=args.batch_size or 32, lr=lr, optimizer=args.optimizer,
                           clip=args.clip, seed=args.seed, curriculum=args.curriculum,
                           curriculum_threshold=args.curriculum_threshold)
     progress = _Progress(args, args.steps, trainer.step)

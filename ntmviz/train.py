@@ -176,9 +176,16 @@ class Trainer:
                                    f"the weights are those of step {self.step}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
-        self.optimizer.step()
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip or math.inf)
+        if not torch.isfinite(norm):
+            raise TrainingDiverged(f"the gradients became {norm.item()} at step {self.step + 1}; "
+                                   f"the weights are those of step {self.step}")
+        try:
+            self.optimizer.step()
+        except RuntimeError as exc:  # e.g. an update too large for float32
+            raise TrainingDiverged(f"the update failed at step {self.step + 1} ({exc})") from None
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            raise TrainingDiverged(f"the weights became non-finite at step {self.step + 1}")
         self.step += 1
         self.sequences += self.batch_size
         errors = self.task.bit_errors(logits.detach(), batch).mean().item()
