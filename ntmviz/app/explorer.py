@@ -60,6 +60,13 @@ class Explorer(Viewer):
         self._title = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self._note = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
         self._memory_views = pn.Column(pn.Row(self.memory, self.focus), self.heads, margin=0)
+        # Train and Compare share the playback state: a chosen training snapshot is the episode
+        # every view shows. Checkpoints saved from the Train tab go to ./runs, not the shipped folder.
+        from .compare import Compare
+        from .training_view import TrainingView
+
+        self.training = TrainingView(state=state, folder=folder, save_folder="runs")
+        self.compare = Compare(training=self.training, folder=folder)
         state.param.watch(lambda _: self._refresh(), "episode")
         self.param.watch(lambda _: self._refresh(), "note")
         self.sources.param.watch(lambda _: self._source_note(), "source")
@@ -121,14 +128,17 @@ class Explorer(Viewer):
     def views(self) -> dict[str, Viewer]:
         """Every view by name."""
         return {"player": self.player, "memory": self.memory, "heads": self.heads,
-                "focus": self.focus, "sequence": self.sequence}
+                "focus": self.focus, "sequence": self.sequence, "training": self.training,
+                "compare": self.compare}
 
     def __panel__(self):
         sidebar = pn.Column(self.sources, width=300, margin=(0, 10, 0, 0))
         main = pn.Column(self._title, self._note, self.player, self._memory_views, self.sequence,
                          sizing_mode="stretch_width")
+        explore = pn.Row(sidebar, main, sizing_mode="stretch_width")
         return pn.Column(
             pn.pane.Markdown("## ntmviz: inside a Neural Turing Machine", margin=(0, 10)),
-            pn.Row(sidebar, main, sizing_mode="stretch_width"),
+            pn.Tabs(("Explore", explore), ("Train", self.training), ("Compare", self.compare),
+                    dynamic=True, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )
