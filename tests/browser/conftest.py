@@ -17,9 +17,8 @@ Fixtures
     copy_episode      session: an episode file recorded by `ntmviz record` from the shipped
                       checkpoint (length 7, seed 3) and its number of steps
 
-Test modules here import by module basename (`from _serve import ...`); since tests/app has
-modules of the same basenames (test_explorer.py, test_export.py), the test modules of this
-folder are imported in pytest's "importlib" mode (unique module names) by the hook below.
+Test modules here are named test_browser_*.py: pytest's default import mode needs basenames
+that differ from tests/app's.
 """
 
 from __future__ import annotations
@@ -43,25 +42,6 @@ sys.path.insert(0, str(HERE))  # for `from _serve import ...` whatever the impor
 from _serve import CHROMIUM, chromium, free_port, wait_until_up  # noqa: E402
 
 TIMEOUT_MS = 60_000  # generous: these machines are loaded
-
-
-# ---- unique module names for this folder's tests -------------------------------------------------
-class _ImportlibModule(pytest.Module):
-    """A test module imported under a unique name (tests.browser.test_x), not its basename."""
-
-    def _getobj(self):
-        from _pytest.pathlib import import_path
-
-        mod = import_path(self.path, mode="importlib", root=self.config.rootpath,
-                          consider_namespace_packages=self.config.getini("consider_namespace_packages"))
-        self.config.pluginmanager.consider_module(mod)
-        return mod
-
-
-def pytest_pycollect_makemodule(module_path, parent):
-    if module_path.parent == HERE and module_path.name.startswith("test_"):
-        return _ImportlibModule.from_parent(parent, path=module_path)
-    return None
 
 
 # ---- the served explorer ---------------------------------------------------------------------------
