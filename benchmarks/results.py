@@ -1,6 +1,6 @@
 """NTM against the LSTM baseline, from the shipped checkpoints: a table and a plot.
 
-    .venv/bin/pip install matplotlib       # only this script needs it
+    .venv/bin/pip install -e ".[results]"   # matplotlib: only this script needs it
     .venv/bin/python benchmarks/results.py  # rewrites README's results section and checkpoints/results.png
 
 Scores each shipped checkpoint on fresh samples (bit errors per sequence) at the sizes
