@@ -3,9 +3,15 @@
 // A plain ES module with no imports, used twice, verbatim: inside the Panel JSComponent
 // (ntmviz/app/canvas.py) and inlined into the standalone HTML export (ntmviz/app/export.py).
 //
-// The episode's arrays arrive once, as base64 of little-endian float32 bytes:
-//   payload = {format: "ntmviz-view", T, N, M, R, W, S, I, O, meta, input_labels, output_labels,
-//              arrays: {name: {shape: [...], b64: "..."}}}
+// The episode's arrays arrive once, as base64 of little-endian float32 bytes, or (large arrays:
+// memory, head weightings) of uint8 indices into the palette they are painted with:
+//   payload = {format: "ntmviz-view", T, N, M, R, W, S, I, O, D, slots_px, meta, input_labels,
+//              output_labels, arrays: {name: {shape: [...], b64: "..."} |
+//                                            {shape, dtype: "u1", signed, scale, b64}}}
+// Index i decodes to (i - 127.5) scale / 127.5 (signed) or i scale / 255, which the palette maps
+// back to i: the picture is the one the exact values give. When N is more than the slot axis has
+// pixels, arrays with a slot axis arrive pooled to D rows (see ntmviz/app/payload.py; row r
+// covers slots floor(r N / D) .. floor((r + 1) N / D) - 1), and "memory.diff" holds the change.
 // Every view that shares a playback group id shares one step t (a Group below). A Group
 // paints in requestAnimationFrame: moving t many times between two frames paints once, and a
 // slow frame makes playback skip steps rather than queue them.
@@ -87,13 +93,28 @@ function lutIndexUnit(v, scale) {
 
 // ---- data ----------------------------------------------------------------------------------
 
+function base64Bytes(b64) {
+  if (typeof Uint8Array.fromBase64 === "function") return Uint8Array.fromBase64(b64);
+  const bin = atob(b64);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return bytes;
+}
+
 function decode(spec) {
   if (spec == null) return null;
   if (spec.data instanceof Float32Array) return spec;
-  const bin = atob(spec.b64);
-  const bytes = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-  return {shape: spec.shape, data: new Float32Array(bytes.buffer)};
+  const bytes = base64Bytes(spec.b64);
+  if (spec.dtype === "u1") {
+    // palette indices: each decodes to the middle of its interval (hover shows it as ≈)
+    const s = Number(spec.scale) || 1, table = new Float32Array(256);
+    for (let i = 0; i < 256; i++) table[i] = spec.signed ? ((i - 127.5) * s) / 127.5 : (i * s) / 255;
+    const data = new Float32Array(bytes.length);
+    for (let i = 0; i < bytes.length; i++) data[i] = table[bytes[i]];
+    return {shape: spec.shape, data, approx: true, scale: s};
+  }
+  const data = bytes.byteOffset % 4 ? new Float32Array(bytes.slice().buffer) : new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+  return {shape: spec.shape, data};
 }
 
 const decodedCache = new WeakMap();
@@ -107,24 +128,48 @@ export function episodeFrom(payload) {
     S: payload.S || 0, I: payload.I, O: payload.O, meta: payload.meta || {},
     inputLabels: payload.input_labels || null, outputLabels: payload.output_labels || null,
     hasMemory: payload.has_memory != null ? !!payload.has_memory : !!payload.arrays.memory, a: {},
+    slotsPx: payload.slots_px != null ? payload.slots_px : null,
   };
+  ep.D = payload.D || ep.N; // rows of the slot-axis arrays (D < N: pooled, see slotsOf)
   for (const [k, v] of Object.entries(payload.arrays)) ep.a[k] = decode(v);
   ep.heads = [];
   for (let h = 0; h < ep.R; h++) ep.heads.push({kind: "read", h, label: `read ${h + 1}`, colour: headColour("read", h)});
   for (let h = 0; h < ep.W; h++) ep.heads.push({kind: "write", h, label: `write ${h + 1}`, colour: headColour("write", h)});
   // Colour scales, fixed over the episode so a colour means the same value at every step.
   if (ep.a.memory) {
-    ep.memScale = maxAbs(ep.a.memory.data) || 1;
-    const mem = ep.a.memory.data, NM = ep.N * ep.M;
-    let d = 0;
-    for (let i = NM; i < mem.length; i++) {
-      const v = Math.abs(mem[i] - mem[i - NM]);
-      if (v > d) d = v;
+    ep.memScale = ep.a.memory.scale || maxAbs(ep.a.memory.data) || 1;
+    if (ep.a["memory.diff"]) ep.diffScale = ep.a["memory.diff"].scale || maxAbs(ep.a["memory.diff"].data) || 1;
+    else {
+      const mem = ep.a.memory.data, NM = ep.D * ep.M;
+      let d = 0;
+      for (let i = NM; i < mem.length; i++) {
+        const v = Math.abs(mem[i] - mem[i - NM]);
+        if (v > d) d = v;
+      }
+      ep.diffScale = d || 1;
     }
-    ep.diffScale = d || 1;
   }
   decodedCache.set(payload, ep);
   return ep;
+}
+
+// Row r of a slot-axis array covers slots [n0, n1); as hover text, "slot n" or "slots n0–n1".
+function slotsOf(ep, r) {
+  if (ep.D >= ep.N) return [r, r + 1];
+  const n0 = Math.floor((r * ep.N) / ep.D);
+  return [n0, Math.max(n0 + 1, Math.floor(((r + 1) * ep.N) / ep.D))];
+}
+function slotText(ep, r) {
+  const [n0, n1] = slotsOf(ep, r);
+  return n1 - n0 > 1 ? `slots ${n0}–${n1 - 1}` : `slot ${n0}`;
+}
+// The row under pixel offset y of a slot axis `px` pixels tall.
+function rowAt(ep, y, px) {
+  return Math.max(0, Math.min(ep.D - 1, Math.floor((y * ep.D) / px)));
+}
+// A value for hover: "≈" when it arrived as a palette index; "max" when pooled over slots.
+function approx(arr, v) {
+  return (arr && arr.approx ? "≈" : "") + fmt(v);
 }
 
 function maxAbs(arr) {
@@ -538,7 +583,7 @@ function axisBottom(ctx, x, y, w, n, label, withLabel = true) {
 
 // Sizes shared by the views so slot axes and time axes line up across them.
 function layout(ep) {
-  const slotsPx = ep.N ? Math.min(420, Math.max(200, ep.N * 4)) : 0;
+  const slotsPx = ep.slotsPx != null ? ep.slotsPx : ep.N ? Math.min(420, Math.max(200, ep.N * 4)) : 0;
   const timePx = Math.min(520, Math.max(220, ep.T * 6));
   return {slotsPx, timePx};
 }
@@ -628,12 +673,14 @@ class MemoryView extends View {
   paint(t) {
     const ep = this.ep;
     if (!ep || !ep.hasMemory) return;
-    const {N, M} = ep, NM = N * M, mem = ep.a.memory.data;
+    const {D, M} = ep, NM = D * M, mem = ep.a.memory.data, change = ep.a["memory.diff"];
     const diff = !!this.options.diff;
     const after = mem.subarray((t + 1) * NM, (t + 2) * NM);
     const before = mem.subarray(t * NM, (t + 1) * NM);
     const scale = diff ? ep.diffScale : ep.memScale;
-    const get = diff
+    const get = diff && change
+      ? (r0, r1, c0, c1) => poolSigned(change.data.subarray(t * NM, (t + 1) * NM), M, r0, r1, c0, c1)
+      : diff
       ? (r0, r1, c0, c1) => {
           let m = 0;
           for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) {
@@ -643,7 +690,7 @@ class MemoryView extends View {
           return m;
         }
       : (r0, r1, c0, c1) => poolSigned(after, M, r0, r1, c0, c1);
-    const img = this.heat.draw(N, M, this.mh, this.mw, get, (v) => DIVERGING[lutIndexSigned(v, scale)]);
+    const img = this.heat.draw(D, M, this.mh, this.mw, get, (v) => DIVERGING[lutIndexSigned(v, scale)]);
     const ctx = this.stage.fg.ctx;
     ctx.clearRect(0, 0, this.stage.w, this.stage.h);
     blit(ctx, img, this.x0, this.y0, this.mw, this.mh);
@@ -652,14 +699,14 @@ class MemoryView extends View {
       const w = row3(headArray(ep, hd, "weights"), t, hd.h);
       const x = 44 + i * 7;
       const lut = headLUT(hd.kind, hd.h);
-      const strip = this.heat.draw(N, 1, this.mh, 1, (r0, r1) => poolMax(w, 1, r0, r1, 0, 1), (v) => lut[lutIndexUnit(v, 1)]);
+      const strip = this.heat.draw(D, 1, this.mh, 1, (r0, r1) => poolMax(w, 1, r0, r1, 0, 1), (v) => lut[lutIndexUnit(v, 1)]);
       blit(ctx, strip, x, this.y0, 5, this.mh);
       let best = 0;
-      for (let n = 1; n < N; n++) if (w[n] > w[best]) best = n;
-      const y = this.y0 + ((best + 0.5) * this.mh) / N;
+      for (let n = 1; n < D; n++) if (w[n] > w[best]) best = n;
+      const y = this.y0 + ((best + 0.5) * this.mh) / D;
       ctx.strokeStyle = hd.colour;
       ctx.lineWidth = 1.5;
-      ctx.strokeRect(this.x0 - 0.5, this.y0 + (best * this.mh) / N - 0.5, this.mw + 1, Math.max(1, this.mh / N) + 1);
+      ctx.strokeRect(this.x0 - 0.5, this.y0 + (best * this.mh) / D - 0.5, this.mw + 1, Math.max(1, this.mh / D) + 1);
       ctx.fillStyle = hd.colour;
       ctx.beginPath();
       const xr = this.x0 + this.mw + 3 + i * 7;
@@ -683,12 +730,18 @@ class MemoryView extends View {
   hover(x, y) {
     const ep = this.ep, t = this.group.t;
     if (!ep || x < this.x0 || x >= this.x0 + this.mw || y < this.y0 || y >= this.y0 + this.mh) return null;
-    const n = Math.min(ep.N - 1, Math.floor(((y - this.y0) * ep.N) / this.mh));
+    const n = rowAt(ep, y - this.y0, this.mh);
     const m = Math.min(ep.M - 1, Math.floor(((x - this.x0) * ep.M) / this.mw));
-    const NM = ep.N * ep.M, mem = ep.a.memory.data;
+    const NM = ep.D * ep.M, arr = ep.a.memory, mem = arr.data, change = ep.a["memory.diff"];
     const before = mem[t * NM + n * ep.M + m], after = mem[(t + 1) * NM + n * ep.M + m];
-    const ws = ep.heads.map((hd) => `${hd.label} w=${fmt(row3(headArray(ep, hd, "weights"), t, hd.h)[n])}`).join(", ");
-    return `step ${t}, slot ${n}, width ${m}: ${fmt(after)} (before ${fmt(before)}, change ${fmt(after - before)}); ${ws}`;
+    const d = change ? change.data[t * NM + n * ep.M + m] : after - before;
+    const ws = ep.heads.map((hd) => {
+      const w = headArray(ep, hd, "weights");
+      return `${hd.label} w${ep.D < ep.N ? " max" : ""}=${approx(w, row3(w, t, hd.h)[n])}`;
+    }).join(", ");
+    const pooled = ep.D < ep.N ? " (largest magnitude over these slots)" : "";
+    return `step ${t}, ${slotText(ep, n)}, width ${m}: ${approx(arr, after)} (before ${approx(arr, before)}, ` +
+      `change ${approx(change || arr, d)})${pooled}; ${ws}`;
   }
 }
 
@@ -724,14 +777,14 @@ class HeadLocationsView extends View {
       blit(ctx, img, 44, 20, this.pw, this.ph);
       ctx.strokeStyle = "#ccc";
       ctx.strokeRect(44 - 0.5, 20 - 0.5, this.pw + 1, this.ph + 1);
-      axisLeft(ctx, 42, 20, this.ph, N, "slot");
+      axisLeft(ctx, 42, 20, this.ph, ep.N, "slot");
       axisBottom(ctx, 44, 20 + this.ph, this.pw, T, "step");
       const toStep = (x) => Math.floor(((x - 44) * ep.T) / this.pw);
       stage.bind((x, y) => {
         if (x < 44 || x >= 44 + this.pw || y < 20 || y >= 20 + this.ph) return null;
         const t = Math.min(ep.T - 1, toStep(x));
-        const n = Math.min(ep.N - 1, Math.floor(((y - 20) * ep.N) / this.ph));
-        return `${hd.label}: step ${t}, slot ${n}, weight ${fmt(w.data[(t * H + hd.h) * N + n])}`;
+        const n = rowAt(ep, y - 20, this.ph);
+        return `${hd.label}: step ${t}, ${slotText(ep, n)}, weight ${ep.D < ep.N ? "max " : ""}${approx(w, w.data[(t * H + hd.h) * N + n])}`;
       }, (x, y) => {
         if (x < 44 || x >= 44 + this.pw) return;
         this.group.setPlaying(false, "click");
@@ -821,9 +874,9 @@ class FocusView extends View {
     if (!w) return null;
     const {hd} = w;
     if (y >= this.y0 && y < this.y0 + this.ph && w.j >= 0 && w.j < STAGES.length) {
-      const n = Math.min(ep.N - 1, Math.floor(((y - this.y0) * ep.N) / this.ph));
-      const v = row3(headArray(ep, hd, STAGES[w.j][0]), t, hd.h)[n];
-      return `${hd.label}, step ${t}, slot ${n}: ${STAGES[w.j][1]} weight ${fmt(v)}`;
+      const n = rowAt(ep, y - this.y0, this.ph);
+      const arr = headArray(ep, hd, STAGES[w.j][0]);
+      return `${hd.label}, step ${t}, ${slotText(ep, n)}: ${STAGES[w.j][1]} weight ${ep.D < ep.N ? "max " : ""}${approx(arr, row3(arr, t, hd.h)[n])}`;
     }
     if (y > this.y0 + this.ph) {
       const s = row3(headArray(ep, hd, "shift"), t, hd.h);
@@ -838,7 +891,7 @@ class FocusView extends View {
   paint(t) {
     const ep = this.ep;
     if (!ep || !ep.hasMemory) return;
-    const ctx = this.stage.fg.ctx, N = ep.N;
+    const ctx = this.stage.fg.ctx, N = ep.D; // rows of the (possibly pooled) weightings
     ctx.clearRect(0, 0, this.stage.w, this.stage.h);
     this.title.textContent = String(t);
     const rows = Math.min(N, Math.round(this.ph));
