@@ -737,7 +737,8 @@ class MemoryView extends View {
     const d = change ? change.data[t * NM + n * ep.M + m] : after - before;
     const ws = ep.heads.map((hd) => {
       const w = headArray(ep, hd, "weights");
-      return `${hd.label} w${ep.D < ep.N ? " max" : ""}=${approx(w, row3(w, t, hd.h)[n])}`;
+      const v = approx(w, row3(w, t, hd.h)[n]);
+      return `${hd.label} w${ep.D < ep.N ? " max" : ""}${v.startsWith("≈") ? " " : "="}${v}`;
     }).join(", ");
     const pooled = ep.D < ep.N ? " (largest magnitude over these slots)" : "";
     return `step ${t}, ${slotText(ep, n)}, width ${m}: ${approx(arr, after)} (before ${approx(arr, before)}, ` +
