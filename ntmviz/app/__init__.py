@@ -21,7 +21,8 @@ Modules
     canvas.py    EpisodeCanvas: the one pn.custom.JSComponent that runs the renderer
     static/      ntmviz.js (the renderer: plain ES module, canvas 2D, requestAnimationFrame)
                  and ntmviz.css; both are inlined verbatim into the HTML export
-    payload.py   Episode -> sizes + base64 float32 arrays, sent once per episode per view
+    payload.py   Episode -> sizes + base64 arrays (float32; large heatmaps as uint8 palette
+                 indices, slots pooled to the pixels on screen), sent once per episode per view
     sources.py   checkpoints, recording episodes (length/seed or typed input), episode files;
                  Sources, the panel that drives them
     explorer.py  Explorer: the whole app (Explorer.default() is what apps/explorer.py serves)

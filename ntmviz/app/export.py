@@ -1,7 +1,7 @@
 """One standalone HTML file that plays and scrubs an episode with no server and no network.
 
 The page inlines the same renderer the app runs (static/ntmviz.js), its stylesheet and the
-episode's arrays (base64 float32), so it opens from a file:// address, offline.
+episode's arrays (base64, as payload.py encodes them), so it opens from a file:// address, offline.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def export_html_string(episode: Episode, title: str | None = None) -> str:
 def export_html(episode: Episode, path: str | os.PathLike, title: str | None = None) -> Path:
     """Write one standalone HTML file that plays and scrubs `episode` offline; returns its path.
 
-    Everything is inline (renderer, styles, the episode's arrays as base64 float32): the
+    Everything is inline (renderer, styles, the episode's arrays as payload.py encodes them): the
     file needs no server and no network. The write is atomic (a temp file, then a rename).
     """
     page = export_html_string(episode, title)
