@@ -38,28 +38,13 @@ class AssociativeRecall(Task):
 
     name = "associative_recall"
     difficulty_name = "number of items"
+    extra_inputs = ("item", "query")
 
     def __post_init__(self) -> None:
         check_int("bits", self.bits)
         check_int("item_length", self.item_length)
         # Two items at least: the query must have a successor.
         check_range("associative recall", "min_items", self.min_items, "max_items", self.max_items, minimum=2)
-
-    @property
-    def input_size(self) -> int:
-        return self.bits + 2
-
-    @property
-    def output_size(self) -> int:
-        return self.bits
-
-    @property
-    def input_labels(self) -> tuple[str, ...]:
-        return tuple(f"bit {i}" for i in range(self.bits)) + ("item", "query")
-
-    @property
-    def output_labels(self) -> tuple[str, ...]:
-        return tuple(f"bit {i}" for i in range(self.bits))
 
     def required_slots(self) -> int:
         return self.max_items

@@ -45,6 +45,11 @@ class Batch(NamedTuple):
         return Batch(*(x.to(device) for x in self))
 
 
+def bit_labels(bits: int) -> tuple[str, ...]:
+    """("bit 0", ..., "bit {bits-1}")."""
+    return tuple(f"bit {i}" for i in range(bits))
+
+
 def check_int(name: str, value: Any, minimum: int = 1) -> None:
     """Raise ConfigError unless value is an int >= minimum (bools are not ints here)."""
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
@@ -99,25 +104,30 @@ class Task:
     signed_channels: ClassVar[tuple[str, ...]] = ()  # labels of input channels with values in [-1, 1]
 
     # ---- sizes ---------------------------------------------------------------------------
-    @property
-    def input_size(self) -> int:
-        """I."""
-        raise NotImplementedError
-
-    @property
-    def output_size(self) -> int:
-        """O."""
-        raise NotImplementedError
+    # Channels: the `bits` data bits, then these named extras (tasks without `bits` override
+    # input_labels / output_labels). Sizes follow from the labels.
+    extra_inputs: ClassVar[tuple[str, ...]] = ()
+    extra_outputs: ClassVar[tuple[str, ...]] = ()
 
     @property
     def input_labels(self) -> tuple[str, ...]:
         """One short name per input channel, length I (for plots and `render`)."""
-        raise NotImplementedError
+        return bit_labels(self.bits) + self.extra_inputs
 
     @property
     def output_labels(self) -> tuple[str, ...]:
         """One short name per output channel, length O."""
-        raise NotImplementedError
+        return bit_labels(self.bits) + self.extra_outputs
+
+    @property
+    def input_size(self) -> int:
+        """I."""
+        return len(self.input_labels)
+
+    @property
+    def output_size(self) -> int:
+        """O."""
+        return len(self.output_labels)
 
     def required_slots(self) -> int:
         """Memory slots the largest sample of this configuration needs."""

@@ -31,26 +31,11 @@ class Copy(Task):
 
     name = "copy"
     difficulty_name = "sequence length"
+    extra_inputs = ("delim",)
 
     def __post_init__(self) -> None:
         check_int("bits", self.bits)
         check_range("copy", "min_length", self.min_length, "max_length", self.max_length)
-
-    @property
-    def input_size(self) -> int:
-        return self.bits + 1
-
-    @property
-    def output_size(self) -> int:
-        return self.bits
-
-    @property
-    def input_labels(self) -> tuple[str, ...]:
-        return tuple(f"bit {i}" for i in range(self.bits)) + ("delim",)
-
-    @property
-    def output_labels(self) -> tuple[str, ...]:
-        return tuple(f"bit {i}" for i in range(self.bits))
 
     def required_slots(self) -> int:
         return self.max_length

@@ -69,13 +69,7 @@ class NGrams(Task):
     def shortest(self) -> int:
         return self.sequence_length if self.min_length is None else self.min_length
 
-    @property
-    def input_size(self) -> int:
-        return 1
 
-    @property
-    def output_size(self) -> int:
-        return 1
 
     @property
     def input_labels(self) -> tuple[str, ...]:

@@ -34,28 +34,13 @@ class PrioritySort(Task):
 
     name = "priority_sort"
     difficulty_name = "number of inputs"
+    extra_inputs = ("priority", "delim")
     signed_channels = ("priority",)
 
     def __post_init__(self) -> None:
         check_int("bits", self.bits)
         check_range("priority sort", "min_inputs", self.min_inputs, "max_inputs", self.max_inputs)
         check_int("outputs", self.outputs)
-
-    @property
-    def input_size(self) -> int:
-        return self.bits + 2
-
-    @property
-    def output_size(self) -> int:
-        return self.bits
-
-    @property
-    def input_labels(self) -> tuple[str, ...]:
-        return tuple(f"bit {i}" for i in range(self.bits)) + ("priority", "delim")
-
-    @property
-    def output_labels(self) -> tuple[str, ...]:
-        return tuple(f"bit {i}" for i in range(self.bits))
 
     def required_slots(self) -> int:
         return self.max_inputs

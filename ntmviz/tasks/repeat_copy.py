@@ -44,6 +44,8 @@ class RepeatCopy(Task):
 
     name = "repeat_copy"
     difficulty_name = "sequence length"
+    extra_inputs = ("delim", "repeats")
+    extra_outputs = ("end",)
 
     def __post_init__(self) -> None:
         check_int("bits", self.bits)
@@ -52,22 +54,6 @@ class RepeatCopy(Task):
         if isinstance(self.repeat_scale, bool) or not isinstance(self.repeat_scale, (int, float)) \
                 or not self.repeat_scale > 0:
             raise ConfigError(f"repeat_scale must be a positive number, got {self.repeat_scale!r}")
-
-    @property
-    def input_size(self) -> int:
-        return self.bits + 2
-
-    @property
-    def output_size(self) -> int:
-        return self.bits + 1
-
-    @property
-    def input_labels(self) -> tuple[str, ...]:
-        return tuple(f"bit {i}" for i in range(self.bits)) + ("delim", "repeats")
-
-    @property
-    def output_labels(self) -> tuple[str, ...]:
-        return tuple(f"bit {i}" for i in range(self.bits)) + ("end",)
 
     def required_slots(self) -> int:
         return self.max_length
