@@ -116,10 +116,19 @@ class Episode:
         keep = np.prod(1 - w[:, :, None] * e[:, None, :], axis=0)
         return self.memory[t] * keep + w.T @ a
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array under a flat name ("inputs", "memory", "read.weights", "write.erase", ...)."""
+        out = {k: getattr(self, k) for k in ("inputs", "outputs", "targets", "mask", "memory", "reads")}
+        for kind in ("read", "write"):
+            rec = getattr(self, kind)
+            if rec is not None:
+                out.update({f"{kind}.{k}": v for k, v in rec.arrays().items()})
+        return {k: v for k, v in out.items() if v is not None}
+
     # ---- files -------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """Write one self-describing file, atomically (a temp file, then a rename)."""
-        arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in _flatten(self).items()}
+        arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in self.arrays().items()}
         header = {"format": FORMAT, "version": str(VERSION), "meta": json.dumps(self.meta)}
         return atomic_write(path, st_save(arrays, metadata=header))
 
@@ -290,15 +299,6 @@ def _stack_to_host(parts: Sequence[torch.Tensor]) -> np.ndarray:
     if parts[0].device.type == "cpu":
         return np.stack([p.numpy() for p in parts], axis=1).astype(np.float32, copy=False)
     return torch.stack(parts, 1).float().cpu().numpy()
-
-
-def _flatten(ep: Episode) -> dict[str, np.ndarray]:
-    out = {k: getattr(ep, k) for k in ("inputs", "outputs", "targets", "mask", "memory", "reads")}
-    for kind in ("read", "write"):
-        rec = getattr(ep, kind)
-        if rec is not None:
-            out.update({f"{kind}.{k}": v for k, v in rec.arrays().items()})
-    return {k: v for k, v in out.items() if v is not None}
 
 
 def _unflatten(arrays: dict[str, np.ndarray], meta: dict, name: str) -> Episode:

@@ -170,16 +170,6 @@ def encode_arrays(arrays: dict[str, np.ndarray], names: set[str], slots: int) ->
     return out, rows
 
 
-def episode_arrays(episode: Episode) -> dict[str, np.ndarray]:
-    """Every array of the episode under a flat name ("memory", "read.weights", ...)."""
-    out = {k: getattr(episode, k) for k in ("inputs", "outputs", "targets", "mask", "memory", "reads")}
-    for kind in ("read", "write"):
-        rec = getattr(episode, kind)
-        if rec is not None:
-            out.update({f"{kind}.{k}": v for k, v in rec.arrays().items()})
-    return {k: v for k, v in out.items() if v is not None}
-
-
 def _labels(episode: Episode, which: str, width: int) -> list[str] | None:
     labels = episode.meta.get(f"{which}_labels")
     if isinstance(labels, (list, tuple)) and len(labels) == width:
@@ -199,7 +189,7 @@ def episode_payload(episode: Episode | None, views: Iterable[str] = ALL_VIEWS) -
     names: set[str] = set()
     for v in views:
         names.update(VIEW_ARRAYS[v])
-    arrays = episode_arrays(episode)
+    arrays = episode.arrays()
     mem = episode.has_memory
     slots = episode.slots if mem else 0
     encoded, rows = encode_arrays(arrays, names, slots)

@@ -8,7 +8,7 @@ import torch
 import ntmviz
 from ntmviz.app.payload import (
     QUANTISE_ABOVE, VIEW_ARRAYS, decode_array, describe, encode_array, encode_quantised,
-    episode_arrays, episode_payload, pool_slots, quantisation_error, slot_blocks, slot_pixels,
+    episode_payload, pool_slots, quantisation_error, slot_blocks, slot_pixels,
 )
 from ntmviz.episode import record
 
@@ -29,7 +29,7 @@ def test_arrays_round_trip_as_float32(episode):
     json.dumps(payload)  # plain JSON all the way down
     assert (payload["T"], payload["N"], payload["M"], payload["R"], payload["W"]) == (6, 7, 5, 1, 1)
     assert payload["S"] == episode.read.shift.shape[-1]
-    for name, array in episode_arrays(episode).items():
+    for name, array in episode.arrays().items():
         spec = payload["arrays"][name]
         assert isinstance(spec["b64"], str)
         decoded = decode_array(spec)
@@ -40,7 +40,7 @@ def test_arrays_round_trip_as_float32(episode):
 def test_each_view_gets_only_what_it_draws(episode):
     for view, names in VIEW_ARRAYS.items():
         payload = episode_payload(episode, [view])
-        assert set(payload["arrays"]) == set(names) & set(episode_arrays(episode))
+        assert set(payload["arrays"]) == set(names) & set(episode.arrays())
     assert "memory" not in episode_payload(episode, ["heads"])["arrays"]
 
 
@@ -67,7 +67,7 @@ def test_large_episode_is_pooled_and_quantised_within_error(big_episode):
     json.dumps(payload)
     rows = slot_pixels(1024)
     assert rows == 420 and payload["D"] == rows and payload["slots_px"] == rows and payload["N"] == 1024
-    for name, array in episode_arrays(ep).items():
+    for name, array in ep.arrays().items():
         spec = payload["arrays"][name]
         decoded = decode_array(spec)
         if name == "memory" or name.split(".")[-1] in ("content", "gated", "shifted", "weights"):
@@ -88,7 +88,7 @@ def test_large_episode_is_pooled_and_quantised_within_error(big_episode):
 
 def test_large_payload_is_at_least_three_times_smaller(big_episode):
     payload = episode_payload(big_episode)
-    old = sum(4 * a.size for a in episode_arrays(big_episode).values())  # every value as float32
+    old = sum(4 * a.size for a in big_episode.arrays().values())  # every value as float32
     new = sum(len(spec["b64"]) * 3 // 4 for spec in payload["arrays"].values())
     assert new * 3 <= old, (new, old)
     assert len(json.dumps(payload)) * 3 <= old * 4 / 3  # and the JSON against the old base64
