@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import sys
 from pathlib import Path
 
@@ -142,6 +143,10 @@ class _Progress:
         self.bar.close()
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def cmd_train(args) -> int:
     from . import checkpoint as ckpt_io
     from .config import LSTMConfig, NTMConfig
@@ -173,6 +178,8 @@ def cmd_train(args) -> int:
     progress = _Progress(args, args.steps, trainer.step)
     trainer.callbacks.append(progress)
     hardware = f"{_cpu_name()}, {torch.get_num_threads()} torch thread(s), {device}"
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` saves and stops like Ctrl-C
+    signal.signal(signal.SIGINT, _interrupt)  # even where a shell started us with SIGINT ignored
     try:
         trainer.run(args.steps)
     except KeyboardInterrupt:

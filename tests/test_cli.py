@@ -107,7 +107,8 @@ def test_nan_stops_training_and_keeps_the_last_checkpoint(tmp_path):
     assert ckpt.step >= 1 and all(np.isfinite(p.detach().numpy()).all() for p in ckpt.model.parameters())
 
 
-def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_kill_saves_and_says_how_to_resume(tmp_path, sig):
     out = tmp_path / "int.safetensors"
     proc = subprocess.Popen([sys.executable, "-m", "ntmviz.cli", "train", *TINY, "--steps", "1000000",
                              "--checkpoint-every", "1000000", "--out", str(out)],
@@ -117,7 +118,7 @@ def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
     while "step 100 " not in line and time.time() < deadline:  # --quiet prints every 100 steps
         line = proc.stdout.readline()
     assert "step 100 " in line, proc.stderr.read() if proc.poll() is not None else "no progress"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "--resume" in err
