@@ -259,6 +259,8 @@ class Trainer:
         trainer = cls(checkpoint.model, checkpoint.task, **options)
         if checkpoint.optimizer_state is not None and checkpoint.optimizer_class == type(trainer.optimizer).__name__:
             trainer.optimizer.load_state_dict(checkpoint.optimizer_state)
+            for group in trainer.optimizer.param_groups:  # the saved state carries the old lr
+                group["lr"] = trainer.lr
         trainer.step, trainer.sequences = checkpoint.step, checkpoint.sequences
         trainer.stage = int(meta.get("stage", trainer.stage))
         trainer.seconds = float(meta.get("train_seconds", 0.0))

@@ -67,6 +67,14 @@ def test_resume_from_checkpoint_is_exact(task, tmp_path):
         assert torch.allclose(a, b, atol=1e-6), k
 
 
+def test_resume_with_a_new_learning_rate(task, tmp_path):
+    first = Trainer(tiny_ntm(task), task, batch_size=4, lr=3e-3)
+    first.run(2)
+    ckpt = checkpoint.load(first.save(tmp_path / "c.safetensors"), device="cpu")
+    assert Trainer.resume_from(ckpt).optimizer.param_groups[0]["lr"] == 3e-3
+    assert Trainer.resume_from(ckpt, lr=1e-4).optimizer.param_groups[0]["lr"] == 1e-4
+
+
 def test_batches_depend_on_seed_and_step_only(task):
     a = Trainer(tiny_ntm(task), task, batch_size=4, seed=1)
     b = Trainer(tiny_ntm(task, seed=5), task, batch_size=4, seed=1)
