@@ -138,7 +138,9 @@ class Explorer(Viewer):
         explore = pn.Row(sidebar, main, sizing_mode="stretch_width")
         return pn.Column(
             pn.pane.Markdown("## ntmviz: inside a Neural Turing Machine", margin=(0, 10)),
+            # Not dynamic: Panel points the stylesheets of components rendered later at its CDN,
+            # which an offline machine cannot reach (seen as console errors on the Train tab).
             pn.Tabs(("Explore", explore), ("Train", self.training), ("Compare", self.compare),
-                    dynamic=True, sizing_mode="stretch_width"),
+                    dynamic=False, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )

@@ -102,7 +102,7 @@ class TrainingView(Viewer):
                  show_views: bool = True, **params):
         super().__init__(state=state or Playback(), **params)
         self.config = config or RunConfig(task_options={"max_length": 5}, memory_slots=16, memory_width=8,
-                                          controller_size=64, lr=1e-3, optimizer="adam", snapshot_every=50)
+                                          controller_size=64, lr=3e-3, optimizer="adam", snapshot_every=50)
         c = self.config
         self._cursor = 0  # the newest step already streamed
         self._stride = 1  # stream every stride-th step (doubles when the curve is full)
@@ -115,9 +115,11 @@ class TrainingView(Viewer):
         self._build_plots()
         self._views = None
         if show_views:
-            from .views import MemoryView, Player, SequenceView
+            from .views import HeadLocationsView, MemoryView, Player, SequenceView
 
-            self._views = pn.Column(Player(state=self.state), pn.Row(MemoryView(state=self.state)),
+            # Head locations first: watching them turn from a smear into a diagonal is the point.
+            self._views = pn.Column(Player(state=self.state),
+                                    pn.Row(HeadLocationsView(state=self.state), MemoryView(state=self.state)),
                                     SequenceView(state=self.state), sizing_mode="stretch_width")
         self._sync_controls("ready")
         doc = pn.state.curdoc

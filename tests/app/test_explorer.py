@@ -12,15 +12,24 @@ from ntmviz.app.sources import UNTRAINED
 
 
 def esm_models(viewable):
+    """The browser-side models of a whole page, by view kind (each kind must occur once)."""
     root = pn.panel(viewable).get_root(Document(), Comm())
-    return {m.data.kind: m for m in root.select({"type": ReactiveESM})}
+    models = list(root.select({"type": ReactiveESM}))
+    kinds = [m.data.kind for m in models]
+    assert len(kinds) == len(set(kinds)), kinds
+    return {m.data.kind: m for m in models}
+
+
+def explore_tab(explorer):
+    """The Explore tab's views (the Train and Compare tabs have their own)."""
+    return pn.Column(*(explorer.views[k] for k in ("player", "memory", "heads", "focus", "sequence")))
 
 
 def test_from_checkpoint(checkpoint_dir):
     explorer = Explorer.from_checkpoint(checkpoint_dir / "copy-ntm.safetensors", length=4, seed=1)
     episode = explorer.state.episode
     assert episode.steps == 9 and episode.meta["checkpoint"] == "copy-ntm.safetensors"
-    models = esm_models(explorer)
+    models = esm_models(explore_tab(explorer))
     assert set(models) == {"player", "memory", "heads", "focus", "sequence"}
     assert len({m.data.group for m in models.values()}) == 1
     explorer.state.t = 6
@@ -45,7 +54,7 @@ def test_default_without_checkpoints_notes_an_untrained_model(tmp_path):
     assert explorer.state.episode.meta["source"] == UNTRAINED
     assert explorer._note.visible and "untrained" in explorer._note.object
     assert explorer.sources.alert.visible and "broken.safetensors" in explorer.sources.alert.object
-    esm_models(explorer)
+    pn.panel(explorer).get_root(Document(), Comm())  # the whole page, all tabs, renders
 
 
 def test_episode_without_memory_shows_sequence_only(lstm_episode, episode):
@@ -54,4 +63,4 @@ def test_episode_without_memory_shows_sequence_only(lstm_episode, episode):
     explorer.state.episode = lstm_episode
     assert not explorer._memory_views.visible
     assert explorer._note.visible and "no memory" in explorer._note.object
-    esm_models(explorer)
+    pn.panel(explorer).get_root(Document(), Comm())  # the whole page, all tabs, renders
