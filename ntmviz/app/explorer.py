@@ -138,9 +138,10 @@ class Explorer(Viewer):
         explore = pn.Row(sidebar, main, sizing_mode="stretch_width")
         return pn.Column(
             pn.pane.Markdown("## ntmviz: inside a Neural Turing Machine", margin=(0, 10)),
-            # Not dynamic: Panel points the stylesheets of components rendered later at its CDN,
-            # which an offline machine cannot reach (seen as console errors on the Train tab).
+            # Dynamic: a tab's views are built when it is first opened, so the page loads fast.
+            # Known: opening Compare makes Panel 1.9 ask its CDN for two stylesheets (markdown,
+            # loading); offline those requests fail and the tab still works (holoviz/panel#7073).
             pn.Tabs(("Explore", explore), ("Train", self.training), ("Compare", self.compare),
-                    dynamic=False, sizing_mode="stretch_width"),
+                    dynamic=True, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )

@@ -163,6 +163,9 @@ STAGE_PIXELS_JS = """(stage) => {
 }"""
 
 
+LOCAL_URLS = ("http://127.0.0.1", "http://localhost", "ws://127.0.0.1", "ws://localhost", "data:", "blob:", "file:")
+
+
 def _is_ignored(message: str, url: str) -> bool:
     # The browser asks for /favicon.ico on its own; a 404 there is not the app's error.
     return "favicon" in url or "favicon" in message
@@ -177,6 +180,12 @@ class AppPage:
         self.errors: list[str] = []
         page.on("console", self._console)
         page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+        page.on("request", self._request)
+
+    def _request(self, request) -> None:
+        # The app must work offline: everything comes from the server it was opened from.
+        if not request.url.startswith(LOCAL_URLS):
+            self.errors.append(f"request off the machine: {request.url}")
 
     def _console(self, msg) -> None:
         if msg.type != "error":

@@ -150,3 +150,15 @@ def test_corrupt_file_shows_message_and_app_keeps_working(explorer_page):
     app.wait(lambda v: v["player"]["step"] >= 7, "playback after the failed load")
     app.click("Pause")
     app.assert_no_errors()
+
+
+def test_train_tab_opens_offline_without_errors(explorer_page):
+    app = explorer_page
+    for tab in ("Train", "Explore"):  # Compare: see the note in ntmviz/app/explorer.py
+        app.page.get_by_text(tab, exact=True).first.click()
+        app.page.wait_for_timeout(1500)  # components of the tab render and fetch their styles
+    app.page.get_by_text("Train", exact=True).first.click()
+    app.button("Start").wait_for()
+    assert app.button("Save checkpoint").count() == 1
+    app.page.wait_for_timeout(1000)
+    app.assert_no_errors()
