@@ -249,7 +249,8 @@ def record(
                 # Stack each field over time once ([B, T, ...]) and move it to the CPU once.
                 fields_over_time = dict(zip(traces[0]._fields, zip(*traces)))
                 fields_over_time["memory"] = (memory0,) + fields_over_time["memory"]  # [B, T+1, N, M]
-                stacked = {name: _stack_to_host(parts) for name, parts in fields_over_time.items()}
+                stacked = {name: torch.stack(parts, 1).float().cpu().numpy()  # one stack, one move
+                           for name, parts in fields_over_time.items()}
     finally:
         model.train(was_training)
 
@@ -287,18 +288,6 @@ def record(
             ep.memory = stacked["memory"][b, : n + 1]
         episodes.append(ep)
     return episodes[0] if single else episodes
-
-
-def _stack_to_host(parts: Sequence[torch.Tensor]) -> np.ndarray:
-    """Stack T tensors [B, ...] into one float32 array [B, T, ...] on the host.
-
-    On the CPU, numpy stacks views of the tensors in one plain copy (measured 3-5x faster than
-    torch.stack with its thread pool on a busy machine); elsewhere, one stack on the device and
-    one transfer.
-    """
-    if parts[0].device.type == "cpu":
-        return np.stack([p.numpy() for p in parts], axis=1).astype(np.float32, copy=False)
-    return torch.stack(parts, 1).float().cpu().numpy()
 
 
 def _unflatten(arrays: dict[str, np.ndarray], meta: dict, name: str) -> Episode:
