@@ -48,7 +48,8 @@ def main() -> None:
             ckpt = checkpoint.load(path, device="cpu")
             cells = [evaluate(ckpt.model, ckpt.task.at(s), samples=args.samples)["bit_errors"] for s in sizes]
             params = sum(p.numel() for p in ckpt.model.parameters())
-            lines.append(f"| {kind.upper()} ({params // 1000}K parameters) | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
+            label = f"{kind.upper()} ({params // 1000}K parameters, {ckpt.sequences / 1000:.0f}K sequences seen)"
+            lines.append(f"| {label} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
             curves[(task, kind)] = ckpt.meta.get("history", {})
             print(lines[-1], flush=True)
         lines.append("")
