@@ -25,6 +25,7 @@ from ..checkpoint import load as load_checkpoint
 from ..episode import Episode, record
 from ..errors import ConfigError, NtmvizError
 from .live import probe_batch
+from .sources import find_checkpoints
 from .state import Playback
 
 SNAPSHOT = "snapshot:"
@@ -123,8 +124,7 @@ class Compare(Viewer):
     # ---- choosing sources --------------------------------------------------------------------
     def options(self) -> dict[str, str]:
         """What can be compared: checkpoints in `folder`, then the live run's snapshots."""
-        folder = Path(self.folder)
-        out = {p.name: str(p) for p in sorted(folder.glob("*.safetensors"))} if folder.is_dir() else {}
+        out = {p.name: str(p) for p in find_checkpoints(self.folder)}
         for i, snap in enumerate(getattr(self.training, "snapshot_list", []) or []):
             out[f"training snapshot, step {snap.step:,}"] = f"{SNAPSHOT}{i}"
         return out

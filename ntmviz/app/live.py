@@ -56,7 +56,6 @@ from ..model import build_model, pick_device
 from ..train import StepMetrics, Trainer, TrainingDiverged
 
 STATUSES = ("ready", "running", "paused", "done", "stopped", "diverged", "failed")
-_SIZE_FIELDS = ("max_length", "max_items", "max_inputs", "sequence_length")
 
 _RUNS: "weakref.WeakSet[LiveRun]" = weakref.WeakSet()
 _RUNS_LOCK = threading.Lock()
@@ -153,9 +152,7 @@ class _Request:
 
 def probe_batch(task, seed: int = 0):
     """The fixed probe input: one item of `task` at its largest training size, seed `seed`."""
-    size = next((getattr(task, f) for f in _SIZE_FIELDS if isinstance(getattr(task, f, None), int)), None)
-    fixed = task.at(size) if size else task
-    return fixed.sample(1, seed=seed)
+    return task.at(task.largest_size).sample(1, seed=seed)
 
 
 class LiveRun:

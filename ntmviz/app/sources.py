@@ -37,7 +37,6 @@ DEFAULT_CHECKPOINT = "copy-ntm.safetensors"
 UNTRAINED = "untrained NTM (copy task)"
 COPY_LIKE = ("copy", "repeat_copy")
 MAX_STEPS = 5000  # longer episodes are refused: the views would have nothing left to show per step
-_SIZE_FIELDS = ("max_length", "max_items", "max_inputs", "sequence_length")
 
 
 @dataclass
@@ -120,11 +119,7 @@ def _make_untrained(seed: int) -> ModelSource:
 
 def default_length(task: Any) -> int:
     """A sensible size to record at: the task's largest training size."""
-    for name in _SIZE_FIELDS:
-        value = getattr(task, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return 10
+    return task.largest_size
 
 
 def task_bits(task: Any) -> int:

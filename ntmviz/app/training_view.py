@@ -34,10 +34,10 @@ from panel.viewable import Viewer
 
 from ..errors import NtmvizError
 from .live import LiveRun, RunConfig, Snapshot, new_run
+from .sources import find_checkpoints
 from .state import Playback
 
 NEW_MODEL = "a new model"
-_SIZE_FIELDS = ("max_length", "max_items", "max_inputs", "sequence_length")
 _COLUMNS = ("step", "sequences", "loss", "bit_errors")
 
 
@@ -52,17 +52,11 @@ def _size_field(task_name: str) -> tuple[str | None, int]:
     from ..tasks import get_task
 
     task = get_task(task_name)
-    for name in _SIZE_FIELDS:
-        if isinstance(getattr(task, name, None), int):
-            return name, getattr(task, name)
-    return None, 0
+    return task.size_field, task.largest_size
 
 
 def _checkpoints(folder: str | Path) -> dict[str, str]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        return {}
-    return {p.name: str(p) for p in sorted(folder.glob("*.safetensors")) if p.is_file()}
+    return {p.name: str(p) for p in find_checkpoints(folder)}
 
 
 def _empty() -> dict[str, list]:

@@ -38,6 +38,7 @@ class AssociativeRecall(Task):
 
     name = "associative_recall"
     difficulty_name = "number of items"
+    size_field = "max_items"
     extra_inputs = ("item", "query")
 
     def __post_init__(self) -> None:

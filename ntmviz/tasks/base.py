@@ -101,6 +101,7 @@ class Task:
 
     name: ClassVar[str] = "task"
     difficulty_name: ClassVar[str] = "size"  # what `at(difficulty)` sets, for messages and UIs
+    size_field: ClassVar[str] = ""  # the field holding the largest size of that knob
     signed_channels: ClassVar[tuple[str, ...]] = ()  # labels of input channels with values in [-1, 1]
 
     # ---- sizes ---------------------------------------------------------------------------
@@ -142,6 +143,11 @@ class Task:
     def _size_phrase(self) -> str:
         """Names the largest sample, e.g. 'copy length 200' (used by check_fits)."""
         return f"{self.name}"
+
+    @property
+    def largest_size(self) -> int:
+        """The largest size of the `at()` knob this configuration samples (its training range's top)."""
+        return int(getattr(self, self.size_field))
 
     def at(self, difficulty: int) -> "Task":
         """A copy of this task fixed at one generalisation size (see each task)."""

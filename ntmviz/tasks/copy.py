@@ -31,6 +31,7 @@ class Copy(Task):
 
     name = "copy"
     difficulty_name = "sequence length"
+    size_field = "max_length"
     extra_inputs = ("delim",)
 
     def __post_init__(self) -> None:

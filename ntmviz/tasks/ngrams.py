@@ -46,6 +46,7 @@ class NGrams(Task):
 
     name = "ngrams"
     difficulty_name = "sequence length"
+    size_field = "sequence_length"
 
     def __post_init__(self) -> None:
         check_int("n", self.n, minimum=2)

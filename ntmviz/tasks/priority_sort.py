@@ -34,6 +34,7 @@ class PrioritySort(Task):
 
     name = "priority_sort"
     difficulty_name = "number of inputs"
+    size_field = "max_inputs"
     extra_inputs = ("priority", "delim")
     signed_channels = ("priority",)
 

@@ -44,6 +44,7 @@ class RepeatCopy(Task):
 
     name = "repeat_copy"
     difficulty_name = "sequence length"
+    size_field = "max_length"
     extra_inputs = ("delim", "repeats")
     extra_outputs = ("end",)
 
