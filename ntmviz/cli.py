@@ -262,7 +262,7 @@ def _card(ckpt, table: str, args) -> str:
         "",
         f"- model: {ckpt.config.kind}, {params:,} parameters, {ckpt.path.stat().st_size // 1024} KB on disk",
         f"- trained: {ckpt.step} steps, {ckpt.sequences:,} sequences, {meta.get('train_seconds', 0) / 60:.1f} min of training",
-        f"- training setup: " + ", ".join(f"{k} {v}" for k, v in training.items() if v is not None),
+        "- training setup: " + ", ".join(f"{k} {v}" for k, v in training.items() if v is not None),
         "",
         "## Configuration",
         "",

@@ -126,11 +126,15 @@ class Episode:
         return {k: v for k, v in out.items() if v is not None}
 
     # ---- files -------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write one self-describing file, atomically (a temp file, then a rename)."""
+    def to_bytes(self) -> bytes:
+        """The bytes of this episode's file (the inverse of `from_bytes`)."""
         arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in self.arrays().items()}
         header = {"format": FORMAT, "version": str(VERSION), "meta": json.dumps(self.meta)}
-        return atomic_write(path, st_save(arrays, metadata=header))
+        return st_save(arrays, metadata=header)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write one self-describing file, atomically (a temp file, then a rename)."""
+        return atomic_write(path, self.to_bytes())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Episode":

@@ -195,9 +195,9 @@ class Trainer:
     def run(self, steps: int) -> str:
         """Train until `steps` steps are done ("done") or `stop()` is called ("stopped").
 
-        Raises TrainingDiverged on a NaN or Inf loss (callbacks' on_end sees "diverged").
+        Raises TrainingDiverged on a NaN or Inf loss (callbacks' on_end sees "diverged"). A
+        `stop()` that comes before `run` begins is kept: the run ends at once, "stopped".
         """
-        self._stop.clear()
         for cb in self.callbacks:
             getattr(cb, "on_start", lambda t: None)(self)
         reason = "done"

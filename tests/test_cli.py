@@ -1,7 +1,6 @@
 """`ntmviz train | eval | record | export` as a person types them, in a subprocess."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -341,11 +341,8 @@ class LiveRun:
         return self.call(lambda: self._save(Path(path)))
 
     def _save(self, path: Path) -> Path:
-        extra = {"source": self.source, "live_run": self.name}
-        params_ok = all(torch.isfinite(p).all() for p in self.trainer.model.parameters())
-        if params_ok:
-            return self.trainer.save(path, extra_meta=extra)
-        raise TrainingDiverged(f"not saving step {self.trainer.step}: the weights are not finite")
+        # Trainer.save refuses weights that are not finite (TrainingDiverged).
+        return self.trainer.save(path, extra_meta={"source": self.source, "live_run": self.name})
 
     def record(self, batch) -> Episode | list[Episode]:
         """Record the current model on `batch` (between steps)."""
@@ -432,8 +429,7 @@ class LiveRun:
 
     # Trainer callbacks (training thread)
     def on_start(self, trainer: Trainer) -> None:
-        if self._stopping:  # stop() came before run() began (run clears the Trainer's flag)
-            trainer.stop()
+        if self._stopping:  # stop() came before run() began: the Trainer ends at once
             return
         with self._lock:
             empty = not self._snapshots

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 import io
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,9 +232,7 @@ def record_episode(source: ModelSource, length: int | None = None, seed: int = 0
 
 def episode_bytes(episode: Episode) -> bytes:
     """The bytes of `episode`'s file, as Episode.save writes it."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = episode.save(Path(tmp) / "episode.safetensors")
-        return path.read_bytes()
+    return episode.to_bytes()
 
 
 def episode_filename(episode: Episode | None, suffix: str = ".safetensors") -> str:

@@ -24,7 +24,6 @@ import io
 import math
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import panel as pn
 import param
