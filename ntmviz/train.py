@@ -25,6 +25,7 @@ import torch
 
 from . import checkpoint as ckpt_io
 from .errors import ConfigError, NtmvizError
+from .thinning import thin_keys
 
 OPTIMIZERS = ("adam", "rmsprop")
 
@@ -72,7 +73,8 @@ class Callback(Protocol):
 
 @dataclass
 class History:
-    """A learning curve kept bounded: when it reaches `limit` points, every other one goes."""
+    """A learning curve kept bounded: when it reaches `limit` points it is thinned to half
+    (`thinning.thin_keys`: the first point, the newest, evenly spaced between)."""
 
     limit: int = 2000
     sequences: list[int] = field(default_factory=list)
@@ -84,8 +86,10 @@ class History:
         self.loss.append(loss)
         self.bit_errors.append(bit_errors)
         if len(self.sequences) >= self.limit:
+            keep = thin_keys(self.sequences, self.limit // 2)
             for name in ("sequences", "loss", "bit_errors"):
-                setattr(self, name, getattr(self, name)[1::2])
+                values = getattr(self, name)
+                setattr(self, name, [values[i] for i in keep])
 
     def to_dict(self) -> dict[str, list]:
         return {"sequences": self.sequences, "loss": self.loss, "bit_errors": self.bit_errors}

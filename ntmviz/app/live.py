@@ -53,6 +53,7 @@ from ..config import LSTMConfig, NTMConfig
 from ..episode import Episode, record
 from ..errors import ConfigError
 from ..model import build_model, pick_device
+from ..thinning import thin
 from ..train import StepMetrics, Trainer, TrainingDiverged
 
 STATUSES = ("ready", "running", "paused", "done", "stopped", "diverged", "failed")
@@ -391,7 +392,7 @@ class LiveRun:
         with self._lock:
             self._snapshots.append(snap)
             if len(self._snapshots) > self.max_snapshots:
-                self._snapshots = thin(self._snapshots)
+                self._snapshots = thin(self._snapshots, lambda s: s.step, self.max_snapshots * 2 // 3)
             self._version += 1
             self._good_state = (trainer.step, trainer.sequences, good)
 
@@ -456,13 +457,6 @@ class LiveRun:
                     self._snapshot(self.latest)
                 except Exception:  # a last snapshot is a nicety, never a reason to fail
                     pass
-
-
-def thin(items: list) -> list:
-    """Every other item of the older half goes; the first and the newer half stay."""
-    half = len(items) // 2
-    older = items[:half]
-    return older[::2] + items[half:]
 
 
 def new_run(config: RunConfig | None = None, checkpoint: str | Path | None = None, **overrides: Any) -> LiveRun:

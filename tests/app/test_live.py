@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ntmviz import checkpoint
-from ntmviz.app.live import LiveRun, RunConfig, live_runs, new_run, thin
+from ntmviz.app.live import LiveRun, RunConfig, live_runs, new_run
 from ntmviz.episode import Episode
 
 
@@ -168,10 +168,6 @@ def test_snapshot_ring_is_bounded(runs):
     assert [s.step for s in snaps] == sorted(s.step for s in snaps)
     assert len(run.metrics_since(0)) == 7
     assert len(run.history["loss"]) < 8
-
-
-def test_thin_keeps_first_and_newer_half():
-    assert thin(list(range(10))) == [0, 2, 4, 5, 6, 7, 8, 9]
 
 
 def test_save_while_running_writes_a_resumable_checkpoint(runs, tmp_path):
