@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from ntmviz import checkpoint
-from ntmviz.train import evaluate
+from ntmviz.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints"
@@ -46,7 +46,7 @@ def main() -> None:
                 lines.append(f"| {kind.upper()} | " + " | ".join("—" for _ in sizes) + " |")
                 continue
             ckpt = checkpoint.load(path, device="cpu")
-            cells = [evaluate(ckpt.model, ckpt.task.at(s), samples=args.samples)["bit_errors"] for s in sizes]
+            cells = [evaluate(ckpt.model, ckpt.task.at(s), samples=args.samples)[0].bit_errors for s in sizes]
             params = sum(p.numel() for p in ckpt.model.parameters())
             label = f"{kind.upper()} ({params // 1000}K parameters, {ckpt.sequences / 1000:.0f}K sequences seen)"
             lines.append(f"| {label} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")

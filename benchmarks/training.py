@@ -23,7 +23,8 @@ import torch
 
 import ntmviz
 from ntmviz.tasks import get_task
-from ntmviz.train import Trainer, evaluate
+from ntmviz.evaluate import evaluate
+from ntmviz.train import Trainer
 
 REFERENCE_BATCH1 = (7.4, 13.3)  # sequences/s: 135 and 75 ms per sequence (quoted in the issue)
 
@@ -32,7 +33,7 @@ def make_trainer(batch_size: int, seed: int = 0, lr: float = 3e-3) -> Trainer:
     torch.manual_seed(seed)
     task = get_task("copy")
     model = ntmviz.NTM(ntmviz.NTMConfig(task.input_size, task.output_size, 128, 20))
-    return Trainer(model, task, batch_size=batch_size, lr=lr, seed=seed)
+    return Trainer(model, task, batch_size=batch_size, lr=lr, seeds=seed)
 
 
 def throughput(trainer: Trainer, seconds: float) -> float:
@@ -69,7 +70,7 @@ def solve(limit_seconds: float, seed: int) -> tuple[float, int, float] | None:
         for _ in range(100):
             trainer.train_step()
         trainer.seconds += time.perf_counter() - start
-        errors = evaluate(trainer.model, task, samples=200)["bit_errors"]
+        errors = evaluate(trainer.model, task, stream="validation", samples=200)[0].bit_errors
         print(f"  {trainer.seconds:6.0f} s  {trainer.sequences:7d} sequences  {errors:8.3f} bit errors/seq", flush=True)
         if errors < 0.05:
             return trainer.seconds, trainer.sequences, errors

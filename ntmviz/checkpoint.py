@@ -55,12 +55,16 @@ def save(
     step: int = 0,
     sequences: int = 0,
     meta: dict[str, Any] | None = None,
+    member: int = 0,
 ) -> Path:
-    """Write model (+ optimiser state) to path atomically. Returns the path."""
-    tensors = {f"model/{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    """Write one model (+ its optimiser state) to path atomically. Returns the path.
+
+    `model` may be a seed ensemble (layers.Stacked, K models): the file holds model `member`,
+    and `optimizer` its slice of the ensemble's optimiser state."""
+    tensors = {f"model/{k}": v.cpu().contiguous() for k, v in model.member_state_dict(member).items()}
     optim_header = None
     if optimizer is not None:
-        state = optimizer.state_dict()
+        state = member_optimizer_state(optimizer, member)
         plain: dict[str, dict[str, Any]] = {}
         for index, entries in state["state"].items():
             for key, value in entries.items():
@@ -82,6 +86,31 @@ def save(
     return atomic_write(path, st_save_torch(tensors, metadata=header))
 
 
+def member_optimizer_state(optimizer: torch.optim.Optimizer, member: int) -> dict[str, Any]:
+    """The optimiser's state_dict for model `member` of an ensemble: every state tensor shaped
+    like its parameter [K, ...] sliced to [...]; scalars (such as Adam's step) kept."""
+    state = optimizer.state_dict()
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    sliced = {}
+    for index, entries in state["state"].items():
+        shape = params[index].shape
+        sliced[index] = {k: v[member] if isinstance(v, torch.Tensor) and v.shape == shape else v
+                         for k, v in entries.items()}
+    return {"state": sliced, "param_groups": state["param_groups"]}
+
+
+def concat_optimizer_states(states: list[dict[str, Any]]) -> dict[str, Any]:
+    """One optimiser state for an ensemble from its members' (each shaped for its own model):
+    per-parameter tensors concatenated along the model axis; scalars taken from the first."""
+    first = states[0]
+    joined = {}
+    for index, entries in first["state"].items():
+        joined[index] = {key: torch.cat([s["state"][index][key] for s in states])
+                         if isinstance(value, torch.Tensor) and value.dim() > 0 else value
+                         for key, value in entries.items()}
+    return {"state": joined, "param_groups": first["param_groups"]}
+
+
 def load(path: str | os.PathLike, device: str | torch.device | None = None) -> Checkpoint:
     """Rebuild a checkpoint's model on `device` (CUDA when there is one, else the CPU)."""
     path = Path(path)
@@ -100,7 +129,7 @@ def load(path: str | os.PathLike, device: str | torch.device | None = None) -> C
     model = build_model(config)
     weights = {k[len("model/"):]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("model/")}
     try:
-        model.load_state_dict(weights)
+        model.load_member_state_dict(0, weights)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
         raise FileFormatError(f"{path}: weights do not match the config ({first[1].strip() if len(first) > 1 else first[0]})") from None
@@ -124,6 +153,14 @@ def load(path: str | os.PathLike, device: str | torch.device | None = None) -> C
             if key.startswith("optim/"):
                 _, index, name = key.split("/", 2)
                 state.setdefault(int(index), {})[name] = torch.from_numpy(value)
+        # The file holds one model's slice; give it back shaped for the rebuilt model (K = 1).
+        params = list(model.parameters())
+        for index, entries in state.items():
+            if index < len(params):
+                member_shape = params[index].shape[1:]
+                for key, value in entries.items():
+                    if isinstance(value, torch.Tensor) and value.shape == member_shape:
+                        entries[key] = value.unsqueeze(0)
         optimizer_state = {"state": state, "param_groups": optim_header["param_groups"]}
     return Checkpoint(model=model, config=config, task=task, step=step, sequences=sequences,
                       optimizer_state=optimizer_state, meta=meta, path=path,

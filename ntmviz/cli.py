@@ -44,46 +44,57 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ntmviz", description="Train, evaluate, record and explore Neural Turing Machines.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a model on a task, writing checkpoints")
+    t = sub.add_parser("train", help="train a model (or one per seed, at once) on a task, writing checkpoints")
     t.add_argument("--task", default="copy", help="copy, repeat_copy, associative_recall, ngrams, priority_sort")
     t.add_argument("--task-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                    help="override a task field, e.g. max_length=10 (repeatable)")
     t.add_argument("--model", default="ntm", help="ntm or lstm")
-    t.add_argument("--batch-size", type=int, default=None, help="sequences per step (default 32; on --resume, the run's)")
+    t.add_argument("--batch-size", type=int, default=None,
+                   help="sequences per step for each model (default 32; on --resume, the run's)")
     t.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3 for Adam, 1e-4 for RMSProp)")
-    t.add_argument("--optimizer", default="adam", choices=["adam", "rmsprop"])
-    t.add_argument("--clip", type=float, default=10.0, help="clip the gradient norm (0: off)")
+    t.add_argument("--optimizer", default="adam", choices=["adam", "rmsprop"],
+                   help="Adam, or RMSProp with momentum 0.9 (the paper's)")
+    t.add_argument("--clip", type=float, default=10.0, help="clip each model's gradient norm (0: off)")
     t.add_argument("--curriculum", type=int, default=0, metavar="K",
                    help="grow lengths (repeats, items) over K stages, moving on below --curriculum-threshold (0: off)")
     t.add_argument("--curriculum-threshold", type=float, default=0.5, help="bit errors per sequence to move on")
     t.add_argument("--steps", type=int, default=2000, help="train until this many steps in all")
     t.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when there is one)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=None, help="the seed of a single run (default 0; the same as --seeds N)")
+    t.add_argument("--seeds", default=None, metavar="SEEDS",
+                   help="train one model per seed at once, as one batched computation: 0-7, or 0,3,5. "
+                        "With more than one seed, --out NAME.safetensors becomes NAME-seedS.safetensors per seed")
     t.add_argument("--threads", type=int, default=1,
                    help="CPU threads for torch (1 is fastest for these small models)")
-    t.add_argument("--out", type=Path, default=Path("runs/model.safetensors"), help="checkpoint to write")
-    t.add_argument("--resume", type=Path, default=None, help="continue from this checkpoint")
-    t.add_argument("--checkpoint-every", type=int, default=500, metavar="K", help="write the checkpoint every K steps")
+    t.add_argument("--out", type=Path, default=None,
+                   help="checkpoint to write (default runs/model.safetensors; on --resume, the resumed files)")
+    t.add_argument("--resume", type=Path, nargs="+", default=None, metavar="CHECKPOINT",
+                   help="continue from this checkpoint, or from an ensemble's checkpoints (one per seed)")
+    t.add_argument("--checkpoint-every", type=int, default=500, metavar="K", help="write the checkpoints every K steps")
     t.add_argument("--slim", action="store_true",
                    help="write checkpoints without optimiser state (3x smaller; a resumed run restarts Adam)")
-    t.add_argument("--eval-samples", type=int, default=200, help="fresh sequences scored at the end")
-    t.add_argument("--memory-slots", type=int, default=128)
-    t.add_argument("--memory-width", type=int, default=20)
-    t.add_argument("--read-heads", type=int, default=1)
-    t.add_argument("--write-heads", type=int, default=1)
+    t.add_argument("--eval-samples", type=int, default=200,
+                   help="validation-stream sequences each model is scored on at the end")
+    t.add_argument("--memory-slots", type=int, default=128, help="N, memory slots")
+    t.add_argument("--memory-width", type=int, default=20, help="M, numbers per slot")
+    t.add_argument("--read-heads", type=int, default=1, help="R, read heads")
+    t.add_argument("--write-heads", type=int, default=1, help="W, write heads")
     t.add_argument("--controller", default="lstm", help="lstm or feedforward")
-    t.add_argument("--controller-size", type=int, default=100)
+    t.add_argument("--controller-size", type=int, default=100, help="controller units per layer")
+    t.add_argument("--controller-layers", type=int, default=1, help="controller layers")
     t.add_argument("--hidden-size", type=int, default=256, help="LSTM baseline: units per layer")
     t.add_argument("--layers", type=int, default=3, help="LSTM baseline: layers")
     t.add_argument("--quiet", action="store_true", help="a plain log line every 100 steps instead of a progress bar")
 
-    e = sub.add_parser("eval", help="bit errors per sequence of a checkpoint at several sizes")
-    e.add_argument("--checkpoint", type=Path, required=True)
+    e = sub.add_parser("eval", help="score a checkpoint on held-out sequences, with 95%% intervals, at several sizes")
+    e.add_argument("--checkpoint", type=Path, required=True, help="the checkpoint to score")
     e.add_argument("--lengths", type=_lengths, default=None,
                    help="sizes to test (sequence length, or items for recall); default: the task's own")
-    e.add_argument("--samples", type=int, default=100)
-    e.add_argument("--seed", type=int, default=12345)
-    e.add_argument("--device", default=None)
+    e.add_argument("--samples", type=int, default=1000, help="held-out sequences per row (default 1000)")
+    e.add_argument("--stream", default="test", choices=["test", "validation"],
+                   help="held-out stream: test reports, validation chooses (never the training stream)")
+    e.add_argument("--seed", type=int, default=0, help="seed within the stream: any seed gives new sequences")
+    e.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when there is one)")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.add_argument("--card", action="store_true",
                    help="also write the checkpoint's card (NAME.md beside it): config, training, these numbers")
@@ -120,81 +131,138 @@ def _cpu_name() -> str:
 
 
 class _Progress:
-    """tqdm progress bar, periodic checkpoints, and a final checkpoint on Ctrl-C."""
+    """tqdm progress bar (or a log line every 100 steps) and periodic checkpoints."""
 
-    def __init__(self, args, total: int, start: int):
+    def __init__(self, args, total: int, start: int, save):
         from tqdm import tqdm
 
-        self.args, self.start = args, start
+        self.args, self.save = args, save
         self.bar = tqdm(total=total, initial=start, unit="step", disable=args.quiet, dynamic_ncols=True)
 
     def on_step(self, trainer, m) -> None:
         self.bar.update(1)
+        alive = f" models {sum(trainer.alive)}/{trainer.models}" if trainer.models > 1 else ""
         if self.args.quiet and m.step % 100 == 0:
-            stage = f" stage {trainer.stage}/{trainer.curriculum}" if trainer.curriculum else ""
-            print(f"step {m.step} sequences {m.sequences} loss {m.loss:.4f} bit_errors {m.bit_errors:.4f} "
-                  f"seq/s {m.rate:.0f} seconds {m.seconds:.0f}{stage}", flush=True)
+            stage = f" stage {','.join(map(str, trainer.stages))}/{trainer.curriculum}" if trainer.curriculum else ""
+            best = f" best {min(e for e in m.model_bit_errors if e == e):.4f}" if trainer.models > 1 else ""
+            print(f"step {m.step} sequences {m.sequences} loss {m.loss:.4f} bit_errors {m.bit_errors:.4f}{best} "
+                  f"seq/s {m.rate:.0f} seconds {m.seconds:.0f}{stage}{alive}", flush=True)
         if m.step % 10 == 0:
-            self.bar.set_postfix(loss=f"{m.loss:.3f}", bits=f"{m.bit_errors:.3f}", seq_s=f"{m.rate:.0f}")
+            self.bar.set_postfix_str(f"loss={m.loss:.3f}, bits={m.bit_errors:.3f}, seq/s={m.rate:.0f}{alive}")
         if m.step % self.args.checkpoint_every == 0:
-            trainer.save(self.args.out, with_optimizer=not self.args.slim)
+            self.save()
 
     def on_end(self, trainer, reason: str) -> None:
         self.bar.close()
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+class _Signals:
+    """Ctrl-C or SIGTERM asks the trainer to stop between two steps (so no half-applied update
+    is saved); a second one gives up at once, keeping the last periodic checkpoints."""
+
+    def __init__(self, trainer):
+        self.trainer, self.count = trainer, 0
+
+    def __call__(self, signum, frame):
+        self.count += 1
+        if self.count > 1:
+            raise KeyboardInterrupt
+        self.trainer.stop()
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self)
+        signal.signal(signal.SIGINT, self)  # even where a shell started us with SIGINT ignored
+
+
+def member_paths(out: Path, seeds: list[int]) -> list[Path]:
+    """Where each model of a run goes: `out` itself for one seed, NAME-seedS.SUFFIX per seed for more."""
+    if len(seeds) == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}-seed{seed}{out.suffix}") for seed in seeds]
+
+
+def _check_positive(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
 
 
 def cmd_train(args) -> int:
     from . import checkpoint as ckpt_io
     from .config import LSTMConfig, NTMConfig
+    from .evaluate import evaluate
     from .model import build_model, pick_device
     from .tasks import get_task
-    from .train import Trainer, TrainingDiverged, evaluate
+    from .train import Trainer, TrainingDiverged, check_memory, parse_seeds
 
-    torch.set_num_threads(max(1, args.threads))
+    for name in ("batch_size", "steps", "checkpoint_every", "eval_samples", "threads"):
+        _check_positive("--" + name.replace("_", "-"), getattr(args, name))
+    if args.seed is not None and args.seeds is not None:
+        raise ConfigError("give --seed or --seeds, not both")
+    if args.seed is not None and args.seed < 0:
+        raise ConfigError(f"--seed must be a non-negative integer, got {args.seed}")
+    torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     if args.resume is not None:
-        ckpt = ckpt_io.load(args.resume, device=device)
-        trainer = Trainer.resume_from(ckpt, batch_size=args.batch_size, lr=args.lr)
-        print(f"resuming {args.resume} at step {trainer.step} ({trainer.sequences} sequences)", file=sys.stderr)
+        if args.seeds is not None or args.seed is not None:
+            raise ConfigError("a resumed run keeps its seeds: drop --seed/--seeds")
+        ckpts = [ckpt_io.load(path, device=device) for path in args.resume]
+        trainer = Trainer.resume_from(ckpts, batch_size=args.batch_size, lr=args.lr)
+        paths = member_paths(args.out, trainer.seeds) if args.out else list(args.resume)
+        print(f"resuming {len(ckpts)} model(s) at step {trainer.step} ({trainer.sequences} sequences each)",
+              file=sys.stderr)
     else:
+        seeds = parse_seeds(args.seeds) if args.seeds is not None else [args.seed or 0]
         task = get_task(args.task, **dict(args.task_option))
         if args.model == "ntm":
             config = NTMConfig(task.input_size, task.output_size, args.memory_slots, args.memory_width,
-                               args.read_heads, args.write_heads, args.controller, args.controller_size)
+                               args.read_heads, args.write_heads, args.controller, args.controller_size,
+                               args.controller_layers)
         elif args.model == "lstm":
             config = LSTMConfig(task.input_size, task.output_size, args.hidden_size, args.layers)
         else:
             raise ConfigError(f"unknown model {args.model!r}; expected ntm or lstm")
-        torch.manual_seed(args.seed)
-        model = build_model(config).to(device)
+        batch_size = args.batch_size or 32
+        check_memory(config, task, len(seeds) * batch_size, f"--seeds with {len(seeds)} models at batch {batch_size}")
+        model = build_model(config, seeds=seeds).to(device)
         lr = args.lr if args.lr is not None else (1e-3 if args.optimizer == "adam" else 1e-4)
-        trainer = Trainer(model, task, batch_size=args.batch_size or 32, lr=lr, optimizer=args.optimizer,
-                          clip=args.clip, seed=args.seed, curriculum=args.curriculum,
-                          curriculum_threshold=args.curriculum_threshold)
-    progress = _Progress(args, args.steps, trainer.step)
-    trainer.callbacks.append(progress)
+        trainer = Trainer(model, task, seeds=seeds, batch_size=batch_size, lr=lr, optimizer=args.optimizer,
+                          clip=args.clip, curriculum=args.curriculum, curriculum_threshold=args.curriculum_threshold)
+        paths = member_paths(args.out or Path("runs/model.safetensors"), seeds)
     hardware = f"{_cpu_name()}, {torch.get_num_threads()} torch thread(s), {device}"
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` saves and stops like Ctrl-C
-    signal.signal(signal.SIGINT, _interrupt)  # even where a shell started us with SIGINT ignored
+
+    def save_all() -> None:
+        for k, path in enumerate(paths):
+            trainer.save(path, member=k, with_optimizer=not args.slim, extra_meta={"hardware": hardware})
+
+    progress = _Progress(args, args.steps, trainer.step, save_all)
+    trainer.callbacks.append(progress)
+    signals = _Signals(trainer)
+    signals.install()
     try:
-        trainer.run(args.steps)
+        reason = trainer.run(args.steps)
     except KeyboardInterrupt:
-        progress.bar.close()
-        trainer.save(args.out, with_optimizer=not args.slim, extra_meta={"hardware": hardware})
-        print(f"\ninterrupted at step {trainer.step}; saved {args.out} (continue with --resume {args.out})", file=sys.stderr)
+        print(f"\ninterrupted again at step {trainer.step}: not saved; the last checkpoints are those of every "
+              f"{args.checkpoint_every} steps", file=sys.stderr)
         return 130
     except TrainingDiverged as exc:
-        print(f"ntmviz: training stopped: {exc}; the last good checkpoint is {args.out} "
+        print(f"ntmviz: training stopped: {exc}; the last good checkpoints are {', '.join(map(str, paths))} "
               f"(written every {args.checkpoint_every} steps)", file=sys.stderr)
         return 1
-    trainer.save(args.out, with_optimizer=not args.slim, extra_meta={"hardware": hardware})
-    result = evaluate(trainer.model, trainer.task, samples=args.eval_samples)
-    print(f"{trainer.task.name}: {result['bit_errors']:.3f} bit errors per sequence on {result['samples']} fresh "
-          f"sequences after {trainer.sequences} sequences ({trainer.seconds:.0f} s); saved {args.out}")
+    save_all()
+    if reason == "stopped":
+        again = " ".join(str(p) for p in paths)
+        print(f"\ninterrupted at step {trainer.step}; saved {again} (continue with --resume {again})", file=sys.stderr)
+        return 130
+    scores = evaluate(trainer.model, trainer.task, stream="validation", samples=args.eval_samples)
+    print(f"{trainer.task.name}: {trainer.models} model(s), {trainer.step} steps, {trainer.sequences} sequences each, "
+          f"{trainer.seconds:.0f} s of training")
+    print(f"{'seed':>6}  {'bit errors/seq (validation, 95% interval)':>42}  {'exact':>6}  checkpoint")
+    for k, (seed, score, path) in enumerate(zip(trainer.seeds, scores, paths)):
+        lo, hi = score.interval
+        state = "" if trainer.alive[k] else f"  (diverged: {trainer.diverged[k]})"
+        print(f"{seed:>6}  {score.bit_errors:>22.3f} [{lo:.3f}, {hi:.3f}]{'':>6}  {100 * score.exact:5.1f}%  "
+              f"{path}{state}")
+    print(f"scored on {args.eval_samples} validation-stream sequences per model")
     return 0
 
 
@@ -208,27 +276,30 @@ def default_sizes(task) -> list[int]:
 
 def cmd_eval(args) -> int:
     from . import checkpoint as ckpt_io
-    from .train import evaluate
+    from .evaluate import check_request, evaluate
 
+    check_request(args.stream, args.samples)
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be a non-negative integer, got {args.seed}")
     ckpt = ckpt_io.load(args.checkpoint, device=args.device)
     if ckpt.task is None:
         raise ConfigError(f"{args.checkpoint}: the checkpoint names no task")
     task = ckpt.task
     sizes = args.lengths or default_sizes(task)
-    slots = getattr(ckpt.config, "memory_slots", None)
-    rows = [{"size": "training range", **evaluate(ckpt.model, task, samples=args.samples, seed=args.seed)}]
+    variants = [("training range", task)]
     for size in sizes:
         variant = task.at(size)
+        slots = getattr(ckpt.config, "memory_slots", None)
         if slots is not None:
             variant.check_fits(slots)
-        rows.append({"size": size, **evaluate(ckpt.model, variant, samples=args.samples, seed=args.seed)})
-    if task.name == "ngrams":
-        from .train import ngram_bits
-
-        rows[0].update(ngram_bits(ckpt.model, task, samples=args.samples, seed=args.seed))
+        variants.append((size, variant))
+    rows = [{"size": size, **evaluate(ckpt.model, variant, stream=args.stream, seed=args.seed,
+                                      samples=args.samples)[0].to_dict()} for size, variant in variants]
     report = {"checkpoint": str(args.checkpoint), "task": task.name, "model": ckpt.config.kind,
-              "difficulty": task.difficulty_name, "sequences_seen": ckpt.sequences, "rows": rows}
-    table = _eval_table(report, args.samples)
+              "parameters": sum(p.numel() for p in ckpt.model.parameters()),
+              "difficulty": task.difficulty_name, "sequences_seen": ckpt.sequences, "stream": args.stream,
+              "seed": args.seed, "samples": args.samples, "rows": rows}
+    table = _eval_table(report)
     print(json.dumps(report, indent=2) if args.json else table)
     if args.card:
         card = args.checkpoint.with_suffix(".md")
@@ -237,14 +308,24 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def _eval_table(report: dict, samples: int) -> str:
+def _eval_table(report: dict) -> str:
     rows = report["rows"]
-    lines = [f"{report['checkpoint']}  ({report['task']}, {report['model']}, {report['sequences_seen']} sequences seen, "
-             f"{samples} fresh samples per row)",
-             f"{report['difficulty']:>18}  bit errors/seq  loss/seq"]
-    lines += [f"{row['size']!s:>18}  {row['bit_errors']:14.3f}  {row['loss']:8.3f}" for row in rows]
-    if "model_bits" in rows[0]:
-        lines.append(f"bits per prediction: model {rows[0]['model_bits']:.4f}, optimal Bayesian {rows[0]['optimal_bits']:.4f}")
+    lines = [f"{report['checkpoint']}  ({report['task']}, {report['model']}, {report['parameters']:,} parameters, "
+             f"{report['sequences_seen']:,} sequences seen)",
+             f"{report['samples']} sequences per row from the {report['stream']} stream, seed {report['seed']}; "
+             "[95% interval]",
+             f"{report['difficulty']:>15}  {'bit errors/seq':>26}  {'exact sequences':>22}  {'loss bits/seq':>13}"]
+    for row in rows:
+        (lo, hi), (elo, ehi) = row["interval"], row["exact_interval"]
+        lines.append(f"{row['size']!s:>15}  {row['bit_errors']:8.3f} [{lo:7.3f}, {hi:7.3f}]  "
+                     f"{100 * row['exact']:5.1f}% [{100 * elo:5.1f}, {100 * ehi:5.1f}]  {row['loss_bits']:13.2f}")
+    extra = rows[0].get("extra") or {}
+    if "gap" in extra:
+        lo, hi = extra["gap_interval"]
+        lines.append(f"bits per prediction: model {extra['model_bits']:.4f}, optimal Bayesian {extra['optimal_bits']:.4f}, "
+                     f"gap {extra['gap']:.4f} [{lo:.4f}, {hi:.4f}] (same sequences)")
+    if report["task"] == "priority_sort":
+        lines.append("loss bits/seq is the paper's unit for priority sort (cross-entropy in bits per sequence)")
     return "\n".join(lines)
 
 
@@ -270,7 +351,8 @@ def _card(ckpt, table: str, args) -> str:
         json.dumps({"model": to_dict(ckpt.config), "task": ckpt.task.to_dict()}, indent=2),
         "```",
         "",
-        f"## Evaluation (`ntmviz eval --checkpoint {ckpt.path.name} --samples {args.samples}`, fresh samples)",
+        f"## Evaluation (`ntmviz eval --checkpoint {ckpt.path.name} --samples {args.samples} --stream {args.stream} "
+        f"--seed {args.seed}`)",
         "",
         "```",
         table,

@@ -1,18 +1,23 @@
-"""The Neural Turing Machine and the LSTM baseline, each with one `step()`.
+"""The Neural Turing Machine and the LSTM baseline, each one model or a seed ensemble of K.
 
 Shapes: B batch, T time, I input width, O output width, N slots, M word width,
-R read heads, W write heads, H = R + W (read heads first), S shift width, C controller size.
+R read heads, W write heads, H = R + W (read heads first), S shift width, C controller size,
+K models, P = K x B rows (model major: see layers.py). A single model is K = 1, P = B.
 
 One step of the NTM, for inputs x_t:
 
     controller([x_t, r_{t-1}])       -> h_t            (LSTM or feed-forward)
-    heads(h_t)                       -> HeadParams     (every head's key, β, g, s, γ; e, a)
-    address(M_{t-1}, w_{t-1}, ...)   -> w_t            (all H heads in one call)
+    heads(h_t)                       -> raw parameters (every head's key, β, g, s, γ; e, a)
+    address(M_{t-1}, w_{t-1}, ...)   -> w_t            (all H heads at once)
     read(M_{t-1}, w_t[:R])           -> r_t            (reads see memory before this write)
     write(M_{t-1}, w_t[R:], e, a)    -> M_t            (erase, then add)
     output([h_t, r_t])               -> y_t            (logits; outputs are sigmoid(y_t))
 
 So an Episode's `weights[t] @ memory[t] == reads[t]`, with memory[t] the memory before step t.
+The heads-to-write part runs as one fused autograd node (fused.py), checked against the pure
+reference functions (heads.activate, addressing.address, memory.read/write) by the tests.
+`forward` prepares the weights once per sequence, projects every step's input in one product
+and applies the output layer to all steps at once; `step` runs one step on its own (record).
 The traces are return values of the step, not hooks: training ignores them, `record` keeps them.
 """
 
@@ -23,68 +28,77 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .addressing import address, shift_index
+from .addressing import shift_index
 from .config import LSTMConfig, ModelConfig, NTMConfig
 from .errors import ConfigError
+from .fused import MemoryStep, lstm_cell, memory_step
 from .heads import Heads
-from .memory import constant_memory, read, write
+from .layers import Stacked, StackedLinear, StackedLSTMWeights, rows_per_model
+from .memory import constant_memory
 
 
 class NTMState(NamedTuple):
     """Everything carried from one step to the next."""
 
-    hidden: tuple[Tensor, ...]  # controller h per LSTM layer, each [B, C]; () if feed-forward
-    cell: tuple[Tensor, ...]  # controller c per LSTM layer, each [B, C]; () if feed-forward
-    memory: Tensor  # [B, N, M]
-    weights: Tensor  # [B, H, N]  w_{t-1} of every head, read heads first
-    reads: Tensor  # [B, R, M]  r_{t-1}
+    hidden: tuple[Tensor, ...]  # controller h per LSTM layer, each [P, C]; () if feed-forward
+    cell: tuple[Tensor, ...]  # controller c per LSTM layer, each [P, C]; () if feed-forward
+    memory: Tensor  # [P, N, M]
+    weights: Tensor  # [P, H, N]  w_{t-1} of every head, read heads first
+    reads: Tensor  # [P, R, M]  r_{t-1}
 
 
 class StepTrace(NamedTuple):
     """What one NTM step computed, for recording. H = R + W heads, read heads first."""
 
-    key: Tensor  # [B, H, M]
-    beta: Tensor  # [B, H]
-    gate: Tensor  # [B, H]
-    shift: Tensor  # [B, H, S]
-    gamma: Tensor  # [B, H]
-    erase: Tensor  # [B, W, M]
-    add: Tensor  # [B, W, M]
-    content: Tensor  # [B, H, N]  w^c
-    gated: Tensor  # [B, H, N]  w^g
-    shifted: Tensor  # [B, H, N]  w~
-    weights: Tensor  # [B, H, N]  w
-    reads: Tensor  # [B, R, M]
-    memory: Tensor  # [B, N, M]  after this step's write
+    key: Tensor  # [P, H, M]
+    beta: Tensor  # [P, H]
+    gate: Tensor  # [P, H]
+    shift: Tensor  # [P, H, S]
+    gamma: Tensor  # [P, H]
+    erase: Tensor  # [P, W, M]
+    add: Tensor  # [P, W, M]
+    content: Tensor  # [P, H, N]  w^c
+    gated: Tensor  # [P, H, N]  w^g
+    shifted: Tensor  # [P, H, N]  w~
+    weights: Tensor  # [P, H, N]  w
+    reads: Tensor  # [P, R, M]
+    memory: Tensor  # [P, N, M]  after this step's write
 
 
-def _check_inputs(inputs: Tensor, input_size: int) -> None:
+class _Weights(NamedTuple):
+    """The operands of one sequence's batched products, prepared once (K models each)."""
+
+    controller: list[tuple[Tensor, Tensor, Tensor]]  # per layer: (W_in [K, in, G], W_rec [K, rec, G], b [K, 1, G])
+    heads: tuple[Tensor, Tensor]  # (W [K, C, raw], b [K, 1, raw])
+    output: tuple[Tensor, Tensor]  # (W [K, C + R*M, O], b [K, 1, O])
+
+
+def _check_inputs(inputs: Tensor, input_size: int, models: int) -> None:
     if inputs.dim() != 3 or inputs.shape[-1] != input_size:
-        raise ConfigError(
-            f"inputs must be [batch, time, {input_size}], got {list(inputs.shape)}")
+        raise ConfigError(f"inputs must be [batch, time, {input_size}], got {list(inputs.shape)}")
+    if inputs.shape[0] % models:
+        raise ConfigError(f"{inputs.shape[0]} sequences do not split evenly over {models} models")
 
 
-class NTM(nn.Module):
-    """A Neural Turing Machine. `step` is the one implementation of its maths."""
+class NTM(Stacked):
+    """A Neural Turing Machine, or K of one configuration (a seed ensemble) as one computation."""
 
-    def __init__(self, config: NTMConfig):
+    def __init__(self, config: NTMConfig, models: int = 1):
         super().__init__()
         self.config = c = config
+        self.models = K = models
         controller_in = c.input_size + c.read_heads * c.memory_width
+        sizes = [controller_in] + [c.controller_size] * c.controller_layers
         if c.controller == "lstm":
-            sizes = [controller_in] + [c.controller_size] * c.controller_layers
-            self.controller = nn.ModuleList(nn.LSTMCell(a, b) for a, b in zip(sizes, sizes[1:]))
+            self.controller = nn.ModuleList(StackedLSTMWeights(K, a, b) for a, b in zip(sizes, sizes[1:]))
         else:
-            layers: list[nn.Module] = []
-            for i in range(c.controller_layers):
-                layers += [nn.Linear(controller_in if i == 0 else c.controller_size, c.controller_size), nn.ReLU()]
-            self.controller = nn.Sequential(*layers)
-        self.heads = Heads(c.controller_size, c.read_heads, c.write_heads, c.memory_width, c.shift_width)
-        self.output = nn.Linear(c.controller_size + c.read_heads * c.memory_width, c.output_size)
+            self.controller = nn.ModuleList(StackedLinear(K, a, b) for a, b in zip(sizes, sizes[1:]))
+        self.heads = Heads(K, c.controller_size, c.read_heads, c.write_heads, c.memory_width, c.shift_width)
+        self.output = StackedLinear(K, c.controller_size + c.read_heads * c.memory_width, c.output_size)
 
         memory0 = constant_memory(c.memory_slots, c.memory_width, c.memory_init_value)
         if c.memory_init == "learned":
-            self.memory0 = nn.Parameter(memory0)
+            self.memory0 = nn.Parameter(memory0.expand(K, -1, -1).clone())
         else:
             self.register_buffer("memory0", memory0, persistent=False)
         # Every head starts focused on slot 0: a fixed, visible origin for location addressing.
@@ -93,103 +107,197 @@ class NTM(nn.Module):
         self.register_buffer("weights0", weights0, persistent=False)
         self.register_buffer("shift_index", shift_index(c.memory_slots, c.shift_width), persistent=False)
 
+    def with_models(self, models: int) -> "NTM":
+        return NTM(self.config, models).to(self.device, self.output.weight.dtype)
+
     @property
     def device(self) -> torch.device:
         return self.weights0.device
 
-    def initial_state(self, batch_size: int) -> NTMState:
-        """The state before the first step, on the model's device and dtype."""
+    def initial_state(self, rows: int) -> NTMState:
+        """The state before the first step for `rows` = K x B sequences, on the model's device and dtype."""
         c = self.config
+        B = rows_per_model(rows, self.models)
         dtype = self.output.weight.dtype
         if c.memory_init == "random":
             memory = c.memory_init_value * torch.randn(
-                batch_size, c.memory_slots, c.memory_width, device=self.device, dtype=dtype)
+                rows, c.memory_slots, c.memory_width, device=self.device, dtype=dtype)
+        elif c.memory_init == "learned":  # model k's rows start from model k's memory
+            memory = self.memory0.to(dtype).unsqueeze(1).expand(-1, B, -1, -1).reshape(rows, *self.memory0.shape[1:])
         else:
-            memory = self.memory0.to(dtype).expand(batch_size, -1, -1)
-        weights = self.weights0.to(dtype).expand(batch_size, -1, -1)
-        zeros = torch.zeros(batch_size, c.controller_size, device=self.device, dtype=dtype)
+            memory = self.memory0.to(dtype).expand(rows, -1, -1)
+        weights = self.weights0.to(dtype).expand(rows, -1, -1)
+        zeros = torch.zeros(rows, c.controller_size, device=self.device, dtype=dtype)
         layers = c.controller_layers if c.controller == "lstm" else 0
         return NTMState(
             hidden=(zeros,) * layers,
             cell=(zeros,) * layers,
             memory=memory,
             weights=weights,
-            reads=read(memory, weights[:, : c.read_heads]),
+            reads=torch.bmm(weights[:, : c.read_heads], memory),
         )
 
-    def step(self, x: Tensor, state: NTMState) -> tuple[Tensor, NTMState, StepTrace]:
-        """One time step. x [B, I] -> (logits [B, O], next state, StepTrace)."""
+    # ---- the step ------------------------------------------------------------------------
+    def _weights(self) -> _Weights:
         c = self.config
-        batch = x.shape[0]
-        h = torch.cat([x, state.reads.reshape(batch, -1)], dim=-1)
+        layers = []
+        for i, layer in enumerate(self.controller):
+            x_size = c.input_size if i == 0 else c.controller_size
+            if c.controller == "lstm":  # input: [x or h below, reads (first layer), h of this layer]
+                w = torch.cat([layer.weight_ih, layer.weight_hh], -1).transpose(1, 2)
+                b = (layer.bias_ih + layer.bias_hh).unsqueeze(1)
+            else:  # input: [x or h below, reads (first layer)]
+                w, b = layer.matrices()
+            layers.append((w[:, :x_size], w[:, x_size:], b))
+        return _Weights(layers, self.heads.linear.matrices(), self.output.matrices())
+
+    def _step(self, x_in: Tensor, state: NTMState, weights: _Weights) -> tuple[Tensor, NTMState, MemoryStep]:
+        """One step from the first layer's input term x_in [K, B, G] (bias included).
+
+        Returns (controller output h [P, C], next state, the fused memory step)."""
+        lstm = self.config.controller == "lstm"
+        K = self.models
+        rows = state.memory.shape[0]
         hidden, cell = [], []
-        if c.controller == "lstm":
-            for layer, h_prev, c_prev in zip(self.controller, state.hidden, state.cell):
-                h, c_new = layer(h, (h_prev, c_prev))
+        h = state.reads  # replaced by the first layer
+        for i, (w_in, w_rec, b) in enumerate(weights.controller):
+            if i == 0:  # x_t was projected for every step at once; add r_{t-1} (and h_{t-1})
+                pre, recurrent = x_in, [state.reads.reshape(rows, -1)]
+            else:
+                pre, recurrent = torch.baddbmm(b, h.view(K, -1, h.shape[-1]), w_in), []
+            if lstm:
+                recurrent.append(state.hidden[i])
+            if recurrent:
+                rec = torch.cat(recurrent, -1) if len(recurrent) > 1 else recurrent[0]
+                pre = torch.baddbmm(pre, rec.view(K, -1, rec.shape[-1]), w_rec)
+            pre = pre.reshape(rows, -1)
+            if lstm:
+                h, c_i = lstm_cell(pre, state.cell[i])
                 hidden.append(h)
-                cell.append(c_new)
-        else:
-            h = self.controller(h)
+                cell.append(c_i)
+            else:
+                h = torch.relu(pre)
+        w_heads, b_heads = weights.heads
+        raw = torch.baddbmm(b_heads, h.view(K, -1, h.shape[-1]), w_heads).view(rows, -1)
+        step = memory_step(raw, state.memory, state.weights, self.shift_index, self.config.read_heads)
+        return h, NTMState(tuple(hidden), tuple(cell), step.memory, step.weights, step.reads), step
 
-        p = self.heads(h)
-        trace = address(state.memory, state.weights, p.key, p.beta, p.gate, p.shift, p.gamma, self.shift_index)
-        w = trace.weights
-        reads = read(state.memory, w[:, : c.read_heads])
-        memory = write(state.memory, w[:, c.read_heads:], p.erase, p.add)
-        y = self.output(torch.cat([h, reads.reshape(batch, -1)], dim=-1))
+    def _project_inputs(self, x: Tensor, weights: _Weights) -> Tensor:
+        """x [P, ..., I] -> the first controller layer's input term [K, B*..., G] (bias included)."""
+        w_in, _, b = weights.controller[0]
+        return torch.baddbmm(b, x.reshape(self.models, -1, x.shape[-1]), w_in)
 
-        next_state = NTMState(tuple(hidden), tuple(cell), memory, w, reads)
-        return y, next_state, StepTrace(*p, *trace, reads, memory)
+    def _output(self, h: Tensor, reads: Tensor, weights: _Weights) -> Tensor:
+        """h [P, ..., C], reads [P, ..., R*M] -> logits [P, ..., O]."""
+        w, b = weights.output
+        both = torch.cat([h, reads], -1)
+        return torch.baddbmm(b, both.reshape(self.models, -1, both.shape[-1]), w).reshape(*both.shape[:-1], -1)
+
+    def step(self, x: Tensor, state: NTMState) -> tuple[Tensor, NTMState, StepTrace]:
+        """One time step. x [P, I] -> (logits [P, O], next state, StepTrace)."""
+        weights = self._weights()
+        h, nxt, s = self._step(self._project_inputs(x, weights), state, weights)
+        y = self._output(h, s.reads.reshape(x.shape[0], -1), weights)
+        trace = StepTrace(s.key, s.beta, s.gate, s.shift, s.gamma, s.erase, s.add,
+                          s.content, s.gated, s.shifted, s.weights, s.reads, s.memory)
+        return y, nxt, trace
 
     def forward(self, inputs: Tensor) -> Tensor:
-        """inputs [B, T, I] -> logits [B, T, O]. Loops `step`, drops the traces."""
-        _check_inputs(inputs, self.config.input_size)
-        state = self.initial_state(inputs.shape[0])
-        outputs = []
-        for t in range(inputs.shape[1]):
-            y, state, _ = self.step(inputs[:, t], state)
-            outputs.append(y)
-        return torch.stack(outputs, dim=1)
+        """inputs [P, T, I] -> logits [P, T, O] (P = K x B, model major)."""
+        _check_inputs(inputs, self.config.input_size, self.models)
+        rows, steps, _ = inputs.shape
+        weights = self._weights()
+        state = self.initial_state(rows)
+        # every step's input term in one product: [K, B, T, G], sliced per step
+        x_in = self._project_inputs(inputs, weights).view(self.models, rows // self.models, steps, -1)
+        hs, reads = [], []
+        for t in range(steps):
+            h, state, _ = self._step(x_in[:, :, t], state, weights)
+            hs.append(h)
+            reads.append(state.reads.reshape(rows, -1))
+        return self._output(torch.stack(hs, 1), torch.stack(reads, 1), weights)
 
 
 class LSTMState(NamedTuple):
-    hidden: Tensor  # [L, B, C]
-    cell: Tensor  # [L, B, C]
+    hidden: Tensor  # [L, P, C]
+    cell: Tensor  # [L, P, C]
 
 
-class LSTMBaseline(nn.Module):
-    """A stack of LSTM layers with a linear output: the paper's baseline, same interface."""
+class LSTMBaseline(Stacked):
+    """A stack of LSTM layers with a linear output: the paper's baseline, same interface.
 
-    def __init__(self, config: LSTMConfig):
+    K models run one after another through torch's fused LSTM (one call per model), then one
+    batched output layer."""
+
+    def __init__(self, config: LSTMConfig, models: int = 1):
         super().__init__()
         self.config = c = config
-        self.lstm = nn.LSTM(c.input_size, c.hidden_size, num_layers=c.layers, batch_first=True)
-        self.output = nn.Linear(c.hidden_size, c.output_size)
+        self.models = models
+        self.lstm = nn.Module()  # parameters named as torch.nn.LSTM names them: weight_ih_l0, ...
+        for layer in range(c.layers):
+            weights = StackedLSTMWeights(models, c.input_size if layer == 0 else c.hidden_size, c.hidden_size)
+            for name, p in weights.named_parameters():
+                self.lstm.register_parameter(f"{name}_l{layer}", p)
+        self.output = StackedLinear(models, c.hidden_size, c.output_size)
+
+    def with_models(self, models: int) -> "LSTMBaseline":
+        return LSTMBaseline(self.config, models).to(self.device, self.output.weight.dtype)
 
     @property
     def device(self) -> torch.device:
         return self.output.weight.device
 
-    def initial_state(self, batch_size: int) -> LSTMState:
+    def initial_state(self, rows: int) -> LSTMState:
         c = self.config
-        zeros = torch.zeros(c.layers, batch_size, c.hidden_size, device=self.device, dtype=self.output.weight.dtype)
+        rows_per_model(rows, self.models)
+        zeros = torch.zeros(c.layers, rows, c.hidden_size, device=self.device, dtype=self.output.weight.dtype)
         return LSTMState(zeros, zeros)
 
+    def _run(self, x: Tensor, state: LSTMState) -> tuple[Tensor, LSTMState]:
+        """x [P, T, I] -> (top layer's h [P, T, C], state), one fused LSTM call per model."""
+        c = self.config
+        B = rows_per_model(x.shape[0], self.models)
+        names = [f"{kind}_l{layer}" for layer in range(c.layers)
+                 for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        params = [getattr(self.lstm, name) for name in names]
+        outs, hidden, cell = [], [], []
+        for k in range(self.models):
+            rows = slice(k * B, (k + 1) * B)
+            hx = (state.hidden[:, rows].contiguous(), state.cell[:, rows].contiguous())
+            h, hk, ck = torch.lstm(x[rows], hx, [p[k] for p in params],
+                                   True, c.layers, 0.0, self.training, False, True)
+            outs.append(h)
+            hidden.append(hk)
+            cell.append(ck)
+        return torch.cat(outs, 0), LSTMState(torch.cat(hidden, 1), torch.cat(cell, 1))
+
     def step(self, x: Tensor, state: LSTMState) -> tuple[Tensor, LSTMState, None]:
-        """x [B, I] -> (logits [B, O], next state, None: there is no memory to trace)."""
-        h, (hidden, cell) = self.lstm(x.unsqueeze(1), tuple(state))
-        return self.output(h[:, 0]), LSTMState(hidden, cell), None
+        """x [P, I] -> (logits [P, O], next state, None: there is no memory to trace)."""
+        h, state = self._run(x.unsqueeze(1), state)
+        return self.output(h[:, 0]), state, None
 
     def forward(self, inputs: Tensor) -> Tensor:
-        """inputs [B, T, I] -> logits [B, T, O]; the whole sequence in one fused call."""
-        _check_inputs(inputs, self.config.input_size)
-        h, _ = self.lstm(inputs, tuple(self.initial_state(inputs.shape[0])))
+        """inputs [P, T, I] -> logits [P, T, O]; each model's sequence in one fused call."""
+        _check_inputs(inputs, self.config.input_size, self.models)
+        h, _ = self._run(inputs, self.initial_state(inputs.shape[0]))
         return self.output(h)
 
 
-def build_model(config: ModelConfig) -> NTM | LSTMBaseline:
-    """The model a config describes."""
-    return NTM(config) if isinstance(config, NTMConfig) else LSTMBaseline(config)
+def build_model(config: ModelConfig, seeds: list[int] | None = None) -> NTM | LSTMBaseline:
+    """The model a config describes: one model, or one per seed, each initialised from its own
+    seed (so model k of seeds [0..7] is the model seed k alone would give). Leaves torch's
+    global random state as it found it."""
+    cls = NTM if isinstance(config, NTMConfig) else LSTMBaseline
+    if seeds is None:
+        return cls(config)
+    if not seeds:
+        raise ConfigError("no seeds given")
+    members = []
+    with torch.random.fork_rng(devices=[]):
+        for seed in seeds:
+            torch.manual_seed(seed)
+            members.append(cls(config))
+    return cls.stack(members)
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:

@@ -1,16 +1,24 @@
-"""One training loop with callbacks, shared by `ntmviz train` and the live app.
+"""One training loop with callbacks, shared by `ntmviz train`, sweeps and the live app.
 
-    trainer = Trainer(model, get_task("copy"), batch_size=32, lr=1e-3, seed=0)
+    trainer = Trainer(model, get_task("copy"), seeds=[0, 1, 2], batch_size=16, lr=1e-3)
     trainer.callbacks.append(MyCallback())          # on_start / on_step / on_end, all optional
     trainer.run(steps=5000)                         # returns why it ended: "done" | "stopped"
-    trainer.save("copy.safetensors")               # weights, optimiser, step: resumable
+    trainer.save("copy-seed1.safetensors", member=1)  # one model's weights, optimiser, history
 
-Every step samples a batch with a generator seeded from (seed, step), so a run resumed from
-a checkpoint sees exactly the batches the uninterrupted run would have. A NaN or Inf loss
-raises `TrainingDiverged` naming the step, before the optimiser touches the weights, so the
-model and any checkpoint written so far stay the last good ones.
+A Trainer trains K models at once, one per seed (a seed ensemble; K = 1 is a single run):
+`model` holds K models (model.models == len(seeds), see layers.py), each step feeds model k
+a batch of its own from the training stream of seed k (streams.py), and every model has its
+own optimiser moments, gradient clipping, curriculum stage, learning curve and divergence.
+The step of model k depends only on (seed k, step, its curriculum stage), so a run resumed
+from its checkpoints sees exactly the batches the uninterrupted run would have, and model k
+of seeds 0-7 trains exactly as seed k alone would (up to float rounding).
 
-`pause()`, `resume()` and `stop()` may be called from any thread while `run` works.
+Divergence: a model whose loss, gradients or updated weights are NaN or Inf stops there;
+its weights (and optimiser moments) stay those of the step before, and the others go on.
+When every model has diverged, `run` raises TrainingDiverged naming the step.
+
+`pause()`, `resume()` and `stop()` may be called from any thread (and from a signal
+handler) while `run` works; they take effect between optimiser steps, never inside one.
 """
 
 from __future__ import annotations
@@ -19,12 +27,14 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, Sequence
 
 import torch
 
 from . import checkpoint as ckpt_io
 from .errors import ConfigError, NtmvizError
+from .streams import stream_seed
+from .tasks import Batch
 from .thinning import thin_keys
 
 OPTIMIZERS = ("adam", "rmsprop")
@@ -51,18 +61,21 @@ def curriculum_task(task, stage: int, stages: int):
 
 
 class TrainingDiverged(NtmvizError):
-    """The loss became NaN or Inf."""
+    """Every model's loss, gradients or weights became NaN or Inf."""
 
 
 class StepMetrics(NamedTuple):
-    """What one training step reports to callbacks."""
+    """What one training step reports to callbacks. Per-model tuples have K entries, NaN for
+    a model that has diverged; the plain numbers are means over the models still training."""
 
     step: int  # steps done, this one included
-    sequences: int  # sequences seen so far
-    loss: float  # mean loss per sequence (nats) of this batch
-    bit_errors: float  # mean wrong bits per sequence of this batch
+    sequences: int  # sequences each model has seen so far
+    loss: float  # mean loss per sequence (nats) of this step's batches
+    bit_errors: float  # mean wrong bits per sequence of this step's batches
     seconds: float  # training time so far (pauses excluded)
-    rate: float  # sequences per second, smoothed
+    rate: float  # sequences per second, all models together, smoothed
+    model_loss: tuple[float, ...] = ()
+    model_bit_errors: tuple[float, ...] = ()
 
 
 class Callback(Protocol):
@@ -73,39 +86,118 @@ class Callback(Protocol):
 
 @dataclass
 class History:
-    """A learning curve kept bounded: when it reaches `limit` points it is thinned to half
-    (`thinning.thin_keys`: the first point, the newest, evenly spaced between)."""
+    """One model's learning curve, kept bounded: when it reaches `limit` points it is thinned
+    to half (`thinning.thin_keys`: the first point, the newest, evenly spaced between).
+    Each point carries the curriculum stage it was trained at (0: no curriculum)."""
 
     limit: int = 2000
     sequences: list[int] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
     bit_errors: list[float] = field(default_factory=list)
+    stage: list[int] = field(default_factory=list)
 
-    def add(self, sequences: int, loss: float, bit_errors: float) -> None:
+    FIELDS = ("sequences", "loss", "bit_errors", "stage")
+
+    def add(self, sequences: int, loss: float, bit_errors: float, stage: int = 0) -> None:
         self.sequences.append(sequences)
         self.loss.append(loss)
         self.bit_errors.append(bit_errors)
+        self.stage.append(stage)
         if len(self.sequences) >= self.limit:
             keep = thin_keys(self.sequences, self.limit // 2)
-            for name in ("sequences", "loss", "bit_errors"):
+            for name in self.FIELDS:
                 values = getattr(self, name)
                 setattr(self, name, [values[i] for i in keep])
 
     def to_dict(self) -> dict[str, list]:
-        return {"sequences": self.sequences, "loss": self.loss, "bit_errors": self.bit_errors}
+        return {name: list(getattr(self, name)) for name in self.FIELDS}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, list], limit: int = 2000) -> "History":
+        """A curve from `to_dict`; points logged before stages were recorded get stage -1 (unknown)."""
+        n = len(data.get("sequences", []))
+        return cls(limit=limit, sequences=list(data.get("sequences", [])), loss=list(data.get("loss", [])),
+                   bit_errors=list(data.get("bit_errors", [])), stage=list(data.get("stage", [-1] * n)))
+
+
+def parse_seeds(text: str, limit: int = 1024) -> list[int]:
+    """'0-7' -> [0..7]; '0,3,5' -> [0, 3, 5]; '2' -> [2]. Raises ConfigError for an empty,
+    negative, reversed, repeated or too long list."""
+    seeds: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            raise ConfigError(f"--seeds {text!r}: empty item (expected e.g. 0-7 or 0,3,5)")
+        low, dash, high = part.partition("-")
+        try:
+            a = int(low)
+            b = int(high) if dash else a
+        except ValueError:
+            raise ConfigError(f"--seeds {text!r}: {part!r} is not a seed or a range of seeds (e.g. 0-7)") from None
+        if b < a:
+            raise ConfigError(f"--seeds {text!r}: the range {part} runs backwards")
+        if b - a + 1 + len(seeds) > limit:
+            raise ConfigError(f"--seeds {text!r}: more than {limit} seeds")
+        seeds.extend(range(a, b + 1))
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {text!r}: a seed appears twice")
+    return seeds
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system has available now (Linux), or None where it cannot tell."""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def step_bytes(config, task, rows: int) -> int:
+    """About how much memory one training step holds for backward: `rows` sequences of the
+    task's longest size, float32. A rough upper estimate, to refuse hopeless runs up front."""
+    steps = task.at(task.largest_size).sample(1, seed=0).inputs.shape[1] if task.size_field else 1000
+    if config.kind == "ntm":
+        per_step = 3 * config.memory_slots * config.memory_width + 12 * config.heads * config.memory_slots \
+            + 12 * config.controller_size * config.controller_layers
+    else:
+        per_step = 12 * config.hidden_size * config.layers
+    return 4 * rows * steps * (per_step + 4 * config.output_size)
+
+
+def check_memory(config, task, rows: int, what: str) -> None:
+    """Raise ConfigError when a step of `rows` sequences needs more memory than is available."""
+    need, have = step_bytes(config, task, rows), available_memory()
+    if have is not None and need > 0.8 * have:
+        raise ConfigError(f"{what} need about {need / 2**30:.1f} GB per step; "
+                          f"this machine has {have / 2**30:.1f} GB available")
+
+
+def _per_model(x: torch.Tensor, models: int) -> torch.Tensor:
+    """[P, ...] rows -> [K] means over each model's rows."""
+    return x.reshape(models, -1).mean(1)
 
 
 class Trainer:
-    """Trains a model (NTM or LSTM baseline) on a task; callbacks do everything else."""
+    """Trains K models (NTMs or LSTM baselines) of one configuration on a task, one per seed;
+    callbacks do everything else."""
 
-    def __init__(self, model: torch.nn.Module, task, *, batch_size: int = 32, lr: float = 1e-3,
-                 optimizer: str = "adam", momentum: float = 0.9, clip: float = 10.0, seed: int = 0,
+    def __init__(self, model: torch.nn.Module, task, *, seeds: int | Sequence[int] = 0, batch_size: int = 32,
+                 lr: float = 1e-3, optimizer: str = "adam", momentum: float = 0.9, clip: float = 10.0,
                  log_every: int = 10, curriculum: int = 0, curriculum_threshold: float = 0.5,
                  callbacks: list[Any] | None = None):
+        self.seeds = [seeds] if isinstance(seeds, int) else [int(s) for s in seeds]
+        K = len(self.seeds)
+        if getattr(model, "models", 1) != K:
+            raise ConfigError(f"the model holds {getattr(model, 'models', 1)} models for {K} seeds")
+        if min(self.seeds) < 0:
+            raise ConfigError(f"seeds must be non-negative, got {self.seeds}")
         if optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-        if batch_size < 1 or not lr > 0:
-            raise ConfigError(f"batch size must be >= 1 and lr > 0, got {batch_size} and {lr}")
+        if not isinstance(batch_size, int) or batch_size < 1 or not lr > 0:
+            raise ConfigError(f"batch size must be an integer >= 1 and lr > 0, got {batch_size} and {lr}")
         slots = getattr(model.config, "memory_slots", None)
         if slots is not None:
             task.check_fits(slots)
@@ -113,26 +205,49 @@ class Trainer:
             raise ConfigError(f"task {task.name} has {task.input_size} inputs and {task.output_size} outputs, "
                               f"the model {model.config.input_size} and {model.config.output_size}")
         self.model, self.task = model, task
-        self.batch_size, self.lr, self.clip, self.seed = batch_size, lr, clip, seed
+        self.batch_size, self.lr, self.clip = batch_size, lr, clip
         self.optimizer_name, self.momentum, self.log_every = optimizer, momentum, log_every
+        self.params = list(model.parameters())
         if optimizer == "adam":
-            self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+            self.optimizer = torch.optim.Adam(self.params, lr=lr)
         else:  # the paper's choice: RMSProp with momentum
-            self.optimizer = torch.optim.RMSprop(model.parameters(), lr=lr, momentum=momentum)
+            self.optimizer = torch.optim.RMSprop(self.params, lr=lr, momentum=momentum)
         self.callbacks = list(callbacks or [])
-        # Curriculum: `curriculum` stages of growing size; the next stage starts once the
-        # smoothed bit errors per sequence fall below `curriculum_threshold`. 0: no curriculum.
+        # Curriculum: `curriculum` stages of growing size; a model moves to its next stage once
+        # its smoothed bit errors per sequence fall below `curriculum_threshold`. 0: none.
         self.curriculum, self.curriculum_threshold = curriculum, curriculum_threshold
-        self.stage = 1 if curriculum else 0
-        self._smoothed_errors: float | None = None
+        self.stages = [1 if curriculum else 0] * K
+        self._smoothed_errors: list[float | None] = [None] * K
+        self.alive = [True] * K
+        self.diverged: dict[int, str] = {}  # model index -> what happened, for cards and tables
         self.step = 0
-        self.sequences = 0
         self.seconds = 0.0
-        self.history = History()
-        self._generator = torch.Generator()
+        self.histories = [History() for _ in range(K)]
+        self._previous = [p.detach().clone() for p in self.params]  # weights before the last update
         self._running = threading.Event()
         self._running.set()
         self._stop = threading.Event()
+
+    # ---- the ensemble at a glance -------------------------------------------------------------
+    @property
+    def models(self) -> int:
+        """K."""
+        return len(self.seeds)
+
+    @property
+    def sequences(self) -> int:
+        """Sequences each model has seen."""
+        return self.step * self.batch_size
+
+    @property
+    def stage(self) -> int:
+        """Model 0's curriculum stage (a single run's)."""
+        return self.stages[0]
+
+    @property
+    def history(self) -> History:
+        """Model 0's learning curve (a single run's)."""
+        return self.histories[0]
 
     # ---- control, from any thread -------------------------------------------------------------
     def pause(self) -> None:
@@ -150,57 +265,137 @@ class Trainer:
         return not self._running.is_set()
 
     # ---- the loop -----------------------------------------------------------------------------
+    def task_at(self, k: int = 0):
+        """Model k's task at its current curriculum stage (the task itself without a curriculum)."""
+        return curriculum_task(self.task, self.stages[k], self.curriculum) if self.curriculum else self.task
+
     @property
     def current_task(self):
-        """The task at the current curriculum stage (the task itself without a curriculum)."""
-        return curriculum_task(self.task, self.stage, self.curriculum) if self.curriculum else self.task
+        """Model 0's task at its current stage."""
+        return self.task_at(0)
 
-    def batch(self, step: int):
-        """The batch of a given step: a function of (seed, step, curriculum stage) alone."""
-        self._generator.manual_seed(self.seed * 1_000_003 + step)
-        return self.current_task.sample(self.batch_size, generator=self._generator, device=self.model.device)
+    def batch(self, step: int) -> Batch:
+        """The batch of a given step, [K x B, T, ...]: model k's rows are a function of
+        (seed k, step, its curriculum stage) alone, padded at the end to the longest T."""
+        parts = [self.task_at(k).sample(self.batch_size, seed=stream_seed("train", seed, step))
+                 for k, seed in enumerate(self.seeds)]
+        return Batch.concat(parts).to(self.model.device)
 
-    def _advance_curriculum(self, bit_errors: float) -> None:
-        if not self.curriculum or self.stage >= self.curriculum:
+    def _advance_curriculum(self, k: int, bit_errors: float) -> None:
+        if not self.curriculum or self.stages[k] >= self.curriculum:
             return
-        e = self._smoothed_errors
-        self._smoothed_errors = bit_errors if e is None else 0.95 * e + 0.05 * bit_errors
-        if self._smoothed_errors < self.curriculum_threshold:
-            self.stage += 1
-            self._smoothed_errors = None
+        e = self._smoothed_errors[k]
+        self._smoothed_errors[k] = bit_errors if e is None else 0.95 * e + 0.05 * bit_errors
+        if self._smoothed_errors[k] < self.curriculum_threshold:
+            self.stages[k] += 1
+            self._smoothed_errors[k] = None
+
+    def _mark_diverged(self, k: int, what: str) -> None:
+        self.alive[k] = False
+        self.diverged[k] = f"{what} at step {self.step + 1}; its weights are those of step {self.step}"
+
+    def _per_model_grad_norms(self) -> torch.Tensor:
+        """[K] gradient norm of each model over all its parameters."""
+        K = self.models
+        squares = [p.grad.reshape(K, -1).square().sum(1) for p in self.params if p.grad is not None]
+        return torch.stack(squares).sum(0).sqrt()
+
+    def _freeze_dead(self) -> None:
+        """Put every diverged model back to its weights before this update (and keep its
+        optimiser moments finite: its gradients were zero, so only decay touched them)."""
+        dead = [k for k, a in enumerate(self.alive) if not a]
+        if not dead:
+            return
+        index = torch.tensor(dead, device=self.model.device)
+        with torch.no_grad():
+            for p, prev in zip(self.params, self._previous):
+                p.index_copy_(0, index, prev.index_select(0, index))
+            for p in self.params:
+                for value in self.optimizer.state.get(p, {}).values():
+                    if isinstance(value, torch.Tensor) and value.shape == p.shape:
+                        value.index_fill_(0, index, 0.0)
 
     def train_step(self) -> StepMetrics:
-        """One optimiser step on a fresh batch."""
+        """One optimiser step of every model still training, each on a fresh batch of its own."""
+        K = self.models
         batch = self.batch(self.step)
+        torch._foreach_copy_(self._previous, [p.detach() for p in self.params])  # to go back to if it diverges
         self.model.train()
         logits = self.model(batch.inputs)
-        loss = self.task.loss(logits, batch)
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(f"the loss became {loss.item()} at step {self.step + 1}; "
-                                   f"the weights are those of step {self.step}")
+        seq_loss = self.task.sequence_loss(logits, batch)  # [P]
+        losses = _per_model(seq_loss, K)  # [K]
+        finite_loss = torch.isfinite(losses)
+        alive = torch.tensor(self.alive, device=losses.device) & finite_loss
+        # Each model's gradient is that of its own mean loss, as if it trained alone.
+        total = torch.where(alive, losses, torch.zeros_like(losses)).sum()
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip or math.inf)
-        if not torch.isfinite(norm):
-            raise TrainingDiverged(f"the gradients became {norm.item()} at step {self.step + 1}; "
-                                   f"the weights are those of step {self.step}")
+        total.backward()
+        norms = self._per_model_grad_norms()
+        alive &= torch.isfinite(norms)
+        clip = self.clip or math.inf
+        scale = torch.where(alive, (clip / (norms + 1e-6)).clamp(max=1.0), torch.zeros_like(norms))
+        all_alive = bool(alive.all())
+        for p in self.params:
+            if p.grad is not None:
+                shape = (K,) + (1,) * (p.dim() - 1)
+                p.grad.mul_(scale.view(shape))
+                if not all_alive:  # 0 * NaN is NaN: a diverged model's gradients are set, not scaled
+                    p.grad.masked_fill_(~alive.view(shape), 0.0)
+
+        loss_list, finite_list, norm_list = losses.tolist(), finite_loss.tolist(), norms.tolist()
+        for k in range(K):
+            if self.alive[k] and not finite_list[k]:
+                self._mark_diverged(k, f"the loss became {loss_list[k]}")
+            elif self.alive[k] and not math.isfinite(norm_list[k]):
+                self._mark_diverged(k, f"the gradients became {norm_list[k]}")
+        if not any(self.alive):
+            self._raise_diverged()
+
         try:
             self.optimizer.step()
         except RuntimeError as exc:  # e.g. an update too large for float32
-            raise TrainingDiverged(f"the update failed at step {self.step + 1} ({exc})") from None
-        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
-            raise TrainingDiverged(f"the weights became non-finite at step {self.step + 1}")
+            for k in range(K):
+                if self.alive[k]:
+                    self._mark_diverged(k, f"the update failed ({exc})")
+            self._freeze_dead()
+            self._raise_diverged()
+        with torch.no_grad():
+            sums = torch.stack([p.reshape(K, -1).sum(1) for p in self.params]).sum(0)
+        for k, ok in enumerate(torch.isfinite(sums).tolist()):
+            if self.alive[k] and not ok:
+                self._mark_diverged(k, "the weights became non-finite")
+        self._freeze_dead()
+        if not any(self.alive):
+            self._raise_diverged()
+
         self.step += 1
-        self.sequences += self.batch_size
-        errors = self.task.bit_errors(logits.detach(), batch).mean().item()
-        self._advance_curriculum(errors)
-        return StepMetrics(self.step, self.sequences, loss.item(), errors, self.seconds, 0.0)
+        errors = _per_model(self.task.bit_errors(logits.detach(), batch), K).tolist()
+        model_loss = tuple(v if a else math.nan for v, a in zip(loss_list, self.alive))
+        model_errors = tuple(v if a else math.nan for v, a in zip(errors, self.alive))
+        for k in range(K):
+            if self.alive[k]:
+                self._advance_curriculum(k, errors[k])
+        live = [k for k in range(K) if self.alive[k]]
+        return StepMetrics(self.step, self.sequences, sum(loss_list[k] for k in live) / len(live),
+                           sum(errors[k] for k in live) / len(live), self.seconds, 0.0, model_loss, model_errors)
+
+    def _raise_diverged(self) -> None:
+        if len(self.diverged) == 1:
+            raise TrainingDiverged(next(iter(self.diverged.values())))
+        raise TrainingDiverged(f"every model diverged by step {self.step + 1}: " + "; ".join(
+            f"seed {self.seeds[k]}: {msg}" for k, msg in sorted(self.diverged.items())))
+
+    def _log(self, m: StepMetrics) -> None:
+        for k, history in enumerate(self.histories):
+            if self.alive[k]:
+                history.add(m.sequences, m.model_loss[k], m.model_bit_errors[k], self.stages[k])
 
     def run(self, steps: int) -> str:
         """Train until `steps` steps are done ("done") or `stop()` is called ("stopped").
 
-        Raises TrainingDiverged on a NaN or Inf loss (callbacks' on_end sees "diverged"). A
-        `stop()` that comes before `run` begins is kept: the run ends at once, "stopped".
+        Raises TrainingDiverged once every model has diverged. Callbacks' `on_end` is told the
+        true reason: "done", "stopped", "diverged", or "error" when anything else was raised.
+        A `stop()` that comes before `run` begins is kept: the run ends at once, "stopped".
         """
         for cb in self.callbacks:
             getattr(cb, "on_start", lambda t: None)(self)
@@ -218,15 +413,18 @@ class Trainer:
                 elapsed = time.perf_counter() - start
                 self.seconds += elapsed
                 # Exponential moving average of the rate: smooth, and needs no window.
-                now = self.batch_size / max(elapsed, 1e-9)
+                now = self.batch_size * sum(self.alive) / max(elapsed, 1e-9)
                 rate = now if rate == 0 else 0.9 * rate + 0.1 * now
                 m = m._replace(seconds=self.seconds, rate=rate)
                 if self.step % self.log_every == 0 or self.step == 1:
-                    self.history.add(m.sequences, m.loss, m.bit_errors)
+                    self._log(m)
                 for cb in self.callbacks:
                     getattr(cb, "on_step", lambda t, m: None)(self, m)
         except TrainingDiverged:
             reason = "diverged"
+            raise
+        except BaseException:
+            reason = "error"
             raise
         finally:
             for cb in self.callbacks:
@@ -234,83 +432,66 @@ class Trainer:
         return reason
 
     # ---- checkpoints --------------------------------------------------------------------------
-    def meta(self) -> dict[str, Any]:
-        """What a checkpoint records about this run besides the weights."""
-        return {
-            "seed": self.seed, "batch_size": self.batch_size, "lr": self.lr, "optimizer": self.optimizer_name,
-            "momentum": self.momentum, "clip": self.clip, "train_seconds": round(self.seconds, 2),
-            "torch": torch.__version__, "device": str(self.model.device), "history": self.history.to_dict(),
-            "curriculum": self.curriculum, "curriculum_threshold": self.curriculum_threshold, "stage": self.stage,
+    def meta(self, member: int = 0) -> dict[str, Any]:
+        """What model `member`'s checkpoint records about the run besides the weights."""
+        meta = {
+            "seed": self.seeds[member], "batch_size": self.batch_size, "lr": self.lr,
+            "optimizer": self.optimizer_name, "momentum": self.momentum, "clip": self.clip,
+            "train_seconds": round(self.seconds, 2), "torch": torch.__version__, "device": str(self.model.device),
+            "history": self.histories[member].to_dict(), "curriculum": self.curriculum,
+            "curriculum_threshold": self.curriculum_threshold, "stage": self.stages[member],
+            "data_stream": "train",
         }
+        if self.models > 1:
+            meta["ensemble"] = {"seeds": self.seeds, "member": member}
+        if member in self.diverged:
+            meta["diverged"] = self.diverged[member]
+        return meta
 
-    def save(self, path, *, with_optimizer: bool = True, extra_meta: dict | None = None):
-        """Write a checkpoint atomically. Without the optimiser it is smaller, not resumable exactly."""
-        for p in self.model.parameters():
-            if not torch.isfinite(p).all():
-                raise TrainingDiverged(f"not saving step {self.step}: the weights are not finite")
+    def save(self, path, *, member: int = 0, with_optimizer: bool = True, extra_meta: dict | None = None):
+        """Write model `member`'s checkpoint atomically, between steps. Without the optimiser
+        it is smaller and not resumable exactly. A diverged model's file holds its last good weights."""
+        with torch.no_grad():
+            for name, p in self.model.member_state_dict(member).items():
+                if not torch.isfinite(p).all():
+                    raise TrainingDiverged(f"not saving step {self.step}: the weights ({name}) are not finite")
         return ckpt_io.save(path, self.model, task=self.task, optimizer=self.optimizer if with_optimizer else None,
-                            step=self.step, sequences=self.sequences, meta={**self.meta(), **(extra_meta or {})})
+                            step=self.step, sequences=self.sequences, member=member,
+                            meta={**self.meta(member), **(extra_meta or {})})
 
     @classmethod
-    def resume_from(cls, checkpoint: "ckpt_io.Checkpoint", **overrides: Any) -> "Trainer":
-        """A trainer that continues a checkpoint's run where it stopped."""
-        meta = checkpoint.meta
-        options = {k: meta[k] for k in ("batch_size", "lr", "optimizer", "momentum", "clip", "seed", "curriculum",
+    def resume_from(cls, checkpoints: "ckpt_io.Checkpoint | list[ckpt_io.Checkpoint]", **overrides: Any) -> "Trainer":
+        """A trainer that continues the run(s) of one checkpoint or of an ensemble's checkpoints
+        (one per seed, same configuration, task and step) where they stopped."""
+        ckpts = checkpoints if isinstance(checkpoints, list) else [checkpoints]
+        first = ckpts[0]
+        for c in ckpts:
+            if c.task is None:
+                raise ConfigError(f"{c.path}: the checkpoint names no task to train on")
+            if (c.config, c.task, c.step) != (first.config, first.task, first.step):
+                raise ConfigError(f"{c.path} does not continue the same run as {first.path} "
+                                  "(configuration, task and step must match)")
+        meta = first.meta
+        options = {k: meta[k] for k in ("batch_size", "lr", "optimizer", "momentum", "clip", "curriculum",
                                         "curriculum_threshold") if k in meta}
         options.update({k: v for k, v in overrides.items() if v is not None})
-        if checkpoint.task is None:
-            raise ConfigError(f"{checkpoint.path}: the checkpoint names no task to train on")
-        trainer = cls(checkpoint.model, checkpoint.task, **options)
-        if checkpoint.optimizer_state is not None and checkpoint.optimizer_class == type(trainer.optimizer).__name__:
-            trainer.optimizer.load_state_dict(checkpoint.optimizer_state)
+        seeds = [int(c.meta.get("seed", 0)) for c in ckpts]
+        model = type(first.model).stack([c.model for c in ckpts]) if len(ckpts) > 1 else first.model
+        trainer = cls(model.train(), first.task, seeds=seeds, **options)
+        states = [c.optimizer_state for c in ckpts]
+        if all(s is not None for s in states) and all(
+                c.optimizer_class == type(trainer.optimizer).__name__ for c in ckpts):
+            state = ckpt_io.concat_optimizer_states(states)
+            trainer.optimizer.load_state_dict(state)
             for group in trainer.optimizer.param_groups:  # the saved state carries the old lr
                 group["lr"] = trainer.lr
-        trainer.step, trainer.sequences = checkpoint.step, checkpoint.sequences
-        trainer.stage = int(meta.get("stage", trainer.stage))
+        trainer.step = first.step
         trainer.seconds = float(meta.get("train_seconds", 0.0))
-        hist = meta.get("history") or {}
-        trainer.history = History(sequences=list(hist.get("sequences", [])), loss=list(hist.get("loss", [])),
-                                  bit_errors=list(hist.get("bit_errors", [])))
+        for k, c in enumerate(ckpts):
+            trainer.stages[k] = int(c.meta.get("stage", trainer.stages[k]))
+            trainer.histories[k] = History.from_dict(c.meta.get("history") or {})
+            if "diverged" in c.meta:
+                trainer.alive[k] = False
+                trainer.diverged[k] = c.meta["diverged"]
+        trainer._previous = [p.detach().clone() for p in trainer.params]
         return trainer
-
-
-def evaluate(model: torch.nn.Module, task, *, samples: int = 100, batch_size: int = 50, seed: int = 12345) -> dict[str, float]:
-    """Mean bit errors (and loss) per sequence over `samples` fresh sequences of `task`.
-
-    The seed is far from training's (seed * 1_000_003 + step), so these are new samples.
-    """
-    errors, losses, n = 0.0, 0.0, 0
-    generator = torch.Generator()
-    generator.manual_seed(seed)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            while n < samples:
-                b = min(batch_size, samples - n)
-                batch = task.sample(b, generator=generator, device=model.device)
-                logits = model(batch.inputs)
-                errors += task.bit_errors(logits, batch).sum().item()
-                losses += task.loss(logits, batch).item() * b
-                n += b
-    finally:
-        model.train(was_training)
-    result = {"bit_errors": errors / n, "loss": losses / n, "samples": n}
-    if math.isnan(result["loss"]):
-        raise TrainingDiverged("the model's outputs are NaN")
-    return result
-
-
-def ngram_bits(model: torch.nn.Module, task, *, samples: int = 100, batch_size: int = 50, seed: int = 12345) -> dict[str, float]:
-    """Dynamic n-grams: mean bits per prediction of the model and of the optimal Bayesian estimator."""
-    generator = torch.Generator()
-    generator.manual_seed(seed)
-    model_bits, optimal_bits, n = 0.0, 0.0, 0
-    with torch.inference_mode():
-        while n < samples:
-            b = min(batch_size, samples - n)
-            batch = task.sample(b, generator=generator, device=model.device)
-            model_bits += task.bits_per_prediction(model(batch.inputs), batch).sum().item()
-            optimal_bits += task.optimal_bits_per_prediction(batch).sum().item()
-            n += b
-    return {"model_bits": model_bits / n, "optimal_bits": optimal_bits / n}

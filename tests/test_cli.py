@@ -26,7 +26,8 @@ def trained(tmp_path_factory):
     path = tmp_path_factory.mktemp("cli") / "tiny.safetensors"
     run = ntmviz_cli("train", *TINY, "--steps", 30, "--checkpoint-every", 10, "--eval-samples", 20, "--out", path)
     assert run.returncode == 0, run.stderr
-    assert "bit errors per sequence" in run.stdout and path.exists()
+    assert "bit errors/seq (validation" in run.stdout and path.exists()
+    assert "scored on 20 validation-stream sequences" in run.stdout
     return path
 
 
@@ -46,7 +47,11 @@ def test_eval_json_reports_each_size(trained):
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
     assert report["task"] == "copy" and [r["size"] for r in report["rows"]] == ["training range", 2, 5]
-    assert all(r["samples"] == 10 and r["bit_errors"] >= 0 for r in report["rows"])
+    assert report["stream"] == "test" and report["seed"] == 0
+    for r in report["rows"]:
+        lo, hi = r["interval"]
+        assert r["samples"] == 10 and 0 <= lo <= r["bit_errors"] <= hi
+        assert 0 <= r["exact"] <= 1
 
 
 def test_eval_card_is_written_beside_the_checkpoint(trained, tmp_path):

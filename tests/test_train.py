@@ -10,7 +10,7 @@ import torch
 import ntmviz
 from ntmviz import checkpoint
 from ntmviz.tasks import get_task
-from ntmviz.train import History, Trainer, TrainingDiverged, curriculum_task, evaluate
+from ntmviz.train import History, Trainer, TrainingDiverged, curriculum_task
 
 
 @pytest.fixture
@@ -54,10 +54,10 @@ def test_callbacks_see_every_step(task):
 
 
 def test_resume_from_checkpoint_is_exact(task, tmp_path):
-    straight = Trainer(tiny_ntm(task), task, batch_size=4, lr=3e-3, seed=7)
+    straight = Trainer(tiny_ntm(task), task, batch_size=4, lr=3e-3, seeds=7)
     straight.run(6)
 
-    first = Trainer(tiny_ntm(task), task, batch_size=4, lr=3e-3, seed=7)
+    first = Trainer(tiny_ntm(task), task, batch_size=4, lr=3e-3, seeds=7)
     first.run(3)
     path = first.save(tmp_path / "half.safetensors")
     resumed = Trainer.resume_from(checkpoint.load(path, device="cpu"))
@@ -76,8 +76,8 @@ def test_resume_with_a_new_learning_rate(task, tmp_path):
 
 
 def test_batches_depend_on_seed_and_step_only(task):
-    a = Trainer(tiny_ntm(task), task, batch_size=4, seed=1)
-    b = Trainer(tiny_ntm(task, seed=5), task, batch_size=4, seed=1)
+    a = Trainer(tiny_ntm(task), task, batch_size=4, seeds=1)
+    b = Trainer(tiny_ntm(task, seed=5), task, batch_size=4, seeds=1)
     assert torch.equal(a.batch(3).inputs, b.batch(3).inputs)
     assert not torch.equal(a.batch(3).inputs, a.batch(4).inputs)
 
@@ -153,11 +153,3 @@ def test_mismatched_task_and_model_are_refused(task):
         Trainer(model, task.replace(max_length=20), batch_size=2)
     with pytest.raises(ntmviz.ConfigError, match="optimizer"):
         Trainer(model, task, optimizer="sgd")
-
-
-def test_evaluate_scores_fresh_samples(task):
-    model = tiny_ntm(task)
-    result = evaluate(model, task, samples=30, batch_size=7)
-    assert result["samples"] == 30
-    assert 0 < result["bit_errors"] <= task.max_length * task.bits
-    assert model.training  # evaluate restores the mode it found

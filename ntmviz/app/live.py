@@ -202,7 +202,7 @@ class LiveRun:
         """A run of a fresh model built from `config`."""
         model, task = config.build()
         trainer = Trainer(model, task, batch_size=config.batch_size, lr=config.lr,
-                          optimizer=config.optimizer, seed=config.seed, log_every=1)
+                          optimizer=config.optimizer, seeds=config.seed, log_every=1)
         kwargs = dict(steps=config.steps, snapshot_every=config.snapshot_every, probe_seed=config.probe_seed,
                       max_snapshots=config.max_snapshots, metrics_limit=config.metrics_limit,
                       history_limit=config.history_limit, threads=config.threads)
@@ -402,7 +402,7 @@ class LiveRun:
             return None
         step, sequences, state = self._good_state
         model.load_state_dict(state)
-        self.trainer.step, self.trainer.sequences = step, sequences
+        self.trainer.step = step  # sequences follow from the step
         # The optimiser's moments may hold NaN too: start them again.
         self.trainer.optimizer.state.clear()
         return step

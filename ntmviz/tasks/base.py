@@ -44,6 +44,21 @@ class Batch(NamedTuple):
         """The same batch on another device."""
         return Batch(*(x.to(device) for x in self))
 
+    @staticmethod
+    def concat(batches: "list[Batch]") -> "Batch":
+        """Batches one after another along B, each padded at the end to the longest T (a padded
+        step has zero inputs, targets and mask, as within a batch)."""
+        if len(batches) == 1:
+            return batches[0]
+        steps = max(b.inputs.shape[1] for b in batches)
+
+        def pad(x: Tensor) -> Tensor:
+            extra = steps - x.shape[1]
+            return x if extra == 0 else F.pad(x, (0, 0, 0, extra) if x.dim() == 3 else (0, extra))
+
+        return Batch(*(torch.cat([pad(getattr(b, name)) for b in batches]) for name in ("inputs", "targets", "mask")),
+                     torch.cat([b.lengths for b in batches]))
+
 
 def bit_labels(bits: int) -> tuple[str, ...]:
     """("bit 0", ..., "bit {bits-1}")."""
@@ -195,12 +210,16 @@ class Task:
             raise ConfigError(f"{self.name}: logits {list(logits.shape)} do not match targets "
                               f"{list(batch.targets.shape)}")
 
-    def loss(self, logits: Tensor, batch: Batch) -> Tensor:
-        """Binary cross-entropy with logits [B, T, O], summed over bits and scored steps,
-        averaged over the batch: nats per sequence, a differentiable scalar."""
+    def sequence_loss(self, logits: Tensor, batch: Batch) -> Tensor:
+        """Binary cross-entropy with logits [B, T, O], summed over bits and scored steps:
+        nats per sequence, [B], differentiable."""
         self._check_logits(logits, batch)
         bce = F.binary_cross_entropy_with_logits(logits, batch.targets.to(logits.dtype), reduction="none")
-        return (bce.sum(-1) * batch.mask.to(logits.dtype)).sum() / logits.shape[0]
+        return (bce.sum(-1) * batch.mask.to(logits.dtype)).sum(-1)
+
+    def loss(self, logits: Tensor, batch: Batch) -> Tensor:
+        """`sequence_loss` averaged over the batch: a differentiable scalar."""
+        return self.sequence_loss(logits, batch).mean()
 
     def bit_errors(self, logits: Tensor, batch: Batch) -> Tensor:
         """Wrong bits per sequence on scored steps: [B] float32 holding whole numbers.

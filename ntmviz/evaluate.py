@@ -1,0 +1,139 @@
+"""Held-out evaluation: scores with intervals, on streams training never draws.
+
+    scores = evaluate(model, task, stream="test", seed=7, samples=1000)   # one Score per model
+    scores[0].bit_errors, scores[0].interval, scores[0].exact
+
+Sequences come from the validation or test stream (streams.py), never the training one.
+Validation chooses (when to stop, which seed ships); test reports. Every model of an ensemble
+sees the same sequences, so seeds are compared on equal terms.
+
+Intervals are 95%: a percentile bootstrap of the mean for bit errors and loss (failures are
+rare and large, so the per-sequence counts are far from normal), and Wilson's score interval
+for the fraction of sequences without a wrong bit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from .errors import ConfigError
+from .streams import STREAMS, stream_seed
+from .tasks import Batch
+
+LN2 = math.log(2.0)
+Z95 = 1.959963984540054
+BOOTSTRAP = 2000  # resamples: the interval's ends move by well under a tenth of its width between runs
+
+
+def mean_interval(values: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean of `values` [n]."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return (math.nan, math.nan)
+    if np.all(values == values[0]):
+        return (float(values[0]), float(values[0]))
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, size=(BOOTSTRAP, values.size))].mean(1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return (float(low), float(high))
+
+
+def wilson_interval(successes: int, n: int) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion successes / n."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = successes / n
+    denom = 1 + Z95**2 / n
+    centre = (p + Z95**2 / (2 * n)) / denom
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass
+class Score:
+    """One model on `samples` held-out sequences of one task configuration."""
+
+    stream: str
+    seed: int
+    samples: int
+    bit_errors: float  # mean wrong bits per sequence
+    interval: tuple[float, float]  # its 95% interval
+    exact: float  # fraction of sequences with no wrong bit
+    exact_interval: tuple[float, float]
+    loss: float  # mean cross-entropy per sequence, nats
+    loss_bits: float  # the same in bits per sequence (the unit of the paper's curves)
+    extra: dict = field(default_factory=dict)  # n-grams: model and optimal bits per prediction, their gap
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        lo, hi = self.interval
+        return f"{self.bit_errors:.3f} [{lo:.3f}, {hi:.3f}] bit errors/seq, {100 * self.exact:.1f}% exact (n={self.samples})"
+
+
+def check_request(stream: str, samples: int) -> None:
+    if stream not in STREAMS or stream == "train":
+        raise ConfigError(f"evaluation streams are validation and test, not {stream!r}")
+    if not isinstance(samples, int) or samples < 1:
+        raise ConfigError(f"samples must be a positive integer, got {samples!r}")
+
+
+def sequence_results(model: torch.nn.Module, task, *, stream: str = "test", seed: int = 0, samples: int = 1000,
+                     batch_size: int = 100) -> dict[str, np.ndarray]:
+    """Per-sequence results of each of the model's K models on the same `samples` sequences:
+    {"bit_errors": [K, n], "loss": [K, n]} (+ "model_bits", "optimal_bits" [K, n] for n-grams)."""
+    check_request(stream, samples)
+    slots = getattr(model.config, "memory_slots", None)
+    if slots is not None:
+        task.check_fits(slots)
+    K = getattr(model, "models", 1)
+    parts: dict[str, list[np.ndarray]] = {}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            done, index = 0, 0
+            while done < samples:
+                b = min(batch_size, samples - done)
+                batch = task.sample(b, seed=stream_seed(stream, seed, index), device=model.device)
+                both = Batch.concat([batch] * K)  # every model answers the same sequences
+                logits = model(both.inputs)
+                results = {"bit_errors": task.bit_errors(logits, both), "loss": task.sequence_loss(logits, both)}
+                if hasattr(task, "optimal_bits_per_prediction"):
+                    results["model_bits"] = task.bits_per_prediction(logits, both)
+                    results["optimal_bits"] = task.optimal_bits_per_prediction(batch).repeat(K)
+                for name, value in results.items():
+                    parts.setdefault(name, []).append(value.float().cpu().numpy().reshape(K, b))
+                done += b
+                index += 1
+    finally:
+        model.train(was_training)
+    return {name: np.concatenate(chunks, axis=1) for name, chunks in parts.items()}
+
+
+def evaluate(model: torch.nn.Module, task, *, stream: str = "test", seed: int = 0, samples: int = 1000,
+             batch_size: int = 100) -> list[Score]:
+    """One Score per model (K for an ensemble), all on the same held-out sequences."""
+    per_seq = sequence_results(model, task, stream=stream, seed=seed, samples=samples, batch_size=batch_size)
+    scores = []
+    for k in range(per_seq["bit_errors"].shape[0]):
+        errors, loss = per_seq["bit_errors"][k], per_seq["loss"][k]
+        if not np.all(np.isfinite(loss)):
+            raise ConfigError(f"model {k}'s outputs are NaN or infinite")
+        exact = int((errors == 0).sum())
+        extra = {}
+        if "model_bits" in per_seq:
+            gap = per_seq["model_bits"][k] - per_seq["optimal_bits"][k]
+            extra = {"model_bits": float(per_seq["model_bits"][k].mean()),
+                     "optimal_bits": float(per_seq["optimal_bits"][k].mean()),
+                     "gap": float(gap.mean()), "gap_interval": mean_interval(gap)}
+        scores.append(Score(stream=stream, seed=seed, samples=samples, bit_errors=float(errors.mean()),
+                            interval=mean_interval(errors), exact=exact / samples,
+                            exact_interval=wilson_interval(exact, samples), loss=float(loss.mean()),
+                            loss_bits=float(loss.mean() / LN2), extra=extra))
+    return scores
