@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write checkpoints without optimiser state (3x smaller; a resumed run restarts Adam)")
     t.add_argument("--eval-samples", type=int, default=200,
                    help="validation-stream sequences each model is scored on at the end")
+    t.add_argument("--validate-every", type=int, default=None, metavar="K",
+                   help="score every model on the validation stream every K steps (default: --checkpoint-every) "
+                        "and keep each model's best as NAME.best.safetensors (fewest bit errors, then lowest loss)")
+    t.add_argument("--validation-samples", type=int, default=200, help="validation-stream sequences per check")
     t.add_argument("--memory-slots", type=int, default=128, help="N, memory slots")
     t.add_argument("--memory-width", type=int, default=20, help="M, numbers per slot")
     t.add_argument("--read-heads", type=int, default=1, help="R, read heads")
@@ -156,6 +160,44 @@ class _Progress:
         self.bar.close()
 
 
+class _Validation:
+    """Every K steps: each model on the same validation-stream sequences; a model's best so
+    far (fewest bit errors, then lowest loss) is written to its `best` path. Validation
+    chooses the stopping point; the test stream (ntmviz eval) reports."""
+
+    def __init__(self, every: int, samples: int, best_paths: list[Path], save_best):
+        self.every, self.samples, self.best_paths, self.save_best = every, samples, best_paths, save_best
+        self.best: dict[int, tuple[float, float]] = {}
+
+    def on_start(self, trainer) -> None:
+        for k, v in enumerate(trainer.validation):  # a resumed run keeps the best it had
+            if v["step"]:
+                self.best[k] = min(zip(v["bit_errors"], v["loss"]))
+
+    def on_step(self, trainer, m) -> None:
+        if m.step % self.every:
+            return
+        from .evaluate import evaluate
+
+        scores = evaluate(trainer.model, trainer.task, stream="validation", seed=0, samples=self.samples)
+        for k, score in enumerate(scores):
+            if not trainer.alive[k]:
+                continue
+            v = trainer.validation[k]
+            v["step"].append(m.step)
+            v["bit_errors"].append(score.bit_errors)
+            v["loss"].append(score.loss)
+            key = (score.bit_errors, score.loss)
+            if k not in self.best or key < self.best[k]:
+                self.best[k] = key
+                self.save_best(k, self.best_paths[k], m.step)
+
+
+def best_path(path: Path) -> Path:
+    """NAME.best.SUFFIX beside NAME.SUFFIX."""
+    return path.with_name(f"{path.stem}.best{path.suffix}")
+
+
 class _Signals:
     """Ctrl-C or SIGTERM asks the trainer to stop between two steps (so no half-applied update
     is saved); a second one gives up at once, keeping the last periodic checkpoints."""
@@ -194,7 +236,8 @@ def cmd_train(args) -> int:
     from .tasks import get_task
     from .train import Trainer, TrainingDiverged, check_memory, parse_seeds
 
-    for name in ("batch_size", "steps", "checkpoint_every", "eval_samples", "threads"):
+    for name in ("batch_size", "steps", "checkpoint_every", "eval_samples", "threads", "validate_every",
+                 "validation_samples"):
         _check_positive("--" + name.replace("_", "-"), getattr(args, name))
     if args.seed is not None and args.seeds is not None:
         raise ConfigError("give --seed or --seeds, not both")
@@ -234,8 +277,15 @@ def cmd_train(args) -> int:
         for k, path in enumerate(paths):
             trainer.save(path, member=k, with_optimizer=not args.slim, extra_meta={"hardware": hardware})
 
+    def save_best(k: int, path: Path, step: int) -> None:
+        trainer.save(path, member=k, with_optimizer=False,
+                     extra_meta={"hardware": hardware, "chosen_by": f"validation stream (seed 0, {args.validation_samples} "
+                                 f"sequences): fewest bit errors, then lowest loss, at step {step}"})
+
     progress = _Progress(args, args.steps, trainer.step, save_all)
-    trainer.callbacks.append(progress)
+    validation = _Validation(args.validate_every or args.checkpoint_every, args.validation_samples,
+                             [best_path(p) for p in paths], save_best)
+    trainer.callbacks += [validation, progress]
     signals = _Signals(trainer)
     signals.install()
     try:

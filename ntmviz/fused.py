@@ -1,17 +1,23 @@
-"""The fast path of an NTM step: two autograd Functions with hand-written backward passes.
+"""The fast path of the NTM: its maths as plain tensor ops with hand-written backward passes.
 
-On a CPU the NTM's step is bound by dispatch, not arithmetic: a few dozen tiny ops, each
-recorded by autograd and replayed backward. These Functions run the same maths as the pure
-reference functions (addressing.py, memory.py, heads.py) as plain tensor ops with autograd
-off, and give autograd one node each, whose backward is written out below in fewer, larger
-ops. tests/test_fused.py checks values and gradients against the reference, and gradcheck
-in float64.
+On a CPU the NTM is bound by dispatch, not arithmetic: each step is a few dozen tiny ops,
+and autograd records every one and replays it backward. Here the same maths as the pure
+reference functions (heads.activate, addressing.address, memory.read and memory.write, an
+LSTM cell) runs with autograd off, and the backward pass is written out in fewer, larger
+ops. Two granularities share the same forward and backward code:
 
-    memory_step(raw, memory, previous, index, read_heads)   heads -> address -> read -> write
-    lstm_cell(gates, cell)                                   the LSTM cell's pointwise part
+    run_sequence(...)        a whole sequence as ONE autograd node: the time loop runs
+                             inside, and backward runs the loop in reverse; the weight
+                             gradients of all steps come out of one product each
+    memory_step(...)         one step's heads -> address -> read -> write as one node
+    lstm_cell(...)           one LSTM cell's pointwise part as one node (used by step())
 
-Shapes: P rows (batch, or models x batch), H = R + W heads (read heads first), N slots,
-M word width, S shifts, C controller units. See heads.py for the layout of `raw`.
+tests/test_fused.py checks values and gradients against the reference functions, and
+gradcheck in float64.
+
+Shapes: K models, B batch, P = K x B rows (model major), T steps, H = R + W heads (read
+heads first), N slots, M word width, S shifts, C controller units, G = 4C (LSTM) or C
+(feed-forward) pre-activation width. See heads.py for the layout of the heads' raw vector.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from .heads import head_sizes
 
 
 class MemoryStep(NamedTuple):
-    """What one fused memory step returns. Only the first three carry gradients."""
+    """What one memory step returns. Only the first three carry gradients."""
 
     weights: Tensor  # [P, H, N]  w_t of every head: the next step's w_{t-1}
     reads: Tensor  # [P, R, M]
@@ -49,162 +55,414 @@ def _softmax_backward(grad: Tensor, out: Tensor) -> Tensor:
     return out * (grad - (grad * out).sum(-1, keepdim=True))
 
 
-class _MemoryStep(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, raw: Tensor, memory: Tensor, previous: Tensor, index: Tensor, read_heads: int):
-        P, H, N = previous.shape
-        M = memory.shape[2]
-        S = index.shape[0]
-        W = H - read_heads
-        key, beta, gate, shift, gamma, erase, add = raw.split(head_sizes(H, W, M, S), dim=-1)
-        key = key.reshape(P, H, M)
-        beta = F.softplus(beta)  # β >= 0
-        gate = torch.sigmoid(gate)  # g in [0, 1]
-        shift = torch.softmax(shift.reshape(P, H, S), dim=-1)
-        gamma = 1 + F.softplus(gamma)  # γ >= 1
-        erase = torch.sigmoid(erase).reshape(P, W, M)
-        add = torch.tanh(add).reshape(P, W, M)
+# ---- one memory step: forward and backward as plain functions ------------------------------------
+# Written for few passes over the [P, N, M] memory, the cost that grows with the batch: the
+# circular shift is a windowed sum over a wrapped copy of the weighting (no gather), outer
+# products are broadcasts, and the write is M + w (a - e * M), two passes for one write head.
 
-        # content focus (eq. 5): softmax of β times the cosine of key and slot
-        key_norm = torch.sqrt((key * key).sum(-1, keepdim=True) + EPS)  # [P, H, 1]
-        slot_norm = torch.sqrt((memory * memory).sum(-1) + EPS).unsqueeze(1)  # [P, 1, N]
-        cosine = torch.bmm(key, memory.transpose(1, 2)) / (key_norm * slot_norm)  # [P, H, N]
-        content = torch.softmax(beta.unsqueeze(-1) * cosine, dim=-1)
-        # interpolation (eq. 7), circular shift (eq. 8), sharpening (eq. 9)
-        g = gate.unsqueeze(-1)
-        gated = torch.lerp(previous, content, g)
-        rolled = gated[..., index]  # [P, H, S, N]: rolled[..., s, i] = w(i - offset_s)
-        shifted = torch.bmm(shift.reshape(P * H, 1, S), rolled.reshape(P * H, S, N)).reshape(P, H, N)
-        log_shifted = torch.log(shifted + EPS)
-        weights = torch.softmax(gamma.unsqueeze(-1) * log_shifted, dim=-1)
-        # read (eq. 2) and write (eqs. 3, 4), both from the memory before this step
-        w_read, w_write = weights[:, :read_heads], weights[:, read_heads:]
-        reads = torch.bmm(w_read, memory)
-        if W == 1:
-            keep = 1 - w_write.transpose(1, 2) * erase  # [P, N, 1] * [P, 1, M]
-        else:
-            keep = torch.prod(1 - w_write.unsqueeze(-1) * erase.unsqueeze(-2), dim=1)
+def _wrapped_windows(w: Tensor, half: int) -> Tensor:
+    """w [..., N] -> [..., N, 2*half + 1]: window i holds w(i - half) .. w(i + half), indices mod N."""
+    if half == 0:
+        return w.unsqueeze(-1)
+    return torch.cat([w[..., -half:], w, w[..., :half]], -1).unfold(-1, 2 * half + 1, 1)
+
+
+def memory_forward(raw: Tensor, memory: Tensor, previous: Tensor, shift_width: int, read_heads: int
+                   ) -> tuple[MemoryStep, tuple]:
+    """raw [P, sum(head_sizes)], memory [P, N, M], previous [P, H, N]
+    -> (MemoryStep, what memory_backward needs)."""
+    P, H, N = previous.shape
+    M = memory.shape[2]
+    S, half = shift_width, shift_width // 2
+    W = H - read_heads
+    key, beta, gate, shift, gamma, erase, add = raw.split(head_sizes(H, W, M, S), dim=-1)
+    key = key.reshape(P, H, M)
+    beta = F.softplus(beta)  # β >= 0
+    gate = torch.sigmoid(gate)  # g in [0, 1]
+    shift = torch.softmax(shift.reshape(P, H, S), dim=-1)
+    gamma = F.softplus(gamma) + 1  # γ >= 1
+    erase = torch.sigmoid(erase).reshape(P, W, M)
+    add = torch.tanh(add).reshape(P, W, M)
+
+    # content focus (eq. 5): softmax of β times the cosine of key and slot
+    key_norm = torch.sqrt(key.square().sum(-1, keepdim=True) + EPS)  # [P, H, 1]
+    slot_norm = torch.sqrt(torch.linalg.vector_norm(memory, dim=-1).square() + EPS).unsqueeze(1)  # [P, 1, N]
+    cosine = torch.bmm(key, memory.transpose(1, 2)) / (key_norm * slot_norm)  # [P, H, N]
+    content = torch.softmax(beta.unsqueeze(-1) * cosine, dim=-1)
+    # interpolation (eq. 7), circular shift (eq. 8), sharpening (eq. 9)
+    gated = torch.lerp(previous, content, gate.unsqueeze(-1))
+    # shifted(i) = sum_s shift_s gated(i - offset_s): window i read backwards, so weights flipped
+    shifted = (_wrapped_windows(gated, half) * shift.flip(-1).unsqueeze(-2)).sum(-1)
+    log_shifted = torch.log(shifted + EPS)
+    weights = torch.softmax(gamma.unsqueeze(-1) * log_shifted, dim=-1)
+    # read (eq. 2) and write (eqs. 3, 4), both from the memory before this step
+    w_read, w_write = weights[:, :read_heads], weights[:, read_heads:]
+    reads = torch.bmm(w_read, memory)
+    if W == 1:  # M' = M (1 - w e^T) + w a^T = M + w (a - e * M)
+        change = torch.addcmul(add, erase, memory, value=-1)  # [P, N, M]
+        new_memory = torch.addcmul(memory, w_write.transpose(1, 2), change)
+    else:
+        change = None
+        keep = torch.prod(torch.rsub(w_write.unsqueeze(-1) * erase.unsqueeze(-2), 1), dim=1)
         new_memory = torch.baddbmm(memory * keep, w_write.transpose(1, 2), add)
 
+    out = MemoryStep(weights, reads, new_memory, key, beta, gate, shift, gamma, erase, add, content, gated, shifted)
+    saved = (memory, previous, key, beta, gate, shift, gamma, erase, add,
+             key_norm, slot_norm, cosine, content, gated, log_shifted, shifted, weights, change)
+    return out, saved
+
+
+def memory_backward(saved: tuple, read_heads: int, g_weights: Tensor | None, g_reads: Tensor | None,
+                    g_memory: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients of one memory step: (g_raw, g_memory before the step, g_previous)."""
+    (memory, previous, key, beta, gate, shift, gamma, erase, add,
+     key_norm, slot_norm, cosine, content, gated, log_shifted, shifted, weights, change) = saved
+    R = read_heads
+    P, H, N = previous.shape
+    W = H - R
+    half = shift.shape[-1] // 2
+    w_read, w_write = weights[:, :R], weights[:, R:]
+
+    # write
+    if g_memory is None:
+        g_mem = torch.zeros_like(memory)
+        g_w_write = torch.zeros_like(w_write)
+        g_erase, g_add = torch.zeros_like(erase), torch.zeros_like(add)
+    elif W == 1:  # M' = M + w (a - e * M): dM = g (1 - w e^T), dw = <g, a - e * M>, de = -w^T (g * M), da = w^T g
+        g_mem = torch.addcmul(g_memory, w_write.transpose(1, 2) * erase, g_memory, value=-1)
+        g_w_write = torch.linalg.vecdot(g_memory, change).unsqueeze(1)  # [P, 1, N]
+        g_erase = -torch.bmm(w_write, g_memory * memory)
+        g_add = torch.bmm(w_write, g_memory)
+    else:  # M' = M prod_v (1 - w_v e_v^T) + sum_v w_v a_v^T
+        factors = torch.rsub(w_write.unsqueeze(-1) * erase.unsqueeze(-2), 1)  # [P, W, N, M]
+        g_mem = g_memory * torch.prod(factors, dim=1)
+        g_add = torch.bmm(w_write, g_memory)
+        g_keep = g_memory * memory
+        g_w_write = torch.bmm(add, g_memory.transpose(1, 2))
+        g_erase = torch.empty_like(erase)
+        for v in range(W):  # each head's factor times the product of the others
+            others = torch.prod(torch.cat([factors[:, :v], factors[:, v + 1:]], 1), dim=1)
+            g_factor = g_keep * others  # [P, N, M]
+            g_w_write[:, v] -= (g_factor * erase[:, v].unsqueeze(1)).sum(-1)
+            g_erase[:, v] = -(g_factor * w_write[:, v].unsqueeze(-1)).sum(1)
+    # read: reads = w_read memory
+    if g_reads is None:
+        g_w_read = torch.zeros_like(w_read)
+    else:
+        g_w_read = torch.bmm(g_reads, memory.transpose(1, 2))
+        if R == 1:
+            g_mem = torch.addcmul(g_mem, w_read.transpose(1, 2), g_reads)
+        else:
+            g_mem = torch.baddbmm(g_mem, w_read.transpose(1, 2), g_reads)
+    g_w = torch.cat([g_w_read, g_w_write], 1)
+    if g_weights is not None:
+        g_w = g_w + g_weights
+
+    # sharpen: weights = softmax(γ log(shifted + eps))
+    g_z = _softmax_backward(g_w, weights)
+    g_gamma = (g_z * log_shifted).sum(-1)
+    g_shifted = g_z * gamma.unsqueeze(-1) / (shifted + EPS)
+    # shift: shifted(i) = sum_s shift_s gated(i - offset_s), so gated(j) reached shifted(j + offset_s)
+    g_shift = (_wrapped_windows(gated, half) * g_shifted.unsqueeze(-1)).sum(-2).flip(-1)
+    g_gated = (_wrapped_windows(g_shifted, half) * shift.unsqueeze(-2)).sum(-1)
+    # interpolation: gated = previous + g (content - previous)
+    g_gate = (g_gated * (content - previous)).sum(-1)
+    g_content = g_gated * gate.unsqueeze(-1)
+    g_previous = g_gated - g_content
+    # content focus: content = softmax(β cosine), cosine = key.slot / (|key| |slot|)
+    g_u = _softmax_backward(g_content, content)
+    g_beta = (g_u * cosine).sum(-1)
+    g_cos = g_u * beta.unsqueeze(-1)
+    g_dots = g_cos / (key_norm * slot_norm)
+    g_cc = g_cos * cosine
+    g_key = torch.bmm(g_dots, memory) - key * (g_cc.sum(-1, keepdim=True) / key_norm.square())
+    g_mem = torch.baddbmm(g_mem, g_dots.transpose(1, 2), key)
+    g_mem = torch.addcmul(g_mem, memory, (g_cc.sum(1) / slot_norm.squeeze(1).square()).unsqueeze(-1), value=-1)
+
+    # the activations that gave each parameter its range
+    g_raw = torch.cat([
+        g_key.reshape(P, -1),
+        g_beta * -torch.expm1(-beta),  # softplus' = sigmoid = 1 - exp(-softplus)
+        g_gate * (gate - gate * gate),
+        _softmax_backward(g_shift, shift).reshape(P, -1),
+        g_gamma * -torch.expm1(torch.rsub(gamma, 1)),
+        (g_erase * (erase - erase * erase)).reshape(P, -1),
+        (g_add * torch.rsub(add * add, 1)).reshape(P, -1),
+    ], dim=-1)
+    return g_raw, g_mem, g_previous
+
+
+# ---- one LSTM cell -------------------------------------------------------------------------------
+
+def lstm_forward(gates: Tensor, cell: Tensor) -> tuple[Tensor, Tensor, tuple]:
+    """gates [P, 4C] (i, f, g, o as torch.nn.LSTMCell orders them), cell [P, C]
+    -> (hidden [P, C], cell [P, C], what lstm_backward needs)."""
+    i, f, _, o = torch.sigmoid(gates).chunk(4, dim=-1)
+    g = torch.tanh(gates.chunk(4, dim=-1)[2])
+    new_cell = torch.addcmul(f * cell, i, g)
+    tanh_cell = torch.tanh(new_cell)
+    return o * tanh_cell, new_cell, (cell, i, f, g, o, tanh_cell)
+
+
+def lstm_backward(saved: tuple, g_hidden: Tensor | None, g_cell: Tensor | None) -> tuple[Tensor, Tensor]:
+    """(g_gates [P, 4C], g_cell before the step [P, C])."""
+    cell, i, f, g, o, tanh_cell = saved
+    g_c = torch.zeros_like(cell) if g_cell is None else g_cell
+    if g_hidden is None:
+        g_o = torch.zeros_like(o)
+    else:
+        g_c = torch.addcmul(g_c, g_hidden * o, torch.rsub(tanh_cell * tanh_cell, 1))
+        g_o = g_hidden * tanh_cell * (o - o * o)
+    g_gates = torch.cat([g_c * g * (i - i * i), g_c * cell * (f - f * f), g_c * i * torch.rsub(g * g, 1), g_o], -1)
+    return g_gates, g_c * f
+
+
+# ---- single steps as autograd nodes (NTM.step) -----------------------------------------------------
+
+class _MemoryStep(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, raw, memory, previous, shift_width, read_heads):
+        out, saved = memory_forward(raw, memory, previous, shift_width, read_heads)
         ctx.read_heads = read_heads
-        ctx.save_for_backward(memory, previous, index, key, beta, gate, shift, gamma, erase, add,
-                              key_norm, slot_norm, cosine, content, gated, shifted, log_shifted, weights, keep)
-        ctx.mark_non_differentiable(key, beta, gate, shift, gamma, erase, add, content, gated, shifted)
-        return weights, reads, new_memory, key, beta, gate, shift, gamma, erase, add, content, gated, shifted
+        ctx.saved = saved  # not save_for_backward: `change` may be None
+        ctx.mark_non_differentiable(*out[3:])
+        return tuple(out)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, g_weights, g_reads, g_memory, *_unused):
-        (memory, previous, index, key, beta, gate, shift, gamma, erase, add,
-         key_norm, slot_norm, cosine, content, gated, shifted, log_shifted, weights, keep) = ctx.saved_tensors
-        R = ctx.read_heads
-        P, H, N = previous.shape
-        W = H - R
-        S = index.shape[0]
-        w_read, w_write = weights[:, :R], weights[:, R:]
-
-        # write: new = memory * keep + w_write^T add
-        if g_memory is None:
-            g_mem = torch.zeros_like(memory)
-            g_w_write = torch.zeros_like(w_write)
-            g_erase, g_add = torch.zeros_like(erase), torch.zeros_like(add)
-        else:
-            g_mem = g_memory * keep
-            g_add = torch.bmm(w_write, g_memory)  # [P, W, M]
-            g_keep = g_memory * memory  # [P, N, M]
-            if W == 1:  # keep = 1 - w e^T
-                g_w_write = torch.bmm(add, g_memory.transpose(1, 2)) - torch.bmm(erase, g_keep.transpose(1, 2))
-                g_erase = -torch.bmm(w_write, g_keep)
-            else:  # keep = prod_v (1 - w_v e_v^T): each head's factor times the product of the others
-                factors = 1 - w_write.unsqueeze(-1) * erase.unsqueeze(-2)  # [P, W, N, M]
-                g_w_write = torch.bmm(add, g_memory.transpose(1, 2))
-                g_erase = torch.empty_like(erase)
-                for v in range(W):
-                    others = torch.prod(torch.cat([factors[:, :v], factors[:, v + 1:]], 1), dim=1)
-                    g_factor = g_keep * others  # [P, N, M]
-                    g_w_write[:, v] -= (g_factor * erase[:, v].unsqueeze(1)).sum(-1)
-                    g_erase[:, v] = -(g_factor * w_write[:, v].unsqueeze(-1)).sum(1)
-        # read: reads = w_read memory
-        if g_reads is None:
-            g_w_read = torch.zeros_like(w_read)
-        else:
-            g_w_read = torch.bmm(g_reads, memory.transpose(1, 2))
-            g_mem = torch.baddbmm(g_mem, w_read.transpose(1, 2), g_reads)
-        g_w = torch.cat([g_w_read, g_w_write], 1)
-        if g_weights is not None:
-            g_w = g_w + g_weights
-
-        # sharpen: weights = softmax(γ log(shifted + eps))
-        g_z = _softmax_backward(g_w, weights)
-        g_gamma = (g_z * log_shifted).sum(-1)
-        g_shifted = g_z * gamma.unsqueeze(-1) / (shifted + EPS)
-        # shift: shifted(i) = sum_s shift_s gated(i - offset_s)
-        rolled = gated[..., index]  # [P, H, S, N]
-        g_shift = torch.bmm(rolled.reshape(P * H, S, N), g_shifted.reshape(P * H, N, 1)).reshape(P, H, S)
-        # gated(j) reached shifted(j + offset_s); offsets are symmetric, so index.flip(0)[s, j] is that slot
-        g_gated = torch.bmm(shift.reshape(P * H, 1, S),
-                            g_shifted[..., index.flip(0)].reshape(P * H, S, N)).reshape(P, H, N)
-        # interpolation: gated = previous + g (content - previous)
-        g = gate.unsqueeze(-1)
-        g_gate = (g_gated * (content - previous)).sum(-1)
-        g_content = g_gated * g
-        g_previous = g_gated - g_content
-        # content focus: content = softmax(β cosine), cosine = key.slot / (|key| |slot|)
-        g_u = _softmax_backward(g_content, content)
-        g_beta = (g_u * cosine).sum(-1)
-        g_cos = g_u * beta.unsqueeze(-1)
-        g_dots = g_cos / (key_norm * slot_norm)
-        g_cc = g_cos * cosine
-        g_key = torch.bmm(g_dots, memory) - key * (g_cc.sum(-1, keepdim=True) / key_norm.square())
-        g_mem = torch.baddbmm(g_mem, g_dots.transpose(1, 2), key)
-        g_mem = g_mem - memory * (g_cc.sum(1) / slot_norm.squeeze(1).square()).unsqueeze(-1)
-
-        # the activations that gave each parameter its range
-        g_raw = torch.cat([
-            g_key.reshape(P, -1),
-            g_beta * -torch.expm1(-beta),  # softplus' = sigmoid = 1 - exp(-softplus)
-            g_gate * gate * (1 - gate),
-            _softmax_backward(g_shift, shift).reshape(P, -1),
-            g_gamma * -torch.expm1(1 - gamma),
-            (g_erase * erase * (1 - erase)).reshape(P, -1),
-            (g_add * (1 - add * add)).reshape(P, -1),
-        ], dim=-1)
+        g_raw, g_mem, g_previous = memory_backward(ctx.saved, ctx.read_heads, g_weights, g_reads, g_memory)
         return g_raw, g_mem, g_previous, None, None
 
 
-def memory_step(raw: Tensor, memory: Tensor, previous: Tensor, index: Tensor, read_heads: int) -> MemoryStep:
+def memory_step(raw: Tensor, memory: Tensor, previous: Tensor, shift_width: int, read_heads: int) -> MemoryStep:
     """Heads' activations, addressing, read and write of one step, as one autograd node.
 
-    raw [P, sum(head_sizes)] (the heads' linear output), memory [P, N, M], previous [P, H, N],
-    index [S, N] (addressing.shift_index) -> MemoryStep.
+    raw [P, sum(head_sizes)] (the heads' linear output), memory [P, N, M], previous [P, H, N]
+    -> MemoryStep.
     """
-    return MemoryStep(*_MemoryStep.apply(raw, memory, previous, index, read_heads))
+    return MemoryStep(*_MemoryStep.apply(raw, memory, previous, shift_width, read_heads))
 
 
 class _LSTMCell(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, gates: Tensor, cell: Tensor):
-        i, f, g, o = torch.sigmoid(gates).chunk(4, dim=-1)  # nn.LSTMCell's order
-        g = torch.tanh(gates.chunk(4, dim=-1)[2])
-        new_cell = torch.addcmul(f * cell, i, g)
-        tanh_cell = torch.tanh(new_cell)
-        hidden = o * tanh_cell
-        ctx.save_for_backward(cell, i, f, g, o, tanh_cell)
+    def forward(ctx, gates, cell):
+        hidden, new_cell, saved = lstm_forward(gates, cell)
+        ctx.save_for_backward(*saved)
         return hidden, new_cell
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, g_hidden, g_cell):
-        cell, i, f, g, o, tanh_cell = ctx.saved_tensors
-        g_c = torch.zeros_like(cell) if g_cell is None else g_cell
-        if g_hidden is None:
-            g_o = torch.zeros_like(o)
-        else:
-            g_c = torch.addcmul(g_c, g_hidden * o, 1 - tanh_cell * tanh_cell)
-            g_o = g_hidden * tanh_cell * o * (1 - o)
-        g_gates = torch.cat([g_c * g * i * (1 - i), g_c * cell * f * (1 - f), g_c * i * (1 - g * g), g_o], dim=-1)
-        return g_gates, g_c * f
+        return lstm_backward(ctx.saved_tensors, g_hidden, g_cell)
 
 
 def lstm_cell(gates: Tensor, cell: Tensor) -> tuple[Tensor, Tensor]:
     """The LSTM cell after its matrix products: gates [P, 4C] (i, f, g, o), cell [P, C]
     -> (hidden [P, C], cell [P, C]), as one autograd node."""
     return _LSTMCell.apply(gates, cell)
+
+
+# ---- a whole sequence as one autograd node ------------------------------------------------------
+
+class Layer(NamedTuple):
+    """One controller layer's operands for K models. Layer 0's input term (x_t times its
+    weights, plus the bias) is computed for every step at once outside, so it has w_in and
+    bias None; its w_rec multiplies [r_{t-1}, h_{t-1}] (LSTM) or r_{t-1} (feed-forward).
+    Higher layers: w_in multiplies the layer below's h_t; w_rec (LSTM only) this layer's h_{t-1}."""
+
+    w_in: Tensor | None  # [K, C, G]
+    w_rec: Tensor | None  # [K, rec, G]
+    bias: Tensor | None  # [K, 1, G]
+
+
+class Spec(NamedTuple):
+    """What the sequence needs besides tensors."""
+
+    read_heads: int
+    shift_width: int  # S
+    lstm: bool  # LSTM controller (else feed-forward with ReLU)
+    layers: int
+
+
+class SequenceTrace(NamedTuple):
+    """Every step of a recorded sequence, stacked over time: MemoryStep's fields [P, T, ...]
+    plus the memory before the first step."""
+
+    steps: MemoryStep  # each field [P, T, ...]
+    memory0: Tensor  # [P, N, M]
+
+
+def _bmm_k(x: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x [P, in] times w [K, in, out] per model (+ bias [K, 1, out]) -> [P, out]."""
+    K = w.shape[0]
+    xk = x.reshape(K, -1, x.shape[-1])
+    y = torch.bmm(xk, w) if bias is None else torch.baddbmm(bias, xk, w)
+    return y.reshape(x.shape[0], -1)
+
+
+def _sequence_forward(spec: Spec, x_in: Tensor, memory0: Tensor, weights0: Tensor,
+                      heads: tuple[Tensor, Tensor], layers: list[Layer], keep: bool, record: bool):
+    """The time loop. x_in [K, B, T, G] (layer 0's input term, bias included).
+
+    Returns (hidden [P, T, C] of the top layer, reads [P, T, R*M], tape for backward or None,
+    SequenceTrace or None)."""
+    K, B, T, _ = x_in.shape
+    P = K * B
+    R, lstm = spec.read_heads, spec.lstm
+    w_heads, b_heads = heads
+    C = w_heads.shape[1]
+    memory, weights = memory0, weights0
+    reads = torch.bmm(weights0[:, :R], memory0)  # r_0: what the heads see before the first step
+    hidden = [x_in.new_zeros(P, C) for _ in range(spec.layers)] if lstm else []
+    cells = [x_in.new_zeros(P, C) for _ in range(spec.layers)] if lstm else []
+    tops, all_reads, tape, trace = [], [], [], []
+    inputs = x_in.unbind(2)
+    for t in range(T):
+        step_tape = []
+        below = None
+        for i, layer in enumerate(layers):
+            if i == 0:
+                rec = torch.cat([reads.reshape(P, -1), hidden[0]], -1) if lstm else reads.reshape(P, -1)
+                pre = torch.baddbmm(inputs[t], rec.reshape(K, B, -1), layer.w_rec).reshape(P, -1)
+            else:
+                rec = hidden[i] if lstm else None
+                pre = _bmm_k(below, layer.w_in, layer.bias)
+                if lstm:
+                    pre = pre + _bmm_k(rec, layer.w_rec)
+            if lstm:
+                h, c, saved = lstm_forward(pre, cells[i])
+                hidden[i], cells[i] = h, c
+            else:
+                h, saved = torch.relu(pre), None
+            step_tape.append((below, rec, saved, h))
+            below = h
+        raw = _bmm_k(below, w_heads, b_heads)
+        out, saved = memory_forward(raw, memory, weights, spec.shift_width, R)
+        memory, weights, reads = out.memory, out.weights, out.reads
+        tops.append(below)
+        all_reads.append(reads.reshape(P, -1))
+        if keep:
+            tape.append((step_tape, saved))
+        if record:
+            trace.append(out)
+    hidden_all = torch.stack(tops, 1)
+    reads_all = torch.stack(all_reads, 1)
+    traced = None
+    if record:
+        traced = SequenceTrace(MemoryStep(*(torch.stack(parts, 1) for parts in zip(*trace))), memory0)
+    return hidden_all, reads_all, (tape if keep else None), traced
+
+
+class _Sequence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, spec, x_in, memory0, weights0, w_heads, b_heads, *flat_layers):
+        layers = [Layer(*flat_layers[i:i + 3]) for i in range(0, len(flat_layers), 3)]
+        hidden, reads, tape, _ = _sequence_forward(spec, x_in, memory0, weights0, (w_heads, b_heads),
+                                                   layers, keep=True, record=False)
+        ctx.spec, ctx.tape, ctx.layers = spec, tape, layers
+        ctx.heads = (w_heads, b_heads)
+        ctx.memory0_weights0 = (memory0, weights0)
+        ctx.shape = x_in.shape
+        return hidden, reads
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_hidden, g_reads_out):
+        spec, tape, layers = ctx.spec, ctx.tape, ctx.layers
+        w_heads, _ = ctx.heads
+        memory0, weights0 = ctx.memory0_weights0
+        K, B, T, _ = ctx.shape
+        P = K * B
+        R, lstm, L = spec.read_heads, spec.lstm, spec.layers
+        M = memory0.shape[2]
+        if g_hidden is None:
+            g_hidden = torch.zeros(P, T, w_heads.shape[1], dtype=memory0.dtype, device=memory0.device)
+        if g_reads_out is None:
+            g_reads_out = torch.zeros(P, T, R * M, dtype=memory0.dtype, device=memory0.device)
+        w_heads_t = w_heads.transpose(1, 2)
+        w_rec_t = [None if layer.w_rec is None else layer.w_rec.transpose(1, 2) for layer in layers]
+        w_in_t = [None if layer.w_in is None else layer.w_in.transpose(1, 2) for layer in layers]
+        g_h_next = [None] * L  # gradient reaching h_t of each LSTM layer from step t+1
+        g_c_next = [None] * L
+        g_r_next = None  # gradient reaching r_t from step t+1's controller input
+        g_m_next, g_w_next = None, None  # ... reaching M_t and w_t from step t+1's memory step
+        # What the weight gradients need, per step (collected last step first).
+        g_raws, tops = [], []
+        g_pres = [[] for _ in range(L)]
+        recs = [[] for _ in range(L)]
+        belows = [[] for _ in range(L)]
+        for t in range(T - 1, -1, -1):
+            step_tape, saved = tape[t]
+            g_r = g_reads_out[:, t].reshape(P, R, M)
+            if g_r_next is not None:
+                g_r = g_r + g_r_next
+            g_raw, g_m_next, g_w_next = memory_backward(saved, R, g_w_next, g_r, g_m_next)
+            g_raws.append(g_raw)
+            tops.append(step_tape[-1][3])
+            g_h = torch.baddbmm(g_hidden[:, t].reshape(K, B, -1), g_raw.reshape(K, B, -1), w_heads_t).reshape(P, -1)
+            for i in range(L - 1, -1, -1):
+                below, rec, lstm_saved, h = step_tape[i]
+                if lstm:
+                    if g_h_next[i] is not None:
+                        g_h = g_h + g_h_next[i]
+                    g_pre, g_c_next[i] = lstm_backward(lstm_saved, g_h, g_c_next[i])
+                else:
+                    g_pre = g_h * (h > 0)
+                g_pres[i].append(g_pre)
+                recs[i].append(rec)
+                belows[i].append(below)
+                if i == 0:
+                    g_rec = _bmm_k(g_pre, w_rec_t[0])
+                    g_r_next = g_rec[:, : R * M].reshape(P, R, M)
+                    if lstm:
+                        g_h_next[0] = g_rec[:, R * M:]
+                else:
+                    if lstm:
+                        g_h_next[i] = _bmm_k(g_pre, w_rec_t[i])
+                    g_h = _bmm_k(g_pre, w_in_t[i])
+
+        def over_time(parts: list[Tensor]) -> Tensor:
+            """T tensors [P, X], last step first -> [K, T*B, X] in step order (model major)."""
+            return torch.stack(parts[::-1], 1).reshape(K, T * B, -1)
+
+        def weight_grad(inputs: list[Tensor], grads: Tensor) -> Tensor:
+            """sum over steps and rows of input^T grad, per model: [K, X, Y]."""
+            return torch.bmm(over_time(inputs).transpose(1, 2), grads)
+
+        g_raw_all = over_time(g_raws)
+        g_w_heads = weight_grad(tops, g_raw_all)
+        g_b_heads = g_raw_all.sum(1, keepdim=True)
+        flat_grads = []
+        g_x_in = None
+        for i, layer in enumerate(layers):
+            g_pre_all = over_time(g_pres[i])
+            g_w_in = weight_grad(belows[i], g_pre_all) if layer.w_in is not None else None
+            g_w_rec = weight_grad(recs[i], g_pre_all) if layer.w_rec is not None else None
+            g_bias = g_pre_all.sum(1, keepdim=True) if layer.bias is not None else None
+            flat_grads += [g_w_in, g_w_rec, g_bias]
+            if i == 0:
+                g_x_in = g_pre_all.reshape(K, B, T, -1)
+        g_memory0 = None
+        if ctx.needs_input_grad[2]:  # a learned initial memory: through M_0 and through r_0 = w_0 M_0
+            g_memory0 = torch.baddbmm(g_m_next, weights0[:, :R].transpose(1, 2), g_r_next)
+        return (None, g_x_in, g_memory0, None, g_w_heads, g_b_heads, *flat_grads)
+
+
+def run_sequence(spec: Spec, x_in: Tensor, memory0: Tensor, weights0: Tensor,
+                 heads: tuple[Tensor, Tensor], layers: list[Layer], record: bool = False
+                 ) -> tuple[Tensor, Tensor, SequenceTrace | None]:
+    """Run the NTM's time loop from layer 0's input term x_in [K, B, T, G] (bias included).
+
+    memory0 [P, N, M], weights0 [P, H, N], heads (w [K, C, raw], b [K, 1, raw]),
+    layers: one Layer per controller layer. Returns (hidden [P, T, C] of the top controller
+    layer, reads [P, T, R*M], SequenceTrace when `record`). With gradients enabled the loop
+    is one autograd node; recording runs the same forward without keeping anything for backward.
+    """
+    if record or not torch.is_grad_enabled():
+        hidden, reads, _, traced = _sequence_forward(spec, x_in, memory0, weights0, heads, layers,
+                                                     keep=False, record=record)
+        return hidden, reads, traced
+    flat = [t for layer in layers for t in layer]
+    hidden, reads = _Sequence.apply(spec, x_in, memory0, weights0, heads[0], heads[1], *flat)
+    return hidden, reads, None

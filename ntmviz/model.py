@@ -28,10 +28,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .addressing import shift_index
 from .config import LSTMConfig, ModelConfig, NTMConfig
 from .errors import ConfigError
-from .fused import MemoryStep, lstm_cell, memory_step
+from .fused import Layer, MemoryStep, SequenceTrace, Spec, lstm_cell, memory_step, run_sequence
 from .heads import Heads
 from .layers import Stacked, StackedLinear, StackedLSTMWeights, rows_per_model
 from .memory import constant_memory
@@ -68,7 +67,8 @@ class StepTrace(NamedTuple):
 class _Weights(NamedTuple):
     """The operands of one sequence's batched products, prepared once (K models each)."""
 
-    controller: list[tuple[Tensor, Tensor, Tensor]]  # per layer: (W_in [K, in, G], W_rec [K, rec, G], b [K, 1, G])
+    inputs: tuple[Tensor, Tensor]  # x_t's term in the first layer: (W [K, I, G], b [K, 1, G])
+    layers: list[Layer]  # the controller's layers (fused.Layer; layer 0 without its x_t term)
     heads: tuple[Tensor, Tensor]  # (W [K, C, raw], b [K, 1, raw])
     output: tuple[Tensor, Tensor]  # (W [K, C + R*M, O], b [K, 1, O])
 
@@ -105,7 +105,6 @@ class NTM(Stacked):
         weights0 = torch.zeros(c.heads, c.memory_slots)
         weights0[:, 0] = 1
         self.register_buffer("weights0", weights0, persistent=False)
-        self.register_buffer("shift_index", shift_index(c.memory_slots, c.shift_width), persistent=False)
 
     def with_models(self, models: int) -> "NTM":
         return NTM(self.config, models).to(self.device, self.output.weight.dtype)
@@ -140,37 +139,54 @@ class NTM(Stacked):
     # ---- the step ------------------------------------------------------------------------
     def _weights(self) -> _Weights:
         c = self.config
-        layers = []
+        layers, inputs = [], None
         for i, layer in enumerate(self.controller):
-            x_size = c.input_size if i == 0 else c.controller_size
-            if c.controller == "lstm":  # input: [x or h below, reads (first layer), h of this layer]
+            if c.controller == "lstm":  # columns: [x_t or h below, r_{t-1} (first layer), h_{t-1}]
                 w = torch.cat([layer.weight_ih, layer.weight_hh], -1).transpose(1, 2)
                 b = (layer.bias_ih + layer.bias_hh).unsqueeze(1)
-            else:  # input: [x or h below, reads (first layer)]
+            else:  # columns: [x_t or h below, r_{t-1} (first layer)]
                 w, b = layer.matrices()
-            layers.append((w[:, :x_size], w[:, x_size:], b))
-        return _Weights(layers, self.heads.linear.matrices(), self.output.matrices())
+            if i == 0:
+                inputs = (w[:, : c.input_size], b)
+                layers.append(Layer(None, w[:, c.input_size:], None))
+            else:
+                size = c.controller_size
+                layers.append(Layer(w[:, :size], w[:, size:] if c.controller == "lstm" else None, b))
+        return _Weights(inputs, layers, self.heads.linear.matrices(), self.output.matrices())
+
+    def _spec(self) -> Spec:
+        c = self.config
+        return Spec(c.read_heads, c.shift_width, c.controller == "lstm", c.controller_layers)
+
+    def _project_inputs(self, x: Tensor, weights: _Weights) -> Tensor:
+        """x [P, ..., I] -> the first controller layer's x_t term [K, B*..., G] (bias included)."""
+        w, b = weights.inputs
+        return torch.baddbmm(b, x.reshape(self.models, -1, x.shape[-1]), w)
+
+    def _output(self, h: Tensor, reads: Tensor, weights: _Weights) -> Tensor:
+        """h [P, ..., C], reads [P, ..., R*M] -> logits [P, ..., O]."""
+        w, b = weights.output
+        both = torch.cat([h, reads], -1)
+        return torch.baddbmm(b, both.reshape(self.models, -1, both.shape[-1]), w).reshape(*both.shape[:-1], -1)
 
     def _step(self, x_in: Tensor, state: NTMState, weights: _Weights) -> tuple[Tensor, NTMState, MemoryStep]:
-        """One step from the first layer's input term x_in [K, B, G] (bias included).
-
-        Returns (controller output h [P, C], next state, the fused memory step)."""
+        """One step as a few autograd nodes (fused.lstm_cell, fused.memory_step), from the
+        first layer's x_t term x_in [K, B, G]. Returns (top layer's h [P, C], next state, the step)."""
         lstm = self.config.controller == "lstm"
         K = self.models
         rows = state.memory.shape[0]
         hidden, cell = [], []
-        h = state.reads  # replaced by the first layer
-        for i, (w_in, w_rec, b) in enumerate(weights.controller):
-            if i == 0:  # x_t was projected for every step at once; add r_{t-1} (and h_{t-1})
-                pre, recurrent = x_in, [state.reads.reshape(rows, -1)]
+        h = state.reads
+        for i, layer in enumerate(weights.layers):
+            if i == 0:
+                rec = torch.cat([state.reads.reshape(rows, -1), state.hidden[0]], -1) if lstm \
+                    else state.reads.reshape(rows, -1)
+                pre = torch.baddbmm(x_in, rec.reshape(K, -1, rec.shape[-1]), layer.w_rec).reshape(rows, -1)
             else:
-                pre, recurrent = torch.baddbmm(b, h.view(K, -1, h.shape[-1]), w_in), []
-            if lstm:
-                recurrent.append(state.hidden[i])
-            if recurrent:
-                rec = torch.cat(recurrent, -1) if len(recurrent) > 1 else recurrent[0]
-                pre = torch.baddbmm(pre, rec.view(K, -1, rec.shape[-1]), w_rec)
-            pre = pre.reshape(rows, -1)
+                pre = torch.baddbmm(layer.bias, h.reshape(K, -1, h.shape[-1]), layer.w_in)
+                if lstm:
+                    pre = torch.baddbmm(pre, state.hidden[i].reshape(K, -1, h.shape[-1]), layer.w_rec)
+                pre = pre.reshape(rows, -1)
             if lstm:
                 h, c_i = lstm_cell(pre, state.cell[i])
                 hidden.append(h)
@@ -178,20 +194,9 @@ class NTM(Stacked):
             else:
                 h = torch.relu(pre)
         w_heads, b_heads = weights.heads
-        raw = torch.baddbmm(b_heads, h.view(K, -1, h.shape[-1]), w_heads).view(rows, -1)
-        step = memory_step(raw, state.memory, state.weights, self.shift_index, self.config.read_heads)
+        raw = torch.baddbmm(b_heads, h.reshape(K, -1, h.shape[-1]), w_heads).reshape(rows, -1)
+        step = memory_step(raw, state.memory, state.weights, self.config.shift_width, self.config.read_heads)
         return h, NTMState(tuple(hidden), tuple(cell), step.memory, step.weights, step.reads), step
-
-    def _project_inputs(self, x: Tensor, weights: _Weights) -> Tensor:
-        """x [P, ..., I] -> the first controller layer's input term [K, B*..., G] (bias included)."""
-        w_in, _, b = weights.controller[0]
-        return torch.baddbmm(b, x.reshape(self.models, -1, x.shape[-1]), w_in)
-
-    def _output(self, h: Tensor, reads: Tensor, weights: _Weights) -> Tensor:
-        """h [P, ..., C], reads [P, ..., R*M] -> logits [P, ..., O]."""
-        w, b = weights.output
-        both = torch.cat([h, reads], -1)
-        return torch.baddbmm(b, both.reshape(self.models, -1, both.shape[-1]), w).reshape(*both.shape[:-1], -1)
 
     def step(self, x: Tensor, state: NTMState) -> tuple[Tensor, NTMState, StepTrace]:
         """One time step. x [P, I] -> (logits [P, O], next state, StepTrace)."""
@@ -202,20 +207,21 @@ class NTM(Stacked):
                           s.content, s.gated, s.shifted, s.weights, s.reads, s.memory)
         return y, nxt, trace
 
-    def forward(self, inputs: Tensor) -> Tensor:
-        """inputs [P, T, I] -> logits [P, T, O] (P = K x B, model major)."""
+    def run(self, inputs: Tensor, record: bool = False) -> tuple[Tensor, SequenceTrace | None]:
+        """inputs [P, T, I] -> (logits [P, T, O], every step's trace when `record`), P = K x B
+        model major. The time loop is one autograd node (fused.run_sequence)."""
         _check_inputs(inputs, self.config.input_size, self.models)
         rows, steps, _ = inputs.shape
         weights = self._weights()
         state = self.initial_state(rows)
-        # every step's input term in one product: [K, B, T, G], sliced per step
-        x_in = self._project_inputs(inputs, weights).view(self.models, rows // self.models, steps, -1)
-        hs, reads = [], []
-        for t in range(steps):
-            h, state, _ = self._step(x_in[:, :, t], state, weights)
-            hs.append(h)
-            reads.append(state.reads.reshape(rows, -1))
-        return self._output(torch.stack(hs, 1), torch.stack(reads, 1), weights)
+        x_in = self._project_inputs(inputs, weights).reshape(self.models, rows // self.models, steps, -1)
+        hidden, reads, trace = run_sequence(self._spec(), x_in, state.memory, state.weights, weights.heads,
+                                            weights.layers, record=record)
+        return self._output(hidden, reads, weights), trace
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        """inputs [P, T, I] -> logits [P, T, O] (P = K x B, model major)."""
+        return self.run(inputs)[0]
 
 
 class LSTMState(NamedTuple):

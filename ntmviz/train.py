@@ -223,10 +223,19 @@ class Trainer:
         self.step = 0
         self.seconds = 0.0
         self.histories = [History() for _ in range(K)]
+        # Scores on the validation stream, per model, appended by whoever validates (the CLI):
+        # {"step": [...], "bit_errors": [...], "loss": [...]} each.
+        self.validation: list[dict[str, list]] = [{"step": [], "bit_errors": [], "loss": []} for _ in range(K)]
+        # The run's phases: what the optimiser was from which step on (resumes add phases).
+        self.schedule: list[dict[str, Any]] = [self._phase(restarted=True)]
         self._previous = [p.detach().clone() for p in self.params]  # weights before the last update
         self._running = threading.Event()
         self._running.set()
         self._stop = threading.Event()
+
+    def _phase(self, restarted: bool) -> dict[str, Any]:
+        return {"step": self.step, "lr": self.lr, "optimizer": self.optimizer_name,
+                "batch_size": self.batch_size, "clip": self.clip, "optimizer_state": "new" if restarted else "kept"}
 
     # ---- the ensemble at a glance -------------------------------------------------------------
     @property
@@ -440,7 +449,7 @@ class Trainer:
             "train_seconds": round(self.seconds, 2), "torch": torch.__version__, "device": str(self.model.device),
             "history": self.histories[member].to_dict(), "curriculum": self.curriculum,
             "curriculum_threshold": self.curriculum_threshold, "stage": self.stages[member],
-            "data_stream": "train",
+            "data_stream": "train", "validation": self.validation[member], "schedule": self.schedule,
         }
         if self.models > 1:
             meta["ensemble"] = {"seeds": self.seeds, "member": member}
@@ -479,16 +488,26 @@ class Trainer:
         model = type(first.model).stack([c.model for c in ckpts]) if len(ckpts) > 1 else first.model
         trainer = cls(model.train(), first.task, seeds=seeds, **options)
         states = [c.optimizer_state for c in ckpts]
-        if all(s is not None for s in states) and all(
-                c.optimizer_class == type(trainer.optimizer).__name__ for c in ckpts):
+        kept = all(s is not None for s in states) and all(
+            c.optimizer_class == type(trainer.optimizer).__name__ for c in ckpts)
+        if kept:
             state = ckpt_io.concat_optimizer_states(states)
             trainer.optimizer.load_state_dict(state)
             for group in trainer.optimizer.param_groups:  # the saved state carries the old lr
                 group["lr"] = trainer.lr
         trainer.step = first.step
         trainer.seconds = float(meta.get("train_seconds", 0.0))
+        # Runs saved before phases were recorded start with what their metadata says.
+        trainer.schedule = list(meta.get("schedule") or [
+            {"step": 0, **{k: meta.get(k) for k in ("lr", "optimizer", "batch_size", "clip")}, "optimizer_state": "new"}])
+        phase = trainer._phase(restarted=not kept)
+        last = trainer.schedule[-1]
+        if not kept or any(last.get(k) != phase[k] for k in ("lr", "optimizer", "batch_size", "clip")):
+            trainer.schedule.append(phase)
         for k, c in enumerate(ckpts):
             trainer.stages[k] = int(c.meta.get("stage", trainer.stages[k]))
+            if c.meta.get("validation"):
+                trainer.validation[k] = {key: list(c.meta["validation"].get(key, [])) for key in trainer.validation[k]}
             trainer.histories[k] = History.from_dict(c.meta.get("history") or {})
             if "diverged" in c.meta:
                 trainer.alive[k] = False
