@@ -214,9 +214,9 @@ def record(
 
     inputs [T, I] -> one Episode; [B, T, I] -> a list of B Episodes. `inputs` may also be a
     task Batch (with .inputs, .targets, .mask, .lengths). `lengths` [B] trims each episode
-    to its own number of steps when a batch mixes lengths. Runs `model.step` (the same
-    maths as training) under inference mode; traces stay on the model's device until one
-    move to the CPU at the end.
+    to its own number of steps when a batch mixes lengths. Runs the model's own forward (the
+    same fused time loop as training, fused.run_sequence) under inference mode, keeping every
+    step's stages; traces stay on the model's device until one move to the CPU at the end.
     """
     if hasattr(inputs, "inputs"):  # a task Batch
         batch = inputs
@@ -240,21 +240,16 @@ def record(
     model.eval()
     try:
         with torch.inference_mode():
-            state = model.initial_state(B)
-            memory0 = getattr(state, "memory", None)
-            ys, traces = [], []
-            for t in range(T):
-                y, state, trace = model.step(x[:, t], state)
-                ys.append(y)
-                traces.append(trace)
-            outputs = torch.sigmoid(torch.stack(ys, 1)).float().cpu().numpy()  # [B, T, O]
             stacked = None
-            if traces[0] is not None:
-                # Stack each field over time once ([B, T, ...]) and move it to the CPU once.
-                fields_over_time = dict(zip(traces[0]._fields, zip(*traces)))
-                fields_over_time["memory"] = (memory0,) + fields_over_time["memory"]  # [B, T+1, N, M]
-                stacked = {name: torch.stack(parts, 1).float().cpu().numpy()  # one stack, one move
-                           for name, parts in fields_over_time.items()}
+            if hasattr(model, "run"):  # the NTM: the training path's forward, keeping every step
+                logits, trace = model.run(x, record=True)
+                steps = trace.steps
+                # one stack per field happened in the loop; one move to the CPU per field here
+                stacked = {name: getattr(steps, name).float().cpu().numpy() for name in steps._fields}
+                stacked["memory"] = torch.cat([trace.memory0.unsqueeze(1), steps.memory], 1).float().cpu().numpy()
+            else:  # no memory to trace
+                logits = model(x)
+            outputs = torch.sigmoid(logits).float().cpu().numpy()  # [B, T, O]
     finally:
         model.train(was_training)
 
