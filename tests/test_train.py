@@ -153,3 +153,134 @@ def test_mismatched_task_and_model_are_refused(task):
         Trainer(model, task.replace(max_length=20), batch_size=2)
     with pytest.raises(ntmviz.ConfigError, match="optimizer"):
         Trainer(model, task, optimizer="sgd")
+
+
+# ---- seed ensembles -------------------------------------------------------------------------------
+
+def tiny_config(task):
+    return ntmviz.NTMConfig(task.input_size, task.output_size, memory_slots=6, memory_width=5, controller_size=12)
+
+
+def ensemble(task, seeds, **options):
+    from ntmviz.model import build_model
+
+    return Trainer(build_model(tiny_config(task), seeds=seeds), task, seeds=seeds, batch_size=4, **options)
+
+
+def test_model_k_of_an_ensemble_trains_as_its_seed_alone(task):
+    together = ensemble(task, [4, 1, 7], lr=3e-3)
+    together.run(5)
+    for k, seed in enumerate([4, 1, 7]):
+        alone = ensemble(task, [seed], lr=3e-3)
+        alone.run(5)
+        for (name, a), b in zip(alone.model.member_state_dict(0).items(), together.model.member_state_dict(k).values()):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=f"seed {seed} {name}")
+        assert alone.histories[0].loss == pytest.approx(together.histories[k].loss, rel=1e-4)
+
+
+def test_one_model_diverging_stops_that_model_only(task, tmp_path):
+    trainer = ensemble(task, [0, 1, 2], log_every=1)
+    trainer.run(2)
+    with torch.no_grad():
+        trainer.model.output.bias[1].fill_(float("nan"))  # model 1 only
+    poisoned = {k: v.clone() for k, v in trainer.model.member_state_dict(1).items()}
+    others = [{k: v.clone() for k, v in trainer.model.member_state_dict(j).items()} for j in (0, 2)]
+    assert trainer.run(5) == "done"
+    assert trainer.alive == [True, False, True]
+    assert "the loss became nan at step 3" in trainer.diverged[1]
+    for name, value in trainer.model.member_state_dict(1).items():  # frozen where it diverged
+        assert torch.equal(value.nan_to_num(7.0), poisoned[name].nan_to_num(7.0)), name
+    for j, before in zip((0, 2), others):  # the others kept learning
+        assert any(not torch.equal(before[n], v) for n, v in trainer.model.member_state_dict(j).items())
+    for p in trainer.params:  # no NaN reached the optimiser's moments
+        for value in trainer.optimizer.state[p].values():
+            assert torch.isfinite(value).all()
+    assert len(trainer.histories[1].loss) == 2 and len(trainer.histories[0].loss) == 5  # its curve stopped
+    path = trainer.save(tmp_path / "others.safetensors", member=2)
+    assert checkpoint.load(path).meta["seed"] == 2
+    with pytest.raises(TrainingDiverged, match="not finite"):
+        trainer.save(tmp_path / "m1.safetensors", member=1)
+
+
+def test_every_model_diverging_raises_and_on_end_says_so(task):
+    rec = Recorder()
+    trainer = ensemble(task, [0, 1], callbacks=[rec])
+    trainer.run(1)
+    with torch.no_grad():
+        trainer.model.output.bias.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="every model diverged by step 2"):
+        trainer.run(3)
+    assert rec.events[-1] == ("end", "diverged")
+
+
+def test_on_end_is_told_the_true_reason_when_a_callback_fails(task):
+    class Boom:
+        def on_step(self, trainer, m):
+            raise RuntimeError("boom")
+
+    rec = Recorder()
+    trainer = Trainer(tiny_ntm(task), task, batch_size=2, callbacks=[Boom(), rec])
+    with pytest.raises(RuntimeError, match="boom"):
+        trainer.run(3)
+    assert rec.events[-1] == ("end", "error")
+
+
+def test_gradient_clipping_bounds_each_models_update_on_its_own(task):
+    trainer = ensemble(task, [0, 1], clip=1e-3)
+    seen = []
+    step = trainer.optimizer.step
+
+    def watched(*args, **kwargs):  # each model's gradient norm as the optimiser receives it
+        seen.append(torch.stack([torch.sqrt(sum(p.grad[k].square().sum() for p in trainer.params)) for k in (0, 1)]))
+        return step(*args, **kwargs)
+
+    trainer.optimizer.step = watched
+    trainer.run(3)
+    assert len(seen) == 3
+    for norms in seen:  # both at the bound: clipped per model (one global norm would leave them unequal)
+        torch.testing.assert_close(norms, torch.full((2,), 1e-3), rtol=1e-3, atol=0.0)
+
+
+def test_a_resumed_ensemble_continues_exactly(task, tmp_path):
+    straight = ensemble(task, [3, 8], lr=3e-3, curriculum=2, curriculum_threshold=1e9)
+    straight.run(6)
+    first = ensemble(task, [3, 8], lr=3e-3, curriculum=2, curriculum_threshold=1e9)
+    first.run(3)
+    paths = [first.save(tmp_path / f"m{k}.safetensors", member=k) for k in range(2)]
+    resumed = Trainer.resume_from([checkpoint.load(p, device="cpu") for p in paths])
+    assert resumed.seeds == [3, 8] and resumed.stages == first.stages == [2, 2]
+    resumed.run(6)
+    for k in range(2):
+        for (name, a), b in zip(straight.model.member_state_dict(k).items(),
+                                resumed.model.member_state_dict(k).values()):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    assert resumed.histories[1].stage[-1] == 2
+
+
+def test_resume_records_the_new_phase(task, tmp_path):
+    first = Trainer(tiny_ntm(task), task, batch_size=4, lr=3e-3)
+    first.run(2)
+    ckpt = checkpoint.load(first.save(tmp_path / "c.safetensors"), device="cpu")
+    again = Trainer.resume_from(ckpt, lr=1e-4)
+    again.run(3)
+    schedule = again.meta()["schedule"]
+    assert [(p["step"], p["lr"], p["optimizer_state"]) for p in schedule] == [(0, 3e-3, "new"), (2, 1e-4, "kept")]
+    slim = checkpoint.load(first.save(tmp_path / "s.safetensors", with_optimizer=False), device="cpu")
+    assert Trainer.resume_from(slim).meta()["schedule"][-1]["optimizer_state"] == "new"
+
+
+@pytest.mark.parametrize("text, words", [("", "empty item"), ("3-1", "runs backwards"), ("-2", "not a seed"),
+                                         ("0-5000", "more than 1024"), ("1,1", "appears twice"), ("x", "not a seed")])
+def test_bad_seed_lists_are_refused(text, words):
+    from ntmviz.train import parse_seeds
+
+    with pytest.raises(ntmviz.ConfigError, match=words):
+        parse_seeds(text)
+
+
+def test_seed_lists():
+    from ntmviz.train import parse_seeds
+
+    assert parse_seeds("0-3") == [0, 1, 2, 3]
+    assert parse_seeds("0,3,5") == [0, 3, 5]
+    assert parse_seeds("2, 7-8") == [2, 7, 8]
