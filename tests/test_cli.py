@@ -7,6 +7,7 @@ import sys
 import time
 
 import numpy as np
+import torch
 import pytest
 
 import ntmviz
@@ -127,3 +128,77 @@ def test_ctrl_c_or_kill_saves_and_says_how_to_resume(tmp_path, sig):
     assert proc.returncode == 130, err
     assert "--resume" in err
     assert checkpoint.load(out).step >= 100
+
+
+def test_seeds_train_one_checkpoint_per_seed_and_print_their_table(tmp_path):
+    out = tmp_path / "ens.safetensors"
+    run = ntmviz_cli("train", *TINY, "--seeds", "0,3", "--steps", 12, "--checkpoint-every", 6, "--eval-samples", 10,
+                     "--validation-samples", 10, "--out", out)
+    assert run.returncode == 0, run.stderr
+    rows = [line.split() for line in run.stdout.splitlines() if line.strip().startswith(("0 ", "3 "))]
+    assert [r[0] for r in rows] == ["0", "3"]
+    for seed in (0, 3):
+        ckpt = checkpoint.load(tmp_path / f"ens-seed{seed}.safetensors")
+        assert ckpt.meta["seed"] == seed and ckpt.meta["ensemble"] == {"seeds": [0, 3], "member": [0, 3].index(seed)}
+        assert ckpt.step == 12 and ckpt.meta["validation"]["step"] == [6, 12]
+        best = checkpoint.load(tmp_path / f"ens-seed{seed}.best.safetensors")
+        assert best.meta["chosen_by"].startswith("validation stream") and best.step in (6, 12)
+    assert not out.exists()
+
+
+def test_seeds_0_is_the_single_run(tmp_path):
+    one = tmp_path / "a.safetensors"
+    other = tmp_path / "b.safetensors"
+    for flag, path in (("--seed", one), ("--seeds", other)):
+        run = ntmviz_cli("train", *TINY, flag, "0", "--steps", 5, "--eval-samples", 5, "--out", path)
+        assert run.returncode == 0, run.stderr
+    a, b = checkpoint.load(one), checkpoint.load(other)
+    for (name, x), y in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(x, y), name
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--seeds", "5-2"], "runs backwards"),
+    (["--seeds", ""], "empty item"),
+    (["--seeds", "-1"], "not a seed"),
+    (["--seeds", "0-100000"], "more than 1024 seeds"),
+    (["--seeds", "0-1000", "--batch-size", "100000"], "GB per step"),
+    (["--seed", "1", "--seeds", "2"], "not both"),
+])
+def test_bad_seed_requests_fail_before_any_work(args, words, tmp_path):
+    run = ntmviz_cli("train", "--task", "copy", *args, "--out", tmp_path / "x.safetensors")
+    assert run.returncode == 2, run.stderr
+    assert words in run.stderr and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_ctrl_c_saves_every_model_of_an_ensemble_between_steps_and_resumes_exactly(tmp_path):
+    out = tmp_path / "int.safetensors"
+    common = [*TINY, "--checkpoint-every", "1000000", "--validate-every", "1000000"]
+    proc = subprocess.Popen([sys.executable, "-m", "ntmviz.cli", "train", *common, "--seeds", "1-2",
+                             "--steps", "1000000", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    line = ""
+    while "step 100 " not in line and time.time() < deadline:
+        line = proc.stdout.readline()
+    assert "step 100 " in line, proc.stderr.read() if proc.poll() is not None else "no progress"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    paths = [tmp_path / f"int-seed{s}.safetensors" for s in (1, 2)]
+    assert f"--resume {paths[0]} {paths[1]}" in err
+    stopped = [checkpoint.load(p) for p in paths]
+    step = stopped[0].step
+    assert step >= 100 and stopped[1].step == step
+    # resuming to step + 3 gives what an uninterrupted run to step + 3 gives
+    run = ntmviz_cli("train", "--resume", *paths, "--steps", step + 3, "--eval-samples", 5, "--quiet")
+    assert run.returncode == 0, run.stderr
+    straight = tmp_path / "straight.safetensors"
+    run = ntmviz_cli("train", *common, "--seeds", "1-2", "--steps", step + 3, "--eval-samples", 5, "--out", straight)
+    assert run.returncode == 0, run.stderr
+    for seed, path in zip((1, 2), paths):
+        resumed, direct = checkpoint.load(path), checkpoint.load(tmp_path / f"straight-seed{seed}.safetensors")
+        assert resumed.step == direct.step == step + 3
+        for (name, x), y in zip(resumed.model.state_dict().items(), direct.model.state_dict().values()):
+            torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6, msg=name)
