@@ -11,6 +11,7 @@ from panel.viewable import Viewer
 
 from ..episode import Episode
 from ..errors import NtmvizError
+from .messages import bold, text
 from .payload import describe
 from .sources import (
     ModelSource, Sources, cached_episode, find_checkpoints, load_source, untrained_source,
@@ -115,12 +116,12 @@ class Explorer(Viewer):
 
     def _refresh(self) -> None:
         episode = self.state.episode
-        self._title.object = f"**{describe(episode)}**"
+        self._title.object = bold(describe(episode))
         notes = [self.note] if self.note else []
         if episode is not None and not episode.has_memory:
             notes.append("This episode comes from a model with no memory (an LSTM baseline): "
                          "only the sequence is shown.")
-        self._note.object = " ".join(notes)
+        self._note.object = text(" ".join(notes))
         self._note.visible = bool(notes)
         self._memory_views.visible = episode is not None and episode.has_memory
 
