@@ -107,3 +107,44 @@ def test_export_shows_hostile_metadata_as_text(browser, tmp_path):
         assert not errors, errors
     finally:
         context.close()
+
+
+def test_notebook_output_shows_hostile_metadata_as_text(browser, tmp_path):
+    """What a notebook displays: the Explorer's Bokeh models as Panel embeds them (pn.panel(...).save
+    with inline resources). Panel's own stylesheets, which a notebook takes from Panel's CDN, are
+    answered from the installed panel package so nothing leaves the machine."""
+    import panel as pn
+    from bokeh.resources import INLINE
+
+    from ntmviz.app import Explorer
+
+    dist = Path(pn.__file__).parent / "dist"
+    cdn = f"https://cdn.holoviz.org/panel/{pn.__version__}/dist/"
+    episode = ntmviz.Episode.load(hostile_episode(tmp_path / "ep.safetensors"))
+    out = tmp_path / "notebook.html"
+    pn.panel(Explorer(episode, folder=tmp_path / "none")).save(out, resources=INLINE)
+    offsite = []
+
+    def route(r):
+        url = r.request.url
+        if url.startswith(("file:", "data:", "blob:")):
+            return r.continue_()
+        local = dist / url[len(cdn):].split("?")[0] if url.startswith(cdn) else None
+        if local is not None and local.is_file():
+            return r.fulfill(path=str(local))
+        offsite.append(url)
+        return r.abort()
+
+    context = browser.new_context()
+    context.route("**/*", route)
+    try:
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(out.as_uri(), timeout=TIMEOUT_MS)
+        page.locator(".ntmviz-view[data-view=memory][data-frames]").wait_for()
+        assert page.get_by_text(f"task {META}, length {META}").count() == 1
+        assert_nothing_ran(page)
+        assert not errors and not offsite, (errors, offsite)
+    finally:
+        context.close()
