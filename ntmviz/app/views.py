@@ -20,7 +20,7 @@ from panel.viewable import Viewer
 
 from ..episode import ADDRESS_STAGES, Episode
 from .canvas import EpisodeCanvas
-from .payload import episode_payload
+from .payload import STEP_BUDGET, EpisodePayload
 from .state import Playback
 
 _SYNCED = ("t", "playing", "loop", "speed")
@@ -41,16 +41,26 @@ class EpisodeView(Viewer):
             state.episode = episode
         super().__init__(state=state, **params)
         s = self.state
+        self._plan: EpisodePayload | None = None
         self._canvas = EpisodeCanvas(
             kind=self.kind, group=s.group, payload=self._payload(), t=s.t, playing=s.playing,
-            loop=s.loop, speed=s.speed, **self._canvas_options())
+            loop=s.loop, speed=s.speed, chunks=self._chunk, **self._canvas_options())
         self._canvas.param.watch(self._from_browser, list(_SYNCED) + ["diff"])
         s.param.watch(self._from_state, list(_SYNCED))
         s.param.watch(self._new_episode, "episode")
 
     # ---- what the canvas gets -------------------------------------------------------------
+    step_budget: ClassVar[int] = STEP_BUDGET  # bytes of per-step arrays per message (payload.py)
+
     def _payload(self) -> dict[str, Any]:
-        return episode_payload(self.state.episode, [self.kind])
+        episode = self.state.episode
+        self._plan = None if episode is None else EpisodePayload(episode, [self.kind], self.step_budget)
+        return {} if self._plan is None else self._plan.initial(self.state.t)
+
+    def _chunk(self, payload_id: str, c: int) -> dict[str, Any] | None:
+        """Chunk c of the episode on show, as the browser asks for it (None: another episode)."""
+        plan = self._plan
+        return plan.chunk(c) if plan is not None and plan.id == payload_id else None
 
     def _canvas_options(self) -> dict[str, Any]:
         return {}

@@ -45,7 +45,9 @@ def test_each_view_stands_alone(cls, episode):
 def test_memory_view_shows_memory_after_step_and_its_change(episode):
     view = MemoryView(episode)
     model = render(view)["memory"]
-    np.testing.assert_array_equal(decode_array(model.data.payload["arrays"]["memory"]), episode.memory)
+    steps = model.data.payload["steps"]
+    assert steps["K"] == episode.steps and steps["count"] == 1  # a small episode: one chunk, sent at once
+    np.testing.assert_array_equal(decode_array(steps["chunks"]["0"]["memory"]), episode.memory)
     view.state.t = 2
     frame = view.frame()
     np.testing.assert_array_equal(frame["memory"], episode.memory[3])
