@@ -60,7 +60,9 @@ class Explorer(Viewer):
         self.sources = Sources(state, folder=folder, source=source)
         self._title = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self._note = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
-        self._memory_views = pn.Column(pn.Row(self.memory, self.focus), self.heads, margin=0)
+        # the focus wraps under the memory (and its heads under each other) on narrow screens
+        self._memory_views = pn.Column(pn.FlexBox(self.memory, self.focus, flex_wrap="wrap", gap="12px"),
+                                       self.heads, margin=0, sizing_mode="stretch_width")
         # Train and Compare share the playback state: a chosen training snapshot is the episode
         # every view shows. Checkpoints saved from the Train tab go to ./runs, not the shipped folder.
         from .compare import Compare

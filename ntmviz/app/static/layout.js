@@ -27,7 +27,7 @@ export const AXIS = 44; // room left of a slot axis for its tick labels and titl
 export function memoryGeometry(ep) {
   const {slotsPx} = axes(ep);
   const heads = ep.heads ? ep.heads.length : ep.R + ep.W;
-  const cellW = Math.max(3, Math.min(24, Math.floor(260 / Math.max(1, ep.M))));
+  const cellW = Math.max(3, Math.min(24, Math.floor(230 / Math.max(1, ep.M))));
   const x0 = AXIS + heads * 7, y0 = 6, mw = ep.M * cellW, mh = slotsPx;
   const barX = x0 + mw + 6 + heads * 7, barW = 10;
   return {x0, y0, mw, mh, cellW, stripX: AXIS, stripW: 5, arrowX: x0 + mw + 3, barX, barW, barY: y0,
@@ -62,7 +62,7 @@ export function rowAtY(y, y0, px, rows) {
 export const STAGES = ["content", "gated", "shifted", "weights"];
 export function focusGeometry(ep) {
   const {slotsPx} = axes(ep);
-  const colW = 58, gap = 6, x0 = AXIS, y0 = 34, paramsH = 86;
+  const colW = 48, gap = 4, x0 = AXIS, y0 = 34, paramsH = 86;
   const blockW = STAGES.length * (colW + gap) + 12;
   return {x0, y0, colW, gap, ph: slotsPx, blockW, paramsH, width: x0 + blockW, height: y0 + slotsPx + 20 + paramsH};
 }
