@@ -282,3 +282,29 @@ def test_pooled_slots_keep_the_extreme_the_payload_sent(renderer):
     drawn = r.pixels("memory", "memory", [(g["x0"] + 0.5 * g["mw"] / 2, g["y0"] + (row + 0.5) * g["mh"] / D)])
     pooled = pool_slots(memory[1], D, 0, True)[row, 0]
     assert pooled == pytest.approx(-0.8) and drawn == [signed_colour(pooled, 0.8)]
+
+
+def test_long_head_locations_show_the_largest_weight_of_each_block_of_steps(renderer):
+    """T=1100 steps over 520 columns: column p shows the largest weight over its steps, hover
+    names them, and a click still selects the exact step under the pointer."""
+    T2, N2 = 1100, 16
+    ep = crafted_episode(T=T2, N=N2, M=2, write_slots=(np.arange(T2) // 100) % N2,
+                         read_slots=np.zeros(T2, int), memory=np.zeros((T2 + 1, N2, 2), np.float32))
+    payload = as_json(episode_payload(ep, ["heads"]))
+    P = payload["P"]
+    assert P == 520
+    r = renderer.mount(payload, views=["heads"], options={"heads": {"zoom": False}})
+    g = r.geom("heads")
+    b = blocks(T2, P)
+    red = head_colour("write", 0)
+    cols = [0, 47, 48, 260, P - 1]
+    points = [(g["x0"] + (p + 0.5) * g["pw"] / P, g["y0"] + (n + 0.5) * g["ph"] / N2) for p in cols for n in range(N2)]
+    drawn = r.pixels("heads", "heads-write-1", points)
+    expected = [unit_colour(ep.write.weights[b[p]:b[p + 1], 0, n].max(), red) for p in cols for n in range(N2)]
+    assert drawn == expected
+    text = r.hover("heads", "heads-write-1", g["x0"] + 100.5 * g["pw"] / P, g["y0"] + 0.5 * g["ph"] / N2)
+    assert f"steps {b[100]}–{b[101] - 1}" in text, text
+    t = 777
+    r.click("heads", "heads-write-1", g["x0"] + (t + 0.5) * g["pw"] / T2, g["y0"] + 5)
+    r.wait(t)
+    assert r.state()["t"] == t

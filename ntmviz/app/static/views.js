@@ -225,9 +225,9 @@ export class HeadLocationsView extends View {
   build(ep) {
     if (this.noMemory()) return;
     this.busy = busyRows(ep);
+    // zoomed unless told otherwise when the heads use at most a quarter of the slots
     const few = this.busy.length > 0 && this.busy.length <= ep.D / 4 && ep.D >= 16;
-    if (this.options.zoom == null) this.options.zoom = few;
-    const zoom = this.options.zoom && this.busy.length > 0 && this.busy.length < ep.D;
+    const zoom = (this.options.zoom != null ? this.options.zoom : few) && this.busy.length > 0 && this.busy.length < ep.D;
     this.rows = zoom ? this.busy : null; // rows shown, or null for all D
     const g = (this.geom = headsGeometry(ep, zoom ? this.busy.length : null));
     const check = h("input", {type: "checkbox", "aria-label": "Zoom to busy slots", class: "ntmviz-zoom"});
@@ -508,8 +508,8 @@ export class SequenceView extends View {
       ctx.textAlign = "right";
       ctx.textBaseline = "middle";
       ctx.fillText(name, g.x0 - 6, b.y + b.hgt / 2);
-      if (name === "outputs" && ep.a.targets) {
-        // wrong bits outlined where they count
+      if (name === "outputs" && ep.a.targets && g.pw / T >= 3) {
+        // wrong bits outlined where they count (when a step is wide enough to show it)
         ctx.strokeStyle = "#e00";
         ctx.lineWidth = 1.5;
         const cw = g.pw / T;
