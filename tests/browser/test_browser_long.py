@@ -60,7 +60,7 @@ def test_long_ngrams_episode_opens_and_scrubs(browser, browser_helpers, tmp_path
             length.press("Enter")
             app.click("Run")
             explorer = explorers[-1]  # this page's session (the server's readiness check made another)
-            app.wait(lambda v: v["player"]["steps"] > 1000, "the long episode", timeout=300)
+            app.wait(lambda v: v["player"]["steps"] >= LENGTH - 1, "the long episode", timeout=300)
             episode = explorer.state.episode
             T = episode.steps
             assert T >= LENGTH - 1 and episode.meta["length"] == LENGTH

@@ -4,7 +4,7 @@
 
 import {
   approx, bitErrors, fmt, frame, headRow, headValue, maxAbs, missing, partOf, scored, slotText,
-  stepsOf,
+  stepsOf, touch,
 } from "./data.js";
 import {
   Heat, INK, MUTED, Stage, FONT, axisBottom, axisLeft, axisRows, blit, colourBar, h, poolMax,
@@ -62,8 +62,9 @@ export class View {
       return false;
     }
     this.root.classList.remove("ntmviz-loading");
-    // playing forward: ask for the next chunk half-way through this one
     const c = Math.floor(t / ep.K);
+    touch(ep, c); // kept longest (data.js keeps a few chunks per view)
+    // playing forward: ask for the next chunk half-way through this one
     if (c + 1 < ep.chunkCount && t - c * ep.K >= ep.K / 2 && this.needs().length) this.ask(c + 1);
     return this.draw(t) !== false;
   }
