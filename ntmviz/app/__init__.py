@@ -18,11 +18,16 @@ Modules
     state.py     Playback: the episode and step t (plus playing, loop, speed) every view shares
     views.py     Player, MemoryView, HeadLocationsView, FocusView, SequenceView (Viewers);
                  `view.frame()` gives, in Python, the numbers the view shows at step t
-    canvas.py    EpisodeCanvas: the one pn.custom.JSComponent that runs the renderer
-    static/      ntmviz.js (the renderer: plain ES module, canvas 2D, requestAnimationFrame)
-                 and ntmviz.css; both are inlined verbatim into the HTML export
+    canvas.py    EpisodeCanvas: the one pn.custom.JSComponent that runs the renderer, and
+                 the bundle of its modules (one ES module, inlined into the HTML export too)
+    static/      the renderer, small ES modules: palette.js (value -> colour), data.js (payload
+                 -> episode, chunks, bit errors), layout.js (where things are drawn) - pure,
+                 tested directly - group.js (shared step, animation, keys), draw.js (canvases,
+                 axes), views.js (the five views), ntmviz.js (mount, mountPage); ntmviz.css
     payload.py   Episode -> sizes + base64 arrays (float32; large heatmaps as uint8 palette
-                 indices, slots pooled to the pixels on screen), sent once per episode per view
+                 indices; slots and time pooled to the pixels on screen; per-step arrays in
+                 chunks the browser asks for as playback reaches them)
+    messages.py  text(), bold(), show_error(): text from files and users reaches panes as text
     sources.py   checkpoints, recording episodes (length/seed or typed input), episode files;
                  Sources, the panel that drives them
     explorer.py  Explorer: the whole app (Explorer.default() is what apps/explorer.py serves)
@@ -48,6 +53,7 @@ Controls (accessible names; the play button's name switches between "Play" and "
     slider "Step"                 <input type=range> over 0 .. T-1
     slider "Speed"                <input type=range> 1 .. 120 steps per second
     checkbox "Show change"        memory view: memory[t+1] - memory[t]
+    checkbox "Zoom to busy slots" head locations: only the slots some head weights >= 0.05
     keys (anywhere outside text fields): ArrowLeft / ArrowRight step, Space plays or
     pauses, Home / End jump; they go to the group last clicked or focused.
     Sources panel (Panel widgets): select "Checkpoint", inputs "Length" and "Seed",
@@ -62,7 +68,9 @@ Elements:
         data-steps     T of its episode
         data-group     its playback group id
         data-playing   (player only) "true" | "false"
-    .ntmviz-stage[data-stage=memory|focus|sequence|vectors|heads-read-1|heads-write-1|...]
+        class ntmviz-loading  while the chunk of the current step is on its way
+    .ntmviz-stage[data-stage=memory|sequence|vectors|heads-read-1|heads-write-1|
+                  focus-read-1|focus-write-1|...]
         each holds canvas[data-layer=back] (static, role=img, aria-label) under
         canvas[data-layer=front] (redrawn per frame; takes hover, and in heads-* and
         sequence, click / drag to jump to a step) and a div.ntmviz-tip[role=tooltip]
@@ -72,7 +80,8 @@ Globals (window.__ntmviz):
     frames   animation frames in which at least one view repainted (the fps counter)
     paints   view repaints (one frame of a full explorer adds 5)
     step     the step of the last painted frame
-    groups   {group id: {t, T, playing, loop, speed, frames, ...}}; active: the id keys go to
+    groups   {group id: {t, T, playing, loop, speed, frames, views (each with .geom: where it
+             draws, see static/layout.js), ...}}; active: the id keys go to
 """
 
 from .canvas import EpisodeCanvas

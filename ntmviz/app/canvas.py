@@ -1,19 +1,47 @@
-"""EpisodeCanvas: the one Panel component that runs the browser renderer (static/ntmviz.js).
+"""EpisodeCanvas: the one Panel component that runs the browser renderer (static/*.js).
 
 Each view (player, memory, heads, focus, sequence) is an EpisodeCanvas of another `kind`.
 Canvases with the same `group` share the step t in the browser and animate together with no
-server round trip; `payload` carries the episode's arrays once (see payload.py).
+server round trip; `payload` carries the episode's arrays once (see payload.py), and the
+renderer asks for later chunks of per-step arrays with a message ({"chunk": c, "id": payload id})
+that `chunks` answers.
+
+The renderer is small ES modules (`MODULES`, dependencies first); `RENDERER_JS` joins them
+into one module, dropping the imports between them, for the component and the HTML export.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
+from typing import Any, Callable
 
 import param
 from panel.custom import JSComponent
 
 STATIC = Path(__file__).parent / "static"
-RENDERER_JS = (STATIC / "ntmviz.js").read_text(encoding="utf-8")
+MODULES = ("palette.js", "data.js", "layout.js", "group.js", "draw.js", "views.js", "ntmviz.js")  # dependencies first
+
+_LOCAL_IMPORT = re.compile(r'^import\s*\{[^}]*\}\s*from\s*"\./[\w-]+\.js";[ \t]*\n', re.M)
+
+log = logging.getLogger(__name__)
+
+
+def bundle(modules: tuple[str, ...] = MODULES, folder: Path = STATIC) -> str:
+    """The renderer as one ES module: the modules in order, without their imports of each other.
+    Every name is declared once across the modules, so joining them keeps each binding."""
+    parts = []
+    for name in modules:
+        source = (folder / name).read_text(encoding="utf-8")
+        joined = _LOCAL_IMPORT.sub("", source)
+        if re.search(r"^\s*import\b", joined, re.M):
+            raise RuntimeError(f"{name}: only imports of the other renderer modules can be joined")
+        parts.append(f"// ---- {name} " + "-" * max(4, 90 - len(name)) + "\n" + joined)
+    return "\n".join(parts)
+
+
+RENDERER_JS = bundle()
 RENDERER_CSS = (STATIC / "ntmviz.css").read_text(encoding="utf-8")
 
 KINDS = ("player", "memory", "heads", "focus", "sequence")
@@ -27,6 +55,10 @@ export function render({ model, el }) {
   });
   handle.onReport((key, value) => {
     if (model[key] !== value) model[key] = value;
+  });
+  handle.onNeed((chunk, id) => model.send_msg({chunk, id}));
+  model.on("msg:custom", (msg) => {
+    if (msg && msg.chunk != null) handle.addChunk(msg.id, msg.chunk, msg.arrays);
   });
   model.on("payload", () => handle.setData(model.payload));
   model.on("t", () => handle.seek(model.t));
@@ -48,7 +80,7 @@ class EpisodeCanvas(JSComponent):
         Canvases with the same group share one step t in the browser.""")
 
     payload = param.Dict(default={}, doc="""
-        The episode as episode_payload() makes it (sent once per episode).""")
+        The episode as EpisodePayload.initial() makes it (sent once per episode).""")
 
     t = param.Integer(default=0, doc="""
         The current step (the browser reports it back, throttled).""")
@@ -65,3 +97,19 @@ class EpisodeCanvas(JSComponent):
     _esm = RENDERER_JS + _ADAPTER
 
     _stylesheets = [RENDERER_CSS]
+
+    def __init__(self, chunks: Callable[[str, int], dict[str, Any] | None] | None = None, **params):
+        super().__init__(**params)
+        self.chunks = chunks  # (payload id, chunk) -> arrays, or None for an episode no longer shown
+
+    def _handle_msg(self, data: Any) -> None:
+        if not (isinstance(data, dict) and "chunk" in data and self.chunks is not None):
+            return
+        try:
+            c, pid = int(data["chunk"]), str(data.get("id"))
+            arrays = self.chunks(pid, c)
+        except (TypeError, ValueError, IndexError):
+            log.exception("ntmviz: a bad chunk request from the browser: %r", data)
+            return
+        if arrays is not None:
+            self._send_msg({"id": pid, "chunk": c, "arrays": arrays})

@@ -25,6 +25,7 @@ from ..checkpoint import load as load_checkpoint
 from ..episode import Episode, record
 from ..errors import ConfigError, NtmvizError
 from .live import probe_batch
+from .messages import bold, clear, show_error
 from .sources import find_checkpoints
 from .state import Playback
 
@@ -80,9 +81,9 @@ class _Side(Viewer):
         self.note.object = "No memory (an LSTM baseline): outputs and errors only."
         if ep is not None and ep.targets is not None:
             errors = int(ep.bit_errors().sum())
-            self.title.object = f"**{ep.meta.get('source', 'episode')}** · {errors} wrong bits in all"
+            self.title.object = f"{bold(ep.meta.get('source', 'episode'))} · {errors} wrong bits in all"
         else:
-            self.title.object = f"**{ep.meta.get('source', 'episode') if ep is not None else 'nothing yet'}**"
+            self.title.object = bold(ep.meta.get('source', 'episode') if ep is not None else 'nothing yet')
 
     def __panel__(self):
         return pn.Column(self.title, self.note, self._memory, self.sequence, sizing_mode="stretch_width")
@@ -178,7 +179,7 @@ class Compare(Viewer):
 
     def _fail(self, text: str) -> bool:
         self.message = text
-        self.alert.object, self.alert.visible = text, True
+        show_error(self.alert, text)
         return False
 
     # ---- showing -------------------------------------------------------------------------------
@@ -186,7 +187,8 @@ class Compare(Viewer):
         """Put two episodes side by side (the same input) and go to step 0."""
         left, right = (dataclasses.replace(ep, meta={**ep.meta, "source": title}) if ep is not None and title else ep
                        for ep, title in zip((left, right), titles or (None, None)))
-        self.message, self.alert.visible = "", False
+        self.message = ""
+        clear(self.alert)
         self.t = 0
         self.left.episode, self.right.episode = left, right
         steps = max(self.left.steps, self.right.steps)

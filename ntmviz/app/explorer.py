@@ -11,6 +11,7 @@ from panel.viewable import Viewer
 
 from ..episode import Episode
 from ..errors import NtmvizError
+from .messages import bold, text
 from .payload import describe
 from .sources import (
     ModelSource, Sources, cached_episode, find_checkpoints, load_source, untrained_source,
@@ -59,7 +60,9 @@ class Explorer(Viewer):
         self.sources = Sources(state, folder=folder, source=source)
         self._title = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self._note = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
-        self._memory_views = pn.Column(pn.Row(self.memory, self.focus), self.heads, margin=0)
+        # the focus wraps under the memory (and its heads under each other) on narrow screens
+        self._memory_views = pn.Column(pn.FlexBox(self.memory, self.focus, flex_wrap="wrap", gap="12px"),
+                                       self.heads, margin=0, sizing_mode="stretch_width")
         # Train and Compare share the playback state: a chosen training snapshot is the episode
         # every view shows. Checkpoints saved from the Train tab go to ./runs, not the shipped folder.
         from .compare import Compare
@@ -115,12 +118,12 @@ class Explorer(Viewer):
 
     def _refresh(self) -> None:
         episode = self.state.episode
-        self._title.object = f"**{describe(episode)}**"
+        self._title.object = bold(describe(episode))
         notes = [self.note] if self.note else []
         if episode is not None and not episode.has_memory:
             notes.append("This episode comes from a model with no memory (an LSTM baseline): "
                          "only the sequence is shown.")
-        self._note.object = " ".join(notes)
+        self._note.object = text(" ".join(notes))
         self._note.visible = bool(notes)
         self._memory_views.visible = episode is not None and episode.has_memory
 

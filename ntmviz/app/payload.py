@@ -1,28 +1,41 @@
 """Turn an Episode into what the browser renderer draws: sizes, labels and compact arrays.
 
-Arrays travel once per episode as base64 bytes (never lists of floats). Two encodings:
+Never more pixels than the screen has, whatever the episode's size:
 
-    {"shape": [...], "b64": "..."}                      little-endian float32, exact
+- The slot axis. The memory, focus and head-location canvases draw it `slots_px` pixels tall
+  (`slot_pixels(N)`). When N is larger, every array with a slot axis is pooled down to
+  D = slots_px rows before it is sent, in the blocks the renderer draws (row r covers slots
+  floor(r N / D) .. floor((r + 1) N / D) - 1, `blocks`): memory keeps the value of largest
+  magnitude, weightings the largest weight (so a sharp focus stays visible).
+- The time axis. Views over time (head locations, the sequence) draw `time_px` pixels wide
+  (`time_pixels(T)`). The head locations travel as `read.weights.time` / `write.weights.time`
+  [P, H, D]: the weightings pooled along time to P = min(T, time_px) columns (column p covers
+  steps floor(p T / P) .. floor((p + 1) T / P) - 1; the largest weight of each block). The
+  sequence's inputs, targets, outputs and mask [T, <= a few dozen] travel whole (the renderer
+  pools them; they are small, and wrong bits are counted from the exact values).
+- The step axis. What a view shows at step t (the memory after t, the head weightings and
+  addressing stages at t, the key / erase / add / read vectors) travels in chunks of K steps,
+  K chosen so one chunk holds at most `STEP_BUDGET` bytes. The first message carries the chunk
+  of the current step; the renderer asks for the others as playback reaches them (see
+  canvas.py). Memory chunk c holds memory[c K .. c K + K] (K + 1 frames: the memory before and
+  after each of its steps); the other chunks hold steps c K .. c K + K - 1. So every view shows
+  the true value at the current step, and a 5000-step episode opens with a payload of the
+  same size as a 50-step one. The HTML export inlines every chunk (there is no server to ask).
+
+Two encodings, both base64 of little-endian bytes (never lists of floats):
+
+    {"shape": [...], "b64": "..."}                      float32, exact
     {"shape": [...], "dtype": "u1", "signed": bool, "scale": s, "b64": "..."}
                                                          uint8 indices into the renderer's
-                                                         256-colour palette
+                                                         palettes
 
-The uint8 form is the colour the renderer paints, nothing less: signed arrays (memory) map v to
-round(127.5 + 127.5 v / s) with s = max |v| over the episode (the diverging palette, 128 ~ 0);
-unit arrays (head weightings, in [0, 1]) map w to round(255 w / s) with s = 1. Decoding gives
-the middle of each index's interval: (i - 127.5) s / 127.5, or i s / 255. Memory and the
-T x N weightings use it when they are large (more than `QUANTISE_ABOVE` values) or pooled;
-the small arrays (inputs, keys, head parameters ...) stay exact float32.
-
-Never more rows than the screen has: the memory, focus and head-location canvases draw the slot
-axis `slots_px` pixels tall (`slot_pixels(N)`). When N is larger, every array with a slot axis
-is pooled down to `D = slots_px` rows before it is sent, in the blocks the renderer would pool
-(row r covers slots floor(r N / D) .. floor((r + 1) N / D) - 1, `slot_blocks`): memory keeps
-the value of largest magnitude, weightings the largest weight (so a sharp focus stays visible).
-The memory view's "show change" then needs `memory.diff` (memory[t+1] - memory[t], pooled the
-same way from the full-resolution difference, its own scale), sent alongside. The payload's `D`
-says how many rows the slot-axis arrays have (D == N when nothing was pooled); the renderer's
-hover names the slots a pixel covers.
+The uint8 form is the colour the renderer paints, nothing less. Signed arrays (memory) map v to
+round(127 + 127 v / s), clipped to 0 .. 254, with s = max |v| over the episode: index 127 is
+exactly zero, so a memory of 1e-6 decodes to 0, not to half a step of the palette. Unit arrays
+(weightings, in [0, 1]) map w to round(255 w) (s = 1). Decoding gives (i - 127) s / 127, or
+i s / 255, within s / 254 (signed) or s / 510 of the value sent. Arrays with a slot axis are
+sent this way when they are large (more than `QUANTISE_ABOVE` values over the episode) or
+pooled; the small arrays (inputs, keys, head parameters ...) stay exact float32.
 
 Each view asks only for the arrays it draws (`VIEW_ARRAYS`); the HTML export sends them all.
 """
@@ -30,6 +43,7 @@ Each view asks only for the arrays it draws (`VIEW_ARRAYS`); the HTML export sen
 from __future__ import annotations
 
 import base64
+import uuid
 from typing import Any, Iterable
 
 import numpy as np
@@ -37,25 +51,28 @@ import numpy as np
 from ..episode import Episode
 
 PAYLOAD_FORMAT = "ntmviz-view"
+PAYLOAD_VERSION = 2
 
-_WEIGHTS = ("read.weights", "write.weights")
-_STAGES = tuple(f"{k}.{s}" for k in ("read", "write") for s in ("content", "gated", "shifted", "weights"))
 _STAGE_NAMES = ("content", "gated", "shifted", "weights")
+_STAGES = tuple(f"{k}.{s}" for k in ("read", "write") for s in _STAGE_NAMES)
 _PARAMS = tuple(f"{k}.{p}" for k in ("read", "write") for p in ("beta", "gate", "gamma", "shift"))
+_OVERVIEW = {"read.weights.time": "read.weights", "write.weights.time": "write.weights"}
+WHOLE = ("inputs", "targets", "outputs", "mask")  # [T, small]: drawn over time, sent whole
 
 VIEW_ARRAYS: dict[str, tuple[str, ...]] = {
     "player": (),
-    "memory": ("memory", "memory.diff") + _WEIGHTS,
-    "heads": _WEIGHTS,
+    "memory": ("memory", "memory.diff", "read.weights", "write.weights"),
+    "heads": tuple(_OVERVIEW),
     "focus": _STAGES + _PARAMS,
-    "sequence": ("inputs", "targets", "outputs", "mask", "reads", "read.key", "write.key",
-                 "write.erase", "write.add"),
+    "sequence": WHOLE + ("reads", "read.key", "write.key", "write.erase", "write.add"),
 }
 ALL_VIEWS = tuple(VIEW_ARRAYS)
 
-
-QUANTISE_ABOVE = 1 << 16  # arrays with more values than this travel as uint8 palette indices
+QUANTISE_ABOVE = 1 << 16  # slot-axis arrays with more values than this travel as uint8 palette indices
 MAX_SLOT_PX = 420  # the tallest slot axis the renderer draws, in CSS pixels
+MIN_TIME_PX, MAX_TIME_PX = 220, 520  # the narrowest and widest time axis it draws
+STEP_BUDGET = 1 << 19  # bytes of per-step arrays in one chunk (before base64)
+SIGNED_ZERO = 127  # the signed palette's index of 0; indices 0 .. 254
 
 
 def slot_pixels(slots: int) -> int:
@@ -63,12 +80,20 @@ def slot_pixels(slots: int) -> int:
     return min(MAX_SLOT_PX, max(200, slots * 4)) if slots else 0
 
 
-def slot_blocks(slots: int, rows: int) -> np.ndarray:
-    """[rows + 1] boundaries: display row r covers slots [b[r], b[r + 1]) (the renderer's pooling)."""
-    if rows >= slots:
-        return np.arange(slots + 1)
-    r = np.arange(rows + 1)
-    return (r * slots) // rows
+def time_pixels(steps: int) -> int:
+    """How many CSS pixels wide the renderer draws a time axis of `steps` steps."""
+    return min(MAX_TIME_PX, max(MIN_TIME_PX, steps * 6))
+
+
+def blocks(n: int, parts: int) -> np.ndarray:
+    """[parts + 1] boundaries: part r covers [b[r], b[r + 1]) of 0 .. n-1 (identity when parts >= n)."""
+    if parts >= n:
+        return np.arange(n + 1)
+    r = np.arange(parts + 1)
+    return (r * n) // parts
+
+
+slot_blocks = blocks  # display row r of a slot axis pooled to `rows` rows covers slots [b[r], b[r + 1])
 
 
 def pool_slots(a: np.ndarray, rows: int, axis: int, signed: bool) -> np.ndarray:
@@ -77,7 +102,7 @@ def pool_slots(a: np.ndarray, rows: int, axis: int, signed: bool) -> np.ndarray:
     slots = a.shape[axis]
     if rows >= slots:
         return a
-    bounds = slot_blocks(slots, rows)
+    bounds = blocks(slots, rows)
     starts, last = bounds[:-1], bounds[1:] - 1
     hi = lo = np.take(a, starts, axis=axis)
     for j in range(1, int((last - starts).max()) + 1):  # blocks are a few slots: gather, compare
@@ -89,8 +114,16 @@ def pool_slots(a: np.ndarray, rows: int, axis: int, signed: bool) -> np.ndarray:
     return np.where(np.nan_to_num(hi) >= -np.nan_to_num(lo), hi, lo)
 
 
+def pool_time(a: np.ndarray, cols: int) -> np.ndarray:
+    """`a` [T, ...] (weightings, >= 0) pooled along time to [cols, ...]: the largest value of each
+    block of steps (`blocks(T, cols)`)."""
+    if cols >= a.shape[0]:
+        return a
+    return np.fmax.reduceat(a, blocks(a.shape[0], cols)[:-1], axis=0)
+
+
 def max_abs(a: np.ndarray) -> float:
-    """The largest finite |value| (as the renderer computes its colour scale), 1 if there is none."""
+    """The largest finite |value| (the renderer's colour scale), 1 if there is none."""
     a = np.abs(np.asarray(a))
     m = float(a.max()) if a.size else 0.0
     if not np.isfinite(m):
@@ -100,10 +133,13 @@ def max_abs(a: np.ndarray) -> float:
 
 
 def palette_index(a: np.ndarray, scale: float, signed: bool) -> np.ndarray:
-    """The renderer's colour index of every value, as uint8 (JS Math.round: floor(x + 0.5))."""
+    """The renderer's colour index of every value, as uint8 (JS Math.round: floor(x + 0.5)).
+
+    signed: round(127 + 127 v / scale) in 0 .. 254 (127 is 0); else round(255 v / scale) in 0 .. 255."""
     v = np.nan_to_num(np.asarray(a, dtype=np.float64), nan=0.0)
-    x = 127.5 + 127.5 * v / scale if signed else 255 * v / scale
-    return np.clip(np.floor(x + 0.5), 0, 255).astype(np.uint8)
+    if signed:
+        return np.clip(np.floor(SIGNED_ZERO + SIGNED_ZERO * v / scale + 0.5), 0, 2 * SIGNED_ZERO).astype(np.uint8)
+    return np.clip(np.floor(255 * v / scale + 0.5), 0, 255).astype(np.uint8)
 
 
 def _b64(a: np.ndarray) -> str:
@@ -129,13 +165,13 @@ def encode_quantised(a: np.ndarray, signed: bool, scale: float | None = None) ->
 
 def decode_array(spec: dict[str, Any]) -> np.ndarray:
     """The inverse of `encode_array` / `encode_quantised` (for tests and tools): float32 values;
-    uint8 indices decode to the middle of their interval (within scale / 255 of the original)."""
+    uint8 indices decode to the value of their colour (within `quantisation_error` of the original)."""
     raw = base64.b64decode(spec["b64"])
     if spec.get("dtype", "f4") == "f4":
         return np.frombuffer(raw, dtype="<f4").reshape(spec["shape"])
     idx = np.frombuffer(raw, dtype=np.uint8).reshape(spec["shape"]).astype(np.float64)
     s = float(spec["scale"])
-    out = (idx - 127.5) * s / 127.5 if spec["signed"] else idx * s / 255
+    out = (idx - SIGNED_ZERO) * s / SIGNED_ZERO if spec["signed"] else idx * s / 255
     return out.astype(np.float32)
 
 
@@ -143,31 +179,113 @@ def quantisation_error(spec: dict[str, Any]) -> float:
     """The largest |decoded - original| an encoded array can have (0 for float32)."""
     if spec.get("dtype", "f4") == "f4":
         return 0.0
-    return float(spec["scale"]) / (255.0 if spec["signed"] else 510.0) * (1 + 1e-6)
+    return float(spec["scale"]) / (2.0 * SIGNED_ZERO if spec["signed"] else 510.0) * (1 + 1e-6)
 
 
-def encode_arrays(arrays: dict[str, np.ndarray], names: set[str], slots: int) -> tuple[dict[str, Any], int]:
-    """The arrays in `names` as sent, and D, the rows of every slot-axis array (see module doc)."""
-    rows = min(slots, slot_pixels(slots))
-    pooled = rows < slots
-    out: dict[str, Any] = {}
-    for k, a in arrays.items():
-        slot_axis = 1 if k == "memory" else 2 if k.split(".")[-1] in _STAGE_NAMES else None
-        if slot_axis is None:
-            if k in names:
-                out[k] = encode_array(a)
-            continue
-        signed = k == "memory"
-        quantise = pooled or a.size > QUANTISE_ABOVE
-        if k in names:
-            p = pool_slots(np.asarray(a), rows, slot_axis, signed)
-            out[k] = encode_quantised(p, signed) if quantise else encode_array(p)
-        if k == "memory" and "memory.diff" in names and quantise and a.shape[0] > 1:
-            a64 = np.asarray(a, dtype=np.float64)
-            diff = a64[1:] - a64[:-1]
-            scale = max_abs(diff)
-            out["memory.diff"] = encode_quantised(pool_slots(diff, rows, 1, True), True, scale)
-    return out, rows
+def _slot_axis(name: str) -> int | None:
+    if name in ("memory", "memory.diff"):
+        return 1
+    return 2 if name.split(".")[-1] in _STAGE_NAMES else None
+
+
+class EpisodePayload:
+    """An episode as the views in `views` draw it, ready to send: `initial(t)` is the first
+    message (sizes, labels, whole and overview arrays, and the chunk of step t), `chunk(c)` a
+    later chunk of the per-step arrays. `step_budget=None` puts every step in one chunk.
+
+    The episode's arrays are pooled and scaled once, here; chunks are cut from them on demand."""
+
+    def __init__(self, episode: Episode, views: Iterable[str] = ALL_VIEWS,
+                 step_budget: int | None = STEP_BUDGET):
+        names: set[str] = set()
+        for v in views:
+            names.update(VIEW_ARRAYS[v])
+        self.episode = episode
+        self.id = uuid.uuid4().hex[:12]
+        self.T = T = episode.steps
+        mem = episode.has_memory
+        slots = episode.slots if mem else 0
+        self.rows = rows = min(slots, slot_pixels(slots))
+        self.cols = min(T, time_pixels(T))
+        pooled = rows < slots
+        arrays = episode.arrays()
+        self.whole: dict[str, Any] = {k: encode_array(arrays[k]) for k in WHOLE if k in names and k in arrays}
+        self.scales: dict[str, float] = {}
+        # per-step arrays, slot-pooled: name -> (array [T or T+1, ...], signed, scale or None for float32)
+        self._steps: dict[str, tuple[np.ndarray, bool, float | None]] = {}
+        if mem:
+            self.scales["memory"] = max_abs(episode.memory)
+            memory64 = np.asarray(episode.memory, dtype=np.float64)
+            self.scales["memory.diff"] = max_abs(np.diff(memory64, axis=0)) if T else 1.0
+        for k in sorted(names):
+            if k in WHOLE or k in _OVERVIEW or k == "memory.diff" or k not in arrays:
+                continue
+            a, axis = np.asarray(arrays[k]), _slot_axis(k)
+            signed = k == "memory"
+            quantise = axis is not None and (pooled or a.size > QUANTISE_ABOVE)
+            if axis is not None:
+                a = pool_slots(a, rows, axis, signed)
+            scale = (self.scales["memory"] if signed else 1.0) if quantise else None
+            self._steps[k] = (a, signed, scale)
+            if k == "memory" and "memory.diff" in names and quantise and T:
+                # quantised frames would lose small changes: the change travels with its own scale
+                diff = pool_slots(np.diff(memory64, axis=0), rows, 1, True)
+                self._steps["memory.diff"] = (diff, True, self.scales["memory.diff"])
+        self.overview: dict[str, Any] = {}
+        for k, src in _OVERVIEW.items():
+            if k in names and src in arrays:
+                a = pool_time(pool_slots(np.asarray(arrays[src]), rows, 2, False), self.cols)
+                big = pooled or self.cols < T or a.size > QUANTISE_ABOVE
+                self.overview[k] = encode_quantised(a, False) if big else encode_array(a)
+        per_step = sum(a[0].size * (1 if s is not None else 4) for a, _, s in self._steps.values())
+        if step_budget is None or not per_step:
+            self.K = max(1, T)
+        else:
+            self.K = int(max(1, min(T, step_budget // per_step)))
+        self.chunks = -(-T // self.K) if self._steps else 0
+
+    def chunk(self, c: int) -> dict[str, Any]:
+        """Chunk c of the per-step arrays: memory frames c K .. c K + K, steps c K .. c K + K - 1."""
+        if not 0 <= c < self.chunks:
+            raise IndexError(f"chunk {c} of {self.chunks}")
+        t0, t1 = c * self.K, min(self.T, (c + 1) * self.K)
+        out = {}
+        for k, (a, signed, scale) in self._steps.items():
+            part = a[t0:t1 + 1] if k == "memory" else a[t0:t1]
+            out[k] = encode_array(part) if scale is None else encode_quantised(part, signed, scale)
+        return out
+
+    def initial(self, t: int = 0, all_chunks: bool = False) -> dict[str, Any]:
+        """The first message: see `episode_payload`."""
+        ep = self.episode
+        mem = ep.has_memory
+        first = min(max(0, int(t)), max(0, self.T - 1)) // self.K
+        wanted = range(self.chunks) if all_chunks else [first] if self.chunks else []
+        return {
+            "format": PAYLOAD_FORMAT,
+            "version": PAYLOAD_VERSION,
+            "id": self.id,
+            "T": self.T,
+            "N": ep.slots,
+            "M": ep.width,
+            "R": ep.read.heads if mem else 0,
+            "W": ep.write.heads if mem else 0,
+            "S": int(ep.read.shift.shape[-1]) if mem else 0,
+            "I": int(ep.inputs.shape[1]),
+            "O": int(ep.outputs.shape[1]),
+            "D": self.rows,
+            "P": self.cols,
+            "slots_px": slot_pixels(ep.slots if mem else 0),
+            "time_px": time_pixels(self.T),
+            "has_memory": mem,
+            "meta": _json_safe(ep.meta),
+            "input_labels": _labels(ep, "input", ep.inputs.shape[1]),
+            "output_labels": _labels(ep, "output", ep.outputs.shape[1]),
+            "arrays": {**self.whole, **self.overview},
+            "scales": dict(self.scales),
+            "steps": {"K": self.K, "count": self.chunks, "names": sorted(self._steps),
+                      "chunks": {str(c): self.chunk(c) for c in wanted}},
+        }
 
 
 def _labels(episode: Episode, which: str, width: int) -> list[str] | None:
@@ -177,40 +295,23 @@ def _labels(episode: Episode, which: str, width: int) -> list[str] | None:
     return None
 
 
-def episode_payload(episode: Episode | None, views: Iterable[str] = ALL_VIEWS) -> dict[str, Any]:
+def episode_payload(episode: Episode | None, views: Iterable[str] = ALL_VIEWS, t: int = 0,
+                    step_budget: int | None = None) -> dict[str, Any]:
     """The JSON-ready description of `episode` that the views in `views` need.
 
-    Returns {} for no episode. Sizes: T steps, N slots, M width, R/W heads, S shifts,
-    I/O input/output width, D rows of the slot-axis arrays (N unless pooled), slots_px the
-    drawn height of a slot axis; `meta` holds the episode's JSON metadata (task, seed, ...).
+    Returns {} for no episode. Sizes: T steps, N slots, M width, R/W heads, S shifts, I/O
+    input/output width, D rows of the slot-axis arrays (N unless pooled), P columns of the
+    time-pooled overviews (T unless pooled), slots_px / time_px the drawn height of a slot axis
+    and width of a time axis; `meta` the episode's JSON metadata (task, seed, ...); `arrays` the
+    whole and overview arrays; `scales` the memory's and its change's colour scales (max |v|
+    over the episode); `steps` {K, count, names, chunks: {"c": {name: array}}} the per-step
+    arrays in chunks of K steps. With `step_budget=None` (the default, as the export uses it)
+    every chunk is included; with a budget only the chunk holding step t (see EpisodePayload).
     """
     if episode is None:
         return {}
-    names: set[str] = set()
-    for v in views:
-        names.update(VIEW_ARRAYS[v])
-    arrays = episode.arrays()
-    mem = episode.has_memory
-    slots = episode.slots if mem else 0
-    encoded, rows = encode_arrays(arrays, names, slots)
-    return {
-        "format": PAYLOAD_FORMAT,
-        "T": episode.steps,
-        "N": episode.slots,
-        "M": episode.width,
-        "R": episode.read.heads if mem else 0,
-        "W": episode.write.heads if mem else 0,
-        "S": int(episode.read.shift.shape[-1]) if mem else 0,
-        "I": int(episode.inputs.shape[1]),
-        "O": int(episode.outputs.shape[1]),
-        "D": rows,
-        "slots_px": slot_pixels(slots),
-        "has_memory": mem,
-        "meta": _json_safe(episode.meta),
-        "input_labels": _labels(episode, "input", episode.inputs.shape[1]),
-        "output_labels": _labels(episode, "output", episode.outputs.shape[1]),
-        "arrays": encoded,
-    }
+    plan = EpisodePayload(episode, views, step_budget)
+    return plan.initial(t, all_chunks=step_budget is None)
 
 
 def _json_safe(value: Any) -> Any:

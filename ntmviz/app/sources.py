@@ -13,7 +13,6 @@ as a message in `alert` and leaves the loaded episode as it was.
 
 from __future__ import annotations
 
-import html
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from ..config import NTMConfig
 from ..episode import Episode, record
 from ..errors import ConfigError, FileFormatError, NtmvizError
 from ..model import NTM
+from .messages import clear, show_error, text
 from .state import Playback
 
 DEFAULT_CHECKPOINT = "copy-ntm.safetensors"
@@ -305,15 +305,13 @@ class Sources(Viewer):
         self._names()
 
     # ---- actions -----------------------------------------------------------------------------
-    def _fail(self, text: str) -> None:
-        self.message = text
-        # role="alert": screen readers announce it, and browser tests find it by role
-        self.alert.object = f'<div role="alert" class="ntmviz-error">{html.escape(text)}</div>'
-        self.alert.visible = True
+    def _fail(self, message: str) -> None:
+        self.message = message
+        show_error(self.alert, message)
 
     def _ok(self) -> None:
         self.message = ""
-        self.alert.visible = False
+        clear(self.alert)
 
     def get_source(self, key: str | None = None) -> ModelSource:
         """The ModelSource for a Select value (a checkpoint path or UNTRAINED), loaded once."""
@@ -386,14 +384,14 @@ class Sources(Viewer):
             return
         task = source.task
         if task is None:
-            self.hint.object = "This checkpoint names no task."
+            self.hint.object = text("This checkpoint names no task.")
             return
-        text = f"{task.describe()}. Length sets the {getattr(task, 'difficulty_name', 'size')}."
+        hint = f"{task.describe()}. Length sets the {getattr(task, 'difficulty_name', 'size')}."
         if source.memory_slots:
-            text += f" Memory: {source.memory_slots} slots."
+            hint += f" Memory: {source.memory_slots} slots."
         if task.name in COPY_LIKE:
-            text += f" Typed rows need {task_bits(task)} bits each."
-        self.hint.object = text
+            hint += f" Typed rows need {task_bits(task)} bits each."
+        self.hint.object = text(hint)
 
     def __panel__(self):
         return pn.Column(

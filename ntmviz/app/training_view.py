@@ -33,6 +33,7 @@ from panel.viewable import Viewer
 
 from ..errors import NtmvizError
 from .live import LiveRun, RunConfig, Snapshot, new_run
+from .messages import clear, show_error, show_success
 from .sources import find_checkpoints
 from .state import Playback
 
@@ -219,13 +220,11 @@ class TrainingView(Viewer):
     # ---- actions -------------------------------------------------------------------------------
     def _fail(self, text: str) -> None:
         self.message = text
-        self.alert.object = text
-        self.alert.alert_type = "danger"
-        self.alert.visible = True
+        show_error(self.alert, text)
 
     def _ok(self) -> None:
         self.message = ""
-        self.alert.visible = False
+        clear(self.alert)
 
     def start(self) -> LiveRun | None:
         """Start a new run from the widgets (stopping the current one); None if refused."""
@@ -282,9 +281,7 @@ class TrainingView(Viewer):
             self._fail(f"could not save: {exc}")
             return None
         self._ok()
-        self.alert.object = f"Saved {written}"
-        self.alert.alert_type = "success"
-        self.alert.visible = True
+        show_success(self.alert, f"Saved {written}")
         return written
 
     def _checkpoint_file(self) -> io.BytesIO:

@@ -20,7 +20,7 @@ from panel.viewable import Viewer
 
 from ..episode import ADDRESS_STAGES, Episode
 from .canvas import EpisodeCanvas
-from .payload import episode_payload
+from .payload import STEP_BUDGET, EpisodePayload
 from .state import Playback
 
 _SYNCED = ("t", "playing", "loop", "speed")
@@ -41,16 +41,26 @@ class EpisodeView(Viewer):
             state.episode = episode
         super().__init__(state=state, **params)
         s = self.state
+        self._plan: EpisodePayload | None = None
         self._canvas = EpisodeCanvas(
             kind=self.kind, group=s.group, payload=self._payload(), t=s.t, playing=s.playing,
-            loop=s.loop, speed=s.speed, **self._canvas_options())
+            loop=s.loop, speed=s.speed, chunks=self._chunk, **self._canvas_layout(), **self._canvas_options())
         self._canvas.param.watch(self._from_browser, list(_SYNCED) + ["diff"])
         s.param.watch(self._from_state, list(_SYNCED))
         s.param.watch(self._new_episode, "episode")
 
     # ---- what the canvas gets -------------------------------------------------------------
+    step_budget: ClassVar[int] = STEP_BUDGET  # bytes of per-step arrays per message (payload.py)
+
     def _payload(self) -> dict[str, Any]:
-        return episode_payload(self.state.episode, [self.kind])
+        episode = self.state.episode
+        self._plan = None if episode is None else EpisodePayload(episode, [self.kind], self.step_budget)
+        return {} if self._plan is None else self._plan.initial(self.state.t)
+
+    def _chunk(self, payload_id: str, c: int) -> dict[str, Any] | None:
+        """Chunk c of the episode on show, as the browser asks for it (None: another episode)."""
+        plan = self._plan
+        return plan.chunk(c) if plan is not None and plan.id == payload_id else None
 
     def _canvas_options(self) -> dict[str, Any]:
         return {}
@@ -94,6 +104,12 @@ class EpisodeView(Viewer):
 
     def __panel__(self):
         return self._canvas
+
+    def _canvas_layout(self) -> dict[str, Any]:
+        """How the canvas sizes itself in a Panel layout. Views whose panels wrap (one per head,
+        or the vectors beside the timeline) take the width they are given, so nothing needs
+        horizontal scrolling; see MemoryView and FocusView for the others."""
+        return {"sizing_mode": "stretch_width"}
 
     # ---- readouts ---------------------------------------------------------------------------
     @property
@@ -153,6 +169,9 @@ class MemoryView(EpisodeView):
     def _canvas_options(self) -> dict[str, Any]:
         return {"diff": self.diff}
 
+    def _canvas_layout(self) -> dict[str, Any]:
+        return {}  # as wide as it draws (about 350 px): the focus can sit beside it
+
     def _browser_option(self, name: str, value: Any) -> None:
         if name == "diff":
             self.diff = value
@@ -191,6 +210,11 @@ class FocusView(EpisodeView):
     distribution and sharpening gamma."""
 
     kind = "focus"
+
+    def _canvas_layout(self) -> dict[str, Any]:
+        # Beside the memory when there is room, else on a line of its own; its heads wrap
+        # inside it. One head's panel is 264 px wide (static/layout.js focusGeometry).
+        return {"styles": {"flex": "1 1 270px", "min-width": "270px"}}
 
     def frame(self) -> dict[str, Any]:
         ep, t = self.episode, self.t

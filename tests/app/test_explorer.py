@@ -53,7 +53,7 @@ def test_default_without_checkpoints_notes_an_untrained_model(tmp_path):
     explorer = Explorer.default(tmp_path)
     assert explorer.state.episode.meta["source"] == UNTRAINED
     assert explorer._note.visible and "untrained" in explorer._note.object
-    assert explorer.sources.alert.visible and "broken.safetensors" in explorer.sources.alert.object
+    assert explorer.sources.alert.visible and "broken.safetensors" in explorer.sources.message
     pn.panel(explorer).get_root(Document(), Comm())  # the whole page, all tabs, renders
 
 

@@ -27,8 +27,10 @@ def test_export_writes_one_standalone_page(episode, tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["page.html"]  # no temp file left behind
     assert RENDERER_JS.strip()[:200] in page
     data = embedded(page)
-    np.testing.assert_array_equal(decode_array(data["arrays"]["memory"]), episode.memory)
-    np.testing.assert_array_equal(decode_array(data["arrays"]["write.weights"]), episode.write.weights)
+    chunk = data["steps"]["chunks"]["0"]  # every step inline: there is no server to ask
+    np.testing.assert_array_equal(decode_array(chunk["memory"]), episode.memory)
+    np.testing.assert_array_equal(decode_array(chunk["write.weights"]), episode.write.weights)
+    np.testing.assert_array_equal(decode_array(data["arrays"]["write.weights.time"]), episode.write.weights)
     assert data["meta"]["note"].startswith("</script>")
     # nothing to fetch: no src= or href= attributes, no external URL outside the episode's own text
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=", page)

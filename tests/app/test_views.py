@@ -45,7 +45,9 @@ def test_each_view_stands_alone(cls, episode):
 def test_memory_view_shows_memory_after_step_and_its_change(episode):
     view = MemoryView(episode)
     model = render(view)["memory"]
-    np.testing.assert_array_equal(decode_array(model.data.payload["arrays"]["memory"]), episode.memory)
+    steps = model.data.payload["steps"]
+    assert steps["K"] == episode.steps and steps["count"] == 1  # a small episode: one chunk, sent at once
+    np.testing.assert_array_equal(decode_array(steps["chunks"]["0"]["memory"]), episode.memory)
     view.state.t = 2
     frame = view.frame()
     np.testing.assert_array_equal(frame["memory"], episode.memory[3])
@@ -154,3 +156,24 @@ def test_empty_view():
     view = MemoryView()
     render(view)
     assert view.frame() == {"t": 0, "memory": None}
+
+
+def test_per_step_chunks_are_sent_when_the_browser_asks(episode, monkeypatch):
+    """A long episode's first message carries one chunk; the browser asks for others by message
+    ({"chunk": c, "id": payload id}) and gets that chunk's arrays back, never another episode's."""
+    monkeypatch.setattr(MemoryView, "step_budget", 1)  # one step per chunk
+    state = Playback(episode, t=2)
+    view = MemoryView(state=state)
+    payload = view.canvas.payload
+    assert payload["steps"]["K"] == 1 and list(payload["steps"]["chunks"]) == ["2"]
+    sent = []
+    monkeypatch.setattr(view.canvas, "_send_msg", sent.append)
+    view.canvas._handle_msg({"chunk": 4, "id": payload["id"]})
+    [msg] = sent
+    assert msg["chunk"] == 4 and msg["id"] == payload["id"]
+    np.testing.assert_array_equal(decode_array(msg["arrays"]["memory"]), episode.memory[4:6])
+    np.testing.assert_array_equal(decode_array(msg["arrays"]["write.weights"]), episode.write.weights[4:5])
+    view.canvas._handle_msg({"chunk": 4, "id": "another episode"})
+    view.canvas._handle_msg({"chunk": 99, "id": payload["id"]})  # out of range: logged, nothing sent
+    view.canvas._handle_msg("not a request")
+    assert len(sent) == 1

@@ -99,10 +99,10 @@ def test_memory_image_changes_between_steps(explorer_page):
     app.wait_painted(step=2)
     assert app.stage_pixels("memory")["hash"] == at_2["hash"], "the same step painted different pixels"
     # the focus view follows the step as well
-    focus_6 = app.stage_pixels("focus")
+    focus_6 = app.stage_pixels("focus-write-1")
     app.set_slider(6)
     app.wait_painted(step=6)
-    assert app.stage_pixels("focus")["hash"] != focus_6["hash"]
+    assert app.stage_pixels("focus-write-1")["hash"] != focus_6["hash"]
     app.assert_no_errors()
 
 

@@ -1,0 +1,219 @@
+// The episode as the views read it: decoding the payload (ntmviz/app/payload.py), per-step
+// chunks, and small pure helpers (blocks, bit errors, number formatting). No DOM.
+//
+//   payload = {format: "ntmviz-view", version: 2, id, T, N, M, R, W, S, I, O, D, P, slots_px,
+//              time_px, has_memory, meta, input_labels, output_labels,
+//              arrays: {inputs, targets, outputs, mask, read.weights.time, write.weights.time},
+//              scales: {memory, memory.diff},
+//              steps: {K, count, names, chunks: {"c": {name: array}}}}
+//   array  = {shape, b64} (float32) | {shape, dtype: "u1", signed, scale, b64} (palette indices)
+//
+// Per-step arrays come in chunks of K steps (memory: K + 1 frames, c K .. c K + K); `frame()`
+// finds step t's row, or null while its chunk has not arrived (`missing()` names the chunks a
+// view needs; the mount asks the server for them).
+
+import {headColour, indexValue} from "./palette.js";
+
+function base64Bytes(b64) {
+  if (typeof Uint8Array.fromBase64 === "function") return Uint8Array.fromBase64(b64);
+  const bin = atob(b64);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return bytes;
+}
+
+// One encoded array -> {shape, data: Float32Array, approx, scale}; uint8 indices decode to the
+// value of their colour (approx: hover marks them with "≈").
+export function decode(spec) {
+  if (spec == null) return null;
+  if (spec.data instanceof Float32Array) return spec;
+  const bytes = base64Bytes(spec.b64);
+  if (spec.dtype === "u1") {
+    const s = Number(spec.scale) || 1, table = new Float32Array(256);
+    for (let i = 0; i < 256; i++) table[i] = indexValue(i, s, !!spec.signed);
+    const data = new Float32Array(bytes.length);
+    for (let i = 0; i < bytes.length; i++) data[i] = table[bytes[i]];
+    return {shape: spec.shape, data, approx: true, scale: s};
+  }
+  const data = bytes.byteOffset % 4 ? new Float32Array(bytes.slice().buffer)
+    : new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+  return {shape: spec.shape, data, approx: false};
+}
+
+export function maxAbs(arr) {
+  let m = 0;
+  for (let i = 0; i < arr.length; i++) {
+    const v = Math.abs(arr[i]);
+    if (v > m && Number.isFinite(v)) m = v;
+  }
+  return m;
+}
+
+const decodedCache = new WeakMap();
+export const MAX_CHUNKS = 8; // decoded chunks kept per view (least recently used go first)
+
+// The decoded episode: typed arrays plus sizes, built once per payload.
+export function episodeFrom(payload) {
+  if (payload == null || payload.arrays == null) return null;
+  if (decodedCache.has(payload)) return decodedCache.get(payload);
+  const ep = {
+    id: payload.id || null, T: payload.T, N: payload.N || 0, M: payload.M || 0, R: payload.R || 0,
+    W: payload.W || 0, S: payload.S || 0, I: payload.I, O: payload.O, meta: payload.meta || {},
+    inputLabels: payload.input_labels || null, outputLabels: payload.output_labels || null,
+    hasMemory: !!payload.has_memory, a: {},
+    slotsPx: payload.slots_px != null ? payload.slots_px : null,
+    timePx: payload.time_px != null ? payload.time_px : null,
+  };
+  ep.D = payload.D || ep.N; // rows of the slot-axis arrays (D < N: pooled, see slotsOf)
+  ep.P = payload.P || ep.T; // columns of the time overviews (P < T: pooled, see stepsOf)
+  for (const [k, v] of Object.entries(payload.arrays)) ep.a[k] = decode(v);
+  const steps = payload.steps || {K: Math.max(1, ep.T), count: 0, names: [], chunks: {}};
+  ep.K = steps.K;
+  ep.chunkCount = steps.count;
+  ep.stepNames = steps.names || [];
+  ep.chunks = new Map(); // c -> {name: decoded}; insertion order = least recently used first
+  ep.pending = new Set();
+  for (const [c, arrays] of Object.entries(steps.chunks || {})) addChunk(ep, Number(c), arrays);
+  ep.heads = [];
+  for (let h = 0; h < ep.R; h++) ep.heads.push({kind: "read", h, label: `read ${h + 1}`, colour: headColour("read", h)});
+  for (let h = 0; h < ep.W; h++) ep.heads.push({kind: "write", h, label: `write ${h + 1}`, colour: headColour("write", h)});
+  // Colour scales, fixed over the episode so a colour means the same value at every step.
+  const scales = payload.scales || {};
+  ep.memScale = scales.memory || 1;
+  ep.diffScale = scales["memory.diff"] || 1;
+  decodedCache.set(payload, ep);
+  return ep;
+}
+
+export function addChunk(ep, c, arrays) {
+  const decoded = {};
+  for (const [k, v] of Object.entries(arrays)) decoded[k] = decode(v);
+  ep.chunks.delete(c);
+  ep.chunks.set(c, decoded);
+  ep.pending.delete(c);
+  while (ep.chunks.size > MAX_CHUNKS) ep.chunks.delete(ep.chunks.keys().next().value);
+}
+
+// The chunk holding step t (memory: frame t, 0 .. T; frame T lives in the last chunk).
+export function chunkIndex(ep, t, name) {
+  const c = Math.floor(t / ep.K);
+  return name === "memory" ? Math.min(c, ep.chunkCount - 1) : c;
+}
+
+// Step t's row of a per-step array: {data: Float32Array [rest], shape: rest, approx, scale}, or
+// null if its chunk is not here (yet). For "memory", t is a frame: memory[t], 0 .. T.
+export function frame(ep, name, t) {
+  if (t < 0 || !ep.chunkCount) return null;
+  const c = chunkIndex(ep, t, name);
+  const chunk = ep.chunks.get(c);
+  const arr = chunk && chunk[name];
+  if (!arr) return null;
+  const rest = arr.shape.slice(1);
+  let size = 1;
+  for (const s of rest) size *= s;
+  const i = t - c * ep.K;
+  if (i < 0 || i >= arr.shape[0]) return null;
+  return {data: arr.data.subarray(i * size, (i + 1) * size), shape: rest, approx: arr.approx, scale: arr.scale};
+}
+
+// Row h of step t of a [T, H, K] array (a Float32Array of K), or null.
+export function headRow(ep, name, t, h) {
+  const f = frame(ep, name, t);
+  if (!f) return null;
+  const K = f.shape[1];
+  return f.data.subarray(h * K, (h + 1) * K);
+}
+
+// Step t's value for head h of a [T, H] array, or NaN.
+export function headValue(ep, name, t, h) {
+  const f = frame(ep, name, t);
+  return f ? f.data[h] : NaN;
+}
+
+// Chunks a view drawing `names` needs for step t (memory: frames t and t + 1), not yet here.
+export function missing(ep, t, names) {
+  const out = new Set();
+  for (const name of names) {
+    if (!ep.stepNames.includes(name)) continue;
+    const frames = name === "memory" ? [t, t + 1] : [t];
+    for (const f of frames) {
+      const c = chunkIndex(ep, f, name);
+      if (!ep.chunks.has(c)) out.add(c);
+      else if (!ep.chunks.get(c)[name]) out.add(c);
+    }
+  }
+  return [...out];
+}
+
+// Mark chunk c used (kept longest).
+export function touch(ep, c) {
+  const chunk = ep.chunks.get(c);
+  if (chunk) {
+    ep.chunks.delete(c);
+    ep.chunks.set(c, chunk);
+  }
+}
+
+// ---- blocks: slot rows and time columns -----------------------------------------------------
+
+// Part r of n items split into `parts` parts covers [start, end) (payload.py's `blocks`).
+export function blockOf(n, parts, r) {
+  if (parts >= n) return [r, r + 1];
+  const n0 = Math.floor((r * n) / parts);
+  return [n0, Math.max(n0 + 1, Math.floor(((r + 1) * n) / parts))];
+}
+
+// The part of `parts` that item i of n falls in.
+export function partOf(n, parts, i) {
+  if (parts >= n) return i;
+  return Math.min(parts - 1, Math.floor(((i + 1) * parts - 1) / n));
+}
+
+// Row r of a slot-axis array covers slots [n0, n1).
+export function slotsOf(ep, r) {
+  return blockOf(ep.N, ep.D, r);
+}
+export function slotText(ep, r) {
+  const [n0, n1] = slotsOf(ep, r);
+  return n1 - n0 > 1 ? `slots ${n0}–${n1 - 1}` : `slot ${n0}`;
+}
+// Column p of a time overview covers steps [t0, t1).
+export function stepsOf(ep, p) {
+  return blockOf(ep.T, ep.P, p);
+}
+
+// ---- bit errors ------------------------------------------------------------------------------
+
+// Wrong bits per step, counting only scored steps (mask > 0; every step without a mask):
+// outputs and targets thresholded at 0.5. Float32Array [T]; zeros without targets.
+export function bitErrors(ep) {
+  const {T, O} = ep, out = new Float32Array(T);
+  const outputs = ep.a.outputs, targets = ep.a.targets, mask = ep.a.mask;
+  if (!targets || !outputs) return out;
+  for (let t = 0; t < T; t++) {
+    if (mask && !(mask.data[t] > 0)) continue;
+    let e = 0;
+    for (let o = 0; o < O; o++) if ((outputs.data[t * O + o] > 0.5) !== (targets.data[t * O + o] > 0.5)) e++;
+    out[t] = e;
+  }
+  return out;
+}
+
+export function scored(ep, t) {
+  return ep.a.mask ? ep.a.mask.data[t] > 0 : true;
+}
+
+// ---- numbers as text -------------------------------------------------------------------------
+
+export function fmt(v) {
+  if (v == null || Number.isNaN(v)) return "–";
+  const a = Math.abs(v);
+  if (a !== 0 && (a < 1e-3 || a >= 1e4)) return v.toExponential(2);
+  return v.toFixed(a >= 100 ? 1 : 3);
+}
+
+// A value for hover: "≈" when it arrived as a palette index.
+export function approx(arr, v) {
+  return (arr && arr.approx ? "≈" : "") + fmt(v);
+}
+

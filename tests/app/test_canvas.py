@@ -1,0 +1,31 @@
+"""The renderer's modules join into the one module the component and the export inline."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ntmviz.app.canvas import MODULES, RENDERER_JS, STATIC, bundle
+
+
+def test_every_module_is_bundled_once_in_dependency_order():
+    assert sorted(MODULES) == sorted(p.name for p in STATIC.glob("*.js"))
+    seen: set[str] = set()
+    for name in MODULES:
+        source = (STATIC / name).read_text(encoding="utf-8")
+        for dep in re.findall(r'from\s*"\./([\w-]+\.js)"', source):
+            assert dep in seen, f"{name} imports {dep}, which comes later in MODULES"
+        seen.add(name)
+        assert f"// ---- {name} " in RENDERER_JS
+    assert not re.search(r"^\s*import\b", RENDERER_JS, re.M)
+    assert "export function mount(" in RENDERER_JS and "export function mountPage(" in RENDERER_JS
+    # a name declared twice would break the joined module
+    declared = re.findall(r"^(?:export\s+)?(?:function|class|const|let)\s+(\w+)", RENDERER_JS, re.M)
+    assert len(declared) == len(set(declared)), sorted(n for n in declared if declared.count(n) > 1)
+
+
+def test_bundle_refuses_imports_it_cannot_join(tmp_path):
+    (tmp_path / "a.js").write_text('import {x} from "https://example.com/x.js";\nexport const y = 1;\n')
+    with pytest.raises(RuntimeError, match="only imports of the other renderer modules"):
+        bundle(("a.js",), tmp_path)

@@ -1,0 +1,135 @@
+"""Nothing needs horizontal scrolling: the explorer at 900 and 1280 px wide (with "show change"
+on), a checkpoint with four heads, the Train and Compare tabs and the exported page. Views wrap
+(the focus under the memory, a head's panels under each other) or sit side by side when there
+is room. Every request off the machine is aborted and fails the test."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import ntmviz  # noqa: E402
+from _serve import served  # noqa: E402
+from ntmviz.app import export_html  # noqa: E402
+
+ROOT = HERE.parent.parent
+CHECKPOINT = ROOT / "checkpoints" / "copy-ntm.safetensors"
+
+# Elements (through shadow roots) whose right edge is past the window's width, and the page's
+# scroll width: a wide element names the view that overflows.
+OVERFLOW_JS = """() => {
+  const limit = document.documentElement.clientWidth, out = [], boxes = {};
+  const walk = (root) => {
+    for (const el of root.querySelectorAll('*')) {
+      const r = el.getBoundingClientRect();
+      if (el.classList && el.classList.contains('ntmviz-stage')) boxes[el.dataset.stage] = [r.left, r.top, r.width];
+      if (r.width && r.right > limit + 0.5) out.push(`${el.tagName}.${el.className} ${Math.round(r.left)}+${Math.round(r.width)}`);
+      if (el.shadowRoot) walk(el.shadowRoot);
+    }
+  };
+  walk(document);
+  return {scroll: document.documentElement.scrollWidth, client: limit, over: out.slice(0, 8), stages: boxes};
+}"""
+
+
+def assert_fits(page, what: str) -> dict:
+    got = page.evaluate(OVERFLOW_JS)
+    assert got["scroll"] <= got["client"] and not got["over"], f"{what}: {got}"
+    return got["stages"]
+
+
+@pytest.mark.parametrize("width", [900, 1280])
+def test_explorer_fits_the_window(browser, browser_helpers, explorer_server, width):
+    context, app = browser_helpers.open_explorer(browser, explorer_server, viewport=(width, 900))
+    try:
+        stages = assert_fits(app.page, f"explorer at {width} px")
+        assert {"memory", "focus-read-1", "focus-write-1", "heads-read-1", "heads-write-1", "sequence"} <= set(stages)
+        if width == 1280:  # room for the focus beside the memory
+            assert stages["focus-read-1"][0] > stages["memory"][0] + stages["memory"][2] - 1
+        app.page.get_by_role("checkbox", name="Show change").check()
+        app.page.wait_for_timeout(300)
+        assert_fits(app.page, f"explorer at {width} px, show change on")
+        app.page.get_by_text("Train", exact=True).first.click()
+        app.button("Start").wait_for()
+        app.page.wait_for_timeout(800)
+        assert_fits(app.page, f"Train tab at {width} px")
+        app.assert_no_errors()
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def four_head_server(tmp_path_factory, browser_helpers):
+    """The explorer on a folder holding one NTM with 2 read and 2 write heads (untrained)."""
+    from ntmviz.checkpoint import save
+    from ntmviz.tasks import get_task
+
+    folder = tmp_path_factory.mktemp("four-heads")
+    task = get_task("copy")
+    torch.manual_seed(0)
+    model = ntmviz.NTM(ntmviz.NTMConfig(input_size=task.input_size, output_size=task.output_size,
+                                        read_heads=2, write_heads=2, controller_size=32))
+    save(folder / "copy-4-heads.safetensors", model, task=task)
+    served_app = browser_helpers.serve_app(env={"NTMVIZ_CHECKPOINTS": str(folder)})
+    try:
+        yield served_app
+    finally:
+        browser_helpers.stop_app(served_app)
+
+
+@pytest.mark.parametrize("width", [900, 1280])
+def test_four_heads_fit_the_window(browser, browser_helpers, four_head_server, width):
+    context, app = browser_helpers.open_explorer(browser, four_head_server, viewport=(width, 900))
+    try:
+        stages = assert_fits(app.page, f"four heads at {width} px")
+        heads = [f"{k}-{h}" for k in ("read", "write") for h in (1, 2)]
+        assert {f"focus-{x}" for x in heads} <= set(stages) and {f"heads-{x}" for x in heads} <= set(stages)
+        app.assert_no_errors()
+    finally:
+        context.close()
+
+
+def test_compare_side_by_side_fits_at_1280(browser, browser_helpers):
+    from ntmviz.app.compare import Compare
+    from ntmviz.app.sources import load_source, record_episode
+
+    source = load_source(CHECKPOINT)
+    left, right = record_episode(source, length=12, seed=1), record_episode(source, length=12, seed=1)
+    with served(lambda: Compare(left, right, titles=("left", "right"))) as url:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        try:
+            page = context.new_page()
+            app = browser_helpers.AppPage(page)
+            page.goto(url, timeout=browser_helpers.TIMEOUT_MS)
+            app.wait(lambda v: v.get("memory", {}).get("frames", 0) >= 1 and v.get("sequence", {}).get("frames", 0) >= 1,
+                     "both sides painted")
+            page.wait_for_timeout(500)
+            assert_fits(page, "compare at 1280 px")
+            app.assert_no_errors()
+        finally:
+            context.close()
+
+
+@pytest.mark.parametrize("width", [900, 1280])
+def test_exported_page_fits_the_window(browser, tmp_path, width):
+    from ntmviz.app.sources import load_source, record_episode
+
+    out = export_html(record_episode(load_source(CHECKPOINT), length=20, seed=0), tmp_path / "page.html")
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    offsite: list[str] = []
+    context.route("**/*", lambda r: r.continue_() if r.request.url.startswith(("file:", "data:", "blob:"))
+                  else (offsite.append(r.request.url), r.abort()))
+    try:
+        page = context.new_page()
+        page.goto(out.as_uri())
+        page.locator('.ntmviz-view[data-view="sequence"][data-frames="1"]').wait_for()
+        assert_fits(page, f"export at {width} px")
+        assert not offsite, offsite
+    finally:
+        context.close()
