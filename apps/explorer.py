@@ -1,11 +1,9 @@
-"""The ntmviz explorer: `panel serve apps/explorer.py`.
+"""The ntmviz explorer: `panel serve apps/explorer.py` (the same as `ntmviz serve`).
 
-Opens on checkpoints/copy-ntm.safetensors with an episode ready to play (or the first
-checkpoint there, or an untrained NTM with a note). Set NTMVIZ_CHECKPOINTS to list another folder.
+Opens on the shipped copy checkpoint (ntmviz/checkpoints/copy-ntm.safetensors) with an episode
+ready to play. Set NTMVIZ_CHECKPOINTS to a folder (or several, joined with ':') to list your own
+checkpoints too; the app then opens on the first of them.
 """
-
-import os
-from pathlib import Path
 
 import panel as pn
 
@@ -13,5 +11,4 @@ from ntmviz.app import Explorer
 
 pn.extension()
 
-folder = os.environ.get("NTMVIZ_CHECKPOINTS", Path(__file__).resolve().parent.parent / "checkpoints")
-Explorer.default(folder).servable(title="ntmviz explorer")
+Explorer.default().servable(title="ntmviz explorer")

@@ -1,7 +1,7 @@
 """NTM against the LSTM baseline, from the shipped checkpoints: a table and a plot.
 
     .venv/bin/pip install -e ".[results]"   # matplotlib: only this script needs it
-    .venv/bin/python benchmarks/results.py  # rewrites README's results section and checkpoints/results.png
+    .venv/bin/python benchmarks/results.py  # rewrites README's results section and benchmarks/results.png
 
 Scores each shipped checkpoint on fresh samples (bit errors per sequence) at the sizes
 below, and draws the learning curves stored in the checkpoints (bit errors per sequence
@@ -20,7 +20,8 @@ from ntmviz import checkpoint
 from ntmviz.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECKPOINTS = ROOT / "checkpoints"
+CHECKPOINTS = ROOT / "ntmviz" / "checkpoints"
+PLOT = ROOT / "benchmarks" / "results.png"
 COMPARISONS = {  # task -> (sizes, what the size is)
     "copy": ([10, 20, 40, 80, 120], "sequence length"),
     "associative_recall": ([3, 6, 9, 12], "items"),
@@ -53,7 +54,7 @@ def main() -> None:
             curves[(task, kind)] = ckpt.meta.get("history", {})
             print(lines[-1], flush=True)
         lines.append("")
-    lines += ["![learning curves](checkpoints/results.png)", "", END]
+    lines += ["![learning curves](benchmarks/results.png)", "", END]
 
     import matplotlib
 
@@ -72,7 +73,7 @@ def main() -> None:
         ax.set_yscale("symlog", linthresh=0.1)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(CHECKPOINTS / "results.png", dpi=90)
+    fig.savefig(PLOT, dpi=90)
 
     readme = ROOT / "README.md"
     text = readme.read_text()
@@ -82,7 +83,7 @@ def main() -> None:
     else:
         text += "\n## NTM against LSTM\n\n" + block + "\n"
     readme.write_text(text)
-    print(f"wrote {CHECKPOINTS / 'results.png'} and README's results section")
+    print(f"wrote {PLOT} and README's results section")
 
 
 if __name__ == "__main__":

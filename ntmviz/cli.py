@@ -1,4 +1,4 @@
-"""`ntmviz train | eval | record | export | serve`: the command line.
+"""`ntmviz train | eval | record | export | figure | serve`: the command line.
 
 Every bad input (unknown task, impossible size, a corrupt file) ends with one line
 `ntmviz: error: ...` and exit status 2; a diverged run exits 1 and keeps its last checkpoint.
@@ -104,20 +104,46 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the checkpoint's card (NAME.md beside it): config, training, these numbers")
 
     r = sub.add_parser("record", help="record one episode of a checkpoint to a file")
-    r.add_argument("--checkpoint", type=Path, required=True)
+    r.add_argument("--checkpoint", type=Path, required=True,
+                   help="a checkpoint file, or the name of a shipped one (e.g. copy-ntm)")
     r.add_argument("--task", default=None, help="the task to record (must be the checkpoint's)")
     r.add_argument("--length", type=int, default=None, help="sequence length (items for recall)")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--device", default=None)
-    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--seed", type=int, default=0, help="seed of the sampled input (default 0)")
+    r.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when there is one)")
+    r.add_argument("--out", type=Path, required=True, help="the episode file to write (.safetensors)")
 
     x = sub.add_parser("export", help="write an episode as one standalone HTML page that plays offline")
-    x.add_argument("episode", type=Path)
-    x.add_argument("--out", type=Path, required=True)
+    x.add_argument("episode", type=Path, help="an episode file (from `ntmviz record` or the app's Save episode)")
+    x.add_argument("--out", type=Path, required=True, help="the HTML file to write")
+
+    f = sub.add_parser("figure", help="draw one view of an episode at one step as a figure for a paper (SVG or PNG)")
+    f.add_argument("episode", type=Path, help="an episode file (from `ntmviz record` or the app's Save episode)")
+    f.add_argument("--view", default="heads",
+                   help="memory, heads (head locations over time, the paper's figure), focus or sequence "
+                        "(default heads)")
+    f.add_argument("--step", type=int, default=None,
+                   help="the step t to show, 0 .. T-1 (default: the last step)")
+    f.add_argument("--out", type=Path, required=True,
+                   help="the file to write: .svg (vector) or .png (raster at --scale times the screen's size)")
+    f.add_argument("--format", default=None, help="svg or png (default: from --out's suffix)")
+    f.add_argument("--scale", type=float, default=None,
+                   help="PNG pixels per screen pixel, at least 2 (default 3: about 300 dpi at the screen's size)")
+    f.add_argument("--diff", action="store_true", help="memory: show the change step t made, memory[t+1] - memory[t]")
+    f.add_argument("--zoom", choices=["auto", "on", "off"], default="auto",
+                   help="heads: only the slots some head weights >= 0.05 (auto: as the app does, when few are)")
+    f.add_argument("--no-marker", action="store_true", help="heads, sequence: no marker at step t")
+    f.add_argument("--title", default=None, help="the figure's title (default: the view's; '' for none)")
 
     s = sub.add_parser("serve", help="open the explorer (same as `panel serve apps/explorer.py`)")
-    s.add_argument("--checkpoint", type=Path, default=None)
-    s.add_argument("--port", type=int, default=5006)
+    s.add_argument("--checkpoint", type=Path, default=None,
+                   help="open on this checkpoint (a file, or a shipped name such as copy-ntm); default: "
+                        "the first in --checkpoints, else the shipped copy-ntm")
+    s.add_argument("--checkpoints", type=Path, action="append", default=[], metavar="DIR",
+                   help="also list the checkpoints in DIR (repeatable; $NTMVIZ_CHECKPOINTS adds more, "
+                        "joined with ':'); the shipped checkpoints are always listed")
+    s.add_argument("--port", type=int, default=5006, help="the port to serve on (default 5006)")
+    s.add_argument("--address", default="127.0.0.1",
+                   help="the address to listen on (default 127.0.0.1: this machine only)")
     s.add_argument("--show", action="store_true", help="open a browser")
     return parser
 
@@ -415,7 +441,9 @@ def cmd_record(args) -> int:
     from . import checkpoint as ckpt_io
     from .episode import record
 
-    ckpt = ckpt_io.load(args.checkpoint, device=args.device)
+    from .shipped import checkpoint_path
+
+    ckpt = ckpt_io.load(checkpoint_path(args.checkpoint), device=args.device)
     task = ckpt.task
     if task is None:
         raise ConfigError(f"{args.checkpoint}: the checkpoint names no task to record")
@@ -445,20 +473,51 @@ def cmd_export(args) -> int:
     return 0
 
 
-def cmd_serve(args) -> int:
-    import panel as pn
+def cmd_figure(args) -> int:
+    from .app.figures import FORMATS, save_figure
+    from .episode import Episode
 
-    from .app import Explorer
-
-    def page():
-        return Explorer.from_checkpoint(args.checkpoint) if args.checkpoint else Explorer.default()
-
-    page()  # warm up: import torch and record the first episode before the first visitor comes
-    pn.serve(page, port=args.port, show=args.show, title="ntmviz explorer")
+    fmt = (args.format or args.out.suffix.lstrip(".")).lower()
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown figure format {fmt or args.out.name!r}: write .svg or .png (or give --format svg|png)")
+    episode = Episode.load(args.episode)
+    zoom = {"auto": None, "on": True, "off": False}[args.zoom]
+    path = save_figure(episode, args.view, args.out, step=args.step, format=fmt, scale=args.scale,
+                       diff=args.diff, zoom=zoom, marker=not args.no_marker, title=args.title)
+    print(f"wrote {path}")
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "record": cmd_record, "export": cmd_export, "serve": cmd_serve}
+def cmd_serve(args) -> int:
+    for folder in args.checkpoints:
+        if not folder.is_dir():
+            raise ConfigError(f"--checkpoints {folder}: no such folder")
+    import panel as pn
+
+    from .app import Explorer
+    from .app.explorer import default_folder
+    from .shipped import checkpoint_path
+
+    folders = default_folder(args.checkpoints)
+    checkpoint = checkpoint_path(args.checkpoint) if args.checkpoint else None
+    if checkpoint is not None and not checkpoint.is_file():
+        raise ConfigError(f"--checkpoint {args.checkpoint}: no such file or shipped checkpoint")
+
+    def page():
+        if checkpoint is not None:
+            return Explorer.from_checkpoint(checkpoint, folder=folders)
+        return Explorer.default(folders)
+
+    page()  # warm up: import torch and record the first episode before the first visitor comes
+    origins = sorted({f"{args.address}:{args.port}", f"localhost:{args.port}", f"127.0.0.1:{args.port}"})
+    print(f"ntmviz explorer at http://{args.address}:{args.port}/ (Ctrl-C stops it)", flush=True)
+    pn.serve(page, port=args.port, address=args.address, websocket_origin=origins, show=args.show,
+             title="ntmviz explorer")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "record": cmd_record, "export": cmd_export,
+            "figure": cmd_figure, "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

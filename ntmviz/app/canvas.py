@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path
+from importlib import resources
+from importlib.abc import Traversable
 from typing import Any, Callable
 
 import param
 from panel.custom import JSComponent
 
-STATIC = Path(__file__).parent / "static"
+STATIC = resources.files(__package__).joinpath("static")  # package data: found wherever ntmviz is installed
 MODULES = ("palette.js", "data.js", "layout.js", "group.js", "draw.js", "views.js", "ntmviz.js")  # dependencies first
 
 _LOCAL_IMPORT = re.compile(r'^import\s*\{[^}]*\}\s*from\s*"\./[\w-]+\.js";[ \t]*\n', re.M)
@@ -28,12 +29,12 @@ _LOCAL_IMPORT = re.compile(r'^import\s*\{[^}]*\}\s*from\s*"\./[\w-]+\.js";[ \t]*
 log = logging.getLogger(__name__)
 
 
-def bundle(modules: tuple[str, ...] = MODULES, folder: Path = STATIC) -> str:
+def bundle(modules: tuple[str, ...] = MODULES, folder: Traversable = STATIC) -> str:
     """The renderer as one ES module: the modules in order, without their imports of each other.
     Every name is declared once across the modules, so joining them keeps each binding."""
     parts = []
     for name in modules:
-        source = (folder / name).read_text(encoding="utf-8")
+        source = folder.joinpath(name).read_text(encoding="utf-8")
         joined = _LOCAL_IMPORT.sub("", source)
         if re.search(r"^\s*import\b", joined, re.M):
             raise RuntimeError(f"{name}: only imports of the other renderer modules can be joined")
@@ -42,7 +43,7 @@ def bundle(modules: tuple[str, ...] = MODULES, folder: Path = STATIC) -> str:
 
 
 RENDERER_JS = bundle()
-RENDERER_CSS = (STATIC / "ntmviz.css").read_text(encoding="utf-8")
+RENDERER_CSS = STATIC.joinpath("ntmviz.css").read_text(encoding="utf-8")
 
 KINDS = ("player", "memory", "heads", "focus", "sequence")
 

@@ -11,6 +11,7 @@ from panel.viewable import Viewer
 
 from ..episode import Episode
 from ..errors import NtmvizError
+from ..shipped import checkpoint_folders
 from .messages import bold, text
 from .payload import describe
 from .sources import (
@@ -20,9 +21,11 @@ from .state import Playback
 from .views import FocusView, HeadLocationsView, MemoryView, Player, SequenceView
 
 
-def default_folder() -> Path:
-    """Where the explorer looks for checkpoints: $NTMVIZ_CHECKPOINTS, else ./checkpoints."""
-    return Path(os.environ.get("NTMVIZ_CHECKPOINTS", "checkpoints"))
+def default_folder(extra=()) -> str:
+    """Where the explorer looks for checkpoints: the folders in `extra` (`ntmviz serve
+    --checkpoints DIR`), then those in $NTMVIZ_CHECKPOINTS, then the checkpoints shipped in the
+    package; joined with os.pathsep (find_checkpoints lists them all, the user's first)."""
+    return os.pathsep.join(str(f) for f in checkpoint_folders(extra))
 
 
 class Explorer(Viewer):
@@ -40,7 +43,7 @@ class Explorer(Viewer):
         The shared playback state: the episode on show and the step t.""")
 
     folder = param.String(default="checkpoints", doc="""
-        The folder whose checkpoints the sources panel lists.""")
+        The folder whose checkpoints the sources panel lists (several joined with os.pathsep).""")
 
     note = param.String(default="", doc="""
         A note about where the episode came from (e.g. an untrained model), shown on top.""")
@@ -89,10 +92,11 @@ class Explorer(Viewer):
 
     @classmethod
     def default(cls, folder: str | Path | None = None, **params) -> "Explorer":
-        """The shipped copy checkpoint (checkpoints/copy-ntm.safetensors) with an episode
-        ready to play; else the first readable checkpoint in `folder`; else an untrained NTM
-        for the copy task, with a note saying so."""
-        folder = Path(folder) if folder is not None else default_folder()
+        """The first readable checkpoint in `folder` (copy-ntm.safetensors first) with an episode
+        ready to play, else an untrained NTM for the copy task, with a note saying so. Without
+        `folder`: the user's folders ($NTMVIZ_CHECKPOINTS), then the checkpoints shipped in the
+        package (so the shipped copy checkpoint, from any working directory)."""
+        folder = folder if folder is not None else default_folder()
         problems = []
         for path in find_checkpoints(folder):
             try:

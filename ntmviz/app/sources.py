@@ -29,6 +29,7 @@ from ..config import NTMConfig
 from ..episode import Episode, record
 from ..errors import ConfigError, FileFormatError, NtmvizError
 from ..model import NTM
+from ..shipped import checkpoint_path, split_folders
 from .messages import clear, show_error, text
 from .state import Playback
 
@@ -55,14 +56,19 @@ class ModelSource:
         return config.memory_slots if isinstance(config, NTMConfig) else None
 
 
-def find_checkpoints(folder: str | Path) -> list[Path]:
-    """The *.safetensors files in `folder`, the shipped copy checkpoint first."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    found = sorted(p for p in folder.glob("*.safetensors") if p.is_file())
-    found.sort(key=lambda p: p.name != DEFAULT_CHECKPOINT)
-    return found
+def find_checkpoints(folder: str | Path | list) -> list[Path]:
+    """The *.safetensors files in `folder`, the copy checkpoint first. `folder` may name several
+    folders (a list, or one string joined with os.pathsep, as `default_folder()` gives): each
+    folder's files in turn (its copy checkpoint first), a name found in an earlier folder
+    hiding the same name in a later one. So the user's folders come before the shipped one."""
+    found: dict[str, Path] = {}
+    for one in split_folders(folder):
+        if one.is_dir():
+            files = sorted((p for p in one.glob("*.safetensors") if p.is_file()),
+                           key=lambda p: (p.name != DEFAULT_CHECKPOINT, p.name))
+            for p in files:
+                found.setdefault(p.name, p)
+    return list(found.values())
 
 
 _SOURCES: dict[tuple, ModelSource] = {}
@@ -79,7 +85,7 @@ def load_source(path: str | Path, cache: bool = True) -> ModelSource:
 
     Loaded once per process while the file is unchanged (sessions of the served app share
     it; recording never changes a model)."""
-    path = Path(path)
+    path = checkpoint_path(path)  # a shipped checkpoint's name ("copy-ntm") works too
     if cache and path.is_file():
         key = _file_key(path)
         if key not in _SOURCES:

@@ -19,6 +19,7 @@ import param
 from panel.viewable import Viewer
 
 from ..episode import ADDRESS_STAGES, Episode
+from ..errors import ConfigError
 from .canvas import EpisodeCanvas
 from .payload import STEP_BUDGET, EpisodePayload
 from .state import Playback
@@ -124,6 +125,31 @@ class EpisodeView(Viewer):
         """What the view shows at the current step t, as numbers."""
         return {"t": self.t}
 
+    # ---- figures for papers -------------------------------------------------------------------
+    def _figure_options(self) -> dict[str, Any]:
+        return {}
+
+    def figure(self, step: int | None = None, **options):
+        """This view at `step` (default: its current step t) as a figures.Figure (SVG / PNG),
+        with the options it shows (e.g. the memory's show change); see figures.figure."""
+        from .figures import figure
+
+        if not self.kind or self.kind == "player":
+            raise ConfigError("the player has no figure: save the memory, heads, focus or sequence view")
+        if self.state.episode is None:
+            raise ConfigError("no episode to draw")
+        return figure(self.state.episode, self.kind, self.t if step is None else step,
+                      **{**self._figure_options(), **options})
+
+    def save(self, path, step: int | None = None, *, format: str | None = None, scale: float | None = None,
+             **options):
+        """Write this view at `step` (default: its current step t) as a figure for a paper:
+        `view.save("fig.svg")` (vector) or `view.save("fig.png", scale=4)` (default 3x)."""
+        from .figures import figure_format
+
+        fmt = figure_format(path, format)
+        return self.figure(step, **options).save(path, fmt, scale)
+
 
 def _heads(episode: Episode):
     """(label, kind, index, HeadRecord) for every head, read heads first, as the views name them."""
@@ -175,6 +201,9 @@ class MemoryView(EpisodeView):
     def _browser_option(self, name: str, value: Any) -> None:
         if name == "diff":
             self.diff = value
+
+    def _figure_options(self) -> dict[str, Any]:
+        return {"diff": self.diff}
 
     def frame(self) -> dict[str, Any]:
         ep, t = self.episode, self.t

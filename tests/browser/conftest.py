@@ -36,7 +36,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-CHECKPOINT = ROOT / "checkpoints" / "copy-ntm.safetensors"
+CHECKPOINT = ROOT / "ntmviz" / "checkpoints" / "copy-ntm.safetensors"
 sys.path.insert(0, str(HERE))  # for `from _serve import ...` whatever the import mode
 
 from _serve import CHROMIUM, chromium, free_port, wait_until_up  # noqa: E402

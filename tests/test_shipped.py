@@ -1,0 +1,106 @@
+"""The shipped checkpoints are package data found through importlib.resources; the app lists the
+user's folders (--checkpoints, $NTMVIZ_CHECKPOINTS) before them; every CLI option has help."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from ntmviz import shipped
+from ntmviz.cli import build_parser
+
+EXPECTED = {"copy-ntm", "copy-lstm", "repeat_copy-ntm", "associative_recall-ntm", "associative_recall-lstm",
+            "ngrams-ntm", "ngrams-lstm", "priority_sort-ntm"}
+
+
+def test_shipped_checkpoints_are_package_data():
+    folder = shipped.shipped_folder()
+    assert folder == Path(str(resources.files("ntmviz").joinpath("checkpoints")))
+    assert folder.parent == Path(shipped.__file__).parent  # inside the package, not the repo root
+    assert EXPECTED <= set(shipped.shipped_names())
+    for name in EXPECTED:  # each with its card
+        assert (folder / f"{name}.md").is_file()
+
+
+def test_checkpoint_path_takes_shipped_names_and_paths(tmp_path, monkeypatch):
+    folder = shipped.shipped_folder()
+    monkeypatch.chdir(tmp_path)
+    assert shipped.checkpoint_path("copy-ntm") == folder / "copy-ntm.safetensors"
+    assert shipped.checkpoint_path("copy-ntm.safetensors") == folder / "copy-ntm.safetensors"
+    mine = tmp_path / "copy-ntm.safetensors"
+    mine.write_bytes(b"x")
+    assert shipped.checkpoint_path("copy-ntm.safetensors") == Path("copy-ntm.safetensors")  # a file here wins
+    assert shipped.checkpoint_path("missing") == Path("missing")  # the loader reports it in the user's words
+    assert shipped.checkpoint_path("sub/copy-ntm") == Path("sub/copy-ntm")
+
+
+def test_folders_are_the_users_then_the_environments_then_shipped(tmp_path, monkeypatch):
+    a, b, c = (tmp_path / n for n in "abc")
+    for f in (a, b, c):
+        f.mkdir()
+    monkeypatch.setenv(shipped.ENV, os.pathsep.join([str(b), str(c), str(a)]))
+    folders = shipped.checkpoint_folders([a])
+    assert folders == [a, b, c, shipped.shipped_folder()]
+    monkeypatch.delenv(shipped.ENV)
+    assert shipped.checkpoint_folders() == [shipped.shipped_folder()]
+
+
+def test_find_checkpoints_lists_the_users_folders_first(tmp_path):
+    from ntmviz.app.sources import find_checkpoints
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for name in ("zeta.safetensors", "alpha.safetensors", "ngrams-ntm.safetensors"):
+        (mine / name).write_bytes(b"x")
+    spec = os.pathsep.join(str(f) for f in shipped.checkpoint_folders([mine], env=False))
+    found = find_checkpoints(spec)
+    names = [p.name for p in found]
+    # mine first (sorted), then the shipped ones with copy-ntm first; a name of mine hides the shipped one
+    assert names[:3] == ["alpha.safetensors", "ngrams-ntm.safetensors", "zeta.safetensors"]
+    assert found[1].parent == mine
+    assert names[3] == "copy-ntm.safetensors" and found[3].parent == shipped.shipped_folder()
+    assert len(names) == len(set(names)) == 3 + len(EXPECTED) - 1
+    assert find_checkpoints(tmp_path / "nowhere") == []
+
+
+def test_explorer_default_opens_on_the_shipped_copy_checkpoint_from_any_directory(tmp_path, monkeypatch):
+    from ntmviz.app import Explorer
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(shipped.ENV, raising=False)
+    explorer = Explorer.default()
+    assert explorer.state.episode.meta["checkpoint"] == "copy-ntm.safetensors"
+    assert explorer.sources.source.path.parent == shipped.shipped_folder()
+    listed = explorer.sources.checkpoint.options
+    assert "copy-ntm.safetensors" in listed and "ngrams-lstm.safetensors" in listed
+
+
+def test_every_option_of_every_command_has_help():
+    parser = build_parser()
+    missing = []
+    for sub in parser._subparsers._group_actions[0].choices.values():
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            if not (action.help and action.help.strip()):
+                missing.append(f"{sub.prog} {'/'.join(action.option_strings) or action.dest}")
+    assert not missing, missing
+    for command in ("train", "eval", "record", "export", "figure", "serve"):
+        text = parser._subparsers._group_actions[0].choices[command].format_help()
+        assert "--" in text or command == "export"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["serve", "--checkpoints", "/nonexistent/dir"], "--checkpoints /nonexistent/dir: no such folder"),
+    (["serve", "--checkpoint", "no-such-checkpoint"], "no such file or shipped checkpoint"),
+])
+def test_serve_bad_folders_are_one_line_and_exit_2(args, message, capsys):
+    from ntmviz.cli import main
+
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
