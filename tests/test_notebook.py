@@ -1,5 +1,8 @@
 """The example notebooks run headless, top to bottom: examples/explorer.ipynb's views produce
-Panel output, and examples/training.ipynb trains in the background while the kernel runs cells."""
+Panel output, and examples/training.ipynb trains in the background while the kernel runs cells.
+Executed, converted to HTML with nbconvert and opened in Chromium from file:// with the network
+blocked, every output that holds views shows them (the recorded rendering notebook.py adds),
+painted, and they play and scrub with no kernel."""
 
 from __future__ import annotations
 
@@ -7,8 +10,11 @@ import json
 import re
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -34,36 +40,56 @@ def kernel(tmp_path_factory):
     return manager
 
 
-def run_notebook(path: Path, kernel) -> list[tuple[str, dict]]:
-    """Execute the notebook in a fresh kernel; (cell source, output) pairs, after no cell failed."""
+def execute(path: Path, kernel):
+    """Execute the notebook in a fresh kernel; the executed notebook, after no cell failed."""
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=180, kernel_name="ntmviz-test",
                                      resources={"metadata": {"path": str(path.parent)}})
     client.km = client.create_kernel_manager()
     client.km.kernel_spec_manager = kernel
     client.execute()
-    outputs = [(cell.source, out) for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
-    errors = [out for _, out in outputs if out.output_type == "error"]
+    errors = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
+              if out.output_type == "error"]
     assert not errors, errors[0]["evalue"] if errors else ""
-    return outputs
+    return nb
+
+
+@pytest.fixture(scope="module")
+def executed(kernel):
+    """path -> the executed notebook (each example runs once per test module)."""
+    done = {}
+
+    def get(path: Path):
+        if path not in done:
+            done[path] = execute(path, kernel)
+        return done[path]
+    return get
+
+
+def outputs_of(nb) -> list[tuple[str, dict]]:
+    """(cell source, output) pairs."""
+    return [(cell.source, out) for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
 
 
 def printed(outputs) -> str:
     return "".join(out.get("text", "") for _, out in outputs if out.output_type == "stream")
 
 
-def test_explorer_notebook_runs(kernel, tmp_path):
-    outputs = run_notebook(NOTEBOOK, kernel)
+def test_explorer_notebook_runs(executed):
+    outputs = outputs_of(executed(NOTEBOOK))
     panel_cells = [src for src, out in outputs if PANEL_MIME in out.get("data", {})]
     # the explorer, the lone memory view, the shared-state column, head locations, sequence
     assert len(panel_cells) >= 5, panel_cells
     assert any("Explorer.default" in src for src in panel_cells)
     text = printed(outputs)
     assert "write head's gate" in text and "episode.html" in text
+    assert "focus.svg memory.png" in text
+    svg = [out["data"]["image/svg+xml"] for _, out in outputs if "image/svg+xml" in out.get("data", {})]
+    assert len(svg) == 1 and 'data-heatmap="heads-write-1"' in svg[0]  # the inline figure
 
 
-def test_training_notebook_trains_in_the_background(kernel):
-    outputs = run_notebook(TRAINING, kernel)
+def test_training_notebook_trains_in_the_background(executed):
+    outputs = outputs_of(executed(TRAINING))
     panel_cells = [src for src, out in outputs if PANEL_MIME in out.get("data", {})]
     assert any("TrainingView" in src for src in panel_cells), panel_cells
     text = printed(outputs)
@@ -73,3 +99,77 @@ def test_training_notebook_trains_in_the_background(kernel):
     trained = re.search(r"trained to step (\d+) in the background; (\d+) snapshot", text)
     assert trained and int(trained.group(1)) > 0 and int(trained.group(2)) >= 1, text
     assert re.search(r"run (stopped|finished|done)", text), text
+
+
+# ---- converted to HTML, opened with no kernel and no network -----------------------------------------
+# Requests the converted page makes that are not ntmviz's: nbconvert's template (require.js,
+# MathJax) and Panel's notebook loader (BokehJS, Panel). They are blocked here, as offline; the
+# views must show and play without them. Anything else off the machine fails the test.
+NOT_OURS = {"cdnjs.cloudflare.com", "cdn.bokeh.org", "cdn.holoviz.org"}
+
+OUTPUTS_JS = """() => Array.from(document.querySelectorAll('[data-ntmviz-output]'), (box) => ({
+  offline: box.dataset.offline || null,
+  views: Array.from(box.querySelectorAll('.ntmviz-offline .ntmviz-view'),
+                    (v) => ({view: v.dataset.view, step: Number(v.dataset.step), frames: Number(v.dataset.frames)})),
+}))"""
+
+# coloured pixels of the first output's head locations (the weightings over time): drawn from the data
+DRAWN_JS = """() => {
+  const box = document.querySelector('[data-ntmviz-output]');
+  const c = box.querySelector('.ntmviz-offline [data-stage^="heads-"] canvas[data-layer="back"]');
+  const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 0; i < px.length; i += 4) {
+    const white = px[i] > 240 && px[i + 1] > 240 && px[i + 2] > 240;
+    if (px[i + 3] && !white) n++;
+  }
+  return n;
+}"""
+
+
+@pytest.mark.parametrize("path, boxes", [(NOTEBOOK, 5), (TRAINING, 1)], ids=["explorer", "training"])
+def test_converted_notebook_plays_offline(executed, tmp_path, path, boxes):
+    from nbconvert import HTMLExporter
+
+    from _serve import chromium
+
+    body, _ = HTMLExporter().from_notebook_node(executed(path))
+    page_path = tmp_path / (path.stem + ".html")
+    page_path.write_text(body, encoding="utf-8")
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        offsite: list[str] = []
+
+        def route(r):
+            url = r.request.url
+            if url.startswith(("file:", "data:", "blob:", "about:")):
+                return r.continue_()
+            offsite.append(url)
+            return r.abort()
+        context.route("**/*", route)
+        try:
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(page_path.as_uri(), timeout=120_000)
+            page.wait_for_function(f"""() => {{ const o = ({OUTPUTS_JS})();
+                return o.length === {boxes} && o.every((b) => b.offline === 'shown' && b.views.length > 1
+                                                       && b.views.every((v) => v.frames >= 1)); }}""",
+                                   timeout=60_000)
+            outputs = page.evaluate(OUTPUTS_JS)
+            assert all(v["step"] == 0 for box in outputs for v in box["views"])
+            assert page.evaluate(DRAWN_JS) > 200, "the head locations drew nothing"
+            first = page.locator("[data-ntmviz-output]").first
+            first.get_by_role("button", name="Play").click()
+            page.wait_for_function(f"() => ({OUTPUTS_JS})()[0].views.every((v) => v.step >= 3)", timeout=30_000)
+            first.get_by_role("button", name="Pause").click()
+            first.get_by_role("slider", name="Step").evaluate(
+                "(el) => { el.value = '2'; el.dispatchEvent(new Event('input', {bubbles: true})); }")
+            page.wait_for_function(f"() => ({OUTPUTS_JS})()[0].views.every((v) => v.step === 2)", timeout=30_000)
+            # the other outputs did not move: each has its own player
+            if boxes > 1:
+                assert all(v["step"] == 0 for v in page.evaluate(OUTPUTS_JS)[1]["views"])
+            assert not errors, errors
+            assert {urlparse(u).hostname for u in offsite} <= NOT_OURS, offsite
+        finally:
+            context.close()

@@ -12,6 +12,8 @@ Use
     pn.Column(ntmviz.app.Player(state=state), ntmviz.app.FocusView(state=state))
     state.t = 7                                        # moves every view of that state
     ntmviz.app.export_html(episode, "page.html")       # one file that plays offline
+    ntmviz.app.MemoryView(episode).save("memory.svg")  # a view at its step t, for a paper (or .png)
+    ntmviz.app.figure(episode, "heads", step=30).save("heads.png", scale=4)
 
 Modules
 -------
@@ -32,6 +34,11 @@ Modules
                  Sources, the panel that drives them
     explorer.py  Explorer: the whole app (Explorer.default() is what apps/explorer.py serves)
     export.py    export_html(episode, path) -> Path: the standalone page (atomic write)
+    figures.py   figure(episode, view, step) -> Figure (.svg(), .png(scale), .save(path)): a view
+                 at one step for a paper, in the screen's palette; palette.py (the palettes in
+                 Python), drawing.py (a small vector scene, its SVG and PNG writers)
+    notebook.py  notebook outputs carry a self-contained rendering that shows when no kernel
+                 answers (a notebook converted to HTML plays offline)
 
 How it moves
 ------------
@@ -54,6 +61,10 @@ Controls (accessible names; the play button's name switches between "Play" and "
     slider "Speed"                <input type=range> 1 .. 120 steps per second
     checkbox "Show change"        memory view: memory[t+1] - memory[t]
     checkbox "Zoom to busy slots" head locations: only the slots some head weights >= 0.05
+    buttons "Save figure as SVG", "Save figure as PNG"   in the memory, heads, focus and
+                                  sequence views' titles (served app and live notebooks): Python
+                                  draws the view at the current step (figures.py) and the
+                                  browser downloads it
     keys (anywhere outside text fields): ArrowLeft / ArrowRight step, Space plays or
     pauses, Home / End jump; they go to the group last clicked or focused.
     Sources panel (Panel widgets): select "Checkpoint", inputs "Length" and "Seed",
@@ -91,11 +102,15 @@ from .payload import describe, episode_payload
 from .sources import ModelSource, Sources, load_source, record_episode
 from .state import Playback
 from .views import EpisodeView, FocusView, HeadLocationsView, MemoryView, Player, SequenceView
+from .figures import Figure, figure, save_figure
+from . import notebook as _notebook
+
+_notebook.install()  # inside IPython: notebook outputs of the views also play without a kernel
 
 __all__ = [
     "Explorer", "Playback", "Player", "MemoryView", "HeadLocationsView", "FocusView", "SequenceView",
     "EpisodeView", "EpisodeCanvas", "Sources", "ModelSource", "load_source", "record_episode",
-    "export_html", "export_html_string", "episode_payload", "describe",
+    "export_html", "export_html_string", "episode_payload", "describe", "Figure", "figure", "save_figure",
 ]
 
 # Views built by the training and comparison work, loaded when first asked for.

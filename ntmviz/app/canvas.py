@@ -12,14 +12,20 @@ into one module, dropping the imports between them, for the component and the HT
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from importlib import resources
 from importlib.abc import Traversable
 from typing import Any, Callable
 
+import panel as pn
 import param
 from panel.custom import JSComponent
+
+from ..errors import NtmvizError
 
 STATIC = resources.files(__package__).joinpath("static")  # package data: found wherever ntmviz is installed
 MODULES = ("palette.js", "data.js", "layout.js", "group.js", "draw.js", "views.js", "ntmviz.js")  # dependencies first
@@ -27,6 +33,7 @@ MODULES = ("palette.js", "data.js", "layout.js", "group.js", "draw.js", "views.j
 _LOCAL_IMPORT = re.compile(r'^import\s*\{[^}]*\}\s*from\s*"\./[\w-]+\.js";[ \t]*\n', re.M)
 
 log = logging.getLogger(__name__)
+_WORKERS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ntmviz-figures")
 
 
 def bundle(modules: tuple[str, ...] = MODULES, folder: Traversable = STATIC) -> str:
@@ -52,15 +59,20 @@ _ADAPTER = """
 export function render({ model, el }) {
   const handle = mount(el, {
     view: model.kind, group: model.group, data: model.payload, t: model.t, diff: model.diff,
-    playing: model.playing, loop: model.loop, speed: model.speed,
+    playing: model.playing, loop: model.loop, speed: model.speed, figures: true,
   });
   handle.onReport((key, value) => {
     if (model[key] !== value) model[key] = value;
   });
   handle.onNeed((chunk, id) => model.send_msg({chunk, id}));
+  handle.onFigure((format, options) => model.send_msg({figure: format, ...options}));
   model.on("msg:custom", (msg) => {
-    if (msg && msg.chunk != null) handle.addChunk(msg.id, msg.chunk, msg.arrays);
+    if (!msg) return;
+    if (msg.chunk != null) handle.addChunk(msg.id, msg.chunk, msg.arrays);
+    else if (msg.figure != null) handle.saveFigure(msg);
+    else if (msg.alive) claimOutput(el);
   });
+  model.send_msg({hello: 1}); // answered only by a live Python side (see notebook.py)
   model.on("payload", () => handle.setData(model.payload));
   model.on("t", () => handle.seek(model.t));
   for (const key of ["diff", "playing", "loop", "speed"]) {
@@ -99,18 +111,52 @@ class EpisodeCanvas(JSComponent):
 
     _stylesheets = [RENDERER_CSS]
 
-    def __init__(self, chunks: Callable[[str, int], dict[str, Any] | None] | None = None, **params):
+    def __init__(self, chunks: Callable[[str, int], dict[str, Any] | None] | None = None,
+                 figures: Callable[..., tuple[str, str, bytes]] | None = None, **params):
         super().__init__(**params)
         self.chunks = chunks  # (payload id, chunk) -> arrays, or None for an episode no longer shown
+        # (format, t, diff, zoom) -> (file name, MIME type, bytes): the view's figure (figures.py)
+        self.figures = figures
+        self.view = None  # the EpisodeView this canvas draws (set by it; notebook.py reads it)
 
     def _handle_msg(self, data: Any) -> None:
-        if not (isinstance(data, dict) and "chunk" in data and self.chunks is not None):
+        if not isinstance(data, dict):
             return
-        try:
-            c, pid = int(data["chunk"]), str(data.get("id"))
-            arrays = self.chunks(pid, c)
-        except (TypeError, ValueError, IndexError):
-            log.exception("ntmviz: a bad chunk request from the browser: %r", data)
+        if "hello" in data:  # the browser checks a live Python side is there (notebook.py)
+            self._send_msg({"alive": True})
+        elif "figure" in data:
+            self._figure_request(data)
+        elif "chunk" in data and self.chunks is not None:
+            try:
+                c, pid = int(data["chunk"]), str(data.get("id"))
+                arrays = self.chunks(pid, c)
+            except (TypeError, ValueError, IndexError):
+                log.exception("ntmviz: a bad chunk request from the browser: %r", data)
+                return
+            if arrays is not None:
+                self._send_msg({"id": pid, "chunk": c, "arrays": arrays})
+
+    def _figure_request(self, data: dict[str, Any]) -> None:
+        """Draw the figure the browser asked for and send it back. In a served app the drawing
+        runs off the event loop (a worker thread) and the answer comes back on the session's loop."""
+        if self.figures is None:
             return
-        if arrays is not None:
-            self._send_msg({"id": pid, "chunk": c, "arrays": arrays})
+        fmt = str(data.get("figure"))
+
+        def make() -> dict[str, Any]:
+            try:
+                t = int(data.get("t", 0))
+                zoom = data.get("zoom")
+                name, mime, body = self.figures(fmt, t, bool(data.get("diff")), None if zoom is None else bool(zoom))
+            except NtmvizError as exc:
+                return {"figure": fmt, "error": str(exc)}
+            except Exception as exc:  # the page keeps working whatever went wrong; the log has why
+                log.exception("ntmviz: could not draw a figure for %r", data)
+                return {"figure": fmt, "error": f"{type(exc).__name__}: {exc}"}
+            return {"figure": fmt, "filename": name, "mime": mime, "b64": base64.b64encode(body).decode("ascii")}
+
+        doc = pn.state.curdoc
+        if doc is None or doc.session_context is None:  # no server loop to keep free (Jupyter, tests)
+            self._send_msg(make())
+            return
+        _WORKERS.submit(lambda: doc.add_next_tick_callback(partial(self._send_msg, make())))

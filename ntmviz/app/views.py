@@ -45,7 +45,9 @@ class EpisodeView(Viewer):
         self._plan: EpisodePayload | None = None
         self._canvas = EpisodeCanvas(
             kind=self.kind, group=s.group, payload=self._payload(), t=s.t, playing=s.playing,
-            loop=s.loop, speed=s.speed, chunks=self._chunk, **self._canvas_layout(), **self._canvas_options())
+            loop=s.loop, speed=s.speed, chunks=self._chunk, figures=self._figure_file, **self._canvas_layout(),
+            **self._canvas_options())
+        self._canvas.view = self
         self._canvas.param.watch(self._from_browser, list(_SYNCED) + ["diff"])
         s.param.watch(self._from_state, list(_SYNCED))
         s.param.watch(self._new_episode, "episode")
@@ -140,6 +142,19 @@ class EpisodeView(Viewer):
             raise ConfigError("no episode to draw")
         return figure(self.state.episode, self.kind, self.t if step is None else step,
                       **{**self._figure_options(), **options})
+
+    def _figure_file(self, fmt: str, t: int, diff: bool, zoom: bool | None) -> tuple[str, str, bytes]:
+        """What the app's Save figure buttons download: (file name, MIME type, bytes) of this
+        view at step t with the options the browser shows."""
+        from .figures import figure_format
+        from .sources import episode_filename
+
+        fmt = figure_format(f"figure.{fmt}")
+        options = {"diff": diff} if self.kind == "memory" else {"zoom": zoom} if self.kind == "heads" else {}
+        fig = self.figure(t, **options)
+        body = fig.svg().encode("utf-8") if fmt == "svg" else fig.png()
+        name = episode_filename(self.state.episode, f"-{self.kind}-step{fig.step}.{fmt}")
+        return name, "image/svg+xml" if fmt == "svg" else "image/png", body
 
     def save(self, path, step: int | None = None, *, format: str | None = None, scale: float | None = None,
              **options):

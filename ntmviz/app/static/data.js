@@ -14,7 +14,7 @@
 
 import {headColour, indexValue} from "./palette.js";
 
-function base64Bytes(b64) {
+export function base64Bytes(b64) {
   if (typeof Uint8Array.fromBase64 === "function") return Uint8Array.fromBase64(b64);
   const bin = atob(b64);
   const bytes = new Uint8Array(bin.length);

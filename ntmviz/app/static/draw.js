@@ -128,6 +128,16 @@ export function poolSigned(data, stride, r0, r1, c0, c1) {
   return m;
 }
 
+// Hand `bytes` to the browser as a download named `filename` (a figure the Python side drew).
+export function saveFile(filename, mime, bytes) {
+  const url = URL.createObjectURL(new Blob([bytes], {type: mime}));
+  const a = h("a", {href: url, download: filename, style: "display:none"});
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
 export function blit(ctx, img, x, y, w, h) {
   ctx.imageSmoothingEnabled = false;
   ctx.drawImage(img, x, y, w, h);

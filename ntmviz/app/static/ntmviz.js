@@ -8,15 +8,16 @@
 // Served as they are for the tests; canvas.py joins them into one module (imports dropped) for
 // the Panel JSComponent and the standalone HTML export, which inline it.
 
-import {addChunk, episodeFrom} from "./data.js";
-import {h} from "./draw.js";
+import {addChunk, base64Bytes, episodeFrom} from "./data.js";
+import {h, saveFile} from "./draw.js";
 import {group, installKeys, registry} from "./group.js";
 import {VIEWS} from "./views.js";
 
-// Mount one view into `el`. options: {view, group, data, t, diff, zoom, playing, loop, speed}.
+// Mount one view into `el`. options: {view, group, data, t, diff, zoom, playing, loop, speed,
+// figures (show the Save figure buttons: a Python side answers onFigure)}.
 // Returns a handle: setData(payload), seek(t), setOption(key, value), onReport(fn),
 // onNeed(fn) (fn(chunk, payloadId): fetch a chunk of per-step arrays), addChunk(id, c, arrays),
-// destroy().
+// onFigure(fn) (fn(format, {t, diff, zoom}): ask for a figure), saveFigure(msg), destroy().
 export function mount(el, options) {
   installKeys();
   const grp = group(options.group || "ntmviz");
@@ -25,7 +26,7 @@ export function mount(el, options) {
   el.append(root);
   const Cls = VIEWS[options.view];
   if (!Cls) throw new Error(`ntmviz: unknown view ${options.view}`);
-  const view = new Cls(root, grp, {diff: !!options.diff, zoom: options.zoom});
+  const view = new Cls(root, grp, {diff: !!options.diff, zoom: options.zoom, figures: !!options.figures});
   const activate = () => (registry().active = grp.id);
   root.addEventListener("pointerdown", activate);
   root.addEventListener("focusin", activate);
@@ -65,6 +66,17 @@ export function mount(el, options) {
       view.dirty = true;
       grp.request();
     },
+    onFigure(fn) {
+      view.onFigure = fn;
+    },
+    // A figure drawn by Python: {filename, mime, b64}, or {error} when it could not be drawn.
+    saveFigure(msg) {
+      if (msg.error) {
+        console.warn(`ntmviz: no figure: ${msg.error}`);
+        return;
+      }
+      saveFile(msg.filename, msg.mime, base64Bytes(msg.b64));
+    },
     destroy() {
       grp.views.delete(view);
       if (reporter) grp.reporters = grp.reporters.filter((r) => r !== reporter);
@@ -86,22 +98,76 @@ export function mount(el, options) {
 // The standalone page: a player and every view in one root (used by the HTML export). Every
 // chunk of per-step arrays is in the payload: there is no server to ask.
 export function mountPage(el, payload, title) {
+  return mountViews(el, payload, {title});
+}
+
+// Views of one episode on one new group, laid out as the page lays them out: a player, then
+// memory and focus side by side, head locations, sequence. options: {views (default: all the
+// episode can show), diff (memory), title}. Returns {view name: handle}.
+export function mountViews(el, payload, options = {}) {
   const id = `page-${Math.random().toString(36).slice(2)}`;
   const ep = episodeFrom(payload);
-  const views = ep && ep.hasMemory ? ["player", "memory", "focus", "heads", "sequence"] : ["player", "sequence"];
+  const all = ep && ep.hasMemory ? ["player", "memory", "focus", "heads", "sequence"] : ["player", "sequence"];
+  const wanted = options.views ? new Set(["player", ...options.views]) : null;
+  const views = wanted ? all.filter((v) => wanted.has(v)) : all;
   const grid = h("div", {class: "ntmviz-page"});
-  if (title) grid.append(h("h1", {class: "ntmviz-h1", text: title}));
+  if (options.title) grid.append(h("h1", {class: "ntmviz-h1", text: options.title}));
   if (ep && !ep.hasMemory) grid.append(h("div", {class: "ntmviz-note", role: "note", text: "This episode comes from a model with no memory (an LSTM baseline): only the sequence is shown."}));
   el.append(grid);
   const handles = {};
   const row = h("div", {class: "ntmviz-row ntmviz-wrap"});
+  let rowPlaced = false;
   for (const v of views) {
     const cell = h("div", {class: "ntmviz-cell"});
-    if (v === "memory" || v === "focus") row.append(cell);
-    else grid.append(cell);
-    if (v === "memory") grid.append(row);
-    handles[v] = mount(cell, {view: v, group: id, data: payload, t: 0});
+    if (v === "memory" || v === "focus") {
+      row.append(cell);
+      if (!rowPlaced) grid.append(row), (rowPlaced = true);
+    } else grid.append(cell);
+    handles[v] = mount(cell, {view: v, group: id, data: payload, t: 0, diff: v === "memory" && !!options.diff});
   }
   return handles;
 }
 
+// ---- notebook outputs (ntmviz/app/notebook.py) -------------------------------------------------
+// An output holds the live views (Panel, talking to the kernel) and, hidden, the same episode as a
+// self-contained rendering with every step inline. A live view whose Python side answers claims
+// the output (claimOutput): the fallback goes. Without an answer (the notebook converted to HTML
+// and opened without a kernel, offline or not) the fallback shows after `wait` ms, or as soon as
+// the page has loaded without Bokeh (nothing live can appear then), and the live part hides.
+
+export function claimOutput(el) {
+  let n = el;
+  while (n && !(n.dataset && n.dataset.ntmvizOutput)) n = n.parentNode || n.host;
+  if (!n) return;
+  n.dataset.live = "yes";
+  const offline = n.querySelector(":scope > .ntmviz-offline");
+  if (offline) offline.remove();
+  const live = n.querySelector(":scope > .ntmviz-live");
+  if (live) live.style.display = "";
+}
+
+export function offlineFallback(box, wait) {
+  if (!box) return;
+  const show = () => {
+    if (!box.isConnected || box.dataset.live === "yes" || box.dataset.offline === "shown") return;
+    const off = box.querySelector(":scope > .ntmviz-offline");
+    if (!off) return;
+    box.dataset.offline = "shown";
+    const live = box.querySelector(":scope > .ntmviz-live");
+    if (live) live.style.display = "none";
+    off.style.display = "";
+    const parts = JSON.parse(off.querySelector("script.ntmviz-offline-data").textContent);
+    for (const part of parts) {
+      const cell = h("div", {class: "ntmviz-offline-part"});
+      off.append(cell);
+      mountViews(cell, part.payload, {views: part.views, diff: part.diff, title: part.title});
+    }
+  };
+  setTimeout(show, wait);
+  const early = () => setTimeout(() => {
+    const B = globalThis.Bokeh;
+    if (!(B && B.Panel)) show();
+  }, 400);
+  if (document.readyState === "complete") early();
+  else globalThis.addEventListener("load", early, {once: true});
+}

@@ -69,6 +69,27 @@ export class View {
     return this.draw(t) !== false;
   }
 
+  // "SVG" and "PNG" buttons that save this view at step t as a figure for a paper. Python draws
+  // it (figures.py, from the episode's arrays), so they appear only where a Python side listens:
+  // the served app and live notebooks (options.figures), not the standalone page.
+  figureButtons() {
+    if (!this.options.figures) return null;
+    const box = h("span", {class: "ntmviz-figure", role: "group", "aria-label": "Save figure"});
+    for (const fmt of ["svg", "png"]) {
+      const name = fmt.toUpperCase();
+      box.append(h("button", {type: "button", class: "ntmviz-btn ntmviz-small", "aria-label": `Save figure as ${name}`,
+        title: `Save this view at the current step as ${fmt === "svg" ? "SVG (vector)" : "PNG (3x)"}`, text: name,
+        onclick: () => this.requestFigure(fmt)}));
+    }
+    return box;
+  }
+
+  requestFigure(fmt) {
+    if (!this.onFigure) return;
+    this.onFigure(fmt, {t: this.group.t, diff: !!this.options.diff,
+      zoom: this.kind === "heads" ? this.rows != null : null});
+  }
+
   ask(c) {
     const ep = this.ep;
     if (!this.onNeed || ep.pending.has(c) || ep.chunks.has(c)) return;
@@ -107,7 +128,7 @@ export class MemoryView extends View {
     this.title = h("span", {class: "ntmviz-subtitle"});
     this.root.style.width = `${g.width}px`; // long titles wrap instead of widening the page
     this.root.append(h("div", {class: "ntmviz-title"}, h("span", {text: "Memory"}), this.title,
-      h("label", {class: "ntmviz-check"}, toggle, " show change")));
+      h("label", {class: "ntmviz-check"}, toggle, " show change"), this.figureButtons()));
     this.stage = new Stage(g.width, g.height, "Memory matrix, slots by width", "memory");
     this.root.append(this.stage.el, this.legend(ep));
     this.heat = new Heat();
@@ -242,7 +263,7 @@ export class HeadLocationsView extends View {
     this.root.append(h("div", {class: "ntmviz-title"}, h("span", {text: "Head locations over time"}),
       h("span", {class: "ntmviz-subtitle", text: "click or drag to jump to a step"}),
       h("label", {class: "ntmviz-check"}, check,
-        ` zoom to busy slots (${this.busy.length} of ${ep.D < ep.N ? `${ep.D} rows` : ep.N})`)));
+        ` zoom to busy slots (${this.busy.length} of ${ep.D < ep.N ? `${ep.D} rows` : ep.N})`), this.figureButtons()));
     const wrap = h("div", {class: "ntmviz-row"});
     this.root.append(wrap);
     this.panels = ep.heads.map((hd) => {
@@ -356,7 +377,8 @@ export class FocusView extends View {
     const g = (this.geom = focusGeometry(ep));
     this.root.append(h("div", {class: "ntmviz-title"}, h("span", {text: "Focus at step"}),
       this.title = h("span", {class: "ntmviz-subtitle"}),
-      h("span", {class: "ntmviz-subtitle", text: "addressing: content → gated → shifted → sharpened weights"})));
+      h("span", {class: "ntmviz-subtitle", text: "addressing: content → gated → shifted → sharpened weights"}),
+      this.figureButtons()));
     const wrap = h("div", {class: "ntmviz-row"});
     this.root.append(wrap);
     this.panels = ep.heads.map((hd) => {
@@ -485,7 +507,7 @@ export class SequenceView extends View {
     const blocks = [["inputs", ep.I], ["targets", ep.O], ["outputs", ep.O]].filter(([name]) => ep.a[name]);
     const g = (this.geom = sequenceGeometry(ep, blocks));
     this.root.append(h("div", {class: "ntmviz-title"}, h("span", {text: "Sequence"}),
-      this.title = h("span", {class: "ntmviz-subtitle"})));
+      this.title = h("span", {class: "ntmviz-subtitle"}), this.figureButtons()));
     const wrap = h("div", {class: "ntmviz-row"});
     this.root.append(wrap);
     this.stage = new Stage(g.width, g.height, "Inputs, targets and outputs over time", "sequence");
