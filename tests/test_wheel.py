@@ -1,7 +1,8 @@
 """The package as a new user meets it: the sdist and wheel built with `python -m build`, the wheel
 installed into a fresh virtual environment outside the repo, and used from another directory:
 the CLI (record from a shipped checkpoint, figure), `Explorer.from_checkpoint` on a shipped
-checkpoint (a PNG figure and the HTML export from Python), and `ntmviz serve` opened in Chromium with every off-machine request blocked.
+checkpoint (a PNG figure and the HTML export from Python), and `ntmviz serve` opened in Chromium
+with every off-machine request blocked (and a figure saved with the app's button).
 
 The fresh environment holds the wheel and, beside it, exactly its declared dependencies and
 theirs (linked from this test environment's site-packages, so the test needs no network and
@@ -191,6 +192,13 @@ def test_served_page_in_chromium(fresh, tmp_path):
                 if (el.shadowRoot && walk(el.shadowRoot)) return true; } return false; }; return walk(document); }""",
                                    timeout=120_000)
             assert page.get_by_text(re.compile(r"from copy-ntm\.safetensors")).count() >= 1
+            # a figure from the app: the head locations at the step on screen, as SVG
+            with page.expect_download(timeout=120_000) as info:
+                page.locator(".ntmviz-view[data-view=heads]").get_by_role("button", name="Save figure as SVG").click()
+            assert info.value.suggested_filename == "copy-len20-seed0-heads-step0.svg"
+            info.value.save_as(tmp_path / "heads.svg")
+            svg = (tmp_path / "heads.svg").read_text()
+            assert 'data-heatmap="heads-read-1"' in svg and "Head locations over time (step 0 marked)" in svg
             assert not offsite, offsite
             assert not errors, errors
             context.close()
