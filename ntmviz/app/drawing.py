@@ -114,9 +114,6 @@ class Scene:
             raise ValueError(f"heatmap colours must be [rows, cols, 3], got {colours.shape}")
         self.items.append(Heatmap(x, y, w, h, colours, name))
 
-    def heatmaps(self) -> dict[str, Heatmap]:
-        return {item.name: item for item in self.items if isinstance(item, Heatmap) and item.name}
-
 
 # ---- SVG ------------------------------------------------------------------------------------------
 def _n(v: float) -> str:

@@ -28,7 +28,7 @@ import numpy as np
 from ..episode import ADDRESS_STAGES, Episode
 from ..errors import ConfigError
 from ..files import atomic_write
-from .drawing import INK, MUTED, Scene, to_png, to_svg
+from .drawing import MUTED, Scene, to_png, to_svg
 from .palette import DIVERGING, GREYS, head_colour, head_ramp, signed_colours, unit_colours
 from .payload import (
     QUANTISE_ABOVE, blocks, describe, max_abs, palette_index, pool_slots, pool_time, slot_pixels,
@@ -118,9 +118,7 @@ def figure(episode: Episode, view: str, step: int | None = None, *, diff: bool =
     and sequence, mark step t. title: replaces the view's title ('' for none)."""
     t = check_request(episode, view, step)
     draw = {"memory": _memory, "heads": _heads, "focus": _focus, "sequence": _sequence}[view]
-    scene = draw(episode, t, diff=diff, zoom=zoom, marker=marker)
-    if title is not None:
-        scene = _retitle(scene, title)
+    scene = draw(episode, t, diff=diff, zoom=zoom, marker=marker, title=title)
     scene.description = f"ntmviz {view} view at step {t}: {describe(episode)}"
     return Figure(scene, view, t)
 
@@ -155,21 +153,11 @@ def fmt(v: float) -> str:
     return f"{v:.{1 if a >= 100 else 3}f}"
 
 
-def _title(scene: Scene, text: str) -> None:
-    scene.title = text
-    scene.text(PAD, PAD, text, size=13, bold=True, baseline="top")
-
-
-def _retitle(scene: Scene, title: str) -> Scene:
-    from .drawing import Text
-
-    scene.items = [i for i in scene.items if not (isinstance(i, Text) and i.text == scene.title and i.bold
-                                                  and i.size == 13)]
-    if title:
-        _title(scene, title)
-    else:
-        scene.title = ""
-    return scene
+def _title(scene: Scene, text: str, title: str | None) -> None:
+    """The figure's title: the view's own `text`, or `title` when given ('' draws none)."""
+    scene.title = text if title is None else title
+    if scene.title:
+        scene.text(PAD, PAD, scene.title, size=13, bold=True, baseline="top")
 
 
 def axis_left(scene: Scene, x: float, y: float, h: float, n: int, label: str) -> None:
@@ -254,7 +242,7 @@ def memory_values(episode: Episode, t: int, diff: bool) -> tuple[np.ndarray, flo
     return pool_slots(values, D, 0, True), scale
 
 
-def _memory(episode: Episode, t: int, diff: bool = False, **_) -> Scene:
+def _memory(episode: Episode, t: int, diff: bool = False, title: str | None = None, **_) -> Scene:
     N, M = episode.slots, episode.width
     D, mh = _rows(episode)
     heads = _head_list(episode)
@@ -264,7 +252,7 @@ def _memory(episode: Episode, t: int, diff: bool = False, **_) -> Scene:
     mw = M * cell_w
     bar_x = x0 + mw + 8 + len(heads) * 7
     scene = Scene(bar_x + 10 + 56, y0 + mh + 40 + 22)
-    _title(scene, f"Change made by step {t}" if diff else f"Memory after step {t}")
+    _title(scene, f"Change made by step {t}" if diff else f"Memory after step {t}", title)
     scene.heatmap(x0, y0, mw, mh, signed_colours(values, scale), name="memory")
     scene.rect(x0, y0, mw, mh, stroke="#bbbbbb", width=0.75)
     for i, (label, kind, h, rec) in enumerate(heads):
@@ -326,7 +314,8 @@ def zoom_rows(episode: Episode, zoom: bool | None) -> list[int] | None:
     return busy if on else None
 
 
-def _heads(episode: Episode, t: int, zoom: bool | None = None, marker: bool = True, **_) -> Scene:
+def _heads(episode: Episode, t: int, zoom: bool | None = None, marker: bool = True, title: str | None = None,
+           **_) -> Scene:
     N, T = episode.slots, episode.steps
     D, slots_px = _rows(episode)
     pw = time_pixels(T)
@@ -341,7 +330,7 @@ def _heads(episode: Episode, t: int, zoom: bool | None = None, marker: bool = Tr
     lines = -(-len(heads) // per_row)
     top = PAD + TITLE_H + 4
     scene = Scene(PAD + cols * panel_w, top + lines * panel_h + 4)
-    _title(scene, f"Head locations over time (step {t} marked)" if marker else "Head locations over time")
+    _title(scene, f"Head locations over time (step {t} marked)" if marker else "Head locations over time", title)
     for i, (label, kind, h, _) in enumerate(heads):
         px, py = PAD + (i % per_row) * panel_w, top + (i // per_row) * panel_h
         x0, y0 = px + AXIS, py + 20
@@ -373,7 +362,7 @@ def _heads(episode: Episode, t: int, zoom: bool | None = None, marker: bool = Tr
 
 
 # ---- focus --------------------------------------------------------------------------------------------
-def _focus(episode: Episode, t: int, **_) -> Scene:
+def _focus(episode: Episode, t: int, title: str | None = None, **_) -> Scene:
     N = episode.slots
     D, ph = _rows(episode)
     heads = _head_list(episode)
@@ -384,7 +373,7 @@ def _focus(episode: Episode, t: int, **_) -> Scene:
     top = PAD + TITLE_H + 4
     y0 = top + 34
     scene = Scene(PAD + len(heads) * panel_w, y0 + ph + 30 + params_h + 4)
-    _title(scene, f"Focus at step {t}: content → gated → shifted → sharpened weights")
+    _title(scene, f"Focus at step {t}: content → gated → shifted → sharpened weights", title)
     bar_rows = min(D, round(ph))
     row_h = ph / bar_rows
     edge = 1 if row_h > 4 else 0
@@ -450,7 +439,7 @@ def _pooled_time(a: np.ndarray, cols: int) -> np.ndarray:
     return a.T
 
 
-def _sequence(episode: Episode, t: int, marker: bool = True, **_) -> Scene:
+def _sequence(episode: Episode, t: int, marker: bool = True, title: str | None = None, **_) -> Scene:
     T, I, O = episode.steps, episode.inputs.shape[1], episode.outputs.shape[1]
     pw = time_pixels(T)
     cols = min(T, round(pw))
@@ -485,7 +474,7 @@ def _sequence(episode: Episode, t: int, marker: bool = True, **_) -> Scene:
     total = int(errors.sum())
     _title(scene, f"Sequence, step {t}: " + (f"{int(errors[t])} bit error(s) at this step, {total} in the episode"
                                              if episode.targets is not None and scored[t] else
-                                             "not scored" if episode.targets is not None else "no targets"))
+                                             "not scored" if episode.targets is not None else "no targets"), title)
     for name, a in blocks_:
         rows = a.shape[1]
         by = layout[name]
@@ -527,4 +516,4 @@ def _sequence(episode: Episode, t: int, marker: bool = True, **_) -> Scene:
     return scene
 
 
-__all__ = ["Figure", "figure", "save_figure", "VIEWS", "FORMATS", "DEFAULT_SCALE", "INK"]
+__all__ = ["Figure", "figure", "save_figure", "VIEWS", "FORMATS", "DEFAULT_SCALE"]

@@ -58,11 +58,6 @@ def hex_rgb(colour: str) -> tuple[int, int, int]:
     return (v >> 16) & 255, (v >> 8) & 255, v & 255
 
 
-def rgb_hex(rgb) -> str:
-    r, g, b = (int(c) for c in rgb)
-    return f"#{r:02x}{g:02x}{b:02x}"
-
-
 def head_colour(kind: str, h: int) -> str:
     """The colour of head h of a kind ("read" blues and greens, "write" reds and oranges)."""
     colours = READ_COLOURS if kind == "read" else WRITE_COLOURS

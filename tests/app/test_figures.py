@@ -318,3 +318,11 @@ def test_cli_figure_of_an_lstm_memory_is_refused(lstm_episode, tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "has no memory" in done.stderr, done.stderr
     assert not (tmp_path / "fig.svg").exists()
+
+
+def test_title_can_be_replaced_or_left_out(episode):
+    texts = lambda svg: [e.text for e in ET.fromstring(svg).iter(SVG + "text")]  # noqa: E731
+    assert "Memory after step 1" in texts(figure(episode, "memory", 1).svg())
+    custom = figure(episode, "memory", 1, title="Figure 3: copy, memory").svg()
+    assert "Figure 3: copy, memory" in texts(custom) and "Memory after step 1" not in texts(custom)
+    assert "Memory after step 1" not in texts(figure(episode, "memory", 1, title="").svg())
