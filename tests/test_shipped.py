@@ -104,3 +104,20 @@ def test_serve_bad_folders_are_one_line_and_exit_2(args, message, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+def test_serve_checkpoints_dir_lists_the_users_own_first(tmp_path, monkeypatch):
+    """What `ntmviz serve --checkpoints DIR` builds: DIR's checkpoints, then the shipped ones."""
+    import shutil
+
+    from ntmviz.app import Explorer
+    from ntmviz.app.explorer import default_folder
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    shutil.copy(shipped.shipped_folder() / "repeat_copy-ntm.safetensors", mine / "my-model.safetensors")
+    monkeypatch.delenv(shipped.ENV, raising=False)
+    explorer = Explorer.default(default_folder([mine]))
+    assert explorer.state.episode.meta["checkpoint"] == "my-model.safetensors"
+    options = explorer.sources.checkpoint.options
+    assert list(options)[0] == "my-model.safetensors" and "copy-ntm.safetensors" in options
