@@ -95,13 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--lengths", type=_lengths, default=None,
                    help="sizes to test (sequence length, or items for recall); default: the task's own")
     e.add_argument("--samples", type=int, default=1000, help="held-out sequences per row (default 1000)")
-    e.add_argument("--stream", default="test", choices=["test", "validation"],
-                   help="held-out stream: test reports, validation chooses (never the training stream)")
+    e.add_argument("--stream", default="test",
+                   help="held-out stream: test (reports; the default) or validation (chooses); never the training one")
     e.add_argument("--seed", type=int, default=0, help="seed within the stream: any seed gives new sequences")
     e.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when there is one)")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.add_argument("--card", action="store_true",
                    help="also write the checkpoint's card (NAME.md beside it): config, training, these numbers")
+    e.add_argument("--seeds-from", type=Path, nargs="+", default=None, metavar="CHECKPOINT",
+                   help="the checkpoints of every seed trained for this configuration (the shipped one among "
+                        "them): their scores on the training range go in a Seeds table and the card")
 
     r = sub.add_parser("record", help="record one episode of a checkpoint to a file")
     r.add_argument("--checkpoint", type=Path, required=True)
@@ -318,12 +321,6 @@ def cmd_train(args) -> int:
 
 # ---- eval / record / export / serve -------------------------------------------------------------
 
-def default_sizes(task) -> list[int]:
-    """The generalisation sizes `eval` reports when none are given."""
-    return {"copy": [10, 20, 40, 80, 120], "repeat_copy": [5, 10, 15, 20],
-            "associative_recall": [3, 6, 9, 12], "ngrams": [200], "priority_sort": [20]}.get(task.name, [])
-
-
 def cmd_eval(args) -> int:
     from . import checkpoint as ckpt_io
     from .evaluate import check_request, evaluate
@@ -335,21 +332,28 @@ def cmd_eval(args) -> int:
     if ckpt.task is None:
         raise ConfigError(f"{args.checkpoint}: the checkpoint names no task")
     task = ckpt.task
-    sizes = args.lengths or default_sizes(task)
-    variants = [("training range", task)]
-    for size in sizes:
-        variant = task.at(size)
-        slots = getattr(ckpt.config, "memory_slots", None)
+    variants = [(str(size), task.at(size)) for size in args.lengths] if args.lengths else task.eval_variants()
+    slots = getattr(ckpt.config, "memory_slots", None)
+    for _, variant in variants:
         if slots is not None:
             variant.check_fits(slots)
-        variants.append((size, variant))
-    rows = [{"size": size, **evaluate(ckpt.model, variant, stream=args.stream, seed=args.seed,
-                                      samples=args.samples)[0].to_dict()} for size, variant in variants]
+    seeds = [ckpt_io.load(path, device=args.device) for path in args.seeds_from or []]
+    for other, path in zip(seeds, args.seeds_from or []):
+        if (other.config, other.task) != (ckpt.config, task):
+            raise ConfigError(f"{path} is not the same configuration and task as {args.checkpoint}")
+
+    def score(model, variant) -> dict:
+        return evaluate(model, variant, stream=args.stream, seed=args.seed, samples=args.samples)[0].to_dict()
+
+    rows = [{"size": label, **score(ckpt.model, variant)} for label, variant in [("training range", task)] + variants]
     report = {"checkpoint": str(args.checkpoint), "task": task.name, "model": ckpt.config.kind,
               "parameters": sum(p.numel() for p in ckpt.model.parameters()),
               "difficulty": task.difficulty_name, "sequences_seen": ckpt.sequences, "stream": args.stream,
               "seed": args.seed, "samples": args.samples, "rows": rows}
-    table = _eval_table(report)
+    if seeds:
+        report["seeds"] = [{"checkpoint": str(path), "seed": other.meta.get("seed"), "step": other.step,
+                            **score(other.model, task)} for other, path in zip(seeds, args.seeds_from)]
+    table = _eval_table(report, task)
     print(json.dumps(report, indent=2) if args.json else table)
     if args.card:
         card = args.checkpoint.with_suffix(".md")
@@ -358,17 +362,27 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def _eval_table(report: dict) -> str:
+def _solved(row: dict, task) -> bool | None:
+    """Whether a training-range score meets the task's bar (None where the task has none)."""
+    if "gap" in (row.get("extra") or {}):
+        return row["extra"]["gap"] < 0.02  # n-grams: within 0.02 bits per prediction of the optimum
+    return None if task.solved_below is None else row["bit_errors"] < task.solved_below
+
+
+def _eval_table(report: dict, task) -> str:
     rows = report["rows"]
     lines = [f"{report['checkpoint']}  ({report['task']}, {report['model']}, {report['parameters']:,} parameters, "
              f"{report['sequences_seen']:,} sequences seen)",
              f"{report['samples']} sequences per row from the {report['stream']} stream, seed {report['seed']}; "
              "[95% interval]",
-             f"{report['difficulty']:>15}  {'bit errors/seq':>26}  {'exact sequences':>22}  {'loss bits/seq':>13}"]
-    for row in rows:
+             f"{report['difficulty']:>18}  {'bit errors/seq':>26}  {'exact sequences':>22}  {'loss bits/seq':>13}"]
+
+    def line(label, row) -> str:
         (lo, hi), (elo, ehi) = row["interval"], row["exact_interval"]
-        lines.append(f"{row['size']!s:>15}  {row['bit_errors']:8.3f} [{lo:7.3f}, {hi:7.3f}]  "
-                     f"{100 * row['exact']:5.1f}% [{100 * elo:5.1f}, {100 * ehi:5.1f}]  {row['loss_bits']:13.2f}")
+        return (f"{label!s:>18}  {row['bit_errors']:8.3f} [{lo:7.3f}, {hi:7.3f}]  "
+                f"{100 * row['exact']:5.1f}% [{100 * elo:5.1f}, {100 * ehi:5.1f}]  {row['loss_bits']:13.2f}")
+
+    lines += [line(row["size"], row) for row in rows]
     extra = rows[0].get("extra") or {}
     if "gap" in extra:
         lo, hi = extra["gap_interval"]
@@ -376,24 +390,78 @@ def _eval_table(report: dict) -> str:
                      f"gap {extra['gap']:.4f} [{lo:.4f}, {hi:.4f}] (same sequences)")
     if report["task"] == "priority_sort":
         lines.append("loss bits/seq is the paper's unit for priority sort (cross-entropy in bits per sequence)")
+    if report.get("seeds"):
+        seeds = report["seeds"]
+        lines += ["", f"every seed trained, on the training range ({report['samples']} {report['stream']}-stream "
+                      "sequences each):",
+                  f"{'seed (step)':>18}  {'bit errors/seq':>26}  {'exact sequences':>22}  {'loss bits/seq':>13}  solved"]
+        for row in seeds:
+            solved = _solved(row, task)
+            lines.append(line(f"{row['seed']} ({row['step']})", row) + f"  {'-' if solved is None else solved}")
+        verdicts = [_solved(row, task) for row in seeds]
+        errors = sorted(row["bit_errors"] for row in seeds)
+        bar = ("gap to the optimum < 0.02 bits" if "gap" in extra else
+               f"bit errors < {task.solved_below}" if task.solved_below is not None else None)
+        summary = f"{len(seeds)} seeds; bit errors per sequence from {errors[0]:.3f} to {errors[-1]:.3f}"
+        if bar:
+            summary += f"; {sum(bool(v) for v in verdicts)} of {len(seeds)} solved ({bar})"
+        lines.append(summary)
     return "\n".join(lines)
 
 
+def _schedule_table(meta: dict) -> list[str]:
+    phases = meta.get("schedule") or []
+    if not phases:
+        return ["(this checkpoint predates recorded phases)"]
+    lines = ["| from step | lr | optimizer | batch per model | clip | optimiser state |",
+             "| ---: | ---: | --- | ---: | ---: | --- |"]
+    lines += [f"| {p.get('step')} | {p.get('lr')} | {p.get('optimizer')} | {p.get('batch_size')} | {p.get('clip')} | "
+              f"{p.get('optimizer_state')} |" for p in phases]
+    return lines
+
+
+def _stages(meta: dict) -> str:
+    """When the curriculum reached each stage, from the logged points."""
+    history = meta.get("history") or {}
+    if not meta.get("curriculum"):
+        return "no curriculum"
+    firsts: dict[int, int] = {}
+    for sequences, stage in zip(history.get("sequences", []), history.get("stage", [])):
+        firsts.setdefault(stage, sequences)
+    reached = ", ".join(f"stage {k} from {v:,} sequences" for k, v in sorted(firsts.items()) if k >= 0)
+    return (f"curriculum of {meta['curriculum']} stages (next stage below {meta.get('curriculum_threshold')} "
+            f"bit errors per sequence, smoothed): {reached or 'stages not logged'}")
+
+
 def _card(ckpt, table: str, args) -> str:
-    """A checkpoint's card: what it is, how it was trained, how it scores."""
+    """A checkpoint's card: what it is, how it was trained and chosen, how it scores."""
     from .config import to_dict
 
     meta = ckpt.meta
     params = sum(p.numel() for p in ckpt.model.parameters())
-    training = {k: meta.get(k) for k in ("seed", "batch_size", "lr", "optimizer", "clip", "torch", "device", "hardware")}
-    return "\n".join([
+    ensemble = meta.get("ensemble") or {}
+    command = (f"ntmviz eval --checkpoint {ckpt.path.name} --samples {args.samples} --stream {args.stream} "
+               f"--seed {args.seed}" + (" --seeds-from ..." if args.seeds_from else ""))
+    lines = [
         f"# {ckpt.path.name}",
         "",
         f"{ckpt.task.describe()}",
         "",
         f"- model: {ckpt.config.kind}, {params:,} parameters, {ckpt.path.stat().st_size // 1024} KB on disk",
-        f"- trained: {ckpt.step} steps, {ckpt.sequences:,} sequences, {meta.get('train_seconds', 0) / 60:.1f} min of training",
-        "- training setup: " + ", ".join(f"{k} {v}" for k, v in training.items() if v is not None),
+        f"- trained: {ckpt.step} steps, {ckpt.sequences:,} sequences, {meta.get('train_seconds', 0) / 60:.1f} min "
+        f"of training on {meta.get('hardware', 'unrecorded hardware')}, torch {meta.get('torch', '?')}",
+        f"- seed {meta.get('seed')}" + (f", one of seeds {ensemble['seeds']} trained together" if ensemble else ""),
+        f"- data: training batches from the {meta.get('data_stream', 'old (pre-stream)')} stream; "
+        f"this checkpoint was chosen by {meta.get('chosen_by') or 'nothing recorded (the last step of its run)'}",
+    ]
+    if meta.get("seed_chosen_by"):
+        lines.append(f"- this seed was chosen by {meta['seed_chosen_by']}")
+    if meta.get("diverged"):
+        lines.append(f"- diverged: {meta['diverged']}")
+    lines += ["", "## How it was trained", "", *_schedule_table(meta), "", f"- {_stages(meta)}"]
+    if meta.get("notes"):
+        lines += ["", meta["notes"]]
+    lines += [
         "",
         "## Configuration",
         "",
@@ -401,14 +469,14 @@ def _card(ckpt, table: str, args) -> str:
         json.dumps({"model": to_dict(ckpt.config), "task": ckpt.task.to_dict()}, indent=2),
         "```",
         "",
-        f"## Evaluation (`ntmviz eval --checkpoint {ckpt.path.name} --samples {args.samples} --stream {args.stream} "
-        f"--seed {args.seed}`)",
+        f"## Evaluation (`{command}`)",
         "",
         "```",
         table,
         "```",
         "",
-    ])
+    ]
+    return "\n".join(lines)
 
 
 def cmd_record(args) -> int:

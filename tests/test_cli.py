@@ -47,7 +47,7 @@ def test_eval_json_reports_each_size(trained):
     run = ntmviz_cli("eval", "--checkpoint", trained, "--lengths", "2,5", "--samples", 10, "--json")
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
-    assert report["task"] == "copy" and [r["size"] for r in report["rows"]] == ["training range", 2, 5]
+    assert report["task"] == "copy" and [r["size"] for r in report["rows"]] == ["training range", "2", "5"]
     assert report["stream"] == "test" and report["seed"] == 0
     for r in report["rows"]:
         lo, hi = r["interval"]
@@ -58,10 +58,16 @@ def test_eval_json_reports_each_size(trained):
 def test_eval_card_is_written_beside_the_checkpoint(trained, tmp_path):
     copy = tmp_path / "c.safetensors"
     copy.write_bytes(trained.read_bytes())
-    run = ntmviz_cli("eval", "--checkpoint", copy, "--lengths", "4", "--samples", 5, "--card")
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(trained.read_bytes())
+    run = ntmviz_cli("eval", "--checkpoint", copy, "--lengths", "4", "--samples", 5, "--card",
+                     "--seeds-from", copy, other)
     assert run.returncode == 0, run.stderr
     card = (tmp_path / "c.md").read_text()
     assert "120 sequences" in card and '"memory_slots": 8' in card and "bit errors/seq" in card
+    assert "| from step | lr |" in card and "| 0 | 0.001 | adam | 4 | 10.0 | new |" in card  # the run's phases
+    assert "from the test stream" in card and "training batches from the train stream" in card
+    assert "2 seeds; bit errors per sequence from" in card and "solved (bit errors < 0.01)" in card
 
 
 def test_record_writes_an_episode_of_the_asked_length(trained, tmp_path):
@@ -85,6 +91,18 @@ def test_bad_training_requests_fail_in_one_line(args, words, tmp_path):
     assert run.returncode == 2
     assert words in run.stderr and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
     assert not (tmp_path / "x.safetensors").exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--stream", "dev"], "evaluation streams are validation and test, not 'dev'"),
+    (["--stream", "train"], "not 'train'"),
+    (["--samples", "0"], "samples must be a positive integer"),
+    (["--lengths", "9"], "needs 9 memory slots, the model has 8"),
+    (["--seed", "-1"], "--seed must be a non-negative integer"),
+])
+def test_bad_eval_requests_fail_in_one_line(trained, args, words):
+    run = ntmviz_cli("eval", "--checkpoint", trained, *args)
+    assert run.returncode == 2 and words in run.stderr and run.stderr.count("\n") == 1, run.stderr
 
 
 def test_bad_record_and_eval_requests(trained, tmp_path):

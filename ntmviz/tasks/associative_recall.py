@@ -39,6 +39,8 @@ class AssociativeRecall(Task):
     name = "associative_recall"
     difficulty_name = "number of items"
     size_field = "max_items"
+    eval_sizes = (3, 6, 9, 12)
+    solved_below = 0.05
     extra_inputs = ("item", "query")
 
     def __post_init__(self) -> None:

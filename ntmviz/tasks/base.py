@@ -118,6 +118,10 @@ class Task:
     difficulty_name: ClassVar[str] = "size"  # what `at(difficulty)` sets, for messages and UIs
     size_field: ClassVar[str] = ""  # the field holding the largest size of that knob
     signed_channels: ClassVar[tuple[str, ...]] = ()  # labels of input channels with values in [-1, 1]
+    eval_sizes: ClassVar[tuple[int, ...]] = ()  # the sizes `ntmviz eval` reports besides the training range
+    # A model has solved the task when its mean bit errors per sequence on the training range are
+    # below this (None: no such bar, e.g. where even the optimum makes errors).
+    solved_below: ClassVar[float | None] = None
 
     # ---- sizes ---------------------------------------------------------------------------
     # Channels: the `bits` data bits, then these named extras (tasks without `bits` override
@@ -167,6 +171,10 @@ class Task:
     def at(self, difficulty: int) -> "Task":
         """A copy of this task fixed at one generalisation size (see each task)."""
         raise NotImplementedError
+
+    def eval_variants(self) -> list[tuple[str, "Task"]]:
+        """(label, task) for each generalisation test `ntmviz eval` runs by default."""
+        return [(str(size), self.at(size)) for size in self.eval_sizes]
 
     def describe(self) -> str:
         """One line."""

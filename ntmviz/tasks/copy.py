@@ -32,6 +32,8 @@ class Copy(Task):
     name = "copy"
     difficulty_name = "sequence length"
     size_field = "max_length"
+    eval_sizes = (10, 20, 40, 80, 120)
+    solved_below = 0.01
     extra_inputs = ("delim",)
 
     def __post_init__(self) -> None:

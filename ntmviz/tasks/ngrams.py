@@ -47,6 +47,7 @@ class NGrams(Task):
     name = "ngrams"
     difficulty_name = "sequence length"
     size_field = "sequence_length"
+    eval_sizes = (200,)
 
     def __post_init__(self) -> None:
         check_int("n", self.n, minimum=2)

@@ -35,6 +35,7 @@ class PrioritySort(Task):
     name = "priority_sort"
     difficulty_name = "number of inputs"
     size_field = "max_inputs"
+    eval_sizes = (10, 30)
     extra_inputs = ("priority", "delim")
     signed_channels = ("priority",)
 

@@ -45,6 +45,8 @@ class RepeatCopy(Task):
     name = "repeat_copy"
     difficulty_name = "sequence length"
     size_field = "max_length"
+    eval_sizes = (5, 10, 15, 20)
+    solved_below = 0.05
     extra_inputs = ("delim", "repeats")
     extra_outputs = ("end",)
 
@@ -69,6 +71,12 @@ class RepeatCopy(Task):
         if repeats is not None:
             changes.update(min_repeats=repeats, max_repeats=repeats)
         return dataclasses.replace(self, **changes)
+
+    def eval_variants(self) -> list[tuple[str, "RepeatCopy"]]:
+        """Lengths with the training repeats, then length and repeats each beyond training (the
+        paper's two generalisation tests): length 10 x 15 repeats and length 15 x 10 repeats."""
+        return super().eval_variants() + [("10 x 15 repeats", self.at(10, repeats=15)),
+                                          ("15 x 10 repeats", self.at(15, repeats=10))]
 
     def describe(self) -> str:
         return (f"repeat copy: {self.bits}-bit vectors, length {span(self.min_length, self.max_length)}, "
