@@ -49,8 +49,8 @@ def eval_table(report: dict, task) -> str:
                       "sequences each):",
                   f"{'seed (step)':>18}  {'bit errors/seq':>26}  {'exact sequences':>22}  {'loss bits/seq':>13}  solved"]
         for row in seeds:
-            solved = solved(row, task)
-            lines.append(line(f"{row['seed']} ({row['step']})", row) + f"  {'-' if solved is None else solved}")
+            verdict = solved(row, task)
+            lines.append(line(f"{row['seed']} ({row['step']})", row) + f"  {'-' if verdict is None else verdict}")
         verdicts = [solved(row, task) for row in seeds]
         errors = sorted(row["bit_errors"] for row in seeds)
         bar = ("gap to the optimum < 0.02 bits" if "gap" in extra else
