@@ -118,6 +118,25 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("episode", type=Path)
     x.add_argument("--out", type=Path, required=True)
 
+    w = sub.add_parser("sweep", help="train every combination of a grid of settings for every seed, on Dask")
+    w.add_argument("--task", default="copy", help="copy, repeat_copy, associative_recall, ngrams, priority_sort")
+    w.add_argument("--model", default="ntm", help="ntm or lstm")
+    w.add_argument("--seeds", default="0-3", help="seeds of every combination: 0-15, or 0,3,5 (default 0-3)")
+    w.add_argument("--grid", nargs="*", default=[], metavar="KEY=V1,V2",
+                   help="settings to vary, e.g. lr=1e-3,3e-3 heads=1,2 (keys: lr, batch_size, optimizer, clip, "
+                        "curriculum, steps, heads, read_heads, write_heads, controller, controller_size, "
+                        "controller_layers, memory_slots, memory_width, shift_range, hidden_size, layers, task.FIELD)")
+    w.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="settings every combination shares")
+    w.add_argument("--steps", type=int, default=2000, help="training steps per run (or vary `steps` in the grid)")
+    w.add_argument("--validation-samples", type=int, default=200, help="validation-stream sequences scoring each run")
+    w.add_argument("--ensemble-size", type=int, default=4, help="seeds trained together in one Dask task")
+    w.add_argument("--out", type=Path, required=True, help="the sweep's folder: checkpoints, cards, summary.csv/.md")
+    w.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="an existing Dask scheduler (default: start a local cluster, one worker per core)")
+    w.add_argument("--workers", type=int, default=None, help="local cluster: worker processes (default: one per core)")
+    w.add_argument("--resume", action="store_true", help="continue the sweep that --out holds, as it was defined")
+    w.add_argument("--quiet", action="store_true", help="a line per finished run instead of a progress bar")
+
     s = sub.add_parser("serve", help="open the explorer (same as `panel serve apps/explorer.py`)")
     s.add_argument("--checkpoint", type=Path, default=None)
     s.add_argument("--port", type=int, default=5006)
@@ -365,6 +384,51 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    try:
+        import distributed  # noqa: F401  (the optional extra)
+    except ImportError:
+        raise ConfigError("sweeps run on Dask: pip install 'ntmviz[cluster]'") from None
+    from tqdm import tqdm
+
+    from .sweep import Sweep, parse_grid, parse_value, run_sweep
+    from .train import parse_seeds
+
+    for name in ("steps", "validation_samples", "ensemble_size", "workers"):
+        _check_positive("--" + name.replace("_", "-"), getattr(args, name))
+    fixed = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        fixed[key] = parse_value(key, value)
+    sweep = Sweep.create(args.task, model=args.model, seeds=parse_seeds(args.seeds), grid=parse_grid(args.grid),
+                         fixed=fixed, steps=args.steps, validation_samples=args.validation_samples,
+                         ensemble_size=args.ensemble_size)
+    bar = None
+
+    def progress(done, total, row):
+        nonlocal bar
+        if "dashboard" in row:
+            print(f"Dask dashboard: {row['dashboard']}", file=sys.stderr, flush=True)
+            return
+        if args.quiet:
+            print(f"{done}/{total} combination {row['combination']} seed {row['seed']}: {row['status']}, "
+                  f"{row['bit_errors']:.3f} bit errors/seq, solved {row['solved']}", flush=True)
+            return
+        if bar is None:
+            bar = tqdm(total=total, unit="run")
+        bar.update(1)
+
+    rows = run_sweep(sweep, args.out, scheduler=args.scheduler, workers=args.workers, resume=args.resume,
+                     progress=progress)
+    if bar is not None:
+        bar.close()
+    solved = sum(1 for r in rows if r["solved"])
+    print(f"{len(rows)} runs finished in {args.out} ({solved} solved); see {args.out / 'summary.md'}")
+    return 0
+
+
 def cmd_record(args) -> int:
     from . import checkpoint as ckpt_io
     from .episode import record
@@ -412,7 +476,8 @@ def cmd_serve(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "record": cmd_record, "export": cmd_export, "serve": cmd_serve}
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "record": cmd_record, "export": cmd_export, "serve": cmd_serve,
+            "sweep": cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:
