@@ -35,7 +35,7 @@ def test_from_checkpoint(checkpoint_dir):
     explorer.state.t = 6
     assert {m.data.t for m in models.values()} == {6}
     assert not explorer._note.visible
-    explorer.sources.length.value = 2
+    explorer.sources.length.value = "2"
     new = explorer.sources.run_model()
     assert explorer.state.episode is new
     assert all(m.data.payload["T"] == 5 for m in models.values())

@@ -99,16 +99,16 @@ def test_run_in_the_app(checkpoint_dir, episode):
     state = Playback(episode)
     sources = Sources(state, folder=checkpoint_dir)
     assert sources.checkpoint.value.endswith("copy-ntm.safetensors")
-    sources.length.value, sources.seed.value = 3, 5
+    sources.length.value, sources.seed.value = "3", "5"
     new = sources.run_model()
     assert new is not None and state.episode is new and new.steps == 7
     assert sources.save.filename == "copy-len3-seed5.safetensors"
     assert sources.export.filename == "copy-len3-seed5.html"
     # bad inputs: a message, the episode stays
-    sources.length.value = 40
+    sources.length.value = "40"
     assert sources.run_model() is None and state.episode is new
     assert "memory slots" in sources.alert.object and sources.alert.visible
-    sources.length.value = 3
+    sources.length.value = "3"
     sources.pattern.value = "1010101x"
     assert sources.run_model() is None and "only 0 and 1" in sources.message and state.episode is new
     sources.pattern.value = "1010101"
@@ -149,7 +149,7 @@ def test_switching_checkpoints(checkpoint_dir, episode):
     assert names[0] == "copy-ntm.safetensors" and set(names) == {
         "copy-ntm.safetensors", "repeat-lstm.safetensors", "broken.safetensors"}
     sources.checkpoint.value = str(checkpoint_dir / "repeat-lstm.safetensors")
-    assert sources.length.value == 2 and "repeat copy" in sources.hint.object
+    assert sources.length.value == "2" and "repeat copy" in sources.hint.object
     recorded = sources.run_model()
     assert recorded is not None and not recorded.has_memory and recorded.meta["task"] == "repeat_copy"
     sources.pattern.value = "101\n011"

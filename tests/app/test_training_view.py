@@ -89,9 +89,10 @@ def test_pause_resume_and_stop_buttons(view):
     assert view.run.step == at
     view.resume_button.clicks += 1
     pull_until(view, lambda: view.run.step > at, what="training to go on")
-    view.stop_button.clicks += 1
+    view.stop_button.clicks += 1  # asks; never waits on the event loop
+    assert view.stop_button.disabled and view.start_button.disabled
+    pull_until(view, lambda: "Stopped" in view.status.object, what="the stop")
     assert not view.run.alive
-    assert "Stopped" in view.status.object
     assert not view.start_button.disabled and view.stop_button.disabled
 
 
@@ -133,7 +134,7 @@ def test_divergence_shows_a_message_naming_the_step(view):
 
 
 def test_bad_settings_show_a_message_and_start_nothing(view):
-    view.memory_slots.value = 1  # the copy task of length 3 needs 3 slots
+    view.memory_slots.value = "1"  # the copy task of length 3 needs 3 slots
     assert view.start() is None
     assert view.alert.visible and "slots" in view.alert.object
     assert view.run is None
@@ -183,7 +184,7 @@ def test_compare_an_ntm_and_an_lstm_checkpoint_on_one_input(tmp_path):
     cmp = Compare(folder=str(tmp_path))
     pn.panel(cmp).get_root(Document(), Comm())
     assert cmp.left_pick.value == str(ntm) and cmp.right_pick.value == str(lstm)
-    cmp.length.value = 3
+    cmp.length.value = "3"
     assert cmp.compare(), cmp.message
     assert (cmp.left.episode.inputs == cmp.right.episode.inputs).all()
     assert cmp.right.episode.memory is None and cmp._right_side.note.visible
