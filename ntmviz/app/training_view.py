@@ -323,13 +323,17 @@ class TrainingView(Viewer):
         old = self.run
         if old is not None and old.alive:
             old.stop()
-        self._ok()
-        self._reset(run)
-        self.run = run
-        run.start()
-        self.download.filename = f"{run.task.name}-{getattr(run.trainer.model.config, 'kind', 'model')}-live.safetensors"
-        self._ensure_callback()
-        self._sync_controls(run.status)
+        # One message; and the curves' ColumnDataSource is a raw Bokeh model, which may only
+        # change under the document's lock or a hold (a click can run unlocked).
+        with pn.io.hold():
+            self._ok()
+            self._reset(run)
+            self.run = run
+            run.start()
+            kind = getattr(run.trainer.model.config, "kind", "model")
+            self.download.filename = f"{run.task.name}-{kind}-live.safetensors"
+            self._ensure_callback()
+            self._sync_controls(run.status)
         return run
 
     def pause(self) -> None:
@@ -405,8 +409,8 @@ class TrainingView(Viewer):
         return written
 
     def _save_failed(self, exc: Exception) -> None:
-        if not isinstance(exc, NtmvizError | OSError | TimeoutError):
-            log.exception("saving a checkpoint failed", exc_info=exc)
+        if not isinstance(exc, NtmvizError):  # e.g. a full disk, a bug: the log keeps the traceback
+            log.error("saving a checkpoint failed", exc_info=exc)
         self._fail(f"could not save: {exc}")
         return None
 
@@ -438,9 +442,10 @@ class TrainingView(Viewer):
         return io.BytesIO(data)
 
     def _set_busy(self, what: str) -> None:
+        # Busy shows as text (no spinner: Panel's loading style is fetched from its CDN).
         self._busy = what
-        self.save_button.loading = what == "saving"
-        self.download.loading = what == "preparing the download"
+        self.save_button.label = "Saving…" if what == "saving" else "Save checkpoint"
+        self.download.label = "Preparing the download…" if what == "preparing the download" else "Download checkpoint"
         self._render_status()
         self._sync_controls(self.run.status if self.run is not None else "ready")
 
@@ -522,10 +527,7 @@ class TrainingView(Viewer):
         if ended and not self.play.value:
             self._stop_callback()
         if not (pn.state.curdoc and pn.state.curdoc.session_context):
-            try:  # a notebook: raw Bokeh changes need a push
-                pn.io.push_notebook(*self._plots)
-            except Exception:  # outside a notebook there is nothing to push to
-                log.debug("push_notebook failed", exc_info=True)
+            pn.io.push_notebook(*self._plots)  # a notebook: raw Bokeh changes need a push (else a no-op)
 
     def _stream(self, metrics) -> None:
         rows = [m for m in metrics if m.step % self._stride == 0 or m.step == 1]

@@ -121,6 +121,32 @@ def test_reloading_with_a_run_going_asks_first(tmp_path):
     assert not blocked, blocked
 
 
+def test_typing_a_setting_then_clicking_start_starts_the_run(tmp_path):
+    """The click arrives while the typed value is still being applied: Panel then runs the click
+    unlocked, and the curves (a raw Bokeh model) must still be reset safely."""
+    views, blocked = [], []
+
+    def factory():
+        views.append(small_view(tmp_path))
+        return views[-1]
+
+    with served(factory, session_lifetime_ms=600_000) as url, chromium() as browser:
+        context, page = offline_page(browser, blocked)
+        page.goto(url)
+        start = page.get_by_role("button", name="Start", exact=True)
+        start.wait_for()
+        view = views[-1]
+        for steps in ("40", "30", "20"):
+            page.get_by_label("Steps", exact=True).fill(steps)
+            start.click()  # blurs the field: its change and the click reach the server together
+            run = wait_for(lambda: view.run if view.run is not None and view.run.steps == int(steps) else None,
+                           timeout=60, what=f"a run of {steps} steps to start")
+            wait_for(lambda: run.ended, what="the run to end", page=page)
+            page.get_by_text("Done").first.wait_for()
+        context.close()
+    assert not blocked, blocked
+
+
 def click_tab(app, name: str) -> None:
     app.page.get_by_text(name, exact=True).first.click()
 
