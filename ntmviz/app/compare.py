@@ -51,9 +51,26 @@ def snapshot_key(step: int) -> str:
     return f"{SNAPSHOT}{int(step)}"
 
 
+_SIGNATURES: dict[tuple, tuple[str, int] | None] = {}
+
+
 def checkpoint_signature(path: str | Path) -> tuple[str, int] | None:
     """(task name, input width) of a checkpoint, from its JSON header alone (no weights read);
-    None if the file cannot tell. Two sources with one signature can run on the same input."""
+    None if the file cannot tell. Two sources with one signature can run on the same input.
+    Read once per file version (path, modification time, size)."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _SIGNATURES:
+        if len(_SIGNATURES) > 256:
+            _SIGNATURES.clear()
+        _SIGNATURES[key] = _read_signature(path)
+    return _SIGNATURES[key]
+
+
+def _read_signature(path: str | Path) -> tuple[str, int] | None:
     try:
         with open(path, "rb") as f:
             size = int.from_bytes(f.read(8), "little")
