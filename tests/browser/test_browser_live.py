@@ -191,3 +191,19 @@ def test_switching_tabs_while_playing_never_goes_back(explorer_page):
     assert seen[-1] < app.steps() - 1 or seen[0] > 0
     app.click("Pause")
     app.assert_no_errors()
+
+
+def test_open_a_checkpoint_file(explorer_page):
+    """A checkpoint from anywhere on the user's disk: listed as opened, chosen, and run."""
+    from pathlib import Path
+
+    app = explorer_page
+    lstm = Path(__file__).resolve().parent.parent.parent / "checkpoints" / "copy-lstm.safetensors"
+    app.page.get_by_role("button", name="Open checkpoint", exact=True).set_input_files(str(lstm))
+    # an LSTM baseline has no memory: only the player and the sequence stay, on its episode
+    app.wait(lambda v: "memory" not in v and v["sequence"]["frames"] >= 1, "the opened checkpoint's episode")
+    app.page.get_by_text("from copy-lstm.safetensors").first.wait_for()
+    selected = app.page.get_by_label("Checkpoint", exact=True).first.evaluate(
+        "(el) => el.options[el.selectedIndex].text")
+    assert selected == "copy-lstm.safetensors (opened)"
+    app.assert_no_errors()
