@@ -6,14 +6,18 @@ The functions here are plain Python (no Panel) so the CLI and tests can use them
     episode = record_episode(source, length=12, seed=3)             # a sampled input
     episode = record_episode(source, pattern="0101 1100\\n1111 0000") # a typed input (copy-like)
 
-`Sources` is the Panel panel that drives them: pick a checkpoint, choose a length and seed
-or type a pattern, run; open an episode file; save the current episode. Every failure shows
-as a message in `alert` and leaves the loaded episode as it was.
+`Sources` is the Panel panel that drives them: pick a checkpoint (from the checkpoints folder,
+the folder the Train tab saves to, or a file the user opens), choose a length and seed or type
+a pattern, run; open an episode file; save the current episode. Every failure shows as a
+message in `alert` and leaves the loaded episode as it was; an unexpected one also goes to the
+log with its traceback.
 """
 
 from __future__ import annotations
 
 import io
+import logging
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,13 +33,17 @@ from ..config import NTMConfig
 from ..episode import Episode, record
 from ..errors import ConfigError, FileFormatError, NtmvizError
 from ..model import NTM
+from .fields import SEED_MAX, number_field, read_int, read_seed, set_number, smallest_valid
 from .messages import clear, show_error, text
 from .state import Playback
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = "copy-ntm.safetensors"
 UNTRAINED = "untrained NTM (copy task)"
 COPY_LIKE = ("copy", "repeat_copy")
 MAX_STEPS = 5000  # longer episodes are refused: the views would have nothing left to show per step
+OPENED = "opened:"  # the Select value of a checkpoint the user opened (it has no path on the server)
 
 
 @dataclass
@@ -63,6 +71,55 @@ def find_checkpoints(folder: str | Path) -> list[Path]:
     found = sorted(p for p in folder.glob("*.safetensors") if p.is_file())
     found.sort(key=lambda p: p.name != DEFAULT_CHECKPOINT)
     return found
+
+
+def checkpoint_options(*folders: str | Path | None) -> dict[str, str]:
+    """{label: path} of the checkpoints in `folders`, in order: the first folder's labelled by
+    file name, the others' as "folder/name" (e.g. runs/copy-ntm-step300.safetensors, what the
+    Train tab saves). A file reached through two folders is listed once."""
+    out: dict[str, str] = {}
+    seen: set[Path] = set()
+    for i, folder in enumerate(f for f in folders if f):
+        for path in find_checkpoints(folder):
+            real = path.resolve()
+            if real in seen:
+                continue
+            seen.add(real)
+            out[path.name if i == 0 else f"{Path(folder).name}/{path.name}"] = str(path)
+    return out
+
+
+def smallest_length(task: Any) -> int:
+    """The smallest size `task.at()` accepts (e.g. 2 items for associative recall)."""
+    return smallest_valid(task.at) or 1
+
+
+def check_length(task: Any, length: Any) -> int:
+    """`length` as a size of `task`, or ConfigError in the user's terms (the task's own word
+    for its size, never an internal field name)."""
+    what = getattr(task, "difficulty_name", "size")
+    low = smallest_length(task)
+    return read_int(str(length), minimum=low, maximum=MAX_STEPS, label="Length",
+                    why=f" for {task.name.replace('_', ' ')} (the {what})")
+
+
+def check_seed(seed: Any) -> int:
+    return read_seed(str(seed), label="Seed")
+
+
+def open_checkpoint_bytes(data: bytes, name: str) -> ModelSource:
+    """A checkpoint file's bytes (e.g. uploaded) as a ModelSource with no path on the server.
+    FileFormatError if it is not a readable checkpoint."""
+    with tempfile.TemporaryDirectory(prefix="ntmviz-open-") as tmp:
+        path = Path(tmp) / "opened.safetensors"
+        path.write_bytes(data)
+        try:
+            ckpt = load_checkpoint(path, device="cpu")
+        except FileFormatError as exc:
+            raise FileFormatError(str(exc).replace(str(path), name)) from None
+    note = "" if ckpt.task is not None else "This checkpoint names no task, so it cannot record new episodes here."
+    return ModelSource(name=name, model=ckpt.model, task=ckpt.task, path=None, note=note,
+                       meta={"step": ckpt.step, "sequences": ckpt.sequences})
 
 
 _SOURCES: dict[tuple, ModelSource] = {}
@@ -199,6 +256,7 @@ def record_episode(source: ModelSource, length: int | None = None, seed: int = 0
     task = source.task
     if task is None:
         raise ConfigError(f"{source.name} names no task, so there is nothing to sample")
+    seed = check_seed(seed)
     slots = source.memory_slots
     meta: dict[str, Any] = {"task": task.name, "seed": int(seed), "source": source.name,
                             "input_labels": list(getattr(task, "input_labels", ()) or ()),
@@ -218,7 +276,8 @@ def record_episode(source: ModelSource, length: int | None = None, seed: int = 0
         length = default_length(task) if length is None else length
         if not isinstance(length, (int, np.integer)) or isinstance(length, bool) or length < 1:
             raise ConfigError(f"the length must be a whole number >= 1, got {length!r}")
-        fixed = task.at(int(length))
+        length = check_length(task, int(length))
+        fixed = task.at(length)
         if slots is not None:
             fixed.check_fits(slots)
         batch = fixed.sample(1, seed=int(seed))
@@ -252,12 +311,16 @@ def episode_filename(episode: Episode | None, suffix: str = ".safetensors") -> s
 
 
 class Sources(Viewer):
-    """Pick a checkpoint and run it (a length and seed, or a typed pattern); open an episode
-    file; save the current episode; download it as a standalone HTML page."""
+    """Pick a checkpoint and run it (a length and seed, or a typed pattern); open a checkpoint
+    or an episode file; save the current episode; download it as a standalone HTML page."""
 
     state = param.ClassSelector(class_=Playback, doc="The playback state new episodes go to.")
 
     folder = param.String(default="checkpoints", doc="The folder listed for checkpoints.")
+
+    extra_folders = param.List(default=[], item_type=str, doc="""
+        More folders whose checkpoints are listed after the folder's (e.g. where the Train tab
+        saves), labelled "folder/name".""")
 
     source = param.Parameter(default=None, doc="""
         The ModelSource the last run used (None when the episode came from a file).""")
@@ -269,21 +332,21 @@ class Sources(Viewer):
                  source: ModelSource | None = None, **params):
         super().__init__(state=state, folder=str(folder), source=source, **params)
         self._sources: dict[str, ModelSource] = {}
+        self._opened: dict[str, str] = {}  # label -> Select value of checkpoints the user opened
         if source is not None:
             self._sources[source.name] = source
-        options = {p.name: str(p) for p in find_checkpoints(self.folder)}
-        if source is not None and source.path is None:
-            options[source.name] = source.name
-        if not options:
-            options[UNTRAINED] = UNTRAINED
+            if source.path is None:
+                self._opened[source.name] = source.name
+        options = self._options()
         value = next((v for v in options.values() if source is not None and Path(v).name == source.name), None)
         self.checkpoint = pn.widgets.Select(label="Checkpoint", options=options,
                                             value=value or next(iter(options.values())),
-                                            description="A model from the checkpoints folder", sizing_mode="stretch_width")
+                                            description="A model from the checkpoints folder, one the Train tab "
+                                                        "saved, or one you opened", sizing_mode="stretch_width")
         task = source.task if source is not None else None
-        self.length = pn.widgets.IntInput(label="Length", value=default_length(task) if task else 10, start=1,
-                                          sizing_mode="stretch_width")
-        self.seed = pn.widgets.IntInput(label="Seed", value=0, start=0, sizing_mode="stretch_width")
+        self.length = number_field("Length", default_length(task) if task else 10, sizing_mode="stretch_width")
+        self.seed = number_field("Seed", 0, description=f"A whole number from 0 to {SEED_MAX:,}",
+                                 sizing_mode="stretch_width")
         self.pattern = pn.widgets.TextAreaInput(
             label="Or type an input (copy-like tasks)", placeholder="one row of 0/1 bits per line, e.g.\n01101001",
             rows=4, sizing_mode="stretch_width")
@@ -293,6 +356,10 @@ class Sources(Viewer):
         self.upload = pn.widgets.FileInput(label="Open episode", accept=".safetensors", multiple=False,
                                            sizing_mode="stretch_width")
         self.upload.param.watch(lambda _: self.open_bytes(self.upload.value, self.upload.filename), "value")
+        self.open_checkpoint = pn.widgets.FileInput(label="Open checkpoint", accept=".safetensors", multiple=False,
+                                                    sizing_mode="stretch_width")
+        self.open_checkpoint.param.watch(
+            lambda _: self.open_checkpoint_file(self.open_checkpoint.value, self.open_checkpoint.filename), "value")
         self.save = pn.widgets.FileDownload(callback=self._episode_file, filename="episode.safetensors",
                                             label="Save episode", sizing_mode="stretch_width")
         self.export = pn.widgets.FileDownload(callback=self._html_file, filename="episode.html",
@@ -313,6 +380,21 @@ class Sources(Viewer):
         self.message = ""
         clear(self.alert)
 
+    def _options(self) -> dict[str, str]:
+        options = checkpoint_options(self.folder, *self.extra_folders)
+        options.update(self._opened)
+        if not options:
+            options[UNTRAINED] = UNTRAINED
+        return options
+
+    def refresh_checkpoints(self) -> None:
+        """List the folders' checkpoints again (e.g. after the Train tab saved one); the choice stays."""
+        options = self._options()
+        old = self.checkpoint.value
+        self.checkpoint.options = options
+        if old in options.values():
+            self.checkpoint.value = old
+
     def get_source(self, key: str | None = None) -> ModelSource:
         """The ModelSource for a Select value (a checkpoint path or UNTRAINED), loaded once."""
         key = key or self.checkpoint.value
@@ -324,12 +406,17 @@ class Sources(Viewer):
         """Record an episode from the chosen checkpoint and show it; on error show why."""
         try:
             source = self.get_source()
-            episode = record_episode(source, length=self.length.value, seed=self.seed.value or 0,
-                                     pattern=self.pattern.value or None)
+            pattern = self.pattern.value or None
+            seed = check_seed(self.seed.value)
+            length = None
+            if not (pattern and pattern.strip()) and source.task is not None:
+                length = check_length(source.task, self.length.value)
+            episode = record_episode(source, length=length, seed=seed, pattern=pattern)
         except NtmvizError as exc:
             self._fail(str(exc))
             return None
         except Exception as exc:  # the app keeps working whatever the model does
+            log.exception("Run failed")
             self._fail(f"could not run the model: {type(exc).__name__}: {exc}")
             return None
         self.source = source
@@ -347,6 +434,7 @@ class Sources(Viewer):
             self._fail(str(exc))
             return None
         except Exception as exc:  # e.g. a bug in a malformed file's path through the parser
+            log.exception("opening the episode file %r failed", name)
             self._fail(f"{name or 'uploaded file'}: not a readable episode ({type(exc).__name__}: {exc})")
             return None
         episode.meta.setdefault("source", name or "uploaded file")
@@ -354,6 +442,33 @@ class Sources(Viewer):
         self.state.episode = episode
         self._ok()
         return episode
+
+    def open_checkpoint_file(self, data: bytes | None, name: str | None = None) -> Episode | None:
+        """Add an opened (uploaded) checkpoint to the list, choose it and record an episode from
+        it; on error show why and keep everything as it was."""
+        if not data:
+            return None
+        name = Path(name or "opened checkpoint").name
+        try:
+            source = open_checkpoint_bytes(bytes(data), name)
+        except FileFormatError as exc:
+            self._fail(str(exc))
+            return None
+        except Exception as exc:  # a malformed file taking an unexpected path through the loader
+            log.exception("opening the checkpoint file %r failed", name)
+            self._fail(f"{name}: not a readable checkpoint ({type(exc).__name__}: {exc})")
+            return None
+        key = f"{OPENED}{name}"
+        label = f"{name} (opened)"
+        self._sources[key] = source
+        self._opened[label] = key
+        self.refresh_checkpoints()
+        self.checkpoint.value = key  # describes the task and sets its length
+        if source.task is None:
+            self.source = source
+            self._fail(source.note)
+            return None
+        return self.run_model()
 
     def _episode_file(self) -> io.BytesIO:
         episode = self.state.episode
@@ -373,7 +488,7 @@ class Sources(Viewer):
         self._describe_task()
         source = self._sources.get(self.checkpoint.value)
         if source is not None and source.task is not None:
-            self.length.value = default_length(source.task)
+            set_number(self.length, default_length(source.task))
 
     def _describe_task(self) -> None:
         try:
@@ -397,7 +512,7 @@ class Sources(Viewer):
         return pn.Column(
             pn.pane.Markdown("#### Run a model", margin=(0, 5)),
             self.checkpoint, self.hint, pn.Row(self.length, self.seed), self.pattern, self.run,
-            pn.pane.Markdown("#### Episode files", margin=(10, 5, 0, 5)),
-            self.upload, self.save, self.export, self.alert,
+            pn.pane.Markdown("#### Files", margin=(10, 5, 0, 5)),
+            self.upload, self.open_checkpoint, self.save, self.export, self.alert,
             sizing_mode="stretch_width",
         )

@@ -99,16 +99,16 @@ def test_run_in_the_app(checkpoint_dir, episode):
     state = Playback(episode)
     sources = Sources(state, folder=checkpoint_dir)
     assert sources.checkpoint.value.endswith("copy-ntm.safetensors")
-    sources.length.value, sources.seed.value = 3, 5
+    sources.length.value, sources.seed.value = "3", "5"
     new = sources.run_model()
     assert new is not None and state.episode is new and new.steps == 7
     assert sources.save.filename == "copy-len3-seed5.safetensors"
     assert sources.export.filename == "copy-len3-seed5.html"
     # bad inputs: a message, the episode stays
-    sources.length.value = 40
+    sources.length.value = "40"
     assert sources.run_model() is None and state.episode is new
     assert "memory slots" in sources.alert.object and sources.alert.visible
-    sources.length.value = 3
+    sources.length.value = "3"
     sources.pattern.value = "1010101x"
     assert sources.run_model() is None and "only 0 and 1" in sources.message and state.episode is new
     sources.pattern.value = "1010101"
@@ -149,7 +149,7 @@ def test_switching_checkpoints(checkpoint_dir, episode):
     assert names[0] == "copy-ntm.safetensors" and set(names) == {
         "copy-ntm.safetensors", "repeat-lstm.safetensors", "broken.safetensors"}
     sources.checkpoint.value = str(checkpoint_dir / "repeat-lstm.safetensors")
-    assert sources.length.value == 2 and "repeat copy" in sources.hint.object
+    assert sources.length.value == "2" and "repeat copy" in sources.hint.object
     recorded = sources.run_model()
     assert recorded is not None and not recorded.has_memory and recorded.meta["task"] == "repeat_copy"
     sources.pattern.value = "101\n011"
@@ -157,3 +157,94 @@ def test_switching_checkpoints(checkpoint_dir, episode):
     sources.checkpoint.value = str(checkpoint_dir / "broken.safetensors")
     assert sources.alert.visible and "broken.safetensors" in sources.message
     assert sources.run_model() is None and state.episode.meta["task"] == "repeat_copy"
+
+
+@pytest.mark.parametrize("length, seed, message", [
+    ("0", "0", "Length must be at least 1 for copy (the sequence length); you typed 0."),
+    ("-5", "0", "Length must be at least 1 for copy (the sequence length); you typed -5."),
+    ("12.5", "0", "Length must be a whole number; \u201c12.5\u201d is not one."),
+    ("3", "-3", "Seed must be at least 0; you typed -3."),
+    ("3", "1e20", "Seed must be a whole number; \u201c1e20\u201d is not one."),
+    ("3", "100000000000000000000", "Seed must be at most 4,294,967,295; you typed 100,000,000,000,000,000,000."),
+    ("", "0", "Length: type a whole number."),
+])
+def test_length_and_seed_are_read_as_typed_or_refused(checkpoint_dir, episode, length, seed, message):
+    state = Playback(episode)
+    sources = Sources(state, folder=checkpoint_dir)
+    sources.length.value, sources.seed.value = length, seed
+    assert sources.run_model() is None and state.episode is episode
+    assert sources.message == message
+    assert (sources.length.value, sources.seed.value) == (length, seed)  # never rewritten
+
+
+def test_recall_at_one_item_names_the_number_of_items(tmp_path, episode):
+    import ntmviz
+    from ntmviz.checkpoint import save
+    from ntmviz.tasks import get_task
+
+    task = get_task("associative_recall", bits=3, item_length=1, max_items=3)
+    model = ntmviz.NTM(ntmviz.NTMConfig(input_size=task.input_size, output_size=task.output_size,
+                                        memory_slots=8, memory_width=4, controller_size=8))
+    path = save(tmp_path / "recall.safetensors", model, task=task)
+    sources = Sources(Playback(episode), folder=tmp_path)
+    assert sources.checkpoint.value == str(path)
+    sources.length.value = "1"
+    assert sources.run_model() is None
+    assert sources.message == "Length must be at least 2 for associative recall (the number of items); you typed 1."
+    with pytest.raises(ConfigError, match="at least 2 for associative recall"):
+        record_episode(load_source(path), length=1)
+    sources.length.value = "2"
+    assert sources.run_model().meta["length"] == 2
+
+
+def test_checkpoints_of_more_folders_are_listed_and_refreshed(checkpoint_dir, episode, tmp_path_factory):
+    import ntmviz
+    from ntmviz.checkpoint import save
+    from ntmviz.tasks import get_task
+
+    runs = tmp_path_factory.mktemp("runs")
+    sources = Sources(Playback(episode), folder=checkpoint_dir, extra_folders=[str(runs)])
+    assert list(sources.checkpoint.options) == ["copy-ntm.safetensors"]
+    task = get_task("copy", max_length=5)
+    model = ntmviz.NTM(ntmviz.NTMConfig(input_size=task.input_size, output_size=task.output_size,
+                                        memory_slots=16, memory_width=6, controller_size=16))
+    path = save(runs / "copy-ntm-step40.safetensors", model, task=task)
+    sources.refresh_checkpoints()
+    assert sources.checkpoint.options == {"copy-ntm.safetensors": str(checkpoint_dir / "copy-ntm.safetensors"),
+                                          f"{runs.name}/copy-ntm-step40.safetensors": str(path)}
+    assert sources.checkpoint.value == str(checkpoint_dir / "copy-ntm.safetensors")  # the choice stays
+    sources.checkpoint.value = str(path)
+    assert sources.run_model().meta["checkpoint"] == "copy-ntm-step40.safetensors"
+
+
+def test_open_a_checkpoint_file(checkpoint_dir, episode):
+    state = Playback(episode)
+    sources = Sources(state, folder="/nonexistent")
+    data = (checkpoint_dir / "copy-ntm.safetensors").read_bytes()
+    recorded = sources.open_checkpoint_file(data, "my-model.safetensors")
+    assert recorded is not None and state.episode is recorded, sources.message
+    assert recorded.meta["source"] == "my-model.safetensors" and recorded.meta["length"] == 5
+    assert sources.checkpoint.options["my-model.safetensors (opened)"] == sources.checkpoint.value
+    assert sources.source.name == "my-model.safetensors"
+    sources.length.value = "2"  # and it runs again like any listed checkpoint
+    assert sources.run_model().steps == 5
+    # a file that is not a checkpoint: a message naming the file, the episode stays
+    before = state.episode
+    assert sources.open_checkpoint_file(episode_bytes(episode), "an-episode.safetensors") is None
+    assert sources.message.startswith("an-episode.safetensors: not a ntmviz-checkpoint file")
+    assert state.episode is before
+
+
+def test_an_unexpected_run_failure_is_logged_with_its_traceback(checkpoint_dir, episode, monkeypatch, caplog):
+    import ntmviz.app.sources as sources_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(sources_module, "record_episode", broken)
+    sources = Sources(Playback(episode), folder=checkpoint_dir)
+    with caplog.at_level("ERROR", logger="ntmviz.app.sources"):
+        assert sources.run_model() is None
+    assert sources.message == "could not run the model: RuntimeError: a bug"
+    [record] = [r for r in caplog.records if r.name == "ntmviz.app.sources"]
+    assert record.exc_info and str(record.exc_info[1]) == "a bug"
