@@ -350,6 +350,13 @@ def cmd_eval(args) -> int:
               "difficulty": task.difficulty_name, "sequences_seen": ckpt.sequences, "stream": args.stream,
               "seed": args.seed, "samples": args.samples, "rows": rows}
     table = _eval_table(report)
+    # ---- what the heads did (ntmviz/mechanisms.py): the same stream and seed, the training range ----
+    from .mechanisms import describe_for_cli
+
+    heads_text, report["mechanisms"] = describe_for_cli(ckpt.model, task, stream=args.stream, seed=args.seed,
+                                                        samples=args.samples)
+    table += "\n\n" + heads_text
+    # ---- end of what the heads did ----
     print(json.dumps(report, indent=2) if args.json else table)
     if args.card:
         card = args.checkpoint.with_suffix(".md")
