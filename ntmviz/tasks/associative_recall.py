@@ -114,7 +114,7 @@ class AssociativeRecall(Task):
             "item_slots", "each item gets its own slot",
             "Each item's main slot is the one it put the most write weight on; measured: distinct main "
             "slots / items. The paper's algorithm: 1.", "mean", 0.95,
-            "items get their own slot at a rate of {value:.2f} distinct main slots per item"),
+            "items get their own slot at a rate of {value:.3f} distinct main slots per item"),
     )
 
     def _layout(self, trace: Trace) -> tuple[np.ndarray, int, int, int] | None:
@@ -146,8 +146,10 @@ class AssociativeRecall(Task):
         got = float((read * share[q + 1]).sum())
         main = written.argmax(1)  # [n]
         top = np.argsort(read)[::-1][:2]
-        owners = ", ".join(f"slot {int(s)} ({f'mostly item {int(share[:, s].argmax())}' if total[s] > 1e-6 else 'no item wrote it'})"
-                           for s in top if read[s] >= 0.1)
+        def owner(slot: int) -> str:
+            return f"mostly item {int(share[:, slot].argmax())}" if total[slot] > 1e-6 else "no item wrote it"
+
+        owners = ", ".join(f"slot {int(s)} ({owner(s)})" for s in top if read[s] >= 0.1)
         note = (f"the query was item {q}; {got:.0%} of what the read head read at the answer was written by "
                 f"item {q + 1}, its successor" + (f"; it read {owners}" if owners else ""))
         distinct = len(set(main.tolist()))

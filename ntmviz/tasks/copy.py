@@ -106,12 +106,12 @@ class Copy(Task):
             "The smallest largest-weight of the read head over the steps it waits (0 .. L-lag): a "
             "parked head whose strongest slot holds less than half its weight can drift to a "
             "neighbour. The paper's algorithm: 1 (the threshold asks for 0.5).", "mean", 0.5,
-            "while parked, the read head keeps at least {value:.2f} of its weight on its slot (mean over sequences)"),
+            "while parked, the read head keeps at least {value:.3f} of its weight on its slot (mean over sequences)"),
         Mechanism(
             "sharpness", "heads focus on one slot",
             "The mean largest weight of the write head over the input steps 0 .. L-1 and of the read "
             "head over the L playback reads. The paper's algorithm: 1.", "mean", 0.9,
-            "while writing and playing back, the heads put {value:.2f} of their weight on one slot"),
+            "while writing and playing back, the heads put {value:.3f} of their weight on one slot"),
     )
 
     def _input_length(self, trace: Trace) -> int | None:
@@ -151,9 +151,9 @@ class Copy(Task):
                                          f"{int(reads[away])}) before playback began at step {P}")
         weakest = float(focus(trace.read)[:P].min())
         out["parked_focus"] = Reading(weakest, f"while parked, the read head's strongest slot held at least "
-                                               f"{weakest:.2f} of its weight")
+                                               f"{weakest:.3f} of its weight")
         sharp = float(np.concatenate([focus(trace.write)[:L], focus(trace.read)[P: P + L]]).mean())
-        out["sharpness"] = Reading(sharp, f"the heads put {sharp:.2f} of their weight on one slot on average "
+        out["sharpness"] = Reading(sharp, f"the heads put {sharp:.3f} of their weight on one slot on average "
                                           "while writing and playing back")
         return out
 

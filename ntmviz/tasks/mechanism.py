@@ -84,7 +84,7 @@ class Mechanism:
         """The threshold in words: ">= 0.95", "|value| >= 0.95", ">= 99% of sequences"."""
         if self.kind == "rate":
             return f">= {self.threshold:.0%} of sequences"
-        return f"{'|value|' if self.two_sided else 'value'} >= {self.threshold:g}"
+        return f">= {self.threshold:g}" + (" either sign" if self.two_sided else "")
 
 
 class Reading(NamedTuple):

@@ -153,11 +153,10 @@ class NGrams(Task):
             steps = np.arange(first + offset, T)
             slots = locations(head)[steps]
             hits = context_addressing(slots, ctx[steps - offset])
-            used = len(set(slots.tolist()))
-            value = float(hits.mean())
+            used, seen = len(set(slots.tolist())), len(set(ctx[steps - offset].tolist()))
             kind = "read" if offset == 0 else "write"
-            out[name] = Reading(value, f"the {kind} head followed the context on {int(hits.sum())} of {hits.size} "
-                                       f"steps, over {used} slots for {len(set(ctx[steps - offset].tolist()))} contexts")
+            out[name] = Reading(float(hits.mean()), f"the {kind} head followed the context on {int(hits.sum())} of "
+                                                    f"{hits.size} steps, over {used} slots for {seen} contexts")
         return out
 
     # ---- the optimum -----------------------------------------------------------------------

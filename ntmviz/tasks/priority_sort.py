@@ -94,12 +94,12 @@ class PrioritySort(Task):
             "the slot it was written to (slots taken as offsets around their circular mean, so a run "
             "that wraps past slot 0 keeps its order). +1 or -1 (sorted either way) for the paper's "
             "mechanism; the threshold is on the absolute value.", "mean", 0.95,
-            "write location is rank-correlated with priority at {value:+.2f} (mean over sequences)",
+            "write location is rank-correlated with priority at {value:+.3f} (mean over sequences)",
             two_sided=True),
         Mechanism(
             "distinct_slots", "each input gets its own slot",
             "Distinct write locations over the n input steps / n. The paper's algorithm: 1.", "mean", 0.95,
-            "inputs get their own slot at a rate of {value:.2f} distinct slots per input"),
+            "inputs get their own slot at a rate of {value:.3f} distinct slots per input"),
         Mechanism(
             "readout", "read head reads in priority order",
             "The fraction of the k output steps whose read (step n+1+i-lag for the i-th highest "
@@ -144,7 +144,7 @@ class PrioritySort(Task):
         top = slots[np.argsort(-priority, kind="stable")]
         distinct = len(set(slots.tolist()))
         out = {
-            "priority_order": Reading(rho, f"rank correlation {rho:+.2f} between priority and write location; "
+            "priority_order": Reading(rho, f"rank correlation {rho:+.3f} between priority and write location; "
                                            f"highest priority first, the inputs went to slots {slot_list(top)}"),
             "distinct_slots": Reading(distinct / n, f"the {n} inputs went to {distinct} distinct slots"),
         }

@@ -124,7 +124,7 @@ class RepeatCopy(Task):
             "sharpness", "heads focus on one slot",
             "The mean largest weight of the write head over the input steps 0 .. L-1 and of the read "
             "head over the R*L playback reads. The paper's algorithm: 1.", "mean", 0.9,
-            "while writing and playing back, the heads put {value:.2f} of their weight on one slot"),
+            "while writing and playing back, the heads put {value:.3f} of their weight on one slot"),
     )
 
     def _layout(self, trace: Trace) -> tuple[int, int] | None:
@@ -173,6 +173,6 @@ class RepeatCopy(Task):
             "write_walk": write_walk(trace, L),
             "returns": Reading(len(back) / R, note),
             "playback": playback(trace, read_steps, vectors, L, lag),
-            "sharpness": Reading(sharp, f"the heads put {sharp:.2f} of their weight on one slot on average "
+            "sharpness": Reading(sharp, f"the heads put {sharp:.3f} of their weight on one slot on average "
                                         "while writing and playing back"),
         }
