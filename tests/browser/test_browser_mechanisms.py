@@ -95,6 +95,7 @@ def test_the_panel_shows_what_the_heads_did(browser, browser_helpers, tmp_path):
             assert items.count() == 0
             assert squash(panel.inner_text()) == ("What the heads did This episode comes from a model with no memory: "
                                                   "there are no heads to measure.")
+            page.wait_for_timeout(1000)  # the explorer hides its memory views just after (its own watcher)
             page.screenshot(path=str(shots / "mechanisms-lstm.png"))
             app.assert_no_errors()
             assert offsite == [], offsite
