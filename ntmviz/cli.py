@@ -374,6 +374,11 @@ def cmd_eval(args) -> int:
         report["seeds"] = [{"checkpoint": str(path), "seed": other.meta.get("seed"), "step": other.step,
                             **score(other.model, task)} for other, path in zip(seeds, args.seeds_from)]
     table = eval_table(report, task)
+    from .mechanisms import describe_for_cli  # what the heads did: the same stream and seed, training range
+
+    heads_text, report["mechanisms"] = describe_for_cli(ckpt.model, task, stream=args.stream, seed=args.seed,
+                                                        samples=args.samples)
+    table += "\n\n" + heads_text
     print(json.dumps(report, indent=2) if args.json else table)
     if args.card:
         card = args.checkpoint.with_suffix(".md")

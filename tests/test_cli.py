@@ -220,3 +220,28 @@ def test_ctrl_c_saves_every_model_of_an_ensemble_between_steps_and_resumes_exact
         assert resumed.step == direct.step == step + 3
         for (name, x), y in zip(resumed.model.state_dict().items(), direct.model.state_dict().values()):
             torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_eval_reports_what_the_heads_did(trained, tmp_path):
+    run = ntmviz_cli("eval", "--checkpoint", trained, "--lengths", "2", "--samples", 6)
+    assert run.returncode == 0, run.stderr
+    assert "What the heads did (copy, 6 sequences from the test stream, seed 0;" in run.stdout
+    for title in ("write head walks one slot per vector", "parked read head does not slip",
+                  "playback starts where writing began"):
+        assert title in run.stdout
+    run = ntmviz_cli("eval", "--checkpoint", trained, "--lengths", "2", "--samples", 6, "--json",
+                     "--stream", "validation")
+    heads = json.loads(run.stdout)["mechanisms"]
+    assert heads["task"] == "copy" and heads["stream"] == "validation" and heads["samples"] == 6
+    assert [r["name"] for r in heads["results"]] == ["write_walk", "playback", "playback_start", "parked",
+                                                     "parked_focus", "sharpness"]
+    for r in heads["results"]:
+        assert r["samples"] <= 6 and isinstance(r["passes"], bool) and r["verdict"]
+    lstm = ntmviz.LSTMBaseline(ntmviz.LSTMConfig(input_size=4, output_size=3, hidden_size=8, layers=1))
+    from ntmviz.tasks import get_task
+
+    path = tmp_path / "lstm.safetensors"
+    checkpoint.save(path, lstm, task=get_task("copy", bits=3, max_length=3))
+    run = ntmviz_cli("eval", "--checkpoint", path, "--lengths", "2", "--samples", 4)
+    assert run.returncode == 0, run.stderr
+    assert "What the heads did: nothing to measure (an LSTM baseline has no memory)." in run.stdout

@@ -11,6 +11,7 @@ from panel.viewable import Viewer
 
 from ..episode import Episode
 from ..errors import NtmvizError
+from .mechanisms_view import MechanismsView
 from .messages import bold, text
 from .payload import describe
 from .sources import (
@@ -65,6 +66,7 @@ class Explorer(Viewer):
         self.sequence = SequenceView(state=state)
         runs = self.runs_folder
         self.sources = Sources(state, folder=folder, source=source, extra_folders=[runs])
+        self.mechanisms = MechanismsView(state=state)  # "What the heads did" in this episode
         self._title = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self._note = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
         # the focus wraps under the memory (and its heads under each other) on narrow screens
@@ -139,11 +141,11 @@ class Explorer(Viewer):
     def views(self) -> dict[str, Viewer]:
         """Every view by name."""
         return {"player": self.player, "memory": self.memory, "heads": self.heads,
-                "focus": self.focus, "sequence": self.sequence, "training": self.training,
-                "compare": self.compare}
+                "focus": self.focus, "sequence": self.sequence, "mechanisms": self.mechanisms,
+                "training": self.training, "compare": self.compare}
 
     def __panel__(self):
-        sidebar = pn.Column(self.sources, width=300, margin=(0, 10, 0, 0))
+        sidebar = pn.Column(self.sources, self.mechanisms, width=300, margin=(0, 10, 0, 0))
         main = pn.Column(self._title, self._note, self.player, self._memory_views, self.sequence,
                          sizing_mode="stretch_width")
         explore = pn.Row(sidebar, main, sizing_mode="stretch_width")

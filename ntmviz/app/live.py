@@ -433,7 +433,8 @@ class LiveRun:
             self._serve_requests()
 
     def _meta(self) -> dict[str, Any]:
-        return {"task": self.task.name, "seed": self.probe_seed, "source": f"{self.name} ({self.source})",
+        return {"task": self.task.name, "task_config": self.task.to_dict(), "seed": self.probe_seed,
+                "source": f"{self.name} ({self.source})",
                 "training_step": self.trainer.step, "sequences": self.trainer.sequences,
                 "input_labels": list(getattr(self.task, "input_labels", ()) or ()),
                 "output_labels": list(getattr(self.task, "output_labels", ()) or ())}

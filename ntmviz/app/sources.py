@@ -258,7 +258,7 @@ def record_episode(source: ModelSource, length: int | None = None, seed: int = 0
         raise ConfigError(f"{source.name} names no task, so there is nothing to sample")
     seed = check_seed(seed)
     slots = source.memory_slots
-    meta: dict[str, Any] = {"task": task.name, "seed": int(seed), "source": source.name,
+    meta: dict[str, Any] = {"task": task.name, "task_config": task.to_dict(), "seed": int(seed), "source": source.name,
                             "input_labels": list(getattr(task, "input_labels", ()) or ()),
                             "output_labels": list(getattr(task, "output_labels", ()) or ())}
     if source.path is not None:

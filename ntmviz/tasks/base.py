@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
+from .mechanism import Mechanism, Reading, Trace
 
 CPU = torch.device("cpu")
 
@@ -235,6 +236,19 @@ class Task:
         self._check_logits(logits, batch)
         wrong = ((logits > 0) != (batch.targets > 0.5)).sum(-1).to(torch.float32)  # [B, T]
         return (wrong * batch.mask.to(torch.float32)).sum(-1)
+
+    # ---- what the heads did (mechanism metrics; see mechanism.py) -----------------------------
+    mechanisms: ClassVar[tuple[Mechanism, ...]] = ()  # the parts of the paper's algorithm this task measures
+
+    def playback_lag(self, trace: Trace) -> int | None:
+        """The playback lag (mechanism.LAGS) that best fits this episode, or None when the
+        task's readings take no lag."""
+        return None
+
+    def measure_mechanisms(self, trace: Trace, lag: int | None = None) -> dict[str, Reading]:
+        """One Reading per mechanism (keys: the names of `mechanisms`, in order) for one
+        episode. `lag`: the playback lag to assume (None: `playback_lag(trace)`)."""
+        return {}
 
     # ---- text --------------------------------------------------------------------------------
     def render(self, batch: Batch, index: int = 0, outputs: Tensor | None = None) -> str:
