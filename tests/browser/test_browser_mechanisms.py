@@ -77,7 +77,7 @@ def test_the_panel_shows_what_the_heads_did(browser, browser_helpers, tmp_path):
 
             # Run the recall checkpoint: the panel follows the new episode
             page.get_by_role("combobox", name="Checkpoint").select_option(label="associative_recall-ntm.safetensors")
-            app.wait(lambda _: explorer.sources.length.value == 6, "the recall checkpoint's default size")
+            app.wait(lambda _: explorer.sources.length.value == "6", "the recall checkpoint's default size")
             app.click("Run")
             # (the server thread sets the episode, then runs its watchers: wait for the view's rows)
             app.wait(lambda _: [r["name"] for r in explorer.mechanisms.rows()] == ["lookup", "item_slots"],
