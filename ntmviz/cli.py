@@ -211,6 +211,7 @@ def cmd_eval(args) -> int:
     from .train import evaluate
 
     ckpt = ckpt_io.load(args.checkpoint, device=args.device)
+    print(f"{args.checkpoint}: {ckpt.integrity}", file=sys.stderr)
     if ckpt.task is None:
         raise ConfigError(f"{args.checkpoint}: the checkpoint names no task")
     task = ckpt.task
@@ -227,7 +228,8 @@ def cmd_eval(args) -> int:
 
         rows[0].update(ngram_bits(ckpt.model, task, samples=args.samples, seed=args.seed))
     report = {"checkpoint": str(args.checkpoint), "task": task.name, "model": ckpt.config.kind,
-              "difficulty": task.difficulty_name, "sequences_seen": ckpt.sequences, "rows": rows}
+              "difficulty": task.difficulty_name, "sequences_seen": ckpt.sequences, "checksum": ckpt.checksum,
+              "rows": rows}
     table = _eval_table(report, args.samples)
     print(json.dumps(report, indent=2) if args.json else table)
     if args.card:

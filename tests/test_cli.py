@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,6 +48,15 @@ def test_eval_json_reports_each_size(trained):
     report = json.loads(run.stdout)
     assert report["task"] == "copy" and [r["size"] for r in report["rows"]] == ["training range", 2, 5]
     assert all(r["samples"] == 10 and r["bit_errors"] >= 0 for r in report["rows"])
+    assert report["checksum"] == "verified" and "checksums verified" in run.stderr
+
+
+def test_eval_says_a_shipped_checkpoint_carries_no_checksum():
+    shipped = Path(__file__).resolve().parent.parent / "checkpoints" / "copy-ntm.safetensors"
+    run = ntmviz_cli("eval", "--checkpoint", shipped, "--lengths", "2", "--samples", 2, "--json")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["checksum"] == "absent"
+    assert "carries no checksum" in run.stderr
 
 
 def test_eval_card_is_written_beside_the_checkpoint(trained, tmp_path):
