@@ -27,6 +27,8 @@ Modules
                  Sources, the panel that drives them
     explorer.py  Explorer: the whole app (Explorer.default() is what apps/explorer.py serves)
     export.py    export_html(episode, path) -> Path: the standalone page (atomic write)
+    local_resources.py  installed on import: Panel's stylesheets and scripts come from the
+                 serving machine (or inline), never from a CDN, on every code path
 
 How it moves
 ------------
@@ -75,13 +77,18 @@ Globals (window.__ntmviz):
     groups   {group id: {t, T, playing, loop, speed, frames, ...}}; active: the id keys go to
 """
 
-from .canvas import EpisodeCanvas
-from .explorer import Explorer
-from .export import export_html, export_html_string
-from .payload import describe, episode_payload
-from .sources import ModelSource, Sources, load_source, record_episode
-from .state import Playback
-from .views import EpisodeView, FocusView, HeadLocationsView, MemoryView, Player, SequenceView
+from .local_resources import install as _install_local_resources
+
+# Before any component exists: every stylesheet and script from this machine (see local_resources.py).
+_install_local_resources()
+
+from .canvas import EpisodeCanvas  # noqa: E402
+from .explorer import Explorer  # noqa: E402
+from .export import export_html, export_html_string  # noqa: E402
+from .payload import describe, episode_payload  # noqa: E402
+from .sources import ModelSource, Sources, load_source, record_episode  # noqa: E402
+from .state import Playback  # noqa: E402
+from .views import EpisodeView, FocusView, HeadLocationsView, MemoryView, Player, SequenceView  # noqa: E402
 
 __all__ = [
     "Explorer", "Playback", "Player", "MemoryView", "HeadLocationsView", "FocusView", "SequenceView",
