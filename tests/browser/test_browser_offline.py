@@ -138,3 +138,53 @@ def test_every_flow_stays_on_the_machine(browser, explorer_server, browser_helpe
         flows.check("back on Explore")
     finally:
         context.close()
+
+
+def test_ntmviz_serve_stays_on_the_machine(browser, browser_helpers):
+    """`ntmviz serve` builds the explorer in its own way (pn.serve of a function): the same rule holds."""
+    import subprocess
+    import sys
+    import time
+
+    from _serve import free_port, wait_until_up
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ntmviz.cli", "serve", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2])
+    try:
+        url = f"http://localhost:{port}/"
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode(errors="replace")[-3000:]
+            try:
+                wait_until_up(url, timeout=5)
+                break
+            except RuntimeError:
+                assert time.monotonic() < deadline, "ntmviz serve did not answer"
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        try:
+            page = context.new_page()
+            app = browser_helpers.AppPage(page)
+            page.goto(url, timeout=browser_helpers.TIMEOUT_MS)
+            app.wait_painted(timeout=120)
+            flows = Flows(app, Path("."))
+            flows.check("page load")
+            flows.tab("Train")
+            flows.fill("Snapshot every (steps)", 2)
+            app.click("Start")
+            page.get_by_text(re.compile(r"Snapshot \d+ of (?:[2-9]|\d{2,}):")).first.wait_for(timeout=180_000)
+            app.click("Stop")
+            flows.check("Train -> Start -> Stop", settle_ms=3000)
+            for name in ("Compare", "Explore", "Train", "Explore"):
+                flows.tab(name)
+                flows.check(f"reopening {name}", settle_ms=800)
+        finally:
+            context.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=20)
+        proc.stderr.close()
