@@ -24,7 +24,8 @@ Modules
     payload.py   Episode -> sizes + base64 arrays (float32; large heatmaps as uint8 palette
                  indices, slots pooled to the pixels on screen), sent once per episode per view
     sources.py   checkpoints, recording episodes (length/seed or typed input), episode files;
-                 Sources, the panel that drives them
+                 Sources, the panel that drives them (recording and opening off the event loop)
+    upload.py    EpisodeUpload: the file picker; checks the size in the browser, sends in pieces
     explorer.py  Explorer: the whole app (Explorer.default() is what apps/explorer.py serves)
     export.py    export_html(episode, path) -> Path: the standalone page (atomic write)
     local_resources.py  installed on import: Panel's stylesheets and scripts come from the
@@ -53,9 +54,10 @@ Controls (accessible names; the play button's name switches between "Play" and "
     keys (anywhere outside text fields): ArrowLeft / ArrowRight step, Space plays or
     pauses, Home / End jump; they go to the group last clicked or focused.
     Sources panel (Panel widgets): select "Checkpoint", inputs "Length" and "Seed",
-    textbox "Or type an input (copy-like tasks)", button "Run", the file input under
-    "Open episode", buttons "Save episode" and "Export HTML". Errors show as an element
-    with role="alert" (class ntmviz-error) holding the message.
+    textbox "Or type an input (copy-like tasks)", button "Run" (named "Recording…" and
+    disabled while a recording runs in the background), the file input under "Open episode"
+    (upload.py: size-checked, sent in pieces), buttons "Save episode" and "Export HTML".
+    Errors show as an element with role="alert" (class ntmviz-error) holding the message.
 
 Elements:
     .ntmviz-view[data-view=player|memory|heads|focus|sequence]   one per view, with
