@@ -332,10 +332,11 @@ class Sources(Viewer):
         self.run = pn.widgets.Button(label="Run", color="primary", description="Record a new episode",
                                      sizing_mode="stretch_width")
         self.run.on_click(lambda _: self.start_run())
-        self.busy_note = pn.pane.Str("", visible=False, sizing_mode="stretch_width",
-                                     styles={"font-size": "12px", "color": "#555"})
+        # Str: the note is text (a task name, a file name), never markup
+        self.busy_note = pn.pane.Str("", visible=False, sizing_mode="stretch_width", stylesheets=[
+            "pre { font: inherit; font-size: 12px; color: #555; margin: 0; white-space: pre-wrap; }"])
         self.upload = EpisodeUpload(on_file=self.start_open, on_problem=lambda name, text: self._fail(f"{name}: {text}"),
-                                    sizing_mode="stretch_width")
+                                    sizing_mode="stretch_width", margin=(5, 10))
         self.save = pn.widgets.FileDownload(callback=self._episode_file, filename="episode.safetensors",
                                             label="Save episode", sizing_mode="stretch_width")
         self.export = pn.widgets.FileDownload(callback=self._html_file, filename="episode.html",
