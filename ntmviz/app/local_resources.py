@@ -30,13 +30,16 @@ their CDNs: in a notebook, import ntmviz.app before calling `pn.extension()`.
 from __future__ import annotations
 
 import base64
+import builtins
 import functools
 import mimetypes
 import re
+import warnings
 from pathlib import Path
 
 import panel as pn
 from bokeh.models import ImportedStyleSheet
+from panel.config import panel_extension
 from panel.io.resources import CDN_DIST, DIST_DIR, JS_VERSION, LOCAL_DIST
 from panel.io.state import state
 
@@ -57,6 +60,10 @@ def install() -> None:
         original(self, name, value)
 
     ImportedStyleSheet.__setattr__ = __setattr__  # HasProps.__init__ sets properties through it too
+    if hasattr(builtins, "__IPYTHON__") and panel_extension._loaded and not pn.config.inline:
+        warnings.warn("pn.extension() ran before ntmviz.app was imported, so this notebook took Panel's "
+                      "scripts from its CDN; call pn.extension() again to load them from this machine",
+                      stacklevel=3)
     pn.config.inline = True
     _installed = True
 

@@ -136,6 +136,11 @@ def test_every_flow_stays_on_the_machine(browser, explorer_server, browser_helpe
             flows.check(f"reopening {name}", settle_ms=800)
         app.wait_painted()
         flows.check("back on Explore")
+    except BaseException:
+        shot = tmp_path / "failure.png"
+        app.page.screenshot(path=str(shot), full_page=True)
+        print(f"screenshot of the page at the failure: {shot}")
+        raise
     finally:
         context.close()
 
