@@ -349,6 +349,7 @@ def cmd_eval(args) -> int:
     if args.seed < 0:
         raise ConfigError(f"--seed must be a non-negative integer, got {args.seed}")
     ckpt = ckpt_io.load(args.checkpoint, device=args.device)
+    print(f"{args.checkpoint}: {ckpt.integrity}", file=sys.stderr)
     if ckpt.task is None:
         raise ConfigError(f"{args.checkpoint}: the checkpoint names no task")
     task = ckpt.task
@@ -368,7 +369,8 @@ def cmd_eval(args) -> int:
     rows = [{"size": label, **score(ckpt.model, variant)} for label, variant in [("training range", task)] + variants]
     report = {"checkpoint": str(args.checkpoint), "task": task.name, "model": ckpt.config.kind,
               "parameters": sum(p.numel() for p in ckpt.model.parameters()),
-              "difficulty": task.difficulty_name, "sequences_seen": ckpt.sequences, "stream": args.stream,
+              "difficulty": task.difficulty_name, "sequences_seen": ckpt.sequences,
+              "checksum": ckpt.checksum, "stream": args.stream,
               "seed": args.seed, "samples": args.samples, "rows": rows}
     if seeds:
         report["seeds"] = [{"checkpoint": str(path), "seed": other.meta.get("seed"), "step": other.step,

@@ -53,6 +53,21 @@ def test_eval_json_reports_each_size(trained):
         lo, hi = r["interval"]
         assert r["samples"] == 10 and 0 <= lo <= r["bit_errors"] <= hi
         assert 0 <= r["exact"] <= 1
+    assert report["checksum"] == "verified" and "checksums verified" in run.stderr
+
+
+def test_eval_says_a_checkpoint_from_before_checksums_carries_none(trained, tmp_path):
+    from safetensors.numpy import load_file, save_file
+    from safetensors import safe_open
+
+    with safe_open(str(trained), "np") as f:  # the same file as ntmviz wrote it before checksums
+        metadata = {k: v for k, v in f.metadata().items() if k not in ("modelspec.hash_sha256", "ntmviz.checksum")}
+    old = tmp_path / "old.safetensors"
+    save_file(load_file(str(trained)), str(old), metadata=metadata)
+    run = ntmviz_cli("eval", "--checkpoint", old, "--lengths", "2", "--samples", 2, "--json")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["checksum"] == "absent"
+    assert "carries no checksum" in run.stderr
 
 
 def test_eval_card_is_written_beside_the_checkpoint(trained, tmp_path):
@@ -102,7 +117,9 @@ def test_bad_training_requests_fail_in_one_line(args, words, tmp_path):
 ])
 def test_bad_eval_requests_fail_in_one_line(trained, args, words):
     run = ntmviz_cli("eval", "--checkpoint", trained, *args)
-    assert run.returncode == 2 and words in run.stderr and run.stderr.count("\n") == 1, run.stderr
+    errors = [line for line in run.stderr.splitlines() if not line.endswith("checksums verified")]
+    assert run.returncode == 2 and len(errors) == 1 and errors[0].startswith("ntmviz: error: "), run.stderr
+    assert words in errors[0]
 
 
 def test_bad_record_and_eval_requests(trained, tmp_path):

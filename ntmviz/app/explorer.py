@@ -152,8 +152,7 @@ class Explorer(Viewer):
         return pn.Column(
             pn.pane.Markdown("## ntmviz: inside a Neural Turing Machine", margin=(0, 10)),
             # Dynamic: a tab's views are built when it is first opened, so the page loads fast.
-            # Known: opening Compare makes Panel 1.9 ask its CDN for two stylesheets (markdown,
-            # loading); offline those requests fail and the tab still works (holoviz/panel#7073).
+            # (Their stylesheets come from this server: see local_resources.py.)
             pn.Tabs(("Explore", explore), ("Train", self.training), ("Compare", self.compare),
                     dynamic=True, sizing_mode="stretch_width"),
             # Outside the tabs: a hidden tab's components are removed from the page, and leaving

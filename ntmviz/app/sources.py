@@ -11,6 +11,11 @@ the folder the Train tab saves to, or a file the user opens), choose a length an
 a pattern, run; open an episode file; save the current episode. Every failure shows as a
 message in `alert` and leaves the loaded episode as it was; an unexpected one also goes to the
 log with its traceback.
+
+In a served session, Run and opening an episode file work off the event loop (a small shared
+pool of threads, one torch thread each), so a long recording (n-grams at 4999 steps) blocks
+neither this session nor any other; meanwhile Run and the file picker are disabled and say what
+is going on. Files travel from the browser in pieces, size-checked first (upload.py).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from __future__ import annotations
 import io
 import logging
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +39,12 @@ from ..checkpoint import load as load_checkpoint
 from ..config import NTMConfig
 from ..episode import Episode, record
 from ..errors import ConfigError, FileFormatError, NtmvizError
+from ..files import MAX_EPISODE_BYTES, MB
 from ..model import NTM
 from .fields import SEED_MAX, number_field, read_int, read_seed, set_number, smallest_valid
 from .messages import clear, show_error, text
 from .state import Playback
+from .upload import EpisodeUpload
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +52,9 @@ DEFAULT_CHECKPOINT = "copy-ntm.safetensors"
 UNTRAINED = "untrained NTM (copy task)"
 COPY_LIKE = ("copy", "repeat_copy")
 MAX_STEPS = 5000  # longer episodes are refused: the views would have nothing left to show per step
+# A checkpoint opened from the browser travels in memory: the shipped ones are under 1 MB and a
+# 4-head NTM with its optimiser state a few MB, so this only refuses a wrong pick early.
+MAX_OPENED_CHECKPOINT_BYTES = 64 * MB
 OPENED = "opened:"  # the Select value of a checkpoint the user opened (it has no path on the server)
 
 
@@ -121,6 +133,18 @@ def open_checkpoint_bytes(data: bytes, name: str) -> ModelSource:
     return ModelSource(name=name, model=ckpt.model, task=ckpt.task, path=None, note=note,
                        meta={"step": ckpt.step, "sequences": ckpt.sequences})
 
+
+def _one_torch_thread() -> None:
+    # Measured on this 2-core machine: recording n-grams at 4999 steps took 5.7 s of CPU with
+    # one intra-op thread and 7.8 s with two, and with two threads under load the wall time
+    # balloons (the OpenMP threads spin against the server and training threads). The count
+    # belongs to the calling thread (OpenMP), so the server's own threads keep theirs.
+    torch.set_num_threads(1)
+
+
+# Recordings and file parsing of every session of the served app: two at a time on 2 cores;
+# more wait their turn here rather than slowing each other.
+_WORKERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ntmviz-sources", initializer=_one_torch_thread)
 
 _SOURCES: dict[tuple, ModelSource] = {}
 _EPISODES: dict[tuple, Episode] = {}
@@ -285,8 +309,25 @@ def record_episode(source: ModelSource, length: int | None = None, seed: int = 0
     steps = int(batch.lengths[0])
     if steps > MAX_STEPS:
         raise ConfigError(f"that input takes {steps} steps; the explorer shows at most {MAX_STEPS}")
+    size = episode_size(source.model, batch)
+    if size > MAX_EPISODE_BYTES:
+        raise ConfigError(f"that input makes a {size / MB:.0f} MB episode; the explorer opens files of at most "
+                          f"{MAX_EPISODE_BYTES / MB:.0f} MB, so it records no larger ones (try a shorter input)")
     episodes = record(source.model, batch, meta=meta)
     return episodes[0]
+
+
+def episode_size(model: torch.nn.Module, batch) -> int:
+    """The bytes the episode of `model` on a task batch's first item will take, from two tiny
+    recordings: an episode's size is affine in T (a fixed part such as the initial memory,
+    plus each step)."""
+    T = int(batch.lengths[0])
+
+    def nbytes(k: int) -> int:
+        cut = (lambda a: None if a is None else a[:1, :k])
+        return record(model, cut(batch.inputs), cut(batch.targets), mask=cut(batch.mask))[0].nbytes
+    one = nbytes(1)
+    return one if T < 2 else one + (nbytes(2) - one) * (T - 1)
 
 
 def episode_bytes(episode: Episode) -> bytes:
@@ -333,6 +374,7 @@ class Sources(Viewer):
         super().__init__(state=state, folder=str(folder), source=source, **params)
         self._sources: dict[str, ModelSource] = {}
         self._opened: dict[str, str] = {}  # label -> Select value of checkpoints the user opened
+        self._busy = False
         if source is not None:
             self._sources[source.name] = source
             if source.path is None:
@@ -352,14 +394,15 @@ class Sources(Viewer):
             rows=4, sizing_mode="stretch_width")
         self.run = pn.widgets.Button(label="Run", color="primary", description="Record a new episode",
                                      sizing_mode="stretch_width")
-        self.run.on_click(lambda _: self.run_model())
-        self.upload = pn.widgets.FileInput(label="Open episode", accept=".safetensors", multiple=False,
-                                           sizing_mode="stretch_width")
-        self.upload.param.watch(lambda _: self.open_bytes(self.upload.value, self.upload.filename), "value")
-        self.open_checkpoint = pn.widgets.FileInput(label="Open checkpoint", accept=".safetensors", multiple=False,
-                                                    sizing_mode="stretch_width")
-        self.open_checkpoint.param.watch(
-            lambda _: self.open_checkpoint_file(self.open_checkpoint.value, self.open_checkpoint.filename), "value")
+        self.run.on_click(lambda _: self.start_run())
+        # Str: the note is text (a task name, a file name), never markup
+        self.busy_note = pn.pane.Str("", visible=False, sizing_mode="stretch_width", stylesheets=[
+            "pre { font: inherit; font-size: 12px; color: #555; margin: 0; white-space: pre-wrap; }"])
+        self.upload = EpisodeUpload(on_file=self.start_open, on_problem=lambda name, text: self._fail(f"{name}: {text}"),
+                                    sizing_mode="stretch_width", margin=(5, 10))
+        self.open_checkpoint = EpisodeUpload(
+            label="Open checkpoint", limit=MAX_OPENED_CHECKPOINT_BYTES, on_file=self.open_checkpoint_file,
+            on_problem=lambda name, text: self._fail(f"{name}: {text}"), sizing_mode="stretch_width", margin=(5, 10))
         self.save = pn.widgets.FileDownload(callback=self._episode_file, filename="episode.safetensors",
                                             label="Save episode", sizing_mode="stretch_width")
         self.export = pn.widgets.FileDownload(callback=self._html_file, filename="episode.html",
@@ -402,46 +445,106 @@ class Sources(Viewer):
             self._sources[key] = untrained_source() if key == UNTRAINED else load_source(key)
         return self._sources[key]
 
+    @property
+    def busy(self) -> bool:
+        """True while a recording or a file opens in the background."""
+        return self._busy
+
     def run_model(self) -> Episode | None:
-        """Record an episode from the chosen checkpoint and show it; on error show why."""
+        """Record an episode from the chosen checkpoint and show it, here and now (the Python
+        API; the Run button uses start_run). On error show why and return None."""
+        return self._apply(self._guard(self._record_job(), "could not run the model"))
+
+    def start_run(self) -> None:
+        """Run's handler: record off the event loop in a served session (see the module docstring)."""
+        self._in_background(f"Recording {self._describe_request()}…", self._record_job(), "could not run the model")
+
+    def open_bytes(self, data: bytes | None, name: str | None = None) -> Episode | None:
+        """Load an episode file's bytes and show it, here and now; on error show why and keep
+        the old one. The same bytes opened again load again."""
+        return self._apply(self._guard(self._open_job(data, name), "not a readable episode", name))
+
+    def start_open(self, data: bytes, name: str) -> None:
+        """The file picker's handler: parse off the event loop in a served session."""
+        self._in_background(f"Opening {name}…", self._open_job(data, name), "not a readable episode", name)
+
+    # ---- jobs: plain functions that return (source, episode) or raise ------------------------
+    def _record_job(self):
+        key, length, seed, pattern = self.checkpoint.value, self.length.value, self.seed.value, self.pattern.value
+
+        def job():
+            source = self.get_source(key)
+            typed = bool(pattern and pattern.strip())
+            size = check_length(source.task, length) if not typed and source.task is not None else None
+            return source, record_episode(source, length=size, seed=check_seed(seed), pattern=pattern or None)
+        return job
+
+    def _open_job(self, data: bytes | None, name: str | None):
+        name = name or "uploaded file"
+
+        def job():
+            episode = Episode.from_bytes(bytes(data or b""), name)  # "empty file" for none at all
+            episode.meta.setdefault("source", name)
+            return None, episode
+        return job
+
+    def _guard(self, job, what: str, name: str | None = None):
+        """Run `job`: its result, or the message to show (str) if it failed."""
         try:
-            source = self.get_source()
-            pattern = self.pattern.value or None
-            seed = check_seed(self.seed.value)
-            length = None
-            if not (pattern and pattern.strip()) and source.task is not None:
-                length = check_length(source.task, self.length.value)
-            episode = record_episode(source, length=length, seed=seed, pattern=pattern)
+            return job()
         except NtmvizError as exc:
-            self._fail(str(exc))
+            return str(exc)
+        except Exception as exc:  # the app keeps working whatever a model or a file does
+            log.exception("%s", what)
+            if name:
+                return f"{name}: {what} ({type(exc).__name__}: {exc})"
+            return f"{what}: {type(exc).__name__}: {exc}"
+
+    def _apply(self, result) -> Episode | None:
+        if isinstance(result, str):
+            self._fail(result)
             return None
-        except Exception as exc:  # the app keeps working whatever the model does
-            log.exception("Run failed")
-            self._fail(f"could not run the model: {type(exc).__name__}: {exc}")
-            return None
+        source, episode = result
         self.source = source
         self.state.episode = episode
         self._ok()
         return episode
 
-    def open_bytes(self, data: bytes | None, name: str | None = None) -> Episode | None:
-        """Load an uploaded episode file and show it; on error show why and keep the old one."""
-        if not data:
-            return None
+    def _in_background(self, note: str, job, what: str, name: str | None = None) -> None:
+        doc = pn.state.curdoc
+        if doc is None or doc.session_context is None:  # no server loop to keep free (Jupyter, tests)
+            self._apply(self._guard(job, what, name))
+            return
+        if self._busy:
+            return
+        self._set_busy(note)
+
+        def work():
+            result = self._guard(job, what, name)
+            # Back to this session's event loop: the one thread-safe way into a Bokeh document.
+            doc.add_next_tick_callback(partial(self._finish, result))
+        _WORKERS.submit(work)
+
+    def _finish(self, result) -> None:
         try:
-            episode = Episode.from_bytes(bytes(data), name or "uploaded file")
-        except FileFormatError as exc:
-            self._fail(str(exc))
-            return None
-        except Exception as exc:  # e.g. a bug in a malformed file's path through the parser
-            log.exception("opening the episode file %r failed", name)
-            self._fail(f"{name or 'uploaded file'}: not a readable episode ({type(exc).__name__}: {exc})")
-            return None
-        episode.meta.setdefault("source", name or "uploaded file")
-        self.source = None
-        self.state.episode = episode
-        self._ok()
-        return episode
+            self._apply(result)
+        finally:
+            self._set_busy(None)
+
+    def _set_busy(self, note: str | None) -> None:
+        self._busy = note is not None
+        self.run.disabled = self._busy
+        self.run.label = "Recording…" if note and note.startswith("Recording") else "Run"
+        self.upload.busy = self._busy
+        self.busy_note.object = note or ""
+        self.busy_note.visible = self._busy
+
+    def _describe_request(self) -> str:
+        source = self._sources.get(self.checkpoint.value)
+        task = getattr(getattr(source, "task", None), "name", None)
+        if self.pattern.value and self.pattern.value.strip():
+            return f"{task or 'the'} typed input"
+        return f"{task + ' ' if task else ''}at length {self.length.value}"
 
     def open_checkpoint_file(self, data: bytes | None, name: str | None = None) -> Episode | None:
         """Add an opened (uploaded) checkpoint to the list, choose it and record an episode from
@@ -511,7 +614,7 @@ class Sources(Viewer):
     def __panel__(self):
         return pn.Column(
             pn.pane.Markdown("#### Run a model", margin=(0, 5)),
-            self.checkpoint, self.hint, pn.Row(self.length, self.seed), self.pattern, self.run,
+            self.checkpoint, self.hint, pn.Row(self.length, self.seed), self.pattern, self.run, self.busy_note,
             pn.pane.Markdown("#### Files", margin=(10, 5, 0, 5)),
             self.upload, self.open_checkpoint, self.save, self.export, self.alert,
             sizing_mode="stretch_width",

@@ -248,3 +248,97 @@ def test_an_unexpected_run_failure_is_logged_with_its_traceback(checkpoint_dir, 
     assert sources.message == "could not run the model: RuntimeError: a bug"
     [record] = [r for r in caplog.records if r.name == "ntmviz.app.sources"]
     assert record.exc_info and str(record.exc_info[1]) == "a bug"
+
+
+# ---- files: the upload protocol, empty files, the same file twice ------------------------------------
+def upload_messages(data: bytes, name: str, chunk: int, upload_id: int = 1) -> list[dict]:
+    """What the browser side of EpisodeUpload sends for a file it accepts."""
+    import base64
+
+    pieces = [data[i:i + chunk] for i in range(0, len(data), chunk)]
+    return ([{"kind": "start", "id": upload_id, "name": name, "size": len(data), "pieces": len(pieces)}]
+            + [{"kind": "piece", "id": upload_id, "index": i, "data": base64.b64encode(p).decode()}
+               for i, p in enumerate(pieces)]
+            + [{"kind": "end", "id": upload_id}])
+
+
+def test_upload_reassembles_the_pieces_into_the_episode(episode, other_episode):
+    state = Playback(episode)
+    sources = Sources(state, folder="/nonexistent")
+    data = episode_bytes(other_episode)
+    messages = upload_messages(data, "other.safetensors", chunk=1024)
+    assert len(messages) > 4  # several pieces
+    for msg in messages:
+        sources.upload._handle_msg(msg)
+    assert state.episode is not episode and not sources.alert.visible
+    np.testing.assert_array_equal(state.episode.memory, other_episode.memory)
+    assert state.episode.meta["source"] == "other.safetensors" and state.episode.checksum == "verified"
+
+
+def test_the_same_file_opened_again_loads_again(episode, other_episode):
+    state = Playback(episode)
+    sources = Sources(state, folder="/nonexistent")
+    data = episode_bytes(other_episode)
+    seen = []
+    state.param.watch(lambda e: seen.append(e.new), "episode")
+    for upload_id in (1, 2):
+        for msg in upload_messages(data, "same.safetensors", chunk=4096, upload_id=upload_id):
+            sources.upload._handle_msg(msg)
+    assert len(seen) == 2 and seen[0] is not seen[1]
+    # another file with the same bytes under another name
+    first = sources.open_bytes(data, "copy-of-same.safetensors")
+    assert first is not None and state.episode is first and len(seen) == 3
+
+
+def test_empty_and_oversized_files_get_a_message(episode):
+    from ntmviz.files import MAX_EPISODE_BYTES, MB
+
+    state = Playback(episode)
+    sources = Sources(state, folder="/nonexistent")
+    sources.upload._handle_msg({"kind": "refused", "id": 1, "name": "big.safetensors", "size": 150 * MB})
+    assert sources.message == f"big.safetensors: too large (150.0 MB, limit {MAX_EPISODE_BYTES // MB} MB)"
+    assert sources.alert.visible and state.episode is episode
+    sources.upload._handle_msg({"kind": "refused", "id": 2, "name": "nothing.safetensors", "size": 0})
+    assert sources.message == "nothing.safetensors: empty file"
+    # an edited page that skips the browser's check is refused by the server as well
+    sources.upload._handle_msg({"kind": "start", "id": 3, "name": "sneaky.safetensors", "size": 150 * MB})
+    assert sources.message.startswith("sneaky.safetensors: too large (150.0 MB")
+    assert sources.open_bytes(b"", "zero.safetensors") is None and sources.message == "zero.safetensors: empty file"
+    assert state.episode is episode
+
+
+def test_an_incomplete_or_garbled_upload_gets_a_message(episode, other_episode):
+    state = Playback(episode)
+    sources = Sources(state, folder="/nonexistent")
+    messages = upload_messages(episode_bytes(other_episode), "cut.safetensors", chunk=2048)
+    for msg in messages[:2] + messages[-1:]:  # a piece went missing
+        sources.upload._handle_msg(msg)
+    assert "cut.safetensors: the upload was incomplete" in sources.message and state.episode is episode
+    for msg in [messages[0], messages[2]]:  # out of order
+        sources.upload._handle_msg(msg)
+    assert "out of order" in sources.message and state.episode is episode
+
+
+def test_episode_size_is_known_before_recording(checkpoint_dir, monkeypatch):
+    import ntmviz.app.sources as sources_module
+    from ntmviz.app.sources import episode_size
+
+    source = load_source(find_checkpoints(checkpoint_dir)[0])
+    recorded = record_episode(source, length=5, seed=1)
+    data = recorded.to_bytes()
+    assert episode_size(source.model, source.task.at(5).sample(1, seed=1)) == recorded.nbytes \
+        == len(data) - 8 - int.from_bytes(data[:8], "little")  # the file's data section
+    monkeypatch.setattr(sources_module, "MAX_EPISODE_BYTES", recorded.nbytes - 1)
+    with pytest.raises(ConfigError, match="makes a 0 MB episode; the explorer opens files of at most 0 MB"):
+        record_episode(source, length=5, seed=1)
+    assert record_episode(source, length=4, seed=1).nbytes < recorded.nbytes
+
+def test_a_checkpoint_opened_through_the_picker_runs(checkpoint_dir, episode):
+    state = Playback(episode)
+    sources = Sources(state, folder="/nonexistent")
+    data = (checkpoint_dir / "copy-ntm.safetensors").read_bytes()
+    for msg in upload_messages(data, "picked.safetensors", chunk=4096):
+        sources.open_checkpoint._handle_msg(msg)
+    assert state.episode is not episode and state.episode.meta["source"] == "picked.safetensors", sources.message
+    sources.open_checkpoint._handle_msg({"kind": "refused", "id": 9, "name": "huge.safetensors", "size": 100 * 10**6})
+    assert sources.message == "huge.safetensors: too large (100.0 MB, limit 64 MB)"
