@@ -1,17 +1,21 @@
-"""NTM against the LSTM baseline, from the shipped checkpoints: a table and a plot.
+"""NTM against the LSTM baseline, from the shipped checkpoints: tables with intervals and a plot.
 
     .venv/bin/pip install -e ".[results]"   # matplotlib: only this script needs it
-    .venv/bin/python benchmarks/results.py  # rewrites README's results section and benchmarks/results.png
+    .venv/bin/python benchmarks/results.py [--samples 1000] [--seed 0]
+        # rewrites the README's results section and benchmarks/results.png
 
-Scores each shipped checkpoint on fresh samples (bit errors per sequence) at the sizes
-below, and draws the learning curves stored in the checkpoints (bit errors per sequence
-of the training batches against sequences seen).
+Every cell is the mean bit errors per sequence on `--samples` test-stream sequences (seed
+`--seed`) with its 95% interval; both models of a row pair answer the same sequences. Each
+row names its parameter count and the sequences it trained on.
+
+The plot draws, per task, each model's validation curve (the validation stream, on the task as
+configured, so curves of runs with and without a curriculum compare), and faintly its
+training-batch curve, with the points trained at an earlier curriculum stage marked.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 import torch
@@ -21,69 +25,112 @@ from ntmviz.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "ntmviz" / "checkpoints"
+TASKS = ("copy", "repeat_copy", "associative_recall", "ngrams", "priority_sort")
 PLOT = ROOT / "benchmarks" / "results.png"
-COMPARISONS = {  # task -> (sizes, what the size is)
-    "copy": ([10, 20, 40, 80, 120], "sequence length"),
-    "associative_recall": ([3, 6, 9, 12], "items"),
-}
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--samples", type=int, default=100)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
+def cell(score) -> str:
+    lo, hi = score.interval
+    return f"{score.bit_errors:.2f} [{lo:.2f}, {hi:.2f}]"
 
-    lines = [BEGIN, "", f"Bit errors per sequence on {args.samples} fresh sequences per cell "
-             "(`benchmarks/results.py`; lower is better; trained on copy lengths 1-20 and recall of 2-6 items):", ""]
-    curves = {}
-    for task, (sizes, unit) in COMPARISONS.items():
-        lines += [f"| {task} ({unit}) | " + " | ".join(str(s) for s in sizes) + " |",
-                  "| --- | " + " | ".join("---:" for _ in sizes) + " |"]
-        for kind in ("ntm", "lstm"):
-            path = CHECKPOINTS / f"{task}-{kind}.safetensors"
-            if not path.exists():
-                lines.append(f"| {kind.upper()} | " + " | ".join("—" for _ in sizes) + " |")
-                continue
-            ckpt = checkpoint.load(path, device="cpu")
-            cells = [evaluate(ckpt.model, ckpt.task.at(s), samples=args.samples)[0].bit_errors for s in sizes]
-            params = sum(p.numel() for p in ckpt.model.parameters())
-            label = f"{kind.upper()} ({params // 1000}K parameters, {ckpt.sequences / 1000:.0f}K sequences seen)"
-            lines.append(f"| {label} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
-            curves[(task, kind)] = ckpt.meta.get("history", {})
-            print(lines[-1], flush=True)
-        lines.append("")
-    lines += ["![learning curves](benchmarks/results.png)", "", END]
 
+def table(task_name: str, args) -> tuple[list[str], dict]:
+    found = {kind: CHECKPOINTS / f"{task_name}-{kind}.safetensors" for kind in ("ntm", "lstm")}
+    found = {kind: path for kind, path in found.items() if path.exists()}
+    if not found:
+        return [], {}
+    ckpts = {kind: checkpoint.load(path, device="cpu") for kind, path in found.items()}
+    task = next(iter(ckpts.values())).task
+    variants = [("training range", task)] + task.eval_variants()
+    ngrams = task.name == "ngrams"
+    header = ["model", *(label for label, _ in variants)] if not ngrams else \
+        ["model", "bits per prediction", "gap to the optimum"]
+    lines = [f"**{task.describe()}** ({args.samples} test-stream sequences per cell, seed {args.seed}; "
+             "bit errors per sequence [95% interval])" if not ngrams else
+             f"**{task.describe()}** ({args.samples} test-stream sequences, seed {args.seed}; [95% interval])", "",
+             "| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
+    for kind, ckpt in ckpts.items():
+        params = sum(p.numel() for p in ckpt.model.parameters())
+        label = f"{kind.upper()} ({params:,} parameters, {ckpt.sequences / 1000:,.0f}K sequences)"
+        if ngrams:
+            extra = evaluate(ckpt.model, task, samples=args.samples, seed=args.seed)[0].extra
+            lo, hi = extra["gap_interval"]
+            cells = [f"{extra['model_bits']:.3f} (optimum {extra['optimal_bits']:.3f})",
+                     f"{extra['gap']:.3f} [{lo:.3f}, {hi:.3f}]"]
+        else:
+            slots = getattr(ckpt.config, "memory_slots", None)
+            cells = [cell(evaluate(ckpt.model, variant, samples=args.samples, seed=args.seed)[0])
+                     if slots is None or variant.required_slots() <= slots else "—" for _, variant in variants]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+    return lines + [""], {kind: (ckpt.meta, ckpt.meta.get("batch_size") or 1) for kind, ckpt in ckpts.items()}
+
+
+def plot(curves: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(COMPARISONS), figsize=(11, 3.6))
-    for ax, task in zip(axes, COMPARISONS):
+    tasks = [t for t in TASKS if t in curves]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
         for kind, colour in (("ntm", "tab:blue"), ("lstm", "tab:orange")):
-            h = curves.get((task, kind))
-            if h and h.get("sequences"):
-                ax.plot(h["sequences"], h["bit_errors"], color=colour, lw=1, label=kind.upper())
+            if kind not in curves[task]:
+                continue
+            meta, batch = curves[task][kind]
+            history = meta.get("history") or {}
+            seqs, errors = history.get("sequences", []), history.get("bit_errors", [])
+            if seqs:
+                ax.plot(seqs, errors, color=colour, lw=0.6, alpha=0.35)
+                stages = history.get("stage") or []
+                final = max(stages) if stages else 0
+                early = [(s, e) for s, e, g in zip(seqs, errors, stages) if 0 <= g < final]
+                if early and meta.get("curriculum"):
+                    ax.scatter(*zip(*early), s=3, color=colour, alpha=0.5, marker="x",
+                               label=f"{kind.upper()} training, easier curriculum stage")
+            valid = meta.get("validation") or {}
+            if valid.get("step"):
+                ax.plot([s * batch for s in valid["step"]], valid["bit_errors"], color=colour, lw=1.6,
+                        label=f"{kind.upper()} validation")
         ax.set_title(task.replace("_", " "))
         ax.set_xlabel("sequences seen")
-        ax.set_ylabel("bit errors per sequence (training batches)")
+        ax.set_ylabel("bit errors per sequence")
         ax.set_yscale("symlog", linthresh=0.1)
-        ax.legend()
+        ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(PLOT, dpi=90)
+    fig.savefig(path, dpi=90)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=1000, help="test-stream sequences per cell")
+    parser.add_argument("--seed", type=int, default=0, help="seed within the test stream")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    lines = [BEGIN, "", f"Regenerated by `benchmarks/results.py --samples {args.samples} --seed {args.seed}`; any other "
+                        "seed gives other sequences, and the same numbers within the intervals.", ""]
+    curves = {}
+    for task in TASKS:
+        rows, runs = table(task, args)
+        lines += rows
+        if runs:
+            curves[task] = runs
+    lines += ["![learning curves](benchmarks/results.png)", "", END]
+    plot(curves, PLOT)
 
     readme = ROOT / "README.md"
     text = readme.read_text()
     block = "\n".join(lines)
     if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+        head, rest = text.split(BEGIN, 1)
+        text = head + block + rest.split(END, 1)[1]
     else:
-        text += "\n## NTM against LSTM\n\n" + block + "\n"
+        text += "\n" + block + "\n"
     readme.write_text(text)
-    print(f"wrote {PLOT} and README's results section")
+    print(f"updated {readme} and {PLOT}")
 
 
 if __name__ == "__main__":

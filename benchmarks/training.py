@@ -1,108 +1,188 @@
-"""Training speed on the copy task (N=128, M=20, LSTM controller of 100, lengths 1-20).
+"""Training speed on the copy task (N=128, M=20, LSTM controller of 100, lengths 1-20), side by side.
 
-    .venv/bin/python benchmarks/training.py               # throughput table + time to solve copy
-    .venv/bin/python benchmarks/training.py --no-solve    # throughput only (about a minute)
+    .venv/bin/python benchmarks/training.py                      # throughput table, then time to solve copy
+    .venv/bin/python benchmarks/training.py --no-solve           # the table only (a few minutes)
+    .venv/bin/python benchmarks/training.py --reference DIR --reference-python PY
+        # also runs loudinthecloud/pytorch-ntm's `train.py --task copy` (batch 1) from DIR with its own
+        # interpreter PY, in the same interleaved rounds, so every ratio compares runs of one time window
 
-Prints sequences per second at batch 1 and batch 32, with torch's default thread count
-and with one thread, measured side by side in this run (interleaved rounds, median), then
-the wall time for `ntmviz train`'s recipe to solve copy: below 0.05 bit errors per sequence
-on 200 fresh sequences of lengths 1-20, checked every 100 steps.
+Rows, each measured with 1 and 2 torch threads in interleaved rounds (median of the rounds):
 
-For scale, the issue quotes, on this machine kind, the most-used public PyTorch NTM at about
-75-135 ms per sequence at batch 1 (7-13 sequences/s) and ~110 sequences/s for a plain batched
-NTM at batch 32; those figures are quoted, not re-measured here.
+- batch 1: `Trainer.train_step` at batch 1 (sequences per second of training steps)
+- batch 32 (CLI): `ntmviz train --batch-size 32` in a subprocess, as a user runs it (its own seq/s)
+- seeds 1 x 16 and 8 x 16: milliseconds per training step of one model at batch 16 and of an
+  8-seed ensemble at batch 16 per seed (one batched computation); the ratio is the issue's target
+- reference b1: pytorch-ntm's own "ms/sequence" log at batch 1 (when --reference is given)
+- a GPU row of the same when CUDA is present
+
+Then "solved": `ntmviz train`'s recipe for an 8-seed ensemble until one seed scores at least 99%
+exact sequences (and < 0.01 bit errors per sequence) on 500 held-out validation-stream sequences
+of lengths 1-20, checked every 100 steps; it prints the training seconds (checks excluded) and
+the wall time. The machine's load average is printed with the table: on a shared machine,
+compare the ratios, which come from one time window, rather than the absolute rates.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 import ntmviz
-from ntmviz.tasks import get_task
 from ntmviz.evaluate import evaluate
+from ntmviz.model import build_model
+from ntmviz.tasks import get_task
 from ntmviz.train import Trainer
 
-REFERENCE_BATCH1 = (7.4, 13.3)  # sequences/s: 135 and 75 ms per sequence (quoted in the issue)
+ROOT = Path(__file__).resolve().parent.parent
+TASK = get_task("copy")
+CONFIG = ntmviz.NTMConfig(TASK.input_size, TASK.output_size, 128, 20)
 
 
-def make_trainer(batch_size: int, seed: int = 0, lr: float = 3e-3) -> Trainer:
-    torch.manual_seed(seed)
-    task = get_task("copy")
-    model = ntmviz.NTM(ntmviz.NTMConfig(task.input_size, task.output_size, 128, 20))
-    return Trainer(model, task, batch_size=batch_size, lr=lr, seeds=seed)
+def make_trainer(seeds: list[int], batch_size: int, lr: float = 3e-3, device: str = "cpu") -> Trainer:
+    return Trainer(build_model(CONFIG, seeds=seeds).to(device), TASK, seeds=seeds, batch_size=batch_size, lr=lr)
 
 
-def throughput(trainer: Trainer, seconds: float) -> float:
-    """Sequences per second over about `seconds` of training steps."""
+def steps_for(trainer: Trainer, seconds: float) -> tuple[int, float]:
+    """(steps, wall seconds) of training steps for about `seconds`."""
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         trainer.train_step()
-        done += trainer.batch_size
-    return done / (time.perf_counter() - start)
+        done += 1
+    return done, time.perf_counter() - start
 
 
-def measure(rounds: int, seconds: float) -> list[tuple[int, int, float]]:
-    default_threads = torch.get_num_threads()
-    configs = [(b, t) for b in (1, 32) for t in sorted({default_threads, 1}, reverse=True)]
-    trainers = {b: make_trainer(b) for b in (1, 32)}
-    for b in trainers:  # warm-up
-        throughput(trainers[b], 1.0)
-    results: dict[tuple[int, int], list[float]] = {c: [] for c in configs}
-    for _ in range(rounds):  # interleaved, so load on the machine hits every config alike
-        for b, t in configs:
-            torch.set_num_threads(t)
-            results[(b, t)].append(throughput(trainers[b], seconds))
-    torch.set_num_threads(default_threads)
-    return [(b, t, statistics.median(v)) for (b, t), v in results.items()]
+def cli_rate(threads: int, seconds: float) -> float:
+    """Sequences per second of `ntmviz train --batch-size 32` over ~`seconds`, from its own log."""
+    cmd = [sys.executable, "-m", "ntmviz.cli", "train", "--task", "copy", "--batch-size", "32", "--steps", "10000000",
+           "--threads", str(threads), "--checkpoint-every", "10000000", "--validate-every", "10000000", "--quiet",
+           "--out", str(Path(os.environ.get("TMPDIR", "/tmp")) / "ntmviz-bench.safetensors")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    points: list[tuple[int, float]] = []  # (sequences, training seconds) from the log lines
+    start = time.perf_counter()
+    try:
+        for line in proc.stdout:
+            m = re.search(r"sequences (\d+) .* seconds (\d+)", line)
+            if m:
+                points.append((int(m.group(1)), time.perf_counter()))
+            if time.perf_counter() - start > seconds and len(points) >= 3:
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+    (s0, t0), (s1, t1) = points[1], points[-1]  # skip the first log line: start-up
+    return (s1 - s0) / (t1 - t0)
 
 
-def solve(limit_seconds: float, seed: int) -> tuple[float, int, float] | None:
-    """Train with the shipped recipe until copy is solved; (seconds, sequences, bit errors)."""
+def reference_rate(directory: Path, python: str, threads: int, seconds: float) -> float | None:
+    """Sequences per second of pytorch-ntm's copy task at batch 1, from its own ms/sequence log."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    cmd = [python, "train.py", "--task", "copy", "--report-interval", "50", "--checkpoint-interval", "100000000",
+           "--checkpoint-path", "/tmp"]
+    proc = subprocess.Popen(cmd, cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    times: list[int] = []
+    start = time.perf_counter()
+    try:
+        buffer = ""
+        while time.perf_counter() - start < seconds or len(times) < 2:
+            chunk = proc.stderr.read(256)
+            if not chunk:
+                break
+            buffer += chunk
+            times = [int(t) for t in re.findall(r"Time: (\d+) ms/sequence", buffer)]
+    finally:
+        proc.kill()
+        proc.wait()
+    if len(times) < 2:
+        return None
+    return 1000.0 / statistics.median(times[1:])
+
+
+def measure(args) -> dict[tuple[str, int], list[float]]:
+    thread_counts = sorted({1, min(2, os.cpu_count() or 1)})
+    single, ensemble, batch1 = make_trainer([0], 16), make_trainer(list(range(8)), 16), make_trainer([0], 1)
+    for trainer in (single, ensemble, batch1):  # warm-up
+        steps_for(trainer, 1.0)
+    results: dict[tuple[str, int], list[float]] = {}
+    for _ in range(args.rounds):  # interleaved: load on the machine hits every row alike
+        for threads in thread_counts:
+            torch.set_num_threads(threads)
+            steps, wall = steps_for(batch1, args.seconds)
+            results.setdefault(("batch 1", threads), []).append(steps / wall)
+            results.setdefault(("batch 32 (CLI)", threads), []).append(cli_rate(threads, args.seconds * 2))
+            steps, wall = steps_for(single, args.seconds)
+            results.setdefault(("seeds 1 x 16 ms/step", threads), []).append(1000 * wall / steps)
+            steps, wall = steps_for(ensemble, args.seconds)
+            results.setdefault(("seeds 8 x 16 ms/step", threads), []).append(1000 * wall / steps)
+            if args.reference:
+                rate = reference_rate(args.reference, args.reference_python, threads, args.seconds * 3)
+                if rate is not None:
+                    results.setdefault(("reference b1", threads), []).append(rate)
+    if torch.cuda.is_available():
+        gpu = make_trainer([0], 32, device="cuda")
+        steps_for(gpu, 1.0)
+        steps, wall = steps_for(gpu, args.seconds)
+        results[("GPU batch 32", 0)] = [32 * steps / wall]
+    return results
+
+
+def solve(limit_seconds: float) -> None:
     torch.set_num_threads(1)
-    trainer = make_trainer(32, seed=seed)
-    task = trainer.task
+    trainer = make_trainer(list(range(8)), 16)
+    start = time.perf_counter()
     while trainer.seconds < limit_seconds:
-        start = time.perf_counter()
+        t = time.perf_counter()
         for _ in range(100):
             trainer.train_step()
-        trainer.seconds += time.perf_counter() - start
-        errors = evaluate(trainer.model, task, stream="validation", samples=200)[0].bit_errors
-        print(f"  {trainer.seconds:6.0f} s  {trainer.sequences:7d} sequences  {errors:8.3f} bit errors/seq", flush=True)
-        if errors < 0.05:
-            return trainer.seconds, trainer.sequences, errors
-    return None
+        trainer.seconds += time.perf_counter() - t
+        scores = evaluate(trainer.model, TASK, stream="validation", samples=500)
+        best = min(range(8), key=lambda k: scores[k].bit_errors)
+        s = scores[best]
+        print(f"  {trainer.seconds:6.1f} s training  {trainer.sequences:6d} sequences per seed  best seed {best}: "
+              f"{s.bit_errors:.3f} bit errors/seq, {100 * s.exact:.1f}% exact", flush=True)
+        if s.exact >= 0.99 and s.bit_errors < 0.01:
+            print(f"solved by seed {best} in {trainer.seconds:.1f} s of training ({time.perf_counter() - start:.0f} s "
+                  f"wall with the checks), {trainer.sequences} sequences per seed")
+            return
+    print(f"not solved within {limit_seconds:.0f} s of training")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
-    parser.add_argument("--no-solve", action="store_true")
-    parser.add_argument("--limit", type=float, default=900, help="give up solving after this many seconds")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per row (median)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement")
+    parser.add_argument("--no-solve", action="store_true", help="skip the time-to-solve run")
+    parser.add_argument("--limit", type=float, default=600, help="give up solving after this many training seconds")
+    parser.add_argument("--reference", type=Path, default=None, help="a pytorch-ntm checkout to time beside ours")
+    parser.add_argument("--reference-python", default=sys.executable, help="the interpreter of its virtualenv")
     args = parser.parse_args()
 
-    rows = measure(args.rounds, args.seconds)
-    base = {t: r for b, t, r in rows if b == 1}
-    print("\ncopy, N=128, M=20, LSTM 100, lengths 1-20, Adam; training steps (forward, backward, update)")
-    print(f"{'batch':>5} {'threads':>7} {'seq/s':>8} {'ms/seq':>7} {'x batch 1':>9} {'x ref b1 (7.4-13.3/s)':>22}")
-    for b, t, r in rows:
-        lo, hi = r / REFERENCE_BATCH1[1], r / REFERENCE_BATCH1[0]
-        print(f"{b:>5} {t:>7} {r:8.1f} {1000 / r:7.2f} {r / base[t]:9.1f} {lo:10.1f} - {hi:<9.1f}")
-
+    load = os.getloadavg()
+    results = measure(args)
+    median = {k: statistics.median(v) for k, v in results.items()}
+    print(f"\ncopy, N=128, M=20, LSTM 100, lengths 1-20, Adam; {args.rounds} interleaved rounds, median; "
+          f"load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
+    print(f"{'row':>22} {'threads':>7} {'value':>10}  {'vs reference b1':>16}")
+    for (row, threads), value in sorted(median.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        ref = median.get(("reference b1", threads))
+        unit = "ms/step" if "ms/step" in row else "seq/s"
+        ratio = f"{value / ref:14.1f}x" if ref and unit == "seq/s" and row != "reference b1" else ""
+        print(f"{row:>22} {threads:>7} {value:8.1f} {unit:<7} {ratio}")
+    for threads in sorted({t for _, t in median}):
+        one, eight = median.get(("seeds 1 x 16 ms/step", threads)), median.get(("seeds 8 x 16 ms/step", threads))
+        if one and eight:
+            print(f"threads {threads}: an 8-seed ensemble step takes {eight / one:.2f}x one seed's at batch 16 "
+                  f"({8 * 16 * 1000 / eight:.0f} against {16 * 1000 / one:.0f} sequences per second)")
     if not args.no_solve:
-        print("\nsolving copy (batch 32, Adam lr 3e-3, clip 10, 1 thread) until < 0.05 bit errors/seq:")
-        solved = solve(args.limit, args.seed)
-        if solved is None:
-            print(f"not solved within {args.limit:.0f} s")
-        else:
-            seconds, sequences, errors = solved
-            print(f"solved in {seconds:.0f} s of training ({seconds / 60:.1f} min), {sequences} sequences, "
-                  f"{errors:.3f} bit errors/seq")
+        print("\nsolving copy: 8 seeds x batch 16, Adam lr 3e-3, clip 10, 1 thread; validation every 100 steps")
+        solve(args.limit)
 
 
 if __name__ == "__main__":

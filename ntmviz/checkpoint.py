@@ -8,7 +8,10 @@ atomically. `load(path)` rebuilds the model from the file alone:
 
 Tensor names: "model/<parameter>" for weights, "optim/<param index>/<key>" for optimiser
 state tensors; everything else (config, task, step, optimiser hyperparameters, metadata
-such as seed, wall time and a learning curve) lives in the JSON header.
+such as seed, wall time and a learning curve) lives in the JSON header, with checksums of
+the data and header (see files.py): a damaged file raises FileFormatError naming the damaged
+tensors. `ckpt.checksum` is "verified", or "absent" for a file written before checksums existed
+(the shipped checkpoints in checkpoints/ are such files and load as they are).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from safetensors.torch import save as st_save_torch
 
 from .config import ModelConfig, from_dict, to_dict
 from .errors import ConfigError, FileFormatError
-from .files import atomic_write, read_safetensors
+from .files import ABSENT, MAX_CHECKPOINT_BYTES, atomic_write, read_file, read_safetensors, seal
 from .model import build_model, pick_device
 
 FORMAT = "ntmviz-checkpoint"
@@ -44,6 +47,14 @@ class Checkpoint:
     optimizer_class: str | None = None  # e.g. "Adam": the optimiser that state belongs to
     meta: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    checksum: str | None = None  # "verified", or "absent" for a file from before checksums
+
+    @property
+    def integrity(self) -> str:
+        """One line on the file's checksums, e.g. for `ntmviz eval`."""
+        if self.checksum == ABSENT:
+            return "this checkpoint carries no checksum (written before ntmviz stored them): not verified"
+        return "checksums verified" if self.checksum else "not loaded from a file"
 
 
 def save(
@@ -83,7 +94,7 @@ def save(
         "optimizer": json.dumps(optim_header),
         "meta": json.dumps(meta or {}),
     }
-    return atomic_write(path, st_save_torch(tensors, metadata=header))
+    return atomic_write(path, seal(st_save_torch(tensors, metadata=header)))
 
 
 def member_optimizer_state(optimizer: torch.optim.Optimizer, member: int) -> dict[str, Any]:
@@ -114,9 +125,8 @@ def concat_optimizer_states(states: list[dict[str, Any]]) -> dict[str, Any]:
 def load(path: str | os.PathLike, device: str | torch.device | None = None) -> Checkpoint:
     """Rebuild a checkpoint's model on `device` (CUDA when there is one, else the CPU)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileFormatError(f"{path}: no such checkpoint file")
-    header, arrays = read_safetensors(path.read_bytes(), str(path), FORMAT, VERSION)
+    header, arrays, checksum = read_safetensors(read_file(path, "checkpoint", MAX_CHECKPOINT_BYTES),
+                                                str(path), FORMAT, VERSION)
     try:
         config = from_dict(json.loads(header["config"]))
         task_dict = json.loads(header.get("task", "null"))
@@ -164,4 +174,4 @@ def load(path: str | os.PathLike, device: str | torch.device | None = None) -> C
         optimizer_state = {"state": state, "param_groups": optim_header["param_groups"]}
     return Checkpoint(model=model, config=config, task=task, step=step, sequences=sequences,
                       optimizer_state=optimizer_state, meta=meta, path=path,
-                      optimizer_class=(optim_header or {}).get("class"))
+                      optimizer_class=(optim_header or {}).get("class"), checksum=checksum)

@@ -95,13 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--lengths", type=_lengths, default=None,
                    help="sizes to test (sequence length, or items for recall); default: the task's own")
     e.add_argument("--samples", type=int, default=1000, help="held-out sequences per row (default 1000)")
-    e.add_argument("--stream", default="test", choices=["test", "validation"],
-                   help="held-out stream: test reports, validation chooses (never the training stream)")
+    e.add_argument("--stream", default="test",
+                   help="held-out stream: test (reports; the default) or validation (chooses); never the training one")
     e.add_argument("--seed", type=int, default=0, help="seed within the stream: any seed gives new sequences")
     e.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when there is one)")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.add_argument("--card", action="store_true",
                    help="also write the checkpoint's card (NAME.md beside it): config, training, these numbers")
+    e.add_argument("--seeds-from", type=Path, nargs="+", default=None, metavar="CHECKPOINT",
+                   help="the checkpoints of every seed trained for this configuration (the shipped one among "
+                        "them): their scores on the training range go in a Seeds table and the card")
 
     r = sub.add_parser("record", help="record one episode of a checkpoint to a file")
     r.add_argument("--checkpoint", type=Path, required=True,
@@ -133,6 +136,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="heads: only the slots some head weights >= 0.05 (auto: as the app does, when few are)")
     f.add_argument("--no-marker", action="store_true", help="heads, sequence: no marker at step t")
     f.add_argument("--title", default=None, help="the figure's title (default: the view's; '' for none)")
+
+    w = sub.add_parser("sweep", help="train every combination of a grid of settings for every seed, on Dask")
+    w.add_argument("--task", default="copy", help="copy, repeat_copy, associative_recall, ngrams, priority_sort")
+    w.add_argument("--model", default="ntm", help="ntm or lstm")
+    w.add_argument("--seeds", default="0-3", help="seeds of every combination: 0-15, or 0,3,5 (default 0-3)")
+    w.add_argument("--grid", nargs="*", default=[], metavar="KEY=V1,V2",
+                   help="settings to vary, e.g. lr=1e-3,3e-3 heads=1,2 (keys: lr, batch_size, optimizer, clip, "
+                        "curriculum, steps, heads, read_heads, write_heads, controller, controller_size, "
+                        "controller_layers, memory_slots, memory_width, shift_range, hidden_size, layers, task.FIELD)")
+    w.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="settings every combination shares")
+    w.add_argument("--steps", type=int, default=2000, help="training steps per run (or vary `steps` in the grid)")
+    w.add_argument("--validation-samples", type=int, default=200, help="validation-stream sequences scoring each run")
+    w.add_argument("--ensemble-size", type=int, default=4, help="seeds trained together in one Dask task")
+    w.add_argument("--out", type=Path, required=True, help="the sweep's folder: checkpoints, cards, summary.csv/.md")
+    w.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="an existing Dask scheduler (default: start a local cluster, one worker per core)")
+    w.add_argument("--workers", type=int, default=None, help="local cluster: worker processes (default: one per core)")
+    w.add_argument("--resume", action="store_true", help="continue the sweep that --out holds, as it was defined")
+    w.add_argument("--quiet", action="store_true", help="a line per finished run instead of a progress bar")
 
     s = sub.add_parser("serve", help="open the explorer (same as `panel serve apps/explorer.py`)")
     s.add_argument("--checkpoint", type=Path, default=None,
@@ -344,97 +366,100 @@ def cmd_train(args) -> int:
 
 # ---- eval / record / export / serve -------------------------------------------------------------
 
-def default_sizes(task) -> list[int]:
-    """The generalisation sizes `eval` reports when none are given."""
-    return {"copy": [10, 20, 40, 80, 120], "repeat_copy": [5, 10, 15, 20],
-            "associative_recall": [3, 6, 9, 12], "ngrams": [200], "priority_sort": [20]}.get(task.name, [])
-
-
 def cmd_eval(args) -> int:
     from . import checkpoint as ckpt_io
+    from .cards import card_text, eval_table
     from .evaluate import check_request, evaluate
 
     check_request(args.stream, args.samples)
     if args.seed < 0:
         raise ConfigError(f"--seed must be a non-negative integer, got {args.seed}")
     ckpt = ckpt_io.load(args.checkpoint, device=args.device)
+    print(f"{args.checkpoint}: {ckpt.integrity}", file=sys.stderr)
     if ckpt.task is None:
         raise ConfigError(f"{args.checkpoint}: the checkpoint names no task")
     task = ckpt.task
-    sizes = args.lengths or default_sizes(task)
-    variants = [("training range", task)]
-    for size in sizes:
-        variant = task.at(size)
-        slots = getattr(ckpt.config, "memory_slots", None)
+    variants = [(str(size), task.at(size)) for size in args.lengths] if args.lengths else task.eval_variants()
+    slots = getattr(ckpt.config, "memory_slots", None)
+    for _, variant in variants:
         if slots is not None:
             variant.check_fits(slots)
-        variants.append((size, variant))
-    rows = [{"size": size, **evaluate(ckpt.model, variant, stream=args.stream, seed=args.seed,
-                                      samples=args.samples)[0].to_dict()} for size, variant in variants]
+    seeds = [ckpt_io.load(path, device=args.device) for path in args.seeds_from or []]
+    for other, path in zip(seeds, args.seeds_from or []):
+        if (other.config, other.task) != (ckpt.config, task):
+            raise ConfigError(f"{path} is not the same configuration and task as {args.checkpoint}")
+
+    def score(model, variant) -> dict:
+        return evaluate(model, variant, stream=args.stream, seed=args.seed, samples=args.samples)[0].to_dict()
+
+    rows = [{"size": label, **score(ckpt.model, variant)} for label, variant in [("training range", task)] + variants]
     report = {"checkpoint": str(args.checkpoint), "task": task.name, "model": ckpt.config.kind,
               "parameters": sum(p.numel() for p in ckpt.model.parameters()),
-              "difficulty": task.difficulty_name, "sequences_seen": ckpt.sequences, "stream": args.stream,
+              "difficulty": task.difficulty_name, "sequences_seen": ckpt.sequences,
+              "checksum": ckpt.checksum, "stream": args.stream,
               "seed": args.seed, "samples": args.samples, "rows": rows}
-    table = _eval_table(report)
+    if seeds:
+        report["seeds"] = [{"checkpoint": str(path), "seed": other.meta.get("seed"), "step": other.step,
+                            **score(other.model, task)} for other, path in zip(seeds, args.seeds_from)]
+    table = eval_table(report, task)
+    from .mechanisms import describe_for_cli  # what the heads did: the same stream and seed, training range
+
+    heads_text, report["mechanisms"] = describe_for_cli(ckpt.model, task, stream=args.stream, seed=args.seed,
+                                                        samples=args.samples)
+    table += "\n\n" + heads_text
     print(json.dumps(report, indent=2) if args.json else table)
     if args.card:
         card = args.checkpoint.with_suffix(".md")
-        atomic_write(card, _card(ckpt, table, args).encode())
+        command = (f"ntmviz eval --checkpoint {ckpt.path.name} --samples {args.samples} --stream {args.stream} "
+                   f"--seed {args.seed}" + (" --seeds-from ..." if args.seeds_from else ""))
+        atomic_write(card, card_text(ckpt, f"Evaluation (`{command}`)", table).encode())
         print(f"wrote {card}", file=sys.stderr)
     return 0
 
 
-def _eval_table(report: dict) -> str:
-    rows = report["rows"]
-    lines = [f"{report['checkpoint']}  ({report['task']}, {report['model']}, {report['parameters']:,} parameters, "
-             f"{report['sequences_seen']:,} sequences seen)",
-             f"{report['samples']} sequences per row from the {report['stream']} stream, seed {report['seed']}; "
-             "[95% interval]",
-             f"{report['difficulty']:>15}  {'bit errors/seq':>26}  {'exact sequences':>22}  {'loss bits/seq':>13}"]
-    for row in rows:
-        (lo, hi), (elo, ehi) = row["interval"], row["exact_interval"]
-        lines.append(f"{row['size']!s:>15}  {row['bit_errors']:8.3f} [{lo:7.3f}, {hi:7.3f}]  "
-                     f"{100 * row['exact']:5.1f}% [{100 * elo:5.1f}, {100 * ehi:5.1f}]  {row['loss_bits']:13.2f}")
-    extra = rows[0].get("extra") or {}
-    if "gap" in extra:
-        lo, hi = extra["gap_interval"]
-        lines.append(f"bits per prediction: model {extra['model_bits']:.4f}, optimal Bayesian {extra['optimal_bits']:.4f}, "
-                     f"gap {extra['gap']:.4f} [{lo:.4f}, {hi:.4f}] (same sequences)")
-    if report["task"] == "priority_sort":
-        lines.append("loss bits/seq is the paper's unit for priority sort (cross-entropy in bits per sequence)")
-    return "\n".join(lines)
+def cmd_sweep(args) -> int:
+    try:
+        import distributed  # noqa: F401  (the optional extra)
+    except ImportError:
+        raise ConfigError("sweeps run on Dask: pip install 'ntmviz[cluster]'") from None
+    from tqdm import tqdm
 
+    from .sweep import Sweep, parse_grid, parse_value, run_sweep
+    from .train import parse_seeds
 
-def _card(ckpt, table: str, args) -> str:
-    """A checkpoint's card: what it is, how it was trained, how it scores."""
-    from .config import to_dict
+    for name in ("steps", "validation_samples", "ensemble_size", "workers"):
+        _check_positive("--" + name.replace("_", "-"), getattr(args, name))
+    fixed = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        fixed[key] = parse_value(key, value)
+    sweep = Sweep.create(args.task, model=args.model, seeds=parse_seeds(args.seeds), grid=parse_grid(args.grid),
+                         fixed=fixed, steps=args.steps, validation_samples=args.validation_samples,
+                         ensemble_size=args.ensemble_size)
+    bar = None
 
-    meta = ckpt.meta
-    params = sum(p.numel() for p in ckpt.model.parameters())
-    training = {k: meta.get(k) for k in ("seed", "batch_size", "lr", "optimizer", "clip", "torch", "device", "hardware")}
-    return "\n".join([
-        f"# {ckpt.path.name}",
-        "",
-        f"{ckpt.task.describe()}",
-        "",
-        f"- model: {ckpt.config.kind}, {params:,} parameters, {ckpt.path.stat().st_size // 1024} KB on disk",
-        f"- trained: {ckpt.step} steps, {ckpt.sequences:,} sequences, {meta.get('train_seconds', 0) / 60:.1f} min of training",
-        "- training setup: " + ", ".join(f"{k} {v}" for k, v in training.items() if v is not None),
-        "",
-        "## Configuration",
-        "",
-        "```json",
-        json.dumps({"model": to_dict(ckpt.config), "task": ckpt.task.to_dict()}, indent=2),
-        "```",
-        "",
-        f"## Evaluation (`ntmviz eval --checkpoint {ckpt.path.name} --samples {args.samples} --stream {args.stream} "
-        f"--seed {args.seed}`)",
-        "",
-        "```",
-        table,
-        "```",
-        "",
-    ])
+    def progress(done, total, row):
+        nonlocal bar
+        if "dashboard" in row:
+            print(f"Dask dashboard: {row['dashboard']}", file=sys.stderr, flush=True)
+            return
+        if args.quiet:
+            print(f"{done}/{total} combination {row['combination']} seed {row['seed']}: {row['status']}, "
+                  f"{row['bit_errors']:.3f} bit errors/seq, solved {row['solved']}", flush=True)
+            return
+        if bar is None:
+            bar = tqdm(total=total, unit="run")
+        bar.update(1)
+
+    rows = run_sweep(sweep, args.out, scheduler=args.scheduler, workers=args.workers, resume=args.resume,
+                     progress=progress)
+    if bar is not None:
+        bar.close()
+    solved = sum(1 for r in rows if r["solved"])
+    print(f"{len(rows)} runs finished in {args.out} ({solved} solved); see {args.out / 'summary.md'}")
+    return 0
 
 
 def cmd_record(args) -> int:
@@ -517,7 +542,7 @@ def cmd_serve(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "record": cmd_record, "export": cmd_export,
-            "figure": cmd_figure, "serve": cmd_serve}
+            "figure": cmd_figure, "serve": cmd_serve, "sweep": cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,10 @@ An LSTM baseline's episode has inputs, outputs, targets and mask only (memory is
 `weights[t] @ memory[t] == reads[t]`; `replay_write(t)` rebuilds memory[t+1] from memory[t].
 
 Files are safetensors (https://github.com/huggingface/safetensors: tensors plus a JSON
-header, nothing executable) with the format name, version and metadata in the header.
+header, nothing executable) with the format name, version and metadata in the header, and
+checksums of the data and header (see files.py): a damaged file raises FileFormatError naming
+the damaged arrays. A loaded episode's `checksum` says "verified", or "absent" for a file
+written before checksums existed. Files over MAX_EPISODE_BYTES are refused before reading.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from safetensors.numpy import save as st_save
 
 from .config import to_dict
 from .errors import ConfigError, FileFormatError
-from .files import atomic_write, read_safetensors
+from .files import MAX_EPISODE_BYTES, atomic_write, read_file, read_safetensors, seal, size_problem
 
 FORMAT = "ntmviz-episode"
 VERSION = 1
@@ -78,6 +81,9 @@ class Episode:
     read: HeadRecord | None = None
     write: HeadRecord | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    # "verified" or "absent" (a file from before checksums) when loaded from a file; None when
+    # recorded. Not saved: it describes the file this episode was read from.
+    checksum: str | None = field(default=None, repr=False, compare=False)
 
     # ---- sizes -------------------------------------------------------------------------
     @property
@@ -127,10 +133,15 @@ class Episode:
 
     # ---- files -------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        """The bytes of this episode's file (the inverse of `from_bytes`)."""
+        """The bytes of this episode's file (the inverse of `from_bytes`), checksums included."""
         arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in self.arrays().items()}
         header = {"format": FORMAT, "version": str(VERSION), "meta": json.dumps(self.meta)}
-        return st_save(arrays, metadata=header)
+        return seal(st_save(arrays, metadata=header))
+
+    @property
+    def nbytes(self) -> int:
+        """The size of this episode's arrays in a file (float32), in bytes."""
+        return sum(int(np.prod(v.shape)) * 4 for v in self.arrays().values())
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write one self-describing file, atomically (a temp file, then a rename)."""
@@ -138,22 +149,24 @@ class Episode:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Episode":
-        """Read a file written by `save`; anything else raises FileFormatError."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileFormatError(f"{path}: no such episode file")
-        return cls.from_bytes(path.read_bytes(), name=str(path))
+        """Read a file written by `save`; anything else, a damaged file or one over
+        MAX_EPISODE_BYTES (checked before reading) raises FileFormatError."""
+        return cls.from_bytes(read_file(path, "episode", MAX_EPISODE_BYTES), name=str(path))
 
     @classmethod
     def from_bytes(cls, data: bytes, name: str = "episode") -> "Episode":
         """Parse the bytes of an episode file (as uploaded in the app)."""
-        header, arrays = read_safetensors(data, name, FORMAT, VERSION)
+        problem = size_problem(len(data), MAX_EPISODE_BYTES)
+        if problem:
+            raise FileFormatError(f"{name}: {problem}")
+        header, arrays, checksum = read_safetensors(data, name, FORMAT, VERSION)
         try:
             meta = json.loads(header.get("meta", "{}"))
         except json.JSONDecodeError:
             raise FileFormatError(f"{name}: episode metadata is not valid JSON") from None
         episode = _unflatten(arrays, meta, name)
         episode.validate(name)
+        episode.checksum = checksum
         return episode
 
     def validate(self, name: str = "episode") -> None:

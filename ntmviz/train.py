@@ -15,7 +15,8 @@ of seeds 0-7 trains exactly as seed k alone would (up to float rounding).
 
 Divergence: a model whose loss, gradients or updated weights are NaN or Inf stops there;
 its weights (and optimiser moments) stay those of the step before, and the others go on.
-When every model has diverged, `run` raises TrainingDiverged naming the step.
+When every model has diverged, `run` raises TrainingDiverged naming the step. A resume trains
+every model again, a diverged one from its last good weights (its phase records that).
 
 `pause()`, `resume()` and `stop()` may be called from any thread (and from a signal
 handler) while `run` works; they take effect between optimiser steps, never inside one.
@@ -504,13 +505,16 @@ class Trainer:
         last = trainer.schedule[-1]
         if not kept or any(last.get(k) != phase[k] for k in ("lr", "optimizer", "batch_size", "clip")):
             trainer.schedule.append(phase)
+        revived = {}
         for k, c in enumerate(ckpts):
             trainer.stages[k] = int(c.meta.get("stage", trainer.stages[k]))
             if c.meta.get("validation"):
                 trainer.validation[k] = {key: list(c.meta["validation"].get(key, [])) for key in trainer.validation[k]}
             trainer.histories[k] = History.from_dict(c.meta.get("history") or {})
-            if "diverged" in c.meta:
-                trainer.alive[k] = False
-                trainer.diverged[k] = c.meta["diverged"]
+            if "diverged" in c.meta:  # its file holds its last good weights: a resume trains it again
+                revived[trainer.seeds[k]] = c.meta["diverged"]
+        if revived:
+            phase = trainer._phase(restarted=not kept)
+            trainer.schedule.append({**phase, "revived_after_divergence": revived})
         trainer._previous = [p.detach().clone() for p in trainer.params]
         return trainer

@@ -7,6 +7,7 @@ import torch
 
 import ntmviz
 from ntmviz import checkpoint
+from ntmviz.files import seal
 from ntmviz.tasks import get_task
 
 
@@ -79,7 +80,7 @@ def test_bad_files(trained, task, tmp_path):
     (tmp_path / "half.safetensors").write_bytes(good[: len(good) // 2])
     bad(tmp_path / "half.safetensors", "half.safetensors")
     (tmp_path / "empty.safetensors").write_bytes(b"")
-    bad(tmp_path / "empty.safetensors", "not a ntmviz-checkpoint")
+    bad(tmp_path / "empty.safetensors", "empty.safetensors: empty file")
     # a pickle is refused without being unpickled
     (tmp_path / "evil.pt").write_bytes(pickle.dumps({"a": 1}))
     bad(tmp_path / "evil.pt", "not a ntmviz-checkpoint")
@@ -93,5 +94,8 @@ def test_bad_files(trained, task, tmp_path):
     head_len = int.from_bytes(data[:8], "little")
     header = data[8:8 + head_len].replace(b'\\"memory_width\\": 6', b'\\"memory_width\\": 5')
     assert header != data[8:8 + head_len]
-    (tmp_path / "mismatch.safetensors").write_bytes(data[:8] + header + data[8 + head_len:])
-    bad(tmp_path / "mismatch.safetensors", "do not match")
+    edited = data[:8] + header + data[8 + head_len:]
+    (tmp_path / "mismatch.safetensors").write_bytes(edited)
+    bad(tmp_path / "mismatch.safetensors", "damaged: its header does not match the checksum")
+    (tmp_path / "mismatch.safetensors").write_bytes(seal(edited))  # a consistent file, wrong weights
+    bad(tmp_path / "mismatch.safetensors", "do not match the config")

@@ -47,21 +47,42 @@ def test_eval_json_reports_each_size(trained):
     run = ntmviz_cli("eval", "--checkpoint", trained, "--lengths", "2,5", "--samples", 10, "--json")
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
-    assert report["task"] == "copy" and [r["size"] for r in report["rows"]] == ["training range", 2, 5]
+    assert report["task"] == "copy" and [r["size"] for r in report["rows"]] == ["training range", "2", "5"]
     assert report["stream"] == "test" and report["seed"] == 0
     for r in report["rows"]:
         lo, hi = r["interval"]
         assert r["samples"] == 10 and 0 <= lo <= r["bit_errors"] <= hi
         assert 0 <= r["exact"] <= 1
+    assert report["checksum"] == "verified" and "checksums verified" in run.stderr
+
+
+def test_eval_says_a_checkpoint_from_before_checksums_carries_none(trained, tmp_path):
+    from safetensors.numpy import load_file, save_file
+    from safetensors import safe_open
+
+    with safe_open(str(trained), "np") as f:  # the same file as ntmviz wrote it before checksums
+        metadata = {k: v for k, v in f.metadata().items() if k not in ("modelspec.hash_sha256", "ntmviz.checksum")}
+    old = tmp_path / "old.safetensors"
+    save_file(load_file(str(trained)), str(old), metadata=metadata)
+    run = ntmviz_cli("eval", "--checkpoint", old, "--lengths", "2", "--samples", 2, "--json")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["checksum"] == "absent"
+    assert "carries no checksum" in run.stderr
 
 
 def test_eval_card_is_written_beside_the_checkpoint(trained, tmp_path):
     copy = tmp_path / "c.safetensors"
     copy.write_bytes(trained.read_bytes())
-    run = ntmviz_cli("eval", "--checkpoint", copy, "--lengths", "4", "--samples", 5, "--card")
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(trained.read_bytes())
+    run = ntmviz_cli("eval", "--checkpoint", copy, "--lengths", "4", "--samples", 5, "--card",
+                     "--seeds-from", copy, other)
     assert run.returncode == 0, run.stderr
     card = (tmp_path / "c.md").read_text()
     assert "120 sequences" in card and '"memory_slots": 8' in card and "bit errors/seq" in card
+    assert "| from step | lr |" in card and "| 0 | 0.001 | adam | 4 | 10.0 | new |" in card  # the run's phases
+    assert "from the test stream" in card and "training batches from the train stream" in card
+    assert "2 seeds; bit errors per sequence from" in card and "solved (bit errors < 0.01)" in card
 
 
 def test_record_writes_an_episode_of_the_asked_length(trained, tmp_path):
@@ -85,6 +106,20 @@ def test_bad_training_requests_fail_in_one_line(args, words, tmp_path):
     assert run.returncode == 2
     assert words in run.stderr and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
     assert not (tmp_path / "x.safetensors").exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--stream", "dev"], "evaluation streams are validation and test, not 'dev'"),
+    (["--stream", "train"], "not 'train'"),
+    (["--samples", "0"], "samples must be a positive integer"),
+    (["--lengths", "9"], "needs 9 memory slots, the model has 8"),
+    (["--seed", "-1"], "--seed must be a non-negative integer"),
+])
+def test_bad_eval_requests_fail_in_one_line(trained, args, words):
+    run = ntmviz_cli("eval", "--checkpoint", trained, *args)
+    errors = [line for line in run.stderr.splitlines() if not line.endswith("checksums verified")]
+    assert run.returncode == 2 and len(errors) == 1 and errors[0].startswith("ntmviz: error: "), run.stderr
+    assert words in errors[0]
 
 
 def test_bad_record_and_eval_requests(trained, tmp_path):
@@ -202,3 +237,28 @@ def test_ctrl_c_saves_every_model_of_an_ensemble_between_steps_and_resumes_exact
         assert resumed.step == direct.step == step + 3
         for (name, x), y in zip(resumed.model.state_dict().items(), direct.model.state_dict().values()):
             torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_eval_reports_what_the_heads_did(trained, tmp_path):
+    run = ntmviz_cli("eval", "--checkpoint", trained, "--lengths", "2", "--samples", 6)
+    assert run.returncode == 0, run.stderr
+    assert "What the heads did (copy, 6 sequences from the test stream, seed 0;" in run.stdout
+    for title in ("write head walks one slot per vector", "parked read head does not slip",
+                  "playback starts where writing began"):
+        assert title in run.stdout
+    run = ntmviz_cli("eval", "--checkpoint", trained, "--lengths", "2", "--samples", 6, "--json",
+                     "--stream", "validation")
+    heads = json.loads(run.stdout)["mechanisms"]
+    assert heads["task"] == "copy" and heads["stream"] == "validation" and heads["samples"] == 6
+    assert [r["name"] for r in heads["results"]] == ["write_walk", "playback", "playback_start", "parked",
+                                                     "parked_focus", "sharpness"]
+    for r in heads["results"]:
+        assert r["samples"] <= 6 and isinstance(r["passes"], bool) and r["verdict"]
+    lstm = ntmviz.LSTMBaseline(ntmviz.LSTMConfig(input_size=4, output_size=3, hidden_size=8, layers=1))
+    from ntmviz.tasks import get_task
+
+    path = tmp_path / "lstm.safetensors"
+    checkpoint.save(path, lstm, task=get_task("copy", bits=3, max_length=3))
+    run = ntmviz_cli("eval", "--checkpoint", path, "--lengths", "2", "--samples", 4)
+    assert run.returncode == 0, run.stderr
+    assert "What the heads did: nothing to measure (an LSTM baseline has no memory)." in run.stdout

@@ -1,7 +1,6 @@
 """Training, validation and test data come from disjoint seed namespaces."""
 
 import pytest
-import torch
 
 import ntmviz
 from ntmviz.streams import STREAMS, stream_of, stream_seed

@@ -284,3 +284,18 @@ def test_seed_lists():
     assert parse_seeds("0-3") == [0, 1, 2, 3]
     assert parse_seeds("0,3,5") == [0, 3, 5]
     assert parse_seeds("2, 7-8") == [2, 7, 8]
+
+
+def test_a_diverged_model_trains_again_on_resume_and_its_phase_says_so(task, tmp_path):
+    first = ensemble(task, [0, 1], lr=3e-3)
+    first.run(2)
+    first.diverged[1] = "the loss became nan at step 3; its weights are those of step 2"  # as _mark_diverged
+    first.alive[1] = False
+    paths = [first.save(tmp_path / f"m{k}.safetensors", member=k) for k in range(2)]
+    assert checkpoint.load(paths[1]).meta["diverged"].startswith("the loss became nan")
+    again = Trainer.resume_from([checkpoint.load(p, device="cpu") for p in paths])
+    assert again.alive == [True, True] and again.diverged == {}
+    assert again.meta()["schedule"][-1]["revived_after_divergence"] == {1: first.diverged[1]}  # seed -> why
+    before = {n: v.clone() for n, v in again.model.member_state_dict(1).items()}
+    again.run(4)
+    assert any(not torch.equal(before[n], v) for n, v in again.model.member_state_dict(1).items())

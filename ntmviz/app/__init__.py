@@ -31,7 +31,8 @@ Modules
                  chunks the browser asks for as playback reaches them)
     messages.py  text(), bold(), show_error(): text from files and users reaches panes as text
     sources.py   checkpoints, recording episodes (length/seed or typed input), episode files;
-                 Sources, the panel that drives them
+                 Sources, the panel that drives them (recording and opening off the event loop)
+    upload.py    EpisodeUpload: the file picker; checks the size in the browser, sends in pieces
     explorer.py  Explorer: the whole app (Explorer.default() is what apps/explorer.py serves)
     export.py    export_html(episode, path) -> Path: the standalone page (atomic write)
     figures.py   figure(episode, view, step) -> Figure (.svg(), .png(scale), .save(path)): a view
@@ -39,6 +40,8 @@ Modules
                  Python), drawing.py (a small vector scene, its SVG and PNG writers)
     notebook.py  notebook outputs carry a self-contained rendering that shows when no kernel
                  answers (a notebook converted to HTML plays offline)
+    local_resources.py  installed on import: Panel's stylesheets and scripts come from the
+                 serving machine (or inline), never from a CDN, on every code path
 
 How it moves
 ------------
@@ -68,9 +71,10 @@ Controls (accessible names; the play button's name switches between "Play" and "
     keys (anywhere outside text fields): ArrowLeft / ArrowRight step, Space plays or
     pauses, Home / End jump; they go to the group last clicked or focused.
     Sources panel (Panel widgets): select "Checkpoint", inputs "Length" and "Seed",
-    textbox "Or type an input (copy-like tasks)", button "Run", the file input under
-    "Open episode", buttons "Save episode" and "Export HTML". Errors show as an element
-    with role="alert" (class ntmviz-error) holding the message.
+    textbox "Or type an input (copy-like tasks)", button "Run" (named "Recording…" and
+    disabled while a recording runs in the background), the file input under "Open episode"
+    (upload.py: size-checked, sent in pieces), buttons "Save episode" and "Export HTML".
+    Errors show as an element with role="alert" (class ntmviz-error) holding the message.
 
 Elements:
     .ntmviz-view[data-view=player|memory|heads|focus|sequence]   one per view, with
@@ -95,15 +99,20 @@ Globals (window.__ntmviz):
              draws, see static/layout.js), ...}}; active: the id keys go to
 """
 
-from .canvas import EpisodeCanvas
-from .explorer import Explorer
-from .export import export_html, export_html_string
-from .payload import describe, episode_payload
-from .sources import ModelSource, Sources, load_source, record_episode
-from .state import Playback
-from .views import EpisodeView, FocusView, HeadLocationsView, MemoryView, Player, SequenceView
-from .figures import Figure, figure, save_figure
-from . import notebook as _notebook
+from .local_resources import install as _install_local_resources
+
+# Before any component exists: every stylesheet and script from this machine (see local_resources.py).
+_install_local_resources()
+
+from .canvas import EpisodeCanvas  # noqa: E402
+from .explorer import Explorer  # noqa: E402
+from .export import export_html, export_html_string  # noqa: E402
+from .payload import describe, episode_payload  # noqa: E402
+from .sources import ModelSource, Sources, load_source, record_episode  # noqa: E402
+from .state import Playback  # noqa: E402
+from .views import EpisodeView, FocusView, HeadLocationsView, MemoryView, Player, SequenceView  # noqa: E402
+from .figures import Figure, figure, save_figure  # noqa: E402
+from . import notebook as _notebook  # noqa: E402
 
 _notebook.install()  # inside IPython: notebook outputs of the views also play without a kernel
 

@@ -4,16 +4,28 @@
     Compare(left_episode, right_episode, titles=("step 200", "step 4000"))
     Compare(training=training_view, folder="checkpoints")   # pick checkpoints or snapshots
 
-A source is a checkpoint file or a snapshot of a live run (TrainingView). Both sides always
-show the same input: snapshots of one run share its probe input; a checkpoint is recorded
-on the other side's input when that side is a snapshot, else both checkpoints are recorded
-on one sampled input of the left checkpoint's task (length and seed). An LSTM baseline has no
-memory (Episode.memory is None): its side shows outputs and errors only.
+A source is a checkpoint file (in `folder` or `extra_folders`, e.g. where the Train tab saves)
+or a snapshot of a live run (TrainingView), named by its training step: thinning the run's
+snapshots never makes an option point at another step. The list follows the run (and saved
+checkpoints) by itself. Both sides always show the same input: snapshots of one run share its
+probe input; a checkpoint is recorded on the other side's input when that side is a snapshot,
+else both checkpoints are recorded on one sampled input of the left checkpoint's task (length
+and seed). The pair chosen by default is one that can be compared: two snapshots of the run,
+or two checkpoints of the same task. An LSTM baseline has no memory (Episode.memory is None):
+its side shows outputs and errors only.
+
+The two sides share one step: in the browser they are one playback group (a click or a key on
+either side moves both at once, no server round trip), and the layout puts the two memories
+in one row and the two sequences in the next, at the same width, so step t of one side sits
+beside step t of the other.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +36,53 @@ from panel.viewable import Viewer
 from ..checkpoint import load as load_checkpoint
 from ..episode import Episode, record
 from ..errors import ConfigError, NtmvizError
+from .fields import read_seed
 from .live import probe_batch
 from .messages import bold, clear, show_error
-from .sources import find_checkpoints
+from .sources import check_length, checkpoint_options
 from .state import Playback
 
-SNAPSHOT = "snapshot:"
+log = logging.getLogger(__name__)
+
+SNAPSHOT = "snapshot:"  # option values: "snapshot:<training step>"
+_HEADER_LIMIT = 64 << 20  # a checkpoint header larger than this is not read for its task
+
+
+def snapshot_key(step: int) -> str:
+    return f"{SNAPSHOT}{int(step)}"
+
+
+_SIGNATURES: dict[tuple, tuple[str, int] | None] = {}
+
+
+def checkpoint_signature(path: str | Path) -> tuple[str, int] | None:
+    """(task name, input width) of a checkpoint, from its JSON header alone (no weights read);
+    None if the file cannot tell. Two sources with one signature can run on the same input.
+    Read once per file version (path, modification time, size)."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _SIGNATURES:
+        if len(_SIGNATURES) > 256:
+            _SIGNATURES.clear()
+        _SIGNATURES[key] = _read_signature(path)
+    return _SIGNATURES[key]
+
+
+def _read_signature(path: str | Path) -> tuple[str, int] | None:
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 0 < size <= _HEADER_LIMIT:
+                return None
+            meta = json.loads(f.read(size)).get("__metadata__") or {}
+        task = json.loads(meta.get("task") or "null")
+        config = json.loads(meta.get("config") or "null")
+        return (str(task["name"]), int(config["input_size"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def record_same_input(model, episode: Episode, meta: dict[str, Any] | None = None) -> Episode:
@@ -58,7 +111,8 @@ def checkpoint_pair(path_a: str | Path, path_b: str | Path, length: int | None =
 
 
 class _Side(Viewer):
-    """One side: a title, the memory (when the model has one) and the sequence."""
+    """One side: a title, the memory (when the model has one) and the sequence; Compare lays
+    the parts of both sides out in rows (`parts`)."""
 
     state = param.ClassSelector(class_=Playback)
 
@@ -85,8 +139,14 @@ class _Side(Viewer):
         else:
             self.title.object = bold(ep.meta.get('source', 'episode') if ep is not None else 'nothing yet')
 
+    @property
+    def parts(self) -> tuple[Any, Any, Any]:
+        """(title, memory or the no-memory note, sequence)."""
+        return (self.title, pn.Column(self.note, self._memory, margin=0, sizing_mode="stretch_width"),
+                self.sequence)
+
     def __panel__(self):
-        return pn.Column(self.title, self.note, self._memory, self.sequence, sizing_mode="stretch_width")
+        return pn.Column(*self.parts, sizing_mode="stretch_width")
 
 
 class Compare(Viewer):
@@ -96,12 +156,17 @@ class Compare(Viewer):
     right = param.ClassSelector(class_=Playback, doc="The right side's playback state.")
     t = param.Integer(default=0, bounds=(0, None), doc="The step both sides show.")
     folder = param.String(default="checkpoints", doc="The folder whose checkpoints can be compared.")
+    extra_folders = param.List(default=[], item_type=str, doc="""
+        More folders whose checkpoints are listed (e.g. where the Train tab saves).""")
     message = param.String(default="", doc="The last error shown ('' when the last action worked).")
 
     def __init__(self, left: Episode | None = None, right: Episode | None = None, *,
                  titles: tuple[str, str] | None = None, training: Any = None, **params):
-        super().__init__(left=Playback(), right=Playback(), **params)
+        group = f"ntmviz-compare-{uuid.uuid4().hex[:12]}"  # both sides: one step in the browser
+        super().__init__(left=Playback(group=group), right=Playback(group=group), **params)
         self.training = training
+        self._refreshing = False
+        self._picked = False  # the user chose a pair: refreshing keeps it
         self.step = pn.widgets.IntSlider(label="Step", start=0, end=1, value=0, sizing_mode="stretch_width")
         self.step.param.watch(lambda e: setattr(self, "t", int(e.new)), "value")
         self.param.watch(self._move, "t")
@@ -109,49 +174,108 @@ class Compare(Viewer):
             s.param.watch(lambda e: setattr(self, "t", int(e.new)), "t")
         self.left_pick = pn.widgets.Select(label="Left", options=[], sizing_mode="stretch_width")
         self.right_pick = pn.widgets.Select(label="Right", options=[], sizing_mode="stretch_width")
-        self.length = pn.widgets.IntInput(label="Length", value=0, start=0, sizing_mode="stretch_width",
-                                          description="The input size for two checkpoints (0: the task's largest)")
-        self.seed = pn.widgets.IntInput(label="Seed", value=0, start=0, sizing_mode="stretch_width")
-        self.refresh_button = pn.widgets.Button(label="Refresh list", sizing_mode="stretch_width")
+        self.length = pn.widgets.TextInput(label="Length", value="", sizing_mode="stretch_width",
+                                           description="The input size for two checkpoints (empty: the task's "
+                                                       "largest training size)")
+        self.seed = pn.widgets.TextInput(label="Seed", value="0", sizing_mode="stretch_width")
+        self.refresh_button = pn.widgets.Button(label="Refresh list", sizing_mode="stretch_width",
+                                                description="List the folders' checkpoints again")
         self.compare_button = pn.widgets.Button(label="Compare", color="primary", sizing_mode="stretch_width")
         self.refresh_button.on_click(lambda _: self.refresh_options())
         self.compare_button.on_click(lambda _: self.compare())
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self._left_side, self._right_side = _Side(state=self.left), _Side(state=self.right)
+        for pick in (self.left_pick, self.right_pick):
+            pick.param.watch(self._user_pick, "value")
         self.refresh_options()
+        if training is not None:  # new snapshots and saved checkpoints show up without Refresh
+            training.param.watch(lambda _: self.refresh_options(), ["snapshot_steps", "saved"])
         if left is not None or right is not None:
             self.show(left, right, titles)
 
     # ---- choosing sources --------------------------------------------------------------------
     def options(self) -> dict[str, str]:
-        """What can be compared: checkpoints in `folder`, then the live run's snapshots."""
-        out = {p.name: str(p) for p in find_checkpoints(self.folder)}
-        for i, snap in enumerate(getattr(self.training, "snapshot_list", []) or []):
-            out[f"training snapshot, step {snap.step:,}"] = f"{SNAPSHOT}{i}"
+        """What can be compared: checkpoints in `folder` and `extra_folders`, then the live run's
+        snapshots, each named and keyed by its training step."""
+        out = checkpoint_options(self.folder, *self.extra_folders)
+        for step in self._snapshot_steps():
+            out[f"training snapshot, step {step:,}"] = snapshot_key(step)
         return out
 
+    def _snapshot_steps(self) -> list[int]:
+        return [s.step for s in (getattr(self.training, "snapshot_list", None) or [])]
+
+    def _user_pick(self, event) -> None:
+        if not self._refreshing:
+            self._picked = True
+
+    def _signature(self, value: str) -> tuple | None:
+        if value.startswith(SNAPSHOT):
+            return ("snapshot",)  # every snapshot of the run shares its probe input
+        return checkpoint_signature(value)
+
+    def _default_pair(self, values: list[str]) -> tuple[str, str]:
+        """Two sources that can be compared: the first and newest snapshots of the run, else the
+        first checkpoint and another of the same task and input width (itself if none)."""
+        snaps = [v for v in values if v.startswith(SNAPSHOT)]
+        if len(snaps) >= 2:
+            return snaps[0], snaps[-1]
+        left = values[0]
+        sig = self._signature(left)
+        same = [v for v in values[1:] if sig is not None and self._signature(v) == sig]
+        return left, (same[0] if same else left)
+
+    def _nearest_snapshot(self, old: str, values: list[str]) -> str | None:
+        """A snapshot pick whose step was thinned away: the nearest kept step before it."""
+        if not old.startswith(SNAPSHOT):
+            return None
+        step = int(old[len(SNAPSHOT):])
+        kept = [int(v[len(SNAPSHOT):]) for v in values if v.startswith(SNAPSHOT)]
+        before = [s for s in kept if s <= step]
+        return snapshot_key(max(before)) if before else (snapshot_key(min(kept)) if kept else None)
+
     def refresh_options(self) -> None:
+        """List the sources again; a pair the user chose stays (a thinned snapshot moves to the
+        nearest kept step), else the default pair is chosen."""
         opts = self.options()
         values = list(opts.values())
-        for pick, default in ((self.left_pick, 0), (self.right_pick, -1)):
-            old = pick.value
-            pick.options = opts
-            if values:
-                pick.value = old if old in values else values[default]
+        olds = (self.left_pick.value, self.right_pick.value)
+        self._refreshing = True
+        try:
+            for pick in (self.left_pick, self.right_pick):
+                pick.options = opts
+            if not values:
+                return
+            if self._picked and all(olds):
+                picks = [old if old in values else self._nearest_snapshot(old, values) for old in olds]
+                if all(picks):
+                    self.left_pick.value, self.right_pick.value = picks
+                    return
+            self.left_pick.value, self.right_pick.value = self._default_pair(values)
+        finally:
+            self._refreshing = False
 
     def _episode(self, key: str, other: Episode | None) -> Episode:
         if key.startswith(SNAPSHOT):
-            snaps = self.training.snapshot_list
-            return snaps[int(key[len(SNAPSHOT):])].episode
+            step = int(key[len(SNAPSHOT):])
+            snap = self.training.snapshot_at(step) if self.training is not None else None
+            if snap is None:
+                raise ConfigError(f"the training snapshot of step {step:,} is no longer kept (older snapshots "
+                                  f"are thinned as a run goes on): pick another")
+            return snap.episode
         ckpt = load_checkpoint(key, device="cpu")
         meta = {"source": Path(key).name}
         if other is not None:
             return record_same_input(ckpt.model, other, meta)
         if ckpt.task is None:
             raise ConfigError(f"{Path(key).name} names no task to sample an input from")
-        task = ckpt.task.at(self.length.value) if self.length.value else ckpt.task
-        batch = task.sample(1, seed=self.seed.value) if self.length.value else probe_batch(task, self.seed.value)
-        return record(ckpt.model, batch, meta={**meta, "task": task.name, "seed": self.seed.value,
+        seed = read_seed(self.seed)
+        length = None
+        if self.length.value.strip():
+            length = check_length(ckpt.task, self.length.value)
+        task = ckpt.task.at(length) if length else ckpt.task
+        batch = task.sample(1, seed=seed) if length else probe_batch(task, seed)
+        return record(ckpt.model, batch, meta={**meta, "task": task.name, "seed": seed,
                                                "input_labels": list(task.input_labels),
                                                "output_labels": list(task.output_labels)})[0]
 
@@ -171,7 +295,8 @@ class Compare(Viewer):
                 raise ConfigError("the two sources were recorded on different inputs")
         except NtmvizError as exc:
             return self._fail(str(exc))
-        except Exception as exc:
+        except Exception as exc:  # the app keeps serving; the log keeps the traceback
+            log.exception("Compare failed for %r and %r", a, b)
             return self._fail(f"could not compare: {type(exc).__name__}: {exc}")
         names = {v: k for k, v in self.left_pick.options.items()}
         self.show(left, right, (names.get(a), names.get(b)))
@@ -207,6 +332,8 @@ class Compare(Viewer):
         pickers = pn.Row(self.left_pick, self.right_pick, self.length, self.seed,
                          pn.Column(self.refresh_button, self.compare_button, width=160),
                          sizing_mode="stretch_width")
-        return pn.Column(pickers, self.alert, self.step,
-                         pn.Row(self._left_side, self._right_side, sizing_mode="stretch_width"),
-                         sizing_mode="stretch_width")
+        # One row per part, so both sequences start at the same height and width: step t of
+        # one side sits beside step t of the other.
+        rows = [pn.Row(a, b, sizing_mode="stretch_width")
+                for a, b in zip(self._left_side.parts, self._right_side.parts)]
+        return pn.Column(pickers, self.alert, self.step, *rows, sizing_mode="stretch_width")

@@ -12,6 +12,7 @@ from panel.viewable import Viewer
 from ..episode import Episode
 from ..errors import NtmvizError
 from ..shipped import checkpoint_folders
+from .mechanisms_view import MechanismsView
 from .messages import bold, text
 from .payload import describe
 from .sources import (
@@ -37,6 +38,9 @@ class Explorer(Viewer):
 
     The player, the slider, the keys (left / right, space) and clicks in the head locations
     all move the one step t in `state`; the sources panel records or opens other episodes.
+    The Explore and Train tabs show the same state: one step t for both, kept when switching
+    tabs (also while playing). Checkpoints the Train tab saves (to `runs_folder`) are listed
+    in Sources, Train's "Start from" and Compare as soon as they are written.
     """
 
     state = param.ClassSelector(class_=Playback, doc="""
@@ -47,6 +51,9 @@ class Explorer(Viewer):
 
     note = param.String(default="", doc="""
         A note about where the episode came from (e.g. an untrained model), shown on top.""")
+
+    runs_folder = param.String(default="runs", doc="""
+        Where the Train tab saves checkpoints (listed beside the folder's everywhere).""")
 
     def __init__(self, episode: Episode | None = None, *, source: ModelSource | None = None,
                  folder: str | Path | None = None, state: Playback | None = None, **params):
@@ -60,19 +67,22 @@ class Explorer(Viewer):
         self.heads = HeadLocationsView(state=state)
         self.focus = FocusView(state=state)
         self.sequence = SequenceView(state=state)
-        self.sources = Sources(state, folder=folder, source=source)
+        runs = self.runs_folder
+        self.sources = Sources(state, folder=folder, source=source, extra_folders=[runs])
+        self.mechanisms = MechanismsView(state=state)  # "What the heads did" in this episode
         self._title = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self._note = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
         # the focus wraps under the memory (and its heads under each other) on narrow screens
         self._memory_views = pn.Column(pn.FlexBox(self.memory, self.focus, flex_wrap="wrap", gap="12px"),
                                        self.heads, margin=0, sizing_mode="stretch_width")
-        # Train and Compare share the playback state: a chosen training snapshot is the episode
-        # every view shows. Checkpoints saved from the Train tab go to ./runs, not the shipped folder.
+        # Train shares the playback state: a chosen training snapshot is the episode
+        # every view shows. Checkpoints saved from the Train tab go to runs_folder, not the shipped folder.
         from .compare import Compare
         from .training_view import TrainingView
 
-        self.training = TrainingView(state=state, folder=folder, save_folder="runs")
-        self.compare = Compare(training=self.training, folder=folder)
+        self.training = TrainingView(state=state, folder=folder, save_folder=runs, guard_in_panel=False)
+        self.compare = Compare(training=self.training, folder=folder, extra_folders=[runs])
+        self.training.param.watch(lambda _: self.sources.refresh_checkpoints(), "saved")
         state.param.watch(lambda _: self._refresh(), "episode")
         self.param.watch(lambda _: self._refresh(), "note")
         self.sources.param.watch(lambda _: self._source_note(), "source")
@@ -135,20 +145,22 @@ class Explorer(Viewer):
     def views(self) -> dict[str, Viewer]:
         """Every view by name."""
         return {"player": self.player, "memory": self.memory, "heads": self.heads,
-                "focus": self.focus, "sequence": self.sequence, "training": self.training,
-                "compare": self.compare}
+                "focus": self.focus, "sequence": self.sequence, "mechanisms": self.mechanisms,
+                "training": self.training, "compare": self.compare}
 
     def __panel__(self):
-        sidebar = pn.Column(self.sources, width=300, margin=(0, 10, 0, 0))
+        sidebar = pn.Column(self.sources, self.mechanisms, width=300, margin=(0, 10, 0, 0))
         main = pn.Column(self._title, self._note, self.player, self._memory_views, self.sequence,
                          sizing_mode="stretch_width")
         explore = pn.Row(sidebar, main, sizing_mode="stretch_width")
         return pn.Column(
             pn.pane.Markdown("## ntmviz: inside a Neural Turing Machine", margin=(0, 10)),
             # Dynamic: a tab's views are built when it is first opened, so the page loads fast.
-            # Known: opening Compare makes Panel 1.9 ask its CDN for two stylesheets (markdown,
-            # loading); offline those requests fail and the tab still works (holoviz/panel#7073).
+            # (Their stylesheets come from this server: see local_resources.py.)
             pn.Tabs(("Explore", explore), ("Train", self.training), ("Compare", self.compare),
                     dynamic=True, sizing_mode="stretch_width"),
+            # Outside the tabs: a hidden tab's components are removed from the page, and leaving
+            # must still ask while a run is alive whatever tab is open.
+            self.training.guard,
             sizing_mode="stretch_width",
         )

@@ -23,9 +23,14 @@ History keeps a thinned whole-run curve of at most `history_limit` points). Snap
 `max_snapshots`; when full, every other snapshot of the older half goes (the first and the
 newest always stay), so the snapshots thin as they age and still span the whole run.
 
+Status. `status` is what the thread last reported, refined by what has been asked of it and
+not yet done: "pausing" (pause asked, the thread still in its step), "stopping" (stop asked,
+the thread still alive). Views derive their buttons from it alone.
+
 Divergence. A NaN or Inf loss (TrainingDiverged from the Trainer) ends the run with status
-"diverged" and `error` naming the step; snapshots stay, and if the weights themselves are no
-longer finite they are put back to those of the last snapshot, so `save` still works.
+"diverged" and `error` naming the step; snapshots stay, and if the weights or the optimiser's
+moments are no longer finite, both go back to those of the last snapshot (kept with it), so
+`save` writes a checkpoint that resumes cleanly.
 
 Threads of torch: the training thread calls `torch.set_num_threads(threads)` (default 1) for
 itself. With PyTorch's OpenMP backend that count belongs to the calling thread, so the rest of
@@ -36,8 +41,10 @@ matters: on 2 busy cores a small NTM step took 1.0 s with 2 intra-op threads and
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
+import logging
 import threading
 import time
 import weakref
@@ -56,7 +63,10 @@ from ..model import build_model, pick_device
 from ..thinning import thin
 from ..train import StepMetrics, Trainer, TrainingDiverged
 
-STATUSES = ("ready", "running", "paused", "done", "stopped", "diverged", "failed")
+STATUSES = ("ready", "running", "pausing", "paused", "stopping", "done", "stopped", "diverged", "failed")
+ENDED = ("done", "stopped", "diverged", "failed")
+
+log = logging.getLogger(__name__)
 
 _RUNS: "weakref.WeakSet[LiveRun]" = weakref.WeakSet()
 _RUNS_LOCK = threading.Lock()
@@ -133,6 +143,35 @@ class Snapshot(NamedTuple):
     episode: Episode
 
 
+class _GoodState(NamedTuple):
+    """What the last snapshot's step left: enough to put the run back there after a divergence."""
+
+    step: int
+    sequences: int
+    stage: int  # the curriculum stage
+    weights: dict[str, torch.Tensor]  # model.state_dict(), on the CPU
+    optimizer: dict[str, Any]  # optimizer.state_dict(), tensors copied to the CPU
+
+
+def _all_finite(tensors) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in tensors if isinstance(t, torch.Tensor) and t.is_floating_point())
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer):
+    for entries in optimizer.state.values():
+        yield from entries.values()
+
+
+def _cpu_copy(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _cpu_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cpu_copy(v) for v in value]
+    return copy.deepcopy(value)
+
+
 class _Request:
     """A function to run in the training thread, and its result."""
 
@@ -185,7 +224,7 @@ class LiveRun:
         self._status = "ready"
         self._error = ""
         self._latest: StepMetrics | None = None
-        self._good_state: tuple[int, int, dict[str, torch.Tensor]] | None = None
+        self._good_state: _GoodState | None = None
         self._requests: deque[_Request] = deque()
         self._wake = threading.Event()
         # Pausing is ours, not Trainer.pause(): the thread then always holds inside a callback,
@@ -263,9 +302,21 @@ class LiveRun:
     # ---- what the thread publishes (read from any thread) ---------------------------------
     @property
     def status(self) -> str:
-        """One of STATUSES."""
+        """One of STATUSES: what the thread reported, refined by what is asked and not yet done."""
         with self._lock:
-            return self._status
+            status = self._status
+        if status in ("running", "paused") and self._stopping:
+            return "stopping"
+        if status == "running" and self._pause.is_set():
+            return "pausing"
+        if status == "paused" and not self._pause.is_set():
+            return "running"  # resume asked: the thread wakes within 0.1 s
+        return status
+
+    @property
+    def ended(self) -> bool:
+        """Whether the thread has ended and everything it publishes is final."""
+        return self._thread is not None and not self._thread.is_alive()
 
     @property
     def error(self) -> str:
@@ -307,9 +358,11 @@ class LiveRun:
 
     @property
     def history(self) -> dict[str, list]:
-        """The Trainer's thinned whole-run learning curve (a copy)."""
-        with self._lock:
-            return {k: list(v) for k, v in self.trainer.history.to_dict().items()}
+        """The Trainer's thinned whole-run learning curve (a copy).
+
+        The Trainer appends to it from the training thread without a lock of ours, so while that
+        thread lives the copy is made there, between two steps (this waits for one step)."""
+        return self.call(lambda: {k: list(v) for k, v in self.trainer.history.to_dict().items()})
 
     # ---- working with the model -----------------------------------------------------------
     def call(self, fn: Callable[[], Any], timeout: float = 60.0) -> Any:
@@ -370,15 +423,18 @@ class LiveRun:
             restored = self._restore_good_weights()
             message = f"Training diverged: {exc}."
             if restored is not None:
-                message += f" The weights are back to those of step {restored} (the last snapshot)."
+                message += (f" The weights and the optimiser's state are back to those of step {restored} "
+                            f"(the last snapshot).")
             self._set_status("diverged", message)
-        except Exception as exc:  # the app keeps serving whatever happens here
+        except Exception as exc:  # the app keeps serving whatever happens here; the log keeps the traceback
+            log.exception("%s: training failed at step %d", self.name, self.trainer.step)
             self._set_status("failed", f"Training failed at step {self.trainer.step}: {type(exc).__name__}: {exc}")
         finally:
             self._serve_requests()
 
     def _meta(self) -> dict[str, Any]:
-        return {"task": self.task.name, "seed": self.probe_seed, "source": f"{self.name} ({self.source})",
+        return {"task": self.task.name, "task_config": self.task.to_dict(), "seed": self.probe_seed,
+                "source": f"{self.name} ({self.source})",
                 "training_step": self.trainer.step, "sequences": self.trainer.sequences,
                 "input_labels": list(getattr(self.task, "input_labels", ()) or ()),
                 "output_labels": list(getattr(self.task, "output_labels", ()) or ())}
@@ -386,7 +442,8 @@ class LiveRun:
     def _snapshot(self, metrics: StepMetrics | None) -> None:
         trainer = self.trainer
         episode = record(trainer.model, self.probe, meta=self._meta())[0]
-        good = {k: v.detach().to("cpu", copy=True) for k, v in trainer.model.state_dict().items()}
+        good = _GoodState(trainer.step, trainer.sequences, trainer.stage, _cpu_copy(trainer.model.state_dict()),
+                          _cpu_copy(trainer.optimizer.state_dict()))
         snap = Snapshot(trainer.step, trainer.sequences, float("nan") if metrics is None else metrics.loss,
                         float("nan") if metrics is None else metrics.bit_errors, episode)
         with self._lock:
@@ -394,18 +451,21 @@ class LiveRun:
             if len(self._snapshots) > self.max_snapshots:
                 self._snapshots = thin(self._snapshots, lambda s: s.step, self.max_snapshots * 2 // 3)
             self._version += 1
-            self._good_state = (trainer.step, trainer.sequences, good)
+            self._good_state = good
 
     def _restore_good_weights(self) -> int | None:
-        model = self.trainer.model
-        if all(torch.isfinite(p).all() for p in model.parameters()) or self._good_state is None:
+        """After a divergence: if the weights or the optimiser's moments are not finite, put both
+        back to the last snapshot's (a NaN moment would poison the first step of any resume)."""
+        trainer = self.trainer
+        good = self._good_state
+        if good is None or (_all_finite(trainer.model.parameters())
+                            and _all_finite(_optimizer_tensors(trainer.optimizer))):
             return None
-        step, sequences, state = self._good_state
-        model.load_state_dict(state)
-        self.trainer.step = step  # sequences follow from the step
-        # The optimiser's moments may hold NaN too: start them again.
-        self.trainer.optimizer.state.clear()
-        return step
+        trainer.model.load_state_dict(good.weights)
+        trainer.optimizer.load_state_dict(_cpu_copy(good.optimizer))  # moved to the params' device
+        trainer.step = good.step  # sequences follow from the step
+        trainer.stages[0] = good.stage
+        return good.step
 
     def _serve_requests(self) -> None:
         while True:
@@ -456,7 +516,7 @@ class LiveRun:
                 try:
                     self._snapshot(self.latest)
                 except Exception:  # a last snapshot is a nicety, never a reason to fail
-                    pass
+                    log.exception("%s: the last snapshot failed", self.name)
 
 
 def new_run(config: RunConfig | None = None, checkpoint: str | Path | None = None, **overrides: Any) -> LiveRun:

@@ -6,15 +6,26 @@ The functions here are plain Python (no Panel) so the CLI and tests can use them
     episode = record_episode(source, length=12, seed=3)             # a sampled input
     episode = record_episode(source, pattern="0101 1100\\n1111 0000") # a typed input (copy-like)
 
-`Sources` is the Panel panel that drives them: pick a checkpoint, choose a length and seed
-or type a pattern, run; open an episode file; save the current episode. Every failure shows
-as a message in `alert` and leaves the loaded episode as it was.
+`Sources` is the Panel panel that drives them: pick a checkpoint (from the checkpoints folder,
+the folder the Train tab saves to, or a file the user opens), choose a length and seed or type
+a pattern, run; open an episode file; save the current episode. Every failure shows as a
+message in `alert` and leaves the loaded episode as it was; an unexpected one also goes to the
+log with its traceback.
+
+In a served session, Run and opening an episode file work off the event loop (a small shared
+pool of threads, one torch thread each), so a long recording (n-grams at 4999 steps) blocks
+neither this session nor any other; meanwhile Run and the file picker are disabled and say what
+is going on. Files travel from the browser in pieces, size-checked first (upload.py).
 """
 
 from __future__ import annotations
 
 import io
+import logging
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +39,24 @@ from ..checkpoint import load as load_checkpoint
 from ..config import NTMConfig
 from ..episode import Episode, record
 from ..errors import ConfigError, FileFormatError, NtmvizError
+from ..files import MAX_EPISODE_BYTES, MB
 from ..model import NTM
 from ..shipped import checkpoint_path, split_folders
+from .fields import SEED_MAX, number_field, read_int, read_seed, set_number, smallest_valid
 from .messages import clear, show_error, text
 from .state import Playback
+from .upload import EpisodeUpload
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = "copy-ntm.safetensors"
 UNTRAINED = "untrained NTM (copy task)"
 COPY_LIKE = ("copy", "repeat_copy")
 MAX_STEPS = 5000  # longer episodes are refused: the views would have nothing left to show per step
+# A checkpoint opened from the browser travels in memory: the shipped ones are under 1 MB and a
+# 4-head NTM with its optimiser state a few MB, so this only refuses a wrong pick early.
+MAX_OPENED_CHECKPOINT_BYTES = 64 * MB
+OPENED = "opened:"  # the Select value of a checkpoint the user opened (it has no path on the server)
 
 
 @dataclass
@@ -70,6 +90,67 @@ def find_checkpoints(folder: str | Path | list) -> list[Path]:
                 found.setdefault(p.name, p)
     return list(found.values())
 
+
+def checkpoint_options(*folders: str | Path | None) -> dict[str, str]:
+    """{label: path} of the checkpoints in `folders`, in order: the first folder's labelled by
+    file name, the others' as "folder/name" (e.g. runs/copy-ntm-step300.safetensors, what the
+    Train tab saves). A file reached through two folders is listed once."""
+    out: dict[str, str] = {}
+    seen: set[Path] = set()
+    for i, folder in enumerate(f for f in folders if f):
+        for path in find_checkpoints(folder):
+            real = path.resolve()
+            if real in seen:
+                continue
+            seen.add(real)
+            out[path.name if i == 0 else f"{Path(folder).name}/{path.name}"] = str(path)
+    return out
+
+
+def smallest_length(task: Any) -> int:
+    """The smallest size `task.at()` accepts (e.g. 2 items for associative recall)."""
+    return smallest_valid(task.at) or 1
+
+
+def check_length(task: Any, length: Any) -> int:
+    """`length` as a size of `task`, or ConfigError in the user's terms (the task's own word
+    for its size, never an internal field name)."""
+    what = getattr(task, "difficulty_name", "size")
+    low = smallest_length(task)
+    return read_int(str(length), minimum=low, maximum=MAX_STEPS, label="Length",
+                    why=f" for {task.name.replace('_', ' ')} (the {what})")
+
+
+def check_seed(seed: Any) -> int:
+    return read_seed(str(seed), label="Seed")
+
+
+def open_checkpoint_bytes(data: bytes, name: str) -> ModelSource:
+    """A checkpoint file's bytes (e.g. uploaded) as a ModelSource with no path on the server.
+    FileFormatError if it is not a readable checkpoint."""
+    with tempfile.TemporaryDirectory(prefix="ntmviz-open-") as tmp:
+        path = Path(tmp) / "opened.safetensors"
+        path.write_bytes(data)
+        try:
+            ckpt = load_checkpoint(path, device="cpu")
+        except FileFormatError as exc:
+            raise FileFormatError(str(exc).replace(str(path), name)) from None
+    note = "" if ckpt.task is not None else "This checkpoint names no task, so it cannot record new episodes here."
+    return ModelSource(name=name, model=ckpt.model, task=ckpt.task, path=None, note=note,
+                       meta={"step": ckpt.step, "sequences": ckpt.sequences})
+
+
+def _one_torch_thread() -> None:
+    # Measured on this 2-core machine: recording n-grams at 4999 steps took 5.7 s of CPU with
+    # one intra-op thread and 7.8 s with two, and with two threads under load the wall time
+    # balloons (the OpenMP threads spin against the server and training threads). The count
+    # belongs to the calling thread (OpenMP), so the server's own threads keep theirs.
+    torch.set_num_threads(1)
+
+
+# Recordings and file parsing of every session of the served app: two at a time on 2 cores;
+# more wait their turn here rather than slowing each other.
+_WORKERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ntmviz-sources", initializer=_one_torch_thread)
 
 _SOURCES: dict[tuple, ModelSource] = {}
 _EPISODES: dict[tuple, Episode] = {}
@@ -205,8 +286,9 @@ def record_episode(source: ModelSource, length: int | None = None, seed: int = 0
     task = source.task
     if task is None:
         raise ConfigError(f"{source.name} names no task, so there is nothing to sample")
+    seed = check_seed(seed)
     slots = source.memory_slots
-    meta: dict[str, Any] = {"task": task.name, "seed": int(seed), "source": source.name,
+    meta: dict[str, Any] = {"task": task.name, "task_config": task.to_dict(), "seed": int(seed), "source": source.name,
                             "input_labels": list(getattr(task, "input_labels", ()) or ()),
                             "output_labels": list(getattr(task, "output_labels", ()) or ())}
     if source.path is not None:
@@ -224,7 +306,8 @@ def record_episode(source: ModelSource, length: int | None = None, seed: int = 0
         length = default_length(task) if length is None else length
         if not isinstance(length, (int, np.integer)) or isinstance(length, bool) or length < 1:
             raise ConfigError(f"the length must be a whole number >= 1, got {length!r}")
-        fixed = task.at(int(length))
+        length = check_length(task, int(length))
+        fixed = task.at(length)
         if slots is not None:
             fixed.check_fits(slots)
         batch = fixed.sample(1, seed=int(seed))
@@ -232,8 +315,25 @@ def record_episode(source: ModelSource, length: int | None = None, seed: int = 0
     steps = int(batch.lengths[0])
     if steps > MAX_STEPS:
         raise ConfigError(f"that input takes {steps} steps; the explorer shows at most {MAX_STEPS}")
+    size = episode_size(source.model, batch)
+    if size > MAX_EPISODE_BYTES:
+        raise ConfigError(f"that input makes a {size / MB:.0f} MB episode; the explorer opens files of at most "
+                          f"{MAX_EPISODE_BYTES / MB:.0f} MB, so it records no larger ones (try a shorter input)")
     episodes = record(source.model, batch, meta=meta)
     return episodes[0]
+
+
+def episode_size(model: torch.nn.Module, batch) -> int:
+    """The bytes the episode of `model` on a task batch's first item will take, from two tiny
+    recordings: an episode's size is affine in T (a fixed part such as the initial memory,
+    plus each step)."""
+    T = int(batch.lengths[0])
+
+    def nbytes(k: int) -> int:
+        cut = (lambda a: None if a is None else a[:1, :k])
+        return record(model, cut(batch.inputs), cut(batch.targets), mask=cut(batch.mask))[0].nbytes
+    one = nbytes(1)
+    return one if T < 2 else one + (nbytes(2) - one) * (T - 1)
 
 
 def episode_bytes(episode: Episode) -> bytes:
@@ -258,12 +358,16 @@ def episode_filename(episode: Episode | None, suffix: str = ".safetensors") -> s
 
 
 class Sources(Viewer):
-    """Pick a checkpoint and run it (a length and seed, or a typed pattern); open an episode
-    file; save the current episode; download it as a standalone HTML page."""
+    """Pick a checkpoint and run it (a length and seed, or a typed pattern); open a checkpoint
+    or an episode file; save the current episode; download it as a standalone HTML page."""
 
     state = param.ClassSelector(class_=Playback, doc="The playback state new episodes go to.")
 
     folder = param.String(default="checkpoints", doc="The folder listed for checkpoints.")
+
+    extra_folders = param.List(default=[], item_type=str, doc="""
+        More folders whose checkpoints are listed after the folder's (e.g. where the Train tab
+        saves), labelled "folder/name".""")
 
     source = param.Parameter(default=None, doc="""
         The ModelSource the last run used (None when the episode came from a file).""")
@@ -275,30 +379,36 @@ class Sources(Viewer):
                  source: ModelSource | None = None, **params):
         super().__init__(state=state, folder=str(folder), source=source, **params)
         self._sources: dict[str, ModelSource] = {}
+        self._opened: dict[str, str] = {}  # label -> Select value of checkpoints the user opened
+        self._busy = False
         if source is not None:
             self._sources[source.name] = source
-        options = {p.name: str(p) for p in find_checkpoints(self.folder)}
-        if source is not None and source.path is None:
-            options[source.name] = source.name
-        if not options:
-            options[UNTRAINED] = UNTRAINED
+            if source.path is None:
+                self._opened[source.name] = source.name
+        options = self._options()
         value = next((v for v in options.values() if source is not None and Path(v).name == source.name), None)
         self.checkpoint = pn.widgets.Select(label="Checkpoint", options=options,
                                             value=value or next(iter(options.values())),
-                                            description="A model from the checkpoints folder", sizing_mode="stretch_width")
+                                            description="A model from the checkpoints folder, one the Train tab "
+                                                        "saved, or one you opened", sizing_mode="stretch_width")
         task = source.task if source is not None else None
-        self.length = pn.widgets.IntInput(label="Length", value=default_length(task) if task else 10, start=1,
-                                          sizing_mode="stretch_width")
-        self.seed = pn.widgets.IntInput(label="Seed", value=0, start=0, sizing_mode="stretch_width")
+        self.length = number_field("Length", default_length(task) if task else 10, sizing_mode="stretch_width")
+        self.seed = number_field("Seed", 0, description=f"A whole number from 0 to {SEED_MAX:,}",
+                                 sizing_mode="stretch_width")
         self.pattern = pn.widgets.TextAreaInput(
             label="Or type an input (copy-like tasks)", placeholder="one row of 0/1 bits per line, e.g.\n01101001",
             rows=4, sizing_mode="stretch_width")
         self.run = pn.widgets.Button(label="Run", color="primary", description="Record a new episode",
                                      sizing_mode="stretch_width")
-        self.run.on_click(lambda _: self.run_model())
-        self.upload = pn.widgets.FileInput(label="Open episode", accept=".safetensors", multiple=False,
-                                           sizing_mode="stretch_width")
-        self.upload.param.watch(lambda _: self.open_bytes(self.upload.value, self.upload.filename), "value")
+        self.run.on_click(lambda _: self.start_run())
+        # Str: the note is text (a task name, a file name), never markup
+        self.busy_note = pn.pane.Str("", visible=False, sizing_mode="stretch_width", stylesheets=[
+            "pre { font: inherit; font-size: 12px; color: #555; margin: 0; white-space: pre-wrap; }"])
+        self.upload = EpisodeUpload(on_file=self.start_open, on_problem=lambda name, text: self._fail(f"{name}: {text}"),
+                                    sizing_mode="stretch_width", margin=(5, 10))
+        self.open_checkpoint = EpisodeUpload(
+            label="Open checkpoint", limit=MAX_OPENED_CHECKPOINT_BYTES, on_file=self.open_checkpoint_file,
+            on_problem=lambda name, text: self._fail(f"{name}: {text}"), sizing_mode="stretch_width", margin=(5, 10))
         self.save = pn.widgets.FileDownload(callback=self._episode_file, filename="episode.safetensors",
                                             label="Save episode", sizing_mode="stretch_width")
         self.export = pn.widgets.FileDownload(callback=self._html_file, filename="episode.html",
@@ -319,6 +429,21 @@ class Sources(Viewer):
         self.message = ""
         clear(self.alert)
 
+    def _options(self) -> dict[str, str]:
+        options = checkpoint_options(self.folder, *self.extra_folders)
+        options.update(self._opened)
+        if not options:
+            options[UNTRAINED] = UNTRAINED
+        return options
+
+    def refresh_checkpoints(self) -> None:
+        """List the folders' checkpoints again (e.g. after the Train tab saved one); the choice stays."""
+        options = self._options()
+        old = self.checkpoint.value
+        self.checkpoint.options = options
+        if old in options.values():
+            self.checkpoint.value = old
+
     def get_source(self, key: str | None = None) -> ModelSource:
         """The ModelSource for a Select value (a checkpoint path or UNTRAINED), loaded once."""
         key = key or self.checkpoint.value
@@ -326,40 +451,133 @@ class Sources(Viewer):
             self._sources[key] = untrained_source() if key == UNTRAINED else load_source(key)
         return self._sources[key]
 
+    @property
+    def busy(self) -> bool:
+        """True while a recording or a file opens in the background."""
+        return self._busy
+
     def run_model(self) -> Episode | None:
-        """Record an episode from the chosen checkpoint and show it; on error show why."""
+        """Record an episode from the chosen checkpoint and show it, here and now (the Python
+        API; the Run button uses start_run). On error show why and return None."""
+        return self._apply(self._guard(self._record_job(), "could not run the model"))
+
+    def start_run(self) -> None:
+        """Run's handler: record off the event loop in a served session (see the module docstring)."""
+        self._in_background(f"Recording {self._describe_request()}…", self._record_job(), "could not run the model")
+
+    def open_bytes(self, data: bytes | None, name: str | None = None) -> Episode | None:
+        """Load an episode file's bytes and show it, here and now; on error show why and keep
+        the old one. The same bytes opened again load again."""
+        return self._apply(self._guard(self._open_job(data, name), "not a readable episode", name))
+
+    def start_open(self, data: bytes, name: str) -> None:
+        """The file picker's handler: parse off the event loop in a served session."""
+        self._in_background(f"Opening {name}…", self._open_job(data, name), "not a readable episode", name)
+
+    # ---- jobs: plain functions that return (source, episode) or raise ------------------------
+    def _record_job(self):
+        key, length, seed, pattern = self.checkpoint.value, self.length.value, self.seed.value, self.pattern.value
+
+        def job():
+            source = self.get_source(key)
+            typed = bool(pattern and pattern.strip())
+            size = check_length(source.task, length) if not typed and source.task is not None else None
+            return source, record_episode(source, length=size, seed=check_seed(seed), pattern=pattern or None)
+        return job
+
+    def _open_job(self, data: bytes | None, name: str | None):
+        name = name or "uploaded file"
+
+        def job():
+            episode = Episode.from_bytes(bytes(data or b""), name)  # "empty file" for none at all
+            episode.meta.setdefault("source", name)
+            return None, episode
+        return job
+
+    def _guard(self, job, what: str, name: str | None = None):
+        """Run `job`: its result, or the message to show (str) if it failed."""
         try:
-            source = self.get_source()
-            episode = record_episode(source, length=self.length.value, seed=self.seed.value or 0,
-                                     pattern=self.pattern.value or None)
+            return job()
         except NtmvizError as exc:
-            self._fail(str(exc))
+            return str(exc)
+        except Exception as exc:  # the app keeps working whatever a model or a file does
+            log.exception("%s", what)
+            if name:
+                return f"{name}: {what} ({type(exc).__name__}: {exc})"
+            return f"{what}: {type(exc).__name__}: {exc}"
+
+    def _apply(self, result) -> Episode | None:
+        if isinstance(result, str):
+            self._fail(result)
             return None
-        except Exception as exc:  # the app keeps working whatever the model does
-            self._fail(f"could not run the model: {type(exc).__name__}: {exc}")
-            return None
+        source, episode = result
         self.source = source
         self.state.episode = episode
         self._ok()
         return episode
 
-    def open_bytes(self, data: bytes | None, name: str | None = None) -> Episode | None:
-        """Load an uploaded episode file and show it; on error show why and keep the old one."""
+    def _in_background(self, note: str, job, what: str, name: str | None = None) -> None:
+        doc = pn.state.curdoc
+        if doc is None or doc.session_context is None:  # no server loop to keep free (Jupyter, tests)
+            self._apply(self._guard(job, what, name))
+            return
+        if self._busy:
+            return
+        self._set_busy(note)
+
+        def work():
+            result = self._guard(job, what, name)
+            # Back to this session's event loop: the one thread-safe way into a Bokeh document.
+            doc.add_next_tick_callback(partial(self._finish, result))
+        _WORKERS.submit(work)
+
+    def _finish(self, result) -> None:
+        try:
+            self._apply(result)
+        finally:
+            self._set_busy(None)
+
+    def _set_busy(self, note: str | None) -> None:
+        self._busy = note is not None
+        self.run.disabled = self._busy
+        self.run.label = "Recording…" if note and note.startswith("Recording") else "Run"
+        self.upload.busy = self._busy
+        self.busy_note.object = note or ""
+        self.busy_note.visible = self._busy
+
+    def _describe_request(self) -> str:
+        source = self._sources.get(self.checkpoint.value)
+        task = getattr(getattr(source, "task", None), "name", None)
+        if self.pattern.value and self.pattern.value.strip():
+            return f"{task or 'the'} typed input"
+        return f"{task + ' ' if task else ''}at length {self.length.value}"
+
+    def open_checkpoint_file(self, data: bytes | None, name: str | None = None) -> Episode | None:
+        """Add an opened (uploaded) checkpoint to the list, choose it and record an episode from
+        it; on error show why and keep everything as it was."""
         if not data:
             return None
+        name = Path(name or "opened checkpoint").name
         try:
-            episode = Episode.from_bytes(bytes(data), name or "uploaded file")
+            source = open_checkpoint_bytes(bytes(data), name)
         except FileFormatError as exc:
             self._fail(str(exc))
             return None
-        except Exception as exc:  # e.g. a bug in a malformed file's path through the parser
-            self._fail(f"{name or 'uploaded file'}: not a readable episode ({type(exc).__name__}: {exc})")
+        except Exception as exc:  # a malformed file taking an unexpected path through the loader
+            log.exception("opening the checkpoint file %r failed", name)
+            self._fail(f"{name}: not a readable checkpoint ({type(exc).__name__}: {exc})")
             return None
-        episode.meta.setdefault("source", name or "uploaded file")
-        self.source = None
-        self.state.episode = episode
-        self._ok()
-        return episode
+        key = f"{OPENED}{name}"
+        label = f"{name} (opened)"
+        self._sources[key] = source
+        self._opened[label] = key
+        self.refresh_checkpoints()
+        self.checkpoint.value = key  # describes the task and sets its length
+        if source.task is None:
+            self.source = source
+            self._fail(source.note)
+            return None
+        return self.run_model()
 
     def _episode_file(self) -> io.BytesIO:
         episode = self.state.episode
@@ -379,7 +597,7 @@ class Sources(Viewer):
         self._describe_task()
         source = self._sources.get(self.checkpoint.value)
         if source is not None and source.task is not None:
-            self.length.value = default_length(source.task)
+            set_number(self.length, default_length(source.task))
 
     def _describe_task(self) -> None:
         try:
@@ -402,8 +620,8 @@ class Sources(Viewer):
     def __panel__(self):
         return pn.Column(
             pn.pane.Markdown("#### Run a model", margin=(0, 5)),
-            self.checkpoint, self.hint, pn.Row(self.length, self.seed), self.pattern, self.run,
-            pn.pane.Markdown("#### Episode files", margin=(10, 5, 0, 5)),
-            self.upload, self.save, self.export, self.alert,
+            self.checkpoint, self.hint, pn.Row(self.length, self.seed), self.pattern, self.run, self.busy_note,
+            pn.pane.Markdown("#### Files", margin=(10, 5, 0, 5)),
+            self.upload, self.open_checkpoint, self.save, self.export, self.alert,
             sizing_mode="stretch_width",
         )

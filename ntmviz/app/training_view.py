@@ -13,14 +13,29 @@ snapshots extend the "Training step" slider. Newest wins: a pull takes whatever 
 so a slow browser skips updates instead of queueing them. All of one pull goes out in one
 message (`pn.io.hold`).
 
-Each browser session builds its own view and run; when the session ends
-(`pn.state.on_session_destroyed`) the run is stopped and its thread joined. In Jupyter the
-view trains without blocking the notebook; call `stop()` when done.
+The buttons follow the run's status alone (running, pausing, paused, stopping, ...), read at
+every pull, so they never show what was merely asked for. Nothing a button does waits on the
+event loop, which every session of the server shares: Stop only asks (the status shows
+"stopping" until the thread has ended), and Save and Download write the checkpoint in a worker
+thread while the buttons show busy. Once a run has ended and its last state is shown, the pull
+stops; Start or Play training starts it again.
+
+Each browser session builds its own view and run. When the page's connection drops (a closed
+tab, a reload, a lost network) the run pauses at once (Bokeh's `connection_lost` event); if
+the browser reconnects to the same session it resumes, and when the server ends the session
+(`pn.state.on_session_destroyed`, the backstop) the run stops. While a run is alive or holds
+steps not saved, the page asks before a reload or close (LeaveGuard). In Jupyter the view
+trains without blocking the notebook; call `stop()` when done.
+
+The settings are text fields read with messages in the user's terms (fields.py): nothing typed
+is silently rewritten.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
+import logging
 import math
 import tempfile
 from pathlib import Path
@@ -31,14 +46,19 @@ from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 from panel.viewable import Viewer
 
-from ..errors import NtmvizError
-from .live import LiveRun, RunConfig, Snapshot, new_run
+from ..errors import ConfigError, NtmvizError
+from .fields import number_field, read_float, read_int, set_number, smallest_valid
+from .leave_guard import LeaveGuard
+from .live import ENDED, LiveRun, RunConfig, Snapshot, new_run
 from .messages import clear, show_error, show_success
-from .sources import find_checkpoints
+from .sources import MAX_STEPS, checkpoint_options
 from .state import Playback
+
+log = logging.getLogger(__name__)
 
 NEW_MODEL = "a new model"
 _COLUMNS = ("step", "sequences", "loss", "bit_errors")
+ALIVE = ("running", "pausing", "paused", "stopping")
 
 
 def _task_names() -> list[str]:
@@ -55,8 +75,23 @@ def _size_field(task_name: str) -> tuple[str | None, int]:
     return task.size_field, task.largest_size
 
 
-def _checkpoints(folder: str | Path) -> dict[str, str]:
-    return {p.name: str(p) for p in find_checkpoints(folder)}
+def _task_difficulty(task_name: str) -> str:
+    """The task's own word for its size ("sequence length", "number of items", ...)."""
+    from ..tasks import get_task
+
+    return get_task(task_name).difficulty_name
+
+
+def _smallest_size(task_name: str, field_name: str) -> int:
+    """The smallest largest-size a task accepts (2 items for associative recall, ...)."""
+    from ..tasks import get_task
+
+    return smallest_valid(lambda n: get_task(task_name, **{field_name: n})) or 1
+
+
+async def _off_loop(fn, *args):
+    """fn(*args) in a worker thread, awaited: the event loop serves every session meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
 def _empty() -> dict[str, list]:
@@ -92,8 +127,14 @@ class TrainingView(Viewer):
     message = param.String(default="", doc="""
         The last error shown ('' when the last action worked).""")
 
+    snapshot_steps = param.List(default=[], doc="""
+        The training steps of the snapshots as of the last pull (what Compare lists).""")
+
+    saved = param.String(default="", doc="""
+        The last checkpoint file written by Save (lists of checkpoints refresh on it).""")
+
     def __init__(self, config: RunConfig | None = None, *, state: Playback | None = None,
-                 show_views: bool = True, **params):
+                 show_views: bool = True, guard_in_panel: bool = True, **params):
         super().__init__(state=state or Playback(), **params)
         self.config = config or RunConfig(task_options={"max_length": 5}, memory_slots=16, memory_width=8,
                                           controller_size=64, lr=3e-3, optimizer="adam", snapshot_every=50)
@@ -105,6 +146,13 @@ class TrainingView(Viewer):
         self._shown_step: int | None = None
         self._status = ""
         self._callback = None
+        self._busy = ""  # the action in flight ("saving", ...), '' when none
+        self._status_text = "Not started."
+        self._saved_step: int | None = None  # the step last saved or downloaded
+        self._paused_on_disconnect = False
+        # Explorer puts the guard outside its tabs (a hidden tab's components are removed).
+        self.guard = LeaveGuard()
+        self._guard_in_panel = guard_in_panel
         self._build_widgets(c)
         self._build_plots()
         self._views = None
@@ -119,29 +167,30 @@ class TrainingView(Viewer):
         doc = pn.state.curdoc
         if doc is not None and doc.session_context is not None:
             pn.state.on_session_destroyed(self._session_destroyed)
+            doc.on_event("connection_lost", self._connection_lost)
+            doc.on_event("client_reconnected", self._reconnected)
 
     # ---- widgets -------------------------------------------------------------------------------
     def _build_widgets(self, c: RunConfig) -> None:
         wide = {"sizing_mode": "stretch_width"}
-        self.start_from = pn.widgets.Select(label="Start from", options={NEW_MODEL: "", **_checkpoints(self.folder)},
-                                            value="", description="A new model, or a checkpoint to train further", **wide)
+        self.start_from = pn.widgets.Select(label="Start from", options=self._start_options(),
+                                            value="", description="A new model, or a checkpoint to train further "
+                                                                  "(from the checkpoints folder or saved here)", **wide)
         self.task = pn.widgets.Select(label="Task", options=_task_names(), value=c.task, **wide)
         field_name, default = _size_field(c.task)
-        self.size = pn.widgets.IntInput(label="Longest input", start=1,
-                                        value=int(c.task_options.get(field_name, default)) if field_name else 1, **wide)
+        self.size = number_field("Longest input", int(c.task_options.get(field_name, default)) if field_name else 1,
+                                 **wide)
         self.model = pn.widgets.Select(label="Model", options={"NTM": "ntm", "LSTM baseline": "lstm"},
                                        value=c.model, **wide)
-        self.memory_slots = pn.widgets.IntInput(label="Memory slots (N)", value=c.memory_slots, start=1, **wide)
-        self.memory_width = pn.widgets.IntInput(label="Word width (M)", value=c.memory_width, start=1, **wide)
-        self.read_heads = pn.widgets.IntInput(label="Read heads", value=c.read_heads, start=1, **wide)
-        self.write_heads = pn.widgets.IntInput(label="Write heads", value=c.write_heads, start=1, **wide)
-        self.controller_size = pn.widgets.IntInput(label="Controller size", value=c.controller_size, start=1, **wide)
-        self.lr = pn.widgets.FloatInput(label="Learning rate", value=c.lr, start=1e-8, step=1e-4, format="0.[000000]",
-                                        **wide)
-        self.batch_size = pn.widgets.IntInput(label="Batch size", value=c.batch_size, start=1, **wide)
-        self.steps = pn.widgets.IntInput(label="Steps", value=c.steps, start=1, **wide)
-        self.snapshot_every = pn.widgets.IntInput(label="Snapshot every (steps)", value=c.snapshot_every, start=1,
-                                                  **wide)
+        self.memory_slots = number_field("Memory slots (N)", c.memory_slots, **wide)
+        self.memory_width = number_field("Word width (M)", c.memory_width, **wide)
+        self.read_heads = number_field("Read heads", c.read_heads, **wide)
+        self.write_heads = number_field("Write heads", c.write_heads, **wide)
+        self.controller_size = number_field("Controller size", c.controller_size, **wide)
+        self.lr = number_field("Learning rate", c.lr, **wide)
+        self.batch_size = number_field("Batch size", c.batch_size, **wide)
+        self.steps = number_field("Steps", c.steps, **wide)
+        self.snapshot_every = number_field("Snapshot every (steps)", c.snapshot_every, **wide)
         self.start_button = pn.widgets.Button(label="Start", color="primary")
         self.pause_button = pn.widgets.Button(label="Pause")
         self.resume_button = pn.widgets.Button(label="Resume")
@@ -149,10 +198,10 @@ class TrainingView(Viewer):
         self.start_button.on_click(lambda _: self.start())
         self.pause_button.on_click(lambda _: self.pause())
         self.resume_button.on_click(lambda _: self.resume())
-        self.stop_button.on_click(lambda _: self.stop())
+        self.stop_button.on_click(lambda _: self.stop(wait=False))
         self.save_button = pn.widgets.Button(label="Save checkpoint", **wide)
-        self.save_button.on_click(lambda _: self.save_checkpoint())
-        self.download = pn.widgets.FileDownload(callback=self._checkpoint_file, filename="live.safetensors",
+        self.save_button.on_click(self._save_clicked)
+        self.download = pn.widgets.FileDownload(callback=self._download_file, filename="live.safetensors",
                                                 label="Download checkpoint", **wide)
         self.progress = pn.indicators.Progress(label="Training progress", value=0, max=max(1, c.steps),
                                                bar_color="primary", **wide)
@@ -197,25 +246,54 @@ class TrainingView(Viewer):
 
     def _task_changed(self, event) -> None:
         name, default = _size_field(event.new)
-        self.size.value = default if name else 1
+        set_number(self.size, default if name else 1)
         self.size.disabled = name is None or bool(self.start_from.value)
 
     def _k_changed(self, event) -> None:
-        if self.run is not None and event.new and event.new >= 1:
-            self.run.snapshot_every = int(event.new)
+        try:
+            every = read_int(self.snapshot_every, minimum=1, maximum=10**9)
+        except ConfigError as exc:
+            self._fail(str(exc))
+            return
+        if self.run is not None:
+            self.run.snapshot_every = every
+
+    def _start_options(self) -> dict[str, str]:
+        return {NEW_MODEL: "", **checkpoint_options(self.folder, self.save_folder)}
+
+    def refresh_checkpoints(self) -> None:
+        """List the checkpoints of `folder` and `save_folder` again in "Start from"; the choice stays."""
+        old = self.start_from.value
+        options = self._start_options()
+        self.start_from.options = options
+        self.start_from.value = old if old in options.values() else ""
 
     def run_config(self) -> RunConfig:
-        """The RunConfig the widgets describe."""
+        """The RunConfig the widgets describe; ConfigError, in the user's terms, for a bad field."""
         field_name, _ = _size_field(self.task.value)
         c = self.config
+        from_checkpoint = bool(self.start_from.value)
+        task_options = {}
+        if field_name and not from_checkpoint:
+            task = self.task.value.replace("_", " ")
+            what = _task_difficulty(self.task.value)
+            task_options[field_name] = read_int(
+                self.size, minimum=_smallest_size(self.task.value, field_name), maximum=MAX_STEPS,
+                why=f" for {task} (the {what})")
+        ints = {}
+        for name, low, high in (("memory_slots", 1, 4096), ("memory_width", 1, 1024), ("read_heads", 1, 8),
+                                ("write_heads", 1, 8), ("controller_size", 1, 4096), ("batch_size", 1, 4096),
+                                ("steps", 1, 10**9), ("snapshot_every", 1, 10**9)):
+            if from_checkpoint and name not in ("batch_size", "steps", "snapshot_every"):
+                ints[name] = getattr(c, name)  # the checkpoint's own; the field is disabled
+            else:
+                ints[name] = read_int(getattr(self, name), minimum=low, maximum=high)
+        lr = read_float(self.lr, above=0, maximum=10)
         return RunConfig(
-            task=self.task.value, task_options={field_name: int(self.size.value)} if field_name else {},
-            model=self.model.value, memory_slots=int(self.memory_slots.value), memory_width=int(self.memory_width.value),
-            read_heads=int(self.read_heads.value), write_heads=int(self.write_heads.value),
-            controller_size=int(self.controller_size.value), lstm_layers=c.lstm_layers, lr=float(self.lr.value),
-            batch_size=int(self.batch_size.value), optimizer=c.optimizer, seed=c.seed, steps=int(self.steps.value),
-            snapshot_every=int(self.snapshot_every.value), probe_seed=c.probe_seed, max_snapshots=c.max_snapshots,
-            metrics_limit=c.metrics_limit, history_limit=c.history_limit, device=c.device, threads=c.threads)
+            task=self.task.value, task_options=task_options, model=self.model.value, lstm_layers=c.lstm_layers,
+            lr=lr, optimizer=c.optimizer, seed=c.seed, probe_seed=c.probe_seed, max_snapshots=c.max_snapshots,
+            metrics_limit=c.metrics_limit, history_limit=c.history_limit, device=c.device, threads=c.threads,
+            **ints)
 
     # ---- actions -------------------------------------------------------------------------------
     def _fail(self, text: str) -> None:
@@ -227,8 +305,9 @@ class TrainingView(Viewer):
         clear(self.alert)
 
     def start(self) -> LiveRun | None:
-        """Start a new run from the widgets (stopping the current one); None if refused."""
-        self._stop_run()
+        """Start a new run from the widgets (asking the current one to stop); None if refused.
+
+        Never waits: a run still alive is only asked to stop, and ends after its current step."""
         try:
             config = self.run_config()
             run = new_run(config, checkpoint=self.start_from.value or None,
@@ -236,63 +315,141 @@ class TrainingView(Viewer):
         except NtmvizError as exc:
             self._fail(str(exc))
             return None
-        except Exception as exc:  # the app keeps serving whatever the settings do
+        except Exception as exc:  # the app keeps serving whatever the settings do; the log keeps the traceback
+            log.exception("could not start a training run")
             self._fail(f"could not start: {type(exc).__name__}: {exc}")
             return None
-        self._ok()
-        self._reset(run)
-        self.run = run
-        run.start()
-        self.download.filename = f"{run.task.name}-{getattr(run.trainer.model.config, 'kind', 'model')}-live.safetensors"
-        self._ensure_callback()
-        self._sync_controls("running")
+        old = self.run
+        if old is not None and old.alive:
+            old.stop()
+        # One message; and the curves' ColumnDataSource is a raw Bokeh model, which may only
+        # change under the document's lock or a hold (a click can run unlocked).
+        with pn.io.hold():
+            self._ok()
+            self._reset(run)
+            self.run = run
+            run.start()
+            kind = getattr(run.trainer.model.config, "kind", "model")
+            self.download.filename = f"{run.task.name}-{kind}-live.safetensors"
+            self._ensure_callback()
+            self._sync_controls(run.status)
         return run
 
     def pause(self) -> None:
+        """Ask the run to hold after its current step (the buttons show "pausing" until it does)."""
         if self.run is not None:
+            self._paused_on_disconnect = False
             self.run.pause()
-            self._sync_controls("paused")
+            self._sync_controls(self.run.status)
 
     def resume(self) -> None:
         if self.run is not None:
+            self._paused_on_disconnect = False
             self.run.resume()
-            self._sync_controls("running")
+            self._sync_controls(self.run.status)
 
-    def stop(self) -> None:
-        """Stop the run and wait for its thread; its snapshots stay."""
-        self._stop_run()
+    def stop(self, wait: bool = True) -> None:
+        """Ask the run to stop; its snapshots stay. With `wait` (Python, notebooks) also wait for
+        its thread and show the end; the Stop button does not wait: the pull shows the end."""
+        run = self.run
+        if run is None:
+            return
+        if run.alive:
+            run.stop()
+        if wait:
+            run.join(30)
+        self._ensure_callback()  # a pull shows "stopping", then the end
         self.pull()
 
-    def _stop_run(self) -> None:
-        run = self.run
-        if run is not None and run.alive:
-            run.stop()
-            run.join(30)
+    # ---- saving: the checkpoint is written in a worker thread, the UI busy meanwhile ------------
+    def _target(self, path: str | Path | None) -> Path:
+        return Path(path) if path is not None else Path(self.save_folder) / self.run.default_filename()
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path | None:
-        """Write the current model as a checkpoint (to save_folder by default); None if it cannot."""
+        """Write the current model as a checkpoint (to save_folder by default), waiting for it
+        (Python, notebooks); None if it cannot. The Save button does the same off the event loop."""
         if self.run is None:
             self._fail("Start a run first: there is no model to save yet.")
             return None
-        path = Path(path) if path is not None else Path(self.save_folder) / self.run.default_filename()
+        target = self._target(path)
         try:
-            written = self.run.save(path)
+            written = self.run.save(target)
         except Exception as exc:
-            self._fail(f"could not save: {exc}")
+            return self._save_failed(exc)
+        return self._saved(written)
+
+    async def save_checkpoint_async(self, path: str | Path | None = None) -> Path | None:
+        """save_checkpoint, with the writing in a worker thread and the buttons busy meanwhile."""
+        if self.run is None:
+            self._fail("Start a run first: there is no model to save yet.")
             return None
+        run, target = self.run, self._target(path)
+        self._set_busy("saving")
+        try:
+            written = await _off_loop(run.save, target)
+        except Exception as exc:
+            return self._save_failed(exc)
+        finally:
+            self._set_busy("")
+        return self._saved(written)
+
+    async def _save_clicked(self, _event=None) -> None:
+        await self.save_checkpoint_async()
+
+    def _saved(self, written: Path) -> Path:
+        self._saved_step = self.run.step if self.run is not None else None
         self._ok()
         show_success(self.alert, f"Saved {written}")
+        self.saved = str(written)
+        self.refresh_checkpoints()
+        self._sync_controls(self.run.status if self.run is not None else "ready")
         return written
 
+    def _save_failed(self, exc: Exception) -> None:
+        if not isinstance(exc, NtmvizError):  # e.g. a full disk, a bug: the log keeps the traceback
+            log.error("saving a checkpoint failed", exc_info=exc)
+        self._fail(f"could not save: {exc}")
+        return None
+
+    def _checkpoint_bytes(self, run: LiveRun) -> bytes:
+        with tempfile.TemporaryDirectory() as tmp:
+            return run.save(Path(tmp) / "live.safetensors").read_bytes()
+
     def _checkpoint_file(self) -> io.BytesIO:
+        """The checkpoint's bytes for Download, waiting for them (Python, tests)."""
         if self.run is None:
             return io.BytesIO(b"")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = self.run.save(Path(tmp) / "live.safetensors")
-            return io.BytesIO(path.read_bytes())
+        return io.BytesIO(self._checkpoint_bytes(self.run))
+
+    async def _download_file(self) -> io.BytesIO:
+        """What Download sends: written in a worker thread, the buttons busy meanwhile."""
+        run = self.run
+        if run is None:
+            return io.BytesIO(b"")
+        self._set_busy("preparing the download")
+        try:
+            data = await _off_loop(self._checkpoint_bytes, run)
+        except Exception as exc:
+            self._save_failed(exc)
+            return io.BytesIO(b"")
+        finally:
+            self._set_busy("")
+        self._saved_step = run.step
+        self._sync_controls(run.status)
+        return io.BytesIO(data)
+
+    def _set_busy(self, what: str) -> None:
+        # Busy shows as text (no spinner: Panel's loading style is fetched from its CDN).
+        self._busy = what
+        self.save_button.label = "Saving…" if what == "saving" else "Save checkpoint"
+        self.download.label = "Preparing the download…" if what == "preparing the download" else "Download checkpoint"
+        self._render_status()
+        self._sync_controls(self.run.status if self.run is not None else "ready")
 
     def _reset(self, run: LiveRun) -> None:
         self._cursor, self._stride, self._version = run.trainer.step, 1, -1
+        self._saved_step = run.trainer.step  # a checkpoint's own steps are saved already
+        self._paused_on_disconnect = False
         self._snaps, self._shown_step = [], None
         self.follow = True
         self.play.value = False
@@ -313,23 +470,43 @@ class TrainingView(Viewer):
         elif not self._callback.running:
             self._callback.start()
 
-    def _session_destroyed(self, session_context) -> None:
-        if self._callback is not None:
-            try:
-                self._callback.stop()
-            except Exception:
-                pass
+    def _stop_callback(self) -> None:
+        if self._callback is not None and self._callback.running:
+            self._callback.stop()
+
+    # ---- the page's connection -------------------------------------------------------------------
+    def _connection_lost(self, event) -> None:
+        """The page's websocket closed (tab closed, reload, network): pause the run at once. The
+        session may come back (Bokeh reconnects); if not, _session_destroyed stops the run."""
         run = self.run
-        if run is not None:
+        if run is not None and run.alive and not run.paused:
+            log.info("%s: the page's connection was lost; pausing the run", run.name)
+            self._paused_on_disconnect = True
+            run.pause()
+
+    def _reconnected(self, event) -> None:
+        run = self.run
+        if self._paused_on_disconnect and run is not None and run.alive:
+            log.info("%s: the page reconnected; resuming the run", run.name)
+            run.resume()
+        self._paused_on_disconnect = False
+
+    def _session_destroyed(self, session_context) -> None:
+        """The server ended this page's session (the backstop): stop the run; never wait here,
+        on the event loop every session shares (the thread ends after its current step)."""
+        self._stop_callback()
+        run = self.run
+        if run is not None and run.alive:
             run.stop()
-            run.join(30)
 
     # ---- pulling the run's newest state (on this session's event loop) ------------------------
     def pull(self) -> None:
-        """Apply whatever the run published since the last pull; newest wins."""
+        """Apply whatever the run published since the last pull; newest wins. Once the run has
+        ended and its last state is shown, the periodic pull stops (unless Play training runs)."""
         run = self.run
         if run is None:
             return
+        ended = run.ended  # read first: once ended, everything read below is final
         metrics = run.metrics_since(self._cursor)
         latest, status, error = run.latest, run.status, run.error
         version = run.snapshot_version
@@ -344,11 +521,10 @@ class TrainingView(Viewer):
                 self._new_snapshots(snaps)
             if self.play.value:
                 self._advance()
+        if ended and not self.play.value:
+            self._stop_callback()
         if not (pn.state.curdoc and pn.state.curdoc.session_context):
-            try:  # a notebook: raw Bokeh changes need a push
-                pn.io.push_notebook(*self._plots)
-            except Exception:
-                pass
+            pn.io.push_notebook(*self._plots)  # a notebook: raw Bokeh changes need a push (else a no-op)
 
     def _stream(self, metrics) -> None:
         rows = [m for m in metrics if m.step % self._stride == 0 or m.step == 1]
@@ -372,24 +548,36 @@ class TrainingView(Viewer):
                     f"loss {latest.loss:.3f} · {latest.bit_errors:.2f} bit errors per sequence")
         else:
             text = f"**{status.capitalize()}** · step {run.trainer.step:,}"
-        self.status.object = text
-        if status != self._status:
-            self._sync_controls(status)
-            if status in ("diverged", "failed"):
-                self._fail(error + " The snapshots and the last good weights stay: you can still scrub and save.")
+        self._status_text = text
+        self._render_status()
+        if status != self._status and status in ("diverged", "failed"):
+            self._fail(error + " The snapshots and the last good weights stay: you can still scrub and save.")
+        self._sync_controls(status)
+
+    def _render_status(self) -> None:
+        text = self._status_text
+        self.status.object = f"{text} · {self._busy}…" if self._busy else text
 
     def _sync_controls(self, status: str) -> None:
+        """Every button from the run's status (and an action in flight), never from a click."""
         self._status = status
-        alive = status in ("running", "paused")
-        self.start_button.disabled = alive
-        self.pause_button.disabled = status != "running"
-        self.resume_button.disabled = status != "paused"
-        self.stop_button.disabled = not alive
-        self.save_button.disabled = self.run is None
-        self.download.disabled = self.run is None
+        busy = bool(self._busy)
+        alive = status in ALIVE
+        self.start_button.disabled = alive or busy
+        self.pause_button.disabled = status != "running" or busy
+        self.resume_button.disabled = status not in ("pausing", "paused") or busy
+        self.stop_button.disabled = status not in ("running", "pausing", "paused")
+        cannot_save = self.run is None or busy or status == "stopping"
+        self.save_button.disabled = cannot_save
+        self.download.disabled = cannot_save
+        run = self.run
+        # Leaving would lose a run that is alive, or trained steps not saved or downloaded.
+        self.guard.active = run is not None and (alive or (status in ENDED and run.step != self._saved_step
+                                                           and run.step > 0))
 
     def _new_snapshots(self, snaps: list[Snapshot]) -> None:
         self._snaps = snaps
+        self.snapshot_steps = [s.step for s in snaps]
         if not snaps:
             return
         last = len(snaps) - 1
@@ -448,6 +636,10 @@ class TrainingView(Viewer):
         """The snapshots as of the last pull."""
         return list(self._snaps)
 
+    def snapshot_at(self, step: int) -> Snapshot | None:
+        """The snapshot of training step `step` as of the last pull (None if not kept)."""
+        return next((s for s in self._snaps if s.step == step), None)
+
     def controls(self) -> pn.Column:
         """The settings and buttons (a sidebar)."""
         return pn.Column(
@@ -463,6 +655,8 @@ class TrainingView(Viewer):
     def __panel__(self):
         main = [self.alert, self.status, self.progress, self._plots,
                 pn.Row(self.play, self.snapshot_slider, sizing_mode="stretch_width"), self.snapshot_label]
+        if self._guard_in_panel:
+            main.append(self.guard)
         if self._views is not None:
             main.append(self._views)
         return pn.Row(pn.Column(self.controls(), width=320), pn.Column(*main, sizing_mode="stretch_width"),

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import Task, check_int, check_range, randint, span
+from .mechanism import Mechanism, Reading, Trace, slot_list
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class AssociativeRecall(Task):
     name = "associative_recall"
     difficulty_name = "number of items"
     size_field = "max_items"
+    eval_sizes = (3, 6, 9, 12)
+    solved_below = 0.05
     extra_inputs = ("item", "query")
 
     def __post_init__(self) -> None:
@@ -93,3 +96,67 @@ class AssociativeRecall(Task):
         inputs[:, :, W] = (t < query_start) & (t % (k + 1) == 0)
         inputs[:, :, W + 1] = (t == query_start) | (t == query_start + k + 1)
         return inputs, pick(out_src, answering), answering, lengths
+
+    # ---- what the heads did ----------------------------------------------------------------
+    # The paper's algorithm (section 4.3): write one compressed vector per item to its own slot;
+    # at the query, find the query item's slot by content, then shift one slot on and read the
+    # item written just after it.
+    mechanisms = (
+        Mechanism(
+            "lookup", "content lookup reads the successor",
+            "Item j's writing is the write weight of its k vector steps and the delimiter that ends it; "
+            "a slot's share for item j is item j's part of all the items' write weight on that slot. "
+            "At the answer (the query's closing delimiter and the k answer steps) the read weight is "
+            "averaged; the episode passes when at least half of it falls on what the successor of the "
+            "query item wrote (read weight times the successor's share, summed over slots). A read head "
+            "that reads the same slots whatever the query passes only when those slots happen to be the "
+            "successor's. The paper's algorithm: every answer.", "rate", 0.9,
+            "the read head fails to find the query's successor on {miss:.1%} of answers"),
+        Mechanism(
+            "item_slots", "each item gets its own slot",
+            "Each item's main slot is the one it put the most write weight on; measured: distinct main "
+            "slots / items. The paper's algorithm: 1.", "mean", 0.95,
+            "items get their own slot at a rate of {value:.3f} distinct main slots per item"),
+    )
+
+    def _layout(self, trace: Trace) -> tuple[np.ndarray, int, int, int] | None:
+        """(item delimiter steps [n], k, query start step, the query item q), or None."""
+        x, W = trace.inputs, self.bits
+        starts = np.flatnonzero(x[:, W] > 0.5)
+        queries = np.flatnonzero(x[:, W + 1] > 0.5)
+        k = self.item_length
+        if len(starts) < 2 or len(queries) < 2:
+            return None
+        qs = int(queries[0])
+        query = x[qs + 1: qs + 1 + k, :W] > 0.5
+        for j, s in enumerate(starts[:-1]):
+            if np.array_equal(x[s + 1: s + 1 + k, :W] > 0.5, query):
+                return starts, k, qs, j
+        return None
+
+    def measure_mechanisms(self, trace: Trace, lag: int | None = None) -> dict[str, Reading]:
+        layout = self._layout(trace)
+        if layout is None:
+            return {m.name: Reading(float("nan"), "no list with a query item from it") for m in self.mechanisms}
+        starts, k, qs, q = layout
+        n = len(starts)
+        written = np.stack([trace.write[s + 1: s + k + 2].sum((0, 1)) for s in starts])  # [n, N]
+        total = written.sum(0)
+        share = np.divide(written, total, out=np.zeros_like(written), where=total > 1e-6)  # [n, N]
+        answer = qs + k + 1  # the closing query delimiter, then the k answer steps
+        read = trace.read[answer: answer + k + 1].mean(0).sum(0) / trace.read.shape[1]  # [N]
+        got = float((read * share[q + 1]).sum())
+        main = written.argmax(1)  # [n]
+        top = np.argsort(read)[::-1][:2]
+        def owner(slot: int) -> str:
+            return f"mostly item {int(share[:, slot].argmax())}" if total[slot] > 1e-6 else "no item wrote it"
+
+        owners = ", ".join(f"slot {int(s)} ({owner(s)})" for s in top if read[s] >= 0.1)
+        note = (f"the query was item {q}; {got:.0%} of what the read head read at the answer was written by "
+                f"item {q + 1}, its successor" + (f"; it read {owners}" if owners else ""))
+        distinct = len(set(main.tolist()))
+        return {
+            "lookup": Reading(1.0 if got >= 0.5 else 0.0, note),
+            "item_slots": Reading(distinct / n, f"the {n} items' main write slots were {slot_list(main)} "
+                                                f"({distinct} distinct)"),
+        }

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
+from .mechanism import Mechanism, Reading, Trace
 
 CPU = torch.device("cpu")
 
@@ -118,6 +119,10 @@ class Task:
     difficulty_name: ClassVar[str] = "size"  # what `at(difficulty)` sets, for messages and UIs
     size_field: ClassVar[str] = ""  # the field holding the largest size of that knob
     signed_channels: ClassVar[tuple[str, ...]] = ()  # labels of input channels with values in [-1, 1]
+    eval_sizes: ClassVar[tuple[int, ...]] = ()  # the sizes `ntmviz eval` reports besides the training range
+    # A model has solved the task when its mean bit errors per sequence on the training range are
+    # below this (None: no such bar, e.g. where even the optimum makes errors).
+    solved_below: ClassVar[float | None] = None
 
     # ---- sizes ---------------------------------------------------------------------------
     # Channels: the `bits` data bits, then these named extras (tasks without `bits` override
@@ -167,6 +172,10 @@ class Task:
     def at(self, difficulty: int) -> "Task":
         """A copy of this task fixed at one generalisation size (see each task)."""
         raise NotImplementedError
+
+    def eval_variants(self) -> list[tuple[str, "Task"]]:
+        """(label, task) for each generalisation test `ntmviz eval` runs by default."""
+        return [(str(size), self.at(size)) for size in self.eval_sizes]
 
     def describe(self) -> str:
         """One line."""
@@ -227,6 +236,19 @@ class Task:
         self._check_logits(logits, batch)
         wrong = ((logits > 0) != (batch.targets > 0.5)).sum(-1).to(torch.float32)  # [B, T]
         return (wrong * batch.mask.to(torch.float32)).sum(-1)
+
+    # ---- what the heads did (mechanism metrics; see mechanism.py) -----------------------------
+    mechanisms: ClassVar[tuple[Mechanism, ...]] = ()  # the parts of the paper's algorithm this task measures
+
+    def playback_lag(self, trace: Trace) -> int | None:
+        """The playback lag (mechanism.LAGS) that best fits this episode, or None when the
+        task's readings take no lag."""
+        return None
+
+    def measure_mechanisms(self, trace: Trace, lag: int | None = None) -> dict[str, Reading]:
+        """One Reading per mechanism (keys: the names of `mechanisms`, in order) for one
+        episode. `lag`: the playback lag to assume (None: `playback_lag(trace)`)."""
+        return {}
 
     # ---- text --------------------------------------------------------------------------------
     def render(self, batch: Batch, index: int = 0, outputs: Tensor | None = None) -> str:

@@ -19,6 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import Task, check_int, check_range, randint, span
+from .mechanism import (
+    LAGS, NOT_APPLICABLE, Mechanism, Reading, Trace, first_step, focus, locations, path, signed_step, slot_list,
+    walk_direction,
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,8 @@ class Copy(Task):
     name = "copy"
     difficulty_name = "sequence length"
     size_field = "max_length"
+    eval_sizes = (10, 20, 40, 80, 120)
+    solved_below = 0.01
     extra_inputs = ("delim",)
 
     def __post_init__(self) -> None:
@@ -69,3 +75,147 @@ class Copy(Task):
         source = np.clip(t - Lc - 1, 0, Lmax - 1)  # which vector each output step repeats
         targets = np.take_along_axis(vectors, source[..., None], 1) * scored[..., None]
         return inputs, targets, scored, 2 * L + 1
+
+    # ---- what the heads did ----------------------------------------------------------------
+    # The paper's algorithm (section 4.1): write each vector to the next slot (+1 per step),
+    # keep the read head at the first written slot, then read the slots back in order.
+    mechanisms = (
+        Mechanism(
+            "write_walk", "write head walks one slot per vector",
+            "The slots the write head passes through from step 0 on (a stay on one slot counted once) "
+            "are where the vectors went, in order. Measured: the fraction of the L-1 moves between the "
+            "first L of them that are one slot in the head's usual direction (+1 or -1). The paper's "
+            "algorithm: 1.", "mean", 0.95,
+            "the write head moves one slot per vector on {value:.1%} of moves"),
+        Mechanism(
+            "playback", "read head replays the written slots",
+            "The fraction of the L vectors whose playback read (the read at step L+1+j-lag for vector "
+            "j) is on the slot vector j was written to. The paper's algorithm: 1.", "mean", 0.95,
+            "the read head reads {value:.1%} of vectors from the slot they were written to"),
+        Mechanism(
+            "playback_start", "playback starts where writing began",
+            "Whether the first playback read (step L+1-lag) is on the first written slot. The paper's "
+            "algorithm: every sequence.", "rate", 0.99,
+            "playback starts away from where writing began on {miss:.1%} of sequences"),
+        Mechanism(
+            "parked", "parked read head does not slip",
+            "Whether the read head stays on the first written slot from step 0 through the first "
+            "playback read (it waits there while the input arrives). The paper's algorithm: every "
+            "sequence.", "rate", 0.99,
+            "the read head slips off the start before playback on {miss:.1%} of sequences"),
+        Mechanism(
+            "parked_focus", "parked read head is sharp",
+            "The smallest largest-weight of the read head over the steps it waits (0 .. L-lag): a "
+            "parked head whose strongest slot holds less than half its weight can drift to a "
+            "neighbour. The paper's algorithm: 1 (the threshold asks for 0.5).", "mean", 0.5,
+            "while parked, the read head keeps at least {value:.3f} of its weight on its slot (mean over sequences)"),
+        Mechanism(
+            "sharpness", "heads focus on one slot",
+            "The mean largest weight of the write head over the input steps 0 .. L-1 and of the read "
+            "head over the L playback reads. The paper's algorithm: 1.", "mean", 0.9,
+            "while writing and playing back, the heads put {value:.3f} of their weight on one slot"),
+    )
+
+    def _input_length(self, trace: Trace) -> int | None:
+        """L: the step of the delimiter (channel `bits`), or None without one."""
+        return first_step(trace.inputs[:, self.bits] > 0.5)
+
+    def playback_lag(self, trace: Trace) -> int | None:
+        L = self._input_length(trace)
+        if not L:
+            return None
+        return playback_fit(trace, [L + 1 + j for j in range(L)], list(range(L)), L)
+
+    def measure_mechanisms(self, trace: Trace, lag: int | None = None) -> dict[str, Reading]:
+        L = self._input_length(trace)
+        if not L:
+            return not_measured(self.mechanisms, "no delimiter, or no vectors before it")
+        if lag is None:
+            lag = self.playback_lag(trace)
+        out = {"write_walk": write_walk(trace, L)}
+        read_steps = [L + 1 + j - lag for j in range(L)]
+        out["playback"] = playback(trace, read_steps, list(range(L)), L, lag)
+        stored = stored_slots(trace, L)
+        start, P = int(stored[0]), read_steps[0]
+        reads = locations(trace.read)
+        first = int(reads[P]) if P < len(reads) else None
+        if first == start:
+            out["playback_start"] = Reading(1.0, f"playback started at slot {start}, where writing began")
+        else:
+            out["playback_start"] = Reading(0.0, f"playback started at slot {first}; writing began at slot "
+                                                 f"{start}{offset_words(trace, start, first, stored)}")
+        away = first_step(reads[: P + 1] != start)
+        if away is None:
+            out["parked"] = Reading(1.0, f"the read head stayed on slot {start} from step 0 until playback "
+                                         f"began at step {P}")
+        else:
+            out["parked"] = Reading(0.0, f"the read head left slot {start} at step {away} (for slot "
+                                         f"{int(reads[away])}) before playback began at step {P}")
+        weakest = float(focus(trace.read)[:P].min())
+        out["parked_focus"] = Reading(weakest, f"while parked, the read head's strongest slot held at least "
+                                               f"{weakest:.3f} of its weight")
+        sharp = float(np.concatenate([focus(trace.write)[:L], focus(trace.read)[P: P + L]]).mean())
+        out["sharpness"] = Reading(sharp, f"the heads put {sharp:.3f} of their weight on one slot on average "
+                                          "while writing and playing back")
+        return out
+
+
+# ---- helpers shared with repeat copy --------------------------------------------------------
+
+def not_measured(mechanisms, why: str) -> dict[str, Reading]:
+    """Every mechanism as not applicable, for the reason given."""
+    return {m.name: Reading(NOT_APPLICABLE, why) for m in mechanisms}
+
+
+def stored_slots(trace: Trace, count: int) -> np.ndarray:
+    """Where the first `count` vectors went: the first `count` slots of the write head's path
+    (fewer if it visits fewer)."""
+    return path(locations(trace.write))[0][:count]
+
+
+def write_walk(trace: Trace, L: int) -> Reading:
+    """The fraction of the L-1 moves between the first L slots of the write path that are one
+    slot in the head's usual direction (a missing slot counts as a wrong move)."""
+    if L < 2:
+        return Reading(NOT_APPLICABLE, "one vector: the write head has no move to make")
+    stored = stored_slots(trace, L)
+    moves = signed_step(stored[:-1], stored[1:], trace.slots)
+    direction = walk_direction(moves)
+    good = int((moves == direction).sum())
+    return Reading(good / (L - 1), f"the write head moved one slot ({direction:+d}) per vector on {good} of "
+                                   f"{L - 1} moves (slots {slot_list(stored)})")
+
+
+def playback(trace: Trace, read_steps: list[int], vectors: list[int], L: int, lag: int) -> Reading:
+    """The fraction of playback reads (read_steps, each playing vector vectors[i] of the L
+    written) on the slot that vector went to."""
+    hits = _aligned(trace, read_steps, vectors, L)
+    lead = " (it reads at step t what the output shows at step t+1)" if lag else ""
+    return Reading(hits / len(read_steps), f"the read head read {hits} of {len(read_steps)} vectors from the "
+                                           f"slots they were written to{lead}")
+
+
+def _aligned(trace: Trace, read_steps: list[int], vectors: list[int], L: int) -> int:
+    stored = stored_slots(trace, L)
+    reads = locations(trace.read)
+    return sum(1 for t, j in zip(read_steps, vectors)
+               if 0 <= t < len(reads) and j < len(stored) and reads[t] == stored[j])
+
+
+def playback_fit(trace: Trace, output_steps: list[int], vectors: list[int], L: int) -> int:
+    """The lag in LAGS under which the most playback reads land on their vector's slot (the
+    smaller lag on a tie). output_steps: the steps whose outputs play vectors[i]."""
+    fits = [_aligned(trace, [t - lag for t in output_steps], vectors, L) for lag in LAGS]
+    return LAGS[int(np.argmax(fits))]
+
+
+def offset_words(trace: Trace, start: int, slot: int | None, stored: np.ndarray) -> str:
+    """' (one slot early)' and the like: where `slot` is against `start` along the write path."""
+    if slot is None:
+        return ""
+    moves = signed_step(stored[:-1], stored[1:], trace.slots) if len(stored) > 1 else np.array([1])
+    ahead = int(signed_step(start, slot, trace.slots)) * walk_direction(moves)
+    if ahead == 0:
+        return ""
+    count = "one slot" if abs(ahead) == 1 else f"{abs(ahead)} slots"
+    return f" ({count} {'late' if ahead > 0 else 'early'})"

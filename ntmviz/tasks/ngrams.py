@@ -34,6 +34,7 @@ from torch import Tensor
 
 from ..errors import ConfigError
 from .base import LN2, Batch, Task, check_int, check_range, randint, span
+from .mechanism import Mechanism, Reading, Trace, context_addressing, locations
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class NGrams(Task):
     name = "ngrams"
     difficulty_name = "sequence length"
     size_field = "sequence_length"
+    eval_sizes = (200,)
 
     def __post_init__(self) -> None:
         check_int("n", self.n, minimum=2)
@@ -114,6 +116,50 @@ class NGrams(Task):
         inputs = (bits[:, :T] * inside)[..., None]
         targets = (bits[:, 1:] * inside)[..., None]
         return inputs, targets, inside & (t >= c - 1), L - 1
+    # ---- what the heads did ----------------------------------------------------------------
+    # The paper's reading of its NTM (section 4.4, figure 15): when a context recurs, the read
+    # head returns to the location it used for that context, and on the next step the write
+    # head updates it (keeping counts of what followed each context).
+    mechanisms = (
+        Mechanism(
+            "read_by_context", "read head addresses by context",
+            "On the steps with a full context (t >= n-2; the context is the last n-1 bits, bit t "
+            "included), the fraction where the slot the read head is on was last visited at the last "
+            "earlier step with the same context (or, for a context not seen before, the slot is new): "
+            "one slot per context scores 1; a head that stays on one slot scores only when the context "
+            "repeats at once. The paper's algorithm: 1.", "mean", 0.9,
+            "the read head addresses by the recent context on {value:.1%} of steps"),
+        Mechanism(
+            "write_by_context", "write head updates the context's slot",
+            "The same for the write head one step later (step t+1 against the context of step t, "
+            "whose outcome bit t+1 it can then count). The paper's algorithm: 1.", "mean", 0.9,
+            "the write head addresses by the previous step's context on {value:.1%} of steps"),
+    )
+
+    def contexts_of(self, bits: np.ndarray) -> np.ndarray:
+        """bits [T] 0/1 -> [T] int: sum_i bit[t - i] * 2^i, i < n-1 (bits before step 0 count as 0)."""
+        bits = np.asarray(bits).astype(np.int64)
+        ctx = np.zeros_like(bits)
+        for i in range(self.context_bits):
+            ctx[i:] += bits[: bits.size - i] << i
+        return ctx
+
+    def measure_mechanisms(self, trace: Trace, lag: int | None = None) -> dict[str, Reading]:
+        T, first = trace.inputs.shape[0], self.context_bits - 1
+        if T <= first + 1:
+            return {m.name: Reading(float("nan"), "too short for a full context") for m in self.mechanisms}
+        ctx = self.contexts_of(trace.inputs[:, 0] > 0.5)
+        out = {}
+        for name, head, offset in (("read_by_context", trace.read, 0), ("write_by_context", trace.write, 1)):
+            steps = np.arange(first + offset, T)
+            slots = locations(head)[steps]
+            hits = context_addressing(slots, ctx[steps - offset])
+            used, seen = len(set(slots.tolist())), len(set(ctx[steps - offset].tolist()))
+            kind = "read" if offset == 0 else "write"
+            out[name] = Reading(float(hits.mean()), f"the {kind} head followed the context on {int(hits.sum())} of "
+                                                    f"{hits.size} steps, over {used} slots for {seen} contexts")
+        return out
+
     # ---- the optimum -----------------------------------------------------------------------
     def optimal_probabilities(self, batch: Batch) -> Tensor:
         """The Bayesian optimal P(next bit = 1) at every step: [B, T] float32, 0.5 on unscored steps.

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .base import Task, check_int, check_range, randint, span
+from .mechanism import LAGS, Mechanism, Reading, Trace, first_step, locations, rank_correlation, slot_list, unwrap
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class PrioritySort(Task):
     name = "priority_sort"
     difficulty_name = "number of inputs"
     size_field = "max_inputs"
+    eval_sizes = (10, 30)
     extra_inputs = ("priority", "delim")
     signed_channels = ("priority",)
 
@@ -81,3 +83,77 @@ class PrioritySort(Task):
         source = np.take_along_axis(order, rank, 1)
         targets = np.take_along_axis(vectors, source[..., None], 1) * answering[..., None]
         return inputs, targets, answering, lengths
+
+    # ---- what the heads did ----------------------------------------------------------------
+    # The paper's reading of its NTM (section 4.5, figure 17): the write location is set by the
+    # priority (so the vectors land in memory sorted), and the read head then reads the slots
+    # in order.
+    mechanisms = (
+        Mechanism(
+            "priority_order", "write location follows priority",
+            "Spearman's rank correlation, over the n input steps, between each input's priority and "
+            "the slot it was written to (slots taken as offsets around their circular mean, so a run "
+            "that wraps past slot 0 keeps its order). +1 or -1 (sorted either way) for the paper's "
+            "mechanism; the threshold is on the absolute value.", "mean", 0.95,
+            "write location is rank-correlated with priority at {value:+.3f} (mean over sequences)",
+            two_sided=True),
+        Mechanism(
+            "distinct_slots", "each input gets its own slot",
+            "Distinct write locations over the n input steps / n. The paper's algorithm: 1.", "mean", 0.95,
+            "inputs get their own slot at a rate of {value:.3f} distinct slots per input"),
+        Mechanism(
+            "readout", "read head reads in priority order",
+            "The fraction of the k output steps whose read (step n+1+i-lag for the i-th highest "
+            "priority) is on the slot that input was written to. The paper's algorithm: 1.", "mean", 0.9,
+            "the read head reads {value:.1%} of outputs from the slot of the input of that rank"),
+    )
+
+    def _layout(self, trace: Trace) -> tuple[int, int] | None:
+        """(n inputs, k outputs), or None without a delimiter."""
+        n = first_step(trace.inputs[:, self.bits + 1] > 0.5)
+        if not n:
+            return None
+        return n, min(self.outputs, n, trace.inputs.shape[0] - n - 1)
+
+    def _ranked_slots(self, trace: Trace, n: int, k: int) -> tuple[list[int], list[int]]:
+        """(the output steps n+1 .. n+k, the write location of the input each should show)."""
+        order = np.argsort(-trace.inputs[:n, self.bits], kind="stable")[:k]
+        return [n + 1 + i for i in range(k)], locations(trace.write)[order].tolist()
+
+    def _readout_hits(self, trace: Trace, n: int, k: int, lag: int) -> int:
+        steps, slots = self._ranked_slots(trace, n, k)
+        reads = locations(trace.read)
+        return sum(1 for t, s in zip(steps, slots) if reads[t - lag] == s)
+
+    def playback_lag(self, trace: Trace) -> int | None:
+        layout = self._layout(trace)
+        if layout is None or layout[1] < 1:
+            return None
+        fits = [self._readout_hits(trace, *layout, lag) for lag in LAGS]
+        return LAGS[int(np.argmax(fits))]
+
+    def measure_mechanisms(self, trace: Trace, lag: int | None = None) -> dict[str, Reading]:
+        layout = self._layout(trace)
+        if layout is None:
+            return {m.name: Reading(float("nan"), "no delimiter after the inputs") for m in self.mechanisms}
+        n, k = layout
+        if lag is None:
+            lag = self.playback_lag(trace)
+        priority = trace.inputs[:n, self.bits]
+        slots = locations(trace.write)[:n]
+        rho = rank_correlation(priority, unwrap(slots, trace.slots))
+        top = slots[np.argsort(-priority, kind="stable")]
+        distinct = len(set(slots.tolist()))
+        out = {
+            "priority_order": Reading(rho, f"rank correlation {rho:+.3f} between priority and write location; "
+                                           f"highest priority first, the inputs went to slots {slot_list(top)}"),
+            "distinct_slots": Reading(distinct / n, f"the {n} inputs went to {distinct} distinct slots"),
+        }
+        if k < 1 or lag is None:
+            out["readout"] = Reading(float("nan"), "no outputs to read")
+        else:
+            hits = self._readout_hits(trace, n, k, lag)
+            lead = " (it reads at step t what the output shows at step t+1)" if lag else ""
+            out["readout"] = Reading(hits / k, f"the read head read {hits} of {k} outputs from the slot of the "
+                                               f"input of that rank{lead}")
+        return out

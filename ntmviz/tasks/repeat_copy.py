@@ -29,6 +29,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from .base import Task, check_int, check_range, randint, span
+from .copy import not_measured, offset_words, playback, playback_fit, stored_slots, write_walk
+from .mechanism import Mechanism, Reading, Trace, first_step, focus, locations
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class RepeatCopy(Task):
     name = "repeat_copy"
     difficulty_name = "sequence length"
     size_field = "max_length"
+    eval_sizes = (5, 10, 15, 20)
+    solved_below = 0.05
     extra_inputs = ("delim", "repeats")
     extra_outputs = ("end",)
 
@@ -69,6 +73,12 @@ class RepeatCopy(Task):
         if repeats is not None:
             changes.update(min_repeats=repeats, max_repeats=repeats)
         return dataclasses.replace(self, **changes)
+
+    def eval_variants(self) -> list[tuple[str, "RepeatCopy"]]:
+        """Lengths with the training repeats, then length and repeats each beyond training (the
+        paper's two generalisation tests): length 10 x 15 repeats and length 15 x 10 repeats."""
+        return super().eval_variants() + [("10 x 15 repeats", self.at(10, repeats=15)),
+                                          ("15 x 10 repeats", self.at(15, repeats=10))]
 
     def describe(self) -> str:
         return (f"repeat copy: {self.bits}-bit vectors, length {span(self.min_length, self.max_length)}, "
@@ -98,3 +108,79 @@ class RepeatCopy(Task):
         targets[:, :, :W] = np.take_along_axis(vectors, source[..., None], 1) * copying[..., None]
         targets[:, :, W] = t == end
         return inputs, targets, copying | (t == end), lengths
+
+    # ---- what the heads did ----------------------------------------------------------------
+    # The paper's algorithm (section 4.2): write the vectors to consecutive slots as in copy,
+    # then for each repeat move the read head back to the first written slot and walk it again.
+    mechanisms = (
+        Mechanism(
+            "write_walk", "write head walks one slot per vector",
+            "As in copy: the fraction of the L-1 moves between the first L slots of the write head's "
+            "path that are one slot in its usual direction. The paper's algorithm: 1.", "mean", 0.95,
+            "the write head moves one slot per vector on {value:.1%} of moves"),
+        Mechanism(
+            "returns", "read head returns to the start each repeat",
+            "The fraction of the R repeats whose first read (step L+1+rL-lag for repeat r) is on the "
+            "first written slot. The paper's algorithm: 1.", "mean", 0.95,
+            "the read head is back at the start for {value:.1%} of repeats"),
+        Mechanism(
+            "playback", "read head replays the written slots",
+            "The fraction of the R*L copy steps whose read (step t-lag for the output at step t) is on "
+            "the slot the vector shown was written to. The paper's algorithm: 1.", "mean", 0.95,
+            "the read head reads {value:.1%} of copied vectors from the slot they were written to"),
+        Mechanism(
+            "sharpness", "heads focus on one slot",
+            "The mean largest weight of the write head over the input steps 0 .. L-1 and of the read "
+            "head over the R*L playback reads. The paper's algorithm: 1.", "mean", 0.9,
+            "while writing and playing back, the heads put {value:.3f} of their weight on one slot"),
+    )
+
+    def _layout(self, trace: Trace) -> tuple[int, int] | None:
+        """(L, R): the delimiter's step and the repeat count it carries, or None."""
+        L = first_step(trace.inputs[:, self.bits] > 0.5)
+        if not L:
+            return None
+        R = int(round(float(trace.inputs[L, self.bits + 1]) * float(self.repeat_scale)))
+        return (L, R) if R >= 1 else None
+
+    def _output_steps(self, L: int, R: int) -> tuple[list[int], list[int]]:
+        """The copy steps and the vector each shows."""
+        return [L + 1 + i for i in range(R * L)], [i % L for i in range(R * L)]
+
+    def playback_lag(self, trace: Trace) -> int | None:
+        layout = self._layout(trace)
+        if layout is None:
+            return None
+        L, R = layout
+        return playback_fit(trace, *self._output_steps(L, R), L)
+
+    def measure_mechanisms(self, trace: Trace, lag: int | None = None) -> dict[str, Reading]:
+        layout = self._layout(trace)
+        if layout is None:
+            return not_measured(self.mechanisms, "no delimiter with a repeat count")
+        L, R = layout
+        if lag is None:
+            lag = self.playback_lag(trace)
+        steps, vectors = self._output_steps(L, R)
+        read_steps = [t - lag for t in steps]
+        stored = stored_slots(trace, L)
+        start = int(stored[0])
+        reads = locations(trace.read)
+        firsts = [read_steps[r * L] for r in range(R)]
+        back = [r for r, t in enumerate(firsts) if t < len(reads) and reads[t] == start]
+        missed = [r + 1 for r in range(R) if r not in back]
+        note = f"the read head was on slot {start}, where writing began, at the start of {len(back)} of {R} repeats"
+        if missed:
+            t = firsts[missed[0] - 1]
+            where = f"slot {int(reads[t])}" if t < len(reads) else "no step"
+            note += (f"; repeat {missed[0]} started at {where}"
+                     f"{offset_words(trace, start, int(reads[t]) if t < len(reads) else None, stored)}")
+        sharp = float(np.concatenate([focus(trace.write)[:L],
+                                      focus(trace.read)[[t for t in read_steps if t < len(reads)]]]).mean())
+        return {
+            "write_walk": write_walk(trace, L),
+            "returns": Reading(len(back) / R, note),
+            "playback": playback(trace, read_steps, vectors, L, lag),
+            "sharpness": Reading(sharp, f"the heads put {sharp:.3f} of their weight on one slot on average "
+                                        "while writing and playing back"),
+        }

@@ -35,7 +35,7 @@ def test_from_checkpoint(checkpoint_dir):
     explorer.state.t = 6
     assert {m.data.t for m in models.values()} == {6}
     assert not explorer._note.visible
-    explorer.sources.length.value = 2
+    explorer.sources.length.value = "2"
     new = explorer.sources.run_model()
     assert explorer.state.episode is new
     assert all(m.data.payload["T"] == 5 for m in models.values())
@@ -64,3 +64,31 @@ def test_episode_without_memory_shows_sequence_only(lstm_episode, episode):
     assert not explorer._memory_views.visible
     assert explorer._note.visible and "no memory" in explorer._note.object
     pn.panel(explorer).get_root(Document(), Comm())  # the whole page, all tabs, renders
+
+
+def test_a_checkpoint_saved_in_the_train_tab_is_listed_everywhere(checkpoint_dir, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    explorer = Explorer.from_checkpoint(checkpoint_dir / "copy-ntm.safetensors", runs_folder=str(runs))
+    training = explorer.training
+    training.steps.value = "2"
+    try:
+        assert training.start() is not None, training.message
+        training.stop()
+        path = training.save_checkpoint()
+    finally:
+        training.stop()
+    label = f"{runs.name}/{path.name}"
+    assert path.parent == runs
+    assert explorer.sources.checkpoint.options[label] == str(path)
+    assert training.start_from.options[label] == str(path)
+    assert explorer.compare.left_pick.options[label] == str(path)
+    explorer.sources.checkpoint.value = str(path)
+    assert explorer.sources.run_model().meta["checkpoint"] == path.name
+
+
+def test_the_leave_guard_sits_outside_the_tabs(episode):
+    explorer = Explorer(episode, folder="/nonexistent")
+    page = explorer.__panel__()
+    assert any(obj is explorer.training.guard for obj in page.objects)  # not inside a (hidden) tab
+    tabs = next(obj for obj in page.objects if isinstance(obj, pn.Tabs))
+    assert not any(obj is explorer.training.guard for obj in tabs.select())

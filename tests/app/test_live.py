@@ -141,7 +141,7 @@ def test_nan_is_caught_with_its_step_and_the_last_snapshot_kept(runs, tmp_path):
 
 
 def test_huge_learning_rate_diverges_without_hanging(runs):
-    run = runs(small(lr=1e30, optimizer="adam", snapshot_every=1000, steps=2000))
+    run = runs(small(lr=1e30, optimizer="adam", snapshot_every=1000, steps=300))
     run.start()
     assert run.join(60)
     assert run.status in ("diverged", "done")
@@ -200,3 +200,133 @@ def test_a_memory_too_small_for_the_task_is_refused():
 
     with pytest.raises(ConfigError):
         LiveRun.create(small(memory_slots=2))
+
+
+class Gate:
+    """A callback that holds the training thread inside step `at` until released."""
+
+    def __init__(self, at: int):
+        self.at, self.inside, self.release = at, threading.Event(), threading.Event()
+
+    def on_step(self, trainer, metrics):
+        if trainer.step == self.at:
+            self.inside.set()
+            assert self.release.wait(60), "the test never released the gate"
+
+
+def test_status_says_pausing_and_stopping_until_the_thread_does_it(runs):
+    run = runs(small(snapshot_every=1000))
+    gate = Gate(at=2)
+    run.trainer.callbacks.insert(0, gate)  # before the run's own callback: the step is not over
+    run.start()
+    assert gate.inside.wait(60)
+    run.pause()
+    assert run.status == "pausing"  # asked, not done: the thread is still in step 2
+    gate.release.set()
+    wait_for(lambda: run.status == "paused", what="the pause")
+    run.resume()
+    assert run.status == "running"
+    run.pause()
+    wait_for(lambda: run.status == "paused", what="the second pause")
+    run.stop()
+    assert run.status in ("stopping", "stopped")
+    assert run.join(30) and run.status == "stopped" and run.ended
+
+
+class HalfwayHistory:
+    """A History whose add() stops between its lists until released (a reader that does not
+    synchronise with the writer then sees lists of different lengths)."""
+
+    def __init__(self, history, at: int):
+        self.history, self.at, self.calls = history, at, 0
+        self.inside, self.release = threading.Event(), threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.history, name)
+
+    def add(self, sequences, loss, bit_errors, stage=0):
+        self.calls += 1
+        h = self.history
+        h.sequences.append(sequences)
+        if self.calls == self.at:
+            self.inside.set()
+            assert self.release.wait(60)
+        h.loss.append(loss)
+        h.bit_errors.append(bit_errors)
+        h.stage.append(stage)
+
+    def to_dict(self):
+        return self.history.to_dict()
+
+
+def test_history_is_read_between_steps_not_halfway_through_one(runs):
+    run = runs(small(snapshot_every=1000))
+    slow = HalfwayHistory(run.trainer.history, at=3)
+    run.trainer.histories[0] = slow
+    run.start()
+    assert slow.inside.wait(60)
+    got = {}
+    reader = threading.Thread(target=lambda: got.update(run.history))
+    reader.start()
+    reader.join(0.5)  # the copy waits for the step to end (the writer holds the history)
+    slow.release.set()
+    reader.join(60)
+    assert not reader.is_alive()
+    assert len(got["sequences"]) == len(got["loss"]) == len(got["bit_errors"]) >= 3
+
+
+class PoisonMoments:
+    """At step `at`: the optimiser's moments become NaN, and the next batch's input too, so the
+    next loss is NaN while the weights stay finite (the Trainer stops before the update)."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_step(self, trainer, metrics):
+        if trainer.step != self.at:
+            return
+        for entries in trainer.optimizer.state.values():
+            entries["exp_avg"].fill_(float("nan"))
+        sample = trainer.batch
+
+        def poisoned(step):
+            batch = sample(step)
+            return batch._replace(inputs=torch.full_like(batch.inputs, float("nan")))
+
+        trainer.batch = poisoned
+
+
+def test_divergence_with_nan_optimiser_moments_restores_them_too(runs, tmp_path):
+    run = runs(small(snapshot_every=4, steps=1000, optimizer="adam"))
+    run.trainer.callbacks.append(PoisonMoments(at=6))
+    run.start()
+    assert run.join(60)
+    assert run.status == "diverged"
+    assert all(torch.isfinite(p).all() for p in run.trainer.model.parameters())
+    assert "step 4" in run.error  # back to the last snapshot's weights and moments
+    path = run.save(tmp_path / "after.safetensors")
+    loaded = checkpoint.load(path, device="cpu")
+    assert loaded.step == 4
+    moments = [v for entries in loaded.optimizer_state["state"].values() for v in entries.values()
+               if isinstance(v, torch.Tensor)]
+    assert moments and all(torch.isfinite(v).all() for v in moments)
+    # and it resumes: the first steps of a run from it do not diverge
+    again = LiveRun.from_checkpoint(path, steps=3, snapshot_every=100)
+    again.start()
+    assert again.join(60)
+    assert again.status == "done", again.error
+
+
+def test_an_unexpected_failure_is_logged_with_its_traceback(runs, caplog):
+    class Broken:
+        def on_step(self, trainer, metrics):
+            raise RuntimeError("a bug in a callback")
+
+    run = runs(small(snapshot_every=1000))
+    run.trainer.callbacks.append(Broken())
+    with caplog.at_level("ERROR", logger="ntmviz.app.live"):
+        run.start()
+        assert run.join(60)
+    assert run.status == "failed" and "a bug in a callback" in run.error
+    [record] = [r for r in caplog.records if r.name == "ntmviz.app.live"]
+    assert record.exc_info and "a bug in a callback" in str(record.exc_info[1])

@@ -30,7 +30,7 @@ HOSTILE = [
     "    indented\n# heading\n\n- item\n1. item",
     "&lt;b&gt; &amp; &#60;i&#62;",
 ]
-ALLOWED_TAGS = {"p", "strong", "div", "br", "h2", "h4"}  # ours: headings, messages
+ALLOWED_TAGS = {"p", "strong", "div", "br", "h2", "h4", "pre"}  # ours: headings, messages, plain-text notes (pn.pane.Str)
 
 
 class Tags(HTMLParser):

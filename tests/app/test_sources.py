@@ -99,16 +99,16 @@ def test_run_in_the_app(checkpoint_dir, episode):
     state = Playback(episode)
     sources = Sources(state, folder=checkpoint_dir)
     assert sources.checkpoint.value.endswith("copy-ntm.safetensors")
-    sources.length.value, sources.seed.value = 3, 5
+    sources.length.value, sources.seed.value = "3", "5"
     new = sources.run_model()
     assert new is not None and state.episode is new and new.steps == 7
     assert sources.save.filename == "copy-len3-seed5.safetensors"
     assert sources.export.filename == "copy-len3-seed5.html"
     # bad inputs: a message, the episode stays
-    sources.length.value = 40
+    sources.length.value = "40"
     assert sources.run_model() is None and state.episode is new
     assert "memory slots" in sources.alert.object and sources.alert.visible
-    sources.length.value = 3
+    sources.length.value = "3"
     sources.pattern.value = "1010101x"
     assert sources.run_model() is None and "only 0 and 1" in sources.message and state.episode is new
     sources.pattern.value = "1010101"
@@ -149,7 +149,7 @@ def test_switching_checkpoints(checkpoint_dir, episode):
     assert names[0] == "copy-ntm.safetensors" and set(names) == {
         "copy-ntm.safetensors", "repeat-lstm.safetensors", "broken.safetensors"}
     sources.checkpoint.value = str(checkpoint_dir / "repeat-lstm.safetensors")
-    assert sources.length.value == 2 and "repeat copy" in sources.hint.object
+    assert sources.length.value == "2" and "repeat copy" in sources.hint.object
     recorded = sources.run_model()
     assert recorded is not None and not recorded.has_memory and recorded.meta["task"] == "repeat_copy"
     sources.pattern.value = "101\n011"
@@ -157,3 +157,188 @@ def test_switching_checkpoints(checkpoint_dir, episode):
     sources.checkpoint.value = str(checkpoint_dir / "broken.safetensors")
     assert sources.alert.visible and "broken.safetensors" in sources.message
     assert sources.run_model() is None and state.episode.meta["task"] == "repeat_copy"
+
+
+@pytest.mark.parametrize("length, seed, message", [
+    ("0", "0", "Length must be at least 1 for copy (the sequence length); you typed 0."),
+    ("-5", "0", "Length must be at least 1 for copy (the sequence length); you typed -5."),
+    ("12.5", "0", "Length must be a whole number; \u201c12.5\u201d is not one."),
+    ("3", "-3", "Seed must be at least 0; you typed -3."),
+    ("3", "1e20", "Seed must be a whole number; \u201c1e20\u201d is not one."),
+    ("3", "100000000000000000000", "Seed must be at most 4,294,967,295; you typed 100,000,000,000,000,000,000."),
+    ("", "0", "Length: type a whole number."),
+])
+def test_length_and_seed_are_read_as_typed_or_refused(checkpoint_dir, episode, length, seed, message):
+    state = Playback(episode)
+    sources = Sources(state, folder=checkpoint_dir)
+    sources.length.value, sources.seed.value = length, seed
+    assert sources.run_model() is None and state.episode is episode
+    assert sources.message == message
+    assert (sources.length.value, sources.seed.value) == (length, seed)  # never rewritten
+
+
+def test_recall_at_one_item_names_the_number_of_items(tmp_path, episode):
+    import ntmviz
+    from ntmviz.checkpoint import save
+    from ntmviz.tasks import get_task
+
+    task = get_task("associative_recall", bits=3, item_length=1, max_items=3)
+    model = ntmviz.NTM(ntmviz.NTMConfig(input_size=task.input_size, output_size=task.output_size,
+                                        memory_slots=8, memory_width=4, controller_size=8))
+    path = save(tmp_path / "recall.safetensors", model, task=task)
+    sources = Sources(Playback(episode), folder=tmp_path)
+    assert sources.checkpoint.value == str(path)
+    sources.length.value = "1"
+    assert sources.run_model() is None
+    assert sources.message == "Length must be at least 2 for associative recall (the number of items); you typed 1."
+    with pytest.raises(ConfigError, match="at least 2 for associative recall"):
+        record_episode(load_source(path), length=1)
+    sources.length.value = "2"
+    assert sources.run_model().meta["length"] == 2
+
+
+def test_checkpoints_of_more_folders_are_listed_and_refreshed(checkpoint_dir, episode, tmp_path_factory):
+    import ntmviz
+    from ntmviz.checkpoint import save
+    from ntmviz.tasks import get_task
+
+    runs = tmp_path_factory.mktemp("runs")
+    sources = Sources(Playback(episode), folder=checkpoint_dir, extra_folders=[str(runs)])
+    assert list(sources.checkpoint.options) == ["copy-ntm.safetensors"]
+    task = get_task("copy", max_length=5)
+    model = ntmviz.NTM(ntmviz.NTMConfig(input_size=task.input_size, output_size=task.output_size,
+                                        memory_slots=16, memory_width=6, controller_size=16))
+    path = save(runs / "copy-ntm-step40.safetensors", model, task=task)
+    sources.refresh_checkpoints()
+    assert sources.checkpoint.options == {"copy-ntm.safetensors": str(checkpoint_dir / "copy-ntm.safetensors"),
+                                          f"{runs.name}/copy-ntm-step40.safetensors": str(path)}
+    assert sources.checkpoint.value == str(checkpoint_dir / "copy-ntm.safetensors")  # the choice stays
+    sources.checkpoint.value = str(path)
+    assert sources.run_model().meta["checkpoint"] == "copy-ntm-step40.safetensors"
+
+
+def test_open_a_checkpoint_file(checkpoint_dir, episode):
+    state = Playback(episode)
+    sources = Sources(state, folder="/nonexistent")
+    data = (checkpoint_dir / "copy-ntm.safetensors").read_bytes()
+    recorded = sources.open_checkpoint_file(data, "my-model.safetensors")
+    assert recorded is not None and state.episode is recorded, sources.message
+    assert recorded.meta["source"] == "my-model.safetensors" and recorded.meta["length"] == 5
+    assert sources.checkpoint.options["my-model.safetensors (opened)"] == sources.checkpoint.value
+    assert sources.source.name == "my-model.safetensors"
+    sources.length.value = "2"  # and it runs again like any listed checkpoint
+    assert sources.run_model().steps == 5
+    # a file that is not a checkpoint: a message naming the file, the episode stays
+    before = state.episode
+    assert sources.open_checkpoint_file(episode_bytes(episode), "an-episode.safetensors") is None
+    assert sources.message.startswith("an-episode.safetensors: not a ntmviz-checkpoint file")
+    assert state.episode is before
+
+
+def test_an_unexpected_run_failure_is_logged_with_its_traceback(checkpoint_dir, episode, monkeypatch, caplog):
+    import ntmviz.app.sources as sources_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(sources_module, "record_episode", broken)
+    sources = Sources(Playback(episode), folder=checkpoint_dir)
+    with caplog.at_level("ERROR", logger="ntmviz.app.sources"):
+        assert sources.run_model() is None
+    assert sources.message == "could not run the model: RuntimeError: a bug"
+    [record] = [r for r in caplog.records if r.name == "ntmviz.app.sources"]
+    assert record.exc_info and str(record.exc_info[1]) == "a bug"
+
+
+# ---- files: the upload protocol, empty files, the same file twice ------------------------------------
+def upload_messages(data: bytes, name: str, chunk: int, upload_id: int = 1) -> list[dict]:
+    """What the browser side of EpisodeUpload sends for a file it accepts."""
+    import base64
+
+    pieces = [data[i:i + chunk] for i in range(0, len(data), chunk)]
+    return ([{"kind": "start", "id": upload_id, "name": name, "size": len(data), "pieces": len(pieces)}]
+            + [{"kind": "piece", "id": upload_id, "index": i, "data": base64.b64encode(p).decode()}
+               for i, p in enumerate(pieces)]
+            + [{"kind": "end", "id": upload_id}])
+
+
+def test_upload_reassembles_the_pieces_into_the_episode(episode, other_episode):
+    state = Playback(episode)
+    sources = Sources(state, folder="/nonexistent")
+    data = episode_bytes(other_episode)
+    messages = upload_messages(data, "other.safetensors", chunk=1024)
+    assert len(messages) > 4  # several pieces
+    for msg in messages:
+        sources.upload._handle_msg(msg)
+    assert state.episode is not episode and not sources.alert.visible
+    np.testing.assert_array_equal(state.episode.memory, other_episode.memory)
+    assert state.episode.meta["source"] == "other.safetensors" and state.episode.checksum == "verified"
+
+
+def test_the_same_file_opened_again_loads_again(episode, other_episode):
+    state = Playback(episode)
+    sources = Sources(state, folder="/nonexistent")
+    data = episode_bytes(other_episode)
+    seen = []
+    state.param.watch(lambda e: seen.append(e.new), "episode")
+    for upload_id in (1, 2):
+        for msg in upload_messages(data, "same.safetensors", chunk=4096, upload_id=upload_id):
+            sources.upload._handle_msg(msg)
+    assert len(seen) == 2 and seen[0] is not seen[1]
+    # another file with the same bytes under another name
+    first = sources.open_bytes(data, "copy-of-same.safetensors")
+    assert first is not None and state.episode is first and len(seen) == 3
+
+
+def test_empty_and_oversized_files_get_a_message(episode):
+    from ntmviz.files import MAX_EPISODE_BYTES, MB
+
+    state = Playback(episode)
+    sources = Sources(state, folder="/nonexistent")
+    sources.upload._handle_msg({"kind": "refused", "id": 1, "name": "big.safetensors", "size": 150 * MB})
+    assert sources.message == f"big.safetensors: too large (150.0 MB, limit {MAX_EPISODE_BYTES // MB} MB)"
+    assert sources.alert.visible and state.episode is episode
+    sources.upload._handle_msg({"kind": "refused", "id": 2, "name": "nothing.safetensors", "size": 0})
+    assert sources.message == "nothing.safetensors: empty file"
+    # an edited page that skips the browser's check is refused by the server as well
+    sources.upload._handle_msg({"kind": "start", "id": 3, "name": "sneaky.safetensors", "size": 150 * MB})
+    assert sources.message.startswith("sneaky.safetensors: too large (150.0 MB")
+    assert sources.open_bytes(b"", "zero.safetensors") is None and sources.message == "zero.safetensors: empty file"
+    assert state.episode is episode
+
+
+def test_an_incomplete_or_garbled_upload_gets_a_message(episode, other_episode):
+    state = Playback(episode)
+    sources = Sources(state, folder="/nonexistent")
+    messages = upload_messages(episode_bytes(other_episode), "cut.safetensors", chunk=2048)
+    for msg in messages[:2] + messages[-1:]:  # a piece went missing
+        sources.upload._handle_msg(msg)
+    assert "cut.safetensors: the upload was incomplete" in sources.message and state.episode is episode
+    for msg in [messages[0], messages[2]]:  # out of order
+        sources.upload._handle_msg(msg)
+    assert "out of order" in sources.message and state.episode is episode
+
+
+def test_episode_size_is_known_before_recording(checkpoint_dir, monkeypatch):
+    import ntmviz.app.sources as sources_module
+    from ntmviz.app.sources import episode_size
+
+    source = load_source(find_checkpoints(checkpoint_dir)[0])
+    recorded = record_episode(source, length=5, seed=1)
+    data = recorded.to_bytes()
+    assert episode_size(source.model, source.task.at(5).sample(1, seed=1)) == recorded.nbytes \
+        == len(data) - 8 - int.from_bytes(data[:8], "little")  # the file's data section
+    monkeypatch.setattr(sources_module, "MAX_EPISODE_BYTES", recorded.nbytes - 1)
+    with pytest.raises(ConfigError, match="makes a 0 MB episode; the explorer opens files of at most 0 MB"):
+        record_episode(source, length=5, seed=1)
+    assert record_episode(source, length=4, seed=1).nbytes < recorded.nbytes
+
+def test_a_checkpoint_opened_through_the_picker_runs(checkpoint_dir, episode):
+    state = Playback(episode)
+    sources = Sources(state, folder="/nonexistent")
+    data = (checkpoint_dir / "copy-ntm.safetensors").read_bytes()
+    for msg in upload_messages(data, "picked.safetensors", chunk=4096):
+        sources.open_checkpoint._handle_msg(msg)
+    assert state.episode is not episode and state.episode.meta["source"] == "picked.safetensors", sources.message
+    sources.open_checkpoint._handle_msg({"kind": "refused", "id": 9, "name": "huge.safetensors", "size": 100 * 10**6})
+    assert sources.message == "huge.safetensors: too large (100.0 MB, limit 64 MB)"

@@ -1,5 +1,7 @@
 """TrainingView without a browser: built with get_root(document, comm), driven from Python."""
 
+import asyncio
+import threading
 import time
 
 import panel as pn
@@ -8,8 +10,9 @@ import torch
 from bokeh.document import Document
 from pyviz_comms import Comm
 
+import ntmviz.app.training_view as training_view_module
 from ntmviz import checkpoint
-from ntmviz.app.live import RunConfig, live_runs
+from ntmviz.app.live import RunConfig, live_runs, new_run
 from ntmviz.app.state import Playback
 from ntmviz.app.training_view import TrainingView
 
@@ -89,9 +92,10 @@ def test_pause_resume_and_stop_buttons(view):
     assert view.run.step == at
     view.resume_button.clicks += 1
     pull_until(view, lambda: view.run.step > at, what="training to go on")
-    view.stop_button.clicks += 1
+    view.stop_button.clicks += 1  # asks; never waits on the event loop
+    assert view.stop_button.disabled and view.start_button.disabled
+    pull_until(view, lambda: "Stopped" in view.status.object, what="the stop")
     assert not view.run.alive
-    assert "Stopped" in view.status.object
     assert not view.start_button.disabled and view.stop_button.disabled
 
 
@@ -133,7 +137,7 @@ def test_divergence_shows_a_message_naming_the_step(view):
 
 
 def test_bad_settings_show_a_message_and_start_nothing(view):
-    view.memory_slots.value = 1  # the copy task of length 3 needs 3 slots
+    view.memory_slots.value = "1"  # the copy task of length 3 needs 3 slots
     assert view.start() is None
     assert view.alert.visible and "slots" in view.alert.object
     assert view.run is None
@@ -161,6 +165,195 @@ def test_play_training_walks_through_the_snapshots(view):
     assert not view.play.value  # stops at the newest
 
 
+class Gate:
+    """A Trainer callback that holds the training thread inside step `at` until released."""
+
+    def __init__(self, at: int):
+        self.at, self.inside, self.release = at, threading.Event(), threading.Event()
+
+    def on_step(self, trainer, metrics):
+        if trainer.step == self.at:
+            self.inside.set()
+            assert self.release.wait(60), "the test never released the gate"
+
+
+@pytest.fixture
+def gate(monkeypatch):
+    """Every run the view starts is held inside its step 3 until gate.release is set."""
+    g = Gate(at=3)
+
+    def gated(*args, **kwargs):
+        run = new_run(*args, **kwargs)
+        run.trainer.callbacks.insert(0, g)
+        return run
+
+    monkeypatch.setattr(training_view_module, "new_run", gated)
+    yield g
+    g.release.set()
+
+
+def test_buttons_follow_the_runs_status_not_the_click(view, gate):
+    view.start()
+    assert gate.inside.wait(60)
+    view.pause_button.clicks += 1  # asked while the thread is inside step 3
+    assert view.run.status == "pausing"
+    for _ in range(3):  # pulls do not flip the buttons back: the run is still pausing
+        view.pull()
+        assert view.pause_button.disabled and not view.resume_button.disabled
+        assert "Pausing" in view.status.object
+    gate.release.set()
+    pull_until(view, lambda: "Paused" in view.status.object, what="the pause")
+    assert view.pause_button.disabled and not view.resume_button.disabled
+    view.resume_button.clicks += 1
+    assert not view.pause_button.disabled and view.resume_button.disabled
+    view.pull()
+    assert not view.pause_button.disabled and view.resume_button.disabled
+
+
+def test_the_pull_stops_once_the_run_has_ended(view):
+    view.steps.value = "6"
+    view.start()
+    assert view._callback is not None and view._callback.running
+    pull_until(view, lambda: "Done" in view.status.object, what="the end of the run")
+    view.pull()  # the pull that sees the end shows it and stops pulling
+    assert not view._callback.running
+    assert view.snapshot_list[-1].step == 6  # the last snapshot was pulled before stopping
+    view.play.value = True  # Play training needs the pull again
+    assert view._callback.running
+    for _ in range(len(view.snapshot_list) + 1):
+        view.pull()
+    assert not view.play.value and not view._callback.running
+
+
+def test_save_and_download_run_off_the_event_loop(view, gate, tmp_path):
+    view.start()
+    assert gate.inside.wait(60)  # a save now waits for the thread to finish step 3
+
+    async def wait_for(predicate, what):
+        for _ in range(1200):
+            if predicate():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    async def scenario():
+        ticks = 0
+
+        async def ticker():  # other sessions' work on the same event loop
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        task = asyncio.ensure_future(ticker())
+        view.save_button.clicks += 1  # schedules the save; the click itself returns at once
+        await wait_for(lambda: ticks > 5, "the event loop to serve other work")
+        assert view.save_button.label == "Saving…" and view.save_button.disabled and view.download.disabled
+        assert "saving" in view.status.object and not view.saved
+        gate.release.set()
+        await wait_for(lambda: view.saved, "the save")
+        assert view.save_button.label == "Save checkpoint" and not view.save_button.disabled
+        view.download._clicks += 1  # Download: the same, in a worker thread
+        await wait_for(lambda: view.download.data, "the download")
+        task.cancel()
+
+    asyncio.run(scenario())
+    saved = checkpoint.load(view.saved, device="cpu")
+    assert saved.step >= 3 and saved.task.name == "copy"
+    assert view.download.data.startswith("data:")
+
+
+def test_a_lost_connection_pauses_the_run_and_a_reconnect_resumes_it(view):
+    from bokeh.events import ClientReconnected, ConnectionLost
+
+    view.start()
+    pull_until(view, lambda: view.run.step >= 2, what="two steps")
+    view._connection_lost(ConnectionLost())
+    assert view.run.status in ("pausing", "paused")  # at once, not when the session is dropped
+    pull_until(view, lambda: "Paused" in view.status.object, what="the pause")
+    view._reconnected(ClientReconnected())
+    at = view.run.step
+    pull_until(view, lambda: view.run.step > at, what="training to go on")
+    # a run the user paused stays paused when the page comes back
+    view.pause()
+    view._connection_lost(ConnectionLost())
+    view._reconnected(ClientReconnected())
+    pull_until(view, lambda: view.run.status == "paused", what="the user's pause")
+    time.sleep(0.3)
+    assert view.run.status == "paused"
+
+
+def test_leaving_the_page_asks_while_a_run_holds_unsaved_steps(view):
+    assert not view.guard.active
+    view.steps.value = "4"
+    view.start()
+    view.pull()
+    assert view.guard.active  # alive
+    pull_until(view, lambda: "Done" in view.status.object, what="the end")
+    assert view.guard.active  # ended, 4 steps not saved
+    assert view.save_checkpoint() is not None
+    assert not view.guard.active
+
+
+@pytest.mark.parametrize("field, typed, message", [
+    ("size", "0", "Longest input must be at least 1 for copy (the sequence length); you typed 0."),
+    ("size", "-5", "Longest input must be at least 1 for copy (the sequence length); you typed -5."),
+    ("size", "12.5", "Longest input must be a whole number; \u201c12.5\u201d is not one."),
+    ("memory_slots", "1e20", "Memory slots (N) must be a whole number; \u201c1e20\u201d is not one."),
+    ("memory_slots", "100000000000000000000", "Memory slots (N) must be at most 4,096; you typed "
+                                              "100,000,000,000,000,000,000."),
+    ("steps", "0", "Steps must be at least 1; you typed 0."),
+    ("batch_size", "", "Batch size: type a whole number."),
+    ("lr", "0", "Learning rate must be more than 0; you typed 0."),
+    ("lr", "fast", "Learning rate must be a number such as 0.001; \u201cfast\u201d is not one."),
+])
+def test_settings_are_read_as_typed_or_refused_in_the_users_terms(view, field, typed, message):
+    getattr(view, field).value = typed
+    assert view.start() is None and view.run is None
+    assert view.message == message
+    assert getattr(view, field).value == typed  # what the user typed stays, never rewritten
+
+
+def test_recall_at_one_item_names_the_number_of_items_not_a_field(view):
+    view.task.value = "associative_recall"
+    view.size.value = "1"
+    assert view.start() is None
+    assert view.message == ("Longest input must be at least 2 for associative recall (the number of items); "
+                            "you typed 1.")
+    view.task.value = "priority_sort"
+    view.size.value = "5"
+    assert view.start() is None
+    assert "at least 20 for priority sort (the number of inputs)" in view.message
+
+
+def test_checkpoints_saved_here_are_listed_in_start_from(tmp_path):
+    shipped, runs = tmp_path / "shipped", tmp_path / "runs"
+    shipped.mkdir()
+    v = TrainingView(small(steps=3), folder=str(shipped), save_folder=str(runs), show_views=False)
+    pn.panel(v).get_root(Document(), Comm())
+    try:
+        assert list(v.start_from.options) == ["a new model"]
+        v.start()
+        v.stop()
+        path = v.save_checkpoint()
+        assert v.start_from.options == {"a new model": "", f"runs/{path.name}": str(path)}
+        assert v.saved == str(path)
+    finally:
+        v.stop()
+
+
+def test_an_unexpected_start_failure_is_logged_with_its_traceback(view, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(training_view_module, "new_run", broken)
+    with caplog.at_level("ERROR", logger="ntmviz.app.training_view"):
+        assert view.start() is None
+    assert "could not start: RuntimeError: a bug" in view.message
+    [record] = [r for r in caplog.records if r.name == "ntmviz.app.training_view"]
+    assert record.exc_info and str(record.exc_info[1]) == "a bug"
+
+
 # ---- Compare ------------------------------------------------------------------------------
 
 def _trained_checkpoint(tmp_path, name, **overrides):
@@ -183,7 +376,7 @@ def test_compare_an_ntm_and_an_lstm_checkpoint_on_one_input(tmp_path):
     cmp = Compare(folder=str(tmp_path))
     pn.panel(cmp).get_root(Document(), Comm())
     assert cmp.left_pick.value == str(ntm) and cmp.right_pick.value == str(lstm)
-    cmp.length.value = 3
+    cmp.length.value = "3"
     assert cmp.compare(), cmp.message
     assert (cmp.left.episode.inputs == cmp.right.episode.inputs).all()
     assert cmp.right.episode.memory is None and cmp._right_side.note.visible

@@ -11,7 +11,8 @@ Fixtures
                       subprocess; yields a Served(url, log) (log: the server's stderr so far, for
                       failure messages); terminated at the end
     browser           module: Debian's Chromium through Playwright (tests/browser/_serve.py's
-                      launch arguments); missing Playwright or Chromium is a failure, never a skip
+                      launch arguments); missing Playwright or Chromium is a failure, never a skip;
+                      every request off the machine is aborted and fails the test (_serve.py)
     explorer_page     function: a new browser context and page on the served explorer, loaded and
                       painted, wrapped in an AppPage (console errors and page errors collected)
     copy_episode      session: an episode file recorded by `ntmviz record` from the shipped
@@ -39,7 +40,7 @@ ROOT = HERE.parent.parent
 CHECKPOINT = ROOT / "ntmviz" / "checkpoints" / "copy-ntm.safetensors"
 sys.path.insert(0, str(HERE))  # for `from _serve import ...` whatever the import mode
 
-from _serve import CHROMIUM, chromium, free_port, wait_until_up  # noqa: E402
+from _serve import CHROMIUM, chromium, free_port, is_local, wait_until_up  # noqa: E402
 
 TIMEOUT_MS = 60_000  # generous: these machines are loaded
 
@@ -163,9 +164,6 @@ STAGE_PIXELS_JS = """(stage) => {
 }"""
 
 
-LOCAL_URLS = ("http://127.0.0.1", "http://localhost", "ws://127.0.0.1", "ws://localhost", "data:", "blob:", "file:")
-
-
 def _is_ignored(message: str, url: str) -> bool:
     # The browser asks for /favicon.ico on its own; a 404 there is not the app's error.
     return "favicon" in url or "favicon" in message
@@ -184,7 +182,7 @@ class AppPage:
 
     def _request(self, request) -> None:
         # The app must work offline: everything comes from the server it was opened from.
-        if not request.url.startswith(LOCAL_URLS):
+        if not is_local(request.url):
             self.errors.append(f"request off the machine: {request.url}")
 
     def _console(self, msg) -> None:

@@ -107,7 +107,8 @@ def test_memory_image_changes_between_steps(explorer_page):
 
 
 def _file_input(app):
-    return app.page.locator('input[type="file"]')
+    """The "Open episode" file input (the panel also has "Open checkpoint")."""
+    return app.page.get_by_role("button", name="Open episode", exact=True)
 
 
 def test_open_episode_file(explorer_page, copy_episode):

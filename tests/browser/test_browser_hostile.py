@@ -66,7 +66,7 @@ def test_served_app_shows_hostile_names_and_metadata_as_text(browser, browser_he
 
         # an episode file whose name and metadata are markup
         episode = hostile_episode(tmp_path / "ep.safetensors")
-        page.locator('input[type="file"]').set_input_files(files=[{
+        page.get_by_label("Open episode", exact=True).set_input_files(files=[{
             "name": UPLOAD, "mimeType": "application/octet-stream", "buffer": episode.read_bytes()}])
         app.wait_painted(steps=6, timeout=90)
         page.get_by_text(f"task {META}, length {META}").wait_for()
@@ -74,7 +74,7 @@ def test_served_app_shows_hostile_names_and_metadata_as_text(browser, browser_he
         assert_nothing_ran(page)
 
         # an unreadable file under a markup name: the message shows the name as text
-        page.locator('input[type="file"]').set_input_files(files=[{
+        page.get_by_label("Open episode", exact=True).set_input_files(files=[{
             "name": UPLOAD, "mimeType": "application/octet-stream", "buffer": b"\x08" + bytes(40)}])
         page.get_by_role("alert").filter(has_text=UPLOAD).wait_for()
         assert_nothing_ran(page)

@@ -21,6 +21,12 @@ import {VIEWS} from "./views.js";
 export function mount(el, options) {
   installKeys();
   const grp = group(options.group || "ntmviz");
+  // A group this page has shown before holds the step the user is on (and goes on playing while
+  // none of its views is shown, e.g. behind another tab). A view mounted into it again takes the
+  // group's step and settings, not its model's, which may be older (Python records the steps the
+  // browser reports without sending them back to every model), and then tells Python.
+  const known = !!grp.mounted;
+  grp.mounted = true;
   const root = h("div", {class: `ntmviz-view ntmviz-${options.view}`, "data-view": options.view, "data-step": "0",
     "data-frames": "0", "data-group": grp.id, tabindex: "-1"});
   el.append(root);
@@ -54,6 +60,7 @@ export function mount(el, options) {
       reporter = fn;
       if (options.view === "player") grp.reporters.unshift(fn);
       else grp.reporters.push(fn);
+      if (known) for (const key of ["t", "playing", "loop", "speed"]) fn(key, grp[key]);
     },
     onNeed(fn) {
       fetcher = fn;
@@ -85,12 +92,16 @@ export function mount(el, options) {
     },
   };
   view.onOption = (key, value) => reporter && reporter(key, value);
-  if (options.loop != null) grp.loop = !!options.loop;
-  if (options.speed) grp.speed = Number(options.speed);
+  if (!known) {
+    if (options.loop != null) grp.loop = !!options.loop;
+    if (options.speed) grp.speed = Number(options.speed);
+  }
   grp.views.add(view);
   handle.setData(options.data);
-  if (options.t != null && grp.t !== options.t) grp.seek(options.t, "python");
-  if (options.playing) grp.setPlaying(true, "python");
+  if (!known) {
+    if (options.t != null && grp.t !== options.t) grp.seek(options.t, "python");
+    if (options.playing) grp.setPlaying(true, "python");
+  }
   grp.request();
   return handle;
 }

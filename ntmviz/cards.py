@@ -1,0 +1,129 @@
+"""Checkpoint cards and `ntmviz eval`'s table: the text that reports a model.
+
+    table = eval_table(report, task)          # report: what cmd_eval (or a sweep) measured
+    text = card_text(ckpt, "Evaluation (...)", table)
+
+A card says what the model is, how it was trained (every phase of its schedule, when the
+curriculum moved on), how this checkpoint and its seed were chosen, and how it scores.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .config import to_dict
+
+
+def solved(row: dict, task) -> bool | None:
+    """Whether a training-range score meets the task's bar (None where the task has none)."""
+    if "gap" in (row.get("extra") or {}):
+        return row["extra"]["gap"] < 0.02  # n-grams: within 0.02 bits per prediction of the optimum
+    return None if task.solved_below is None else row["bit_errors"] < task.solved_below
+
+
+def eval_table(report: dict, task) -> str:
+    """The table `ntmviz eval` prints: a row per size, then every seed when the report has them."""
+    rows = report["rows"]
+    lines = [f"{report['checkpoint']}  ({report['task']}, {report['model']}, {report['parameters']:,} parameters, "
+             f"{report['sequences_seen']:,} sequences seen)",
+             f"{report['samples']} sequences per row from the {report['stream']} stream, seed {report['seed']}; "
+             "[95% interval]",
+             f"{report['difficulty']:>18}  {'bit errors/seq':>26}  {'exact sequences':>22}  {'loss bits/seq':>13}"]
+
+    def line(label, row) -> str:
+        (lo, hi), (elo, ehi) = row["interval"], row["exact_interval"]
+        return (f"{label!s:>18}  {row['bit_errors']:8.3f} [{lo:7.3f}, {hi:7.3f}]  "
+                f"{100 * row['exact']:5.1f}% [{100 * elo:5.1f}, {100 * ehi:5.1f}]  {row['loss_bits']:13.2f}")
+
+    lines += [line(row["size"], row) for row in rows]
+    extra = rows[0].get("extra") or {}
+    if "gap" in extra:
+        lo, hi = extra["gap_interval"]
+        lines.append(f"bits per prediction: model {extra['model_bits']:.4f}, optimal Bayesian {extra['optimal_bits']:.4f}, "
+                     f"gap {extra['gap']:.4f} [{lo:.4f}, {hi:.4f}] (same sequences)")
+    if report["task"] == "priority_sort":
+        lines.append("loss bits/seq is the paper's unit for priority sort (cross-entropy in bits per sequence)")
+    if report.get("seeds"):
+        seeds = report["seeds"]
+        lines += ["", f"every seed trained, on the training range ({report['samples']} {report['stream']}-stream "
+                      "sequences each):",
+                  f"{'seed (step)':>18}  {'bit errors/seq':>26}  {'exact sequences':>22}  {'loss bits/seq':>13}  solved"]
+        for row in seeds:
+            verdict = solved(row, task)
+            lines.append(line(f"{row['seed']} ({row['step']})", row) + f"  {'-' if verdict is None else verdict}")
+        verdicts = [solved(row, task) for row in seeds]
+        errors = sorted(row["bit_errors"] for row in seeds)
+        bar = ("gap to the optimum < 0.02 bits" if "gap" in extra else
+               f"bit errors < {task.solved_below}" if task.solved_below is not None else None)
+        summary = f"{len(seeds)} seeds; bit errors per sequence from {errors[0]:.3f} to {errors[-1]:.3f}"
+        if bar:
+            summary += f"; {sum(bool(v) for v in verdicts)} of {len(seeds)} solved ({bar})"
+        lines.append(summary)
+    return "\n".join(lines)
+
+
+def _schedule_table(meta: dict) -> list[str]:
+    phases = meta.get("schedule") or []
+    if not phases:
+        return ["(this checkpoint predates recorded phases)"]
+    lines = ["| from step | lr | optimizer | batch per model | clip | optimiser state |",
+             "| ---: | ---: | --- | ---: | ---: | --- |"]
+    lines += [f"| {p.get('step')} | {p.get('lr')} | {p.get('optimizer')} | {p.get('batch_size')} | {p.get('clip')} | "
+              f"{p.get('optimizer_state')} |" for p in phases]
+    return lines
+
+
+def _stages(meta: dict) -> str:
+    """When the curriculum reached each stage, from the logged points."""
+    history = meta.get("history") or {}
+    if not meta.get("curriculum"):
+        return "no curriculum"
+    firsts: dict[int, int] = {}
+    for sequences, stage in zip(history.get("sequences", []), history.get("stage", [])):
+        firsts.setdefault(stage, sequences)
+    reached = ", ".join(f"stage {k} from {v:,} sequences" for k, v in sorted(firsts.items()) if k >= 0)
+    return (f"curriculum of {meta['curriculum']} stages (next stage below {meta.get('curriculum_threshold')} "
+            f"bit errors per sequence, smoothed): {reached or 'stages not logged'}")
+
+
+def card_text(ckpt, title: str, table: str) -> str:
+    """A checkpoint's card (Markdown): what it is, how it was trained and chosen, and a score
+    table under the heading `title`."""
+    meta = ckpt.meta
+    params = sum(p.numel() for p in ckpt.model.parameters())
+    ensemble = meta.get("ensemble") or {}
+    lines = [
+        f"# {ckpt.path.name}",
+        "",
+        f"{ckpt.task.describe()}",
+        "",
+        f"- model: {ckpt.config.kind}, {params:,} parameters, {ckpt.path.stat().st_size // 1024} KB on disk",
+        f"- trained: {ckpt.step} steps, {ckpt.sequences:,} sequences, {meta.get('train_seconds', 0) / 60:.1f} min "
+        f"of training on {meta.get('hardware', 'unrecorded hardware')}, torch {meta.get('torch', '?')}",
+        f"- seed {meta.get('seed')}" + (f", one of seeds {ensemble['seeds']} trained together" if ensemble else ""),
+        f"- data: training batches from the {meta.get('data_stream', 'old (pre-stream)')} stream; "
+        f"this checkpoint was chosen by {meta.get('chosen_by') or 'nothing recorded (the last step of its run)'}",
+    ]
+    if meta.get("seed_chosen_by"):
+        lines.append(f"- this seed was chosen by {meta['seed_chosen_by']}")
+    if meta.get("diverged"):
+        lines.append(f"- diverged: {meta['diverged']}")
+    lines += ["", "## How it was trained", "", *_schedule_table(meta), "", f"- {_stages(meta)}"]
+    if meta.get("notes"):
+        lines += ["", meta["notes"]]
+    lines += [
+        "",
+        "## Configuration",
+        "",
+        "```json",
+        json.dumps({"model": to_dict(ckpt.config), "task": ckpt.task.to_dict()}, indent=2),
+        "```",
+        "",
+        f"## {title}",
+        "",
+        "```",
+        table,
+        "```",
+        "",
+    ]
+    return "\n".join(lines)

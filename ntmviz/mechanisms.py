@@ -1,0 +1,248 @@
+"""What the heads did: the tasks' mechanism metrics over many held-out episodes, or one.
+
+    reports = measure(model, task, stream="test", seed=0, samples=300)   # one report per model
+    print(reports[0].table())
+    readings(episode)        # one episode: [(Mechanism, Reading)], for the explorer
+
+A low bit error with the wrong mechanism is not the paper's result, so these sit beside the
+bit errors. Each task defines its mechanisms (ntmviz/tasks/*.py, `Task.mechanisms` and
+`Task.measure_mechanisms`, on plain arrays: tasks/mechanism.py); this module records the
+episodes and aggregates.
+
+Sequences come from the validation or test stream (streams.py), never the training one, as in
+evaluate.py. Every model of an ensemble sees the same sequences. For tasks that play back what
+they stored, one playback lag per model is used for all its episodes: the lag most of its
+episodes fit (tasks/mechanism.py explains why). Aggregates: a "rate" mechanism gives the
+fraction of episodes that pass with a 95% Wilson interval; a "mean" mechanism the mean of the
+per-episode values with a 95% bootstrap interval; both with the count of episodes it applied to.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .episode import Episode, record
+from .errors import ConfigError
+from .evaluate import check_request, mean_interval, wilson_interval
+from .streams import stream_seed
+from .tasks import Batch, Task, task_from_dict
+from .tasks.mechanism import LAGS, Mechanism, Reading, Trace
+
+
+def trace_of(episode: Episode) -> Trace | None:
+    """The arrays the mechanism metrics read, or None for an episode without memory."""
+    if not episode.has_memory:
+        return None
+    return Trace(inputs=episode.inputs, read=episode.read.weights, write=episode.write.weights)
+
+
+def task_of(episode: Episode) -> Task | None:
+    """The task an episode was recorded on: its "task_config" metadata, else the task named by
+    "task" with its default settings; None when neither names a known task."""
+    meta = episode.meta or {}
+    config = meta.get("task_config")
+    if isinstance(config, dict):
+        try:
+            return task_from_dict(config)
+        except ConfigError:
+            pass  # a config from another version: fall back to the name
+    name = meta.get("task")
+    if isinstance(name, str):
+        try:
+            return task_from_dict({"name": name})
+        except ConfigError:
+            return None
+    return None
+
+
+def readings(episode: Episode, task: Task | None = None, lag: int | None = None) -> list[tuple[Mechanism, Reading]]:
+    """Every mechanism of the episode's task measured on this one episode. Raises ConfigError
+    for an episode without memory, without a known task, or whose inputs do not fit the task.
+    `lag`: the playback lag to assume (None: the one this episode fits best)."""
+    if not episode.has_memory:
+        raise ConfigError("this episode comes from a model with no memory: there are no heads to measure")
+    task = task or task_of(episode)
+    if task is None:
+        raise ConfigError("the episode names no known task, so there is no algorithm to compare it with")
+    if episode.inputs.shape[1] != task.input_size:
+        raise ConfigError(f"the episode's inputs are {episode.inputs.shape[1]} wide; the {task.name} task "
+                          f"as configured takes {task.input_size}")
+    values = task.measure_mechanisms(trace_of(episode), lag)
+    return [(m, values[m.name]) for m in task.mechanisms]
+
+
+@dataclass
+class Result:
+    """One mechanism over many episodes."""
+
+    mechanism: Mechanism
+    value: float  # fraction passing (rate) or mean value (mean); NaN when it applied to none
+    interval: tuple[float, float]  # 95%
+    samples: int  # episodes it applied to
+
+    @property
+    def passes(self) -> bool:
+        return self.mechanism.passes(self.value)
+
+    @property
+    def verdict(self) -> str:
+        return self.mechanism.says(self.value)
+
+    def to_dict(self) -> dict[str, Any]:
+        m = self.mechanism
+        return {"name": m.name, "title": m.title, "kind": m.kind, "value": self.value,
+                "interval": list(self.interval), "samples": self.samples, "threshold": m.threshold,
+                "two_sided": m.two_sided, "passes": self.passes, "verdict": self.verdict, "measures": m.measures}
+
+
+@dataclass
+class Report:
+    """One model's mechanisms on `samples` held-out sequences of one task configuration."""
+
+    task: str
+    stream: str
+    seed: int
+    samples: int
+    lag: int | None  # the playback lag used for every episode (None: the task has none)
+    results: list[Result] = field(default_factory=list)
+
+    @property
+    def passes(self) -> bool:
+        """Whether every mechanism shows."""
+        return all(r.passes for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": self.task, "stream": self.stream, "seed": self.seed, "samples": self.samples,
+                "lag": self.lag, "passes": self.passes, "results": [r.to_dict() for r in self.results]}
+
+    def table(self) -> str:
+        """The report as text: one line per mechanism, then the verdicts."""
+        lines = [f"What the heads did ({self.task}, {self.samples} sequences from the {self.stream} stream, "
+                 f"seed {self.seed}; [95% interval], n = sequences measured)"]
+        if self.lag is not None:
+            lines.append("playback lag 1: the read head reads at step t what the output shows at step t+1"
+                         if self.lag else "playback lag 0: the output at step t shows the read of step t")
+        lines.append(f"  {'mechanism':<44} {'value':>7} {'[95% interval]':>18} {'n':>5}  {'target':<24} shows?")
+        for r in self.results:
+            lo, hi = r.interval
+            lines.append(f"  {r.mechanism.title:<44} {r.value:7.3f} [{lo:7.3f}, {hi:7.3f}] {r.samples:5d}  "
+                         f"{r.mechanism.target:<24} {'yes' if r.passes else 'NO'}")
+        lines += [f"  - {r.verdict}" for r in self.results]
+        return "\n".join(lines)
+
+
+def aggregate(mechanisms: tuple[Mechanism, ...], values: dict[str, list[float]]) -> list[Result]:
+    """Per-episode values (NaN: not applicable) -> one Result per mechanism."""
+    results = []
+    for m in mechanisms:
+        v = np.asarray([x for x in values.get(m.name, []) if not math.isnan(x)], dtype=np.float64)
+        if v.size == 0:
+            results.append(Result(m, math.nan, (math.nan, math.nan), 0))
+        elif m.kind == "rate":
+            passed = int((v >= 0.5).sum())
+            results.append(Result(m, passed / v.size, wilson_interval(passed, v.size), int(v.size)))
+        else:
+            results.append(Result(m, float(v.mean()), mean_interval(v), int(v.size)))
+    return results
+
+
+def model_lag(lags: list[int | None]) -> int | None:
+    """The lag most episodes fit (the smaller on a tie); None when the task has none."""
+    known = [lag for lag in lags if lag is not None]
+    if not known:
+        return None
+    counts = Counter(known)
+    return max(sorted(counts), key=lambda lag: counts[lag])
+
+
+def record_held_out(model: torch.nn.Module, task: Task, *, stream: str = "test", seed: int = 0,
+                    samples: int = 200, batch_size: int = 50):
+    """Yield (batch index, one list of the batch's episodes per model): `samples` held-out
+    sequences of `task`, the same for every model of an ensemble (model k's episodes are rows
+    k*B .. (k+1)*B-1 of the recording)."""
+    check_request(stream, samples)
+    if getattr(model.config, "memory_slots", None) is None:
+        raise ConfigError("an LSTM baseline has no memory: there are no heads to measure")
+    task.check_fits(model.config.memory_slots)
+    K = getattr(model, "models", 1)
+    meta = {"task": task.name, "task_config": task.to_dict(), "stream": stream, "seed": seed}
+    done, index = 0, 0
+    while done < samples:
+        b = min(batch_size, samples - done)
+        batch = task.sample(b, seed=stream_seed(stream, seed, index), device=model.device)
+        episodes = record(model, Batch.concat([batch] * K), meta=meta)
+        yield index, [episodes[k * b: (k + 1) * b] for k in range(K)]
+        done += b
+        index += 1
+
+
+def measure(model: torch.nn.Module, task: Task, *, stream: str = "test", seed: int = 0, samples: int = 200,
+            batch_size: int = 50) -> list[Report]:
+    """Record `samples` held-out sequences of `task` and measure every mechanism: one Report
+    per model (K for a seed ensemble), all on the same sequences. Raises ConfigError for a
+    model without memory. Each batch's episodes are measured and dropped as they come."""
+    K = getattr(model, "models", 1)
+    tallies = [Tally(task) for _ in range(K)]
+    for _, per_model in record_held_out(model, task, stream=stream, seed=seed, samples=samples,
+                                        batch_size=batch_size):
+        for tally, episodes in zip(tallies, per_model):
+            for ep in episodes:
+                tally.add(trace_of(ep))
+    reports = []
+    for tally in tallies:
+        lag, results = tally.results()
+        reports.append(Report(task=task.name, stream=stream, seed=seed, samples=samples, lag=lag, results=results))
+    return reports
+
+
+class Tally:
+    """One model's per-episode values, kept under every playback lag until the model's lag is
+    known (the lag most episodes fit, `model_lag`), so an episode that slipped by a step is
+    measured against the model's own habit rather than explained away by the other lag."""
+
+    def __init__(self, task: Task):
+        self.task = task
+        self.lags: list[int | None] = []
+        self.values: dict[int | None, dict[str, list[float]]] = {}
+
+    def add(self, trace: Trace) -> None:
+        best = self.task.playback_lag(trace)
+        self.lags.append(best)
+        for lag in (LAGS if best is not None else (None,)):
+            table = self.values.setdefault(lag, {m.name: [] for m in self.task.mechanisms})
+            for name, reading in self.task.measure_mechanisms(trace, lag).items():
+                table[name].append(reading.value)
+
+    def results(self) -> tuple[int | None, list[Result]]:
+        """(the lag used, one Result per mechanism)."""
+        lag = model_lag(self.lags)
+        return lag, aggregate(self.task.mechanisms, self.values.get(lag, {}))
+
+
+def summarise(task: Task, traces) -> tuple[int | None, list[Result]]:
+    """Episodes' traces of one model -> (the playback lag used for all, one Result per mechanism)."""
+    tally = Tally(task)
+    for trace in traces:
+        tally.add(trace)
+    return tally.results()
+
+
+def describe_for_cli(model: torch.nn.Module, task: Task, *, stream: str = "test", seed: int = 0,
+                     samples: int = 200) -> tuple[str, dict[str, Any]]:
+    """(text for `ntmviz eval`, its JSON-ready dict): the mechanisms of a single model on the
+    task's training range (Report.to_dict()), or, for a model without memory, one line saying
+    there is nothing to measure (and {"note": that line})."""
+    if getattr(model.config, "memory_slots", None) is None:
+        note = "What the heads did: nothing to measure (an LSTM baseline has no memory)."
+        return note, {"note": note}
+    if not task.mechanisms:
+        note = f"What the heads did: the {task.name} task defines no mechanism metrics."
+        return note, {"note": note}
+    report = measure(model, task, stream=stream, seed=seed, samples=samples)[0]
+    return report.table(), report.to_dict()
