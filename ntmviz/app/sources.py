@@ -401,7 +401,7 @@ class Sources(Viewer):
         self.run = pn.widgets.Button(label="Run", color="primary", description="Record a new episode",
                                      sizing_mode="stretch_width")
         self.run.on_click(lambda _: self.start_run())
-        # Str: the note is text (a task name, a file name), never markup
+        # the note names a task or a file: escaped with text(), as Str puts its object in <pre> as it is
         self.busy_note = pn.pane.Str("", visible=False, sizing_mode="stretch_width", stylesheets=[
             "pre { font: inherit; font-size: 12px; color: #555; margin: 0; white-space: pre-wrap; }"])
         self.upload = EpisodeUpload(on_file=self.start_open, on_problem=lambda name, text: self._fail(f"{name}: {text}"),
@@ -542,7 +542,7 @@ class Sources(Viewer):
         self.run.disabled = self._busy
         self.run.label = "Recording…" if note and note.startswith("Recording") else "Run"
         self.upload.busy = self._busy
-        self.busy_note.object = note or ""
+        self.busy_note.object = text(note or "")
         self.busy_note.visible = self._busy
 
     def _describe_request(self) -> str:

@@ -168,3 +168,11 @@ def test_episode_labels_and_metadata_reach_the_renderer_as_data(episode):
     # the renderer draws labels on a canvas and sets text with textContent (tests/browser)
     assert payload["input_labels"][0] == HOSTILE[0] and payload["meta"]["task"] == "synthetic"
     assert np.isfinite(payload["T"])
+
+
+@pytest.mark.parametrize("value", HOSTILE[:3])
+def test_the_busy_note_names_a_file_as_text(value, checkpoint_dir):
+    sources = Explorer(hostile_episode(value), folder=checkpoint_dir).sources
+    sources._set_busy(f"Opening {value}…")  # what a served session shows while the file opens
+    shown = html.unescape(sources.busy_note._transform_object(sources.busy_note.object)["object"])
+    assert_only_text(shown, f"Opening {value}…".replace("\n", ""))
