@@ -111,7 +111,7 @@ def test_every_flow_stays_on_the_machine(browser, explorer_server, browser_helpe
         app.click("Start")
         page.get_by_text(re.compile(r"Snapshot \d+ of (?:[3-9]|\d{2,}):")).first.wait_for(timeout=180_000)
         flows.check("Train -> Start, with snapshots streaming", settle_ms=5000)
-        handle = page.locator(".noUi-handle").first
+        handle = page.locator(".noUi-handle >> visible=true").first  # the Train tab's (other tabs have sliders too)
         handle.focus()
         page.keyboard.press("Home")
         page.get_by_text(re.compile(r"Snapshot 1 of \d+")).first.wait_for(timeout=60_000)
