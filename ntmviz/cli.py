@@ -399,8 +399,13 @@ def cmd_eval(args) -> int:
               "checksum": ckpt.checksum, "stream": args.stream,
               "seed": args.seed, "samples": args.samples, "rows": rows}
     if seeds:
-        report["seeds"] = [{"checkpoint": str(path), "seed": other.meta.get("seed"), "step": other.step,
-                            **score(other.model, task)} for other, path in zip(seeds, args.seeds_from)]
+        # each seed on the training range and on the hardest size asked for: a seed can master the
+        # first and fail the second (copy seeds that stop at length 20), and the card must say so
+        hardest = variants[-1] if variants else None
+        report["seeds"] = [{**score(other.model, task), "checkpoint": str(path), "seed": other.meta.get("seed"),
+                            "step": other.step,
+                            **({"hardest": {"size": hardest[0], **score(other.model, hardest[1])}} if hardest else {})}
+                           for other, path in zip(seeds, args.seeds_from)]
     table = eval_table(report, task)
     from .mechanisms import describe_for_cli  # what the heads did: the same stream and seed, training range
 

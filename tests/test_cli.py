@@ -73,9 +73,10 @@ def test_eval_says_a_checkpoint_from_before_checksums_carries_none(trained, tmp_
 def test_eval_card_is_written_beside_the_checkpoint(trained, tmp_path):
     copy = tmp_path / "c.safetensors"
     copy.write_bytes(trained.read_bytes())
-    other = tmp_path / "other.safetensors"
-    other.write_bytes(trained.read_bytes())
-    run = ntmviz_cli("eval", "--checkpoint", copy, "--lengths", "4", "--samples", 5, "--card",
+    ckpt = checkpoint.load(trained, device="cpu")  # the same weights as another seed's run
+    other = checkpoint.save(tmp_path / "other.safetensors", ckpt.model, task=ckpt.task, step=ckpt.step,
+                            sequences=ckpt.sequences, meta={**ckpt.meta, "seed": 7})
+    run = ntmviz_cli("eval", "--checkpoint", copy, "--lengths", "4", "--samples", 5, "--card", "--json",
                      "--seeds-from", copy, other)
     assert run.returncode == 0, run.stderr
     card = (tmp_path / "c.md").read_text()
@@ -83,6 +84,12 @@ def test_eval_card_is_written_beside_the_checkpoint(trained, tmp_path):
     assert "| from step | lr |" in card and "| 0 | 0.001 | adam | 4 | 10.0 | new |" in card  # the run's phases
     assert "from the test stream" in card and "training batches from the train stream" in card
     assert "2 seeds; bit errors per sequence from" in card and "solved (bit errors < 0.01)" in card
+    seeds = json.loads(run.stdout)["seeds"]
+    assert [r["seed"] for r in seeds] == [ckpt.meta["seed"], 7]  # the runs' seeds, not the evaluation's
+    assert [r["hardest"]["size"] for r in seeds] == ["4", "4"]
+    assert seeds[0]["hardest"]["bit_errors"] == seeds[1]["hardest"]["bit_errors"]  # same weights, same sequences
+    assert f"{ckpt.meta['seed']} ({ckpt.step})" in card and f"7 ({ckpt.step})" in card
+    assert "at 4: from" in card and "under 1" in card
 
 
 def test_record_writes_an_episode_of_the_asked_length(trained, tmp_path):

@@ -302,23 +302,30 @@ def shipped(name: str):
 
 
 def test_a_recorded_episode_of_the_shipped_copy_checkpoint():
+    """The readings of a real episode agree with its weights, read off independently here."""
     from ntmviz.app.sources import record_episode
 
     torch.set_num_threads(1)
     source = shipped("copy-ntm")
-    episode = record_episode(source, length=12, seed=3)
+    L = 12
+    episode = record_episode(source, length=L, seed=3)
     assert task_of(episode) == source.task
     got = {m.name: r for m, r in readings(episode)}
-    assert {k: got[k].value for k in ("write_walk", "playback", "playback_start", "parked")} == \
-        {"write_walk": 1.0, "playback": 1.0, "playback_start": 1.0, "parked": 1.0}
-    assert source.task.playback_lag(ntmviz.mechanisms.trace_of(episode)) == 1  # it reads one step ahead
-    # the parked head is blurry: its weakest step is the sum of the weights the file holds
-    weakest = episode.read.weights[: 12, 0].max(-1).min()
+    lag = source.task.playback_lag(ntmviz.mechanisms.trace_of(episode))
+    write = episode.write.weights[:, 0].argmax(-1)  # [T]
+    read = episode.read.weights[:, 0].argmax(-1)
+    moves = (np.diff(write[:L]) + 64) % 128 - 64
+    assert got["write_walk"].value == pytest.approx(max((moves == 1).mean(), (moves == -1).mean()))
+    replayed = [read[L + 1 + j - lag] == write[j] for j in range(L)]
+    assert got["playback"].value == pytest.approx(np.mean(replayed))
+    assert got["playback_start"].value == float(replayed[0])
+    waits = read[: L + 1 - lag]
+    assert got["parked"].value == float(bool((waits == waits[0]).all() and replayed[0]))
+    weakest = episode.read.weights[: L + 1 - lag, 0].max(-1).min()
     assert got["parked_focus"].value == pytest.approx(float(weakest))
-    # typed all-zero vectors: the read head drifts while the input arrives
-    drift = record_episode(source, pattern="\n".join(["00000000"] * 10))
-    got = {m.name: r for m, r in readings(drift)}
-    assert got["parked"].value == 0.0 and got["parked"].note.startswith("the read head left slot 0 at step 2 (for slot 1)")
+    wrong = ((episode.outputs > 0.5) != (episode.targets > 0.5)).any(-1) & (episode.mask > 0)
+    if not wrong.any():  # a model that copied this episode exactly read every vector from where it went
+        assert got["playback"].value == 1.0
 
 
 def test_the_shipped_recall_checkpoint_does_not_look_up_the_successor():

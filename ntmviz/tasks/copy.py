@@ -99,9 +99,10 @@ class Copy(Task):
             "playback starts away from where writing began on {miss:.1%} of sequences"),
         Mechanism(
             "parked", "parked read head does not slip",
-            "Whether the read head stays on the first written slot from step 0 through the first "
-            "playback read (it waits there while the input arrives). The paper's algorithm: every "
-            "sequence.", "rate", 0.99,
+            "Whether the read head stays on one slot from step 0 until the first playback read, that "
+            "slot being the first written one or the one just before it in the write head's direction "
+            "(then the read head's first move lands on it). The paper's algorithm: every sequence.",
+            "rate", 0.99,
             "the read head slips off the start before playback on {miss:.1%} of sequences"),
         Mechanism(
             "parked_focus", "parked read head is sharp",
@@ -144,13 +145,7 @@ class Copy(Task):
         else:
             out["playback_start"] = Reading(0.0, f"playback started at slot {first}; writing began at slot "
                                                  f"{start}{offset_words(trace, start, first, stored)}")
-        away = first_step(reads[: P + 1] != start)
-        if away is None:
-            out["parked"] = Reading(1.0, f"the read head stayed on slot {start} from step 0 until playback "
-                                         f"began at step {P}")
-        else:
-            out["parked"] = Reading(0.0, f"the read head left slot {start} at step {away} (for slot "
-                                         f"{int(reads[away])}) before playback began at step {P}")
+        out["parked"] = parked(trace, reads, stored, P)
         weakest = float(focus(trace.read)[:P].min())
         out["parked_focus"] = Reading(weakest, f"while parked, the read head's strongest slot held at least "
                                                f"{weakest:.3f} of its weight")
@@ -165,6 +160,27 @@ class Copy(Task):
 def not_measured(mechanisms, why: str) -> dict[str, Reading]:
     """Every mechanism as not applicable, for the reason given."""
     return {m.name: Reading(NOT_APPLICABLE, why) for m in mechanisms}
+
+
+def parked(trace: Trace, reads: np.ndarray, stored: np.ndarray, P: int) -> Reading:
+    """Whether the read head waited on one slot over steps 0 .. P-1 (P: the first playback read),
+    the first written slot or the one before it in the write direction, and read the first
+    written slot at step P: a head waiting just before the start reaches it with the same shift
+    the playback then repeats."""
+    start = int(stored[0])
+    direction = walk_direction(signed_step(stored[:-1], stored[1:], trace.slots)) if len(stored) > 1 else 1
+    before = (start - direction) % trace.slots
+    wait = int(reads[0])
+    if wait not in (start, before):
+        return Reading(0.0, f"the read head waited on slot {wait}, neither slot {start} where writing began "
+                            f"nor slot {before} before it")
+    away = first_step(reads[:P] != wait)
+    if away is None and P < len(reads) and int(reads[P]) != start:  # its first playback move missed the start
+        away = P
+    if away is not None:
+        return Reading(0.0, f"the read head left slot {wait} at step {away} (for slot {int(reads[away])}) before "
+                            f"playback began at step {P}")
+    return Reading(1.0, f"the read head stayed on slot {wait} from step 0 until playback began at step {P}")
 
 
 def stored_slots(trace: Trace, count: int) -> np.ndarray:
