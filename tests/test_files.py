@@ -131,11 +131,10 @@ def test_files_written_before_checksums_load_and_say_so(episode):
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
-def test_shipped_checkpoints_load_and_carry_no_checksum(path):
+def test_shipped_checkpoints_load_with_their_checksums_verified(path):
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     ckpt = checkpoint.load(path, device="cpu")
-    assert ckpt.checksum == ABSENT
-    assert "carries no checksum" in ckpt.integrity
+    assert ckpt.checksum == VERIFIED and ckpt.integrity == "checksums verified"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before  # loading never rewrites a file
 
 
