@@ -33,7 +33,7 @@ def eval_table(report: dict, task) -> str:
              f"{report['sequences_seen']:,} sequences seen)",
              f"{report['samples']} sequences per row from the {report['stream']} stream, seed {report['seed']}; "
              "[95% interval]",
-             f"{report['difficulty']:>18}  {'bit errors/seq':>26}  {'exact sequences':>22}  {'loss bits/seq':>13}"]
+             f"{report['difficulty']:>18}  {task.error_unit:>26}  {'exact sequences':>22}  {'loss bits/seq':>13}"]
 
     def line(label, row) -> str:
         (lo, hi), (elo, ehi) = row["interval"], row["exact_interval"]
@@ -54,8 +54,8 @@ def eval_table(report: dict, task) -> str:
         at = f"at {hardest['size']}" if hardest else ""
         lines += ["", f"every seed trained, on the training range ({report['samples']} {report['stream']}-stream "
                       "sequences each)" + (f" and {at} ({report['difficulty']})" if hardest else "") + ":",
-                  f"{'seed (step)':>18}  {'bit errors/seq':>26}  {'exact sequences':>22}  {'loss bits/seq':>13}  solved"
-                  + (f"  {'bit errors/seq ' + at:>26}" if hardest else "")]
+                  f"{'seed (step)':>18}  {task.error_unit:>26}  {'exact sequences':>22}  {'loss bits/seq':>13}  solved"
+                  + (f"  {task.error_unit + ' ' + at:>26}" if hardest else "")]
         for row in seeds:
             verdict = solved(row, task)
             far = f"  {row['hardest']['bit_errors']:26.3f}" if hardest else ""
@@ -63,9 +63,11 @@ def eval_table(report: dict, task) -> str:
                          + far)
         verdicts = [solved(row, task) for row in seeds]
         errors = sorted(row["bit_errors"] for row in seeds)
+        unit = "bit errors" if task.error_unit == "bit errors/seq" else task.error_unit
         bar = ("gap to the optimum < 0.02 bits" if "gap" in extra else
-               f"bit errors < {task.solved_below}" if task.solved_below is not None else None)
-        summary = f"{len(seeds)} seeds; bit errors per sequence from {errors[0]:.3f} to {errors[-1]:.3f}"
+               f"{unit} < {task.solved_below}" if task.solved_below is not None else None)
+        per = " per sequence" if unit == "bit errors" else ""
+        summary = f"{len(seeds)} seeds; {unit}{per} from {errors[0]:.3f} to {errors[-1]:.3f}"
         if bar:
             summary += f"; {sum(bool(v) for v in verdicts)} of {len(seeds)} solved ({bar})"
         if hardest:

@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--task", default="copy", help="copy, repeat_copy, associative_recall, ngrams, priority_sort")
     t.add_argument("--task-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                    help="override a task field, e.g. max_length=10 (repeatable)")
-    t.add_argument("--model", default="ntm", help="ntm or lstm")
+    t.add_argument("--model", default="ntm", help="ntm, lstm, or memn2n (for the story tasks babi_*)")
     t.add_argument("--batch-size", type=int, default=None,
                    help="sequences per step for each model (default 32; on --resume, the run's)")
     t.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3 for Adam, 1e-4 for RMSProp)")
@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--controller-layers", type=int, default=1, help="controller layers")
     t.add_argument("--hidden-size", type=int, default=256, help="LSTM baseline: units per layer")
     t.add_argument("--layers", type=int, default=3, help="LSTM baseline: layers")
+    t.add_argument("--hops", type=int, default=3, help="memory network: hops")
+    t.add_argument("--embedding-size", type=int, default=20, help="memory network: embedding size d")
     t.add_argument("--quiet", action="store_true", help="a plain log line every 100 steps instead of a progress bar")
 
     e = sub.add_parser("eval", help="score a checkpoint on held-out sequences, with 95%% intervals, at several sizes")
@@ -278,7 +280,7 @@ def _check_positive(name: str, value: int | None) -> None:
 
 def cmd_train(args) -> int:
     from . import checkpoint as ckpt_io
-    from .config import LSTMConfig, NTMConfig
+    from .config import LSTMConfig, MemN2NConfig, NTMConfig
     from .evaluate import evaluate
     from .model import build_model, pick_device
     from .tasks import get_task
@@ -310,8 +312,14 @@ def cmd_train(args) -> int:
                                args.controller_layers)
         elif args.model == "lstm":
             config = LSTMConfig(task.input_size, task.output_size, args.hidden_size, args.layers)
+        elif args.model == "memn2n":
+            if not hasattr(task, "vocab_size"):
+                raise ConfigError(f"a memory network reads stories: --task babi_single, babi_two or babi_yes_no, "
+                                  f"not {task.name}")
+            config = MemN2NConfig(task.input_size, task.output_size, task.vocab_size, task.required_slots(),
+                                  args.embedding_size, args.hops)
         else:
-            raise ConfigError(f"unknown model {args.model!r}; expected ntm or lstm")
+            raise ConfigError(f"unknown model {args.model!r}; expected ntm, lstm or memn2n")
         batch_size = args.batch_size or 32
         check_memory(config, task, len(seeds) * batch_size, f"--seeds with {len(seeds)} models at batch {batch_size}")
         model = build_model(config, seeds=seeds).to(device)
@@ -354,7 +362,7 @@ def cmd_train(args) -> int:
     scores = evaluate(trainer.model, trainer.task, stream="validation", samples=args.eval_samples)
     print(f"{trainer.task.name}: {trainer.models} model(s), {trainer.step} steps, {trainer.sequences} sequences each, "
           f"{trainer.seconds:.0f} s of training")
-    print(f"{'seed':>6}  {'bit errors/seq (validation, 95% interval)':>42}  {'exact':>6}  checkpoint")
+    print(f"{'seed':>6}  {trainer.task.error_unit + ' (validation, 95% interval)':>42}  {'exact':>6}  checkpoint")
     for k, (seed, score, path) in enumerate(zip(trainer.seeds, scores, paths)):
         lo, hi = score.interval
         state = "" if trainer.alive[k] else f"  (diverged: {trainer.diverged[k]})"

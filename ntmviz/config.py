@@ -81,8 +81,30 @@ class LSTMConfig:
             _positive(name, getattr(self, name))
 
 
-ModelConfig = Union[NTMConfig, LSTMConfig]
-_KINDS = {"ntm": NTMConfig, "lstm": LSTMConfig}
+@dataclass(frozen=True)
+class MemN2NConfig:
+    """An end-to-end memory network (Sukhbaatar et al. 2015) over stories of word ids: K hops
+    over up to N sentence memories of d numbers, adjacent weight tying (memn2n.py)."""
+
+    input_size: int  # words per sentence, I
+    output_size: int  # answer words O: word ids 1..O
+    vocab_size: int  # V, padding id 0 included
+    memory_slots: int = 10  # N, sentences a story may have
+    embedding_size: int = 20  # d
+    hops: int = 3  # K
+
+    kind = "memn2n"
+
+    def __post_init__(self) -> None:
+        for name in ("input_size", "output_size", "vocab_size", "memory_slots", "embedding_size", "hops"):
+            _positive(name, getattr(self, name))
+        if self.output_size >= self.vocab_size:
+            raise ConfigError(f"{self.output_size} answer words need a vocabulary of more than "
+                              f"{self.output_size} words (id 0 is padding), got {self.vocab_size}")
+
+
+ModelConfig = Union[NTMConfig, LSTMConfig, MemN2NConfig]
+_KINDS = {"ntm": NTMConfig, "lstm": LSTMConfig, "memn2n": MemN2NConfig}
 
 
 def to_dict(config: ModelConfig) -> dict[str, Any]:

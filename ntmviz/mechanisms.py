@@ -189,6 +189,13 @@ def measure(model: torch.nn.Module, task: Task, *, stream: str = "test", seed: i
     model without memory. Each batch's episodes are measured and dropped as they come."""
     K = getattr(model, "models", 1)
     tallies = [Tally(task) for _ in range(K)]
+    if hasattr(model, "hops"):  # a memory network: its hop attentions are the reads, with no writes
+        for tally, traces in zip(tallies, hop_traces(model, task, stream=stream, seed=seed, samples=samples,
+                                                     batch_size=batch_size)):
+            for trace in traces:
+                tally.add(trace)
+        return [Report(task=task.name, stream=stream, seed=seed, samples=samples, lag=lag, results=results)
+                for lag, results in (tally.results() for tally in tallies)]
     for _, per_model in record_held_out(model, task, stream=stream, seed=seed, samples=samples,
                                         batch_size=batch_size):
         for tally, episodes in zip(tallies, per_model):
@@ -199,6 +206,32 @@ def measure(model: torch.nn.Module, task: Task, *, stream: str = "test", seed: i
         lag, results = tally.results()
         reports.append(Report(task=task.name, stream=stream, seed=seed, samples=samples, lag=lag, results=results))
     return reports
+
+
+def hop_traces(model: torch.nn.Module, task: Task, *, stream: str = "test", seed: int = 0, samples: int = 200,
+               batch_size: int = 50) -> list[list[Trace]]:
+    """A memory network's traces of `samples` held-out stories, per model: inputs [n + 1, I]
+    (the question, then the n sentences), read [H, 1, n] each hop's attention, write [0, 1, n]."""
+    check_request(stream, samples)
+    task.check_fits(model.config.memory_slots)
+    K = getattr(model, "models", 1)
+    traces: list[list[Trace]] = [[] for _ in range(K)]
+    done, index = 0, 0
+    with torch.inference_mode():
+        while done < samples:
+            b = min(batch_size, samples - done)
+            batch = task.sample(b, seed=stream_seed(stream, seed, index), device=model.device)
+            both = Batch.concat([batch] * K)
+            attention = model.hops(both.inputs).attention.cpu().numpy()  # [K*b, H, S]
+            inputs = batch.inputs.cpu().numpy()
+            for k in range(K):
+                for i in range(b):
+                    n = int(batch.lengths[i]) - 1
+                    read = attention[k * b + i, :, None, :n]
+                    traces[k].append(Trace(inputs[i, : n + 1], read, np.zeros((0, 1, n), np.float32)))
+            done += b
+            index += 1
+    return traces
 
 
 class Tally:

@@ -33,6 +33,7 @@ from .errors import ConfigError
 from .fused import Layer, MemoryStep, SequenceTrace, Spec, lstm_cell, memory_step, run_sequence
 from .heads import Heads
 from .layers import Stacked, StackedLinear, StackedLSTMWeights, rows_per_model
+from .memn2n import MemN2N
 from .memory import constant_memory
 
 
@@ -289,11 +290,11 @@ class LSTMBaseline(Stacked):
         return self.output(h)
 
 
-def build_model(config: ModelConfig, seeds: list[int] | None = None) -> NTM | LSTMBaseline:
+def build_model(config: ModelConfig, seeds: list[int] | None = None) -> NTM | LSTMBaseline | MemN2N:
     """The model a config describes: one model, or one per seed, each initialised from its own
     seed (so model k of seeds [0..7] is the model seed k alone would give). Leaves torch's
     global random state as it found it."""
-    cls = NTM if isinstance(config, NTMConfig) else LSTMBaseline
+    cls = {"ntm": NTM, "lstm": LSTMBaseline, "memn2n": MemN2N}[config.kind]
     if seeds is None:
         return cls(config)
     if not seeds:

@@ -163,6 +163,8 @@ def step_bytes(config, task, rows: int) -> int:
     if config.kind == "ntm":
         per_step = 3 * config.memory_slots * config.memory_width + 12 * config.heads * config.memory_slots \
             + 12 * config.controller_size * config.controller_layers
+    elif config.kind == "memn2n":  # one step per sentence: its words' vectors at every embedding level
+        per_step = 3 * (config.hops + 1) * config.input_size * config.embedding_size
     else:
         per_step = 12 * config.hidden_size * config.layers
     return 4 * rows * steps * (per_step + 4 * config.output_size)

@@ -1,4 +1,5 @@
-"""The paper's five tasks (Graves, Wayne & Danihelka 2014, section 4), one module each.
+"""The paper's five tasks (Graves, Wayne & Danihelka 2014, section 4), one module each, and
+bAbI-style story tasks for memory networks (babi.py).
 
     task = get_task("copy", max_length=10)
     batch = task.sample(32, seed=0, device=model.device)   # Batch(inputs, targets, mask, lengths)
@@ -17,6 +18,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .associative_recall import AssociativeRecall
+from .babi import SingleFact, TwoFacts, YesNo
 from .base import Batch, Task
 from .copy import Copy
 from .ngrams import NGrams
@@ -26,13 +28,17 @@ from .repeat_copy import RepeatCopy
 TASKS: dict[str, type[Task]] = {
     cls.name: cls for cls in (Copy, RepeatCopy, AssociativeRecall, NGrams, PrioritySort)
 }
+# Story tasks (questions over sentences) for memory networks; not in TASKS, which lists the
+# sequence tasks an NTM or LSTM trains on (the app's Train tab offers those).
+STORY_TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (SingleFact, TwoFacts, YesNo)}
+ALL_TASKS: dict[str, type[Task]] = {**TASKS, **STORY_TASKS}
 
 
 def get_task(name: str, **overrides: Any) -> Task:
     """The task called `name` with its paper defaults, some fields overridden."""
-    if name not in TASKS:
-        raise ConfigError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}")
-    cls = TASKS[name]
+    if name not in ALL_TASKS:
+        raise ConfigError(f"unknown task {name!r}; expected one of {', '.join(ALL_TASKS)}")
+    cls = ALL_TASKS[name]
     known = {f.name for f in cls.__dataclass_fields__.values()}
     unknown = set(overrides) - known
     if unknown:
@@ -48,5 +54,6 @@ def task_from_dict(data: dict[str, Any]) -> Task:
     return get_task(data.pop("name"), **data)
 
 
-__all__ = ["Batch", "Task", "TASKS", "get_task", "task_from_dict",
-           "Copy", "RepeatCopy", "AssociativeRecall", "NGrams", "PrioritySort"]
+__all__ = ["Batch", "Task", "TASKS", "STORY_TASKS", "ALL_TASKS", "get_task", "task_from_dict",
+           "Copy", "RepeatCopy", "AssociativeRecall", "NGrams", "PrioritySort",
+           "SingleFact", "TwoFacts", "YesNo"]

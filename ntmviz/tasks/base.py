@@ -123,6 +123,8 @@ class Task:
     # A model has solved the task when its mean bit errors per sequence on the training range are
     # below this (None: no such bar, e.g. where even the optimum makes errors).
     solved_below: ClassVar[float | None] = None
+    # What `bit_errors` counts per sequence, for tables ("answer error rate" for the story tasks).
+    error_unit: ClassVar[str] = "bit errors/seq"
 
     # ---- sizes ---------------------------------------------------------------------------
     # Channels: the `bits` data bits, then these named extras (tasks without `bits` override

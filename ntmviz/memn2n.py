@@ -1,0 +1,164 @@
+"""The end-to-end memory network (Sukhbaatar, Szlam, Weston & Fergus 2015), one model or a
+seed ensemble of K, over the story tasks' encoding (tasks/babi.py).
+
+Shapes: P = K x B rows (model major, layers.py), T = S + 1 steps (the question, then S <= N
+sentences), L words per sentence, V vocabulary, d embedding size, O answer words, H hops.
+
+    inputs [P, T, L]    step 0 the question's word ids, steps 1..S the sentences' (0: padding;
+                        a sentence of padding only is no memory)
+    logits [P, T, O]    the answer's logits at step 0, zeros elsewhere (the task scores step 0)
+
+One story:
+
+    m_i^h = sum_j l_j * A_h[x_ij] + T_A^h[r_i]     memory i at hop h (position encoding l_j)
+    c_i^h = sum_j l_j * C_h[x_ij] + T_C^h[r_i]     its output embedding
+    u^1   = sum_j l_j * B[q_j]                       the question
+    p^h   = softmax_i(u^h . m_i^h)                   hop h's attention over the memories
+    u^h+1 = u^h + sum_i p_i^h c_i^h
+    a     = W u^H+1                                  logits over the answer words
+
+r_i is sentence i's recency (0 for the last sentence: temporal encoding counts back from the
+question). Adjacent weight tying: A_h+1 = C_h, T_A^h+1 = T_C^h, B = A_1 and W = C_H (rows of
+the answer words). So the weights are H + 1 word embeddings and H + 1 time embeddings:
+`words[:, h]` is A_h+1 (h < H) and C_h (h > 0). Position encoding (the paper's section 4.1):
+l_kj = (1 - j/J) - (k/d)(1 - 2j/J) for word j = 1..J of a J-word sentence, dimension k = 1..d.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from .config import MemN2NConfig
+from .errors import ConfigError
+from .layers import Stacked, rows_per_model
+
+
+def position_encoding(ids: Tensor, d: int) -> Tensor:
+    """ids [..., L] word ids (0: padding, words first) -> l [..., L, d]: the paper's weights,
+    J = the sentence's own word count, zero on padding."""
+    present = ids > 0
+    J = present.sum(-1, keepdim=True).clamp(min=1).to(torch.float32)  # [..., 1]
+    j = torch.arange(1, ids.shape[-1] + 1, device=ids.device, dtype=torch.float32)  # [L]
+    k = torch.arange(1, d + 1, device=ids.device, dtype=torch.float32)  # [d]
+    jj = (j / J).unsqueeze(-1)  # [..., L, 1]
+    weights = (1 - jj) - (k / d) * (1 - 2 * jj)  # [..., L, d]
+    return weights * present.unsqueeze(-1)
+
+
+class Hops(NamedTuple):
+    """What one run computed, for recording and the mechanism metric."""
+
+    logits: Tensor  # [P, O] the answer's logits
+    attention: Tensor  # [P, H, S] each hop's softmax over the memories (0 on padding sentences)
+    memory_in: Tensor  # [P, H, S, d] m^h: the input memories of each hop
+    memory_out: Tensor  # [P, H, S, d] c^h: the output memories of each hop
+    sentences: Tensor  # [P] S_b, the story's sentences (the rest are padding)
+
+
+class MemN2N(Stacked):
+    """An end-to-end memory network, or K of one configuration (a seed ensemble)."""
+
+    def __init__(self, config: MemN2NConfig, models: int = 1):
+        super().__init__()
+        self.config = c = config
+        self.models = K = models
+        # The paper's initialisation: N(0, 0.1) for every embedding.
+        self.words = nn.Parameter(0.1 * torch.randn(K, c.hops + 1, c.vocab_size, c.embedding_size))
+        self.times = nn.Parameter(0.1 * torch.randn(K, c.hops + 1, c.memory_slots, c.embedding_size))
+
+    def with_models(self, models: int) -> "MemN2N":
+        return MemN2N(self.config, models).to(self.device, self.words.dtype)
+
+    @property
+    def device(self) -> torch.device:
+        return self.words.device
+
+    def _embed(self, level: Tensor, ids: Tensor) -> Tensor:
+        """level [K, V, d] one word embedding of every model, ids [P, ..., L] -> [P, ..., d]
+        position-encoded sums (row p uses model p // B's embedding)."""
+        P = ids.shape[0]
+        B = rows_per_model(P, self.models)
+        which = (torch.arange(P, device=ids.device) // B).view(P, *([1] * (ids.dim() - 1)))
+        vectors = level[which, ids]  # [P, ..., L, d]
+        return (position_encoding(ids, level.shape[-1]).to(vectors.dtype) * vectors).sum(-2)
+
+    def hops(self, inputs: Tensor) -> Hops:
+        """inputs [P, T, L] -> every hop's attention and memories (see the module docstring)."""
+        c = self.config
+        if inputs.dim() != 3 or inputs.shape[-1] != c.input_size:
+            raise ConfigError(f"inputs must be [batch, time, {c.input_size}], got {list(inputs.shape)}")
+        P, T, _ = inputs.shape
+        B = rows_per_model(P, self.models)
+        S = T - 1
+        if S < 1 or S > c.memory_slots:
+            raise ConfigError(f"a story of {S} sentences does not fit {c.memory_slots} memories")
+        ids = inputs.round().long()
+        if int(ids.min()) < 0 or int(ids.max()) >= c.vocab_size:
+            raise ConfigError(f"word ids must be in 0..{c.vocab_size - 1}, got {int(ids.min())}..{int(ids.max())}")
+        question, story = ids[:, 0], ids[:, 1:]  # [P, L], [P, S, L]
+        valid = (story > 0).any(-1)  # [P, S]
+        n = valid.sum(-1)  # [P]
+        recency = (n.unsqueeze(1) - 1 - torch.arange(S, device=ids.device)).clamp(min=0)  # [P, S]
+        which = (torch.arange(P, device=ids.device) // B).unsqueeze(1)  # [P, 1]
+        levels = [self._embed(self.words[:, h], story) + self.times[:, h][which, recency]
+                  for h in range(c.hops + 1)]  # H + 1 of [P, S, d]
+        u = self._embed(self.words[:, 0], question)  # [P, d]  B = A_1
+        attention = []
+        for h in range(c.hops):
+            m, out = levels[h], levels[h + 1]  # A_h+1 = C_h: adjacent tying
+            scores = (m * u.unsqueeze(1)).sum(-1).masked_fill(~valid, float("-inf"))  # [P, S]
+            p = torch.softmax(scores, -1)
+            u = u + (p.unsqueeze(-1) * out).sum(1)
+            attention.append(p)
+        answers = self.words[:, c.hops, 1: c.output_size + 1]  # [K, O, d]  W = C_H's answer rows
+        logits = torch.einsum("pd,pod->po", u, answers[which[:, 0]])
+        return Hops(logits, torch.stack(attention, 1), torch.stack(levels[:-1], 1), torch.stack(levels[1:], 1), n)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        """inputs [P, T, L] -> logits [P, T, O]: the answer at step 0, zeros after."""
+        logits = self.hops(inputs).logits
+        rest = logits.new_zeros(logits.shape[0], inputs.shape[1] - 1, logits.shape[1])
+        return torch.cat([logits.unsqueeze(1), rest], 1)
+
+
+# ---- recording one story --------------------------------------------------------------------
+
+def episode_arrays(model: MemN2N, task, batch, index: int = 0, member: int = 0) -> dict:
+    """The arguments of `Episode.from_arrays` for story `index` of `batch` (a task.sample of B
+    stories) as model `member` answers it: n = the story's sentences, M = d.
+
+        memory        [n, M]      the output memories c^1 of hop 1 (= the input memories of hop 2)
+        read_weights  [H, 1, n]   hop h's attention (each hop a step, one head)
+        stages        {"hop h": [n] its attention} (h = 1..H)
+        slot_labels   the n sentences as text
+        outputs, targets  [1, O]  answer probabilities, the one-hot answer
+        meta          task, question, answer, model's answer, supporting facts (from the text)
+    """
+    single = model.member(member) if model.models > 1 else model
+    with torch.inference_mode():
+        hops = single.hops(batch.inputs[index: index + 1])
+    n = int(batch.lengths[index]) - 1
+    attention = hops.attention[0, :, :n].detach().cpu().numpy()  # [H, n]
+    sentences, question, answer = task.story_text(batch, index)
+    probs = torch.softmax(hops.logits[0], -1).detach().cpu().numpy()
+    return {
+        "memory": hops.memory_out[0, 0, :n].detach().cpu().numpy(),
+        "read_weights": attention[:, None, :],
+        "stages": {f"hop {h + 1}": attention[h] for h in range(attention.shape[0])},
+        "slot_labels": sentences,
+        "outputs": probs[None],
+        "targets": batch.targets[index, :1].detach().cpu().numpy(),
+        "meta": {"task": task.name, "task_config": task.to_dict(), "question": question, "answer": answer,
+                 "model_answer": task.answer_words[int(probs.argmax())],
+                 "supporting": task.supporting_facts(batch.inputs[index, : n + 1].cpu().numpy())},
+    }
+
+
+def record_story(model: MemN2N, task, batch, index: int = 0, member: int = 0):
+    """One story as an Episode (episode.Episode.from_arrays; see `episode_arrays`)."""
+    from .episode import Episode
+
+    return Episode.from_arrays(**episode_arrays(model, task, batch, index, member))

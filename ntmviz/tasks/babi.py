@@ -1,0 +1,422 @@
+"""bAbI-style story tasks (after Weston et al. 2015), generated from a seed: the bAbI data
+cannot be downloaded here, so a small world simulation writes the stories.
+
+    babi_single    single supporting fact   Mary went to the kitchen. ... Where is Mary? -> kitchen
+    babi_two       two supporting facts     John picked up the football. John went to the garden.
+                                            Where is the football? -> garden
+    babi_yes_no    yes/no questions         Mary went to the kitchen. ... Is Mary in the garden? -> no
+
+An example story of babi_two (sentence index: text), with its question, answer and supporting facts:
+
+    0: sandra moved to the hallway
+    1: john went to the kitchen
+    2: john picked up the football
+    3: sandra went to the garden
+    4: john travelled to the office
+    where is the football ?                      -> office      supporting facts [2, 4]
+
+Every sentence is a fixed-length list of `SENTENCE_LENGTH` word ids, 0 padding the end. Word
+ids: 0 is padding, 1..O are the task's answer words (so the answer index a is word a + 1), then
+every other word. A story of n sentences is one Batch item of T = n + 1 steps:
+
+    step t        inputs [I = SENTENCE_LENGTH]           targets [O]                 mask
+    0             the question's word ids (as floats)    one-hot answer              1
+    1 .. n        sentence t - 1's word ids              0                           0
+
+Steps after n are zero (padding, as in every task). Models read the word ids with
+`round(inputs)`; the loss is cross-entropy over the O answer words at step 0, and a
+sequence's error (`bit_errors`, reported as the answer error) is 1 when the argmax answer is
+wrong: its mean is the answer error rate. `stories()` gives the supporting facts of each
+sample as the generator made them; `supporting_facts()` finds them again from the text alone
+(the mechanism metric uses that, so it needs nothing beyond the story).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import ConfigError
+from .base import Batch, Task, check_int, check_range, numpy_rng, make_generator, span
+from .mechanism import Mechanism, Reading, Trace
+
+SENTENCE_LENGTH = 6  # words per sentence or question, padded with 0
+PEOPLE = ("mary", "john", "sandra", "daniel", "bill", "fred", "julie", "jeff")
+PLACES = ("kitchen", "garden", "hallway", "bathroom", "bedroom", "office", "cellar", "park")
+OBJECTS = ("football", "apple", "milk", "box", "key", "book")
+MOVES = ("went", "moved", "travelled", "journeyed")  # "<person> <move> to the <place>"
+TAKES = ("picked", "grabbed")  # "<person> <take> up the <object>"
+DROPS = ("dropped", "discarded")  # "<person> <drop> the <object>"
+GLUE = ("to", "the", "up", "where", "is", "in", "?")
+YES_NO = ("yes", "no")
+
+
+class Stories(NamedTuple):
+    """A batch of stories with what the generator knows about each."""
+
+    batch: Batch
+    answers: np.ndarray  # [B] int64, index into the answer words
+    supporting: np.ndarray  # [B, F] int64 sentence indices of the supporting facts, -1 padding
+
+
+@dataclass(frozen=True)
+class Story(Task):
+    """What the three story tasks share: the vocabulary, the encoding, the scoring and the
+    supporting-fact mechanism. Subclasses write the stories (`_story`) and find the
+    supporting facts from the text (`_support_from_text`)."""
+
+    people: int = 4
+    places: int = 6
+    min_sentences: int = 2
+    max_sentences: int = 10
+
+    difficulty_name = "sentences"
+    size_field = "max_sentences"
+    solved_below = 0.05  # answer error rate
+    error_unit = "answer error rate"
+    facts: ClassVar[int] = 1  # supporting facts per question
+    min_story: ClassVar[int] = 1  # the fewest sentences that can hold the facts
+
+    def __post_init__(self) -> None:
+        check_int("people", self.people)
+        check_int("places", self.places, minimum=2)
+        if self.people > len(PEOPLE):
+            raise ConfigError(f"{self.name}: {self.people} people but only {len(PEOPLE)} names")
+        if self.places > len(PLACES):
+            raise ConfigError(f"{self.name}: {self.places} places but only {len(PLACES)} place names")
+        check_range(self.name, "min_sentences", self.min_sentences, "max_sentences", self.max_sentences)
+        if self.min_sentences < self.min_story:
+            raise ConfigError(f"{self.name}: stories of {self.min_sentences} sentence(s) are too short for "
+                              f"{self.facts} supporting facts (min_sentences >= {self.min_story})")
+
+    # ---- vocabulary ---------------------------------------------------------------------
+    @property
+    def answer_words(self) -> tuple[str, ...]:
+        """The O answer words, ids 1..O."""
+        return PLACES[: self.places]
+
+    @property
+    def other_words(self) -> tuple[str, ...]:
+        return PEOPLE[: self.people] + MOVES + GLUE
+
+    @property
+    def vocabulary(self) -> tuple[str, ...]:
+        """Every word by id; id 0 is padding ("")."""
+        return ("",) + self.answer_words + tuple(w for w in self.other_words if w not in self.answer_words)
+
+    @property
+    def vocab_size(self) -> int:
+        """V, padding included."""
+        return len(self.vocabulary)
+
+    def ids(self, text: str) -> list[int]:
+        """'mary went to the kitchen' -> word ids, padded to SENTENCE_LENGTH."""
+        index = {w: i for i, w in enumerate(self.vocabulary)}
+        words = text.split()
+        if len(words) > SENTENCE_LENGTH:
+            raise ConfigError(f"{text!r} has more than {SENTENCE_LENGTH} words")
+        return [index[w] for w in words] + [0] * (SENTENCE_LENGTH - len(words))
+
+    def text(self, ids) -> str:
+        """Word ids (floats or ints, 0 padding) -> the sentence."""
+        vocab = self.vocabulary
+        return " ".join(vocab[int(round(float(i)))] for i in ids if int(round(float(i))) != 0)
+
+    @property
+    def input_labels(self) -> tuple[str, ...]:
+        return tuple(f"word {i}" for i in range(SENTENCE_LENGTH))
+
+    @property
+    def output_labels(self) -> tuple[str, ...]:
+        return self.answer_words
+
+    def required_slots(self) -> int:
+        """One memory per sentence."""
+        return self.max_sentences
+
+    def _size_phrase(self) -> str:
+        return f"{self.name} with stories of {self.max_sentences} sentences"
+
+    def at(self, difficulty: int) -> "Story":
+        """Every story exactly `difficulty` sentences long."""
+        return dataclasses.replace(self, min_sentences=difficulty, max_sentences=difficulty)
+
+    def eval_variants(self) -> list[tuple[str, "Task"]]:
+        """The longest stories of the training range (a memory network has one slot per
+        sentence, so longer stories do not fit the model)."""
+        return [(str(self.max_sentences), self.at(self.max_sentences))]
+
+    # ---- sampling ---------------------------------------------------------------------------
+    def _story(self, n: int, rng: np.random.Generator) -> tuple[list[str], str, int, list[int]] | None:
+        """(n sentences, question, answer index, supporting sentence indices), or None to draw again."""
+        raise NotImplementedError
+
+    def _stories(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        B, L = batch_size, SENTENCE_LENGTH
+        n = rng.integers(self.min_sentences, self.max_sentences + 1, size=B)
+        T = int(n.max()) + 1
+        inputs = np.zeros((B, T, L), np.float32)
+        targets = np.zeros((B, T, len(self.answer_words)), np.float32)
+        mask = np.zeros((B, T), np.float32)
+        answers = np.zeros(B, np.int64)
+        supporting = np.full((B, self.facts), -1, np.int64)
+        for b in range(B):
+            for _ in range(1000):
+                story = self._story(int(n[b]), rng)
+                if story is not None:
+                    break
+            else:  # cannot happen for valid settings: every story length can hold the facts
+                raise ConfigError(f"{self.describe()}: could not write a story with an answerable question")
+            sentences, question, answer, support = story
+            inputs[b, 0] = self.ids(question)
+            for i, s in enumerate(sentences):
+                inputs[b, i + 1] = self.ids(s)
+            targets[b, 0, answer] = 1
+            mask[b, 0] = 1
+            answers[b] = answer
+            supporting[b, : len(support)] = support
+        return inputs, targets, mask, n + 1, answers, supporting
+
+    def _sample(self, batch_size: int, rng: np.random.Generator):
+        return self._stories(batch_size, rng)[:4]
+
+    def stories(self, batch_size: int, *, seed: int | None = None, generator: torch.Generator | None = None,
+                device=None) -> Stories:
+        """The batch `sample` gives for the same seed, with its answers and supporting facts."""
+        check_int("batch_size", batch_size)
+        rng = numpy_rng(make_generator(seed, generator))
+        inputs, targets, mask, lengths, answers, supporting = self._stories(batch_size, rng)
+        batch = Batch(*(torch.from_numpy(x) for x in (inputs, targets, mask, lengths.astype(np.int64))))
+        return Stories(batch.to(device) if device is not None else batch, answers, supporting)
+
+    # ---- supporting facts from the text --------------------------------------------------------
+    def _support_from_text(self, sentences: list[list[str]], question: list[str]) -> list[int]:
+        raise NotImplementedError
+
+    def supporting_facts(self, inputs: np.ndarray) -> list[int]:
+        """One story's inputs [T, I] (question first, then sentences) -> the indices of the
+        sentences the answer rests on, found from the words alone."""
+        inputs = np.asarray(inputs)
+        words = [self.text(row).split() for row in inputs]
+        sentences = [w for w in words[1:] if w]
+        return self._support_from_text(sentences, words[0])
+
+    def story_text(self, batch: Batch, index: int = 0) -> tuple[list[str], str, str]:
+        """(sentences, question, answer) of item `index` as text."""
+        x = batch.inputs[index].detach().cpu().numpy()
+        n = int(batch.lengths[index]) - 1
+        answer = self.answer_words[int(batch.targets[index, 0].argmax())]
+        return [self.text(x[i + 1]) for i in range(n)], self.text(x[0]), answer
+
+    # ---- scoring ---------------------------------------------------------------------------
+    def sequence_loss(self, logits: Tensor, batch: Batch) -> Tensor:
+        """Cross-entropy over the answer words at the question: nats per story, [B]."""
+        self._check_logits(logits, batch)
+        nll = -(F.log_softmax(logits, -1) * batch.targets.to(logits.dtype)).sum(-1)  # [B, T]
+        return (nll * batch.mask.to(logits.dtype)).sum(-1)
+
+    def bit_errors(self, logits: Tensor, batch: Batch) -> Tensor:
+        """Wrong answers per story (0 or 1): [B] float32. Its mean is the answer error rate."""
+        self._check_logits(logits, batch)
+        wrong = (logits.argmax(-1) != batch.targets.argmax(-1)).to(torch.float32)  # [B, T]
+        return (wrong * batch.mask.to(torch.float32)).sum(-1)
+
+    def render(self, batch: Batch, index: int = 0, outputs: Tensor | None = None) -> str:
+        sentences, question, answer = self.story_text(batch, index)
+        lines = [self.describe()] + [f"{i}: {s}" for i, s in enumerate(sentences)] + [f"{question} -> {answer}"]
+        if outputs is not None:
+            out = outputs[index] if outputs.dim() == 3 else outputs
+            lines.append(f"model: {self.answer_words[int(out[0].argmax())]}")
+        return "\n".join(lines)
+
+    # ---- what the hops did ---------------------------------------------------------------------
+    # A memory network answers by attending to the sentences the answer rests on.
+    mechanisms = (
+        Mechanism(
+            "support", "hops attend to a supporting fact",
+            "The hop attentions (one weighting over the story's sentences per hop) are averaged; the "
+            "story passes when the sentence with the most attention is a supporting fact (found from the "
+            "story's text). A model that answers from the right sentence: every story.", "rate", 0.9,
+            "the top memory of the hops is not a supporting fact on {miss:.1%} of stories"),
+    )
+
+    def measure_mechanisms(self, trace: Trace, lag: int | None = None) -> dict[str, Reading]:
+        """trace.inputs [T, I] the story (question first); trace.read [hops, 1, N] the hop
+        attentions over its N = T - 1 sentences."""
+        support = self.supporting_facts(trace.inputs)
+        if not support:
+            return {"support": Reading(float("nan"), "no supporting fact in this story")}
+        attention = trace.read.mean((0, 1))  # [N]
+        top = int(attention.argmax())
+        tops = [int(a.argmax()) for a in trace.read[:, 0]]
+        note = (f"supporting facts {support}; top memory per hop {tops}; the mean's top is sentence {top} "
+                f"({attention[top]:.0%} of the attention)")
+        return {"support": Reading(1.0 if top in support else 0.0, note)}
+
+
+def _move(rng, person: str, place: str) -> str:
+    return f"{person} {MOVES[rng.integers(len(MOVES))]} to the {place}"
+
+
+@dataclass(frozen=True)
+class SingleFact(Story):
+    """bAbI task 1: people move between places; where is one of them? The supporting fact is
+    that person's last move."""
+
+    name = "babi_single"
+
+    def describe(self) -> str:
+        return (f"single supporting fact: stories of {span(self.min_sentences, self.max_sentences)} sentences, "
+                f"{self.people} people, {self.places} places; where is a person?")
+
+    def _walk(self, n: int, rng) -> tuple[list[str], dict[int, tuple[int, int]]]:
+        """n moves; {person: (place, sentence of the last move)}."""
+        where: dict[int, tuple[int, int]] = {}
+        sentences = []
+        for i in range(n):
+            p = int(rng.integers(self.people))
+            here = where.get(p, (-1, -1))[0]
+            place = int(rng.choice([x for x in range(self.places) if x != here]))
+            where[p] = (place, i)
+            sentences.append(_move(rng, PEOPLE[p], PLACES[place]))
+        return sentences, where
+
+    def _story(self, n, rng):
+        sentences, where = self._walk(n, rng)
+        p = int(rng.choice(sorted(where)))
+        place, last = where[p]
+        return sentences, f"where is {PEOPLE[p]} ?", place, [last]
+
+    def _support_from_text(self, sentences, question):
+        person = question[2]
+        moves = [i for i, s in enumerate(sentences) if s[0] == person and s[1] in MOVES]
+        return moves[-1:]
+
+
+@dataclass(frozen=True)
+class YesNo(SingleFact):
+    """bAbI task 6: is a person in a place? Half the answers are yes. The supporting fact is
+    that person's last move."""
+
+    name = "babi_yes_no"
+
+    @property
+    def answer_words(self) -> tuple[str, ...]:
+        return YES_NO
+
+    @property
+    def other_words(self) -> tuple[str, ...]:
+        return PEOPLE[: self.people] + PLACES[: self.places] + MOVES + GLUE
+
+    def describe(self) -> str:
+        return (f"yes/no questions: stories of {span(self.min_sentences, self.max_sentences)} sentences, "
+                f"{self.people} people, {self.places} places; is a person in a place?")
+
+    def _story(self, n, rng):
+        sentences, where = self._walk(n, rng)
+        p = int(rng.choice(sorted(where)))
+        place, last = where[p]
+        yes = bool(rng.integers(2))
+        asked = place if yes else int(rng.choice([x for x in range(self.places) if x != place]))
+        return sentences, f"is {PEOPLE[p]} in the {PLACES[asked]} ?", 0 if yes else 1, [last]
+
+    def _support_from_text(self, sentences, question):
+        return super()._support_from_text(sentences, ["", "", question[1]])
+
+
+@dataclass(frozen=True)
+class TwoFacts(Story):
+    """bAbI task 2: people move, pick up and drop objects; where is an object? The supporting
+    facts: the object's last pick-up (or drop) and its carrier's last move before that drop,
+    or, while it is carried, the carrier's last move. Only a person somewhere can pick up."""
+
+    objects: int = 3
+    min_sentences: int = 3
+    max_sentences: int = 12
+
+    name = "babi_two"
+    facts = 2
+    min_story = 2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int("objects", self.objects)
+        if self.objects > len(OBJECTS):
+            raise ConfigError(f"{self.name}: {self.objects} objects but only {len(OBJECTS)} object names")
+
+    @property
+    def other_words(self) -> tuple[str, ...]:
+        return PEOPLE[: self.people] + OBJECTS[: self.objects] + MOVES + TAKES + DROPS + GLUE
+
+    def describe(self) -> str:
+        return (f"two supporting facts: stories of {span(self.min_sentences, self.max_sentences)} sentences, "
+                f"{self.people} people, {self.places} places, {self.objects} objects; where is an object?")
+
+    def _story(self, n, rng):
+        place: dict[int, int] = {}  # person -> place
+        last_move: dict[int, int] = {}  # person -> sentence
+        holder: dict[int, int] = {}  # object -> person carrying it
+        known: dict[int, tuple[int, list[int]]] = {}  # object -> (place, supporting facts) once dropped
+        taken: dict[int, int] = {}  # object -> sentence of its last pick-up
+        sentences = []
+        # Force one pick-up in the story: its sentence index, and a move before it.
+        for i in range(n):
+            if i == n - 1 and not taken:
+                choices = ["take"]
+            else:
+                choices = ["move", "move"]
+                if place and len(holder) < self.objects:
+                    choices.append("take")
+                if holder:
+                    choices.append("drop")
+            if i == 0 or not place:
+                action = "move"
+            else:
+                action = choices[int(rng.integers(len(choices)))]
+            if action == "move":
+                p = int(rng.integers(self.people))
+                x = int(rng.choice([y for y in range(self.places) if y != place.get(p, -1)]))
+                place[p], last_move[p] = x, i
+                sentences.append(_move(rng, PEOPLE[p], PLACES[x]))
+            elif action == "take":
+                p = int(rng.choice(sorted(place)))
+                o = int(rng.choice([y for y in range(self.objects) if y not in holder]))
+                holder[o], taken[o] = p, i
+                known.pop(o, None)
+                sentences.append(f"{PEOPLE[p]} {TAKES[rng.integers(len(TAKES))]} up the {OBJECTS[o]}")
+            else:
+                o = int(rng.choice(sorted(holder)))
+                p = holder.pop(o)
+                known[o] = (place[p], [last_move[p], i])
+                sentences.append(f"{PEOPLE[p]} {DROPS[rng.integers(len(DROPS))]} the {OBJECTS[o]}")
+        askable = sorted(set(holder) | set(known))
+        if not askable:
+            return None
+        o = int(rng.choice(askable))
+        if o in holder:
+            p = holder[o]
+            at, support = place[p], sorted([taken[o], last_move[p]])
+        else:
+            at, support = known[o][0], sorted(known[o][1])
+        return sentences, f"where is the {OBJECTS[o]} ?", at, support
+
+    def _support_from_text(self, sentences, question):
+        obj = question[3]
+        touches = [i for i, s in enumerate(sentences) if s[-1] == obj and (s[1] in TAKES or s[1] in DROPS)]
+        if not touches:
+            return []
+        last = touches[-1]
+        person = sentences[last][0]
+        dropped = sentences[last][1] in DROPS
+        moves = [i for i, s in enumerate(sentences)
+                 if s[0] == person and s[1] in MOVES and (not dropped or i < last)]
+        return sorted([last] + moves[-1:])
+
+
+STORY_TASKS = (SingleFact, TwoFacts, YesNo)
