@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -52,6 +53,7 @@ class Hops(NamedTuple):
     """What one run computed, for recording and the mechanism metric."""
 
     logits: Tensor  # [P, O] the answer's logits
+    hop_logits: Tensor  # [P, H, O] the answer W u^h+1 read out after each hop (the last is `logits`)
     attention: Tensor  # [P, H, S] each hop's softmax over the memories (0 on padding sentences)
     memory_in: Tensor  # [P, H, S, d] m^h: the input memories of each hop
     memory_out: Tensor  # [P, H, S, d] c^h: the output memories of each hop
@@ -106,16 +108,17 @@ class MemN2N(Stacked):
         levels = [self._embed(self.words[:, h], story) + self.times[:, h][which, recency]
                   for h in range(c.hops + 1)]  # H + 1 of [P, S, d]
         u = self._embed(self.words[:, 0], question)  # [P, d]  B = A_1
-        attention = []
+        answers = self.words[:, c.hops, 1: c.output_size + 1][which[:, 0]]  # [P, O, d]  W = C_H's answer rows
+        attention, hop_logits = [], []
         for h in range(c.hops):
             m, out = levels[h], levels[h + 1]  # A_h+1 = C_h: adjacent tying
             scores = (m * u.unsqueeze(1)).sum(-1).masked_fill(~valid, float("-inf"))  # [P, S]
             p = torch.softmax(scores, -1)
             u = u + (p.unsqueeze(-1) * out).sum(1)
             attention.append(p)
-        answers = self.words[:, c.hops, 1: c.output_size + 1]  # [K, O, d]  W = C_H's answer rows
-        logits = torch.einsum("pd,pod->po", u, answers[which[:, 0]])
-        return Hops(logits, torch.stack(attention, 1), torch.stack(levels[:-1], 1), torch.stack(levels[1:], 1), n)
+            hop_logits.append(torch.einsum("pd,pod->po", u, answers))
+        return Hops(hop_logits[-1], torch.stack(hop_logits, 1), torch.stack(attention, 1),
+                    torch.stack(levels[:-1], 1), torch.stack(levels[1:], 1), n)
 
     def forward(self, inputs: Tensor) -> Tensor:
         """inputs [P, T, L] -> logits [P, T, O]: the answer at step 0, zeros after."""
@@ -132,9 +135,10 @@ def episode_arrays(model: MemN2N, task, batch, index: int = 0, member: int = 0) 
 
         memory        [n, M]      the output memories c^1 of hop 1 (= the input memories of hop 2)
         read_weights  [H, 1, n]   hop h's attention (each hop a step, one head)
-        stages        {"hop h": [n] its attention} (h = 1..H)
+        stages        None        (each hop is its own step, so there is no stage before its weighting)
         slot_labels   the n sentences as text
-        outputs, targets  [1, O]  answer probabilities, the one-hot answer
+        outputs       [H, O]      the answer probabilities read out after hop h (W u^h+1; the last is the answer)
+        targets       [H, O]      the one-hot answer at every hop
         meta          task, question, answer, model's answer, supporting facts (from the text)
     """
     single = model.member(member) if model.models > 1 else model
@@ -143,16 +147,17 @@ def episode_arrays(model: MemN2N, task, batch, index: int = 0, member: int = 0) 
     n = int(batch.lengths[index]) - 1
     attention = hops.attention[0, :, :n].detach().cpu().numpy()  # [H, n]
     sentences, question, answer = task.story_text(batch, index)
-    probs = torch.softmax(hops.logits[0], -1).detach().cpu().numpy()
+    probs = torch.softmax(hops.hop_logits[0], -1).detach().cpu().numpy()  # [H, O]
+    target = batch.targets[index, :1].detach().cpu().numpy()  # [1, O]
     return {
         "memory": hops.memory_out[0, 0, :n].detach().cpu().numpy(),
         "read_weights": attention[:, None, :],
-        "stages": {f"hop {h + 1}": attention[h] for h in range(attention.shape[0])},
+        "stages": None,
         "slot_labels": sentences,
-        "outputs": probs[None],
-        "targets": batch.targets[index, :1].detach().cpu().numpy(),
+        "outputs": probs,
+        "targets": np.repeat(target, len(probs), 0),
         "meta": {"task": task.name, "task_config": task.to_dict(), "question": question, "answer": answer,
-                 "model_answer": task.answer_words[int(probs.argmax())],
+                 "model_answer": task.answer_words[int(probs[-1].argmax())],
                  "supporting": task.supporting_facts(batch.inputs[index, : n + 1].cpu().numpy())},
     }
 

@@ -70,7 +70,7 @@ def _reference(model: MemN2N, inputs: torch.Tensor) -> tuple[torch.Tensor, torch
         return out
 
     u = embed(0, q)
-    attention = []
+    attention = []  # the answer read out after each hop is checked through the last one
     for h in range(c.hops):
         m = torch.stack([embed(h, s) + Tm[h, n - 1 - i] for i, s in enumerate(story)])
         out = torch.stack([embed(h + 1, s) + Tm[h + 1, n - 1 - i] for i, s in enumerate(story)])
@@ -180,17 +180,20 @@ def test_episode_arrays(task):
     assert arrays["memory"].shape == (n, 6)
     assert arrays["read_weights"].shape == (3, 1, n)
     np.testing.assert_allclose(arrays["read_weights"].sum(-1), 1.0, rtol=1e-5)
-    assert list(arrays["stages"]) == ["hop 1", "hop 2", "hop 3"]
-    np.testing.assert_array_equal(arrays["stages"]["hop 2"], arrays["read_weights"][1, 0])
+    assert arrays["stages"] is None  # each hop is a step of its own
     assert arrays["slot_labels"] == sentences and len(sentences) == n
-    assert arrays["outputs"].shape == arrays["targets"].shape == (1, task.output_size)
-    np.testing.assert_allclose(arrays["outputs"].sum(), 1.0, rtol=1e-5)
+    assert arrays["outputs"].shape == arrays["targets"].shape == (3, task.output_size)
+    np.testing.assert_allclose(arrays["outputs"].sum(-1), 1.0, rtol=1e-5)
+    assert (arrays["targets"].argmax(-1) == task.answer_words.index(answer)).all()
     meta = arrays["meta"]
     assert (meta["question"], meta["answer"], meta["task"]) == (question, answer, "babi_single")
     assert meta["supporting"] == task.stories(3, seed=2).supporting[1].tolist()
     single = model.member(1)
     hops = single.hops(batch.inputs[1:2])
     np.testing.assert_allclose(arrays["memory"], hops.memory_out[0, 0, :n].detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(arrays["read_weights"][:, 0], hops.attention[0, :, :n].detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(arrays["outputs"][-1], torch.softmax(hops.logits[0], -1).detach().numpy(), rtol=1e-5)
+    assert meta["model_answer"] == task.answer_words[int(hops.logits[0].argmax())]
 
 
 def test_supporting_fact_mechanism_reads_the_top_memory():

@@ -51,7 +51,7 @@ PEOPLE = ("mary", "john", "sandra", "daniel", "bill", "fred", "julie", "jeff")
 PLACES = ("kitchen", "garden", "hallway", "bathroom", "bedroom", "office", "cellar", "park")
 OBJECTS = ("football", "apple", "milk", "box", "key", "book")
 MOVES = ("went", "moved", "travelled", "journeyed")  # "<person> <move> to the <place>"
-TAKES = ("picked", "grabbed")  # "<person> <take> up the <object>"
+TAKES = ("picked", "grabbed", "took")  # "<person> picked up the <object>", "<person> took the <object>"
 DROPS = ("dropped", "discarded")  # "<person> <drop> the <object>"
 GLUE = ("to", "the", "up", "where", "is", "in", "?")
 YES_NO = ("yes", "no")
@@ -389,7 +389,8 @@ class TwoFacts(Story):
                 o = int(rng.choice([y for y in range(self.objects) if y not in holder]))
                 holder[o], taken[o] = p, i
                 known.pop(o, None)
-                sentences.append(f"{PEOPLE[p]} {TAKES[rng.integers(len(TAKES))]} up the {OBJECTS[o]}")
+                verb = TAKES[rng.integers(len(TAKES))]
+                sentences.append(f"{PEOPLE[p]} {verb}{' up' if verb == 'picked' else ''} the {OBJECTS[o]}")
             else:
                 o = int(rng.choice(sorted(holder)))
                 p = holder.pop(o)
