@@ -495,6 +495,14 @@ def cmd_record(args) -> int:
     batch = task.sample(1, seed=args.seed, device=ckpt.model.device)
     meta = {"task": task.name, "task_config": task.to_dict(), "seed": args.seed,
             "checkpoint": str(args.checkpoint), "length": args.length}
+    if ckpt.config.kind == "memn2n":  # one story: each hop a step (memn2n.episode_arrays)
+        from .memn2n import record_story
+
+        episode = record_story(ckpt.model, task, batch, meta=meta)
+        episode.save(args.out)
+        print(f"recorded {ckpt.config.hops} hops over a story of {episode.meta['question']!r} "
+              f"(answer {episode.meta['answer']}, the model's {episode.meta['model_answer']}) to {args.out}")
+        return 0
     episode = record(ckpt.model, batch, meta=meta)[0]
     episode.save(args.out)
     errors = episode.bit_errors().sum()

@@ -235,3 +235,16 @@ def test_cli_train_and_eval(tmp_path, capsys):
 def test_cli_refuses_memn2n_on_a_sequence_task(capsys):
     assert main(["train", "--model", "memn2n", "--task", "copy", "--steps", "1"]) == 2
     assert "a memory network reads stories" in capsys.readouterr().err
+
+
+def test_cli_record_needs_episode_from_arrays(task, tmp_path, capsys):
+    """Until Episode.from_arrays lands (branch generic-episode) recording a memory network is
+    one clear line; after, it writes the episode."""
+    from ntmviz.episode import Episode
+
+    path = checkpoint.save(tmp_path / "m.safetensors", build_model(config_for(task), seeds=[0]), task=task)
+    code = main(["record", "--checkpoint", str(path), "--out", str(tmp_path / "e.safetensors")])
+    if hasattr(Episode, "from_arrays"):
+        assert code == 0 and (tmp_path / "e.safetensors").is_file()
+    else:
+        assert code == 2 and "Episode.from_arrays is missing" in capsys.readouterr().err
