@@ -72,8 +72,9 @@ def eval_table(report: dict, task) -> str:
             summary += f"; {sum(bool(v) for v in verdicts)} of {len(seeds)} solved ({bar})"
         if hardest:
             far = sorted(row["hardest"]["bit_errors"] for row in seeds)
-            summary += (f"; {at}: from {far[0]:.3f} to {far[-1]:.3f}, {sum(e < GENERALISED_BELOW for e in far)} of "
-                        f"{len(seeds)} under {GENERALISED_BELOW:g}")
+            below = GENERALISED_BELOW if unit == "bit errors" else task.solved_below  # a rate: the task's own bar
+            summary += (f"; {at}: from {far[0]:.3f} to {far[-1]:.3f}, {sum(e < below for e in far)} of "
+                        f"{len(seeds)} under {below:g}")
         lines.append(summary)
     return "\n".join(lines)
 
