@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model (or one per seed, at once) on a task, writing checkpoints")
-    t.add_argument("--task", default="copy", help="copy, repeat_copy, associative_recall, ngrams, priority_sort")
+    t.add_argument("--task", default="copy", help="copy, repeat_copy, associative_recall, ngrams, priority_sort; "
+                   "for --model memn2n the story tasks babi_single, babi_two, babi_yes_no")
     t.add_argument("--task-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                    help="override a task field, e.g. max_length=10 (repeatable)")
     t.add_argument("--model", default="ntm", help="ntm, lstm, or memn2n (for the story tasks babi_*)")
