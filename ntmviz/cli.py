@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="a plain log line every 100 steps instead of a progress bar")
 
     e = sub.add_parser("eval", help="score a checkpoint on held-out sequences, with 95%% intervals, at several sizes")
-    e.add_argument("--checkpoint", type=Path, required=True, help="the checkpoint to score")
+    e.add_argument("--checkpoint", type=Path, required=True, help="the checkpoint to score: a file, or a shipped name such as copy-ntm")
     e.add_argument("--lengths", type=_lengths, default=None,
                    help="sizes to test (sequence length, or items for recall); default: the task's own")
     e.add_argument("--samples", type=int, default=1000, help="held-out sequences per row (default 1000)")
@@ -374,6 +374,9 @@ def cmd_eval(args) -> int:
     check_request(args.stream, args.samples)
     if args.seed < 0:
         raise ConfigError(f"--seed must be a non-negative integer, got {args.seed}")
+    from .shipped import checkpoint_path
+
+    args.checkpoint = checkpoint_path(args.checkpoint)  # a file, or a shipped name such as copy-ntm
     ckpt = ckpt_io.load(args.checkpoint, device=args.device)
     print(f"{args.checkpoint}: {ckpt.integrity}", file=sys.stderr)
     if ckpt.task is None:
