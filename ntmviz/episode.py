@@ -490,7 +490,7 @@ def _weights(name: str, a, T: int | None, N: int) -> np.ndarray:
     worst = np.unravel_index(np.argmax(np.abs(sums - 1)), sums.shape)
     if abs(sums[worst] - 1) > 1e-3:
         raise EpisodeArrayError(f"{name}[{worst[0]}, {worst[1]}] sums to {sums[worst]:.4g}; expected each "
-                                f"row of [{t}, H, {N}] to sum to 1 (a softmax over slots)")
+                                f"row of {name} [{w.shape[0]}, {w.shape[1]}, {N}] to sum to 1 (a softmax over slots)")
     return w
 
 
