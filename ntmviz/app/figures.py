@@ -288,8 +288,7 @@ def head_overview(episode: Episode) -> dict[str, tuple[np.ndarray, bool]]:
     T = episode.steps
     P = min(T, time_pixels(T))
     out = {}
-    for kind in ("read", "write"):
-        rec = getattr(episode, kind)
+    for kind, rec in episode.head_records():
         a = pool_time(pool_slots(np.asarray(rec.weights), D, 2, False), P)
         big = D < episode.slots or P < T or a.size > QUANTISE_ABOVE
         out[kind] = (a, big)
