@@ -308,7 +308,7 @@ class SweepView(Viewer):
     def _build_table(self) -> None:
         self.source = ColumnDataSource(data=table_data([], []))
         self.table = DataTable(source=self.source, columns=[], index_position=None, selectable="checkbox",
-                               sortable=True, height=120, sizing_mode="stretch_width", autosize_mode="fit_columns")
+                               sortable=True, height=120, sizing_mode="stretch_width")
         self.source.selected.on_change("indices", self._table_selected)
 
     def _columns(self, grid: list[str]) -> list[TableColumn]:
@@ -337,8 +337,9 @@ class SweepView(Viewer):
         self.curve_sources: dict[str, dict[str, ColumnDataSource]] = {}
         hover = []
         for name, colour in OUTCOMES:
-            sources = {"train": ColumnDataSource(_empty_lines()), "validation": ColumnDataSource(_empty_lines()),
-                       "end": ColumnDataSource(_empty_points())}
+            # named "train:solved" etc., so tests and scripts find them in the page
+            sources = {kind: ColumnDataSource(empty(), name=f"{kind}:{name}") for kind, empty in
+                       (("train", _empty_lines), ("validation", _empty_lines), ("end", _empty_points))}
             self.curve_sources[name] = sources
             hover.append(self.figure.multi_line("xs", "ys", source=sources["train"], color=colour, line_width=1,
                                                 line_alpha=0.6, legend_label=name))
@@ -349,8 +350,10 @@ class SweepView(Viewer):
                                              line_color="white"))
         self.figure.add_tools(HoverTool(renderers=hover, tooltips=[("run", "@run"), ("sequences", "$x{0,0}"),
                                                                    ("bit errors", "$y{0.000}")]))
-        self.figure.legend.location = "top_right"
-        self.figure.legend.click_policy = "hide"
+        legend = self.figure.legend[0]
+        legend.click_policy = "hide"
+        self.figure.add_layout(legend, "right")  # beside the plot: the end points sit at the right edge
+        self._legend_items = {item.label.value: item for item in legend.items}
         self.curves_note = pn.pane.Markdown("", styles={"font-size": "12px", "color": "#555"},
                                             sizing_mode="stretch_width")
 
@@ -449,6 +452,7 @@ class SweepView(Viewer):
         for name, _ in OUTCOMES:
             for kind, source in self.curve_sources[name].items():
                 source.data = data[name][kind]
+            self._legend_items[name].visible = bool(data[name]["end"]["run"])  # only outcomes on show
         if not self.runs:
             self.curves_note.object = ""
         else:
