@@ -311,6 +311,13 @@ class SweepView(Viewer):
                                sortable=True, height=120, sizing_mode="stretch_width")
         self.source.selected.on_change("indices", self._table_selected)
 
+    def _fill_table(self, data: dict[str, list], grid: list[str]) -> None:
+        # The data first, then new columns: Bokeh's DataTable (3.9) keeps the rows it drew when
+        # only the data changes and the row count does not, and a new list of columns makes it
+        # draw the whole table again, from the data already there.
+        self.source.data = data
+        self.table.columns = self._columns(grid)
+
     def _columns(self, grid: list[str]) -> list[TableColumn]:
         right = dict(text_align="right")
         # SlickGrid puts a column's title in the page as HTML: a grid key from a file is escaped here.
@@ -412,8 +419,7 @@ class SweepView(Viewer):
     def _show(self, data: SweepData | None) -> None:
         if data is None:
             self.summary.object = text("Choose a sweep folder: one that `ntmviz sweep --out FOLDER` wrote.")
-            self.table.columns = self._columns([])
-            self.source.data = table_data([], [])
+            self._fill_table(table_data([], []), [])
             self.problems.visible = False
             self._draw()
             return
@@ -433,8 +439,7 @@ class SweepView(Viewer):
         lines.append(f"Held-out score: mean bit errors per sequence on {sweep.validation_samples} validation-stream "
                      f"sequences, with its 95% interval.")
         self.summary.object = "<br>".join(text(line) for line in lines)
-        self.table.columns = self._columns(grid)
-        self.source.data = table_data(data.runs, grid)
+        self._fill_table(table_data(data.runs, grid), grid)
         self.source.selected.indices = list(self.selection)
         self.table.height = min(420, 32 + 26 * max(1, len(data.runs)))
         if data.problems:

@@ -184,6 +184,13 @@ def test_a_hostile_sweep_typed_in_is_text_and_a_plain_folder_says_so(browser, br
             cells = {cells[0]: cells for cells in rows_drawn(page).values()}
             assert cells["c1/seed0"][1] == "<b>0.03</b>"
             assert_nothing_ran(page)
+            # another sweep of as many runs: every row drawn is the new one's (Bokeh's table keeps
+            # its drawn rows when only the data changes and the row count does not)
+            field.fill(str(sweep_folder))
+            page.get_by_role("button", name="Open sweep").click()
+            rows = [json.loads(p.read_text()) for p in sorted((sweep_folder / "runs").glob("c*/seed*.json"))]
+            app.wait(lambda _: rows_drawn(page) == {f"c{r['combination']}/seed{r['seed']}": expected_cells(r)
+                                                   for r in rows}, "the other sweep's rows", timeout=30)
             app.assert_no_errors()
         finally:
             context.close()
