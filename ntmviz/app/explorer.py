@@ -40,7 +40,9 @@ class Explorer(Viewer):
     all move the one step t in `state`; the sources panel records or opens other episodes.
     The Explore and Train tabs show the same state: one step t for both, kept when switching
     tabs (also while playing). Checkpoints the Train tab saves (to `runs_folder`) are listed
-    in Sources, Train's "Start from" and Compare as soon as they are written.
+    in Sources, Train's "Start from" and Compare as soon as they are written. The Sweep tab
+    (`sweep`, sweep_view.py) shows a sweep folder's runs; its buttons record a run in Explore
+    (listing it in Sources) or two runs in Compare, and bring that tab to the front.
     """
 
     state = param.ClassSelector(class_=Playback, doc="""
