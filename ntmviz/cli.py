@@ -163,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoints", type=Path, action="append", default=[], metavar="DIR",
                    help="also list the checkpoints in DIR (repeatable; $NTMVIZ_CHECKPOINTS adds more, "
                         "joined with ':'); the shipped checkpoints are always listed")
+    s.add_argument("--sweep", type=Path, action="append", default=[], metavar="DIR",
+                   help="a sweep folder (ntmviz sweep --out DIR) for the Sweep tab, on show when the app opens, or a "
+                        "folder holding sweeps (repeatable; $NTMVIZ_SWEEPS adds more, joined with ':')")
     s.add_argument("--port", type=int, default=5006, help="the port to serve on (default 5006)")
     s.add_argument("--address", default="127.0.0.1",
                    help="the address to listen on (default 127.0.0.1: this machine only)")
@@ -525,6 +528,9 @@ def cmd_serve(args) -> int:
     for folder in args.checkpoints:
         if not folder.is_dir():
             raise ConfigError(f"--checkpoints {folder}: no such folder")
+    for folder in args.sweep:
+        if not folder.is_dir():
+            raise ConfigError(f"--sweep {folder}: no such folder")
     import panel as pn
 
     from .app import Explorer
@@ -536,10 +542,12 @@ def cmd_serve(args) -> int:
     if checkpoint is not None and not checkpoint.is_file():
         raise ConfigError(f"--checkpoint {args.checkpoint}: no such file or shipped checkpoint")
 
+    sweeps = [str(folder) for folder in args.sweep]
+
     def page():
         if checkpoint is not None:
-            return Explorer.from_checkpoint(checkpoint, folder=folders)
-        return Explorer.default(folders)
+            return Explorer.from_checkpoint(checkpoint, folder=folders, sweeps=sweeps)
+        return Explorer.default(folders, sweeps=sweeps)
 
     page()  # warm up: import torch and record the first episode before the first visitor comes
     origins = sorted({f"{args.address}:{args.port}", f"localhost:{args.port}", f"127.0.0.1:{args.port}"})
