@@ -119,7 +119,6 @@ def main() -> None:
         if runs:
             curves[task] = runs
     lines += ["![learning curves](benchmarks/results.png)", "", END]
-    plot(curves, PLOT)
 
     readme = ROOT / "README.md"
     text = readme.read_text()
@@ -129,7 +128,8 @@ def main() -> None:
         text = head + block + rest.split(END, 1)[1]
     else:
         text += "\n" + block + "\n"
-    readme.write_text(text)
+    readme.write_text(text)  # before the plot: a failed drawing loses no measurement
+    plot(curves, PLOT)
     print(f"updated {readme} and {PLOT}")
 
 

@@ -7,7 +7,7 @@
 
 from .config import LSTMConfig, NTMConfig
 from .episode import Episode, HeadRecord, record
-from .errors import ConfigError, FileFormatError, NtmvizError
+from .errors import ConfigError, EpisodeArrayError, FileFormatError, NtmvizError
 from .model import NTM, LSTMBaseline, build_model, pick_device
 
 __version__ = "0.1.0"
@@ -26,5 +26,6 @@ def __getattr__(name: str):
 
 __all__ = [
     "NTM", "NTMConfig", "LSTMBaseline", "LSTMConfig", "Episode", "HeadRecord", "record",
-    "build_model", "pick_device", "NtmvizError", "ConfigError", "FileFormatError", *_APP_NAMES,
+    "build_model", "pick_device", "NtmvizError", "ConfigError", "FileFormatError", "EpisodeArrayError",
+    *_APP_NAMES,
 ]

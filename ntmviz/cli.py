@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="a plain log line every 100 steps instead of a progress bar")
 
     e = sub.add_parser("eval", help="score a checkpoint on held-out sequences, with 95%% intervals, at several sizes")
-    e.add_argument("--checkpoint", type=Path, required=True, help="the checkpoint to score")
+    e.add_argument("--checkpoint", type=Path, required=True, help="the checkpoint to score: a file, or a shipped name such as copy-ntm")
     e.add_argument("--lengths", type=_lengths, default=None,
                    help="sizes to test (sequence length, or items for recall); default: the task's own")
     e.add_argument("--samples", type=int, default=1000, help="held-out sequences per row (default 1000)")
@@ -166,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoints", type=Path, action="append", default=[], metavar="DIR",
                    help="also list the checkpoints in DIR (repeatable; $NTMVIZ_CHECKPOINTS adds more, "
                         "joined with ':'); the shipped checkpoints are always listed")
+    s.add_argument("--sweep", type=Path, action="append", default=[], metavar="DIR",
+                   help="a sweep folder (ntmviz sweep --out DIR) for the Sweep tab, on show when the app opens, or a "
+                        "folder holding sweeps (repeatable; $NTMVIZ_SWEEPS adds more, joined with ':')")
     s.add_argument("--port", type=int, default=5006, help="the port to serve on (default 5006)")
     s.add_argument("--address", default="127.0.0.1",
                    help="the address to listen on (default 127.0.0.1: this machine only)")
@@ -383,6 +386,9 @@ def cmd_eval(args) -> int:
     check_request(args.stream, args.samples)
     if args.seed < 0:
         raise ConfigError(f"--seed must be a non-negative integer, got {args.seed}")
+    from .shipped import checkpoint_path
+
+    args.checkpoint = checkpoint_path(args.checkpoint)  # a file, or a shipped name such as copy-ntm
     ckpt = ckpt_io.load(args.checkpoint, device=args.device)
     print(f"{args.checkpoint}: {ckpt.integrity}", file=sys.stderr)
     if ckpt.task is None:
@@ -539,6 +545,9 @@ def cmd_serve(args) -> int:
     for folder in args.checkpoints:
         if not folder.is_dir():
             raise ConfigError(f"--checkpoints {folder}: no such folder")
+    for folder in args.sweep:
+        if not folder.is_dir():
+            raise ConfigError(f"--sweep {folder}: no such folder")
     import panel as pn
 
     from .app import Explorer
@@ -550,10 +559,12 @@ def cmd_serve(args) -> int:
     if checkpoint is not None and not checkpoint.is_file():
         raise ConfigError(f"--checkpoint {args.checkpoint}: no such file or shipped checkpoint")
 
+    sweeps = [str(folder) for folder in args.sweep]
+
     def page():
         if checkpoint is not None:
-            return Explorer.from_checkpoint(checkpoint, folder=folders)
-        return Explorer.default(folders)
+            return Explorer.from_checkpoint(checkpoint, folder=folders, sweeps=sweeps)
+        return Explorer.default(folders, sweeps=sweeps)
 
     page()  # warm up: import torch and record the first episode before the first visitor comes
     origins = sorted({f"{args.address}:{args.port}", f"localhost:{args.port}", f"127.0.0.1:{args.port}"})

@@ -11,3 +11,8 @@ class ConfigError(NtmvizError):
 
 class FileFormatError(NtmvizError):
     """A file that is missing, truncated, corrupt, of another kind or of another version."""
+
+
+class EpisodeArrayError(NtmvizError):
+    """Arrays given to Episode.from_arrays that do not fit together (a shape, a weighting that is
+    not a distribution, a slot count that does not match the memory's)."""

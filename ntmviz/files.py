@@ -156,9 +156,10 @@ class SafetensorsFile(NamedTuple):
     checksum: str
 
 
-def read_safetensors(data: bytes, name: str, fmt: str, version: int) -> SafetensorsFile:
-    """Parse safetensors bytes, check the header names format `fmt` at `version`, and verify
-    the file's checksums if it carries them. Anything wrong raises FileFormatError."""
+def read_safetensors(data: bytes, name: str, fmt: str, version: int | tuple[int, ...]) -> SafetensorsFile:
+    """Parse safetensors bytes, check the header names format `fmt` at `version` (or one of the
+    versions in a tuple), and verify the file's checksums if it carries them. Anything wrong
+    raises FileFormatError."""
     header = None
     try:
         header_len = int.from_bytes(data[:8], "little")
@@ -175,8 +176,10 @@ def read_safetensors(data: bytes, name: str, fmt: str, version: int) -> Safetens
     metadata = header.get("__metadata__", {})
     if metadata.get("format") != fmt:
         raise FileFormatError(f"{name}: not a {fmt} file (it says format {metadata.get('format')!r})")
-    if metadata.get("version") != str(version):
-        raise FileFormatError(f"{name}: {fmt} version {metadata.get('version')!r} is not supported (expected {version})")
+    versions = version if isinstance(version, tuple) else (version,)
+    if metadata.get("version") not in [str(v) for v in versions]:
+        expected = " or ".join(str(v) for v in versions)
+        raise FileFormatError(f"{name}: {fmt} version {metadata.get('version')!r} is not supported (expected {expected})")
     try:
         arrays = st_load(data)
     except (SafetensorError, ValueError) as exc:

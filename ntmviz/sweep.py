@@ -314,6 +314,68 @@ def finished_rows(sweep: Sweep, folder: Path) -> list[dict]:
     return rows
 
 
+ROW_NUMBERS = ("bit_errors", "exact", "steps", "train_seconds")  # what a row must hold to be shown
+
+
+@dataclass
+class SweepFolder:
+    """A sweep folder as read by `read_folder`: from sweep.json and the runs' rows alone."""
+
+    folder: Path
+    sweep: Sweep
+    rows: list[dict]                    # the finished runs, in (combination, seed) order
+    missing: list[tuple[int, int]]      # (combination, seed) of every run with no row yet
+    problems: list[str]                 # rows that are there but cannot be read
+    partial: list[tuple[int, int]]      # unfinished runs with a partial checkpoint (training, or stopped)
+
+
+def read_folder(folder: str | os.PathLike) -> SweepFolder:
+    """What `folder` holds, for a viewer: never unpickles, never opens a checkpoint, writes
+    nothing. ConfigError (one line) if the folder holds no readable sweep definition; a row
+    that cannot be read is listed in `problems` and its run counted neither finished nor missing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: no such folder")
+    manifest = folder / "sweep.json"
+    if not manifest.is_file():
+        raise ConfigError(f"{folder} is not a sweep folder: it has no sweep.json (`ntmviz sweep --out FOLDER` "
+                          f"makes one)")
+    try:
+        sweep = Sweep.from_json(manifest.read_text(encoding="utf-8"), str(manifest))
+        combinations = sweep.combinations()
+        seeds = [int(s) for s in sweep.seeds]
+    except (OSError, UnicodeDecodeError, TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{manifest}: not a readable sweep definition ({type(exc).__name__})") from None
+    rows, missing, problems, partial = [], [], [], []
+    for c in range(len(combinations)):
+        for s in seeds:
+            paths = run_paths(folder, c, s)
+            if not paths["row"].exists():
+                missing.append((c, s))
+                if paths["partial"].exists():
+                    partial.append((c, s))
+                continue
+            name = str(paths["row"].relative_to(folder))
+            try:
+                row = json.loads(paths["row"].read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                problems.append(f"{name}: not a readable row")
+                continue
+            if not isinstance(row, dict) or row.get("combination") != c or row.get("seed") != s:
+                problems.append(f"{name}: not the row of combination {c}, seed {s}")
+                continue
+            interval = row.get("interval")
+            numbers = [row.get(k) for k in ROW_NUMBERS] + (list(interval) if isinstance(interval, list) else [])
+            if (not isinstance(interval, list) or len(interval) != 2
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers)):
+                problems.append(f"{name}: a row without its scores")
+                continue
+            rows.append(row)
+    return SweepFolder(folder, sweep, rows, missing, problems, partial)
+
+
 def write_summary(sweep: Sweep, folder: Path) -> list[dict]:
     """summary.csv and summary.md from every finished run's row (one line per run)."""
     rows = finished_rows(sweep, folder)

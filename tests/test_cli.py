@@ -269,3 +269,10 @@ def test_eval_reports_what_the_heads_did(trained, tmp_path):
     run = ntmviz_cli("eval", "--checkpoint", path, "--lengths", "2", "--samples", 4)
     assert run.returncode == 0, run.stderr
     assert "What the heads did: nothing to measure (an LSTM baseline has no memory)." in run.stdout
+
+
+def test_eval_takes_a_shipped_checkpoint_by_name():
+    run = ntmviz_cli("eval", "--checkpoint", "copy-ntm", "--lengths", "3", "--samples", 4, "--json")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["task"] == "copy" and report["checkpoint"].endswith("ntmviz/checkpoints/copy-ntm.safetensors")

@@ -95,8 +95,9 @@ def test_episode_shapes(episode):
                       weights=(T, heads, N))
         if kind == "write":
             shapes.update(erase=(T, W, M), add=(T, W, M))
-        else:
-            assert rec.erase is None and rec.add is None
+        # the NTM's records under the generic names, in the order the addressing makes them
+        assert list(rec.stages) == ["content", "gated", "shifted"]
+        assert list(rec.params) == ["key", "beta", "gate", "shift", "gamma"] + (["erase", "add"] if kind == "write" else [])
         for name, shape in shapes.items():
             a = getattr(rec, name)
             assert a.shape == shape, (kind, name)
@@ -207,7 +208,7 @@ def test_record_float64_model():
 # ---- files -----------------------------------------------------------------------------
 
 def assert_same_episode(a: Episode, b: Episode):
-    assert a.meta == b.meta
+    assert a.meta == b.meta and a.slot_labels == b.slot_labels
     for name in ("inputs", "outputs", "targets", "mask", "memory", "reads"):
         x, y = getattr(a, name), getattr(b, name)
         assert (x is None) == (y is None), name
@@ -218,6 +219,7 @@ def assert_same_episode(a: Episode, b: Episode):
         assert (ra is None) == (rb is None), kind
         if ra is not None:
             assert ra.arrays().keys() == rb.arrays().keys()
+            assert list(ra.stages) == list(rb.stages) and list(ra.params) == list(rb.params)
             for k, v in ra.arrays().items():
                 np.testing.assert_array_equal(v, getattr(rb, k), err_msg=f"{kind}.{k}")
 
@@ -312,8 +314,11 @@ def saved_arrays(episode, tmp_path) -> dict[str, np.ndarray]:
     return st_load(episode.save(tmp_path / "src.safetensors").read_bytes())
 
 
-def header(version=str(VERSION), fmt=FORMAT, meta="{}"):
-    return {"format": fmt, "version": version, "meta": meta}
+def header(episode, version=str(VERSION), fmt=FORMAT, meta="{}"):
+    """A version 2 header describing `episode`'s arrays (as `save` writes it), without checksums."""
+    heads = {kind: {"stages": list(rec.stages), "params": list(rec.params)} for kind, rec in episode.head_records()}
+    return {"format": fmt, "version": version, "meta": meta, "contents": json.dumps(sorted(episode.arrays())),
+            "heads": json.dumps(heads)}
 
 
 def test_file_format_error_is_a_value_error():
@@ -383,14 +388,14 @@ def test_safetensors_file_without_metadata(tmp_path):
 def test_checkpoint_is_not_an_episode(episode, tmp_path):
     arrays = saved_arrays(episode, tmp_path)
     path = tmp_path / "other.safetensors"
-    path.write_bytes(st_save(arrays, metadata=header(fmt="ntmviz-checkpoint")))
+    path.write_bytes(st_save(arrays, metadata=header(episode, fmt="ntmviz-checkpoint")))
     raises_format_error(path, "ntmviz-checkpoint")
 
 
 def test_future_version(episode, tmp_path):
     arrays = saved_arrays(episode, tmp_path)
     path = tmp_path / "future.safetensors"
-    path.write_bytes(st_save(arrays, metadata=header(version="99")))
+    path.write_bytes(st_save(arrays, metadata=header(episode, version="99")))
     raises_format_error(path, "future.safetensors", "99", "version")
 
 
@@ -398,13 +403,13 @@ def test_rewritten_current_version_loads(episode, tmp_path):
     """The control for the bad-file tests: the same API with the right header loads."""
     arrays = saved_arrays(episode, tmp_path)
     path = tmp_path / "same.safetensors"
-    path.write_bytes(st_save(arrays, metadata=header(meta=json.dumps(episode.meta))))
+    path.write_bytes(st_save(arrays, metadata=header(episode, meta=json.dumps(episode.meta))))
     assert_same_episode(episode, Episode.load(path))
 
 
 def test_bad_meta_json(episode, tmp_path):
     arrays = saved_arrays(episode, tmp_path)
-    raises_format_error(st_save(arrays, metadata=header(meta="{not json")), "meta")
+    raises_format_error(st_save(arrays, metadata=header(episode, meta="{not json")), "meta")
 
 
 @pytest.mark.parametrize(
@@ -413,14 +418,14 @@ def test_missing_arrays(episode, tmp_path, missing):
     arrays = saved_arrays(episode, tmp_path)
     del arrays[missing]
     path = tmp_path / "partial.safetensors"
-    path.write_bytes(st_save(arrays, metadata=header()))
+    path.write_bytes(st_save(arrays, metadata=header(episode)))
     raises_format_error(path, "partial.safetensors", missing.split(".")[-1])
 
 
 def test_unknown_head_array(episode, tmp_path):
     arrays = saved_arrays(episode, tmp_path)
     arrays["read.colour"] = np.zeros((T, R), np.float32)
-    raises_format_error(st_save(arrays, metadata=header()), "colour")
+    raises_format_error(st_save(arrays, metadata=header(episode)), "colour")
 
 
 @pytest.mark.parametrize("name, shape", [("memory", (T, N, M)), ("reads", (T, R + 1, M)),
@@ -428,4 +433,4 @@ def test_unknown_head_array(episode, tmp_path):
 def test_inconsistent_shapes(episode, tmp_path, name, shape):
     arrays = saved_arrays(episode, tmp_path)
     arrays[name] = np.zeros(shape, np.float32)
-    raises_format_error(st_save(arrays, metadata=header()), name.split(".")[-1])
+    raises_format_error(st_save(arrays, metadata=header(episode)), name.split(".")[-1])

@@ -22,6 +22,7 @@ nbclient = pytest.importorskip("nbclient")
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 NOTEBOOK = EXAMPLES / "explorer.ipynb"
 TRAINING = EXAMPLES / "training.ipynb"
+OWN_MODEL = EXAMPLES / "own_model.ipynb"
 PANEL_MIME = "application/vnd.holoviews_exec.v0+json"
 
 
@@ -88,6 +89,19 @@ def test_explorer_notebook_runs(executed):
     assert len(svg) == 1 and 'data-heatmap="heads-write-1"' in svg[0]  # the inline figure
 
 
+def test_own_model_notebook_trains_records_and_shows_its_episode(executed):
+    outputs = outputs_of(executed(OWN_MODEL))
+    panel_cells = [src for src, out in outputs if PANEL_MIME in out.get("data", {})]
+    assert any(src.strip() == "Explorer(episode)" for src in panel_cells), panel_cells
+    assert any("FocusView(state=state)" in src for src in panel_cells), panel_cells
+    text = printed(outputs)
+    accuracy = re.search(r"held-out accuracy ([0-9.]+) on 1000 lookups", text)
+    assert accuracy and float(accuracy.group(1)) > 0.8, text  # the lookup learned (chance is 1/8)
+    assert "Episode(T=6, N=8, M=14, static memory, task='lookup')" in text, text
+    assert "stages ['before sharpening'] params ['beta', 'query']" in text, text
+    assert "EpisodeArrayError: read_weights[" in text and "to sum to 1" in text, text
+
+
 def test_training_notebook_trains_in_the_background(executed):
     outputs = outputs_of(executed(TRAINING))
     panel_cells = [src for src, out in outputs if PANEL_MIME in out.get("data", {})]
@@ -126,7 +140,8 @@ DRAWN_JS = """() => {
 }"""
 
 
-@pytest.mark.parametrize("path, boxes", [(NOTEBOOK, 5), (TRAINING, 1)], ids=["explorer", "training"])
+@pytest.mark.parametrize("path, boxes", [(NOTEBOOK, 5), (TRAINING, 1), (OWN_MODEL, 2)],
+                         ids=["explorer", "training", "own_model"])
 def test_converted_notebook_plays_offline(executed, tmp_path, path, boxes):
     from nbconvert import HTMLExporter
 
@@ -221,6 +236,7 @@ STYLESHEETS_JS = """() => {
 @pytest.mark.parametrize("notebook, views", [
     (NOTEBOOK, 5 + 1 + 3 + 1 + 1),  # the explorer's five, MemoryView, the shared-state column, heads, sequence
     (TRAINING, 3),                  # the training view's player, head locations and memory (or more)
+    (OWN_MODEL, 5 + 3),             # the explorer's five; a player, memory and focus on one state
 ])
 def test_notebook_outputs_draw_with_nothing_from_off_the_machine(executed, tmp_path, notebook, views):
     from _serve import chromium

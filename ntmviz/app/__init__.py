@@ -33,7 +33,10 @@ Modules
     sources.py   checkpoints, recording episodes (length/seed or typed input), episode files;
                  Sources, the panel that drives them (recording and opening off the event loop)
     upload.py    EpisodeUpload: the file picker; checks the size in the browser, sends in pieces
-    explorer.py  Explorer: the whole app (Explorer.default() is what apps/explorer.py serves)
+    explorer.py  Explorer: the whole app (Explorer.default() is what apps/explorer.py serves);
+                 tabs Explore, Train (training_view.py), Compare (compare.py), Sweep (sweep_view.py)
+    sweep_view.py  SweepView: a sweep folder's runs (table, learning curves coloured by solved or
+                 not), read from its rows and checkpoint headers; opens a run in Explore, two in Compare
     export.py    export_html(episode, path) -> Path: the standalone page (atomic write)
     figures.py   figure(episode, view, step) -> Figure (.svg(), .png(scale), .save(path)): a view
                  at one step for a paper, in the screen's palette; palette.py (the palettes in
@@ -75,6 +78,9 @@ Controls (accessible names; the play button's name switches between "Play" and "
     disabled while a recording runs in the background), the file input under "Open episode"
     (upload.py: size-checked, sent in pieces), buttons "Save episode" and "Export HTML".
     Errors show as an element with role="alert" (class ntmviz-error) holding the message.
+    Sweep tab (sweep_view.py): textbox "Sweep folder", select "Sweeps found", buttons "Open
+    sweep", "Refresh", "Open in Explore", "Compare two runs"; the runs' table is a Bokeh
+    DataTable (.slick-row / .slick-cell; a checkbox per row selects it).
 
 Elements:
     .ntmviz-view[data-view=player|memory|heads|focus|sequence]   one per view, with
@@ -123,7 +129,7 @@ __all__ = [
 ]
 
 # Views built by the training and comparison work, loaded when first asked for.
-_LAZY = {"TrainingView": ".training_view", "Compare": ".compare"}
+_LAZY = {"TrainingView": ".training_view", "Compare": ".compare", "SweepView": ".sweep_view"}
 
 
 def __getattr__(name: str):

@@ -40,7 +40,9 @@ class Explorer(Viewer):
     all move the one step t in `state`; the sources panel records or opens other episodes.
     The Explore and Train tabs show the same state: one step t for both, kept when switching
     tabs (also while playing). Checkpoints the Train tab saves (to `runs_folder`) are listed
-    in Sources, Train's "Start from" and Compare as soon as they are written.
+    in Sources, Train's "Start from" and Compare as soon as they are written. The Sweep tab
+    (`sweep`, sweep_view.py) shows a sweep folder's runs; its buttons record a run in Explore
+    (listing it in Sources) or two runs in Compare, and bring that tab to the front.
     """
 
     state = param.ClassSelector(class_=Playback, doc="""
@@ -54,6 +56,11 @@ class Explorer(Viewer):
 
     runs_folder = param.String(default="runs", doc="""
         Where the Train tab saves checkpoints (listed beside the folder's everywhere).""")
+
+    sweeps = param.List(default=[], item_type=str, doc="""
+        Sweep folders, or folders holding sweeps, for the Sweep tab (`ntmviz serve --sweep DIR`),
+        searched before runs_folder, sweeps/ and $NTMVIZ_SWEEPS. The first of them (or of
+        $NTMVIZ_SWEEPS) that is itself a sweep folder is on show when the app opens.""")
 
     def __init__(self, episode: Episode | None = None, *, source: ModelSource | None = None,
                  folder: str | Path | None = None, state: Playback | None = None, **params):
@@ -83,6 +90,13 @@ class Explorer(Viewer):
         self.training = TrainingView(state=state, folder=folder, save_folder=runs, guard_in_panel=False)
         self.compare = Compare(training=self.training, folder=folder, extra_folders=[runs])
         self.training.param.watch(lambda _: self.sources.refresh_checkpoints(), "saved")
+        from .sweep_view import SweepView, sweep_folders
+
+        given = sweep_folders(self.sweeps)  # --sweep DIR, then $NTMVIZ_SWEEPS
+        first = next((f for f in given if (f / "sweep.json").is_file()), None)
+        self.sweep = SweepView(first or "", search=[str(f) for f in sweep_folders([*given, runs, "sweeps"])],
+                               sources=self.sources, compare=self.compare, on_open=self._show_tab)
+        self._tabs: list[pn.Tabs] = []
         state.param.watch(lambda _: self._refresh(), "episode")
         self.param.watch(lambda _: self._refresh(), "note")
         self.sources.param.watch(lambda _: self._source_note(), "source")
@@ -146,19 +160,28 @@ class Explorer(Viewer):
         """Every view by name."""
         return {"player": self.player, "memory": self.memory, "heads": self.heads,
                 "focus": self.focus, "sequence": self.sequence, "mechanisms": self.mechanisms,
-                "training": self.training, "compare": self.compare}
+                "training": self.training, "compare": self.compare, "sweep": self.sweep}
+
+    TABS = ("explore", "train", "compare", "sweep")
+
+    def _show_tab(self, name: str) -> None:
+        """Bring tab `name` (one of TABS) to the front, wherever the explorer is shown."""
+        for tabs in self._tabs:
+            tabs.active = self.TABS.index(name)
 
     def __panel__(self):
         sidebar = pn.Column(self.sources, self.mechanisms, width=300, margin=(0, 10, 0, 0))
         main = pn.Column(self._title, self._note, self.player, self._memory_views, self.sequence,
                          sizing_mode="stretch_width")
         explore = pn.Row(sidebar, main, sizing_mode="stretch_width")
+        # Dynamic: a tab's views are built when it is first opened, so the page loads fast.
+        # (Their stylesheets come from this server: see local_resources.py.)
+        tabs = pn.Tabs(("Explore", explore), ("Train", self.training), ("Compare", self.compare),
+                       ("Sweep", self.sweep), dynamic=True, sizing_mode="stretch_width")
+        self._tabs.append(tabs)  # the Sweep tab's buttons bring Explore or Compare to the front
         return pn.Column(
             pn.pane.Markdown("## ntmviz: inside a Neural Turing Machine", margin=(0, 10)),
-            # Dynamic: a tab's views are built when it is first opened, so the page loads fast.
-            # (Their stylesheets come from this server: see local_resources.py.)
-            pn.Tabs(("Explore", explore), ("Train", self.training), ("Compare", self.compare),
-                    dynamic=True, sizing_mode="stretch_width"),
+            tabs,
             # Outside the tabs: a hidden tab's components are removed from the page, and leaving
             # must still ask while a run is alive whatever tab is open.
             self.training.guard,

@@ -25,14 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..episode import ADDRESS_STAGES, Episode
+from ..episode import Episode
 from ..errors import ConfigError
 from ..files import atomic_write
 from .drawing import MUTED, Scene, to_png, to_svg
 from .palette import DIVERGING, GREYS, head_colour, head_ramp, signed_colours, unit_colours
 from .payload import (
-    QUANTISE_ABOVE, blocks, describe, max_abs, palette_index, pool_slots, pool_time, slot_pixels,
-    time_pixels,
+    QUANTISE_ABOVE, blocks, describe, focus_params, max_abs, ntm_focus, palette_index, pool_slots, pool_time,
+    slot_pixels, time_pixels, vector_params,
 )
 
 VIEWS = ("memory", "heads", "focus", "sequence")
@@ -234,6 +234,10 @@ def _slot_text(N: int, D: int, r: int) -> str:
 def memory_values(episode: Episode, t: int, diff: bool) -> tuple[np.ndarray, float]:
     """([D, M] the values the memory view paints at step t, the colour scale)."""
     D, _ = _rows(episode)
+    if episode.static_memory:  # the same at every step: nothing changes
+        mem = np.asarray(episode.memory, dtype=np.float64)
+        values, scale = (np.zeros_like(mem), 1.0) if diff else (mem, max_abs(mem))
+        return pool_slots(values, D, 0, True), scale
     mem = np.asarray(episode.memory, dtype=np.float64)
     if diff:
         values, scale = mem[t + 1] - mem[t], max_abs(np.diff(mem, axis=0))
@@ -284,8 +288,7 @@ def head_overview(episode: Episode) -> dict[str, tuple[np.ndarray, bool]]:
     T = episode.steps
     P = min(T, time_pixels(T))
     out = {}
-    for kind in ("read", "write"):
-        rec = getattr(episode, kind)
+    for kind, rec in episode.head_records():
         a = pool_time(pool_slots(np.asarray(rec.weights), D, 2, False), P)
         big = D < episode.slots or P < T or a.size > QUANTISE_ABOVE
         out[kind] = (a, big)
@@ -367,13 +370,17 @@ def _focus(episode: Episode, t: int, title: str | None = None, **_) -> Scene:
     D, ph = _rows(episode)
     heads = _head_list(episode)
     col_w, gap = 48, 4
-    block_w = len(ADDRESS_STAGES) * (col_w + gap) + 12
+    cols = max(4, *(len(rec.stages) + 1 for _, _, _, rec in heads))
+    block_w = cols * (col_w + gap) + 12
     panel_w = AXIS + block_w + 14
-    params_h = 86
+    params_h = max(0, *(86 if ntm_focus(rec) else 16 * len(focus_params(rec)) for _, _, _, rec in heads))
     top = PAD + TITLE_H + 4
     y0 = top + 34
     scene = Scene(PAD + len(heads) * panel_w, y0 + ph + 30 + params_h + 4)
-    _title(scene, f"Focus at step {t}: content → gated → shifted → sharpened weights", title)
+    ntm = all(ntm_focus(rec) and list(rec.stages) == ["content", "gated", "shifted"] for *_, rec in heads)
+    stages_text = " → ".join([*heads[0][3].stages, "weights"]) if heads else "weights"
+    _title(scene, f"Focus at step {t}: " + ("content → gated → shifted → sharpened weights" if ntm else stages_text),
+           title)
     bar_rows = min(D, round(ph))
     row_h = ph / bar_rows
     edge = 1 if row_h > 4 else 0
@@ -383,9 +390,9 @@ def _focus(episode: Episode, t: int, title: str | None = None, **_) -> Scene:
         colour = head_colour(kind, h)
         scene.text(x0 + 2, top + 2, f"{label} head", size=11, fill=colour, bold=True, baseline="top")
         axis_left(scene, x0 - 2, y0, ph, N, "slot")
-        for j, stage in enumerate(ADDRESS_STAGES):
+        for j, stage in enumerate([*rec.stages, "weights"]):
             x = x0 + j * (col_w + gap)
-            scene.text(x + 2, top + 18, "sharpened" if stage == "weights" else stage, size=10, fill=MUTED,
+            scene.text(x + 2, top + 18, "sharpened" if stage == "weights" and ntm else stage, size=10, fill=MUTED,
                        baseline="top")
             scene.rect(x + 0.5, y0 - 0.5, col_w, ph + 1, stroke="#dddddd", width=1)
             w = pool_slots(np.asarray(getattr(rec, stage)[t, h]), D, 0, False)
@@ -404,8 +411,13 @@ def _focus(episode: Episode, t: int, title: str | None = None, **_) -> Scene:
                 scene.text(x + 1, y0 + ph + 5, "0", size=9, fill=MUTED, anchor="middle", baseline="top")
                 scene.text(x + col_w - 1, y0 + ph + 5, "1", size=9, fill=MUTED, anchor="middle", baseline="top")
                 scene.text(x + col_w / 2, y0 + ph + 5, "weight", size=9, fill=MUTED, anchor="middle", baseline="top")
-        # parameters: beta, gate, gamma as numbers and bars; the shift distribution as bars
         py = y0 + ph + 22
+        if not ntm_focus(rec):  # another model's per-head numbers, a line each
+            for k, name in enumerate(focus_params(rec)):
+                scene.text(x0 - 40, py + 16 * k, f"{name} {fmt(float(rec.params[name][t, h]))}", size=10,
+                           baseline="top")
+            continue
+        # the NTM's parameters: beta, gate, gamma as numbers and bars; the shift distribution as bars
         beta, gate, gamma = (float(getattr(rec, p)[t, h]) for p in ("beta", "gate", "gamma"))
         for k, (name, value, frac) in enumerate((("β key strength", beta, np.log1p(max(0.0, beta)) / np.log1p(50)),
                                                  ("g gate", gate, gate), ("γ sharpening", gamma, (gamma - 1) / 9))):
@@ -440,7 +452,9 @@ def _pooled_time(a: np.ndarray, cols: int) -> np.ndarray:
 
 
 def _sequence(episode: Episode, t: int, marker: bool = True, title: str | None = None, **_) -> Scene:
-    T, I, O = episode.steps, episode.inputs.shape[1], episode.outputs.shape[1]
+    T = episode.steps
+    I = episode.inputs.shape[1] if episode.inputs is not None else 0
+    O = episode.outputs.shape[1] if episode.outputs is not None else 0
     pw = time_pixels(T)
     cols = min(T, round(pw))
     cell_h = max(3, min(10, 80 // max(I, O, 1)))
@@ -448,17 +462,15 @@ def _sequence(episode: Episode, t: int, marker: bool = True, title: str | None =
     top = PAD + TITLE_H + 4
     blocks_ = [("inputs", episode.inputs), ("targets", episode.targets), ("outputs", episode.outputs)]
     blocks_ = [(name, a) for name, a in blocks_ if a is not None]
-    errors = episode.bit_errors() if episode.targets is not None else np.zeros(T)
+    errors = episode.bit_errors() if episode.targets is not None and episode.outputs is not None else np.zeros(T)
     scored = np.ones(T, bool) if episode.mask is None else np.asarray(episode.mask) > 0
     errors = np.where(scored, errors, 0)
     vectors = []
     if episode.has_memory:
         for label, kind, h, rec in _head_list(episode):
-            vectors.append((label, kind, h, "key", np.asarray(rec.key[t, h]), True))
-            if kind == "write":
-                vectors.append((label, kind, h, "erase", np.asarray(rec.erase[t, h]), False))
-                vectors.append((label, kind, h, "add", np.asarray(rec.add[t, h]), True))
-            else:
+            for name in vector_params(rec):
+                vectors.append((label, kind, h, name, np.asarray(rec.params[name][t, h]), name != "erase"))
+            if kind == "read" and episode.reads is not None:
                 vectors.append((label, kind, h, "read", np.asarray(episode.reads[t, h]), True))
     y = top
     layout = {}
@@ -467,7 +479,7 @@ def _sequence(episode: Episode, t: int, marker: bool = True, title: str | None =
         y += a.shape[1] * cell_h + 8
     err_y = y
     vec_top = err_y + 8 + 40
-    M = episode.width if episode.has_memory else 0
+    M = max([episode.width if episode.has_memory else 0] + [len(v[4]) for v in vectors])  # widest vector
     vcell = max(3, min(14, 220 // max(1, M))) if M else 0
     height = vec_top + (len(vectors) * 18 + 50 if vectors else 0)
     scene = Scene(x0 + max(pw, 86 + M * vcell) + 110, height)
@@ -504,7 +516,7 @@ def _sequence(episode: Episode, t: int, marker: bool = True, title: str | None =
             vy = vec_top + i * 18
             scale = max(1.0, max_abs(row)) if signed else 1.0
             colours = signed_colours(row, scale) if signed else unit_colours(row, GREYS)
-            scene.heatmap(vx, vy, M * vcell, 14, colours[None, :, :], name=f"{label} {what}")
+            scene.heatmap(vx, vy, len(row) * vcell, 14, colours[None, :, :], name=f"{label} {what}")
             scene.text(vx - 6, vy + 7, f"{label} {what}", size=10, fill=head_colour(kind, h), anchor="end",
                        baseline="middle")
             if signed and scale > 1:

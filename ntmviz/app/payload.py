@@ -58,7 +58,9 @@ _STAGES = tuple(f"{k}.{s}" for k in ("read", "write") for s in _STAGE_NAMES)
 _PARAMS = tuple(f"{k}.{p}" for k in ("read", "write") for p in ("beta", "gate", "gamma", "shift"))
 _OVERVIEW = {"read.weights.time": "read.weights", "write.weights.time": "write.weights"}
 WHOLE = ("inputs", "targets", "outputs", "mask")  # [T, small]: drawn over time, sent whole
+NTM_FOCUS_PARAMS = ("beta", "gate", "gamma", "shift")  # drawn as the NTM's addressing parameters
 
+# What each view draws of an NTM's episode (`view_arrays` gives any episode's).
 VIEW_ARRAYS: dict[str, tuple[str, ...]] = {
     "player": (),
     "memory": ("memory", "memory.diff", "read.weights", "write.weights"),
@@ -182,10 +184,41 @@ def quantisation_error(spec: dict[str, Any]) -> float:
     return float(spec["scale"]) / (2.0 * SIGNED_ZERO if spec["signed"] else 510.0) * (1 + 1e-6)
 
 
-def _slot_axis(name: str) -> int | None:
-    if name in ("memory", "memory.diff"):
-        return 1
-    return 2 if name.split(".")[-1] in _STAGE_NAMES else None
+def ntm_focus(rec) -> bool:
+    """True when a head record has the NTM's addressing parameters (the focus draws them so)."""
+    return all(p in rec.params for p in NTM_FOCUS_PARAMS)
+
+
+def focus_params(rec) -> list[str]:
+    """The params the focus view shows under the stages: the NTM's beta, gate, gamma, shift, or
+    any other record's per-head numbers ([T, H] params)."""
+    if ntm_focus(rec):
+        return list(NTM_FOCUS_PARAMS)
+    return [k for k, a in rec.params.items() if a.ndim == 2]
+
+
+def vector_params(rec) -> list[str]:
+    """The params the sequence view shows as vectors at step t ([T, H, K], but the NTM's shift)."""
+    skip = {"shift"} if ntm_focus(rec) else set()
+    return [k for k, a in rec.params.items() if a.ndim == 3 and k not in skip]
+
+
+def view_arrays(episode: Episode, view: str) -> tuple[str, ...]:
+    """The arrays view `view` draws of this episode (VIEW_ARRAYS for an NTM's)."""
+    heads = episode.head_records()
+    if view == "memory":
+        return ("memory", "memory.diff", *(f"{k}.weights" for k, _ in heads))
+    if view == "heads":
+        return tuple(f"{k}.weights.time" for k, _ in heads)
+    if view == "focus":
+        return tuple([f"{k}.{s}" for k, r in heads for s in [*r.stages, "weights"]]
+                     + [f"{k}.{p}" for k, r in heads for p in focus_params(r)])
+    if view == "sequence":
+        out = list(WHOLE) + (["reads"] if episode.reads is not None else [])
+        for k, r in heads:
+            out += [f"{k}.{p}" for p in vector_params(r)]
+        return tuple(out)
+    return ()
 
 
 class EpisodePayload:
@@ -199,7 +232,11 @@ class EpisodePayload:
                  step_budget: int | None = STEP_BUDGET):
         names: set[str] = set()
         for v in views:
-            names.update(VIEW_ARRAYS[v])
+            if v not in VIEW_ARRAYS:
+                raise KeyError(v)
+            names.update(view_arrays(episode, v))
+        slot_arrays = {"memory", "memory.diff"} | {f"{k}.{s}" for k, r in episode.head_records()
+                                                  for s in [*r.stages, "weights"]}
         self.episode = episode
         self.id = uuid.uuid4().hex[:12]
         self.T = T = episode.steps
@@ -213,14 +250,21 @@ class EpisodePayload:
         self.scales: dict[str, float] = {}
         # per-step arrays, slot-pooled: name -> (array [T or T+1, ...], signed, scale or None for float32)
         self._steps: dict[str, tuple[np.ndarray, bool, float | None]] = {}
+        self.static = static = episode.static_memory
         if mem:
             self.scales["memory"] = max_abs(episode.memory)
             memory64 = np.asarray(episode.memory, dtype=np.float64)
-            self.scales["memory.diff"] = max_abs(np.diff(memory64, axis=0)) if T else 1.0
+            self.scales["memory.diff"] = max_abs(np.diff(memory64, axis=0)) if T and not static else 1.0
+        if static and "memory" in names:
+            # one [D, M] matrix for the whole episode: sent once, with the whole arrays
+            a = pool_slots(np.asarray(episode.memory), rows, 0, True)
+            big = pooled or a.size > QUANTISE_ABOVE
+            self.whole["memory"] = (encode_quantised(a, True, self.scales["memory"]) if big else encode_array(a))
         for k in sorted(names):
-            if k in WHOLE or k in _OVERVIEW or k == "memory.diff" or k not in arrays:
+            if k in WHOLE or k in _OVERVIEW or k == "memory.diff" or k not in arrays or (k == "memory" and static):
                 continue
-            a, axis = np.asarray(arrays[k]), _slot_axis(k)
+            a = np.asarray(arrays[k])
+            axis = (1 if k.startswith("memory") else 2) if k in slot_arrays else None
             signed = k == "memory"
             quantise = axis is not None and (pooled or a.size > QUANTISE_ABOVE)
             if axis is not None:
@@ -255,10 +299,16 @@ class EpisodePayload:
             out[k] = encode_array(part) if scale is None else encode_quantised(part, signed, scale)
         return out
 
+    def _slot_labels(self) -> list[str] | None:
+        """The slot labels per display row (D of them), or None."""
+        labels = self.episode.slot_labels
+        return None if labels is None else _pooled_labels([str(x) for x in labels], self.rows)
+
     def initial(self, t: int = 0, all_chunks: bool = False) -> dict[str, Any]:
         """The first message: see `episode_payload`."""
         ep = self.episode
         mem = ep.has_memory
+        shift = ep.read.params.get("shift") if mem else None
         first = min(max(0, int(t)), max(0, self.T - 1)) // self.K
         wanted = range(self.chunks) if all_chunks else [first] if self.chunks else []
         return {
@@ -268,24 +318,40 @@ class EpisodePayload:
             "T": self.T,
             "N": ep.slots,
             "M": ep.width,
-            "R": ep.read.heads if mem else 0,
-            "W": ep.write.heads if mem else 0,
-            "S": int(ep.read.shift.shape[-1]) if mem else 0,
-            "I": int(ep.inputs.shape[1]),
-            "O": int(ep.outputs.shape[1]),
+            "R": ep.read.heads if ep.read is not None else 0,
+            "W": ep.write.heads if ep.write is not None else 0,
+            "S": int(shift.shape[-1]) if shift is not None and shift.ndim == 3 else 0,
+            "I": int(ep.inputs.shape[1]) if ep.inputs is not None else 0,
+            "O": int(ep.outputs.shape[1]) if ep.outputs is not None else 0,
             "D": self.rows,
             "P": self.cols,
             "slots_px": slot_pixels(ep.slots if mem else 0),
             "time_px": time_pixels(self.T),
             "has_memory": mem,
+            "static_memory": self.static,
+            # per kind of head: its stages in order (the final weights follow), the params the
+            # focus shows under them, the params the sequence shows as vectors
+            "stages": {k: list(r.stages) for k, r in ep.head_records()},
+            "focus_params": {k: focus_params(r) for k, r in ep.head_records()},
+            "ntm_focus": {k: ntm_focus(r) for k, r in ep.head_records()},
+            "vectors": {k: vector_params(r) for k, r in ep.head_records()},
+            "reads": ep.reads is not None,
+            "slot_labels": self._slot_labels(),
             "meta": _json_safe(ep.meta),
-            "input_labels": _labels(ep, "input", ep.inputs.shape[1]),
-            "output_labels": _labels(ep, "output", ep.outputs.shape[1]),
+            "input_labels": _labels(ep, "input", ep.inputs.shape[1]) if ep.inputs is not None else None,
+            "output_labels": _labels(ep, "output", ep.outputs.shape[1]) if ep.outputs is not None else None,
             "arrays": {**self.whole, **self.overview},
             "scales": dict(self.scales),
             "steps": {"K": self.K, "count": self.chunks, "names": sorted(self._steps),
                       "chunks": {str(c): self.chunk(c) for c in wanted}},
         }
+
+
+def _pooled_labels(labels: list[str], rows: int) -> list[str]:
+    """One label per display row: the slot's own, or "first … last" for a pooled block."""
+    b = blocks(len(labels), rows)
+    return [labels[b[r]] if b[r + 1] - b[r] == 1 else f"{labels[b[r]]} … {labels[b[r + 1] - 1]}"
+            for r in range(len(b) - 1)]
 
 
 def _labels(episode: Episode, which: str, width: int) -> list[str] | None:
@@ -344,11 +410,12 @@ def describe(episode: Episode | None) -> str:
         parts.append(f"seed {meta['seed']}")
     parts.append(f"T={episode.steps}")
     if episode.has_memory:
-        parts.append(f"memory {episode.slots}×{episode.width}, {episode.read.heads} read / "
-                     f"{episode.write.heads} write head(s)")
+        heads = " / ".join(f"{r.heads} {k}" for k, r in episode.head_records())
+        parts.append(f"{'static ' if episode.static_memory else ''}memory {episode.slots}×{episode.width}, "
+                     f"{heads} head(s)")
     else:
         parts.append("no memory (LSTM)")
-    if episode.targets is not None:
+    if episode.targets is not None and episode.outputs is not None:
         parts.append(f"{int(episode.bit_errors().sum())} bit error(s)")
     src = meta.get("checkpoint") or meta.get("source")
     if src:

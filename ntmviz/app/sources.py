@@ -579,6 +579,16 @@ class Sources(Viewer):
             return None
         return self.run_model()
 
+    def add_checkpoint(self, path: str | Path, label: str) -> str:
+        """List a checkpoint file on the server that no listed folder holds (e.g. a run of a
+        sweep) under `label`, and choose it (its task is described and its length set). Returns
+        its value in the list. Record from it with start_run() or run_model()."""
+        key = str(Path(path))
+        self._opened[label] = key
+        self.refresh_checkpoints()
+        self.checkpoint.value = key
+        return key
+
     def _episode_file(self) -> io.BytesIO:
         episode = self.state.episode
         return io.BytesIO(episode_bytes(episode) if episode is not None else b"")

@@ -18,7 +18,8 @@ import numpy as np
 import param
 from panel.viewable import Viewer
 
-from ..episode import ADDRESS_STAGES, Episode
+from ..episode import Episode
+from .payload import focus_params, vector_params
 from ..errors import ConfigError
 from .canvas import EpisodeCanvas
 from .payload import STEP_BUDGET, EpisodePayload
@@ -224,13 +225,15 @@ class MemoryView(EpisodeView):
         ep, t = self.episode, self.t
         if ep is None or not ep.has_memory:
             return {"t": t, "memory": None}
-        after, before = ep.memory[t + 1], ep.memory[t]
+        after, before = ep.memory_after(t), ep.memory_before(t)
+        diff = self.diff and not ep.static_memory  # a static memory never changes
         return {
             "t": t,
-            "memory": after - before if self.diff else after,  # [N, M]
-            "diff": self.diff,
-            "read_slots": [int(np.argmax(ep.read.weights[t, h])) for h in range(ep.read.heads)],
-            "write_slots": [int(np.argmax(ep.write.weights[t, h])) for h in range(ep.write.heads)],
+            "memory": after - before if diff else after,  # [N, M]
+            "diff": diff,
+            "static": ep.static_memory,
+            **{f"{kind}_slots": [int(np.argmax(rec.weights[t, h])) for h in range(rec.heads)]
+               for kind, rec in (("read", ep.read), ("write", ep.write)) if rec is not None},
         }
 
 
@@ -266,9 +269,10 @@ class FocusView(EpisodeView):
             return {"t": t, "heads": {}}
         heads = {}
         for label, _, h, rec in _heads(ep):
-            heads[label] = {**{s: getattr(rec, s)[t, h] for s in ADDRESS_STAGES},
-                            "beta": float(rec.beta[t, h]), "gate": float(rec.gate[t, h]),
-                            "shift": rec.shift[t, h], "gamma": float(rec.gamma[t, h])}
+            # the stages in order, the final weights, then the params the focus shows
+            heads[label] = {**{s: rec.stages[s][t, h] for s in rec.stages}, "weights": rec.weights[t, h],
+                            **{p: (rec.params[p][t, h] if rec.params[p].ndim == 3 else float(rec.params[p][t, h]))
+                               for p in focus_params(rec)}}
         return {"t": t, "heads": heads}
 
 
@@ -282,18 +286,17 @@ class SequenceView(EpisodeView):
         ep, t = self.episode, self.t
         if ep is None:
             return {"t": t}
-        out: dict[str, Any] = {"t": t, "input": ep.inputs[t], "output": ep.outputs[t],
+        out: dict[str, Any] = {"t": t, "input": None if ep.inputs is None else ep.inputs[t],
+                               "output": None if ep.outputs is None else ep.outputs[t],
                                "target": None if ep.targets is None else ep.targets[t]}
-        if ep.targets is not None:
+        if ep.targets is not None and ep.outputs is not None:
             out["bit_errors"] = int(ep.bit_errors()[t])
         if ep.has_memory:
             vectors = {}
             for label, kind, h, rec in _heads(ep):
-                vectors[f"{label} key"] = rec.key[t, h]
-                if kind == "write":
-                    vectors[f"{label} erase"] = rec.erase[t, h]
-                    vectors[f"{label} add"] = rec.add[t, h]
-                else:
+                for p in vector_params(rec):
+                    vectors[f"{label} {p}"] = rec.params[p][t, h]
+                if kind == "read" and ep.reads is not None:
                     vectors[f"{label} read"] = ep.reads[t, h]
             out["vectors"] = vectors
         return out

@@ -2,7 +2,8 @@
 // chunks, and small pure helpers (blocks, bit errors, number formatting). No DOM.
 //
 //   payload = {format: "ntmviz-view", version: 2, id, T, N, M, R, W, S, I, O, D, P, slots_px,
-//              time_px, has_memory, meta, input_labels, output_labels,
+//              time_px, has_memory, static_memory, stages, focus_params, ntm_focus, vectors,
+//              reads, slot_labels, meta, input_labels, output_labels,
 //              arrays: {inputs, targets, outputs, mask, read.weights.time, write.weights.time},
 //              scales: {memory, memory.diff},
 //              steps: {K, count, names, chunks: {"c": {name: array}}}}
@@ -61,6 +62,16 @@ export function episodeFrom(payload) {
     W: payload.W || 0, S: payload.S || 0, I: payload.I, O: payload.O, meta: payload.meta || {},
     inputLabels: payload.input_labels || null, outputLabels: payload.output_labels || null,
     hasMemory: !!payload.has_memory, a: {},
+    // static: one [D, M] memory for the whole episode, in arrays.memory (not per step)
+    staticMemory: !!payload.static_memory,
+    // per kind of head ("read", "write"): stage names in order (the final weights follow), the
+    // params the focus shows, whether they are the NTM's, the params shown as vectors
+    stages: payload.stages || {read: ["content", "gated", "shifted"], write: ["content", "gated", "shifted"]},
+    focusParams: payload.focus_params || {read: ["beta", "gate", "gamma", "shift"], write: ["beta", "gate", "gamma", "shift"]},
+    ntmFocus: payload.ntm_focus || {read: true, write: true},
+    vectors: payload.vectors || {read: ["key"], write: ["key", "erase", "add"]},
+    hasReads: payload.reads != null ? !!payload.reads : true,
+    slotLabels: Array.isArray(payload.slot_labels) ? payload.slot_labels.map(String) : null,
     slotsPx: payload.slots_px != null ? payload.slots_px : null,
     timePx: payload.time_px != null ? payload.time_px : null,
   };
@@ -175,7 +186,8 @@ export function slotsOf(ep, r) {
 }
 export function slotText(ep, r) {
   const [n0, n1] = slotsOf(ep, r);
-  return n1 - n0 > 1 ? `slots ${n0}–${n1 - 1}` : `slot ${n0}`;
+  const where = n1 - n0 > 1 ? `slots ${n0}–${n1 - 1}` : `slot ${n0}`;
+  return ep.slotLabels && ep.slotLabels[r] != null ? `${where} “${ep.slotLabels[r]}”` : where;
 }
 // Column p of a time overview covers steps [t0, t1).
 export function stepsOf(ep, p) {

@@ -20,6 +20,10 @@ export function niceTicks(n, px, minGap) {
 }
 
 export const AXIS = 44; // room left of a slot axis for its tick labels and title
+export const LABELLED_AXIS = 150; // ... when the slots have labels (a memory network's sentences)
+export function axisWidth(ep) {
+  return ep.slotLabels ? LABELLED_AXIS : AXIS;
+}
 
 // Memory view: one strip per head (its weighting at t) left of the N x M matrix, arrows at each
 // head's focus right of it, then the colour bar. Cell (row r, column m) covers
@@ -28,9 +32,10 @@ export function memoryGeometry(ep) {
   const {slotsPx} = axes(ep);
   const heads = ep.heads ? ep.heads.length : ep.R + ep.W;
   const cellW = Math.max(3, Math.min(24, Math.floor(230 / Math.max(1, ep.M))));
-  const x0 = AXIS + heads * 7, y0 = 6, mw = ep.M * cellW, mh = slotsPx;
+  const axis = axisWidth(ep);
+  const x0 = axis + heads * 7, y0 = 6, mw = ep.M * cellW, mh = slotsPx;
   const barX = x0 + mw + 6 + heads * 7, barW = 10;
-  return {x0, y0, mw, mh, cellW, stripX: AXIS, stripW: 5, arrowX: x0 + mw + 3, barX, barW, barY: y0,
+  return {x0, y0, mw, mh, cellW, stripX: axis, stripW: 5, arrowX: x0 + mw + 3, barX, barW, barY: y0,
     barH: mh, width: barX + barW + 46, height: y0 + mh + 34};
 }
 
@@ -40,7 +45,7 @@ export function headsGeometry(ep, rows) {
   const {slotsPx, timePx} = axes(ep);
   const shown = rows == null ? ep.D : rows;
   const ph = shown >= ep.D ? slotsPx : Math.min(slotsPx, Math.max(60, shown * 16));
-  const x0 = AXIS, y0 = 20, pw = timePx;
+  const x0 = axisWidth(ep), y0 = 20, pw = timePx;
   return {x0, y0, pw, ph, rows: shown, width: x0 + pw + 8, height: y0 + ph + 34};
 }
 
@@ -57,13 +62,21 @@ export function rowAtY(y, y0, px, rows) {
   return Math.max(0, Math.min(rows - 1, Math.floor(((y - y0) * rows) / px)));
 }
 
-// Focus: one panel per head (they wrap), each a slot axis then four stage columns and the
-// head's parameters beneath.
+// Focus: one panel per head (they wrap), each a slot axis then a column per stage and one for
+// the final weights (the NTM's four: content, gated, shifted, weights), and the head's
+// parameters beneath: the NTM's (86 px), a line per other number, or nothing.
 export const STAGES = ["content", "gated", "shifted", "weights"];
+export function focusStages(ep, kind) {
+  return [...((ep.stages && ep.stages[kind]) || []), "weights"];
+}
 export function focusGeometry(ep) {
   const {slotsPx} = axes(ep);
-  const colW = 48, gap = 4, x0 = AXIS, y0 = 34, paramsH = 86;
-  const blockW = STAGES.length * (colW + gap) + 12;
+  const kinds = ep.heads ? [...new Set(ep.heads.map((hd) => hd.kind))] : ["read", "write"];
+  const cols = Math.max(1, ...kinds.map((k) => focusStages(ep, k).length));
+  const paramsH = Math.max(0, ...kinds.map((k) => (ep.ntmFocus && ep.ntmFocus[k] ? 86
+    : ep.focusParams && ep.focusParams[k] && ep.focusParams[k].length ? 8 + 16 * ep.focusParams[k].length : 0)));
+  const colW = 48, gap = 4, x0 = axisWidth(ep), y0 = 34;
+  const blockW = Math.max(4, cols) * (colW + gap) + 12;
   return {x0, y0, colW, gap, ph: slotsPx, blockW, paramsH, width: x0 + blockW, height: y0 + slotsPx + 20 + paramsH};
 }
 

@@ -11,7 +11,8 @@ import {
   poolSigned,
 } from "./draw.js";
 import {
-  STAGES, focusGeometry, headsGeometry, memoryGeometry, rowAtY, sequenceGeometry, stepAt, stepX,
+  axisWidth, focusGeometry, focusStages, headsGeometry, memoryGeometry, rowAtY, sequenceGeometry, stepAt,
+  stepX,
 } from "./layout.js";
 import {DIVERGING, GREYS, headLUT, lutIndexSigned, lutIndexUnit} from "./palette.js";
 
@@ -102,6 +103,41 @@ export class View {
   draw() {}
 }
 
+// The slot axis left of x: tick numbers, or with slot labels each shown row's label (as canvas
+// text: never markup), cut to the room the axis has. `rows`: the rows shown (a zoom), or null.
+export function slotAxis(ctx, x, y, px, ep, rows) {
+  if (!ep.slotLabels) {
+    if (rows) axisRows(ctx, x, y, px, rows.map((r) => slotText(ep, r).replace(/^slots? /, "")), "slot");
+    else axisLeft(ctx, x, y, px, ep.N, "slot");
+    return;
+  }
+  const shown = rows || Array.from({length: ep.D}, (_, r) => r);
+  const room = axisWidth(ep) - 10;
+  ctx.save();
+  ctx.font = FONT;
+  const labels = shown.map((r) => fitText(ctx, ep.slotLabels[r] != null ? ep.slotLabels[r] : String(r), room));
+  ctx.restore();
+  axisRows(ctx, x, y, px, labels, "");
+}
+
+// `text` cut (with "…") to at most `room` pixels in ctx's font.
+export function fitText(ctx, text, room) {
+  const s = String(text).replace(/\s+/g, " ");
+  if (ctx.measureText(s).width <= room) return s;
+  let lo = 0, hi = s.length;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (ctx.measureText(s.slice(0, mid) + "…").width <= room) lo = mid;
+    else hi = mid - 1;
+  }
+  return s.slice(0, lo) + "…";
+}
+
+// The kinds of head an episode has ("read", and "write" unless it has none).
+function kindsOf(ep) {
+  return [...new Set(ep.heads.map((hd) => hd.kind))];
+}
+
 // ---- memory ----------------------------------------------------------------------------------
 
 export class MemoryView extends View {
@@ -110,7 +146,9 @@ export class MemoryView extends View {
   }
 
   needs() {
-    return ["memory", "read.weights", "write.weights", ...(this.options.diff ? ["memory.diff"] : [])];
+    const ep = this.ep, weights = ep ? kindsOf(ep).map((k) => `${k}.weights`) : [];
+    if (ep && ep.staticMemory) return weights; // the memory came whole, with the first message
+    return ["memory", ...weights, ...(this.options.diff ? ["memory.diff"] : [])];
   }
 
   build(ep) {
@@ -127,14 +165,28 @@ export class MemoryView extends View {
     this.toggle = toggle;
     this.title = h("span", {class: "ntmviz-subtitle"});
     this.root.style.width = `${g.width}px`; // long titles wrap instead of widening the page
+    // a static memory does not change: no "show change", no "after step t"
+    const change = ep.staticMemory ? null : h("label", {class: "ntmviz-check"}, toggle, " show change");
+    if (ep.staticMemory) {
+      this.title.textContent = "the same at every step";
+      this.title.title = "this model's memory does not change while it runs";
+    }
     this.root.append(h("div", {class: "ntmviz-title"}, h("span", {text: "Memory"}), this.title,
-      h("label", {class: "ntmviz-check"}, toggle, " show change"), this.figureButtons()));
+      change, this.figureButtons()));
     this.stage = new Stage(g.width, g.height, "Memory matrix, slots by width", "memory");
     this.root.append(this.stage.el, this.legend(ep));
     this.heat = new Heat();
     const ctx = this.stage.bg.ctx;
-    axisLeft(ctx, g.stripX - 2, g.y0, g.mh, ep.N, "slot");
+    slotAxis(ctx, g.stripX - 2, g.y0, g.mh, ep, null);
     axisBottom(ctx, g.x0, g.y0 + g.mh, g.mw, ep.M, "width");
+    if (ep.staticMemory) {
+      // drawn once, on the background; each step draws only the heads' strips and marks
+      const vals = ep.a.memory.data;
+      const img = this.heat.draw(ep.D, ep.M, g.mh, g.mw, (r0, r1, c0, c1) => poolSigned(vals, ep.M, r0, r1, c0, c1),
+        (v) => DIVERGING[lutIndexSigned(v, ep.memScale)]);
+      blit(ctx, img, g.x0, g.y0, g.mw, g.mh);
+      colourBar(ctx, g.barX, g.barY, g.barW, g.barH, ep.memScale, fmt);
+    }
     this.stage.bind((x, y) => this.hover(x, y));
   }
 
@@ -154,7 +206,9 @@ export class MemoryView extends View {
 
   // The values drawn at step t: [D, M] as a Float32Array (memory[t+1], or its change).
   values(t) {
-    const ep = this.ep, after = frame(ep, "memory", t + 1).data;
+    const ep = this.ep;
+    if (ep.staticMemory) return ep.a.memory.data;
+    const after = frame(ep, "memory", t + 1).data;
     if (!this.options.diff) return after;
     const change = frame(ep, "memory.diff", t);
     if (change) return change.data;
@@ -165,14 +219,16 @@ export class MemoryView extends View {
 
   draw(t) {
     const ep = this.ep, g = this.geom;
-    const {D, M} = ep, diff = !!this.options.diff;
-    const vals = this.values(t);
+    const {D, M} = ep, diff = !!this.options.diff && !ep.staticMemory;
     const scale = diff ? ep.diffScale : ep.memScale;
-    const img = this.heat.draw(D, M, g.mh, g.mw, (r0, r1, c0, c1) => poolSigned(vals, M, r0, r1, c0, c1),
-      (v) => DIVERGING[lutIndexSigned(v, scale)]);
     const ctx = this.stage.fg.ctx;
     ctx.clearRect(0, 0, this.stage.w, this.stage.h);
-    blit(ctx, img, g.x0, g.y0, g.mw, g.mh);
+    if (!ep.staticMemory) {
+      const vals = this.values(t);
+      const img = this.heat.draw(D, M, g.mh, g.mw, (r0, r1, c0, c1) => poolSigned(vals, M, r0, r1, c0, c1),
+        (v) => DIVERGING[lutIndexSigned(v, scale)]);
+      blit(ctx, img, g.x0, g.y0, g.mw, g.mh);
+    }
     // one strip per head left of the matrix: its weighting at t, and a mark at its focus
     ep.heads.forEach((hd, i) => {
       const w = headRow(ep, `${hd.kind}.weights`, t, hd.h);
@@ -193,6 +249,7 @@ export class MemoryView extends View {
       ctx.lineTo(xr + 6, y + 4);
       ctx.fill();
     });
+    if (ep.staticMemory) return;
     colourBar(ctx, g.barX, g.barY, g.barW, g.barH, scale, fmt);
     this.title.textContent = diff ? `change made by step ${t}` : `after step ${t}`;
     this.title.title = diff ? "memory[t+1] − memory[t]" : "memory[t+1]";
@@ -201,17 +258,23 @@ export class MemoryView extends View {
   hover(x, y) {
     const ep = this.ep, g = this.geom, t = this.group.t;
     if (!ep || x < g.x0 || x >= g.x0 + g.mw || y < g.y0 || y >= g.y0 + g.mh) return null;
-    const after = frame(ep, "memory", t + 1), before = frame(ep, "memory", t);
-    if (!after || !before) return null;
     const r = rowAtY(y, g.y0, g.mh, ep.D);
     const m = Math.min(ep.M - 1, Math.floor(((x - g.x0) * ep.M) / g.mw));
-    const i = r * ep.M + m, change = frame(ep, "memory.diff", t);
-    const d = change ? change.data[i] : after.data[i] - before.data[i];
+    const i = r * ep.M + m;
     const ws = ep.heads.map((hd) => {
       const w = frame(ep, `${hd.kind}.weights`, t);
       const v = approx(w, headRow(ep, `${hd.kind}.weights`, t, hd.h)[r]);
       return `${hd.label} w${ep.D < ep.N ? " max" : ""}${v.startsWith("≈") ? " " : "="}${v}`;
     }).join(", ");
+    if (ep.staticMemory) {
+      const mem = ep.a.memory;
+      return `${slotText(ep, r)}, width ${m}: ${approx(mem, mem.data[i])}${ep.D < ep.N ? " (largest magnitude over these slots)" : ""}; ` +
+        `step ${t}: ${ws}`;
+    }
+    const after = frame(ep, "memory", t + 1), before = frame(ep, "memory", t);
+    if (!after || !before) return null;
+    const change = frame(ep, "memory.diff", t);
+    const d = change ? change.data[i] : after.data[i] - before.data[i];
     const pooled = ep.D < ep.N ? " (largest magnitude over these slots)" : "";
     return `step ${t}, ${slotText(ep, r)}, width ${m}: ${approx(after, after.data[i])} (before ${approx(before, before.data[i])}, ` +
       `change ${approx(change || after, d)})${pooled}; ${ws}`;
@@ -311,9 +374,9 @@ export class HeadLocationsView extends View {
         ctx.stroke();
       }
       ctx.restore();
-      axisRows(ctx, g.x0 - 2, g.y0, g.ph, rows.map((r) => slotText(ep, r).replace(/^slots? /, "")), "slot");
+      slotAxis(ctx, g.x0 - 2, g.y0, g.ph, ep, rows);
     } else {
-      axisLeft(ctx, g.x0 - 2, g.y0, g.ph, ep.N, "slot");
+      slotAxis(ctx, g.x0 - 2, g.y0, g.ph, ep, null);
     }
     axisBottom(ctx, g.x0, g.y0 + g.ph, g.pw, ep.T, "step");
     stage.bind((x, y) => this.hover(hd, x, y), (x) => {
@@ -359,64 +422,79 @@ export class HeadLocationsView extends View {
 
 // ---- focus: the addressing stages at step t ----------------------------------------------------
 
-const PARAMS = ["beta", "gate", "gamma", "shift"];
 
 export class FocusView extends View {
   get kind() {
     return "focus";
   }
 
+  // per kind of head: its stage columns (the final weights last) and the params beneath them
   needs() {
-    const out = [];
-    for (const kind of ["read", "write"]) for (const s of [...STAGES, ...PARAMS]) out.push(`${kind}.${s}`);
+    const ep = this.ep, out = [];
+    if (!ep) return out;
+    for (const kind of kindsOf(ep)) {
+      for (const s of [...focusStages(ep, kind), ...(ep.focusParams[kind] || [])]) out.push(`${kind}.${s}`);
+    }
     return out;
   }
 
   build(ep) {
     if (this.noMemory()) return;
     const g = (this.geom = focusGeometry(ep));
+    // the NTM's stages read as its addressing; any other model's by the names it gave them
+    const kinds = kindsOf(ep);
+    const ntm = kinds.every((k) => ep.ntmFocus[k] && focusStages(ep, k).join() === "content,gated,shifted,weights");
+    const stages = focusStages(ep, kinds[0] || "read");
+    const explain = ntm ? "addressing: content → gated → shifted → sharpened weights"
+      : stages.length > 1 ? `stages: ${stages.join(" → ")}` : "the weights each head used";
     this.root.append(h("div", {class: "ntmviz-title"}, h("span", {text: "Focus at step"}),
       this.title = h("span", {class: "ntmviz-subtitle"}),
-      h("span", {class: "ntmviz-subtitle", text: "addressing: content → gated → shifted → sharpened weights"}),
+      h("span", {class: "ntmviz-subtitle ntmviz-stages", text: explain}),
       this.figureButtons()));
     const wrap = h("div", {class: "ntmviz-row"});
     this.root.append(wrap);
     this.panels = ep.heads.map((hd) => {
       const stage = new Stage(g.width, g.height, `${hd.label} head's addressing stages at this step`, `focus-${hd.kind}-${hd.h + 1}`);
       const ctx = stage.bg.ctx;
-      axisLeft(ctx, g.x0 - 2, g.y0, g.ph, ep.N, "slot");
+      const cols = focusStages(ep, hd.kind);
+      slotAxis(ctx, g.x0 - 2, g.y0, g.ph, ep, null);
       ctx.fillStyle = hd.colour;
       ctx.font = "bold " + FONT;
       ctx.textBaseline = "top";
       ctx.textAlign = "left";
       ctx.fillText(`${hd.label} head`, g.x0 + 2, 2);
       ctx.font = FONT;
-      STAGES.forEach((label, j) => {
+      cols.forEach((label, j) => {
         const x = g.x0 + j * (g.colW + g.gap);
         ctx.fillStyle = MUTED;
-        ctx.fillText(label, x + 2, 18);
+        ctx.fillText(fitText(ctx, label, g.colW), x + 2, 18);
         ctx.strokeStyle = "#ddd";
         ctx.strokeRect(x + 0.5, g.y0 - 0.5, g.colW, g.ph + 1);
-        if (j < STAGES.length - 1) {
+        if (j < cols.length - 1) {
           ctx.fillStyle = "#aaa";
           ctx.fillText("›", x + g.colW + 1, g.y0 + g.ph / 2 - 6);
         }
       });
       stage.bind((x, y) => this.hover(hd, x, y));
       wrap.append(stage.el);
-      return {hd, stage};
+      return {hd, stage, cols};
     });
   }
 
   hover(hd, x, y) {
     const ep = this.ep, g = this.geom, t = this.group.t;
-    const j = Math.floor((x - g.x0) / (g.colW + g.gap));
-    if (y >= g.y0 && y < g.y0 + g.ph && j >= 0 && j < STAGES.length) {
+    const j = Math.floor((x - g.x0) / (g.colW + g.gap)), cols = focusStages(ep, hd.kind);
+    if (y >= g.y0 && y < g.y0 + g.ph && j >= 0 && j < cols.length) {
       const r = rowAtY(y, g.y0, g.ph, ep.D);
-      const name = `${hd.kind}.${STAGES[j]}`;
+      const name = `${hd.kind}.${cols[j]}`;
       const row = headRow(ep, name, t, hd.h);
       if (!row) return null;
-      return `${hd.label}, step ${t}, ${slotText(ep, r)}: ${STAGES[j]} weight ${ep.D < ep.N ? "max " : ""}${approx(frame(ep, name, t), row[r])}`;
+      return `${hd.label}, step ${t}, ${slotText(ep, r)}: ${cols[j]} weight ${ep.D < ep.N ? "max " : ""}${approx(frame(ep, name, t), row[r])}`;
+    }
+    if (y > g.y0 + g.ph && !ep.ntmFocus[hd.kind]) {
+      const names = ep.focusParams[hd.kind] || [];
+      if (!names.length) return null;
+      return `${hd.label}, step ${t}: ` + names.map((p) => `${p} ${fmt(headValue(ep, `${hd.kind}.${p}`, t, hd.h))}`).join(", ");
     }
     if (y > g.y0 + g.ph) {
       const s = headRow(ep, `${hd.kind}.shift`, t, hd.h);
@@ -434,11 +512,11 @@ export class FocusView extends View {
     this.title.textContent = String(t);
     const rows = Math.min(N, Math.round(g.ph));
     const rowH = g.ph / rows;
-    for (const {hd, stage} of this.panels) {
+    for (const {hd, stage, cols} of this.panels) {
       const ctx = stage.fg.ctx;
       ctx.clearRect(0, 0, stage.w, stage.h);
       ctx.fillStyle = hd.colour;
-      STAGES.forEach((name, j) => {
+      cols.forEach((name, j) => {
         const w = headRow(ep, `${hd.kind}.${name}`, t, hd.h);
         const x = g.x0 + j * (g.colW + g.gap) + 1;
         ctx.beginPath();
@@ -451,8 +529,19 @@ export class FocusView extends View {
         }
         ctx.fill();
       });
-      // parameters: beta, gate, gamma as numbers and bars; the shift distribution as bars
       const py = g.y0 + g.ph + 8, bx = g.x0;
+      if (!ep.ntmFocus[hd.kind]) {
+        // another model's per-head numbers, one line each (none: nothing beneath the stages)
+        ctx.font = FONT;
+        ctx.textBaseline = "top";
+        ctx.textAlign = "left";
+        ctx.fillStyle = INK;
+        (ep.focusParams[hd.kind] || []).forEach((p, i) => {
+          ctx.fillText(fitText(ctx, `${p} ${fmt(headValue(ep, `${hd.kind}.${p}`, t, hd.h))}`, g.blockW - 12), bx, py + 16 * i);
+        });
+        continue;
+      }
+      // the NTM's parameters: beta, gate, gamma as numbers and bars; the shift distribution as bars
       const beta = headValue(ep, `${hd.kind}.beta`, t, hd.h);
       const gate = headValue(ep, `${hd.kind}.gate`, t, hd.h);
       const gamma = headValue(ep, `${hd.kind}.gamma`, t, hd.h);
@@ -494,6 +583,16 @@ export class FocusView extends View {
 
 // ---- sequence: inputs, targets, outputs over time; the head vectors at t -------------------------
 
+// How many values a vector row has: M for the NTM's and the read vectors; K for [T, H, K] params
+// (known from the chunk of any step that has arrived; M until then).
+function vectorWidth(ep, v) {
+  for (const chunk of ep.chunks.values()) {
+    const arr = chunk[v.name];
+    if (arr) return arr.shape[arr.shape.length - 1];
+  }
+  return ep.M;
+}
+
 export class SequenceView extends View {
   get kind() {
     return "sequence";
@@ -510,6 +609,51 @@ export class SequenceView extends View {
       this.title = h("span", {class: "ntmviz-subtitle"}), this.figureButtons()));
     const wrap = h("div", {class: "ntmviz-row"});
     this.root.append(wrap);
+    this.stage = null;
+    if (blocks.length) this.buildTime(ep, blocks, wrap);
+    // the head vectors at t, those the episode has: the NTM's key (every head), erase and add
+    // (write heads), read vector (read heads); another model's [T, H, K] params by their names
+    this.vectors = [];
+    if (ep.hasMemory) {
+      for (const hd of ep.heads) {
+        for (const p of ep.vectors[hd.kind] || []) {
+          this.vectors.push({hd, name: `${hd.kind}.${p}`, label: p, signed: p !== "erase"});
+        }
+        if (hd.kind === "read" && ep.hasReads) this.vectors.push({hd, name: "reads", label: "read", signed: true});
+      }
+    }
+    if (this.vectors.length) {
+      const K = Math.max(ep.M, ...this.vectors.map((v) => vectorWidth(ep, v)));
+      this.vcell = Math.max(3, Math.min(14, Math.floor(220 / K)));
+      this.vx0 = 86;
+      this.vstage = new Stage(this.vx0 + K * this.vcell + 70, 24 + this.vectors.length * 18 + 30, "Head vectors at this step", "vectors");      const vctx = this.vstage.bg.ctx;
+      vctx.font = FONT;
+      vctx.textBaseline = "top";
+      vctx.fillStyle = INK;
+      vctx.fillText("vectors at step t", 4, 4);
+      this.vectors.forEach((v, i) => {
+        const y = 24 + i * 18;
+        vctx.fillStyle = v.hd.colour;
+        vctx.textAlign = "right";
+        vctx.textBaseline = "middle";
+        vctx.fillText(`${v.hd.label} ${v.label}`, this.vx0 - 6, y + 7);
+      });
+      axisBottom(vctx, this.vx0, 24 + this.vectors.length * 18, K * this.vcell, K, "width");
+      this.vstage.bind((x, y) => {
+        const i = Math.floor((y - 24) / 18), m = Math.floor((x - this.vx0) / this.vcell);
+        if (i < 0 || i >= this.vectors.length || m < 0 || m >= vectorWidth(ep, this.vectors[i])) return null;
+        const v = this.vectors[i], t = this.group.t, row = headRow(ep, v.name, t, v.hd.h);
+        return row ? `${v.hd.label} ${v.label}, step ${t}, width ${m}: ${fmt(row[m])}` : null;
+      });
+      this.vheat = new Heat();
+      wrap.append(this.vstage.el);
+    }
+    if (!this.stage && !this.vstage) this.note("This episode has no inputs, outputs or head vectors to show.");
+  }
+
+  // inputs, targets, outputs over time and the bit-error strip (when the episode has any of them)
+  buildTime(ep, blocks, wrap) {
+    const g = this.geom;
     this.stage = new Stage(g.width, g.height, "Inputs, targets and outputs over time", "sequence");
     wrap.append(this.stage.el);
     const ctx = this.stage.bg.ctx;
@@ -562,43 +706,6 @@ export class SequenceView extends View {
       this.group.setPlaying(false, "click");
       this.group.seek(stepAt(x, g.x0, g.pw, ep.T), "click");
     });
-    // the head vectors at t: key (every head), erase and add (write heads), read vector (read heads)
-    this.vectors = [];
-    if (ep.hasMemory) {
-      for (const hd of ep.heads) {
-        this.vectors.push({hd, name: `${hd.kind}.key`, label: "key", signed: true});
-        if (hd.kind === "write") {
-          this.vectors.push({hd, name: "write.erase", label: "erase", signed: false});
-          this.vectors.push({hd, name: "write.add", label: "add", signed: true});
-        } else {
-          this.vectors.push({hd, name: "reads", label: "read", signed: true});
-        }
-      }
-      this.vcell = Math.max(3, Math.min(14, Math.floor(220 / ep.M)));
-      this.vx0 = 86;
-      this.vstage = new Stage(this.vx0 + ep.M * this.vcell + 70, 24 + this.vectors.length * 18 + 30, "Head vectors at this step", "vectors");
-      const vctx = this.vstage.bg.ctx;
-      vctx.font = FONT;
-      vctx.textBaseline = "top";
-      vctx.fillStyle = INK;
-      vctx.fillText("vectors at step t", 4, 4);
-      this.vectors.forEach((v, i) => {
-        const y = 24 + i * 18;
-        vctx.fillStyle = v.hd.colour;
-        vctx.textAlign = "right";
-        vctx.textBaseline = "middle";
-        vctx.fillText(`${v.hd.label} ${v.label}`, this.vx0 - 6, y + 7);
-      });
-      axisBottom(vctx, this.vx0, 24 + this.vectors.length * 18, ep.M * this.vcell, ep.M, "width");
-      this.vstage.bind((x, y) => {
-        const i = Math.floor((y - 24) / 18), m = Math.floor((x - this.vx0) / this.vcell);
-        if (i < 0 || i >= this.vectors.length || m < 0 || m >= ep.M) return null;
-        const v = this.vectors[i], t = this.group.t, row = headRow(ep, v.name, t, v.hd.h);
-        return row ? `${v.hd.label} ${v.label}, step ${t}, width ${m}: ${fmt(row[m])}` : null;
-      });
-      this.vheat = new Heat();
-      wrap.append(this.vstage.el);
-    }
   }
 
   hoverTime(x, y) {
@@ -620,6 +727,11 @@ export class SequenceView extends View {
   }
 
   draw(t) {
+    if (this.stage) this.drawTime(t);
+    this.drawVectors(t);
+  }
+
+  drawTime(t) {
     const ep = this.ep, g = this.geom;
     const ctx = this.stage.fg.ctx;
     ctx.clearRect(0, 0, this.stage.w, this.stage.h);
@@ -631,15 +743,19 @@ export class SequenceView extends View {
     const counted = scored(ep, t) && ep.a.targets;
     this.title.textContent = `step ${t}: ${counted ? `${this.errors[t]} bit error(s) at this step` : "not scored"}` +
       (ep.a.targets ? `, ${this.totalErrors} in the episode` : "");
+  }
+
+  drawVectors(t) {
+    const ep = this.ep;
     if (!this.vstage) return;
     const vctx = this.vstage.fg.ctx;
     vctx.clearRect(0, 0, this.vstage.w, this.vstage.h);
     this.vectors.forEach((v, i) => {
-      const row = headRow(ep, v.name, t, v.hd.h);
+      const row = headRow(ep, v.name, t, v.hd.h), K = row.length;
       const scale = v.signed ? Math.max(1, maxAbs(row)) : 1;
-      const img = this.vheat.draw(1, ep.M, 1, ep.M, (r0, r1, c0) => row[c0],
+      const img = this.vheat.draw(1, K, 1, K, (r0, r1, c0) => row[c0],
         v.signed ? (val) => DIVERGING[lutIndexSigned(val, scale)] : (val) => GREYS[lutIndexUnit(val, 1)]);
-      blit(vctx, img, this.vx0, 24 + i * 18, ep.M * this.vcell, 14);
+      blit(vctx, img, this.vx0, 24 + i * 18, K * this.vcell, 14);
     });
   }
 }

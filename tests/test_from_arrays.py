@@ -1,0 +1,176 @@
+"""Tests for episode format version 2 and Episode.from_arrays: any model that attends over a
+memory, version 1 files still loading, and one-line errors for arrays that do not fit.
+
+Sizes are small and unequal (T=3 steps, H=2 heads, N=5 slots, M=4 width).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import save as st_save
+
+from ntmviz import NTM, Episode, EpisodeArrayError, FileFormatError, LSTMBaseline, LSTMConfig, NTMConfig, record
+from ntmviz.episode import FORMAT, VERSION
+from ntmviz.files import seal
+from test_episode import assert_same_episode
+
+T, H, N, M = 3, 2, 5, 4
+
+
+def softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis, keepdims=True))
+    return (e / e.sum(axis, keepdims=True)).astype(np.float32)
+
+
+def weights(seed, shape=(T, H, N)):
+    return softmax(np.random.default_rng(seed).standard_normal(shape) * 3)
+
+
+def v1_bytes(episode: Episode) -> bytes:
+    """The file format version 1 wrote (before generic episodes): the same flat array names, a
+    header with format, version "1" and meta only, sealed with checksums."""
+    arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in episode.arrays().items()}
+    return seal(st_save(arrays, metadata={"format": FORMAT, "version": "1", "meta": json.dumps(episode.meta)}))
+
+
+@pytest.fixture
+def ntm_episode() -> Episode:
+    torch.manual_seed(0)
+    model = NTM(NTMConfig(input_size=6, output_size=4, memory_slots=7, memory_width=5, read_heads=2,
+                          write_heads=1, controller_size=11))
+    x = torch.rand(4, 6, generator=torch.Generator().manual_seed(1))
+    return record(model, x, torch.zeros(4, 4), meta={"task": "test"})
+
+
+def test_record_writes_version_2_with_the_ntm_names(ntm_episode, tmp_path):
+    assert VERSION == 2 and ntm_episode.meta["format_version"] == 2
+    assert list(ntm_episode.read.stages) == ["content", "gated", "shifted"]
+    assert list(ntm_episode.write.params) == ["key", "beta", "gate", "shift", "gamma", "erase", "add"]
+    # the NTM's attribute access still works on the generic record
+    assert ntm_episode.read.key is ntm_episode.read.params["key"]
+    assert ntm_episode.write.content is ntm_episode.write.stages["content"]
+    with pytest.raises(AttributeError):
+        ntm_episode.read.erase
+    again = Episode.load(ntm_episode.save(tmp_path / "ep.safetensors"))
+    assert_same_episode(ntm_episode, again)
+    assert again.checksum == "verified"
+
+
+def test_version_1_ntm_file_loads(ntm_episode):
+    again = Episode.from_bytes(v1_bytes(ntm_episode), name="old.safetensors")
+    assert_same_episode(ntm_episode, again)
+    assert again.checksum == "verified"
+    np.testing.assert_array_equal(again.read.gated, ntm_episode.read.gated)
+
+
+def test_version_1_lstm_file_loads():
+    torch.manual_seed(0)
+    model = LSTMBaseline(LSTMConfig(input_size=3, output_size=2, hidden_size=5, layers=1))
+    ep = record(model, torch.rand(4, 3), torch.zeros(4, 2))
+    again = Episode.from_bytes(v1_bytes(ep))
+    assert_same_episode(ep, again)
+    assert not again.has_memory
+
+
+def test_version_1_file_missing_a_head_array_is_refused(ntm_episode):
+    arrays = {k: v for k, v in ntm_episode.arrays().items() if k != "write.gamma"}
+    data = st_save(arrays, metadata={"format": FORMAT, "version": "1", "meta": "{}"})
+    with pytest.raises(FileFormatError, match="gamma"):
+        Episode.from_bytes(data)
+
+
+# ---- from_arrays --------------------------------------------------------------------------
+
+def memnet_arrays():
+    """What a memory network records: a static memory of N sentences, one read head, a hop per step."""
+    hops = weights(3, (T, 1, N))
+    return dict(memory=np.random.default_rng(4).standard_normal((N, M)).astype(np.float32),
+                read_weights=hops, stages={f"hop {i + 1}": np.repeat(hops[i:i + 1], T, 0) for i in range(T)},
+                slot_labels=[f"sentence {n}" for n in range(N)], meta={"task": "babi", "model": "memn2n"})
+
+
+def test_from_arrays_memory_network_shape():
+    a = memnet_arrays()
+    ep = Episode.from_arrays(**a)
+    assert ep.static_memory and ep.steps == T and ep.slots == N and ep.width == M
+    assert ep.write is None and ep.inputs is None and ep.outputs is None and ep.reads is None
+    assert list(ep.read.stages) == ["hop 1", "hop 2", "hop 3"] and ep.read.params == {}
+    np.testing.assert_array_equal(ep.read.weights, a["read_weights"])
+    np.testing.assert_array_equal(ep.memory_after(1), a["memory"])
+    assert ep.memory_frames().shape == (T + 1, N, M)
+    assert ep.slot_labels == a["slot_labels"] and ep.meta["task"] == "babi"
+    ep.validate()
+
+
+def test_from_arrays_round_trips_through_a_file_keeping_stage_order(tmp_path):
+    a = memnet_arrays()
+    # names that sort the other way round: the file keeps the given order, not the sorted one
+    a["stages"] = {"z first": weights(5), "a second": weights(6)}
+    a["read_weights"] = weights(7)
+    a["params"] = {"temperature": np.ones((T, H), np.float32), "query": np.zeros((T, H, 3), np.float32)}
+    a["slot_labels"] = ["<b>bold</b>", "é ü", "", "x" * 40, "\"quoted\""]
+    ep = Episode.from_arrays(**a, write_weights=weights(8, (T, 1, N)), inputs=np.eye(T, 2, dtype=np.float32))
+    again = Episode.load(ep.save(tmp_path / "own.safetensors"))
+    assert_same_episode(ep, again)
+    assert list(again.read.stages) == ["z first", "a second"]
+    assert again.static_memory and again.slot_labels == a["slot_labels"]
+
+
+def test_from_arrays_takes_torch_tensors_and_changing_memory():
+    mem = torch.randn(T + 1, N, M)
+    w = torch.softmax(torch.randn(T, H, N, requires_grad=True), -1)  # still attached to a graph
+    ep = Episode.from_arrays(memory=mem, read_weights=w, outputs=torch.rand(T, 2), targets=torch.zeros(T, 2))
+    assert not ep.static_memory and ep.memory.dtype == np.float32
+    np.testing.assert_allclose(ep.read.weights, w.detach().numpy())
+    np.testing.assert_array_equal(ep.memory_before(2), mem[2].numpy())
+    np.testing.assert_array_equal(ep.memory_after(2), mem[3].numpy())
+
+
+def test_from_arrays_one_head_as_two_dimensions():
+    w = weights(1, (T, N))
+    ep = Episode.from_arrays(memory=np.zeros((N, M)), read_weights=w)
+    assert ep.read.weights.shape == (T, 1, N)
+
+
+BAD = [
+    (dict(memory=np.zeros(N)), "memory", "[N, M]"),
+    (dict(read_weights=np.full((T, H, N + 1), 1 / (N + 1))), "read_weights", f"[T, H, {N}]"),
+    (dict(read_weights=np.full((T, H, N), 0.3)), "read_weights[0, 0]", "sum to 1"),
+    (dict(read_weights=np.tile(np.array([1.5, -0.5, 0, 0, 0], np.float32), (T, H, 1))), "read_weights", "negative"),
+    (dict(read_weights=np.full((T, H, N), np.nan)), "read_weights", "NaN"),
+    (dict(memory=np.zeros((T, N, M))), "memory", f"[{T + 1}, {N}, M]"),
+    (dict(write_weights=np.full((T + 1, 1, N), 1 / N)), "write_weights", f"[{T}, H, {N}]"),
+    (dict(inputs=np.zeros((T + 1, 2))), "inputs", f"[{T}, width]"),
+    (dict(outputs=np.zeros((T, 2)), targets=np.zeros((T, 3))), "targets", "(3, 2)"),
+    (dict(stages={"hop": np.full((T, H, N - 1), 0.25)}), "stages['hop']", f"({T}, {H}, {N})"),
+    (dict(params={"beta": np.zeros((T, H + 1))}), "params['beta']", f"[{T}, {H}]"),
+    (dict(stages={"a.b": weights(0)}), "'a.b'", "without '.'"),
+    (dict(stages={"weights": weights(0)}), "'weights'", "not 'weights'"),
+    (dict(stages={"x": weights(0)}, params={"x": np.zeros((T, H))}), "['x']", "both"),
+    (dict(slot_labels=["a", "b"]), "slot_labels", f"expected {N}"),
+    (dict(slot_labels="abcde"), "slot_labels", "list"),
+    (dict(meta={"when": object()}), "meta", "JSON"),
+    (dict(read_weights=[["no"]]), "read_weights", "not an array"),
+    (dict(stages={"write": {"hop": weights(0)}}), "write heads", "without write_weights"),
+]
+
+
+@pytest.mark.parametrize("change, names, says", BAD)
+def test_from_arrays_refuses_what_does_not_fit(change, names, says):
+    args = dict(memory=np.zeros((N, M), np.float32), read_weights=weights(0), **{})
+    args.update(change)
+    with pytest.raises(EpisodeArrayError) as info:
+        Episode.from_arrays(**args)
+    message = str(info.value)
+    assert isinstance(info.value, ValueError) and "\n" not in message
+    assert names in message and says in message, message
+
+
+def test_from_arrays_accepts_rows_summing_to_one_within_a_thousandth():
+    w = weights(0)
+    w[0, 0] *= 1.0009
+    Episode.from_arrays(memory=np.zeros((N, M)), read_weights=w)
