@@ -164,12 +164,9 @@ def episode_arrays(model: MemN2N, task, batch, index: int = 0, member: int = 0) 
 
 def record_story(model: MemN2N, task, batch, index: int = 0, member: int = 0, meta: dict | None = None):
     """One story as an Episode (episode.Episode.from_arrays; see `episode_arrays`), `meta`
-    added to its metadata. Raises ConfigError where Episode cannot hold it yet."""
+    added to its metadata: hops are its steps, the sentences its slots."""
     from .episode import Episode
 
-    if not hasattr(Episode, "from_arrays"):
-        raise ConfigError("this version of ntmviz cannot record memory-network episodes yet "
-                          "(Episode.from_arrays is missing)")
     arrays = episode_arrays(model, task, batch, index, member)
     arrays["meta"] = {**arrays["meta"], **(meta or {})}
     return Episode.from_arrays(**arrays)

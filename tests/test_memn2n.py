@@ -5,7 +5,6 @@ the episode arrays, the supporting-fact mechanism and the CLI."""
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -237,14 +236,13 @@ def test_cli_refuses_memn2n_on_a_sequence_task(capsys):
     assert "a memory network reads stories" in capsys.readouterr().err
 
 
-def test_cli_record_needs_episode_from_arrays(task, tmp_path, capsys):
-    """Until Episode.from_arrays lands (branch generic-episode) recording a memory network is
-    one clear line; after, it writes the episode."""
+def test_cli_record_writes_a_story_episode(task, tmp_path):
+    """Hops are the episode's steps, the story's sentences its slots (labelled), the memory static."""
     from ntmviz.episode import Episode
 
     path = checkpoint.save(tmp_path / "m.safetensors", build_model(config_for(task), seeds=[0]), task=task)
-    code = main(["record", "--checkpoint", str(path), "--out", str(tmp_path / "e.safetensors")])
-    if hasattr(Episode, "from_arrays"):
-        assert code == 0 and (tmp_path / "e.safetensors").is_file()
-    else:
-        assert code == 2 and "Episode.from_arrays is missing" in capsys.readouterr().err
+    assert main(["record", "--checkpoint", str(path), "--out", str(tmp_path / "e.safetensors")]) == 0
+    ep = Episode.load(tmp_path / "e.safetensors")
+    assert ep.static_memory and ep.steps == config_for(task).hops
+    assert len(ep.slot_labels) == ep.read.weights.shape[-1] and all(isinstance(x, str) for x in ep.slot_labels)
+    np.testing.assert_allclose(ep.read.weights.sum(-1), 1.0, atol=1e-4)
