@@ -630,9 +630,10 @@ class TrainingView(Viewer):
             return
         ended = run.ended  # read first: once ended, everything read below is final
         metrics = run.metrics_since(self._cursor)
-        latest, status, error, models = run.latest, run.status, run.error, run.models()
+        latest, status, error = run.latest, run.status, run.error
         version = run.snapshot_version
         snaps = run.snapshots()[1] if version != self._version else None
+        models = run.models()  # after the snapshots: at least as new as the newest one
         with pn.io.hold():
             self._models = models  # what the seed on show is chosen from (_new_snapshots)
             if metrics:
