@@ -121,27 +121,28 @@ class History:
                    bit_errors=list(data.get("bit_errors", [])), stage=list(data.get("stage", [-1] * n)))
 
 
-def parse_seeds(text: str, limit: int = 1024) -> list[int]:
+def parse_seeds(text: str, limit: int = 1024, what: str = "--seeds") -> list[int]:
     """'0-7' -> [0..7]; '0,3,5' -> [0, 3, 5]; '2' -> [2]. Raises ConfigError for an empty,
-    negative, reversed, repeated or too long list."""
+    negative, reversed, repeated or too long list; its message starts with `what` (the option
+    or field the text came from)."""
     seeds: list[int] = []
     for part in str(text).split(","):
         part = part.strip()
         if not part:
-            raise ConfigError(f"--seeds {text!r}: empty item (expected e.g. 0-7 or 0,3,5)")
+            raise ConfigError(f"{what} {text!r}: empty item (expected e.g. 0-7 or 0,3,5)")
         low, dash, high = part.partition("-")
         try:
             a = int(low)
             b = int(high) if dash else a
         except ValueError:
-            raise ConfigError(f"--seeds {text!r}: {part!r} is not a seed or a range of seeds (e.g. 0-7)") from None
+            raise ConfigError(f"{what} {text!r}: {part!r} is not a seed or a range of seeds (e.g. 0-7)") from None
         if b < a:
-            raise ConfigError(f"--seeds {text!r}: the range {part} runs backwards")
+            raise ConfigError(f"{what} {text!r}: the range {part} runs backwards")
         if b - a + 1 + len(seeds) > limit:
-            raise ConfigError(f"--seeds {text!r}: more than {limit} seeds")
+            raise ConfigError(f"{what} {text!r}: more than {limit} seeds")
         seeds.extend(range(a, b + 1))
     if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds {text!r}: a seed appears twice")
+        raise ConfigError(f"{what} {text!r}: a seed appears twice")
     return seeds
 
 

@@ -8,6 +8,7 @@ not a whole number in range:
 
     length = number_field("Length", 20)
     n = read_int(length, minimum=1, maximum=5000)     # ConfigError("Length must be ...")
+    seeds = read_seeds(seeds_field, limit=16)         # "0-7" -> [0, ..., 7]; "0,3,5"; "2"
 
 The messages are plain text: they go to an alert as text, never as markup.
 """
@@ -92,6 +93,29 @@ def read_float(field: Any, *, above: float | None = None, maximum: float | None 
 def read_seed(field: Any, label: str | None = None) -> int:
     """A seed: a whole number from 0 to SEED_MAX."""
     return read_int(field, minimum=0, maximum=SEED_MAX, label=label)
+
+
+def read_seeds(field: Any, *, limit: int, label: str | None = None) -> list[int]:
+    """The seeds typed in `field`: one (2), a range (0-7) or a list (0,3,5), each from 0 to
+    SEED_MAX, at most `limit` of them (train.parse_seeds reads them; its message names the field)."""
+    from ..train import parse_seeds
+
+    name, text = _text(field)
+    name = label or name or "Seeds"
+    if not text.strip():
+        raise ConfigError(f"{name}: type a seed (0), a range of seeds (0-7) or a list (0,3,5).")
+    seeds = parse_seeds(text, limit=limit, what=name)
+    if max(seeds) > SEED_MAX:
+        raise ConfigError(f"{name}: a seed must be at most {SEED_MAX:,}; you typed {max(seeds):,}.")
+    return seeds
+
+
+def seeds_text(seeds: list[int]) -> str:
+    """How a seed list is typed: "0", "0-7" for a run of consecutive seeds, else "0,3,5"."""
+    seeds = [int(s) for s in seeds]
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(str(s) for s in seeds)
 
 
 def smallest_valid(make: Callable[[int], Any], start: int = 1, stop: int = 256) -> int | None:

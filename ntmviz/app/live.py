@@ -1,36 +1,51 @@
 """A live training run: the one Trainer loop in a daemon thread, publishing what it sees.
 
-    run = LiveRun.create(RunConfig(task="copy", task_options={"max_length": 5}, memory_slots=16))
+    run = LiveRun.create(RunConfig(task="copy", task_options={"max_length": 5}, memory_slots=16,
+                                   seeds=[0, 1, 2]))  # one model per seed, trained as one computation
     run.start()                      # trains in a background thread
     run.pause(); run.resume()        # from any thread
     run.metrics_since(step)          # newest StepMetrics after `step` (a bounded window)
-    version, snaps = run.snapshots() # Snapshot(step, sequences, loss, bit_errors, episode), bounded
-    run.save("copy.safetensors")     # same file as `ntmviz train` writes (Trainer.save)
+    run.models()                     # ModelStatus per seed: alive or why it diverged, stage, validation
+    version, snaps = run.snapshots() # Snapshot(step, ..., episodes: one per seed), bounded
+    snaps[-1].member(1).episode      # the second seed's episode
+    run.save("copy.safetensors", member=1)  # same file as `ntmviz train --seeds` writes (Trainer.save)
     run.stop(); run.join()
 
+Seeds. A run trains K models of one configuration, one per seed, in one Trainer (a seed
+ensemble, one batched computation; K = 1 is a single run). Each model's curve, curriculum stage
+and divergence are its own (train.py); a model that diverges stops there and the others go on.
+
 Threads. The training thread owns the model: it trains, and every `snapshot_every` steps it
-records an Episode of the current model on one fixed probe input (a fixed seed of the task's
-sampler) between two optimiser steps, so recording never races the optimiser. Anything else
+records an Episode of every model on one fixed probe input (a fixed seed of the task's sampler)
+between two optimiser steps, so recording never races the optimiser. All K models are recorded
+in one batched run of the stacked model (the probe repeated K times): one forward pass of K
+rows, small beside a training step of K x batch rows forward and backward, so switching the
+seed on show needs no recording. With `validate_every`, every model is also scored on the
+validation stream every that many steps (Trainer.validation, as `ntmviz train` does). Anything else
 that must read the model while the thread lives (saving, recording another input) goes
 through `call()`, which runs it in the training thread between steps (or while paused).
 
 The thread never touches Panel or Bokeh. It publishes into a lock-protected slot: a bounded
-window of the newest metrics and a bounded list of snapshots with a version number. Views
-pull from their own event loop (see training_view.py), newest wins.
+window of the newest metrics, each model's status (ModelStatus: read from the Trainer in the
+training thread, so a reader never sees its lists half-updated) and a bounded list of snapshots
+with a version number. Views pull from their own event loop (see training_view.py), newest wins.
 
 Bounds. Metrics: the newest `metrics_limit` steps (older ones are dropped; the Trainer's own
-History keeps a thinned whole-run curve of at most `history_limit` points). Snapshots: at most
-`max_snapshots`; when full, every other snapshot of the older half goes (the first and the
-newest always stay), so the snapshots thin as they age and still span the whole run.
+History keeps a thinned whole-run curve of at most `history_limit` points per model).
+Snapshots: at most `max_snapshots`, and at most `snapshot_bytes` of episodes (K episodes per
+snapshot); when full they are thinned to two thirds (thinning.thin: the first and the newest
+always stay), so the snapshots thin as they age and still span the whole run.
 
 Status. `status` is what the thread last reported, refined by what has been asked of it and
 not yet done: "pausing" (pause asked, the thread still in its step), "stopping" (stop asked,
 the thread still alive). Views derive their buttons from it alone.
 
-Divergence. A NaN or Inf loss (TrainingDiverged from the Trainer) ends the run with status
-"diverged" and `error` naming the step; snapshots stay, and if the weights or the optimiser's
-moments are no longer finite, both go back to those of the last snapshot (kept with it), so
-`save` writes a checkpoint that resumes cleanly.
+Divergence. A model whose loss, gradients or weights become NaN or Inf stops (the Trainer keeps
+its last good weights; its ModelStatus says why) and the others go on. Once every model has
+diverged (TrainingDiverged from the Trainer) the run ends with status "diverged" and `error`
+naming the step; snapshots stay, and if the weights or the optimiser's moments are no longer
+finite, both go back to those of the last snapshot (kept with it), so `save` writes a
+checkpoint that resumes cleanly.
 
 Threads of torch: the training thread calls `torch.set_num_threads(threads)` (default 1) for
 itself. With PyTorch's OpenMP backend that count belongs to the calling thread, so the rest of
@@ -45,6 +60,7 @@ import copy
 import dataclasses
 import itertools
 import logging
+import math
 import threading
 import time
 import weakref
@@ -60,8 +76,9 @@ from ..config import LSTMConfig, NTMConfig
 from ..episode import Episode, record
 from ..errors import ConfigError
 from ..model import build_model, pick_device
+from ..tasks import Batch
 from ..thinning import thin
-from ..train import StepMetrics, Trainer, TrainingDiverged
+from ..train import StepMetrics, Trainer, TrainingDiverged, check_memory
 
 STATUSES = ("ready", "running", "pausing", "paused", "stopping", "done", "stopped", "diverged", "failed")
 ENDED = ("done", "stopped", "diverged", "failed")
@@ -102,11 +119,14 @@ class RunConfig:
     lr: float = 1e-4
     batch_size: int = 16
     optimizer: str = "rmsprop"
-    seed: int = 0
+    seeds: list[int] = field(default_factory=lambda: [0])  # one model per seed (train.parse_seeds)
     steps: int = 100_000  # stop after this many steps in all
     snapshot_every: int = 100  # K
     probe_seed: int = 0
+    validate_every: int = 0  # score every model on the validation stream every this many steps (0: never)
+    validation_samples: int = 100  # validation-stream sequences per score
     max_snapshots: int = 60
+    snapshot_bytes: int = 256 * 2**20  # at most this many bytes of snapshot episodes are kept
     metrics_limit: int = 5000
     history_limit: int = 2000
     device: str | None = None  # None: CUDA when there is one
@@ -128,19 +148,59 @@ class RunConfig:
                                 hidden_size=self.controller_size, layers=self.lstm_layers)
         else:
             raise ConfigError(f"model must be 'ntm' or 'lstm', got {self.model!r}")
-        torch.manual_seed(self.seed)
-        model = build_model(config).to(pick_device(self.device))
+        seeds = [int(s) for s in self.seeds]
+        if not seeds or min(seeds) < 0:
+            raise ConfigError(f"seeds must be a non-empty list of non-negative integers, got {self.seeds}")
+        check_memory(config, task, len(seeds) * self.batch_size,
+                     f"{len(seeds)} seed(s) at batch {self.batch_size}")
+        # model k starts from seed k's weights, as `ntmviz train --seeds` does
+        model = build_model(config, seeds=seeds).to(pick_device(self.device))
         return model, task
 
 
 class Snapshot(NamedTuple):
-    """The model's episode on the probe input at one training step."""
+    """Every model's episode on the probe input at one training step, in seed order.
+    `member(k)` is model k's alone (a Snapshot of one model); `episode` is the first model's."""
 
     step: int
     sequences: int
-    loss: float  # of the training batch of that step (nan for the first snapshot)
-    bit_errors: float  # of that training batch
-    episode: Episode
+    loss: float  # of the training batches of that step, mean over models training (nan for the first snapshot)
+    bit_errors: float  # of those batches
+    episodes: tuple[Episode, ...]  # [K]
+    seeds: tuple[int, ...]  # [K]
+    model_loss: tuple[float, ...] = ()  # [K], nan for a diverged model (and in the first snapshot)
+    model_bit_errors: tuple[float, ...] = ()  # [K]
+
+    @property
+    def episode(self) -> Episode:
+        """The first model's episode (a single run's)."""
+        return self.episodes[0]
+
+    def member(self, k: int) -> "Snapshot":
+        """Model k's snapshot alone (K = 1)."""
+        loss = self.model_loss[k] if self.model_loss else self.loss
+        errors = self.model_bit_errors[k] if self.model_bit_errors else self.bit_errors
+        return Snapshot(self.step, self.sequences, loss, errors, (self.episodes[k],), (self.seeds[k],),
+                        (loss,), (errors,))
+
+
+class Validation(NamedTuple):
+    """One model's score on the validation stream at one step."""
+
+    step: int
+    bit_errors: float  # mean wrong bits per sequence
+    loss: float  # mean loss per sequence (nats)
+
+
+class ModelStatus(NamedTuple):
+    """One model of the run as the training thread last published it."""
+
+    seed: int
+    alive: bool  # still training
+    diverged: str  # what happened to it ('' while it trains)
+    stage: int  # its curriculum stage (0: no curriculum)
+    validation: Validation | None  # its newest validation score (None before the first)
+    best_validation: Validation | None  # its best so far: fewest bit errors, then lowest loss
 
 
 class _GoodState(NamedTuple):
@@ -148,7 +208,7 @@ class _GoodState(NamedTuple):
 
     step: int
     sequences: int
-    stage: int  # the curriculum stage
+    stages: list[int]  # every model's curriculum stage
     weights: dict[str, torch.Tensor]  # model.state_dict(), on the CPU
     optimizer: dict[str, Any]  # optimizer.state_dict(), tensors copied to the CPU
 
@@ -199,11 +259,14 @@ class LiveRun:
     """One training run in a background thread; see the module docstring."""
 
     def __init__(self, trainer: Trainer, *, steps: int = 100_000, snapshot_every: int = 100,
-                 probe_seed: int = 0, max_snapshots: int = 60, metrics_limit: int = 5000,
+                 probe_seed: int = 0, max_snapshots: int = 60, snapshot_bytes: int = 256 * 2**20,
+                 validate_every: int = 0, validation_samples: int = 100, metrics_limit: int = 5000,
                  history_limit: int = 2000, threads: int | None = 1, name: str | None = None,
                  source: str = "new model"):
         if snapshot_every < 1 or max_snapshots < 2:
             raise ConfigError("snapshot_every must be >= 1 and max_snapshots >= 2")
+        if validate_every < 0 or validation_samples < 1:
+            raise ConfigError("validate_every must be >= 0 and validation_samples >= 1")
         self.id = next(_ids)
         self.name = name or f"run-{self.id}"
         self.trainer = trainer
@@ -211,11 +274,17 @@ class LiveRun:
         self.steps = int(steps)
         self.snapshot_every = int(snapshot_every)  # may be changed while running
         self.max_snapshots = int(max_snapshots)
+        self.snapshot_bytes = int(snapshot_bytes)
+        self.validate_every = int(validate_every)  # may be changed while running
+        self.validation_samples = int(validation_samples)
         self.threads = threads
         self.source = source
+        self.seeds = list(trainer.seeds)
         self.probe = probe_batch(self.task, probe_seed)
+        self._probe_rows = Batch.concat([self.probe] * trainer.models)  # model k answers row k
         self.probe_seed = probe_seed
-        trainer.history.limit = history_limit
+        for history in trainer.histories:
+            history.limit = history_limit
         trainer.callbacks.append(self)
         self._lock = threading.Lock()  # guards everything below that the thread publishes
         self._metrics: deque[StepMetrics] = deque(maxlen=metrics_limit)
@@ -224,6 +293,7 @@ class LiveRun:
         self._status = "ready"
         self._error = ""
         self._latest: StepMetrics | None = None
+        self._models = self._model_statuses()
         self._good_state: _GoodState | None = None
         self._requests: deque[_Request] = deque()
         self._wake = threading.Event()
@@ -241,10 +311,12 @@ class LiveRun:
         """A run of a fresh model built from `config`."""
         model, task = config.build()
         trainer = Trainer(model, task, batch_size=config.batch_size, lr=config.lr,
-                          optimizer=config.optimizer, seeds=config.seed, log_every=1)
+                          optimizer=config.optimizer, seeds=list(config.seeds), log_every=1)
         kwargs = dict(steps=config.steps, snapshot_every=config.snapshot_every, probe_seed=config.probe_seed,
-                      max_snapshots=config.max_snapshots, metrics_limit=config.metrics_limit,
-                      history_limit=config.history_limit, threads=config.threads)
+                      max_snapshots=config.max_snapshots, snapshot_bytes=config.snapshot_bytes,
+                      validate_every=config.validate_every, validation_samples=config.validation_samples,
+                      metrics_limit=config.metrics_limit, history_limit=config.history_limit,
+                      threads=config.threads)
         kwargs.update(options)
         return cls(trainer, **kwargs)
 
@@ -356,13 +428,22 @@ class LiveRun:
         with self._lock:
             return self._version
 
+    def models(self) -> tuple[ModelStatus, ...]:
+        """Every model's status as of the last step published, in seed order."""
+        with self._lock:
+            return self._models
+
     @property
     def history(self) -> dict[str, list]:
-        """The Trainer's thinned whole-run learning curve (a copy).
+        """The first model's thinned whole-run learning curve (a copy); see `histories`."""
+        return self.histories()[0]
 
-        The Trainer appends to it from the training thread without a lock of ours, so while that
-        thread lives the copy is made there, between two steps (this waits for one step)."""
-        return self.call(lambda: {k: list(v) for k, v in self.trainer.history.to_dict().items()})
+    def histories(self) -> list[dict[str, list]]:
+        """Every model's thinned whole-run learning curve (copies), in seed order.
+
+        The Trainer appends to them from the training thread without a lock of ours, so while that
+        thread lives the copies are made there, between two steps (this waits for one step)."""
+        return self.call(lambda: [h.to_dict() for h in self.trainer.histories])
 
     # ---- working with the model -----------------------------------------------------------
     def call(self, fn: Callable[[], Any], timeout: float = 60.0) -> Any:
@@ -390,21 +471,34 @@ class LiveRun:
             raise request.error
         return request.result
 
-    def save(self, path: str | Path) -> Path:
-        """Write a checkpoint like `ntmviz train` does (Trainer.save), between steps."""
-        return self.call(lambda: self._save(Path(path)))
+    def save(self, path: str | Path, member: int = 0) -> Path:
+        """Write model `member`'s checkpoint like `ntmviz train` does (Trainer.save), between
+        steps: one model's file (its seed in the metadata), that resumes and opens anywhere."""
+        self._check_member(member)
+        return self.call(lambda: self._save(Path(path), member))
 
-    def _save(self, path: Path) -> Path:
+    def _save(self, path: Path, member: int) -> Path:
         # Trainer.save refuses weights that are not finite (TrainingDiverged).
-        return self.trainer.save(path, extra_meta={"source": self.source, "live_run": self.name})
+        return self.trainer.save(path, member=member, extra_meta={"source": self.source, "live_run": self.name})
 
-    def record(self, batch) -> Episode | list[Episode]:
-        """Record the current model on `batch` (between steps)."""
-        return self.call(lambda: record(self.trainer.model, batch, meta=self._meta()))
+    def record(self, batch, member: int = 0) -> Episode | list[Episode]:
+        """Record model `member` as it is now on `batch` (between steps)."""
+        self._check_member(member)
 
-    def default_filename(self) -> str:
+        def run():
+            model = self.trainer.model if self.trainer.models == 1 else self.trainer.model.member(member)
+            return record(model, batch, meta={**self._meta(), **self._member_meta(member)})
+        return self.call(run)
+
+    def default_filename(self, member: int = 0) -> str:
+        """TASK-KIND-seedS-stepN.safetensors for model `member`."""
+        self._check_member(member)
         kind = getattr(self.trainer.model.config, "kind", "model")
-        return f"{self.task.name}-{kind}-step{self.step}.safetensors"
+        return f"{self.task.name}-{kind}-seed{self.seeds[member]}-step{self.step}.safetensors"
+
+    def _check_member(self, member: int) -> None:
+        if not 0 <= member < len(self.seeds):
+            raise ConfigError(f"{self.name} trains {len(self.seeds)} model(s); there is no model {member}")
 
     # ---- the thread ------------------------------------------------------------------------
     def _set_status(self, status: str, error: str | None = None) -> None:
@@ -421,6 +515,7 @@ class LiveRun:
             self._set_status("done" if reason == "done" else "stopped")
         except TrainingDiverged as exc:
             restored = self._restore_good_weights()
+            self._publish_models()
             message = f"Training diverged: {exc}."
             if restored is not None:
                 message += (f" The weights and the optimiser's state are back to those of step {restored} "
@@ -433,23 +528,73 @@ class LiveRun:
             self._serve_requests()
 
     def _meta(self) -> dict[str, Any]:
+        """What every episode of this run records about it ("seed" is the probe input's seed)."""
         return {"task": self.task.name, "task_config": self.task.to_dict(), "seed": self.probe_seed,
                 "source": f"{self.name} ({self.source})",
                 "training_step": self.trainer.step, "sequences": self.trainer.sequences,
                 "input_labels": list(getattr(self.task, "input_labels", ()) or ()),
                 "output_labels": list(getattr(self.task, "output_labels", ()) or ())}
 
+    def _member_meta(self, k: int) -> dict[str, Any]:
+        """What model k's episodes add: the seed its weights and training batches came from."""
+        meta: dict[str, Any] = {"training_seed": self.seeds[k]}
+        if len(self.seeds) > 1:
+            meta["source"] = f"{self.name} ({self.source}, seed {self.seeds[k]})"
+            meta["ensemble"] = {"seeds": list(self.seeds), "member": k}
+        return meta
+
+    def _model_statuses(self) -> tuple[ModelStatus, ...]:
+        """Every model's status, read from the Trainer (in the training thread, or before it starts)."""
+        trainer = self.trainer
+        out = []
+        for k, seed in enumerate(trainer.seeds):
+            v = trainer.validation[k]
+            scores = [Validation(int(s), float(e), float(loss))
+                      for s, e, loss in zip(v.get("step", []), v.get("bit_errors", []), v.get("loss", []))]
+            best = min(scores, key=lambda x: (x.bit_errors, x.loss)) if scores else None
+            out.append(ModelStatus(int(seed), bool(trainer.alive[k]), trainer.diverged.get(k, ""),
+                                   int(trainer.stages[k]), scores[-1] if scores else None, best))
+        return tuple(out)
+
+    def _publish_models(self) -> None:
+        models = self._model_statuses()
+        with self._lock:
+            self._models = models
+
+    def _validate(self, trainer: Trainer) -> None:
+        """Score every model still training on the validation stream (the same sequences for
+        all, as `ntmviz train` does); a diverged model's NaN does not stop the others'."""
+        from ..evaluate import sequence_results
+
+        per_seq = sequence_results(trainer.model, trainer.task, stream="validation", seed=0,
+                                   samples=self.validation_samples)
+        errors, losses = per_seq["bit_errors"].mean(1).tolist(), per_seq["loss"].mean(1).tolist()
+        for k in range(trainer.models):
+            if trainer.alive[k] and math.isfinite(errors[k]) and math.isfinite(losses[k]):
+                v = trainer.validation[k]
+                v["step"].append(trainer.step)
+                v["bit_errors"].append(errors[k])
+                v["loss"].append(losses[k])
+
     def _snapshot(self, metrics: StepMetrics | None) -> None:
         trainer = self.trainer
-        episode = record(trainer.model, self.probe, meta=self._meta())[0]
-        good = _GoodState(trainer.step, trainer.sequences, trainer.stage, _cpu_copy(trainer.model.state_dict()),
-                          _cpu_copy(trainer.optimizer.state_dict()))
-        snap = Snapshot(trainer.step, trainer.sequences, float("nan") if metrics is None else metrics.loss,
-                        float("nan") if metrics is None else metrics.bit_errors, episode)
+        # every model at once: the probe repeated K times, row k answered by model k
+        episodes = record(trainer.model, self._probe_rows, meta=self._meta())
+        for k, episode in enumerate(episodes):
+            episode.meta.update(self._member_meta(k))
+        good = _GoodState(trainer.step, trainer.sequences, list(trainer.stages),
+                          _cpu_copy(trainer.model.state_dict()), _cpu_copy(trainer.optimizer.state_dict()))
+        nan = float("nan")
+        snap = Snapshot(trainer.step, trainer.sequences, nan if metrics is None else metrics.loss,
+                        nan if metrics is None else metrics.bit_errors, tuple(episodes), tuple(self.seeds),
+                        (nan,) * trainer.models if metrics is None else tuple(metrics.model_loss),
+                        (nan,) * trainer.models if metrics is None else tuple(metrics.model_bit_errors))
+        size = max(1, sum(e.nbytes for e in episodes))
+        allowed = max(2, min(self.max_snapshots, self.snapshot_bytes // size))
         with self._lock:
             self._snapshots.append(snap)
-            if len(self._snapshots) > self.max_snapshots:
-                self._snapshots = thin(self._snapshots, lambda s: s.step, self.max_snapshots * 2 // 3)
+            if len(self._snapshots) > allowed:
+                self._snapshots = thin(self._snapshots, lambda s: s.step, max(2, allowed * 2 // 3))
             self._version += 1
             self._good_state = good
 
@@ -464,7 +609,7 @@ class LiveRun:
         trainer.model.load_state_dict(good.weights)
         trainer.optimizer.load_state_dict(_cpu_copy(good.optimizer))  # moved to the params' device
         trainer.step = good.step  # sequences follow from the step
-        trainer.stages[0] = good.stage
+        trainer.stages[:] = good.stages
         return good.step
 
     def _serve_requests(self) -> None:
@@ -496,12 +641,17 @@ class LiveRun:
             empty = not self._snapshots
         if empty:
             self._snapshot(None)
+        self._publish_models()
         self._hold_while_paused(trainer)
 
     def on_step(self, trainer: Trainer, metrics: StepMetrics) -> None:
         with self._lock:
             self._metrics.append(metrics)
             self._latest = metrics
+        every = int(self.validate_every)
+        if every > 0 and trainer.step % every == 0:
+            self._validate(trainer)
+        self._publish_models()
         if trainer.step % max(1, int(self.snapshot_every)) == 0:
             self._snapshot(metrics)
         self._serve_requests()
@@ -509,6 +659,7 @@ class LiveRun:
         time.sleep(0)  # let the server's thread have the interpreter
 
     def on_end(self, trainer: Trainer, reason: str) -> None:
+        self._publish_models()  # e.g. the models that diverged in the step that ended the run
         if reason != "diverged":
             with self._lock:
                 last = self._snapshots[-1].step if self._snapshots else -1
@@ -528,7 +679,9 @@ def new_run(config: RunConfig | None = None, checkpoint: str | Path | None = Non
             checkpoint, lr=overrides.pop("lr", None), batch_size=overrides.pop("batch_size", None),
             steps=config.steps, device=config.device, snapshot_every=config.snapshot_every,
             probe_seed=config.probe_seed, max_snapshots=config.max_snapshots,
-            metrics_limit=config.metrics_limit, history_limit=config.history_limit, threads=config.threads)
+            snapshot_bytes=config.snapshot_bytes, validate_every=config.validate_every,
+            validation_samples=config.validation_samples, metrics_limit=config.metrics_limit,
+            history_limit=config.history_limit, threads=config.threads)
     if overrides:
         config = dataclasses.replace(config, **overrides)
     return LiveRun.create(config)

@@ -29,6 +29,19 @@ trains without blocking the notebook; call `stop()` when done.
 
 The settings are text fields read with messages in the user's terms (fields.py): nothing typed
 is silently rewritten.
+
+Seeds. "Seeds" takes one seed (0), a range (0-7) or a list (0,3,5), at most MAX_SEEDS: the run
+trains one model per seed in one Trainer (one batched computation, as `ntmviz train --seeds`).
+With more than one, each curve has a line per seed (one ColumnDataSource each, streamed from
+the per-model metrics, so seed k's line is the Trainer's histories[k]) and a legend; a seed that
+diverges keeps its line up to its last good step, marked with an x there, and its legend entry
+says so. A table lists every seed: its newest loss and bit errors, curriculum stage, whether it
+trains or why it diverged, and its validation score when the run validates. Every snapshot
+holds every seed's episode (live.py records them in one batched run), so "Show seed" switches
+the views between seeds at once, on the same training step; by default it follows the seed
+that is best now (on the validation stream when every seed has a score, else on its smoothed
+training loss), re-chosen only when a new snapshot arrives and the view follows the newest, so
+nothing changes under a user who is scrubbing. Save and Download write the seed on show.
 """
 
 from __future__ import annotations
@@ -42,15 +55,17 @@ from pathlib import Path
 
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource
+from bokeh.core.properties import value
+from bokeh.models import ColumnDataSource, Legend, LegendItem
+from bokeh.palettes import Category20
 from bokeh.plotting import figure
 from panel.viewable import Viewer
 
 from ..errors import ConfigError, NtmvizError
-from .fields import number_field, read_float, read_int, set_number, smallest_valid
+from .fields import number_field, read_float, read_int, read_seeds, seeds_text, set_number, smallest_valid
 from .leave_guard import LeaveGuard
-from .live import ENDED, LiveRun, RunConfig, Snapshot, new_run
-from .messages import clear, show_error, show_success
+from .live import ENDED, LiveRun, ModelStatus, RunConfig, Snapshot, new_run
+from .messages import clear, show_error, show_success, text
 from .sources import MAX_STEPS, checkpoint_options
 from .state import Playback
 
@@ -59,6 +74,20 @@ log = logging.getLogger(__name__)
 NEW_MODEL = "a new model"
 _COLUMNS = ("step", "sequences", "loss", "bit_errors")
 ALIVE = ("running", "pausing", "paused", "stopping")
+MAX_SEEDS = 16  # seeds one run of the Train tab trains together (`ntmviz train --seeds` takes more)
+BEST = "best"  # the "Show seed" choice that follows the seed best now
+# One colour per seed, the same in both curves, the table and the markers: Category20's dark
+# tones first, then its light ones. A single run keeps its blue loss and red bit errors.
+_SEED_COLOURS = Category20[20][0::2] + Category20[20][1::2]
+_SINGLE_COLOURS = {"loss": "#1f77b4", "bit_errors": "#d62728"}
+# What an alive seed is doing, from the run's status.
+_ALIVE_STATE = {"running": "training", "pausing": "training", "stopping": "training", "paused": "paused",
+                "done": "done", "stopped": "stopped"}
+
+
+def seed_colour(k: int) -> str:
+    """The colour of the k-th seed of a run (its lines, markers and table swatch)."""
+    return _SEED_COLOURS[k % len(_SEED_COLOURS)]
 
 
 def _task_names() -> list[str]:
@@ -98,10 +127,18 @@ def _empty() -> dict[str, list]:
     return {c: [] for c in _COLUMNS}
 
 
+def _model_values(m, k: int) -> tuple[float, float]:
+    """(loss, bit errors) of model k at one step's metrics; NaN once it has diverged."""
+    if m.model_loss:
+        return m.model_loss[k], m.model_bit_errors[k]
+    return m.loss, m.bit_errors
+
+
 class TrainingView(Viewer):
-    """Train a model live: hyperparameters, Start / Pause / Resume / Stop, streamed loss and
-    bit-error curves, speed and progress, snapshots of the model on a fixed probe input every
-    K steps (scrub them with the "Training step" slider or play them), save and download."""
+    """Train a model, or one per seed, live: hyperparameters, Start / Pause / Resume / Stop,
+    streamed loss and bit-error curves (a line per seed), a table of the seeds, speed and
+    progress, snapshots of the models on a fixed probe input every K steps (scrub them with the
+    "Training step" slider or play them; "Show seed" picks whose), save and download."""
 
     state = param.ClassSelector(class_=Playback, doc="""
         The playback state the chosen snapshot goes to (the explorer's, to drive every view).""")
@@ -137,12 +174,20 @@ class TrainingView(Viewer):
                  show_views: bool = True, guard_in_panel: bool = True, **params):
         super().__init__(state=state or Playback(), **params)
         self.config = config or RunConfig(task_options={"max_length": 5}, memory_slots=16, memory_width=8,
-                                          controller_size=64, lr=3e-3, optimizer="adam", snapshot_every=50)
+                                          controller_size=64, lr=3e-3, optimizer="adam", snapshot_every=50,
+                                          validate_every=100)
         c = self.config
         self._cursor = 0  # the newest step already streamed
         self._stride = 1  # stream every stride-th step (doubles when the curve is full)
         self._version = -1  # the snapshot version on show
-        self._snaps: list[Snapshot] = []
+        self._all_snaps: list[Snapshot] = []  # as the run published them: every seed's episodes
+        self._snaps: list[Snapshot] = []  # the same steps, the seed on show alone (Snapshot.member)
+        self._member = 0  # the index of the seed on show
+        self._models: tuple[ModelStatus, ...] = ()  # every seed's status as of the last pull
+        self._last: list[tuple[int, int, float, float] | None] = []  # per seed: newest finite (step, seqs, loss, errors)
+        self._smoothed: list[float | None] = []  # per seed: moving average of the training loss
+        self._marked: set[int] = set()  # seeds whose divergence is marked on the curves
+        self._choosing = False  # the view itself is setting "Show seed"
         self._shown_step: int | None = None
         self._status = ""
         self._callback = None
@@ -191,6 +236,12 @@ class TrainingView(Viewer):
         self.batch_size = number_field("Batch size", c.batch_size, **wide)
         self.steps = number_field("Steps", c.steps, **wide)
         self.snapshot_every = number_field("Snapshot every (steps)", c.snapshot_every, **wide)
+        self.seeds = pn.widgets.TextInput(label="Seeds", value=seeds_text(c.seeds),
+                                          description="One model per seed, trained together: one seed (0), a "
+                                                      f"range (0-7) or a list (0,3,5), at most {MAX_SEEDS}", **wide)
+        self.validate_every = number_field("Validate every (steps)", c.validate_every,
+                                           description="Score every seed on the validation stream every this "
+                                                       "many steps (0: never)", **wide)
         self.start_button = pn.widgets.Button(label="Start", color="primary")
         self.pause_button = pn.widgets.Button(label="Pause")
         self.resume_button = pn.widgets.Button(label="Resume")
@@ -211,6 +262,11 @@ class TrainingView(Viewer):
         self.snapshot_slider = pn.widgets.IntSlider(label="Training step", start=0, end=1, value=0, disabled=True,
                                                     **wide)
         self.snapshot_label = pn.pane.Markdown("No snapshots yet.", **wide)
+        self.show_seed = pn.widgets.Select(label="Show seed", options={"seed 0": 0}, value=0, visible=False,
+                                           width=190, description="Whose snapshots the views show (and Save "
+                                                                  "writes); best: the seed best now")
+        self.show_seed.param.watch(self._seed_picked, "value")
+        self.seed_table = pn.pane.HTML("", visible=False, **wide)
         self.play = pn.widgets.Toggle(label="Play training", value=False)
         self.snapshot_slider.param.watch(self._scrubbed, "value")
         self.play.param.watch(self._play_toggled, "value")
@@ -218,31 +274,59 @@ class TrainingView(Viewer):
         self.model.param.watch(lambda _: self._sync_fields(), "value")
         self.start_from.param.watch(lambda _: self._sync_fields(), "value")
         self.snapshot_every.param.watch(self._k_changed, "value")
+        self.validate_every.param.watch(self._validate_every_changed, "value")
         self._sync_fields()
 
     def _build_plots(self) -> None:
-        self.source = ColumnDataSource(data=_empty())
+        self._loss_pane = pn.pane.Bokeh(sizing_mode="stretch_width")
+        self._errors_pane = pn.pane.Bokeh(sizing_mode="stretch_width")
+        self._plots = pn.Row(self._loss_pane, self._errors_pane, sizing_mode="stretch_width")
+        self._make_curves(list(self.config.seeds))
+
+    def _make_curves(self, seeds: list[int]) -> None:
+        """New loss and bit-error figures with a line per seed (a new run may have other seeds)."""
+        K = len(seeds)
+        self.sources = [ColumnDataSource(data=_empty()) for _ in seeds]  # [K], seed order
+        # where each diverged seed's line stops: x = sequences, y = its last loss / bit errors
+        self.marks = ColumnDataSource(data={"sequences": [], "loss": [], "bit_errors": [], "color": []})
+        self._legend_items: list[list[LegendItem]] = []
         common = dict(height=220, sizing_mode="stretch_width", x_axis_label="sequences seen",
                       tools="pan,wheel_zoom,box_zoom,reset", toolbar_location="right")
-        self.loss_figure = figure(title="Loss (nats per sequence)", **common)
-        self.loss_figure.line("sequences", "loss", source=self.source, line_width=1.5, color="#1f77b4")
-        self.errors_figure = figure(title="Bit errors per sequence", **common)
-        self.errors_figure.line("sequences", "bit_errors", source=self.source, line_width=1.5, color="#d62728")
-        self._plots = pn.Row(pn.pane.Bokeh(self.loss_figure, sizing_mode="stretch_width"),
-                             pn.pane.Bokeh(self.errors_figure, sizing_mode="stretch_width"),
-                             sizing_mode="stretch_width")
+        figures = []
+        for title, column in (("Loss (nats per sequence)", "loss"), ("Bit errors per sequence", "bit_errors")):
+            fig = figure(title=title, **common)
+            items = []
+            for k, (seed, source) in enumerate(zip(seeds, self.sources)):
+                colour = _SINGLE_COLOURS[column] if K == 1 else seed_colour(k)
+                line = fig.line("sequences", column, source=source, line_width=1.5, color=colour)
+                items.append(LegendItem(label=value(f"seed {seed}"), renderers=[line]))
+            fig.scatter("sequences", column, source=self.marks, marker="x", size=13, line_width=2.5, color="color")
+            if K > 1:
+                fig.add_layout(Legend(items=items, click_policy="hide", ncols=(K + 7) // 8, spacing=0, padding=4,
+                                      label_text_font_size="10px", label_height=12, glyph_height=12,
+                                      glyph_width=16, margin=4), "right")
+            self._legend_items.append(items)
+            figures.append(fig)
+        self.loss_figure, self.errors_figure = figures
+        self._loss_pane.object = self.loss_figure
+        self._errors_pane.object = self.errors_figure
+
+    @property
+    def source(self) -> ColumnDataSource:
+        """The first seed's curve (a single run's)."""
+        return self.sources[0]
 
     def _sync_fields(self) -> None:
         from_checkpoint = bool(self.start_from.value)
         ntm = self.model.value == "ntm"
         for w in (self.task, self.size, self.model, self.memory_slots, self.memory_width, self.read_heads,
-                  self.write_heads, self.controller_size):
+                  self.write_heads, self.controller_size, self.seeds):
             w.disabled = from_checkpoint
         for w in (self.memory_slots, self.memory_width, self.read_heads, self.write_heads):
             w.disabled = from_checkpoint or not ntm
         self.controller_size.label = "Controller size" if ntm else "LSTM size"
-        self.note.object = ("Continues the checkpoint's training; learning rate and batch size apply."
-                            if from_checkpoint else "")
+        self.note.object = ("Continues the checkpoint's training (its seed); learning rate, batch size "
+                            "and validation apply." if from_checkpoint else "")
 
     def _task_changed(self, event) -> None:
         name, default = _size_field(event.new)
@@ -257,6 +341,15 @@ class TrainingView(Viewer):
             return
         if self.run is not None:
             self.run.snapshot_every = every
+
+    def _validate_every_changed(self, event) -> None:
+        try:
+            every = read_int(self.validate_every, minimum=0, maximum=10**9)
+        except ConfigError as exc:
+            self._fail(str(exc))
+            return
+        if self.run is not None:
+            self.run.validate_every = every
 
     def _start_options(self) -> dict[str, str]:
         return {NEW_MODEL: "", **checkpoint_options(self.folder, self.save_folder)}
@@ -288,10 +381,13 @@ class TrainingView(Viewer):
                 ints[name] = getattr(c, name)  # the checkpoint's own; the field is disabled
             else:
                 ints[name] = read_int(getattr(self, name), minimum=low, maximum=high)
+        ints["validate_every"] = read_int(self.validate_every, minimum=0, maximum=10**9)
+        seeds = list(c.seeds) if from_checkpoint else read_seeds(self.seeds, limit=MAX_SEEDS)
         lr = read_float(self.lr, above=0, maximum=10)
         return RunConfig(
             task=self.task.value, task_options=task_options, model=self.model.value, lstm_layers=c.lstm_layers,
-            lr=lr, optimizer=c.optimizer, seed=c.seed, probe_seed=c.probe_seed, max_snapshots=c.max_snapshots,
+            lr=lr, optimizer=c.optimizer, seeds=seeds, probe_seed=c.probe_seed, max_snapshots=c.max_snapshots,
+            snapshot_bytes=c.snapshot_bytes, validation_samples=c.validation_samples,
             metrics_limit=c.metrics_limit, history_limit=c.history_limit, device=c.device, threads=c.threads,
             **ints)
 
@@ -329,8 +425,7 @@ class TrainingView(Viewer):
             self._reset(run)
             self.run = run
             run.start()
-            kind = getattr(run.trainer.model.config, "kind", "model")
-            self.download.filename = f"{run.task.name}-{kind}-live.safetensors"
+            self._name_download()
             self._ensure_callback()
             self._sync_controls(run.status)
         return run
@@ -362,44 +457,49 @@ class TrainingView(Viewer):
         self.pull()
 
     # ---- saving: the checkpoint is written in a worker thread, the UI busy meanwhile ------------
-    def _target(self, path: str | Path | None) -> Path:
-        return Path(path) if path is not None else Path(self.save_folder) / self.run.default_filename()
+    def _target(self, path: str | Path | None, member: int) -> Path:
+        return Path(path) if path is not None else Path(self.save_folder) / self.run.default_filename(member)
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path | None:
-        """Write the current model as a checkpoint (to save_folder by default), waiting for it
-        (Python, notebooks); None if it cannot. The Save button does the same off the event loop."""
+        """Write the model of the seed on show as a checkpoint (to save_folder by default, its
+        seed in the name), waiting for it (Python, notebooks); None if it cannot. The Save button
+        does the same off the event loop."""
         if self.run is None:
             self._fail("Start a run first: there is no model to save yet.")
             return None
-        target = self._target(path)
+        member = self._member
+        target = self._target(path, member)
         try:
-            written = self.run.save(target)
+            written = self.run.save(target, member)
         except Exception as exc:
             return self._save_failed(exc)
-        return self._saved(written)
+        return self._saved(written, member)
 
     async def save_checkpoint_async(self, path: str | Path | None = None) -> Path | None:
         """save_checkpoint, with the writing in a worker thread and the buttons busy meanwhile."""
         if self.run is None:
             self._fail("Start a run first: there is no model to save yet.")
             return None
-        run, target = self.run, self._target(path)
+        run, member = self.run, self._member
+        target = self._target(path, member)
         self._set_busy("saving")
         try:
-            written = await _off_loop(run.save, target)
+            written = await _off_loop(run.save, target, member)
         except Exception as exc:
             return self._save_failed(exc)
         finally:
             self._set_busy("")
-        return self._saved(written)
+        return self._saved(written, member)
 
     async def _save_clicked(self, _event=None) -> None:
         await self.save_checkpoint_async()
 
-    def _saved(self, written: Path) -> Path:
+    def _saved(self, written: Path, member: int) -> Path:
         self._saved_step = self.run.step if self.run is not None else None
         self._ok()
-        show_success(self.alert, f"Saved {written}")
+        seeds = self.run.seeds if self.run is not None else []
+        which = f" (seed {seeds[member]})" if len(seeds) > 1 else ""
+        show_success(self.alert, f"Saved {written}{which}")
         self.saved = str(written)
         self.refresh_checkpoints()
         self._sync_controls(self.run.status if self.run is not None else "ready")
@@ -411,15 +511,23 @@ class TrainingView(Viewer):
         self._fail(f"could not save: {exc}")
         return None
 
-    def _checkpoint_bytes(self, run: LiveRun) -> bytes:
+    def _checkpoint_bytes(self, run: LiveRun, member: int) -> bytes:
         with tempfile.TemporaryDirectory() as tmp:
-            return run.save(Path(tmp) / "live.safetensors").read_bytes()
+            return run.save(Path(tmp) / "live.safetensors", member).read_bytes()
 
     def _checkpoint_file(self) -> io.BytesIO:
-        """The checkpoint's bytes for Download, waiting for them (Python, tests)."""
+        """The checkpoint's bytes for Download (the seed on show), waiting for them (Python, tests)."""
         if self.run is None:
             return io.BytesIO(b"")
-        return io.BytesIO(self._checkpoint_bytes(self.run))
+        return io.BytesIO(self._checkpoint_bytes(self.run, self._member))
+
+    def _name_download(self) -> None:
+        """Download's file name: task, model kind and the seed on show."""
+        run = self.run
+        if run is None:
+            return
+        kind = getattr(run.trainer.model.config, "kind", "model")
+        self.download.filename = f"{run.task.name}-{kind}-seed{run.seeds[self._member]}-live.safetensors"
 
     async def _download_file(self) -> io.BytesIO:
         """What Download sends: written in a worker thread, the buttons busy meanwhile."""
@@ -428,7 +536,7 @@ class TrainingView(Viewer):
             return io.BytesIO(b"")
         self._set_busy("preparing the download")
         try:
-            data = await _off_loop(self._checkpoint_bytes, run)
+            data = await _off_loop(self._checkpoint_bytes, run, self._member)
         except Exception as exc:
             self._save_failed(exc)
             return io.BytesIO(b"")
@@ -450,15 +558,29 @@ class TrainingView(Viewer):
         self._cursor, self._stride, self._version = run.trainer.step, 1, -1
         self._saved_step = run.trainer.step  # a checkpoint's own steps are saved already
         self._paused_on_disconnect = False
-        self._snaps, self._shown_step = [], None
+        self._snaps, self._all_snaps, self._shown_step = [], [], None
         self.follow = True
         self.play.value = False
-        hist = run.history  # a checkpoint's past curve, thinned
-        data = _empty()
-        if hist["sequences"]:
-            data.update(sequences=hist["sequences"], loss=hist["loss"], bit_errors=hist["bit_errors"],
-                        step=[s // max(1, run.trainer.batch_size) for s in hist["sequences"]])
-        self.source.data = data
+        seeds = run.seeds
+        K = len(seeds)
+        self._make_curves(seeds)
+        self._member, self._models, self._marked = 0, run.models(), set()
+        self._last, self._smoothed = [None] * K, [None] * K
+        batch = max(1, run.trainer.batch_size)
+        for k, (source, hist) in enumerate(zip(self.sources, run.histories())):  # a checkpoint's past, thinned
+            data = _empty()
+            if hist["sequences"]:
+                data.update(sequences=hist["sequences"], loss=hist["loss"], bit_errors=hist["bit_errors"],
+                            step=[s // batch for s in hist["sequences"]])
+                self._last[k] = (data["step"][-1], hist["sequences"][-1], hist["loss"][-1], hist["bit_errors"][-1])
+            source.data = data
+        self._choosing = True
+        try:
+            self.show_seed.param.update(options=self._seed_options(seeds), value=BEST if K > 1 else 0,
+                                        visible=K > 1)
+        finally:
+            self._choosing = False
+        self.seed_table.param.update(object=self._table_html("ready") if K > 1 else "", visible=K > 1)
         self.progress.max = max(1, run.steps)
         self.progress.value = min(run.trainer.step, run.steps)
         self.snapshot_slider.param.update(start=0, end=1, value=0, disabled=True)
@@ -511,14 +633,17 @@ class TrainingView(Viewer):
         latest, status, error = run.latest, run.status, run.error
         version = run.snapshot_version
         snaps = run.snapshots()[1] if version != self._version else None
+        models = run.models()  # after the snapshots: at least as new as the newest one
         with pn.io.hold():
+            self._models = models  # what the seed on show is chosen from (_new_snapshots)
             if metrics:
                 self._stream(metrics)
                 self._cursor = metrics[-1].step
-            self._show_status(run, latest, status, error)
             if snaps is not None:
                 self._version = version
                 self._new_snapshots(snaps)
+            self._show_models(models, status)
+            self._show_status(run, latest, status, error)
             if self.play.value:
                 self._advance()
         if ended and not self.play.value:
@@ -527,28 +652,159 @@ class TrainingView(Viewer):
             pn.io.push_notebook(*self._plots)  # a notebook: raw Bokeh changes need a push (else a no-op)
 
     def _stream(self, metrics) -> None:
+        """Stream every seed's new points into its curve; a seed's NaN (it has diverged) is no point."""
+        K = len(self.sources)
+        for m in metrics:  # every step counts for the newest values and the smoothed loss
+            for k in range(K):
+                loss, errors = _model_values(m, k)
+                if math.isfinite(loss):
+                    self._last[k] = (m.step, m.sequences, loss, errors)
+                    e = self._smoothed[k]
+                    self._smoothed[k] = loss if e is None else 0.9 * e + 0.1 * loss
         rows = [m for m in metrics if m.step % self._stride == 0 or m.step == 1]
-        count = len(self.source.data["step"])
+        count = max(len(source.data["step"]) for source in self.sources)
         while count + len(rows) > self.max_points:
             self._stride *= 2
-            keep = [i for i, s in enumerate(self.source.data["step"]) if s % self._stride == 0 or s == 1]
-            self.source.data = {c: [self.source.data[c][i] for i in keep] for c in _COLUMNS}
+            for source in self.sources:
+                keep = [i for i, s in enumerate(source.data["step"]) if s % self._stride == 0 or s == 1]
+                source.data = {c: [source.data[c][i] for i in keep] for c in _COLUMNS}
             rows = [m for m in rows if m.step % self._stride == 0 or m.step == 1]
-            count = len(keep)
-        if rows:
-            self.source.stream({"step": [m.step for m in rows], "sequences": [m.sequences for m in rows],
-                                "loss": [m.loss for m in rows], "bit_errors": [m.bit_errors for m in rows]},
-                               rollover=self.max_points)
+            count = max(len(source.data["step"]) for source in self.sources)
+        for k, source in enumerate(self.sources):
+            points = [(m, *_model_values(m, k)) for m in rows]
+            points = [p for p in points if math.isfinite(p[1])]
+            if points:
+                source.stream({"step": [m.step for m, _, _ in points], "sequences": [m.sequences for m, _, _ in points],
+                               "loss": [loss for _, loss, _ in points], "bit_errors": [e for _, _, e in points]},
+                              rollover=self.max_points)
+
+    # ---- the seeds ----------------------------------------------------------------------------
+    @property
+    def seed_list(self) -> list[int]:
+        """The seeds of the run (of the settings before the first Start)."""
+        return list(self.run.seeds) if self.run is not None else list(self.config.seeds)
+
+    @property
+    def shown_seed(self) -> int:
+        """The seed whose snapshots the views show (and Save writes)."""
+        return self.seed_list[self._member]
+
+    def _show_models(self, models: tuple[ModelStatus, ...], status: str) -> None:
+        """Mark newly diverged seeds on the curves and legends; the table and "Show seed"."""
+        self._models = models
+        for k, m in enumerate(models):
+            if m.alive or k in self._marked:
+                continue
+            self._marked.add(k)
+            last = self._last[k]
+            if last is not None:  # an x where its line stops
+                colour = "#000000" if len(models) == 1 else seed_colour(k)
+                self.marks.stream({"sequences": [last[1]], "loss": [last[2]], "bit_errors": [last[3]],
+                                   "color": [colour]})
+            for items in self._legend_items:
+                items[k].label = value(f"seed {m.seed} (diverged)")
+        if len(models) > 1:
+            self._update_seed_options()
+            html = self._table_html(status)
+            if html != self.seed_table.object:
+                self.seed_table.object = html
+
+    def best_member(self) -> int:
+        """The index of the seed best now among those training: on the validation stream when
+        every one has a newest score (fewest bit errors, then lowest loss), else on the smoothed
+        training loss; the first seed when nothing is known yet."""
+        models = self._models
+        K = len(self.seed_list)
+        alive = [k for k, m in enumerate(models) if m.alive] or list(range(K))
+        if models and all(models[k].validation is not None for k in alive):
+            return min(alive, key=lambda k: (models[k].validation.bit_errors, models[k].validation.loss, k))
+        scored = [k for k in alive if k < len(self._smoothed) and self._smoothed[k] is not None]
+        if scored:
+            return min(scored, key=lambda k: (self._smoothed[k], k))
+        return alive[0]
+
+    def _seed_options(self, seeds: list[int]) -> dict[str, object]:
+        shown = self._member if self.show_seed.value == BEST else self.best_member()
+        options: dict[str, object] = {f"best now (seed {seeds[shown]})": BEST}
+        for k, seed in enumerate(seeds):
+            diverged = k < len(self._models) and not self._models[k].alive
+            options[f"seed {seed}" + (" (diverged)" if diverged else "")] = k
+        return options
+
+    def _update_seed_options(self) -> None:
+        options = self._seed_options(self.seed_list)
+        if options != self.show_seed.options:
+            self._choosing = True
+            try:
+                self.show_seed.options = options
+            finally:
+                self._choosing = False
+
+    def _seed_picked(self, event) -> None:
+        if self._choosing:
+            return
+        member = self.best_member() if event.new == BEST else int(event.new)
+        self._switch_member(member)
+
+    def _switch_member(self, member: int) -> None:
+        """Show seed `member`'s snapshots, at the same training step."""
+        self._member = member
+        self._name_download()
+        if self._all_snaps:
+            self._snaps = [s.member(member) for s in self._all_snaps]
+            self._show(self.snapshot_slider.value)
+        if len(self.seed_list) > 1:
+            self._update_seed_options()
+            self.seed_table.object = self._table_html(self._status)
+
+    def _table_html(self, status: str) -> str:
+        """One row per seed: its newest loss and bit errors, curriculum stage, state (training,
+        or why it diverged) and validation score; every value as text (messages.text)."""
+        seeds, models = self.seed_list, self._models
+        head = "".join(f'<th scope="col" style="text-align:left;padding:2px 8px">{text(h)}</th>'
+                       for h in ("Seed", "Loss", "Bit errors", "Stage", "State", "Validation bit errors"))
+        rows = []
+        for k, seed in enumerate(seeds):
+            m = models[k] if k < len(models) else None
+            last = self._last[k] if k < len(self._last) else None
+            if m is None or m.alive:
+                state = _ALIVE_STATE.get(status, "ready")
+            else:
+                state = f"diverged: {m.diverged}"
+            if m is not None and m.validation is not None:
+                best = m.best_validation
+                valid = f"{m.validation.bit_errors:.2f} (best {best.bit_errors:.2f} at step {best.step:,})"
+            else:
+                valid = "\u2014"
+            cells = [f"seed {seed}" + (" (shown)" if k == self._member else ""),
+                     "\u2014" if last is None else f"{last[2]:.3f}",
+                     "\u2014" if last is None else f"{last[3]:.2f}",
+                     "\u2014" if m is None or not m.stage else str(m.stage), state, valid]
+            swatch = f'<span aria-hidden="true" style="color:{seed_colour(k)}">\u25a0</span> '
+            tds = "".join(f'<td style="padding:2px 8px">{swatch if i == 0 else ""}{text(c)}</td>'
+                          for i, c in enumerate(cells))
+            weight = "font-weight:600;" if k == self._member else ""
+            rows.append(f'<tr data-seed="{int(seed)}" style="{weight}">{tds}</tr>')
+        return ('<table class="ntmviz-seeds" aria-label="Seeds" style="border-collapse:collapse;font-size:12px">'
+                f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
     def _show_status(self, run: LiveRun, latest, status: str, error: str) -> None:
-        if latest is not None:
+        K = len(run.seeds)
+        if latest is not None and K == 1:
             self.progress.value = min(latest.step, self.progress.max)
-            text = (f"**{status.capitalize()}** · step {latest.step:,} of {run.steps:,} · "
+            line = (f"**{status.capitalize()}** · step {latest.step:,} of {run.steps:,} · "
                     f"{latest.sequences:,} sequences · {latest.rate:,.0f} sequences/s · "
                     f"loss {latest.loss:.3f} · {latest.bit_errors:.2f} bit errors per sequence")
+        elif latest is not None:
+            self.progress.value = min(latest.step, self.progress.max)
+            training = sum(m.alive for m in self._models)
+            line = (f"**{status.capitalize()}** · step {latest.step:,} of {run.steps:,} · "
+                    f"{latest.sequences:,} sequences per seed · {latest.rate:,.0f} sequences/s · "
+                    f"{training} of {K} seeds training · mean loss {latest.loss:.3f} · "
+                    f"{latest.bit_errors:.2f} bit errors per sequence")
         else:
-            text = f"**{status.capitalize()}** · step {run.trainer.step:,}"
-        self._status_text = text
+            line = f"**{status.capitalize()}** · step {run.trainer.step:,}"
+        self._status_text = line
         self._render_status()
         if status != self._status and status in ("diverged", "failed"):
             self._fail(error + " The snapshots and the last good weights stay: you can still scrub and save.")
@@ -576,7 +832,13 @@ class TrainingView(Viewer):
                                                            and run.step > 0))
 
     def _new_snapshots(self, snaps: list[Snapshot]) -> None:
-        self._snaps = snaps
+        self._all_snaps = snaps
+        if self.show_seed.value == BEST and (self.follow or self._shown_step is None):
+            member = self.best_member()  # re-chosen only here: nothing changes under a user scrubbing
+            if member != self._member:
+                self._member = member
+                self._name_download()
+        self._snaps = [s.member(self._member) for s in snaps]
         self.snapshot_steps = [s.step for s in snaps]
         if not snaps:
             return
@@ -603,8 +865,9 @@ class TrainingView(Viewer):
         index = min(max(0, index), len(self._snaps) - 1)
         snap = self._snaps[index]
         loss = "" if math.isnan(snap.loss) else f" · training loss {snap.loss:.3f}"
+        seed = f" · seed {snap.seeds[0]}" if len(self.seed_list) > 1 else ""
         self.snapshot_label.object = (f"Snapshot {index + 1} of {len(self._snaps)}: step {snap.step:,}, "
-                                      f"{snap.sequences:,} sequences{loss}")
+                                      f"{snap.sequences:,} sequences{loss}{seed}")
         if self._shown_step != snap.step or self.state.episode is not snap.episode:
             self._shown_step = snap.step
             self.state.episode = snap.episode
@@ -647,14 +910,16 @@ class TrainingView(Viewer):
             self.start_from, self.note, self.task, self.size, self.model,
             pn.Row(self.memory_slots, self.memory_width), pn.Row(self.read_heads, self.write_heads),
             self.controller_size, pn.Row(self.lr, self.batch_size), pn.Row(self.steps, self.snapshot_every),
+            pn.Row(self.seeds, self.validate_every),
             pn.Row(self.start_button, self.pause_button, self.resume_button, self.stop_button),
             self.save_button, self.download,
             sizing_mode="stretch_width",
         )
 
     def __panel__(self):
-        main = [self.alert, self.status, self.progress, self._plots,
-                pn.Row(self.play, self.snapshot_slider, sizing_mode="stretch_width"), self.snapshot_label]
+        main = [self.alert, self.status, self.progress, self._plots, self.seed_table,
+                pn.Row(self.play, self.snapshot_slider, self.show_seed, sizing_mode="stretch_width"),
+                self.snapshot_label]
         if self._guard_in_panel:
             main.append(self.guard)
         if self._views is not None:

@@ -4,6 +4,7 @@ import math
 import threading
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -330,3 +331,170 @@ def test_an_unexpected_failure_is_logged_with_its_traceback(runs, caplog):
     assert run.status == "failed" and "a bug in a callback" in run.error
     [record] = [r for r in caplog.records if r.name == "ntmviz.app.live"]
     assert record.exc_info and "a bug in a callback" in str(record.exc_info[1])
+
+
+# ---- seed ensembles: one Trainer, one model per seed --------------------------------------------
+
+class PoisonSeeds:
+    """From step `at` on, the training rows of the models `members` are NaN, so their loss (and
+    only theirs: every model has its own rows) becomes NaN at step at + 1."""
+
+    def __init__(self, trainer, members, at: int):
+        sample, B = trainer.batch, trainer.batch_size
+
+        def poisoned(step):
+            batch = sample(step)
+            if step < at:
+                return batch
+            inputs = batch.inputs.clone()
+            for k in members:
+                inputs[k * B:(k + 1) * B] = float("nan")
+            return batch._replace(inputs=inputs)
+
+        trainer.batch = poisoned
+
+
+def test_every_seed_is_recorded_in_each_snapshot_by_one_batched_run(runs):
+    from ntmviz.episode import record
+
+    run = runs(small(seeds=[0, 3, 5], snapshot_every=3, steps=6))
+    assert run.trainer.models == 3 and run.seeds == [0, 3, 5]
+    run.start()
+    assert run.join(60) and run.status == "done", run.error
+    _, snaps = run.snapshots()
+    assert [s.step for s in snaps] == [0, 3, 6]
+    last = snaps[-1]
+    assert last.seeds == (0, 3, 5) and len(last.episodes) == 3
+    latest = run.latest
+    assert last.model_loss == latest.model_loss and last.model_bit_errors == latest.model_bit_errors
+    for k, seed in enumerate([0, 3, 5]):
+        ep = last.member(k).episode
+        assert ep is last.episodes[k]
+        assert ep.meta["training_seed"] == seed and ep.meta["ensemble"] == {"seeds": [0, 3, 5], "member": k}
+        assert f"seed {seed}" in ep.meta["source"] and ep.meta["training_step"] == 6
+        assert (ep.inputs == last.episodes[0].inputs).all()  # one probe input for every seed
+        # what model k alone records on the probe, to float rounding
+        alone = record(run.trainer.model.member(k), run.probe)[0]
+        np.testing.assert_allclose(ep.outputs, alone.outputs, atol=1e-5)
+        np.testing.assert_allclose(ep.write.weights, alone.write.weights, atol=1e-5)
+        member = last.member(k)
+        assert (member.loss, member.bit_errors, member.seeds) == (latest.model_loss[k], latest.model_bit_errors[k], (seed,))
+    assert not np.allclose(last.episodes[0].outputs, last.episodes[1].outputs)  # different models
+    # every seed's own curve, every step
+    hist = run.histories()
+    metrics = run.metrics_since(0)
+    for k in range(3):
+        assert hist[k]["loss"] == [m.model_loss[k] for m in metrics]
+        assert hist[k]["sequences"] == [m.sequences for m in metrics]
+
+
+def test_a_seed_run_starts_from_the_weights_the_cli_gives_each_seed():
+    from ntmviz.model import build_model
+
+    run = LiveRun.create(small(seeds=[2, 7]))
+    cli = build_model(run.trainer.model.config, seeds=[2, 7])
+    for k in range(2):
+        for name, t in run.trainer.model.member_state_dict(k).items():
+            assert torch.equal(t, cli.member_state_dict(k)[name]), name
+    # and a single run's model 0 is seed 0's, as before seeds came
+    single = LiveRun.create(small())
+    torch.manual_seed(0)
+    import ntmviz
+
+    alone = ntmviz.NTM(single.trainer.model.config)
+    for name, t in alone.member_state_dict(0).items():
+        assert torch.equal(single.trainer.model.member_state_dict(0)[name], t), name
+
+
+def test_one_seed_diverges_and_the_others_go_on(runs, tmp_path):
+    run = runs(small(seeds=[0, 1, 2], snapshot_every=4, steps=12))
+    PoisonSeeds(run.trainer, [1], at=5)
+    run.start()
+    assert run.join(60)
+    assert run.status == "done" and run.error == ""  # the run goes on with the others
+    models = run.models()
+    assert [m.seed for m in models] == [0, 1, 2]
+    assert [m.alive for m in models] == [True, False, True]
+    assert models[1].diverged == "the loss became nan at step 6; its weights are those of step 5"
+    assert models[0].diverged == models[2].diverged == ""
+    hist = run.histories()
+    assert len(hist[1]["loss"]) == 5 and len(hist[0]["loss"]) == len(hist[2]["loss"]) == 12
+    assert math.isnan(run.latest.model_loss[1]) and math.isfinite(run.latest.model_loss[0])
+    # its snapshots after that show its last good weights; it saves as a checkpoint that says so
+    path = run.save(tmp_path / "seed1.safetensors", member=1)
+    loaded = checkpoint.load(path, device="cpu")
+    assert loaded.meta["seed"] == 1 and "step 6" in loaded.meta["diverged"]
+    assert all(torch.isfinite(p).all() for p in loaded.model.parameters())
+
+
+def test_every_seed_diverging_ends_the_run_naming_each(runs):
+    run = runs(small(seeds=[0, 1], snapshot_every=3, steps=100))
+    PoisonSeeds(run.trainer, [0, 1], at=4)
+    run.start()
+    assert run.join(60)
+    assert run.status == "diverged"
+    assert "every model diverged by step 5" in run.error
+    assert "seed 0: the loss became nan at step 5" in run.error and "seed 1:" in run.error
+    assert [m.alive for m in run.models()] == [False, False]
+    assert all("step 5" in m.diverged for m in run.models())
+    _, snaps = run.snapshots()
+    assert [s.step for s in snaps] == [0, 3]  # kept for scrubbing
+
+
+def test_save_writes_the_chosen_seed_that_resumes(runs, tmp_path):
+    run = runs(small(seeds=[4, 6, 9], snapshot_every=100, steps=3))
+    run.start()
+    assert run.join(60) and run.status == "done"
+    assert run.default_filename(2) == "copy-ntm-seed9-step3.safetensors"
+    path = run.save(tmp_path / run.default_filename(2), member=2)
+    loaded = checkpoint.load(path, device="cpu")
+    assert loaded.meta["seed"] == 9 and loaded.meta["ensemble"] == {"seeds": [4, 6, 9], "member": 2}
+    assert loaded.model.models == 1 and loaded.step == 3
+    assert loaded.meta["history"] == run.histories()[2]
+    for name, t in run.trainer.model.member_state_dict(2).items():
+        assert torch.equal(loaded.model.member_state_dict(0)[name], t), name
+    with pytest.raises(Exception, match="no model 3"):
+        run.save(tmp_path / "x.safetensors", member=3)
+    again = LiveRun.from_checkpoint(path, steps=2, snapshot_every=1)
+    assert again.seeds == [9]
+    again.start()
+    assert again.join(60) and again.status == "done" and again.step == 5
+
+
+def test_validation_scores_every_seed_on_the_validation_stream(runs):
+    from ntmviz.evaluate import evaluate
+
+    run = runs(small(seeds=[0, 1], snapshot_every=100, steps=6, validate_every=3, validation_samples=16))
+    run.start()
+    assert run.join(60) and run.status == "done"
+    for k, m in enumerate(run.models()):
+        v = run.trainer.validation[k]
+        assert v["step"] == [3, 6]
+        assert m.validation == (6, v["bit_errors"][1], v["loss"][1])
+        best = min(zip(v["bit_errors"], v["loss"], v["step"]))
+        assert m.best_validation == (best[2], best[0], best[1])
+    # the step-6 score is the validation stream's, as ntmviz eval computes it
+    scores = evaluate(run.trainer.model, run.task, stream="validation", seed=0, samples=16)
+    assert [s.bit_errors for s in scores] == pytest.approx([m.validation.bit_errors for m in run.models()])
+
+
+def test_snapshots_are_bounded_in_bytes_too(runs):
+    run = runs(small(seeds=[0, 1, 2], snapshot_every=1, steps=20, max_snapshots=50))
+    run.start()
+    assert run.join(60)
+    _, snaps = run.snapshots()
+    per = sum(e.nbytes for e in snaps[0].episodes)
+    run2 = runs(small(seeds=[0, 1, 2], snapshot_every=1, steps=20, max_snapshots=50, snapshot_bytes=6 * per))
+    sizes = []
+    original = run2._snapshot
+
+    def watched(metrics):
+        original(metrics)
+        sizes.append(len(run2.snapshots()[1]))
+
+    run2._snapshot = watched
+    run2.start()
+    assert run2.join(60)
+    assert len(snaps) == 21 and max(sizes) <= 6
+    kept = [s.step for s in run2.snapshots()[1]]
+    assert kept[0] == 0 and kept[-1] == 20

@@ -406,3 +406,220 @@ def test_compare_two_training_snapshots_and_a_snapshot_with_a_checkpoint(view, t
     cmp.left_pick.value, cmp.right_pick.value = str(path), snaps[0]
     assert cmp.compare(), cmp.message  # the checkpoint runs on the snapshot's probe input
     assert (cmp.left.episode.inputs == cmp.right.episode.inputs).all()
+
+
+# ---- seeds ----------------------------------------------------------------------------------
+
+def table_rows(view) -> dict[int, list[str]]:
+    """The seed table as the page shows it: data-seed -> the cells' text."""
+    import html
+    import re
+
+    rows = {}
+    for seed, body in re.findall(r'<tr data-seed="(\d+)"[^>]*>(.*?)</tr>', view.seed_table.object):
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", body)
+        rows[int(seed)] = [html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in cells]
+    return rows
+
+
+def legend_labels(fig) -> list[str]:
+    from bokeh.models import Legend
+
+    (legend,) = [r for r in fig.right if isinstance(r, Legend)]
+    return [item.label["value"] if isinstance(item.label, dict) else item.label.value for item in legend.items]
+
+
+def expected_row(view, k, state):
+    run = view.run
+    hist = run.histories()[k]
+    m = run.models()[k]
+    valid = "\u2014"
+    if m.validation is not None:
+        valid = (f"{m.validation.bit_errors:.2f} (best {m.best_validation.bit_errors:.2f} at step "
+                 f"{m.best_validation.step:,})")
+    shown = " (shown)" if k == view._member else ""
+    return [f"\u25a0 seed {run.seeds[k]}{shown}", f"{hist['loss'][-1]:.3f}", f"{hist['bit_errors'][-1]:.2f}",
+            "\u2014", state, valid]
+
+
+def test_three_seeds_train_as_one_run_with_a_curve_and_a_row_per_seed(view, tmp_path):
+    view.seeds.value = "0-2"
+    view.steps.value = "12"
+    view.validate_every.value = "4"
+    assert view.show_seed.visible is False and view.seed_table.visible is False  # one seed: as before
+    run = view.start()
+    assert run is not None and run.trainer.models == 3 and run.seeds == [0, 1, 2]
+    assert run.validate_every == 4
+    pull_until(view, lambda: run.ended, what="the end of the run")
+    view.pull()
+    assert view.show_seed.visible and view.seed_table.visible
+    hist = run.histories()
+    for k in range(3):  # each seed's line is the Trainer's curve of that model
+        data = view.sources[k].data
+        assert data["loss"] == hist[k]["loss"] and data["bit_errors"] == hist[k]["bit_errors"]
+        assert data["sequences"] == hist[k]["sequences"] and len(data["loss"]) == 12
+        assert data["loss"] == run.trainer.histories[k].loss
+    for fig in (view.loss_figure, view.errors_figure):
+        assert legend_labels(fig) == ["seed 0", "seed 1", "seed 2"]
+    assert table_rows(view) == {k: expected_row(view, k, "done") for k in range(3)}
+    assert "3 of 3 seeds training" in view.status.object and "sequences/s" in view.status.object
+    # shown by default: the seed best now on the validation stream (every seed has a score)
+    models = run.models()
+    best = min(range(3), key=lambda k: (models[k].validation.bit_errors, models[k].validation.loss, k))
+    assert view.show_seed.value == "best" and view.shown_seed == best
+    assert view.show_seed.options[f"best now (seed {best})"] == "best"
+    last = run.snapshots()[1][-1]
+    assert view.state.episode is last.episodes[best]
+    # switching the seed switches the snapshots on show, at the same training step
+    other = (best + 1) % 3
+    view.show_seed.value = other
+    assert view.shown_seed == other and view.state.episode is last.episodes[other]
+    assert view.state.episode.meta["training_seed"] == other
+    assert f"seed {other}" in view.snapshot_label.object
+    assert [s.episode for s in view.snapshot_list] == [s.episodes[other] for s in run.snapshots()[1]]
+    view.snapshot_slider.value = 1
+    assert view.state.episode is run.snapshots()[1][1].episodes[other]
+    assert table_rows(view)[other][0].endswith("(shown)")
+    # Save and Download write the seed on show
+    path = view.save_checkpoint()
+    assert path.name == f"copy-ntm-seed{other}-step12.safetensors"
+    assert f"&#40;seed {other}&#41;" in view.alert.object  # as text: the parentheses escaped
+    loaded = checkpoint.load(path, device="cpu")
+    assert loaded.meta["seed"] == other and loaded.meta["ensemble"]["member"] == other
+    for name, t in run.trainer.model.member_state_dict(other).items():
+        assert torch.equal(loaded.model.member_state_dict(0)[name], t), name
+    assert view.download.filename == f"copy-ntm-seed{other}-live.safetensors"
+    downloaded = tmp_path / "downloaded.safetensors"
+    downloaded.write_bytes(view._checkpoint_file().getvalue())
+    assert checkpoint.load(downloaded, device="cpu").meta["seed"] == other
+
+
+def test_the_default_seed_follows_the_smoothed_training_loss_without_validation(view):
+    view.seeds.value = "3,5,8"
+    view.steps.value = "10"
+    run = view.start()
+    pull_until(view, lambda: run.ended, what="the end of the run")
+    view.pull()
+    smoothed = []
+    for k in range(3):
+        e = None
+        for m in run.metrics_since(0):
+            e = m.model_loss[k] if e is None else 0.9 * e + 0.1 * m.model_loss[k]
+        smoothed.append(e)
+    best = min(range(3), key=lambda k: (smoothed[k], k))
+    assert view.shown_seed == run.seeds[best]
+    assert view.state.episode is run.snapshots()[1][-1].episodes[best]
+
+
+class PoisonSeeds:
+    """From step `at` on, the training rows of the models `members` are NaN (their loss only)."""
+
+    def __init__(self, members, at):
+        self.members, self.at = members, at
+
+    def install(self, trainer):
+        sample, B = trainer.batch, trainer.batch_size
+
+        def poisoned(step):
+            batch = sample(step)
+            if step < self.at:
+                return batch
+            inputs = batch.inputs.clone()
+            for k in self.members:
+                inputs[k * B:(k + 1) * B] = float("nan")
+            return batch._replace(inputs=inputs)
+
+        trainer.batch = poisoned
+
+
+@pytest.fixture
+def poison(monkeypatch):
+    """Every run the view starts has the models `poison.members` diverge at step poison.at + 1."""
+    p = PoisonSeeds([1], at=4)
+
+    def poisoned(*args, **kwargs):
+        run = new_run(*args, **kwargs)
+        p.install(run.trainer)
+        return run
+
+    monkeypatch.setattr(training_view_module, "new_run", poisoned)
+    return p
+
+
+def test_a_diverged_seed_is_marked_while_the_others_go_on(view, poison):
+    view.seeds.value = "0-2"
+    run = view.start()
+    pull_until(view, lambda: run.step >= 12 and not run.models()[1].alive, what="seed 1 to diverge, others on")
+    view.pull()
+    assert run.status == "running" and not view.alert.visible  # one seed is no error of the run
+    reason = "the loss became nan at step 5; its weights are those of step 4"
+    assert run.models()[1].diverged == reason
+    rows = table_rows(view)
+    assert rows[1][4] == f"diverged: {reason}"
+    assert rows[0][4] == rows[2][4] == "training"
+    assert "2 of 3 seeds training" in view.status.object
+    for fig in (view.loss_figure, view.errors_figure):
+        assert legend_labels(fig) == ["seed 0", "seed 1 (diverged)", "seed 2"]
+    assert "seed 1 (diverged)" in view.show_seed.options
+    # its line stops at its last good step, marked there; the others grow
+    view.pause()
+    pull_until(view, lambda: run.status == "paused", what="the pause")
+    view.pull()
+    hist = run.histories()
+    assert view.sources[1].data["loss"] == hist[1]["loss"] and len(hist[1]["loss"]) == 4
+    assert view.sources[0].data["loss"] == hist[0]["loss"] and len(hist[0]["loss"]) == run.step
+    assert view.marks.data["sequences"] == [hist[1]["sequences"][-1]]
+    assert view.marks.data["loss"] == [hist[1]["loss"][-1]]
+    assert view.marks.data["bit_errors"] == [hist[1]["bit_errors"][-1]]
+    assert rows[1][1] == f"{hist[1]['loss'][-1]:.3f}"  # its last good values stay in the table
+    assert view.shown_seed != 1  # the best now is one still training
+    # its snapshots can still be shown and saved: its last good weights
+    view.show_seed.value = 1
+    assert view.state.episode.meta["training_seed"] == 1
+    path = view.save_checkpoint()
+    assert path is not None and "seed1" in path.name
+    assert "diverged" in checkpoint.load(path, device="cpu").meta
+
+
+def test_every_seed_diverging_ends_the_run_with_a_message(view, poison):
+    poison.members = [0, 1]
+    view.seeds.value = "0,1"
+    run = view.start()
+    pull_until(view, lambda: run.ended, what="the divergence")
+    view.pull()
+    assert run.status == "diverged"
+    assert view.alert.visible and "every model diverged by step 5" in view.alert.object
+    rows = table_rows(view)
+    assert all(r[4].startswith("diverged: the loss became nan at step 5") for r in rows.values())
+    assert legend_labels(view.loss_figure) == ["seed 0 (diverged)", "seed 1 (diverged)"]
+    assert len(view.marks.data["loss"]) == 2
+    assert view.snapshot_list and not view.start_button.disabled  # as for one seed
+
+
+@pytest.mark.parametrize("typed, message", [
+    ("", "Seeds: type a seed (0), a range of seeds (0-7) or a list (0,3,5)."),
+    ("0-", "Seeds '0-': '0-' is not a seed or a range of seeds (e.g. 0-7)"),
+    ("3-1", "Seeds '3-1': the range 3-1 runs backwards"),
+    ("0,2,0", "Seeds '0,2,0': a seed appears twice"),
+    ("-1", "Seeds '-1': '-1' is not a seed or a range of seeds (e.g. 0-7)"),
+    ("0-16", "Seeds '0-16': more than 16 seeds"),
+    ("4294967296", "Seeds: a seed must be at most 4,294,967,295; you typed 4,294,967,296."),
+])
+def test_bad_seeds_show_a_message_and_start_nothing(view, typed, message):
+    view.seeds.value = typed
+    assert view.start() is None and view.run is None
+    assert view.message == message and view.alert.visible
+    assert view.seeds.value == typed
+
+
+def test_one_seed_keeps_the_single_run_view(view):
+    view.seeds.value = "7"
+    view.steps.value = "4"
+    run = view.start()
+    pull_until(view, lambda: run.ended, what="the end")
+    view.pull()
+    assert run.seeds == [7] and not view.show_seed.visible and not view.seed_table.visible
+    assert view.status.object.startswith("**Done** · step 4 of 4 · 16 sequences · ")
+    assert "seeds training" not in view.status.object
+    assert view.source.data["loss"] == run.histories()[0]["loss"]
+    assert view.save_checkpoint().name == "copy-ntm-seed7-step4.safetensors"
