@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from ntmviz import Episode, checkpoint
+from ntmviz.episode import VERSION as EPISODE_VERSION
 from ntmviz.files import VERIFIED
 
 TINY = ["--task", "copy", "--task-option", "max_length=3", "--task-option", "bits=3", "--memory-slots", "8",
@@ -56,9 +57,9 @@ PAUSE = textwrap.dedent("""
         def __getattr__(self, name):
             return getattr(self.f, name)
 
-    def mkstemp(*args, **kwargs):  # atomic_write's temp file: one per save
-        fd, name = real_mkstemp(*args, **kwargs)
-        if kwargs.get("suffix") == ".tmp":
+    def mkstemp(*args, **kwargs):  # atomic_write's temp file: one per save of the file sys.argv[3]
+        fd, name = real_mkstemp(*args, **kwargs)  # (train also writes NAME.best.safetensors: not counted)
+        if kwargs.get("suffix") == ".tmp" and kwargs.get("prefix") == "." + os.path.basename(sys.argv[3]) + ".":
             saves[0] += 1
             save_fd[0] = fd if saves[0] == SAVE else None
         return fd, name
@@ -153,7 +154,7 @@ def test_kill_during_train_checkpoint_keeps_the_previous_one(tmp_path, where):
     # the leftover temp file is hidden from checkpoint listings, and the next save replaces the file
     from ntmviz.app.sources import find_checkpoints
 
-    assert find_checkpoints(tmp_path) == [out]
+    assert find_checkpoints(tmp_path) == [tmp_path / "run.best.safetensors", out]  # no temp file among them
     checkpoint.save(out, ckpt.model, task=ckpt.task, step=21)
     assert checkpoint.load(out).step == 21
 
@@ -169,7 +170,7 @@ def test_kill_during_episode_save_keeps_the_previous_one(tmp_path, where):
     kill9(proc)
     assert digest(out) == before
     episode = Episode.load(out)
-    assert episode.checksum == VERIFIED and episode.meta["format_version"] == 1 and episode.steps > 2
+    assert episode.checksum == VERIFIED and episode.meta["format_version"] == EPISODE_VERSION and episode.steps > 2
 
 
 @pytest.mark.parametrize("where", ["mid-write", "before-rename"])
