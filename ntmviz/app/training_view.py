@@ -32,10 +32,15 @@ is silently rewritten.
 
 Seeds. "Seeds" takes one seed (0), a range (0-7) or a list (0,3,5), at most MAX_SEEDS: the run
 trains one model per seed in one Trainer (one batched computation, as `ntmviz train --seeds`).
-With more than one, each curve has a line per seed (one ColumnDataSource each, streamed from
-the per-model metrics, so seed k's line is the Trainer's histories[k]) and a legend; a seed that
-diverges keeps its line up to its last good step, marked with an x there, and its legend entry
-says so. A table lists every seed: its newest loss and bit errors, curriculum stage, whether it
+With more than one, each curve has a line per seed and a legend: one ColumnDataSource holds
+every seed's column (`column("loss", k)`), streamed once per pull from the per-model metrics, so
+seed k's finite points are the Trainer's histories[k] (one stream per pull, not one per seed:
+measured here in Chromium on the loaded 2-core machine, four sources streamed at every pull
+made the page lay the plots out four times per update and fall behind: it answered in 2-20 s,
+against about 1 s with one source). The seed table is redrawn sparingly for the same reason
+(`table_period`).
+A seed that diverges has NaN from then on, so its line stops at its last good step, marked with
+an x there, and its legend entry says so. A table lists every seed: its newest loss and bit errors, curriculum stage, whether it
 trains or why it diverged, and its validation score when the run validates. Every snapshot
 holds every seed's episode (live.py records them in one batched run), so "Show seed" switches
 the views between seeds at once, on the same training step; by default it follows the seed
@@ -51,6 +56,7 @@ import io
 import logging
 import math
 import tempfile
+import time
 from pathlib import Path
 
 import panel as pn
@@ -72,7 +78,8 @@ from .state import Playback
 log = logging.getLogger(__name__)
 
 NEW_MODEL = "a new model"
-_COLUMNS = ("step", "sequences", "loss", "bit_errors")
+_X_COLUMNS = ("step", "sequences")
+_Y_COLUMNS = ("loss", "bit_errors")
 ALIVE = ("running", "pausing", "paused", "stopping")
 MAX_SEEDS = 16  # seeds one run of the Train tab trains together (`ntmviz train --seeds` takes more)
 BEST = "best"  # the "Show seed" choice that follows the seed best now
@@ -123,8 +130,17 @@ async def _off_loop(fn, *args):
     return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
-def _empty() -> dict[str, list]:
-    return {c: [] for c in _COLUMNS}
+def column(name: str, k: int) -> str:
+    """The curves' column of seed k's `name` ("loss" or "bit_errors"): "loss", "loss_1", ..."""
+    return name if k == 0 else f"{name}_{k}"
+
+
+def _columns(K: int) -> list[str]:
+    return [*_X_COLUMNS, *(column(name, k) for k in range(K) for name in _Y_COLUMNS)]
+
+
+def _empty(K: int = 1) -> dict[str, list]:
+    return {c: [] for c in _columns(K)}
 
 
 def _model_values(m, k: int) -> tuple[float, float]:
@@ -170,6 +186,10 @@ class TrainingView(Viewer):
     saved = param.String(default="", doc="""
         The last checkpoint file written by Save (lists of checkpoints refresh on it).""")
 
+    table_period = param.Number(default=2.0, bounds=(0, None), doc="""
+        While a run trains, the seed table's numbers change at most every this many seconds
+        (any other change, and every change once it pauses or ends, shows at once).""")
+
     def __init__(self, config: RunConfig | None = None, *, state: Playback | None = None,
                  show_views: bool = True, guard_in_panel: bool = True, **params):
         super().__init__(state=state or Playback(), **params)
@@ -188,6 +208,8 @@ class TrainingView(Viewer):
         self._smoothed: list[float | None] = []  # per seed: moving average of the training loss
         self._marked: set[int] = set()  # seeds whose divergence is marked on the curves
         self._choosing = False  # the view itself is setting "Show seed"
+        self._table_key: tuple = ()  # what the table last showed besides its numbers
+        self._table_time = 0.0  # when it was last redrawn (time.monotonic)
         self._shown_step: int | None = None
         self._status = ""
         self._callback = None
@@ -286,21 +308,21 @@ class TrainingView(Viewer):
     def _make_curves(self, seeds: list[int]) -> None:
         """New loss and bit-error figures with a line per seed (a new run may have other seeds)."""
         K = len(seeds)
-        self.sources = [ColumnDataSource(data=_empty()) for _ in seeds]  # [K], seed order
+        self.source = ColumnDataSource(data=_empty(K))  # every seed's curve, column(name, k)
         # where each diverged seed's line stops: x = sequences, y = its last loss / bit errors
         self.marks = ColumnDataSource(data={"sequences": [], "loss": [], "bit_errors": [], "color": []})
         self._legend_items: list[list[LegendItem]] = []
         common = dict(height=220, sizing_mode="stretch_width", x_axis_label="sequences seen",
                       tools="pan,wheel_zoom,box_zoom,reset", toolbar_location="right")
         figures = []
-        for title, column in (("Loss (nats per sequence)", "loss"), ("Bit errors per sequence", "bit_errors")):
+        for title, name in (("Loss (nats per sequence)", "loss"), ("Bit errors per sequence", "bit_errors")):
             fig = figure(title=title, **common)
             items = []
-            for k, (seed, source) in enumerate(zip(seeds, self.sources)):
-                colour = _SINGLE_COLOURS[column] if K == 1 else seed_colour(k)
-                line = fig.line("sequences", column, source=source, line_width=1.5, color=colour)
+            for k, seed in enumerate(seeds):
+                colour = _SINGLE_COLOURS[name] if K == 1 else seed_colour(k)
+                line = fig.line("sequences", column(name, k), source=self.source, line_width=1.5, color=colour)
                 items.append(LegendItem(label=value(f"seed {seed}"), renderers=[line]))
-            fig.scatter("sequences", column, source=self.marks, marker="x", size=13, line_width=2.5, color="color")
+            fig.scatter("sequences", name, source=self.marks, marker="x", size=13, line_width=2.5, color="color")
             if K > 1:
                 fig.add_layout(Legend(items=items, click_policy="hide", ncols=(K + 7) // 8, spacing=0, padding=4,
                                       label_text_font_size="10px", label_height=12, glyph_height=12,
@@ -311,10 +333,14 @@ class TrainingView(Viewer):
         self._loss_pane.object = self.loss_figure
         self._errors_pane.object = self.errors_figure
 
-    @property
-    def source(self) -> ColumnDataSource:
-        """The first seed's curve (a single run's)."""
-        return self.sources[0]
+    def curve(self, k: int) -> dict[str, list]:
+        """Seed k's points as the curves hold them: {"step", "sequences", "loss", "bit_errors"},
+        its NaN (after it diverged) left out."""
+        data = self.source.data
+        loss, errors = data[column("loss", k)], data[column("bit_errors", k)]
+        keep = [i for i, v in enumerate(loss) if math.isfinite(v)]
+        return {"step": [data["step"][i] for i in keep], "sequences": [data["sequences"][i] for i in keep],
+                "loss": [loss[i] for i in keep], "bit_errors": [errors[i] for i in keep]}
 
     def _sync_fields(self) -> None:
         from_checkpoint = bool(self.start_from.value)
@@ -566,20 +592,22 @@ class TrainingView(Viewer):
         self._make_curves(seeds)
         self._member, self._models, self._marked = 0, run.models(), set()
         self._last, self._smoothed = [None] * K, [None] * K
-        batch = max(1, run.trainer.batch_size)
-        for k, (source, hist) in enumerate(zip(self.sources, run.histories())):  # a checkpoint's past, thinned
-            data = _empty()
-            if hist["sequences"]:
-                data.update(sequences=hist["sequences"], loss=hist["loss"], bit_errors=hist["bit_errors"],
-                            step=[s // batch for s in hist["sequences"]])
-                self._last[k] = (data["step"][-1], hist["sequences"][-1], hist["loss"][-1], hist["bit_errors"][-1])
-            source.data = data
+        # a checkpoint's past curve, thinned (a run from a checkpoint has one seed)
+        hist = run.histories()[0] if K == 1 else {"sequences": []}
+        data = _empty(K)
+        if hist["sequences"]:
+            batch = max(1, run.trainer.batch_size)
+            data.update(sequences=hist["sequences"], loss=hist["loss"], bit_errors=hist["bit_errors"],
+                        step=[s // batch for s in hist["sequences"]])
+            self._last[0] = (data["step"][-1], hist["sequences"][-1], hist["loss"][-1], hist["bit_errors"][-1])
+        self.source.data = data
         self._choosing = True
         try:
             self.show_seed.param.update(options=self._seed_options(seeds), value=BEST if K > 1 else 0,
                                         visible=K > 1)
         finally:
             self._choosing = False
+        self._table_key, self._table_time = (), 0.0
         self.seed_table.param.update(object=self._table_html("ready") if K > 1 else "", visible=K > 1)
         self.progress.max = max(1, run.steps)
         self.progress.value = min(run.trainer.step, run.steps)
@@ -653,7 +681,7 @@ class TrainingView(Viewer):
 
     def _stream(self, metrics) -> None:
         """Stream every seed's new points into its curve; a seed's NaN (it has diverged) is no point."""
-        K = len(self.sources)
+        K = len(self._last)
         for m in metrics:  # every step counts for the newest values and the smoothed loss
             for k in range(K):
                 loss, errors = _model_values(m, k)
@@ -662,21 +690,20 @@ class TrainingView(Viewer):
                     e = self._smoothed[k]
                     self._smoothed[k] = loss if e is None else 0.9 * e + 0.1 * loss
         rows = [m for m in metrics if m.step % self._stride == 0 or m.step == 1]
-        count = max(len(source.data["step"]) for source in self.sources)
+        count = len(self.source.data["step"])
         while count + len(rows) > self.max_points:
             self._stride *= 2
-            for source in self.sources:
-                keep = [i for i, s in enumerate(source.data["step"]) if s % self._stride == 0 or s == 1]
-                source.data = {c: [source.data[c][i] for i in keep] for c in _COLUMNS}
+            keep = [i for i, s in enumerate(self.source.data["step"]) if s % self._stride == 0 or s == 1]
+            self.source.data = {c: [values[i] for i in keep] for c, values in self.source.data.items()}
             rows = [m for m in rows if m.step % self._stride == 0 or m.step == 1]
-            count = max(len(source.data["step"]) for source in self.sources)
-        for k, source in enumerate(self.sources):
-            points = [(m, *_model_values(m, k)) for m in rows]
-            points = [p for p in points if math.isfinite(p[1])]
-            if points:
-                source.stream({"step": [m.step for m, _, _ in points], "sequences": [m.sequences for m, _, _ in points],
-                               "loss": [loss for _, loss, _ in points], "bit_errors": [e for _, _, e in points]},
-                              rollover=self.max_points)
+            count = len(keep)
+        if rows:  # one stream for every seed: NaN where a seed has diverged breaks its line there
+            new = {"step": [m.step for m in rows], "sequences": [m.sequences for m in rows]}
+            for k in range(K):
+                values = [_model_values(m, k) for m in rows]
+                new[column("loss", k)] = [loss for loss, _ in values]
+                new[column("bit_errors", k)] = [errors for _, errors in values]
+            self.source.stream(new, rollover=self.max_points)
 
     # ---- the seeds ----------------------------------------------------------------------------
     @property
@@ -705,9 +732,21 @@ class TrainingView(Viewer):
                 items[k].label = value(f"seed {m.seed} (diverged)")
         if len(models) > 1:
             self._update_seed_options()
-            html = self._table_html(status)
-            if html != self.seed_table.object:
-                self.seed_table.object = html
+            self._render_table(status)
+
+    def _render_table(self, status: str) -> None:
+        """Redraw the seed table. Its numbers change at every step, and every redraw makes the
+        page lay itself out again (measured here in Chromium with four seeds: redrawn at every
+        pull, the page answered in 0.2-1.2 s; redrawn at most every 2 s, in 0.03-0.45 s, as with
+        one seed), so while the run trains a change of numbers alone waits `table_period` seconds."""
+        html = self._table_html(status)
+        if html == self.seed_table.object:
+            return
+        now = time.monotonic()
+        key = (status, self._member, self._models)  # everything the table shows but its numbers
+        if key != self._table_key or status not in ("running", "pausing") or now - self._table_time >= self.table_period:
+            self.seed_table.object = html
+            self._table_key, self._table_time = key, now
 
     def best_member(self) -> int:
         """The index of the seed best now among those training: on the validation stream when
@@ -755,7 +794,7 @@ class TrainingView(Viewer):
             self._show(self.snapshot_slider.value)
         if len(self.seed_list) > 1:
             self._update_seed_options()
-            self.seed_table.object = self._table_html(self._status)
+            self._render_table(self._status)
 
     def _table_html(self, status: str) -> str:
         """One row per seed: its newest loss and bit errors, curriculum stage, state (training,
@@ -785,7 +824,7 @@ class TrainingView(Viewer):
                           for i, c in enumerate(cells))
             weight = "font-weight:600;" if k == self._member else ""
             rows.append(f'<tr data-seed="{int(seed)}" style="{weight}">{tds}</tr>')
-        return ('<table class="ntmviz-seeds" aria-label="Seeds" style="border-collapse:collapse;font-size:12px">'
+        return ('<table class="ntmviz-seeds" aria-label="Progress of each seed" style="border-collapse:collapse;font-size:12px">'
                 f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
     def _show_status(self, run: LiveRun, latest, status: str, error: str) -> None:

@@ -1,6 +1,7 @@
 """TrainingView without a browser: built with get_root(document, comm), driven from Python."""
 
 import asyncio
+import math
 import threading
 import time
 
@@ -455,10 +456,11 @@ def test_three_seeds_train_as_one_run_with_a_curve_and_a_row_per_seed(view, tmp_
     assert view.show_seed.visible and view.seed_table.visible
     hist = run.histories()
     for k in range(3):  # each seed's line is the Trainer's curve of that model
-        data = view.sources[k].data
+        data = view.curve(k)
         assert data["loss"] == hist[k]["loss"] and data["bit_errors"] == hist[k]["bit_errors"]
         assert data["sequences"] == hist[k]["sequences"] and len(data["loss"]) == 12
         assert data["loss"] == run.trainer.histories[k].loss
+    assert view.source.data["loss_2"] == hist[2]["loss"]  # one source, a column pair per seed
     for fig in (view.loss_figure, view.errors_figure):
         assert legend_labels(fig) == ["seed 0", "seed 1", "seed 2"]
     assert table_rows(view) == {k: expected_row(view, k, "done") for k in range(3)}
@@ -566,8 +568,11 @@ def test_a_diverged_seed_is_marked_while_the_others_go_on(view, poison):
     pull_until(view, lambda: run.status == "paused", what="the pause")
     view.pull()
     hist = run.histories()
-    assert view.sources[1].data["loss"] == hist[1]["loss"] and len(hist[1]["loss"]) == 4
-    assert view.sources[0].data["loss"] == hist[0]["loss"] and len(hist[0]["loss"]) == run.step
+    assert view.curve(1)["loss"] == hist[1]["loss"] and len(hist[1]["loss"]) == 4
+    assert view.curve(0)["loss"] == hist[0]["loss"] and len(hist[0]["loss"]) == run.step
+    assert view.curve(1)["sequences"] == hist[1]["sequences"]
+    later = view.source.data["loss_1"][4:]  # NaN from its divergence on: the line stops there
+    assert len(later) == run.step - 4 and all(math.isnan(v) for v in later)
     assert view.marks.data["sequences"] == [hist[1]["sequences"][-1]]
     assert view.marks.data["loss"] == [hist[1]["loss"][-1]]
     assert view.marks.data["bit_errors"] == [hist[1]["bit_errors"][-1]]
@@ -623,3 +628,23 @@ def test_one_seed_keeps_the_single_run_view(view):
     assert "seeds training" not in view.status.object
     assert view.source.data["loss"] == run.histories()[0]["loss"]
     assert view.save_checkpoint().name == "copy-ntm-seed7-step4.safetensors"
+
+
+def test_while_training_the_tables_numbers_change_at_most_every_table_period(view):
+    """Every redraw of the table lays the page out again: numbers alone wait table_period."""
+    view.table_period = 3600
+    view.seeds.value = "0-2"
+    run = view.start()
+    view.show_seed.value = 0  # a fixed seed: the choice of the best cannot redraw it
+    pull_until(view, lambda: run.step >= 3 and "training" in view.seed_table.object, what="a few steps")
+    shown = view.seed_table.object
+    at = run.step
+    pull_until(view, lambda: run.step >= at + 5, what="more steps")
+    view.pull()
+    assert view._last[0][0] > at and view.seed_table.object == shown  # newer numbers, not yet shown
+    view.pause()
+    pull_until(view, lambda: run.status == "paused", what="the pause")
+    view.pull()
+    hist = run.histories()
+    assert table_rows(view) == {k: expected_row(view, k, "paused") for k in range(3)}  # paused: at once
+    assert table_rows(view)[0][1] == f"{hist[0]['loss'][-1]:.3f}"
