@@ -55,6 +55,12 @@ ADDRESS_STAGES = NTM_STAGES + ("weights",)
 HEAD_PARAMS = ("key", "beta", "gate", "shift", "gamma")
 WRITE_PARAMS = ("erase", "add")
 
+# meta["scoring"]: how an episode's outputs are judged against its targets, and what its errors
+# are called. "bits" (the default): every output is a bit's probability, wrong on the other side
+# of 0.5. "answer": a step's outputs are a distribution over answer words (a memory network's),
+# wrong when the most likely word is not the target's.
+SCORINGS = {"bits": "bit errors", "answer": "wrong answers"}
+
 
 class HeadRecord:
     """One kind of head (read or write) over an episode.
@@ -173,6 +179,26 @@ class Episode:
         return [(k, r) for k, r in (("read", self.read), ("write", self.write)) if r is not None]
 
     # ---- analysis helpers ----------------------------------------------------------------
+    @property
+    def scoring(self) -> str:
+        """How outputs are judged: "bits" or "answer" (see SCORINGS)."""
+        return str(self.meta.get("scoring", "bits"))
+
+    @property
+    def error_name(self) -> str:
+        """What `errors()` counts, for labels: "bit errors" or "wrong answers"."""
+        return SCORINGS.get(self.scoring, SCORINGS["bits"])
+
+    def errors(self) -> np.ndarray:
+        """Errors per step on scored steps: [T] (needs targets). Wrong bits, or with scoring
+        "answer" 1 where the most likely output is not the target's."""
+        if self.scoring != "answer":
+            return self.bit_errors()
+        if self.targets is None or self.outputs is None:
+            raise ValueError("this episode has no targets and outputs to compare")
+        wrong = (self.outputs.argmax(-1) != self.targets.argmax(-1)).astype(np.float32)
+        return wrong * (self.mask if self.mask is not None else 1)
+
     def bit_errors(self) -> np.ndarray:
         """Wrong bits per step, counting only scored steps: [T] (needs targets)."""
         if self.targets is None or self.outputs is None:
@@ -196,18 +222,20 @@ class Episode:
     # ---- making one from your own model's arrays -------------------------------------------
     @classmethod
     def from_arrays(cls, memory, read_weights, write_weights=None, inputs=None, outputs=None, targets=None,
-                    stages=None, params=None, slot_labels=None, meta=None) -> "Episode":
+                    mask=None, stages=None, params=None, slot_labels=None, meta=None) -> "Episode":
         """An episode of any model that attends over a memory, from numpy arrays or torch tensors.
 
             memory          [T+1, N, M] (before step 0, then after each step) or [N, M] (static)
             read_weights    [T, H, N] (or [T, N] for one head): each row a distribution over slots
             write_weights   [T, W, N] (or [T, N]), optional, distributions too
             inputs          [T, I]; outputs, targets [T, O]  (optional)
+            mask            [T]: 1 where an output is scored, 0 where not (optional: all scored)
             stages          {name: [T, H, N]}: the read heads' weightings before the final one, in
                             order (e.g. a memory network's hops); or {"read": {...}, "write": {...}}
             params          {name: [T, H] or [T, H, K]}: per-step head parameters, or per kind as above
             slot_labels     N strings naming the slots (shown as text on the slot axes)
-            meta            a JSON-serialisable dict (task, model, ...)
+            meta            a JSON-serialisable dict (task, model, ...); meta["scoring"] = "answer"
+                            when outputs are a distribution over answers (see SCORINGS)
 
         A step is whatever your model does once (a memory network's hop is a step). Raises
         EpisodeArrayError naming the array and the shape expected when something does not fit.
@@ -232,6 +260,12 @@ class Episode:
         if "targets" in seq and "outputs" in seq and seq["targets"].shape != seq["outputs"].shape:
             raise EpisodeArrayError(f"targets has shape {seq['targets'].shape}, expected "
                                     f"{seq['outputs'].shape} (the shape of outputs)")
+        if mask is not None:
+            mask = _as_array("mask", mask)
+            if mask.shape != (T,):
+                raise EpisodeArrayError(f"mask has shape {mask.shape}, expected [{T}]")
+            if not np.isin(mask, (0.0, 1.0)).all():
+                raise EpisodeArrayError("mask must hold only 0 (not scored) and 1 (scored)")
         heads = {"read": read, "write": write}
         extra = {kind: {"stages": {}, "params": {}} for kind in heads}
         for part, given in (("stages", stages), ("params", params)):
@@ -273,9 +307,11 @@ class Episode:
             json.dumps(meta)
         except (TypeError, ValueError) as exc:
             raise EpisodeArrayError(f"meta is not JSON-serialisable ({exc})") from None
+        if meta.get("scoring", "bits") not in SCORINGS:
+            raise EpisodeArrayError(f"meta['scoring'] is {meta['scoring']!r}, expected one of {sorted(SCORINGS)}")
         meta.setdefault("format_version", VERSION)
         records = {kind: None if w is None else HeadRecord(w, **extra[kind]) for kind, w in heads.items()}
-        return cls(inputs=seq.get("inputs"), outputs=seq.get("outputs"), targets=seq.get("targets"),
+        return cls(inputs=seq.get("inputs"), outputs=seq.get("outputs"), targets=seq.get("targets"), mask=mask,
                    memory=mem, read=records["read"], write=records["write"], meta=meta, slot_labels=labels)
 
     # ---- files -------------------------------------------------------------------------

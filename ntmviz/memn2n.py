@@ -139,7 +139,9 @@ def episode_arrays(model: MemN2N, task, batch, index: int = 0, member: int = 0) 
         slot_labels   the n sentences as text
         outputs       [H, O]      the answer probabilities read out after hop h (W u^h+1; the last is the answer)
         targets       [H, O]      the one-hot answer at every hop
-        meta          task, question, answer, model's answer, supporting facts (from the text)
+        mask          [H]         only the last hop's readout is the model's answer, so only it is scored
+        meta          task, question, answer, model's answer, supporting facts (from the text);
+                      scoring "answer" (a step is right or wrong by its most likely word)
     """
     single = model.member(member) if model.models > 1 else model
     with torch.inference_mode():
@@ -156,7 +158,8 @@ def episode_arrays(model: MemN2N, task, batch, index: int = 0, member: int = 0) 
         "slot_labels": sentences,
         "outputs": probs,
         "targets": np.repeat(target, len(probs), 0),
-        "meta": {"task": task.name, "task_config": task.to_dict(), "question": question, "answer": answer,
+        "mask": np.eye(len(probs), dtype=np.float32)[-1],
+        "meta": {"scoring": "answer", "task": task.name, "task_config": task.to_dict(), "question": question, "answer": answer,
                  "model_answer": task.answer_words[int(probs[-1].argmax())],
                  "supporting": task.supporting_facts(batch.inputs[index, : n + 1].cpu().numpy())},
     }

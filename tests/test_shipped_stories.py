@@ -1,8 +1,6 @@
-"""The shipped memory-network checkpoints (ntmviz/checkpoints/stories): they load as memn2n
-models of their story task, answer held-out test-stream stories, attend to the supporting
-facts, and carry their cards. (A subfolder: the explorer lists ntmviz/checkpoints/*.safetensors
-and opens every one as an NTM episode, which a memory network is not, until Episode.from_arrays
-lands.)"""
+"""The shipped memory-network checkpoints (ntmviz/checkpoints/babi_*-memn2n): they load as
+memn2n models of their story task, answer held-out test-stream stories, attend to the
+supporting facts, and carry their cards."""
 
 from __future__ import annotations
 
@@ -16,7 +14,7 @@ from ntmviz.evaluate import evaluate
 from ntmviz.mechanisms import measure
 from ntmviz.memn2n import MemN2N
 
-FOLDER = Path(__file__).resolve().parent.parent / "ntmviz" / "checkpoints" / "stories"
+FOLDER = Path(__file__).resolve().parent.parent / "ntmviz" / "checkpoints"
 SHIPPED = ["babi_single-memn2n", "babi_two-memn2n"]
 
 

@@ -23,7 +23,6 @@ beside step t of the other.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import uuid
 from pathlib import Path
@@ -39,50 +38,23 @@ from ..errors import ConfigError, NtmvizError
 from .fields import read_seed
 from .live import probe_batch
 from .messages import bold, clear, show_error
-from .sources import check_length, checkpoint_options
+from .sources import check_length, checkpoint_header, checkpoint_options, runs_sequences
 from .state import Playback
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT = "snapshot:"  # option values: "snapshot:<training step>"
-_HEADER_LIMIT = 64 << 20  # a checkpoint header larger than this is not read for its task
 
 
 def snapshot_key(step: int) -> str:
     return f"{SNAPSHOT}{int(step)}"
 
 
-_SIGNATURES: dict[tuple, tuple[str, int] | None] = {}
-
-
 def checkpoint_signature(path: str | Path) -> tuple[str, int] | None:
     """(task name, input width) of a checkpoint, from its JSON header alone (no weights read);
-    None if the file cannot tell. Two sources with one signature can run on the same input.
-    Read once per file version (path, modification time, size)."""
-    try:
-        stat = Path(path).stat()
-    except OSError:
-        return None
-    key = (str(path), stat.st_mtime_ns, stat.st_size)
-    if key not in _SIGNATURES:
-        if len(_SIGNATURES) > 256:
-            _SIGNATURES.clear()
-        _SIGNATURES[key] = _read_signature(path)
-    return _SIGNATURES[key]
-
-
-def _read_signature(path: str | Path) -> tuple[str, int] | None:
-    try:
-        with open(path, "rb") as f:
-            size = int.from_bytes(f.read(8), "little")
-            if not 0 < size <= _HEADER_LIMIT:
-                return None
-            meta = json.loads(f.read(size)).get("__metadata__") or {}
-        task = json.loads(meta.get("task") or "null")
-        config = json.loads(meta.get("config") or "null")
-        return (str(task["name"]), int(config["input_size"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    None if the file cannot tell. Two sources with one signature can run on the same input."""
+    header = checkpoint_header(path)
+    return None if header is None else header[:2]
 
 
 def record_same_input(model, episode: Episode, meta: dict[str, Any] | None = None) -> Episode:
@@ -134,8 +106,9 @@ class _Side(Viewer):
         self.note.visible = ep is not None and not ep.has_memory
         self.note.object = "No memory (an LSTM baseline): outputs and errors only."
         if ep is not None and ep.targets is not None:
-            errors = int(ep.bit_errors().sum())
-            self.title.object = f"{bold(ep.meta.get('source', 'episode'))} · {errors} wrong bits in all"
+            errors = int(ep.errors().sum())
+            what = "wrong bits" if ep.scoring == "bits" else ep.error_name
+            self.title.object = f"{bold(ep.meta.get('source', 'episode'))} · {errors} {what} in all"
         else:
             self.title.object = bold(ep.meta.get('source', 'episode') if ep is not None else 'nothing yet')
 
@@ -197,7 +170,7 @@ class Compare(Viewer):
     def options(self) -> dict[str, str]:
         """What can be compared: checkpoints in `folder` and `extra_folders`, then the live run's
         snapshots, each named and keyed by its training step."""
-        out = checkpoint_options(self.folder, *self.extra_folders)
+        out = {k: v for k, v in checkpoint_options(self.folder, *self.extra_folders).items() if runs_sequences(v)}
         for step in self._snapshot_steps():
             out[f"training snapshot, step {step:,}"] = snapshot_key(step)
         return out
@@ -264,6 +237,9 @@ class Compare(Viewer):
                                   f"are thinned as a run goes on): pick another")
             return snap.episode
         ckpt = load_checkpoint(key, device="cpu")
+        if getattr(ckpt.config, "kind", None) == "memn2n":
+            raise ConfigError(f"{Path(key).name} is a memory network: Compare runs NTMs and LSTMs on one "
+                              f"sequence; open it in Explore")
         meta = {"source": Path(key).name}
         if other is not None:
             return record_same_input(ckpt.model, other, meta)

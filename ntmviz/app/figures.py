@@ -462,7 +462,8 @@ def _sequence(episode: Episode, t: int, marker: bool = True, title: str | None =
     top = PAD + TITLE_H + 4
     blocks_ = [("inputs", episode.inputs), ("targets", episode.targets), ("outputs", episode.outputs)]
     blocks_ = [(name, a) for name, a in blocks_ if a is not None]
-    errors = episode.bit_errors() if episode.targets is not None and episode.outputs is not None else np.zeros(T)
+    errors = episode.errors() if episode.targets is not None and episode.outputs is not None else np.zeros(T)
+    what = episode.error_name  # "bit errors", or "wrong answers" (a memory network's answer)
     scored = np.ones(T, bool) if episode.mask is None else np.asarray(episode.mask) > 0
     errors = np.where(scored, errors, 0)
     vectors = []
@@ -484,7 +485,7 @@ def _sequence(episode: Episode, t: int, marker: bool = True, title: str | None =
     height = vec_top + (len(vectors) * 18 + 50 if vectors else 0)
     scene = Scene(x0 + max(pw, 86 + M * vcell) + 110, height)
     total = int(errors.sum())
-    _title(scene, f"Sequence, step {t}: " + (f"{int(errors[t])} bit error(s) at this step, {total} in the episode"
+    _title(scene, f"Sequence, step {t}: " + (f"{int(errors[t])} {what} at this step, {total} in the episode"
                                              if episode.targets is not None and scored[t] else
                                              "not scored" if episode.targets is not None else "no targets"), title)
     for name, a in blocks_:
@@ -493,13 +494,13 @@ def _sequence(episode: Episode, t: int, marker: bool = True, title: str | None =
         scene.heatmap(x0, by, pw, rows * cell_h, unit_colours(_pooled_time(a, cols), GREYS), name=name)
         scene.rect(x0 - 0.5, by - 0.5, pw + 1, rows * cell_h + 1, stroke="#cccccc", width=1)
         scene.text(x0 - 6, by + rows * cell_h / 2, name, size=11, anchor="end", baseline="middle")
-        if name == "outputs" and episode.targets is not None and pw / T >= 3:
+        if name == "outputs" and episode.targets is not None and pw / T >= 3 and episode.scoring == "bits":
             cw = pw / T
             wrong = (np.asarray(episode.outputs) > 0.5) != (np.asarray(episode.targets) > 0.5)
             for s, o in zip(*np.nonzero(wrong & scored[:, None])):
                 scene.rect(x0 + s * cw + 0.75, by + o * cell_h + 0.75, max(1.0, cw - 1.5), cell_h - 1.5,
                            stroke="#ee0000", width=1.5)
-    scene.text(x0 - 6, err_y + 4, "bit errors", size=11, anchor="end", baseline="middle")
+    scene.text(x0 - 6, err_y + 4, what, size=11, anchor="end", baseline="middle")
     cw = pw / T
     for s in np.flatnonzero(errors):
         scene.rect(x0 + s * cw, err_y, max(1.0, cw - 0.5), 8, fill="#ee0000")

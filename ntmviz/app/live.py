@@ -325,6 +325,9 @@ class LiveRun:
                         steps: int = 100_000, device: str | None = None, **options: Any) -> "LiveRun":
         """A run that continues a checkpoint's training (Trainer.resume_from) for `steps` more steps."""
         ckpt = ckpt_io.load(path, device=pick_device(device))
+        if getattr(ckpt.config, "kind", None) == "memn2n":  # its snapshots would need stories, not sequences
+            raise ConfigError(f"{Path(path).name} is a memory network: train it with ntmviz train --model memn2n "
+                              f"--resume; the Train tab trains NTMs and LSTMs")
         trainer = Trainer.resume_from(ckpt, lr=lr, batch_size=batch_size)
         trainer.log_every = 1
         return cls(trainer, steps=trainer.step + steps, source=Path(path).name, **options)

@@ -415,8 +415,11 @@ def describe(episode: Episode | None) -> str:
                      f"{heads} head(s)")
     else:
         parts.append("no memory (LSTM)")
-    if episode.targets is not None and episode.outputs is not None:
-        parts.append(f"{int(episode.bit_errors().sum())} bit error(s)")
+    if meta.get("question"):  # a story: what was asked, and what came back
+        parts.append(f"question {meta['question']!r}, answer {meta.get('answer')}, "
+                     f"model's answer {meta.get('model_answer')}")
+    elif episode.targets is not None and episode.outputs is not None:
+        parts.append(f"{int(episode.errors().sum())} {episode.error_name}")
     src = meta.get("checkpoint") or meta.get("source")
     if src:
         parts.append(f"from {src}")

@@ -21,6 +21,7 @@ is going on. Files travel from the browser in pieces, size-checked first (upload
 from __future__ import annotations
 
 import io
+import json
 import logging
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -105,6 +106,48 @@ def checkpoint_options(*folders: str | Path | None) -> dict[str, str]:
             seen.add(real)
             out[path.name if i == 0 else f"{Path(folder).name}/{path.name}"] = str(path)
     return out
+
+
+_HEADER_LIMIT = 64 << 20  # a checkpoint header larger than this is not read for its task
+_HEADERS: dict[tuple, tuple[str, int, str] | None] = {}
+
+
+def checkpoint_header(path: str | Path) -> tuple[str, int, str] | None:
+    """(task name, input width, model kind) of a checkpoint from its JSON header alone (no
+    weights read), once per file version (path, modification time, size); None if the file
+    cannot tell."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _HEADERS:
+        if len(_HEADERS) > 256:
+            _HEADERS.clear()
+        _HEADERS[key] = _read_header(path)
+    return _HEADERS[key]
+
+
+def _read_header(path: str | Path) -> tuple[str, int, str] | None:
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 0 < size <= _HEADER_LIMIT:
+                return None
+            meta = json.loads(f.read(size)).get("__metadata__") or {}
+        task = json.loads(meta.get("task") or "null")
+        config = json.loads(meta.get("config") or "null")
+        return (str(task["name"]), int(config["input_size"]), str(config.get("kind", "ntm")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def runs_sequences(path: str | Path) -> bool:
+    """Whether a checkpoint is an NTM or an LSTM that Compare and the Train tab can run on a
+    sequence, not a memory network (which answers a story in hops; Explore shows it). True when
+    the header cannot tell, so an unreadable file is still listed and then says what is wrong."""
+    header = checkpoint_header(path)
+    return header is None or header[2] != "memn2n"
 
 
 def smallest_length(task: Any) -> int:
@@ -312,6 +355,11 @@ def record_episode(source: ModelSource, length: int | None = None, seed: int = 0
             fixed.check_fits(slots)
         batch = fixed.sample(1, seed=int(seed))
         meta["length"] = int(length)
+    if getattr(getattr(source.model, "config", None), "kind", None) == "memn2n":
+        # a memory network answers the story in its hops: each hop a step, each sentence a slot
+        from ..memn2n import record_story
+
+        return record_story(source.model, fixed, batch, meta=meta)
     steps = int(batch.lengths[0])
     if steps > MAX_STEPS:
         raise ConfigError(f"that input takes {steps} steps; the explorer shows at most {MAX_STEPS}")

@@ -72,7 +72,7 @@ from .fields import number_field, read_float, read_int, read_seeds, seeds_text, 
 from .leave_guard import LeaveGuard
 from .live import ENDED, LiveRun, ModelStatus, RunConfig, Snapshot, new_run
 from .messages import clear, show_error, show_success, text
-from .sources import MAX_STEPS, checkpoint_options
+from .sources import MAX_STEPS, checkpoint_options, runs_sequences
 from .state import Playback
 
 log = logging.getLogger(__name__)
@@ -378,7 +378,8 @@ class TrainingView(Viewer):
             self.run.validate_every = every
 
     def _start_options(self) -> dict[str, str]:
-        return {NEW_MODEL: "", **checkpoint_options(self.folder, self.save_folder)}
+        options = checkpoint_options(self.folder, self.save_folder)  # a memory network trains from the CLI
+        return {NEW_MODEL: "", **{k: v for k, v in options.items() if runs_sequences(v)}}
 
     def refresh_checkpoints(self) -> None:
         """List the checkpoints of `folder` and `save_folder` again in "Start from"; the choice stays."""

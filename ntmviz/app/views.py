@@ -290,7 +290,7 @@ class SequenceView(EpisodeView):
                                "output": None if ep.outputs is None else ep.outputs[t],
                                "target": None if ep.targets is None else ep.targets[t]}
         if ep.targets is not None and ep.outputs is not None:
-            out["bit_errors"] = int(ep.bit_errors()[t])
+            out["errors"] = int(ep.errors()[t])  # of ep.error_name: wrong bits, or a wrong answer
         if ep.has_memory:
             vectors = {}
             for label, kind, h, rec in _heads(ep):

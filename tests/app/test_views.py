@@ -83,7 +83,7 @@ def test_sequence_view_vectors_and_errors(episode):
     view.state.t = 3
     frame = view.frame()
     np.testing.assert_array_equal(frame["input"], episode.inputs[3])
-    assert frame["bit_errors"] == int(episode.bit_errors()[3])
+    assert frame["errors"] == int(episode.bit_errors()[3])
     np.testing.assert_array_equal(frame["vectors"]["write 1 add"], episode.write.add[3, 0])
     np.testing.assert_array_equal(frame["vectors"]["write 1 erase"], episode.write.erase[3, 0])
     np.testing.assert_array_equal(frame["vectors"]["read 1 read"], episode.reads[3, 0])

@@ -259,7 +259,7 @@ def test_blocks_and_bit_errors_match_python(renderer):
         const back = Array.from({length: n}, (_, i) => d.partOf(n, k, i));
         parts.push([b, back]);
       }
-      return {errors: Array.from(d.bitErrors(ep)), parts}; }""", as_json(episode_payload(ep)))
+      return {errors: Array.from(d.stepErrors(ep)), parts}; }""", as_json(episode_payload(ep)))
     assert got["errors"] == ep.bit_errors().tolist()
     for (n, k), (starts, back) in zip([(1024, 420), (5000, 520), (7, 7), (9, 4)], got["parts"]):
         b = blocks(n, k)
@@ -308,3 +308,30 @@ def test_long_head_locations_show_the_largest_weight_of_each_block_of_steps(rend
     r.click("heads", "heads-write-1", g["x0"] + (t + 0.5) * g["pw"] / T2, g["y0"] + 5)
     r.wait(t)
     assert r.state()["t"] == t
+
+
+def test_a_story_episode_counts_wrong_answers_not_bits(renderer):
+    """meta scoring "answer" (a memory network's): a step is one wrong answer when the most likely
+    output is not the target's, however many outputs sit on the wrong side of 0.5."""
+    hops, n, words = 3, 4, 5
+    read = np.full((hops, 1, n), 1.0 / n, np.float32)
+    targets = np.zeros((hops, words), np.float32)
+    targets[:, 2] = 1.0
+    outputs = np.full((hops, words), 0.1, np.float32)
+    outputs[0, 0], outputs[1, 2], outputs[2, 4] = 0.6, 0.45, 0.4  # hops 0 and 2 wrong, hop 1 right (below 0.5)
+    ep = Episode.from_arrays(memory=np.ones((n, 2), np.float32), read_weights=read, outputs=outputs,
+                             targets=targets, mask=[0, 1, 1], meta={"scoring": "answer"})
+    assert ep.errors().tolist() == [0, 0, 1] and ep.error_name == "wrong answers"
+    assert ep.bit_errors().tolist() == [0, 1, 1]  # the bit count would differ: 0.4 < 0.5 at the target
+    r = renderer.mount(as_json(episode_payload(ep)), views=["sequence"])
+    got = r.page.evaluate("""async (payload) => {
+      const d = await import('/data.js');
+      return Array.from(d.stepErrors(d.episodeFrom(payload))); }""", as_json(episode_payload(ep)))
+    assert got == ep.errors().tolist()
+    r.seek(2)
+    title = r.page.evaluate("() => window.__handles.sequence.view.title.textContent")
+    assert title == "step 2: 1 wrong answer(s) at this step, 1 in the episode", title
+    g = r.page.evaluate("() => window.__handles.sequence.view.geom")
+    strip = r.pixels("sequence", "sequence", [(g["x0"] + (t + 0.5) * g["pw"] / hops, g["errY"] + g["errH"] / 2)
+                                              for t in range(hops)])
+    assert [c == (238, 0, 0) for c in strip] == [False, False, True], strip

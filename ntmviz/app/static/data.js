@@ -198,17 +198,40 @@ export function stepsOf(ep, p) {
 
 // Wrong bits per step, counting only scored steps (mask > 0; every step without a mask):
 // outputs and targets thresholded at 0.5. Float32Array [T]; zeros without targets.
-export function bitErrors(ep) {
+// Errors per step on scored steps, as Episode.errors() counts them: wrong bits, or (meta.scoring
+// "answer", a memory network's) 1 where the most likely output is not the target's.
+export function stepErrors(ep) {
   const {T, O} = ep, out = new Float32Array(T);
   const outputs = ep.a.outputs, targets = ep.a.targets, mask = ep.a.mask;
   if (!targets || !outputs) return out;
+  const answers = answerScoring(ep);
   for (let t = 0; t < T; t++) {
     if (mask && !(mask.data[t] > 0)) continue;
     let e = 0;
-    for (let o = 0; o < O; o++) if ((outputs.data[t * O + o] > 0.5) !== (targets.data[t * O + o] > 0.5)) e++;
+    if (answers) {
+      e = argmax(outputs.data, t * O, O) !== argmax(targets.data, t * O, O) ? 1 : 0;
+    } else {
+      for (let o = 0; o < O; o++) if ((outputs.data[t * O + o] > 0.5) !== (targets.data[t * O + o] > 0.5)) e++;
+    }
     out[t] = e;
   }
   return out;
+}
+
+export function answerScoring(ep) {
+  return ep.meta.scoring === "answer";
+}
+
+// what stepErrors counts: one step's count as text ("3 bit error(s)", "1 wrong answer(s)"), or the name
+export function errorWords(ep, n) {
+  const name = answerScoring(ep) ? "wrong answer(s)" : "bit error(s)";
+  return n === undefined ? name.replace("(s)", "s") : `${n} ${name}`;
+}
+
+function argmax(data, start, n) {
+  let best = 0;
+  for (let i = 1; i < n; i++) if (data[start + i] > data[start + best]) best = i;
+  return best;
 }
 
 export function scored(ep, t) {

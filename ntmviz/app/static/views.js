@@ -3,8 +3,8 @@
 // front canvas). `paint(t)` returns false while step t's data has not arrived (see data.js).
 
 import {
-  approx, bitErrors, fmt, frame, headRow, headValue, maxAbs, missing, partOf, scored, slotText,
-  stepsOf, touch,
+  answerScoring, approx, errorWords, fmt, frame, headRow, headValue, maxAbs, missing, partOf, scored, slotText,
+  stepErrors, stepsOf, touch,
 } from "./data.js";
 import {
   Heat, INK, MUTED, Stage, FONT, axisBottom, axisLeft, axisRows, blit, colourBar, h, poolMax,
@@ -658,7 +658,7 @@ export class SequenceView extends View {
     wrap.append(this.stage.el);
     const ctx = this.stage.bg.ctx;
     const {T, O} = ep;
-    this.errors = bitErrors(ep); // wrong bits on scored steps only
+    this.errors = stepErrors(ep); // wrong bits (or answers) on scored steps only
     this.totalErrors = this.errors.reduce((a, b) => a + b, 0);
     for (const [name] of blocks) {
       const b = g.blocks[name], arr = ep.a[name];
@@ -675,7 +675,7 @@ export class SequenceView extends View {
       ctx.textAlign = "right";
       ctx.textBaseline = "middle";
       ctx.fillText(name, g.x0 - 6, b.y + b.hgt / 2);
-      if (name === "outputs" && ep.a.targets && g.pw / T >= 3) {
+      if (name === "outputs" && ep.a.targets && g.pw / T >= 3 && !answerScoring(ep)) {
         // wrong bits outlined where they count (when a step is wide enough to show it)
         ctx.strokeStyle = "#e00";
         ctx.lineWidth = 1.5;
@@ -694,7 +694,7 @@ export class SequenceView extends View {
     // the bit-error strip: a red mark at each step with wrong bits
     ctx.fillStyle = INK;
     ctx.textAlign = "right";
-    ctx.fillText("bit errors", g.x0 - 6, g.errY + 4);
+    ctx.fillText(errorWords(ep), g.x0 - 6, g.errY + 4);
     const cw = g.pw / T;
     ctx.fillStyle = "#e00";
     for (let t = 0; t < T; t++) if (this.errors[t]) ctx.fillRect(g.x0 + t * cw, g.errY, Math.max(1, cw - 0.5), g.errH);
@@ -721,7 +721,7 @@ export class SequenceView extends View {
       }
     }
     if (y >= g.errY - 2 && y < g.errY + 10) {
-      return scored(ep, t) ? `step ${t}: ${this.errors[t]} bit error(s)` : `step ${t}: not scored`;
+      return scored(ep, t) ? `step ${t}: ${errorWords(ep, this.errors[t])}` : `step ${t}: not scored`;
     }
     return `step ${t}`;
   }
@@ -741,7 +741,7 @@ export class SequenceView extends View {
     ctx.lineWidth = 1;
     ctx.strokeRect(x - 0.5, 2.5, Math.max(2, cw) + 1, g.errY + g.errH);
     const counted = scored(ep, t) && ep.a.targets;
-    this.title.textContent = `step ${t}: ${counted ? `${this.errors[t]} bit error(s) at this step` : "not scored"}` +
+    this.title.textContent = `step ${t}: ${counted ? `${errorWords(ep, this.errors[t])} at this step` : "not scored"}` +
       (ep.a.targets ? `, ${this.totalErrors} in the episode` : "");
   }
 
