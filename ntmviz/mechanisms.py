@@ -39,7 +39,8 @@ def trace_of(episode: Episode) -> Trace | None:
     """The arrays the mechanism metrics read, or None for an episode without memory."""
     if not episode.has_memory:
         return None
-    return Trace(inputs=episode.inputs, read=episode.read.weights, write=episode.write.weights)
+    write = episode.write.weights if episode.write is not None else np.zeros((episode.steps, 0, episode.slots), np.float32)
+    return Trace(inputs=episode.inputs, read=episode.read.weights, write=write)
 
 
 def task_of(episode: Episode) -> Task | None:
@@ -70,10 +71,19 @@ def readings(episode: Episode, task: Task | None = None, lag: int | None = None)
     task = task or task_of(episode)
     if task is None:
         raise ConfigError("the episode names no known task, so there is no algorithm to compare it with")
-    if episode.inputs.shape[1] != task.input_size:
-        raise ConfigError(f"the episode's inputs are {episode.inputs.shape[1]} wide; the {task.name} task "
+    trace = trace_of(episode)
+    if episode.inputs is None and hasattr(task, "story_inputs"):
+        # a memory network's story: its slots are the sentences, its steps the hops (memn2n.py)
+        question = episode.meta.get("question")
+        if not isinstance(question, str) or episode.slot_labels is None:
+            raise ConfigError("the story episode lacks its question or its sentences")
+        trace = trace._replace(inputs=task.story_inputs(episode.slot_labels, question))
+    if trace.inputs is None:
+        raise ConfigError("the episode has no inputs, so its heads cannot be compared with the task's algorithm")
+    if trace.inputs.shape[1] != task.input_size:
+        raise ConfigError(f"the episode's inputs are {trace.inputs.shape[1]} wide; the {task.name} task "
                           f"as configured takes {task.input_size}")
-    values = task.measure_mechanisms(trace_of(episode), lag)
+    values = task.measure_mechanisms(trace, lag)
     return [(m, values[m.name]) for m in task.mechanisms]
 
 

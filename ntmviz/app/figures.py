@@ -500,7 +500,7 @@ def _sequence(episode: Episode, t: int, marker: bool = True, title: str | None =
             for s, o in zip(*np.nonzero(wrong & scored[:, None])):
                 scene.rect(x0 + s * cw + 0.75, by + o * cell_h + 0.75, max(1.0, cw - 1.5), cell_h - 1.5,
                            stroke="#ee0000", width=1.5)
-    scene.text(x0 - 6, err_y + 4, what, size=11, anchor="end", baseline="middle")
+    scene.text(x0 - 6, err_y + 4, "bit errors" if episode.scoring == "bits" else "wrong", size=11, anchor="end", baseline="middle")
     cw = pw / T
     for s in np.flatnonzero(errors):
         scene.rect(x0 + s * cw, err_y, max(1.0, cw - 0.5), 8, fill="#ee0000")

@@ -668,7 +668,9 @@ class Sources(Viewer):
         if task is None:
             self.hint.object = text("This checkpoint names no task.")
             return
-        hint = f"{task.describe()}. Length sets the {getattr(task, 'difficulty_name', 'size')}."
+        described = task.describe()
+        end = "" if described.endswith(("?", ".", "!")) else "."
+        hint = f"{described}{end} Length sets the {getattr(task, 'difficulty_name', 'size')}."
         if source.memory_slots:
             hint += f" Memory: {source.memory_slots} slots."
         if task.name in COPY_LIKE:

@@ -207,6 +207,15 @@ class Story(Task):
         sentences = [w for w in words[1:] if w]
         return self._support_from_text(sentences, words[0])
 
+    def story_inputs(self, sentences: list[str], question: str) -> np.ndarray:
+        """The inverse of `story_text` for the inputs: one story as [n + 1, I] word ids (the
+        question, then the n sentences), e.g. from a recorded episode's slot labels and question.
+        ConfigError for a word the vocabulary lacks."""
+        try:
+            return np.asarray([self.ids(question)] + [self.ids(s) for s in sentences], np.float32)
+        except KeyError as exc:
+            raise ConfigError(f"{self.name}: the word {exc.args[0]!r} is not in this task's vocabulary") from None
+
     def story_text(self, batch: Batch, index: int = 0) -> tuple[list[str], str, str]:
         """(sentences, question, answer) of item `index` as text."""
         x = batch.inputs[index].detach().cpu().numpy()

@@ -222,10 +222,11 @@ export function answerScoring(ep) {
   return ep.meta.scoring === "answer";
 }
 
-// what stepErrors counts: one step's count as text ("3 bit error(s)", "1 wrong answer(s)"), or the name
+// what stepErrors counts: one step's count as text ("3 bit error(s)", "1 wrong answer(s)"), or
+// the label of the error strip ("bit errors", "wrong": it fits the label column)
 export function errorWords(ep, n) {
-  const name = answerScoring(ep) ? "wrong answer(s)" : "bit error(s)";
-  return n === undefined ? name.replace("(s)", "s") : `${n} ${name}`;
+  if (n === undefined) return answerScoring(ep) ? "wrong" : "bit errors";
+  return `${n} ${answerScoring(ep) ? "wrong answer(s)" : "bit error(s)"}`;
 }
 
 function argmax(data, start, n) {
