@@ -14,7 +14,8 @@ from ntmviz import shipped
 from ntmviz.cli import build_parser
 
 EXPECTED = {"copy-ntm", "copy-lstm", "repeat_copy-ntm", "associative_recall-ntm", "associative_recall-lstm",
-            "ngrams-ntm", "ngrams-lstm", "priority_sort-ntm", "babi_single-memn2n", "babi_two-memn2n"}
+            "ngrams-ntm", "ngrams-lstm", "priority_sort-ntm", "babi_single-memn2n", "babi_two-memn2n",
+            "babi_yes_no-memn2n"}
 
 
 def test_shipped_checkpoints_are_package_data():

@@ -15,7 +15,11 @@ from ntmviz.mechanisms import measure
 from ntmviz.memn2n import MemN2N
 
 FOLDER = Path(__file__).resolve().parent.parent / "ntmviz" / "checkpoints"
-SHIPPED = ["babi_single-memn2n", "babi_two-memn2n"]
+# name -> the fewest stories on which the hops' top memory is a supporting fact: the issue's 90%
+# for the one- and two-fact tasks; yes/no answers well but its hops attend to the supporting fact
+# on 79% [76, 81] of test stories (its card), so its bar is that card's claim, with room for 200 stories.
+SUPPORT = {"babi_single-memn2n": 0.9, "babi_two-memn2n": 0.9, "babi_yes_no-memn2n": 0.7}
+SHIPPED = list(SUPPORT)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -31,6 +35,6 @@ def test_shipped_story_checkpoint_answers_and_attends_to_the_facts(name):
     score = evaluate(ckpt.model, ckpt.task, stream="test", seed=11, samples=400)[0]
     assert score.bit_errors < 0.05  # answer error rate
     report = measure(ckpt.model, ckpt.task, stream="test", seed=11, samples=200)[0]
-    assert report.results[0].mechanism.name == "support" and report.results[0].value >= 0.9
+    assert report.results[0].mechanism.name == "support" and report.results[0].value >= SUPPORT[name]
     card = path.with_suffix(".md").read_text()
     assert "answer error rate" in card and "hops attend to a supporting fact" in card and "every seed trained" in card

@@ -31,7 +31,8 @@ sys.path.insert(0, str(HERE / "browser"))
 from _serve import chromium, free_port, wait_until_up  # noqa: E402
 
 SHIPPED = ("copy-ntm", "copy-lstm", "repeat_copy-ntm", "associative_recall-ntm", "associative_recall-lstm",
-           "ngrams-ntm", "ngrams-lstm", "priority_sort-ntm", "babi_single-memn2n", "babi_two-memn2n")
+           "ngrams-ntm", "ngrams-lstm", "priority_sort-ntm", "babi_single-memn2n", "babi_two-memn2n",
+           "babi_yes_no-memn2n")
 RENDERER = ("palette.js", "data.js", "layout.js", "group.js", "draw.js", "views.js", "ntmviz.js", "ntmviz.css")
 
 
