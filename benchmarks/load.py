@@ -8,7 +8,8 @@ Chromium (one context each: separate sessions), presses Play with Loop on in eve
 first, and in the first opens the Train tab and presses Start. For `--seconds` it samples, every
 `--every` seconds: the server's resident memory, the training step the first page shows (its
 status line, streamed by the server), and how far each playing page has got. Then it opens one
-more session and times it until every view has drawn. It prints one row per sample and a summary.
+more session and times it until every view has drawn. It prints one row per sample, a summary
+and the issue's four targets as yes or no (exit code 1 unless all are met).
 
 Errors counted: console errors and page errors in any page, closed websockets, requests that
 tried to leave the machine (all are aborted: Chromium resolves no host but localhost, and every
@@ -205,6 +206,14 @@ def main() -> int:
         server_errors = [line for line in log_seen.splitlines() if "ERROR" in line or "Traceback" in line]
         errors.extend(f"server: {line}" for line in server_errors)
         streamed = sum(b > a for a, b in zip(steps, steps[1:]))
+        # The four targets, each a yes or no: no errors; memory bounded (the second half of
+        # the run peaks at most 10% above the first half: a leak grows without end, a cache levels off);
+        # training streamed (its step advanced in at least 80% of the intervals); a new session < 5 s.
+        half = len(rss) // 2
+        bounded = max(rss[half:]) <= 1.10 * max(rss[: max(1, half)])
+        streaming = streamed >= 0.8 * (len(steps) - 1)
+        verdicts = {"0 errors": not errors, "memory bounded": bounded, "training streamed": streaming,
+                    "new session under 5 s": open_new < 5}
         print()
         print(f"errors                      {len(errors)}")
         print(f"server RSS                  idle {rss_idle:.0f} MiB, with the sessions {rss[0]:.0f} -> "
@@ -212,9 +221,10 @@ def main() -> int:
         print(f"training kept streaming     step {steps[0]} -> {steps[-1]} -> {still_training}; "
               f"advanced in {streamed} of {len(steps) - 1} intervals")
         print(f"a new session drew in       {open_new:.1f} s (while {len(players)} played and 1 trained)")
+        print("targets                     " + ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in verdicts.items()))
         for e in errors[:20]:
             print("  " + e)
-        return 0 if not errors and open_new < 5 else 1
+        return 0 if all(verdicts.values()) else 1
     finally:
         for s in sessions:
             try:

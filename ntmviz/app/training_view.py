@@ -690,6 +690,9 @@ class TrainingView(Viewer):
                     self._last[k] = (m.step, m.sequences, loss, errors)
                     e = self._smoothed[k]
                     self._smoothed[k] = loss if e is None else 0.9 * e + 0.1 * loss
+        # Thinned by a stride that doubles (step 1 and every stride-th step), not by thinning.thin_keys:
+        # the curve is streamed, append-only, so the points already sent must stay as they are
+        # until a re-thin, and a stride keeps the same ones at every re-thin (first kept, evenly spaced).
         rows = [m for m in metrics if m.step % self._stride == 0 or m.step == 1]
         count = len(self.source.data["step"])
         while count + len(rows) > self.max_points:

@@ -117,3 +117,19 @@ def test_the_explorer_shows_the_panel_beside_the_views(episode, lstm_episode):
     assert 'data-mechanism="parked"' in unescape(panes[0].text)
     explorer.state.episode = lstm_episode  # the page's model follows the episode
     assert "no memory" in unescape(panes[0].text) and "listitem" not in unescape(panes[0].text)
+
+
+def test_an_unexpected_failure_is_logged_with_its_traceback_and_said(monkeypatch, caplog):
+    """A bug in a measurement (here: one that raises) leaves the page working: the panel says it
+    could not measure, and the server log holds the traceback."""
+    import ntmviz.app.mechanisms_view as module
+
+    def broken(episode):
+        raise RuntimeError("a bug in a measurement")
+
+    monkeypatch.setattr(module, "readings", broken)
+    with caplog.at_level("ERROR", logger=module.log.name):
+        view = MechanismsView(copy_episode([0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5]))
+    assert view.rows() == [] and view.message == "Could not measure this episode's mechanisms (see the server log)."
+    [record] = [r for r in caplog.records if r.name == module.log.name]
+    assert record.exc_info is not None and "a bug in a measurement" in str(record.exc_info[1])

@@ -148,8 +148,11 @@ def test_the_curve_is_thinned_not_grown(view):
     view.max_points = 10
     view.start()
     pull_until(view, lambda: view.run.step >= 30, what="30 steps")
-    assert len(view.source.data["step"]) <= 10
-    assert view._stride > 1
+    steps = view.source.data["step"]
+    assert len(steps) <= 10 and view._stride > 1
+    # the start of the run stays, and the rest is every stride-th step: even, with no holes
+    assert steps[0] == 1 and [b - a for a, b in zip(steps[1:], steps[2:])] == [view._stride] * (len(steps) - 2)
+    assert steps[1] == view._stride and steps[-1] <= view.run.step
 
 
 def test_play_training_walks_through_the_snapshots(view):
