@@ -299,3 +299,36 @@ def test_a_diverged_model_trains_again_on_resume_and_its_phase_says_so(task, tmp
     before = {n: v.clone() for n, v in again.model.member_state_dict(1).items()}
     again.run(4)
     assert any(not torch.equal(before[n], v) for n, v in again.model.member_state_dict(1).items())
+
+
+def test_ctrl_c_inside_the_optimiser_step_lets_that_step_finish_then_stops(task):
+    """The CLI's signal handler (cli._Signals), with SIGINT delivered deterministically in the
+    middle of an optimiser step (before the update is applied): the step completes and the run
+    stops after it, with the weights of an uninterrupted run of the same number of steps. A
+    handler that raised there would leave a half-applied update (or none) to be saved."""
+    import os
+    import signal
+
+    from ntmviz.cli import _Signals
+
+    straight = Trainer(tiny_ntm(task), task, batch_size=4, lr=3e-3, seeds=7)
+    straight.run(3)
+    trainer = Trainer(tiny_ntm(task), task, batch_size=4, lr=3e-3, seeds=7)
+    apply_update = trainer.optimizer.step
+
+    def step_interrupted(*args, **kwargs):
+        if trainer.step == 2:  # the third step (steps count from 0 inside train_step)
+            os.kill(os.getpid(), signal.SIGINT)  # its handler runs here, before the update below
+        return apply_update(*args, **kwargs)
+
+    trainer.optimizer.step = step_interrupted
+    before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    try:
+        _Signals(trainer).install()
+        assert trainer.run(10) == "stopped"
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGTERM, before[1])
+    assert trainer.step == straight.step == 3
+    for name, value in weights(straight.model).items():
+        assert torch.equal(weights(trainer.model)[name], value), name
