@@ -74,9 +74,11 @@ def main() -> int:
     out = args.out_dir / f"{args.name}.safetensors"
     checkpoint.save(out, chosen.model, task=chosen.task, step=chosen.step, sequences=chosen.sequences, meta=meta)
     print(f"chose seed {chosen.meta.get('seed')} ({args.runs[best]}); wrote {out}", flush=True)
-    command = [sys.executable, "-m", "ntmviz.cli", "eval", "--checkpoint", str(out), "--card", "--samples",
+    # run from the repository with a relative path, so the card names the file as a reader finds it
+    shown = out.resolve().relative_to(ROOT) if out.resolve().is_relative_to(ROOT) else out
+    command = [sys.executable, "-m", "ntmviz.cli", "eval", "--checkpoint", str(shown), "--card", "--samples",
                str(args.samples), "--seeds-from", *map(str, args.runs)]
-    return subprocess.run(command).returncode
+    return subprocess.run(command, cwd=ROOT).returncode
 
 
 if __name__ == "__main__":
