@@ -77,7 +77,7 @@ def main() -> int:
     # run from the repository with a relative path, so the card names the file as a reader finds it
     shown = out.resolve().relative_to(ROOT) if out.resolve().is_relative_to(ROOT) else out
     command = [sys.executable, "-m", "ntmviz.cli", "eval", "--checkpoint", str(shown), "--card", "--samples",
-               str(args.samples), "--seeds-from", *map(str, args.runs)]
+               str(args.samples), "--seeds-from", *(str(p.resolve()) for p in args.runs)]
     return subprocess.run(command, cwd=ROOT).returncode
 
 
