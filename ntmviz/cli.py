@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also list the checkpoints in DIR (repeatable; $NTMVIZ_CHECKPOINTS adds more, "
                         "joined with ':'); the shipped checkpoints are always listed")
     s.add_argument("--sweep", type=Path, action="append", default=[], metavar="DIR",
-                   help="a sweep folder (ntmviz sweep --out DIR) for the Sweep tab, on show when the app opens, or a "
+                   help="a sweep folder (ntmviz sweep --out DIR) (the app opens on the Sweep tab, showing it), or a "
                         "folder holding sweeps (repeatable; $NTMVIZ_SWEEPS adds more, joined with ':')")
     s.add_argument("--port", type=int, default=5006, help="the port to serve on (default 5006)")
     s.add_argument("--address", default="127.0.0.1",

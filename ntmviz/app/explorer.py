@@ -94,6 +94,9 @@ class Explorer(Viewer):
 
         given = sweep_folders(self.sweeps)  # --sweep DIR, then $NTMVIZ_SWEEPS
         first = next((f for f in given if (f / "sweep.json").is_file()), None)
+        # Sweeps asked for by name (`ntmviz serve --sweep DIR`) open the app on the Sweep tab;
+        # those that only come from $NTMVIZ_SWEEPS wait in their tab.
+        self._opening_tab = "sweep" if self.sweeps else "explore"
         self.sweep = SweepView(first or "", search=[str(f) for f in sweep_folders([*given, runs, "sweeps"])],
                                sources=self.sources, compare=self.compare, on_open=self._show_tab)
         self._tabs: list[pn.Tabs] = []
@@ -177,7 +180,8 @@ class Explorer(Viewer):
         # Dynamic: a tab's views are built when it is first opened, so the page loads fast.
         # (Their stylesheets come from this server: see local_resources.py.)
         tabs = pn.Tabs(("Explore", explore), ("Train", self.training), ("Compare", self.compare),
-                       ("Sweep", self.sweep), dynamic=True, sizing_mode="stretch_width")
+                       ("Sweep", self.sweep), dynamic=True, sizing_mode="stretch_width",
+                       active=self.TABS.index(self._opening_tab))
         self._tabs.append(tabs)  # the Sweep tab's buttons bring Explore or Compare to the front
         return pn.Column(
             pn.pane.Markdown("## ntmviz: inside a Neural Turing Machine", margin=(0, 10)),

@@ -143,6 +143,8 @@ def test_open_in_explore_records_from_the_selected_run(sweep_folder):
     explorer.__panel__()
     view = explorer.sweep
     assert view.folder == str(sweep_folder) and len(view.runs) == 4  # --sweep DIR is on show at once
+    assert explorer._tabs[0].active == Explorer.TABS.index("sweep")  # in the tab the app opens on
+    assert Explorer.default()._opening_tab == "explore"  # without --sweep: Explore, as always
     assert view.explore_button.disabled  # nothing selected yet
     view.selection = [3]
     assert not view.explore_button.disabled and view.compare_button.disabled
