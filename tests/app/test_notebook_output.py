@@ -96,3 +96,25 @@ def test_a_live_canvas_answers_hello_and_draws_figures(episode):
     assert "Change made by step 2" in base64.b64decode(reply["b64"]).decode()
     view.canvas._handle_msg({"figure": "svg", "t": 99})
     assert "out of range" in sent[-1]["error"]
+
+
+def test_a_figure_that_fails_unexpectedly_says_so_and_logs_the_traceback(episode, caplog):
+    """A bug while drawing a figure (here: a drawing function that raises) answers the browser
+    with the error in one line, and the log holds the traceback; the canvas keeps answering."""
+    import ntmviz.app.canvas as module
+
+    view = MemoryView(episode)
+    sent = []
+    view.canvas._send_msg = sent.append
+
+    def broken(*args):
+        raise RuntimeError("a bug in a figure")
+
+    view.canvas.figures = broken
+    with caplog.at_level("ERROR", logger=module.log.name):
+        view.canvas._handle_msg({"figure": "png", "t": 1})
+    assert sent == [{"figure": "png", "error": "RuntimeError: a bug in a figure"}]
+    [record] = [r for r in caplog.records if r.name == module.log.name]
+    assert record.exc_info is not None and "a bug in a figure" in str(record.exc_info[1])
+    view.canvas._handle_msg({"hello": 1})
+    assert sent[-1] == {"alive": True}

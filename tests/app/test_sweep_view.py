@@ -261,3 +261,19 @@ def test_serve_sweep_needs_a_folder(capsys):
     assert main(["serve", "--sweep", "/nonexistent/sweep"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["ntmviz: error: --sweep /nonexistent/sweep: no such folder"]
+
+
+def test_an_unexpected_failure_is_logged_with_its_traceback_and_said(caplog):
+    """A bug (here: a job that raises) leaves the Sweep tab working: the user reads what went
+    wrong in one line, and the server log holds the traceback."""
+    import ntmviz.app.sweep_view as module
+
+    view = module.SweepView("")
+
+    def broken():
+        raise RuntimeError("a bug while reading a sweep")
+
+    with caplog.at_level("ERROR", logger=module.log.name):
+        assert view._guard(broken) == (False, "RuntimeError: a bug while reading a sweep")
+    [record] = [r for r in caplog.records if r.name == module.log.name]
+    assert record.exc_info is not None and "a bug while reading a sweep" in str(record.exc_info[1])

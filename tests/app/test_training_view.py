@@ -267,6 +267,22 @@ def test_save_and_download_run_off_the_event_loop(view, gate, tmp_path):
     assert view.download.data.startswith("data:")
 
 
+def test_the_stop_button_never_waits_for_the_training_thread(view, gate):
+    """Stop runs on the event loop every session shares: it asks the run to stop and returns,
+    even while the thread is held inside a step; the pull shows the end later."""
+    view.start()
+    assert gate.inside.wait(60)  # the thread is inside step 3 and cannot stop until released
+    run = view.run
+    joined = []
+    real_join = run.join
+    run.join = lambda *args, **kwargs: joined.append(args) or real_join(*args, **kwargs)
+    view.stop_button.clicks += 1
+    assert joined == [] and run.alive and run.status == "stopping"
+    gate.release.set()
+    assert real_join(60) and run.status == "stopped"
+    pull_until(view, lambda: "topped" in view.status.object, what="the end shown")
+
+
 def test_a_lost_connection_pauses_the_run_and_a_reconnect_resumes_it(view):
     from bokeh.events import ClientReconnected, ConnectionLost
 
