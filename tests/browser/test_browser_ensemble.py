@@ -7,22 +7,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from _bokeh_js import DATA_LENGTH
 from _serve import served
 
 from ntmviz.app.live import RunConfig
 from ntmviz.app.training_view import TrainingView, column
-
-DATA_LENGTH = """([id, column]) => {
-    for (const doc of Bokeh.documents) {
-        const model = doc.get_model_by_id(id);
-        if (model) {
-            const data = model.data;
-            const values = data instanceof Map ? data.get(column) : data[column];
-            return values.length;
-        }
-    }
-    return -1;
-}"""
 
 DATA_VALUES = """([id, column]) => {
     for (const doc of Bokeh.documents) {

@@ -3,23 +3,12 @@ save; closing the page stops the run on the server."""
 
 import time
 
+from _bokeh_js import DATA_LENGTH
 from _serve import chromium, served
 
 from ntmviz import checkpoint
 from ntmviz.app.live import RunConfig, live_runs
 from ntmviz.app.training_view import TrainingView
-
-DATA_LENGTH = """([id, column]) => {
-    for (const doc of Bokeh.documents) {
-        const model = doc.get_model_by_id(id);
-        if (model) {
-            const data = model.data;
-            const values = data instanceof Map ? data.get(column) : data[column];
-            return values.length;
-        }
-    }
-    return -1;
-}"""
 
 SLIDER_END = """(id) => {
     for (const doc of Bokeh.documents) {
