@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/training.py                      # throughput table, then time to solve copy
     .venv/bin/python benchmarks/training.py --no-solve           # the table only (a few minutes)
+    .venv/bin/python benchmarks/training.py --solve-only         # the time to solve copy only
     .venv/bin/python benchmarks/training.py --reference DIR --reference-python PY
         # also runs loudinthecloud/pytorch-ntm's `train.py --task copy` (batch 1) from DIR with its own
         # interpreter PY, in the same interleaved rounds, so every ratio compares runs of one time window
@@ -133,6 +134,9 @@ def measure(args) -> dict[tuple[str, int], list[float]]:
     return results
 
 
+SOLVING = "solving copy: 8 seeds x batch 16, Adam lr 3e-3, clip 10, 1 thread; validation every 100 steps"
+
+
 def solve(limit_seconds: float) -> None:
     torch.set_num_threads(1)
     trainer = make_trainer(list(range(8)), 16)
@@ -159,11 +163,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per row (median)")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--no-solve", action="store_true", help="skip the time-to-solve run")
+    parser.add_argument("--solve-only", action="store_true", help="skip the table: only the time-to-solve run")
     parser.add_argument("--limit", type=float, default=600, help="give up solving after this many training seconds")
     parser.add_argument("--reference", type=Path, default=None, help="a pytorch-ntm checkout to time beside ours")
     parser.add_argument("--reference-python", default=sys.executable, help="the interpreter of its virtualenv")
     args = parser.parse_args()
 
+    if args.solve_only:
+        print(f"load average {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
+        print(SOLVING)
+        solve(args.limit)
+        print(f"load average at the end {os.getloadavg()[0]:.2f}")
+        return
     load = os.getloadavg()
     results = measure(args)
     median = {k: statistics.median(v) for k, v in results.items()}
@@ -181,7 +192,7 @@ def main() -> None:
             print(f"threads {threads}: an 8-seed ensemble step takes {eight / one:.2f}x one seed's at batch 16 "
                   f"({8 * 16 * 1000 / eight:.0f} against {16 * 1000 / one:.0f} sequences per second)")
     if not args.no_solve:
-        print("\nsolving copy: 8 seeds x batch 16, Adam lr 3e-3, clip 10, 1 thread; validation every 100 steps")
+        print("\n" + SOLVING)
         solve(args.limit)
 
 

@@ -118,3 +118,23 @@ def test_a_figure_that_fails_unexpectedly_says_so_and_logs_the_traceback(episode
     assert record.exc_info is not None and "a bug in a figure" in str(record.exc_info[1])
     view.canvas._handle_msg({"hello": 1})
     assert sent[-1] == {"alive": True}
+
+
+def test_a_fallback_that_fails_leaves_the_live_output_and_logs_the_traceback(episode, caplog):
+    """A bug while building the hidden fallback must not take the notebook output with it: Panel's
+    own output is returned unchanged, and the log holds the traceback."""
+    from unittest import mock
+
+    import ntmviz.app.notebook as module
+
+    view = MemoryView(episode)
+    live = ({"text/html": "<div>the live view</div>", "application/vnd.holoviews_exec.v0+json": ""}, {"id": 1})
+    with mock.patch.object(type(view._create_view()), "_repr_mimebundle_", return_value=live):
+        data, metadata = mimebundle(view)
+        assert "ntmviz-offline" in data["text/html"]  # with a working fallback, it is added
+        with mock.patch.object(module, "episode_payload", side_effect=RuntimeError("a bug in the fallback")):
+            with caplog.at_level("ERROR", logger=module.log.name):
+                data, metadata = mimebundle(view)
+    assert (data, metadata) == live  # Panel's own output, unchanged
+    [record] = [r for r in caplog.records if r.name == module.log.name]
+    assert record.exc_info is not None and "a bug in the fallback" in str(record.exc_info[1])
