@@ -74,6 +74,7 @@ from .live import ENDED, LiveRun, ModelStatus, RunConfig, Snapshot, new_run
 from .messages import clear, show_error, show_success, text
 from .sources import MAX_STEPS, checkpoint_options, runs_sequences
 from .state import Playback
+from .textline import TextLine
 
 log = logging.getLogger(__name__)
 
@@ -278,12 +279,12 @@ class TrainingView(Viewer):
                                                 label="Download checkpoint", **wide)
         self.progress = pn.indicators.Progress(label="Training progress", value=0, max=max(1, c.steps),
                                                bar_color="primary", **wide)
-        self.status = pn.pane.Markdown("Not started.", **wide)
+        self.status = TextLine("Not started.", **wide)  # changes at every pull: see textline.py
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, **wide)
         self.note = pn.pane.Markdown("", styles={"font-size": "12px", "color": "#555"}, **wide)
         self.snapshot_slider = pn.widgets.IntSlider(label="Training step", start=0, end=1, value=0, disabled=True,
                                                     **wide)
-        self.snapshot_label = pn.pane.Markdown("No snapshots yet.", **wide)
+        self.snapshot_label = TextLine("No snapshots yet.", **wide)
         self.show_seed = pn.widgets.Select(label="Show seed", options={"seed 0": 0}, value=0, visible=False,
                                            width=190, description="Whose snapshots the views show (and Save "
                                                                   "writes); best: the seed best now")

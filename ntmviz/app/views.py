@@ -97,9 +97,12 @@ class EpisodeView(Viewer):
         changes = {ev.name: ev.new for ev in events}
         if self.state._browser_update:
             # The browser already shows it (all views of a group share t there): record the
-            # value here without sending it back.
+            # value here without sending it back. One setattr per name: param.update() reads
+            # every parameter's value first, and this runs for each view at each step a playing
+            # page reports (the served app's main cost with many pages playing).
             with param.discard_events(self._canvas):
-                self._canvas.param.update(**changes)
+                for name, value in changes.items():
+                    setattr(self._canvas, name, value)
         else:
             self._canvas.param.update(**changes)
 
