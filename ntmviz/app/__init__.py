@@ -51,8 +51,9 @@ How it moves
 Each view is an EpisodeCanvas in the browser. Canvases of one Playback share a group there
 (window.__ntmviz.groups[state.group]): the player, slider, keys and clicks move t in the
 browser and every view repaints in the same animation frame, with no server round trip.
-The browser reports t back to Python at most every 250 ms while playing, 80 ms after the
-last move when scrubbing, and at once on pause; Python moves (state.t = ...) are sent to
+The browser reports t back to Python at most once a second while playing (each report costs
+the server a few milliseconds, and many pages may play at once), 80 ms after the last move
+when scrubbing, and at once on pause; Python moves (state.t = ...) are sent to
 the browser. An episode's arrays go to the browser once, when it is shown.
 
 DOM hooks (stable; for browser tests and benchmarks)

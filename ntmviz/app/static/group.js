@@ -90,8 +90,9 @@ export class Group {
     for (const fn of this.listeners) fn(what, value, source);
   }
 
-  // Tell Python, through one live component: t at most every 250 ms while playing (and
-  // 80 ms after the last move when scrubbing), other settings at once.
+  // Tell Python, through one live component: t at most once a second while playing (a report
+  // costs the server a few ms, and many pages may play at once), 80 ms after the last move
+  // when scrubbing, and other settings (a pause too, with its t) at once.
   report(key, value, now) {
     const send = () => {
       const r = this.reporters[0];
@@ -106,7 +107,7 @@ export class Group {
     this._reportTimer = setTimeout(() => {
       this._reportTimer = 0;
       send();
-    }, this.playing ? 250 : 80);
+    }, this.playing ? 1000 : 80);
   }
 
   invalidate() {
