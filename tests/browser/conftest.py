@@ -24,6 +24,7 @@ that differ from tests/app's.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -270,6 +271,40 @@ def open_explorer(browser, served: Served, viewport=(1400, 1000)) -> tuple[Any, 
     return context, app
 
 
+@contextlib.contextmanager
+def explorer_on(browser, checkpoints: tuple[str, ...], folder: Path, viewport=(1400, 1000)):
+    """The explorer served in this process on a folder holding copies of the shipped
+    `checkpoints` (names without .safetensors): yields (app page, the page's Explorer), the page
+    drawn. A console error or a request off the machine (the guarded browser aborts it) fails
+    the test at the end."""
+    import shutil
+
+    from _serve import served
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in checkpoints:
+        shutil.copy(ROOT / "ntmviz" / "checkpoints" / f"{name}.safetensors", folder)
+    explorers = []
+
+    def factory():
+        from ntmviz.app import Explorer
+
+        explorers.append(Explorer.default(folder))
+        return explorers[-1]
+
+    with served(factory, path="explorer") as url:
+        context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, device_scale_factor=1)
+        try:
+            page = context.new_page()
+            app = AppPage(page)
+            page.goto(url, timeout=TIMEOUT_MS)
+            app.wait_painted(timeout=120)
+            yield app, explorers[-1]  # this page's session (the readiness check made another)
+            app.assert_no_errors()  # console errors and requests off the machine
+        finally:
+            context.close()
+
+
 @pytest.fixture
 def explorer_page(browser, explorer_server):
     context, app = open_explorer(browser, explorer_server)
@@ -296,9 +331,9 @@ def copy_episode(tmp_path_factory) -> tuple[Path, int]:
 @pytest.fixture(scope="session")
 def browser_helpers():
     """The helpers of this conftest for test modules (importing `conftest` by name is ambiguous
-    when tests/app's conftest is loaded too): .AppPage, .open_explorer, .serve_app, .stop_app,
+    when tests/app's conftest is loaded too): .AppPage, .open_explorer, .explorer_on, .serve_app, .stop_app,
     .TIMEOUT_MS."""
     import types
 
-    return types.SimpleNamespace(AppPage=AppPage, open_explorer=open_explorer, serve_app=serve_app,
-                                 stop_app=stop_app, TIMEOUT_MS=TIMEOUT_MS)
+    return types.SimpleNamespace(AppPage=AppPage, open_explorer=open_explorer, explorer_on=explorer_on,
+                                 serve_app=serve_app, stop_app=stop_app, TIMEOUT_MS=TIMEOUT_MS)

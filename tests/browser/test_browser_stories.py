@@ -6,87 +6,54 @@ the question with the answer and the model's answer, and counts wrong answers, n
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from _serve import served  # noqa: E402
-
-ROOT = HERE.parent.parent
 NAMES = ("copy-ntm", "babi_single-memn2n")
-LOCAL = ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")
 
 
 def test_a_story_checkpoint_runs_and_shows_its_sentences(browser, browser_helpers, tmp_path):
-    folder = tmp_path / "checkpoints"
-    folder.mkdir()
-    for name in NAMES:
-        shutil.copy(ROOT / "ntmviz" / "checkpoints" / f"{name}.safetensors", folder)
-    explorers = []
-
-    def factory():
-        from ntmviz.app import Explorer
-
-        explorers.append(Explorer.default(folder))
-        return explorers[-1]
-
     shots = Path(os.environ.get("NTMVIZ_SCREENSHOTS", tmp_path))
-    with served(factory, path="explorer") as url:
-        context = browser.new_context(viewport={"width": 1400, "height": 1100}, device_scale_factor=1)
-        offsite: list[str] = []
-        context.route("**/*", lambda r: r.continue_() if r.request.url.startswith(LOCAL)
-                      else (offsite.append(r.request.url), r.abort()))
-        try:
-            page = context.new_page()
-            app = browser_helpers.AppPage(page)
-            page.goto(url, timeout=browser_helpers.TIMEOUT_MS)
-            app.wait_painted(timeout=120)
-            explorer = explorers[-1]
-            page.get_by_role("combobox", name="Checkpoint").select_option(label="babi_single-memn2n.safetensors")
-            app.wait(lambda _: explorer.sources.length.value == "10", "the story checkpoint's default size")
-            for label, value in (("Length", "6"), ("Seed", "4")):
-                box = page.get_by_role("textbox", name=label)
-                box.fill(value)
-                box.press("Enter")
-            app.wait(lambda _: explorer.sources.length.value == "6" and explorer.sources.seed.value == "4", "the fields")
-            app.click("Run")
-            app.wait(lambda _: explorer.state.episode.meta.get("task") == "babi_single", "the story episode")
-            ep = explorer.state.episode
-            hops, sentences = ep.steps, ep.slot_labels
-            assert hops == 3 and len(sentences) == 6 and ep.meta["seed"] == 4
-            app.wait_painted(step=0, steps=hops, timeout=120)
+    with browser_helpers.explorer_on(browser, NAMES, tmp_path / "checkpoints", viewport=(1400, 1100)) as (app, explorer):
+        page = app.page
+        page.get_by_role("combobox", name="Checkpoint").select_option(label="babi_single-memn2n.safetensors")
+        app.wait(lambda _: explorer.sources.length.value == "10", "the story checkpoint's default size")
+        for label, value in (("Length", "6"), ("Seed", "4")):
+            box = page.get_by_role("textbox", name=label)
+            box.fill(value)
+            box.press("Enter")
+        app.wait(lambda _: explorer.sources.length.value == "6" and explorer.sources.seed.value == "4", "the fields")
+        app.click("Run")
+        app.wait(lambda _: explorer.state.episode.meta.get("task") == "babi_single", "the story episode")
+        ep = explorer.state.episode
+        hops, sentences = ep.steps, ep.slot_labels
+        assert hops == 3 and len(sentences) == 6 and ep.meta["seed"] == 4
+        app.wait_painted(step=0, steps=hops, timeout=120)
 
-            # the question, the answer and the model's answer, as text
-            question = ep.meta["question"]
-            page.get_by_text(f"question '{question}', answer {ep.meta['answer']}, "
-                             f"model's answer {ep.meta['model_answer']}", exact=False).first.wait_for()
+        # the question, the answer and the model's answer, as text
+        question = ep.meta["question"]
+        page.get_by_text(f"question '{question}', answer {ep.meta['answer']}, "
+                         f"model's answer {ep.meta['model_answer']}", exact=False).first.wait_for()
 
-            # each memory slot is a sentence (the tooltips' text is checked in test_browser_own_model)
-            assert sentences == explorer.sources.get_source().task.story_text(
-                explorer.sources.get_source().task.at(6).sample(1, seed=4), 0)[0]
+        # each memory slot is a sentence (the tooltips' text is checked in test_browser_own_model)
+        assert sentences == explorer.sources.get_source().task.story_text(
+            explorer.sources.get_source().task.at(6).sample(1, seed=4), 0)[0]
 
-            # the last hop is the answer: scored as a right or wrong answer, not in bits
-            app.click("Step forward")
-            app.click("Step forward")
-            app.wait_painted(step=hops - 1, steps=hops)
-            wrong = int(ep.errors()[-1])
-            title = sequence_title(page)
-            assert title == f"step {hops - 1}: {wrong} wrong answer(s) at this step, {wrong} in the episode", title
-            # what the hops did: the supporting-fact line, as the server measured it
-            panel = page.get_by_role("region", name="What the heads did")
-            [row] = explorer.mechanisms.rows()
-            assert row["name"] == "support" and row["met"] == (int(ep.read.weights.mean((0, 1)).argmax())
-                                                               in ep.meta["supporting"])
-            app.wait(lambda _: "hops attend to a supporting fact" in panel.inner_text(), "the support line")
-            assert f"supporting facts {ep.meta['supporting']}" in panel.inner_text()
-            page.screenshot(path=str(shots / "story-explorer.png"))
-            app.assert_no_errors()
-            assert offsite == [], offsite
-        finally:
-            context.close()
+        # the last hop is the answer: scored as a right or wrong answer, not in bits
+        app.click("Step forward")
+        app.click("Step forward")
+        app.wait_painted(step=hops - 1, steps=hops)
+        wrong = int(ep.errors()[-1])
+        title = sequence_title(page)
+        assert title == f"step {hops - 1}: {wrong} wrong answer(s) at this step, {wrong} in the episode", title
+        # what the hops did: the supporting-fact line, as the server measured it
+        panel = page.get_by_role("region", name="What the heads did")
+        [row] = explorer.mechanisms.rows()
+        assert row["name"] == "support" and row["met"] == (int(ep.read.weights.mean((0, 1)).argmax())
+                                                           in ep.meta["supporting"])
+        app.wait(lambda _: "hops attend to a supporting fact" in panel.inner_text(), "the support line")
+        assert f"supporting facts {ep.meta['supporting']}" in panel.inner_text()
+        page.screenshot(path=str(shots / "story-explorer.png"))
+        app.assert_no_errors()
 
 
 def sequence_title(page) -> str:
