@@ -134,11 +134,11 @@ def measure(args) -> dict[tuple[str, int], list[float]]:
     return results
 
 
-SOLVING = "solving copy: 8 seeds x batch 16, Adam lr 3e-3, clip 10, 1 thread; validation every 100 steps"
+SOLVING = "solving copy: 8 seeds x batch 16, Adam lr 3e-3, clip 10, {threads} torch thread(s); validation every 100 steps"
 
 
-def solve(limit_seconds: float) -> None:
-    torch.set_num_threads(1)
+def solve(limit_seconds: float, threads: int = 1) -> None:
+    torch.set_num_threads(threads)
     trainer = make_trainer(list(range(8)), 16)
     start = time.perf_counter()
     while trainer.seconds < limit_seconds:
@@ -164,6 +164,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--no-solve", action="store_true", help="skip the time-to-solve run")
     parser.add_argument("--solve-only", action="store_true", help="skip the table: only the time-to-solve run")
+    parser.add_argument("--solve-threads", type=int, default=1, help="torch threads for the time-to-solve run")
     parser.add_argument("--limit", type=float, default=600, help="give up solving after this many training seconds")
     parser.add_argument("--reference", type=Path, default=None, help="a pytorch-ntm checkout to time beside ours")
     parser.add_argument("--reference-python", default=sys.executable, help="the interpreter of its virtualenv")
@@ -171,8 +172,8 @@ def main() -> None:
 
     if args.solve_only:
         print(f"load average {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
-        print(SOLVING)
-        solve(args.limit)
+        print(SOLVING.format(threads=args.solve_threads))
+        solve(args.limit, args.solve_threads)
         print(f"load average at the end {os.getloadavg()[0]:.2f}")
         return
     load = os.getloadavg()
@@ -192,8 +193,8 @@ def main() -> None:
             print(f"threads {threads}: an 8-seed ensemble step takes {eight / one:.2f}x one seed's at batch 16 "
                   f"({8 * 16 * 1000 / eight:.0f} against {16 * 1000 / one:.0f} sequences per second)")
     if not args.no_solve:
-        print("\n" + SOLVING)
-        solve(args.limit)
+        print("\n" + SOLVING.format(threads=args.solve_threads))
+        solve(args.limit, args.solve_threads)
 
 
 if __name__ == "__main__":
