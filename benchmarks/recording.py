@@ -1,6 +1,7 @@
 """What recording costs: plain inference vs `ntmviz.record`, side by side in one run.
 
     python benchmarks/recording.py [--repeats 7] [--batches 1 32] [--steps 100]
+    python benchmarks/recording.py --app ngrams-ntm 4999    # the explorer's Run, side by side
 
 For an NTM with N=128, M=20, an LSTM controller of 100, input 9 and output 8, over T steps,
 at each batch size: the median time of `model(inputs)` under torch.inference_mode(), the
@@ -10,6 +11,12 @@ see the same machine state. Uses the machine's default number of threads unless 
 is given. The load average is printed: on a shared, busy machine two threads per process
 oversubscribe the cores and wall times are dominated by waiting, so compare ratios from one
 run only, never absolute times across runs.
+
+--app CHECKPOINT LENGTH times what the explorer's Run does with a long input (a shipped
+checkpoint's task at LENGTH, seed 0), interleaved with the plain recording of the same input:
+`ntmviz.record` alone; `sources.record_episode` (the sampling and the size check before it);
+and that plus the first message of each of the five views (`EpisodePayload.initial`), which is
+what a session sends before the page can draw.
 """
 
 from __future__ import annotations
@@ -70,15 +77,55 @@ def measure(model, batch: int, steps: int, repeats: int, warmup: int = 2) -> tup
     return medians(plain_times), medians(recorded_times)
 
 
+def app_run(name: str, length: int, repeats: int) -> None:
+    """The explorer's Run at `length` against the plain recording of the same input (module docstring)."""
+    from ntmviz.app.payload import ALL_VIEWS, EpisodePayload
+    from ntmviz.app.sources import load_source, record_episode
+
+    source = load_source(name)
+    batch = source.task.at(length).sample(1, seed=0)
+
+    def plain_record() -> None:
+        ntmviz.record(source.model, batch)
+
+    def run() -> None:
+        record_episode(source, length, 0)
+
+    def run_and_send() -> None:
+        episode = record_episode(source, length, 0)
+        for view in ALL_VIEWS:
+            EpisodePayload(episode, [view]).initial(0)
+
+    rows = {"ntmviz.record": plain_record, "record_episode (Run)": run, "Run + the views' first messages": run_and_send}
+    times: dict[str, list[float]] = {k: [] for k in rows}
+    for fn in rows.values():
+        fn()  # warm-up
+    for i in range(repeats):
+        order = list(rows.items()) if i % 2 == 0 else list(rows.items())[::-1]
+        for key, fn in order:
+            times[key].append(timed(fn)[0])
+    base = statistics.median(times["ntmviz.record"])
+    print(f"\n{name} at length {length} ({int(batch.lengths[0])} steps), seed 0; median of {repeats}, "
+          f"interleaved; load average {os.getloadavg()[0]:.1f}")
+    for key in rows:
+        med = statistics.median(times[key])
+        print(f"{key:>34} {med:8.2f} s  {med / base:5.2f}x")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: leave as is)")
+    parser.add_argument("--app", nargs=2, metavar=("CHECKPOINT", "LENGTH"), default=None,
+                        help="time the explorer's Run of a shipped checkpoint at LENGTH instead")
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.app is not None:
+        app_run(args.app[0], int(args.app[1]), max(1, args.repeats // 2))
+        return 0
 
     model = build_model()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {model.device}; "
