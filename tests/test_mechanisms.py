@@ -179,6 +179,19 @@ def test_recall_reading_the_successors_slot_passes_and_the_wrong_slot_scores_zer
         assert RECALL.measure_mechanisms(trace)["lookup"].value == 0.0
 
 
+def test_recall_with_two_read_heads_averages_them_and_names_each_heads_share():
+    """One head reads the successor, the other an unwritten slot: the mean is half (which
+    passes, just), and the note gives each head's share, so a split lookup can be seen."""
+    trace, q = recall_trace(lambda q: q + 1)
+    elsewhere = onehot([12] * trace.inputs.shape[0])
+    two = Trace(trace.inputs, np.concatenate([trace.read, elsewhere], axis=1), trace.write)
+    got = RECALL.measure_mechanisms(two)["lookup"]
+    assert got.value == 1.0
+    assert f"50% of what the read head read at the answer was written by item {q + 1}, its successor " \
+           "(per read head: 100%, 0%)" in got.note
+    assert "per read head" not in RECALL.measure_mechanisms(trace)["lookup"].note  # one head: no breakdown
+
+
 def test_recall_shared_slots_count_by_each_items_share():
     """Items 0 and 2 on slot 0, items 1 and 3 on slot 1: a slot is half each item's. Reading
     the successor's slot is half the successor's (which passes, just); item_slots is 2/4."""

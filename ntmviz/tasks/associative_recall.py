@@ -110,7 +110,8 @@ class AssociativeRecall(Task):
             "averaged; the episode passes when at least half of it falls on what the successor of the "
             "query item wrote (read weight times the successor's share, summed over slots). A read head "
             "that reads the same slots whatever the query passes only when those slots happen to be the "
-            "successor's. The paper's algorithm: every answer.", "rate", 0.9,
+            "successor's. With several read heads the weight is their mean (each head's share is in the "
+            "note). The paper's algorithm: every answer.", "rate", 0.9,
             "the read head fails to find the query's successor on {miss:.1%} of answers"),
         Mechanism(
             "item_slots", "each item gets its own slot",
@@ -144,8 +145,12 @@ class AssociativeRecall(Task):
         total = written.sum(0)
         share = np.divide(written, total, out=np.zeros_like(written), where=total > 1e-6)  # [n, N]
         answer = qs + k + 1  # the closing query delimiter, then the k answer steps
-        read = trace.read[answer: answer + k + 1].mean(0).sum(0) / trace.read.shape[1]  # [N]
+        per_head = trace.read[answer: answer + k + 1].mean(0)  # [R, N]
+        read = per_head.sum(0) / trace.read.shape[1]  # [N]
         got = float((read * share[q + 1]).sum())
+        # with several read heads the lookup may sit in one of them: say which, beside the mean
+        heads = (f" (per read head: {', '.join(f'{float((h * share[q + 1]).sum()):.0%}' for h in per_head)})"
+                 if len(per_head) > 1 else "")
         main = written.argmax(1)  # [n]
         top = np.argsort(read)[::-1][:2]
         def owner(slot: int) -> str:
@@ -153,7 +158,7 @@ class AssociativeRecall(Task):
 
         owners = ", ".join(f"slot {int(s)} ({owner(s)})" for s in top if read[s] >= 0.1)
         note = (f"the query was item {q}; {got:.0%} of what the read head read at the answer was written by "
-                f"item {q + 1}, its successor" + (f"; it read {owners}" if owners else ""))
+                f"item {q + 1}, its successor{heads}" + (f"; it read {owners}" if owners else ""))
         distinct = len(set(main.tolist()))
         return {
             "lookup": Reading(1.0 if got >= 0.5 else 0.0, note),
