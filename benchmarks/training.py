@@ -170,12 +170,17 @@ def main() -> None:
     parser.add_argument("--reference-python", default=sys.executable, help="the interpreter of its virtualenv")
     args = parser.parse_args()
 
-    if args.solve_only:
-        print(f"load average {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
+    if not args.solve_only:
+        print_table(args)
+    if args.solve_only or not args.no_solve:
+        print(f"\nload average {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
         print(SOLVING.format(threads=args.solve_threads))
         solve(args.limit, args.solve_threads)
         print(f"load average at the end {os.getloadavg()[0]:.2f}")
-        return
+
+
+def print_table(args) -> None:
+    """The throughput rows of the module docstring, measured and printed side by side."""
     load = os.getloadavg()
     results = measure(args)
     median = {k: statistics.median(v) for k, v in results.items()}
@@ -192,10 +197,6 @@ def main() -> None:
         if one and eight:
             print(f"threads {threads}: an 8-seed ensemble step takes {eight / one:.2f}x one seed's at batch 16 "
                   f"({8 * 16 * 1000 / eight:.0f} against {16 * 1000 / one:.0f} sequences per second)")
-    if not args.no_solve:
-        print("\n" + SOLVING.format(threads=args.solve_threads))
-        solve(args.limit, args.solve_threads)
-
 
 if __name__ == "__main__":
     main()

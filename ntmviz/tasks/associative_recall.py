@@ -146,11 +146,11 @@ class AssociativeRecall(Task):
         share = np.divide(written, total, out=np.zeros_like(written), where=total > 1e-6)  # [n, N]
         answer = qs + k + 1  # the closing query delimiter, then the k answer steps
         per_head = trace.read[answer: answer + k + 1].mean(0)  # [R, N]
-        read = per_head.sum(0) / trace.read.shape[1]  # [N]
-        got = float((read * share[q + 1]).sum())
+        read = per_head.mean(0)  # [N]
+        successor = per_head @ share[q + 1]  # [R]: each read head's weight on the successor's writing
+        got = float(successor.mean())
         # with several read heads the lookup may sit in one of them: say which, beside the mean
-        heads = (f" (per read head: {', '.join(f'{float((h * share[q + 1]).sum()):.0%}' for h in per_head)})"
-                 if len(per_head) > 1 else "")
+        heads = f" (per read head: {', '.join(f'{float(h):.0%}' for h in successor)})" if len(successor) > 1 else ""
         main = written.argmax(1)  # [n]
         top = np.argsort(read)[::-1][:2]
         def owner(slot: int) -> str:
