@@ -8,17 +8,28 @@ that `chunks` answers.
 
 The renderer is small ES modules (`MODULES`, dependencies first); `RENDERER_JS` joins them
 into one module, dropping the imports between them, for the component and the HTML export.
+
+A served page loads the component's module once, by URL. Panel sends a JSComponent's `_esm`
+text with every instance, and the browser runs sucrase over each copy before its module cache
+is consulted: five views meant five 80 KB copies in each session's document. With `_bundle`
+naming a file, Panel sends its address instead (served by Panel's component route) and the
+browser imports it once per page. The file is generated next to this module at import
+(`renderer.generated.js`, not in git); where that folder cannot be written, the text is sent
+inline as before.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+import os
 import re
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from importlib import resources
 from importlib.abc import Traversable
+from pathlib import Path
 from typing import Any, Callable
 
 import panel as pn
@@ -83,6 +94,27 @@ export function render({ model, el }) {
 """
 
 
+def served_module(text: str, path: Path) -> Path | None:
+    """`path`, holding exactly `text` (written atomically when it differs), or None when it
+    cannot be written (a read-only install): then the component sends its module inline."""
+    try:
+        if path.is_file() and path.read_text(encoding="utf-8") == text:
+            return path
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from a server run as another user
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as exc:
+        log.info("ntmviz: sending the renderer inline (%s cannot be written: %s)", path, exc)
+        return None
+    return path
+
+
 class EpisodeCanvas(JSComponent):
     """A browser-drawn view of an episode; see the module docstring."""
 
@@ -108,6 +140,8 @@ class EpisodeCanvas(JSComponent):
     speed = param.Integer(default=10, doc="Player: steps per second.")
 
     _esm = RENDERER_JS + _ADAPTER
+
+    _bundle = served_module(_esm, Path(__file__).with_name("renderer.generated.js"))
 
     _stylesheets = [RENDERER_CSS]
 

@@ -29,3 +29,18 @@ def test_bundle_refuses_imports_it_cannot_join(tmp_path):
     (tmp_path / "a.js").write_text('import {x} from "https://example.com/x.js";\nexport const y = 1;\n')
     with pytest.raises(RuntimeError, match="only imports of the other renderer modules"):
         bundle(("a.js",), tmp_path)
+
+
+def test_the_served_module_file_is_written_once_and_refreshed_when_stale(tmp_path):
+    from ntmviz.app.canvas import EpisodeCanvas, served_module
+
+    path = tmp_path / "renderer.generated.js"
+    assert served_module("one", path) == path and path.read_text() == "one"
+    mtime = path.stat().st_mtime_ns
+    assert served_module("one", path) == path and path.stat().st_mtime_ns == mtime  # unchanged: not rewritten
+    assert served_module("two", path) == path and path.read_text() == "two"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["renderer.generated.js"]  # no temporary left
+    # a folder that cannot be written: None, and the component sends its text inline
+    assert served_module("one", tmp_path / "missing" / "renderer.generated.js") is None
+    # the installed component's file holds exactly its module
+    assert EpisodeCanvas._bundle.read_text(encoding="utf-8") == EpisodeCanvas._esm

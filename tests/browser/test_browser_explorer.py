@@ -6,6 +6,15 @@ from __future__ import annotations
 
 VIEW_NAMES = ("player", "memory", "heads", "focus", "sequence")
 
+# [class_name, esm] of every Panel ESM component in the page's documents
+ESM_MODELS = """() => {
+  const out = [];
+  for (const doc of Bokeh.documents)
+    for (const m of doc.all_models)
+      if (typeof m.esm === 'string' && m.class_name) out.push([m.class_name, m.esm]);
+  return out;
+}"""
+
 
 def test_loads_with_every_view_painted_and_no_errors(explorer_page):
     app = explorer_page
@@ -28,6 +37,31 @@ def test_loads_with_every_view_painted_and_no_errors(explorer_page):
     assert pixels is not None and pixels["nonblank"] > 100, pixels
     app.page.wait_for_timeout(500)  # late errors (e.g. a failed paint) would land here
     app.assert_no_errors()
+
+
+def test_the_renderer_module_is_fetched_once_per_page_not_sent_per_view(browser, explorer_server):
+    from conftest import TIMEOUT_MS, AppPage
+
+    from ntmviz.app.canvas import EpisodeCanvas
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        fetched = []
+        page.on("response", lambda r: fetched.append(r) if r.url.split("?")[0].endswith("/renderer.generated.js") else None)
+        app = AppPage(page, explorer_server)
+        page.goto(explorer_server.url, timeout=TIMEOUT_MS)
+        app.wait_painted(timeout=90)
+        assert set(VIEW_NAMES) <= set(app.views())
+        assert len(fetched) == 1, [r.url for r in fetched]
+        assert fetched[0].status == 200 and fetched[0].text() == EpisodeCanvas._esm
+        # each view's model carries the module's address, not its 80 KB of text
+        canvases = [esm for name, esm in page.evaluate(ESM_MODELS) if name == "EpisodeCanvas"]
+        assert len(canvases) == len(VIEW_NAMES)
+        assert len(set(canvases)) == 1 and fetched[0].url.endswith(canvases[0].removeprefix("./")), canvases
+        app.assert_no_errors()
+    finally:
+        context.close()
 
 
 def test_play_advances_and_pause_stops(explorer_page):
