@@ -283,6 +283,21 @@ def test_the_stop_button_never_waits_for_the_training_thread(view, gate):
     pull_until(view, lambda: "topped" in view.status.object, what="the end shown")
 
 
+def test_the_session_backstop_stops_the_run_without_waiting_for_it(view, gate):
+    """on_session_destroyed runs on the event loop every session shares: like Stop, it asks the
+    run to stop and returns while the thread is still held inside a step."""
+    view.start()
+    assert gate.inside.wait(60)
+    run = view.run
+    joined = []
+    real_join = run.join
+    run.join = lambda *args, **kwargs: joined.append(args) or real_join(*args, **kwargs)
+    view._session_destroyed(None)
+    assert joined == [] and run.alive and run.status == "stopping"
+    gate.release.set()
+    assert real_join(60) and run.status == "stopped"
+
+
 def test_a_lost_connection_pauses_the_run_and_a_reconnect_resumes_it(view):
     from bokeh.events import ClientReconnected, ConnectionLost
 
