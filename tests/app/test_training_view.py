@@ -389,6 +389,25 @@ def test_an_unexpected_start_failure_is_logged_with_its_traceback(view, monkeypa
     assert record.exc_info and str(record.exc_info[1]) == "a bug"
 
 
+def test_a_save_or_download_that_fails_unexpectedly_is_logged_with_its_traceback(view, caplog):
+    view.start()
+    pull_until(view, lambda: view.run.step >= 1, what="a step")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    view.run.save = full_disk
+    with caplog.at_level("ERROR", logger="ntmviz.app.training_view"):
+        assert view.save_checkpoint() is None
+        assert "could not save" in view.message and "No space left on device" in view.message
+        assert asyncio.run(view.save_checkpoint_async()) is None
+        assert asyncio.run(view._download_file()).getvalue() == b""  # Download: nothing, and said
+    records = [r for r in caplog.records if r.name == "ntmviz.app.training_view"]
+    assert len(records) == 3 and all(r.exc_info and isinstance(r.exc_info[1], OSError) for r in records)
+    assert "No space left on device" in view.message
+    assert view.save_button.label == "Save checkpoint"  # no longer busy
+
+
 # ---- Compare ------------------------------------------------------------------------------
 
 def _trained_checkpoint(tmp_path, name, **overrides):
