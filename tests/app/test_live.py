@@ -333,6 +333,25 @@ def test_an_unexpected_failure_is_logged_with_its_traceback(runs, caplog):
     assert record.exc_info and "a bug in a callback" in str(record.exc_info[1])
 
 
+def test_a_last_snapshot_that_fails_is_logged_and_the_run_still_ends_done(runs, caplog):
+    run = runs(small(steps=3, snapshot_every=1000))  # no snapshot but the first and the last
+    calls, real = [], run._snapshot
+
+    def broken(metrics):
+        if run.trainer.step == 0:
+            return real(metrics)
+        calls.append(metrics)
+        raise RuntimeError("a bug in recording")
+
+    run._snapshot = broken
+    with caplog.at_level("ERROR", logger="ntmviz.app.live"):
+        run.start()
+        assert run.join(60)
+    assert run.status == "done" and run.trainer.step == 3 and len(calls) == 1
+    [record] = [r for r in caplog.records if r.name == "ntmviz.app.live"]
+    assert "the last snapshot failed" in record.getMessage() and "a bug in recording" in str(record.exc_info[1])
+
+
 # ---- seed ensembles: one Trainer, one model per seed --------------------------------------------
 
 class PoisonSeeds:

@@ -235,6 +235,23 @@ def test_open_a_checkpoint_file(checkpoint_dir, episode):
     assert state.episode is before
 
 
+def test_a_checkpoint_file_that_breaks_the_loader_is_logged_with_its_traceback(episode, monkeypatch, caplog):
+    import ntmviz.app.sources as sources_module
+
+    def broken(*args, **kwargs):
+        raise KeyError("a field the loader did not expect")
+
+    monkeypatch.setattr(sources_module, "open_checkpoint_bytes", broken)
+    state = Playback(episode)
+    sources = Sources(state, folder="/nonexistent")
+    with caplog.at_level("ERROR", logger="ntmviz.app.sources"):
+        assert sources.open_checkpoint_file(b"not empty", "odd.safetensors") is None
+    assert sources.message.startswith("odd.safetensors: not a readable checkpoint (KeyError:")
+    [record] = [r for r in caplog.records if r.name == "ntmviz.app.sources"]
+    assert record.exc_info and isinstance(record.exc_info[1], KeyError)
+    assert state.episode is episode and not any("(opened)" in label for label in sources.checkpoint.options)
+
+
 def test_an_unexpected_run_failure_is_logged_with_its_traceback(checkpoint_dir, episode, monkeypatch, caplog):
     import ntmviz.app.sources as sources_module
 
