@@ -341,13 +341,16 @@ def test_a_recorded_episode_of_the_shipped_copy_checkpoint():
         assert got["playback"].value == 1.0
 
 
-def test_the_shipped_recall_checkpoint_does_not_look_up_the_successor():
+def test_the_shipped_recall_checkpoint_gives_items_their_own_slots_but_splits_the_lookup():
+    """What its card says: each item is written to a slot of its own, but no answer's read weight
+    (the mean over its four read heads) falls mostly on the query's successor."""
     torch.set_num_threads(1)
     source = shipped("associative_recall-ntm")
+    assert source.model.config.read_heads == 4
     (report,) = measure(source.model, source.task, stream="validation", samples=60, batch_size=60)
     by = {r.mechanism.name: r for r in report.results}
     assert by["lookup"].samples == 60 and by["lookup"].value < 0.5 and not by["lookup"].passes
-    assert by["item_slots"].value < 0.95
+    assert by["item_slots"].value >= 0.95 and by["item_slots"].passes
     assert "What the heads did (associative_recall, 60 sequences from the validation stream" in report.table()
 
 
