@@ -90,6 +90,9 @@ def test_four_heads_fit_the_window(browser, browser_helpers, four_head_server, w
         stages = assert_fits(app.page, f"four heads at {width} px")
         heads = [f"{k}-{h}" for k in ("read", "write") for h in (1, 2)]
         assert {f"focus-{x}" for x in heads} <= set(stages) and {f"heads-{x}" for x in heads} <= set(stages)
+        app.page.get_by_role("checkbox", name="Show change").check()
+        app.page.wait_for_timeout(300)
+        assert_fits(app.page, f"four heads at {width} px, show change on")
         app.assert_no_errors()
     finally:
         context.close()
