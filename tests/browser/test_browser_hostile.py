@@ -69,7 +69,7 @@ def test_served_app_shows_hostile_names_and_metadata_as_text(browser, browser_he
         page.get_by_label("Open episode", exact=True).set_input_files(files=[{
             "name": UPLOAD, "mimeType": "application/octet-stream", "buffer": episode.read_bytes()}])
         app.wait_painted(steps=6, timeout=90)
-        page.get_by_text(f"task {META}, length {META}").wait_for()
+        page.get_by_text(f"task {META}, length {META}, seed {META}").wait_for()  # every field as text
         assert f"from {META}" in page.get_by_text(f"task {META}").inner_text()
         assert_nothing_ran(page)
 
