@@ -272,14 +272,29 @@ def open_explorer(browser, served: Served, viewport=(1400, 1000)) -> tuple[Any, 
 
 
 @contextlib.contextmanager
+def page_on(browser, factory: Callable[[], object], viewport=(1280, 900), path: str = "app"):
+    """`factory()` served in this process (one per session) and a new page on it: yields the
+    AppPage, loaded but not waited for; its context is closed at the end."""
+    from _serve import served
+
+    with served(factory, path=path) as url:
+        context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, device_scale_factor=1)
+        try:
+            page = context.new_page()
+            app = AppPage(page)
+            page.goto(url, timeout=TIMEOUT_MS)
+            yield app
+        finally:
+            context.close()
+
+
+@contextlib.contextmanager
 def explorer_on(browser, checkpoints: tuple[str, ...], folder: Path, viewport=(1400, 1000)):
     """The explorer served in this process on a folder holding copies of the shipped
     `checkpoints` (names without .safetensors): yields (app page, the page's Explorer), the page
     drawn. A console error or a request off the machine (the guarded browser aborts it) fails
     the test at the end."""
     import shutil
-
-    from _serve import served
 
     folder.mkdir(parents=True, exist_ok=True)
     for name in checkpoints:
@@ -292,17 +307,10 @@ def explorer_on(browser, checkpoints: tuple[str, ...], folder: Path, viewport=(1
         explorers.append(Explorer.default(folder))
         return explorers[-1]
 
-    with served(factory, path="explorer") as url:
-        context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, device_scale_factor=1)
-        try:
-            page = context.new_page()
-            app = AppPage(page)
-            page.goto(url, timeout=TIMEOUT_MS)
-            app.wait_painted(timeout=120)
-            yield app, explorers[-1]  # this page's session (the readiness check made another)
-            app.assert_no_errors()  # console errors and requests off the machine
-        finally:
-            context.close()
+    with page_on(browser, factory, viewport, path="explorer") as app:
+        app.wait_painted(timeout=120)
+        yield app, explorers[-1]  # this page's session (the readiness check made another)
+        app.assert_no_errors()  # console errors and requests off the machine
 
 
 @pytest.fixture
@@ -331,9 +339,10 @@ def copy_episode(tmp_path_factory) -> tuple[Path, int]:
 @pytest.fixture(scope="session")
 def browser_helpers():
     """The helpers of this conftest for test modules (importing `conftest` by name is ambiguous
-    when tests/app's conftest is loaded too): .AppPage, .open_explorer, .explorer_on, .serve_app, .stop_app,
-    .TIMEOUT_MS."""
+    when tests/app's conftest is loaded too): .AppPage, .open_explorer, .explorer_on, .page_on, .serve_app,
+    .stop_app, .TIMEOUT_MS."""
     import types
 
     return types.SimpleNamespace(AppPage=AppPage, open_explorer=open_explorer, explorer_on=explorer_on,
+                                 page_on=page_on,
                                  serve_app=serve_app, stop_app=stop_app, TIMEOUT_MS=TIMEOUT_MS)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from _serve import served
-
 HERE = Path(__file__).resolve().parent
 CHECKPOINTS = HERE.parent.parent / "ntmviz" / "checkpoints"
 
@@ -31,25 +29,19 @@ def test_a_step_moves_every_view_of_both_sides_to_the_same_step(browser, browser
 
     left = record_episode(load_source(CHECKPOINTS / "copy-ntm.safetensors"), length=6, seed=2)
     right = record_episode(load_source(CHECKPOINTS / "copy-lstm.safetensors"), length=6, seed=2)
-    with served(lambda: Compare(left, right, titles=("NTM", "LSTM"))) as url:
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        try:
-            page = context.new_page()
-            app = browser_helpers.AppPage(page)
-            page.goto(url, timeout=browser_helpers.TIMEOUT_MS)
+    with browser_helpers.page_on(browser, lambda: Compare(left, right, titles=("NTM", "LSTM"))) as app:
+        page = app.page
 
-            def steps_are(step):
-                views = page.evaluate(STEPS_JS)
-                return len(views) >= 4 and {s for _, s, _ in views} == {step}
-
-            app.wait(lambda _: steps_are(0), "both sides painted at step 0")
+        def steps_are(step):
             views = page.evaluate(STEPS_JS)
-            kinds = [k for k, _, _ in views]
-            assert kinds.count("sequence") == 2 and kinds.count("memory") >= 1, kinds  # the LSTM has no memory
-            assert len({g for _, _, g in views}) == 1, views  # one group: they move together in the browser
-            for key, step in (("ArrowRight", 1), ("ArrowRight", 2), ("ArrowLeft", 1)):
-                page.keyboard.press(key)  # the keys move the page's playback group: both sides
-                app.wait(lambda _: steps_are(step), f"every view of both sides at step {step}")
-            app.assert_no_errors()
-        finally:
-            context.close()
+            return len(views) >= 4 and {s for _, s, _ in views} == {step}
+
+        app.wait(lambda _: steps_are(0), "both sides painted at step 0")
+        views = page.evaluate(STEPS_JS)
+        kinds = [k for k, _, _ in views]
+        assert kinds.count("sequence") == 2 and kinds.count("memory") >= 1, kinds  # the LSTM has no memory
+        assert len({g for _, _, g in views}) == 1, views  # one group: they move together in the browser
+        for key, step in (("ArrowRight", 1), ("ArrowRight", 2), ("ArrowLeft", 1)):
+            page.keyboard.press(key)  # the keys move the page's playback group: both sides
+            app.wait(lambda _: steps_are(step), f"every view of both sides at step {step}")
+        app.assert_no_errors()

@@ -15,7 +15,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import ntmviz  # noqa: E402
-from _serve import served  # noqa: E402
 from ntmviz.app import export_html  # noqa: E402
 
 ROOT = HERE.parent.parent
@@ -104,19 +103,12 @@ def test_compare_side_by_side_fits_at_1280(browser, browser_helpers):
 
     source = load_source(CHECKPOINT)
     left, right = record_episode(source, length=12, seed=1), record_episode(source, length=12, seed=1)
-    with served(lambda: Compare(left, right, titles=("left", "right"))) as url:
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        try:
-            page = context.new_page()
-            app = browser_helpers.AppPage(page)
-            page.goto(url, timeout=browser_helpers.TIMEOUT_MS)
-            app.wait(lambda v: v.get("memory", {}).get("frames", 0) >= 1 and v.get("sequence", {}).get("frames", 0) >= 1,
-                     "both sides painted")
-            page.wait_for_timeout(500)
-            assert_fits(page, "compare at 1280 px")
-            app.assert_no_errors()
-        finally:
-            context.close()
+    with browser_helpers.page_on(browser, lambda: Compare(left, right, titles=("left", "right"))) as app:
+        app.wait(lambda v: v.get("memory", {}).get("frames", 0) >= 1 and v.get("sequence", {}).get("frames", 0) >= 1,
+                 "both sides painted")
+        app.page.wait_for_timeout(500)
+        assert_fits(app.page, "compare at 1280 px")
+        app.assert_no_errors()
 
 
 @pytest.mark.parametrize("width", [900, 1280])
