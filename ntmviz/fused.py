@@ -12,8 +12,11 @@ ops. Two granularities share the same forward and backward code:
     memory_step(...)         one step's heads -> address -> read -> write as one node
     lstm_cell(...)           one LSTM cell's pointwise part as one node (used by step())
 
-tests/test_fused.py checks values and gradients against the reference functions, and
-gradcheck in float64.
+Inside them, the memory step and the LSTM cell's pointwise part run as compiled loops on a
+CPU (native.py, kernels.cpp) and as the torch ops below anywhere else (a GPU, or no C++
+compiler): memory_forward / memory_backward and lstm_forward / lstm_backward choose.
+tests/test_fused.py checks both against the reference functions, values and gradients, and
+gradcheck in float64; tests/test_native.py checks one against the other at training sizes.
 
 Shapes: K models, B batch, P = K x B rows (model major), T steps, H = R + W heads (read
 heads first), N slots, M word width, S shifts, C controller units, G = 4C (LSTM) or C
@@ -28,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import native
 from .addressing import EPS
 from .heads import head_sizes
 
@@ -70,7 +74,24 @@ def _wrapped_windows(w: Tensor, half: int) -> Tensor:
 def memory_forward(raw: Tensor, memory: Tensor, previous: Tensor, shift_width: int, read_heads: int
                    ) -> tuple[MemoryStep, tuple]:
     """raw [P, sum(head_sizes)], memory [P, N, M], previous [P, H, N]
-    -> (MemoryStep, what memory_backward needs)."""
+    -> (MemoryStep, what memory_backward needs). Compiled loops on a CPU (native.py), else torch ops."""
+    if native.usable(memory):
+        out, saved = native.forward(raw, memory, previous, shift_width, read_heads)
+        return MemoryStep(*out), saved
+    return torch_memory_forward(raw, memory, previous, shift_width, read_heads)
+
+
+def memory_backward(saved: tuple, read_heads: int, g_weights: Tensor | None, g_reads: Tensor | None,
+                    g_memory: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients of one memory step: (g_raw, g_memory before the step, g_previous); None stands for zeros."""
+    if isinstance(saved, native.Saved):
+        return native.backward(saved, read_heads, g_weights, g_reads, g_memory)
+    return torch_memory_backward(saved, read_heads, g_weights, g_reads, g_memory)
+
+
+def torch_memory_forward(raw: Tensor, memory: Tensor, previous: Tensor, shift_width: int, read_heads: int
+                         ) -> tuple[MemoryStep, tuple]:
+    """memory_forward as torch ops (any device)."""
     P, H, N = previous.shape
     M = memory.shape[2]
     S, half = shift_width, shift_width // 2
@@ -112,9 +133,9 @@ def memory_forward(raw: Tensor, memory: Tensor, previous: Tensor, shift_width: i
     return out, saved
 
 
-def memory_backward(saved: tuple, read_heads: int, g_weights: Tensor | None, g_reads: Tensor | None,
-                    g_memory: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-    """Gradients of one memory step: (g_raw, g_memory before the step, g_previous)."""
+def torch_memory_backward(saved: tuple, read_heads: int, g_weights: Tensor | None, g_reads: Tensor | None,
+                          g_memory: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    """memory_backward as torch ops, from what torch_memory_forward saved."""
     (memory, previous, key, beta, gate, shift, gamma, erase, add,
      key_norm, slot_norm, cosine, content, gated, log_shifted, shifted, weights, change) = saved
     R = read_heads
@@ -196,7 +217,21 @@ def memory_backward(saved: tuple, read_heads: int, g_weights: Tensor | None, g_r
 
 def lstm_forward(gates: Tensor, cell: Tensor) -> tuple[Tensor, Tensor, tuple]:
     """gates [P, 4C] (i, f, g, o as torch.nn.LSTMCell orders them), cell [P, C]
-    -> (hidden [P, C], cell [P, C], what lstm_backward needs)."""
+    -> (hidden [P, C], cell [P, C], what lstm_backward needs). Compiled loops on a CPU, else torch ops."""
+    if native.usable(cell):
+        return native.lstm_forward(gates, cell)
+    return torch_lstm_forward(gates, cell)
+
+
+def lstm_backward(saved: tuple, g_hidden: Tensor | None, g_cell: Tensor | None) -> tuple[Tensor, Tensor]:
+    """(g_gates [P, 4C], g_cell before the step [P, C]); None stands for zeros."""
+    if isinstance(saved, native.LSTMSaved):
+        return native.lstm_backward(saved, g_hidden, g_cell)
+    return torch_lstm_backward(saved, g_hidden, g_cell)
+
+
+def torch_lstm_forward(gates: Tensor, cell: Tensor) -> tuple[Tensor, Tensor, tuple]:
+    """lstm_forward as torch ops (any device)."""
     i, f, _, o = torch.sigmoid(gates).chunk(4, dim=-1)
     g = torch.tanh(gates.chunk(4, dim=-1)[2])
     new_cell = torch.addcmul(f * cell, i, g)
@@ -204,8 +239,8 @@ def lstm_forward(gates: Tensor, cell: Tensor) -> tuple[Tensor, Tensor, tuple]:
     return o * tanh_cell, new_cell, (cell, i, f, g, o, tanh_cell)
 
 
-def lstm_backward(saved: tuple, g_hidden: Tensor | None, g_cell: Tensor | None) -> tuple[Tensor, Tensor]:
-    """(g_gates [P, 4C], g_cell before the step [P, C])."""
+def torch_lstm_backward(saved: tuple, g_hidden: Tensor | None, g_cell: Tensor | None) -> tuple[Tensor, Tensor]:
+    """lstm_backward as torch ops, from what torch_lstm_forward saved."""
     cell, i, f, g, o, tanh_cell = saved
     g_c = torch.zeros_like(cell) if g_cell is None else g_cell
     if g_hidden is None:
@@ -248,13 +283,13 @@ class _LSTMCell(torch.autograd.Function):
     @staticmethod
     def forward(ctx, gates, cell):
         hidden, new_cell, saved = lstm_forward(gates, cell)
-        ctx.save_for_backward(*saved)
+        ctx.saved = saved  # not save_for_backward: its type says which backward to run
         return hidden, new_cell
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g_hidden, g_cell):
-        return lstm_backward(ctx.saved_tensors, g_hidden, g_cell)
+        return lstm_backward(ctx.saved, g_hidden, g_cell)
 
 
 def lstm_cell(gates: Tensor, cell: Tensor) -> tuple[Tensor, Tensor]:

@@ -2,7 +2,8 @@
 
 The reference is the pure functions (heads.activate, addressing.address, memory.read and
 memory.write) and an LSTM cell written out, composed step by step with autograd recording
-every op. Sizes are small and unequal so a swapped axis fails.
+every op. Sizes are small and unequal so a swapped axis fails. Every test runs twice: with
+the compiled kernels (native.py) and with the torch ops that stand in for them on a GPU.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import ntmviz
+from ntmviz import native
 from ntmviz.addressing import address, shift_index
 from ntmviz.fused import lstm_cell, memory_step
 from ntmviz.heads import activate, head_sizes
@@ -19,6 +21,15 @@ from ntmviz.memory import read, write
 from ntmviz.model import build_model
 
 P, N, M = 3, 7, 5
+
+
+@pytest.fixture(autouse=True, params=["compiled", "torch ops"])
+def fast_path(request, monkeypatch):
+    if request.param == "torch ops":
+        monkeypatch.setattr(native, "usable", lambda tensor: False)
+    else:
+        assert native.library() is not None, "the compiled kernels did not build (is there a C++ compiler?)"
+    return request.param
 
 
 def reference_memory_step(raw, memory, previous, shift_width, read_heads):

@@ -120,6 +120,7 @@ def test_wheel_and_sdist_carry_the_renderer_and_the_checkpoints(fresh):
             assert f"ntmviz/app/static/{js}" in files
         for name in SHIPPED:
             assert f"ntmviz/checkpoints/{name}.safetensors" in files and f"ntmviz/checkpoints/{name}.md" in files
+        assert "ntmviz/kernels.cpp" in files and not any(n.endswith(".so") for n in files)  # source, never a build
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
     assert wheel.stat().st_size < 8_000_000  # the checkpoints are small; nothing else big rides along
 
@@ -130,6 +131,8 @@ def test_installed_package_runs_from_another_directory(fresh):
                 cwd=work, env=env).stdout.split()
     assert "/venv/" in where[0] and not where[0].startswith(str(ROOT)), where
     assert int(where[1]) > 20_000
+    built = run([python, "-c", "from ntmviz import native; print(native.library()._name)"], cwd=work, env=env).stdout
+    assert "/venv/" in built and "kernels-" in built, built  # built from the installed source, beside it
     cli = [work.parent / "venv" / "bin" / "ntmviz"]
     helps = run([*cli, "figure", "--help"], cwd=work, env=env).stdout
     assert "--view" in helps and "--step" in helps and "--scale" in helps

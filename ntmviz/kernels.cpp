@@ -1,0 +1,431 @@
+// The NTM's step without its matrix products, forward and backward, for every row of a
+// batch: the memory step (the heads' activations, content focus, interpolation, circular
+// shift, sharpening, read, and the write: erase then add) and an LSTM cell's pointwise part.
+// The same maths as fused.torch_memory_forward / torch_memory_backward and
+// torch_lstm_forward / torch_lstm_backward (and the readable reference in addressing.py,
+// memory.py, heads.py), written as loops over one row at a time, so a memory step is two
+// passes over each row's memory instead of some fifty tensor ops, each dispatched from
+// Python. Built and loaded by ntmviz/native.py (ctypes).
+//
+// Layouts (row-major, contiguous): P rows, H = R + W heads (read heads first), N slots,
+// M word width, S shifts (offsets -S/2 .. S/2), Z = H*M + 3H + H*S + 2W*M raw numbers per
+// row, in heads.head_sizes order: key H*M | beta H | gate H | shift H*S | gamma H |
+// erase W*M | add W*M.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+namespace {
+
+constexpr double EPS = 1e-8;  // addressing.EPS
+
+template <typename T> inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
+// torch's softplus: linear above 20
+template <typename T> inline T softplus(T x) { return x > T(20) ? x : std::log1p(std::exp(x)); }
+
+template <typename T> void softmax(const T* x, T* out, int64_t n, T scale = T(1)) {
+    T top = scale * x[0];
+    for (int64_t i = 1; i < n; ++i) top = std::max(top, scale * x[i]);
+    T sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += (out[i] = std::exp(scale * x[i] - top));
+    for (int64_t i = 0; i < n; ++i) out[i] /= sum;
+}
+
+// y = softmax(x): dx = y * (dy - <dy, y>)
+template <typename T> void softmax_backward(const T* dy, const T* y, T* dx, int64_t n) {
+    T dot = 0;
+    for (int64_t i = 0; i < n; ++i) dot += dy[i] * y[i];
+    for (int64_t i = 0; i < n; ++i) dx[i] = y[i] * (dy[i] - dot);
+}
+
+// out[0 .. n + 2 half) = x(-half) .. x(n - 1 + half), indices mod n (half <= n)
+template <typename T> void wrapped(const T* x, int64_t n, int64_t half, T* out) {
+    for (int64_t i = 0; i < half; ++i) out[i] = x[n - half + i];
+    std::copy(x, x + n, out + half);
+    for (int64_t i = 0; i < half; ++i) out[half + n + i] = x[i];
+}
+
+struct Dims {
+    int64_t P, H, R, N, M, S;
+    int64_t W() const { return H - R; }
+    int64_t Z() const { return H * M + 3 * H + H * S + 2 * W() * M; }
+};
+
+// Runs body(first, last) over row ranges, on up to `threads` threads.
+template <typename F> void over_rows(int64_t rows, int threads, int64_t min_rows_per_thread, F body) {
+    int64_t parts = std::min<int64_t>(threads, rows / std::max<int64_t>(min_rows_per_thread, 1));
+    if (parts <= 1) { body(0, rows); return; }
+    std::vector<std::thread> pool;
+    int64_t chunk = (rows + parts - 1) / parts;
+    for (int64_t k = 1; k < parts; ++k)
+        pool.emplace_back(body, k * chunk, std::min(rows, (k + 1) * chunk));
+    body(0, std::min(rows, chunk));
+    for (auto& t : pool) t.join();
+}
+
+// |key_h| [H] and |slot_n| [N] (each with EPS under the root) and their cosines [H, N].
+template <typename T>
+void cosines(const Dims& d, const T* key, const T* mem, T* key_norm, T* slot_norm, T* cosine) {
+    const int64_t H = d.H, N = d.N, M = d.M;
+    for (int64_t h = 0; h < H; ++h) {
+        T s = 0;
+        for (int64_t m = 0; m < M; ++m) s += key[h * M + m] * key[h * M + m];
+        key_norm[h] = std::sqrt(s + T(EPS));
+    }
+    for (int64_t n = 0; n < N; ++n) {
+        const T* slot = mem + n * M;
+        T s = 0;
+        for (int64_t m = 0; m < M; ++m) s += slot[m] * slot[m];
+        slot_norm[n] = std::sqrt(s + T(EPS));
+        for (int64_t h = 0; h < H; ++h) {
+            const T* k = key + h * M;
+            T dot = 0;
+            for (int64_t m = 0; m < M; ++m) dot += k[m] * slot[m];
+            cosine[h * N + n] = dot / (key_norm[h] * slot_norm[n]);
+        }
+    }
+}
+
+template <typename T>
+void forward_rows(const Dims d, int64_t first, int64_t last, const T* raw, const T* memory, const T* previous,
+                  T* weights, T* reads, T* new_memory, T* key, T* beta, T* gate, T* shift, T* gamma, T* erase,
+                  T* add, T* content, T* gated, T* shifted) {
+    const int64_t H = d.H, R = d.R, W = d.W(), N = d.N, M = d.M, S = d.S, Z = d.Z(), half = S / 2;
+    std::vector<T> key_norm(H), slot_norm(N), cosine(H * N), logs(N), padded(N + S);
+    for (int64_t p = first; p < last; ++p) {
+        const T* r = raw + p * Z;
+        const T* mem = memory + p * N * M;
+        const T* prev = previous + p * H * N;
+        T *k = key + p * H * M, *b = beta + p * H, *g = gate + p * H, *s = shift + p * H * S, *y = gamma + p * H;
+        T *e = erase + p * W * M, *a = add + p * W * M;
+        T *c = content + p * H * N, *gd = gated + p * H * N, *sh = shifted + p * H * N, *w = weights + p * H * N;
+
+        // activations
+        const T* rb = r + H * M;
+        const T* rg = rb + H;
+        const T* rs = rg + H;
+        const T* ry = rs + H * S;
+        const T* re = ry + H;
+        const T* ra = re + W * M;
+        for (int64_t i = 0; i < H * M; ++i) k[i] = r[i];
+        for (int64_t h = 0; h < H; ++h) {
+            b[h] = softplus(rb[h]);
+            g[h] = sigmoid(rg[h]);
+            softmax(rs + h * S, s + h * S, S);
+            y[h] = T(1) + softplus(ry[h]);
+        }
+        for (int64_t i = 0; i < W * M; ++i) {
+            e[i] = sigmoid(re[i]);
+            a[i] = std::tanh(ra[i]);
+        }
+
+        // addressing, head by head
+        cosines(d, k, mem, key_norm.data(), slot_norm.data(), cosine.data());
+        for (int64_t h = 0; h < H; ++h) {
+            T *ch = c + h * N, *gh = gd + h * N, *sh_h = sh + h * N;
+            const T* ph = prev + h * N;
+            softmax(cosine.data() + h * N, ch, N, b[h]);
+            for (int64_t n = 0; n < N; ++n) gh[n] = ph[n] + g[h] * (ch[n] - ph[n]);
+            // shifted(i) = sum_j shift_j gated(i - (j - half)): a wrapped copy spares the modulo
+            wrapped(gh, N, half, padded.data());
+            const T* sv = s + h * S;
+            std::fill(sh_h, sh_h + N, T(0));
+            for (int64_t j = 0; j < S; ++j) {
+                const T* from = padded.data() + 2 * half - j;  // from[i] = gated(i + half - j)
+                for (int64_t i = 0; i < N; ++i) sh_h[i] += sv[j] * from[i];
+            }
+            for (int64_t n = 0; n < N; ++n) logs[n] = std::log(sh_h[n] + T(EPS));
+            softmax(logs.data(), w + h * N, N, y[h]);
+        }
+
+        // read from the memory before the write; write M' = M prod_v (1 - w_v e_v) + sum_v w_v a_v
+        T* rd = reads + p * R * M;
+        T* out = new_memory + p * N * M;
+        std::fill(rd, rd + R * M, T(0));
+        for (int64_t n = 0; n < N; ++n) {
+            const T* slot = mem + n * M;
+            T* o = out + n * M;
+            for (int64_t h = 0; h < R; ++h) {
+                T wn = w[h * N + n];
+                for (int64_t m = 0; m < M; ++m) rd[h * M + m] += wn * slot[m];
+            }
+            for (int64_t m = 0; m < M; ++m) o[m] = slot[m];
+            for (int64_t v = 0; v < W; ++v) {
+                T wn = w[(R + v) * N + n];
+                const T* ev = e + v * M;
+                for (int64_t m = 0; m < M; ++m) o[m] *= T(1) - wn * ev[m];
+            }
+            for (int64_t v = 0; v < W; ++v) {
+                T wn = w[(R + v) * N + n];
+                const T* av = a + v * M;
+                for (int64_t m = 0; m < M; ++m) o[m] += wn * av[m];
+            }
+        }
+    }
+}
+
+template <typename T>
+void backward_rows(const Dims d, int64_t first, int64_t last, const T* memory, const T* previous, const T* key,
+                   const T* beta, const T* gate, const T* shift, const T* gamma, const T* erase, const T* add,
+                   const T* content, const T* gated, const T* shifted, const T* weights, const T* g_weights,
+                   const T* g_reads, const T* g_memory, T* g_raw, T* g_mem_out, T* g_previous) {
+    const int64_t H = d.H, R = d.R, W = d.W(), N = d.N, M = d.M, S = d.S, Z = d.Z(), half = S / 2;
+    std::vector<T> key_norm(H), slot_norm(N), cosine(H * N);
+    std::vector<T> g_w(H * N), g_erase(W * M), g_add(W * M), factor(W * M), others(M);
+    std::vector<T> g_z(N), g_shifted(N), g_gated(N), g_content(N), g_u(N), g_dot(H * N), g_cc_slot(N), g_key(H * M);
+    std::vector<T> g_beta(H), g_gate(H), g_shift(H * S), g_gamma(H), padded(N + S);
+    for (int64_t p = first; p < last; ++p) {
+        const T* mem = memory + p * N * M;
+        const T* prev = previous + p * H * N;
+        const T *k = key + p * H * M, *b = beta + p * H, *g = gate + p * H, *s = shift + p * H * S;
+        const T *y = gamma + p * H, *e = erase + p * W * M, *a = add + p * W * M;
+        const T *c = content + p * H * N, *gd = gated + p * H * N, *sh = shifted + p * H * N;
+        const T* w = weights + p * H * N;
+        const T* gm_in = g_memory ? g_memory + p * N * M : nullptr;
+        const T* gr = g_reads ? g_reads + p * R * M : nullptr;
+        T* gm = g_mem_out + p * N * M;
+
+        if (g_weights) std::copy(g_weights + p * H * N, g_weights + (p + 1) * H * N, g_w.begin());
+        else std::fill(g_w.begin(), g_w.end(), T(0));
+        std::fill(g_erase.begin(), g_erase.end(), T(0));
+        std::fill(g_add.begin(), g_add.end(), T(0));
+
+        // pass 1: the write M' = M keep + sum_v w_v a_v, keep = prod_v (1 - w_v e_v), and the read, slot by slot
+        for (int64_t n = 0; n < N; ++n) {
+            const T* slot = mem + n * M;
+            T* gslot = gm + n * M;
+            if (gm_in) {
+                const T* gin = gm_in + n * M;
+                for (int64_t v = 0; v < W; ++v) {
+                    T wn = w[(R + v) * N + n];
+                    for (int64_t m = 0; m < M; ++m) factor[v * M + m] = T(1) - wn * e[v * M + m];
+                }
+                for (int64_t m = 0; m < M; ++m) gslot[m] = gin[m];
+                for (int64_t v = 0; v < W; ++v)
+                    for (int64_t m = 0; m < M; ++m) gslot[m] *= factor[v * M + m];
+                for (int64_t v = 0; v < W; ++v) {
+                    // d keep / d factor_v: the other heads' factors
+                    for (int64_t m = 0; m < M; ++m) others[m] = gin[m] * slot[m];
+                    for (int64_t u = 0; u < W; ++u)
+                        if (u != v)
+                            for (int64_t m = 0; m < M; ++m) others[m] *= factor[u * M + m];
+                    T wn = w[(R + v) * N + n], acc = 0;
+                    const T *ev = e + v * M, *av = a + v * M;
+                    T *ge = g_erase.data() + v * M, *ga = g_add.data() + v * M;
+                    for (int64_t m = 0; m < M; ++m) {
+                        acc += av[m] * gin[m] - others[m] * ev[m];
+                        ga[m] += wn * gin[m];
+                        ge[m] -= others[m] * wn;
+                    }
+                    g_w[(R + v) * N + n] += acc;
+                }
+            } else {
+                std::fill(gslot, gslot + M, T(0));
+            }
+            if (gr) {
+                for (int64_t h = 0; h < R; ++h) {
+                    const T* grh = gr + h * M;
+                    T wn = w[h * N + n], acc = 0;
+                    for (int64_t m = 0; m < M; ++m) {
+                        acc += grh[m] * slot[m];
+                        gslot[m] += wn * grh[m];
+                    }
+                    g_w[h * N + n] += acc;
+                }
+            }
+        }
+
+        // addressing backward, head by head
+        cosines(d, k, mem, key_norm.data(), slot_norm.data(), cosine.data());
+        std::fill(g_cc_slot.begin(), g_cc_slot.end(), T(0));
+        for (int64_t h = 0; h < H; ++h) {
+            const T *wh = w + h * N, *shh = sh + h * N, *gdh = gd + h * N, *ch = c + h * N, *ph = prev + h * N;
+            const T* sv = s + h * S;
+            // sharpen: w = softmax(gamma log(shifted + eps))
+            softmax_backward(g_w.data() + h * N, wh, g_z.data(), N);
+            T gy = 0;
+            for (int64_t n = 0; n < N; ++n) {
+                gy += g_z[n] * std::log(shh[n] + T(EPS));
+                g_shifted[n] = g_z[n] * y[h] / (shh[n] + T(EPS));
+            }
+            g_gamma[h] = gy;
+            // shift: shifted(i) = sum_j shift_j gated(i + half - j), so gated(k) reached shifted(k - half + j)
+            wrapped(gdh, N, half, padded.data());
+            for (int64_t j = 0; j < S; ++j) {
+                const T* from = padded.data() + 2 * half - j;
+                T acc = 0;
+                for (int64_t i = 0; i < N; ++i) acc += g_shifted[i] * from[i];
+                g_shift[h * S + j] = acc;
+            }
+            wrapped(g_shifted.data(), N, half, padded.data());
+            std::fill(g_gated.begin(), g_gated.end(), T(0));
+            for (int64_t j = 0; j < S; ++j) {
+                const T* from = padded.data() + j;  // from[k] = g_shifted(k - half + j)
+                for (int64_t k = 0; k < N; ++k) g_gated[k] += sv[j] * from[k];
+            }
+            // interpolation: gated = previous + g (content - previous)
+            T gg = 0;
+            T* gp = g_previous + p * H * N + h * N;
+            for (int64_t n = 0; n < N; ++n) {
+                gg += g_gated[n] * (ch[n] - ph[n]);
+                g_content[n] = g_gated[n] * g[h];
+                gp[n] = g_gated[n] - g_content[n];
+            }
+            g_gate[h] = gg;
+            // content: softmax(beta cosine)
+            softmax_backward(g_content.data(), ch, g_u.data(), N);
+            T gb = 0, g_cc_key = 0;
+            for (int64_t n = 0; n < N; ++n) {
+                T cos = cosine[h * N + n];
+                gb += g_u[n] * cos;
+                T g_cos = g_u[n] * b[h];
+                g_dot[h * N + n] = g_cos / (key_norm[h] * slot_norm[n]);
+                g_cc_key += g_cos * cos;
+                g_cc_slot[n] += g_cos * cos;
+            }
+            g_beta[h] = gb;
+            T* gk = g_key.data() + h * M;
+            for (int64_t m = 0; m < M; ++m) gk[m] = -k[h * M + m] * g_cc_key / (key_norm[h] * key_norm[h]);
+        }
+        // pass 2: the cosines' gradients into the key and the memory
+        for (int64_t n = 0; n < N; ++n) {
+            const T* slot = mem + n * M;
+            T* gslot = gm + n * M;
+            T shrink = g_cc_slot[n] / (slot_norm[n] * slot_norm[n]);
+            for (int64_t m = 0; m < M; ++m) gslot[m] -= slot[m] * shrink;
+            for (int64_t h = 0; h < H; ++h) {
+                T gdn = g_dot[h * N + n];
+                const T* kh = k + h * M;
+                T* gk = g_key.data() + h * M;
+                for (int64_t m = 0; m < M; ++m) {
+                    gslot[m] += gdn * kh[m];
+                    gk[m] += gdn * slot[m];
+                }
+            }
+        }
+
+        // through the activations into the raw vector
+        T* gr_out = g_raw + p * Z;
+        T* gb_out = gr_out + H * M;
+        T* gg_out = gb_out + H;
+        T* gs_out = gg_out + H;
+        T* gy_out = gs_out + H * S;
+        T* ge_out = gy_out + H;
+        T* ga_out = ge_out + W * M;
+        std::copy(g_key.begin(), g_key.end(), gr_out);
+        for (int64_t h = 0; h < H; ++h) {
+            gb_out[h] = g_beta[h] * -std::expm1(-b[h]);  // softplus' = 1 - exp(-softplus)
+            gg_out[h] = g_gate[h] * (g[h] - g[h] * g[h]);
+            softmax_backward(g_shift.data() + h * S, s + h * S, gs_out + h * S, S);
+            gy_out[h] = g_gamma[h] * -std::expm1(T(1) - y[h]);
+        }
+        for (int64_t i = 0; i < W * M; ++i) {
+            ge_out[i] = g_erase[i] * (e[i] - e[i] * e[i]);
+            ga_out[i] = g_add[i] * (T(1) - a[i] * a[i]);
+        }
+    }
+}
+
+constexpr int64_t MIN_ROWS_PER_THREAD = 16;
+
+template <typename T>
+void forward(const Dims d, int threads, const T* raw, const T* memory, const T* previous, T* weights, T* reads,
+             T* new_memory, T* key, T* beta, T* gate, T* shift, T* gamma, T* erase, T* add, T* content, T* gated,
+             T* shifted) {
+    over_rows(d.P, threads, MIN_ROWS_PER_THREAD, [&](int64_t first, int64_t last) {
+        forward_rows(d, first, last, raw, memory, previous, weights, reads, new_memory, key, beta, gate, shift,
+                     gamma, erase, add, content, gated, shifted);
+    });
+}
+
+template <typename T>
+void backward(const Dims d, int threads, const T* memory, const T* previous, const T* key, const T* beta,
+              const T* gate, const T* shift, const T* gamma, const T* erase, const T* add, const T* content,
+              const T* gated, const T* shifted, const T* weights, const T* g_weights, const T* g_reads,
+              const T* g_memory, T* g_raw, T* g_mem, T* g_previous) {
+    over_rows(d.P, threads, MIN_ROWS_PER_THREAD, [&](int64_t first, int64_t last) {
+        backward_rows(d, first, last, memory, previous, key, beta, gate, shift, gamma, erase, add, content, gated,
+                      shifted, weights, g_weights, g_reads, g_memory, g_raw, g_mem, g_previous);
+    });
+}
+
+// LSTM cell, gates [P, 4C] in torch.nn.LSTMCell's order i, f, g, o: c' = f c + i g, h = o tanh(c')
+template <typename T>
+void lstm_forward(int64_t P, int64_t C, const T* gates, const T* cell, T* hidden, T* new_cell, T* acts,
+                  T* tanh_cell) {
+    for (int64_t p = 0; p < P; ++p) {
+        const T *z = gates + p * 4 * C, *c = cell + p * C;
+        T *act = acts + p * 4 * C, *h = hidden + p * C, *cn = new_cell + p * C, *tc = tanh_cell + p * C;
+        for (int64_t j = 0; j < 2 * C; ++j) act[j] = sigmoid(z[j]);
+        for (int64_t j = 2 * C; j < 3 * C; ++j) act[j] = std::tanh(z[j]);
+        for (int64_t j = 3 * C; j < 4 * C; ++j) act[j] = sigmoid(z[j]);
+        const T *i = act, *f = act + C, *g = act + 2 * C, *o = act + 3 * C;
+        for (int64_t j = 0; j < C; ++j) {
+            cn[j] = f[j] * c[j] + i[j] * g[j];
+            tc[j] = std::tanh(cn[j]);
+            h[j] = o[j] * tc[j];
+        }
+    }
+}
+
+template <typename T>
+void lstm_backward(int64_t P, int64_t C, const T* cell, const T* acts, const T* tanh_cell, const T* g_hidden,
+                   const T* g_cell, T* g_gates, T* g_cell_out) {
+    for (int64_t p = 0; p < P; ++p) {
+        const T *c = cell + p * C, *act = acts + p * 4 * C, *tc = tanh_cell + p * C;
+        const T *i = act, *f = act + C, *g = act + 2 * C, *o = act + 3 * C;
+        const T* gh = g_hidden ? g_hidden + p * C : nullptr;
+        const T* gc = g_cell ? g_cell + p * C : nullptr;
+        T *gz = g_gates + p * 4 * C, *gc_out = g_cell_out + p * C;
+        for (int64_t j = 0; j < C; ++j) {
+            T g_c = gc ? gc[j] : T(0), g_o = 0;
+            if (gh) {
+                g_c += gh[j] * o[j] * (T(1) - tc[j] * tc[j]);
+                g_o = gh[j] * tc[j] * (o[j] - o[j] * o[j]);
+            }
+            gz[j] = g_c * g[j] * (i[j] - i[j] * i[j]);
+            gz[C + j] = g_c * c[j] * (f[j] - f[j] * f[j]);
+            gz[2 * C + j] = g_c * i[j] * (T(1) - g[j] * g[j]);
+            gz[3 * C + j] = g_o;
+            gc_out[j] = g_c * f[j];
+        }
+    }
+}
+
+}  // namespace
+
+// The C interface ctypes calls: one forward and one backward per dtype. Null gradient
+// pointers stand for zeros (a gradient that did not flow).
+#define NTM_EXPORT(T, SUFFIX)                                                                                   \
+    extern "C" void ntm_memory_forward_##SUFFIX(int64_t P, int64_t H, int64_t R, int64_t N, int64_t M,           \
+                                               int64_t S, int threads, const T* raw, const T* memory,            \
+                                               const T* previous, T* weights, T* reads, T* new_memory, T* key,   \
+                                               T* beta, T* gate, T* shift, T* gamma, T* erase, T* add,           \
+                                               T* content, T* gated, T* shifted) {                               \
+        forward<T>(Dims{P, H, R, N, M, S}, threads, raw, memory, previous, weights, reads, new_memory, key,     \
+                   beta, gate, shift, gamma, erase, add, content, gated, shifted);                             \
+    }                                                                                                            \
+    extern "C" void ntm_memory_backward_##SUFFIX(                                                                \
+        int64_t P, int64_t H, int64_t R, int64_t N, int64_t M, int64_t S, int threads, const T* memory,          \
+        const T* previous, const T* key, const T* beta, const T* gate, const T* shift, const T* gamma,           \
+        const T* erase, const T* add, const T* content, const T* gated, const T* shifted, const T* weights,     \
+        const T* g_weights, const T* g_reads, const T* g_memory, T* g_raw, T* g_mem, T* g_previous) {           \
+        backward<T>(Dims{P, H, R, N, M, S}, threads, memory, previous, key, beta, gate, shift, gamma, erase,     \
+                    add, content, gated, shifted, weights, g_weights, g_reads, g_memory, g_raw, g_mem,          \
+                    g_previous);                                                                                 \
+    }                                                                                                            \
+    extern "C" void ntm_lstm_forward_##SUFFIX(int64_t P, int64_t C, const T* gates, const T* cell, T* hidden,    \
+                                             T* new_cell, T* acts, T* tanh_cell) {                             \
+        lstm_forward<T>(P, C, gates, cell, hidden, new_cell, acts, tanh_cell);                                  \
+    }                                                                                                            \
+    extern "C" void ntm_lstm_backward_##SUFFIX(int64_t P, int64_t C, const T* cell, const T* acts,               \
+                                              const T* tanh_cell, const T* g_hidden, const T* g_cell,           \
+                                              T* g_gates, T* g_cell_out) {                                      \
+        lstm_backward<T>(P, C, cell, acts, tanh_cell, g_hidden, g_cell, g_gates, g_cell_out);                  \
+    }
+
+NTM_EXPORT(float, f32)
+NTM_EXPORT(double, f64)

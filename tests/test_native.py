@@ -1,0 +1,124 @@
+"""The compiled kernels (native.py, kernels.cpp) against the torch ops they stand in for,
+at the sizes training uses, and what loading and building them must not do."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ntmviz import fused, native
+from ntmviz.heads import head_sizes
+
+
+def step_inputs(P, H, R, N, M, S, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    raw = torch.randn(P, sum(head_sizes(H, H - R, M, S)), generator=g, dtype=dtype) * 2
+    memory = torch.randn(P, N, M, generator=g, dtype=dtype) * 0.5
+    previous = torch.softmax(torch.randn(P, H, N, generator=g, dtype=dtype) * 3, -1)
+    grads = (torch.randn(P, H, N, generator=g, dtype=dtype), torch.randn(P, R, M, generator=g, dtype=dtype),
+             torch.randn(P, N, M, generator=g, dtype=dtype))
+    return (raw, memory, previous), grads
+
+
+def test_the_kernels_build_here():
+    assert native.library() is not None, "the compiled kernels did not build (is there a C++ compiler?)"
+    assert native.usable(torch.zeros(1)) and native.usable(torch.zeros(1, dtype=torch.float64))
+    assert not native.usable(torch.zeros(1, dtype=torch.float16))
+
+
+@pytest.mark.parametrize("P, H, R, S", [(1, 2, 1, 3), (40, 2, 1, 3), (33, 8, 4, 3), (5, 7, 2, 5)])
+def test_the_memory_step_equals_the_torch_ops_at_training_sizes(P, H, R, S):
+    """float32, N=128, M=20: every output and every gradient, with and without each incoming gradient."""
+    inputs, grads = step_inputs(P, H, R, 128, 20, S)
+    out, saved = native.forward(*inputs, S, R)
+    ref, ref_saved = fused.torch_memory_forward(*inputs, S, R)
+    for name, a, b in zip(fused.MemoryStep._fields, out, ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+    for present in [(1, 1, 1), (0, 1, 1), (1, 0, 0), (0, 0, 1)]:
+        given = [g if keep else None for g, keep in zip(grads, present)]
+        for name, a, b in zip(("raw", "memory", "previous"), native.backward(saved, R, *given),
+                              fused.torch_memory_backward(ref_saved, R, *given)):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4, msg=f"{name} {present}")
+
+
+def test_the_lstm_cell_equals_the_torch_ops():
+    g = torch.Generator().manual_seed(0)
+    gates, cell = torch.randn(9, 4 * 100, generator=g) * 3, torch.randn(9, 100, generator=g)
+    g_hidden, g_cell = torch.randn(9, 100, generator=g), torch.randn(9, 100, generator=g)
+    h, c, saved = native.lstm_forward(gates, cell)
+    rh, rc, ref_saved = fused.torch_lstm_forward(gates, cell)
+    torch.testing.assert_close((h, c), (rh, rc))
+    for given in [(g_hidden, g_cell), (None, g_cell), (g_hidden, None)]:
+        torch.testing.assert_close(native.lstm_backward(saved, *given), fused.torch_lstm_backward(ref_saved, *given))
+
+
+def test_two_threads_give_what_one_gives():
+    inputs, grads = step_inputs(64, 2, 1, 128, 20, 3)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one, saved = native.forward(*inputs, 3, 1)
+        one_back = native.backward(saved, 1, *grads)
+        torch.set_num_threads(2)
+        two, saved = native.forward(*inputs, 3, 1)
+        two_back = native.backward(saved, 1, *grads)
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip([*one, *one_back], [*two, *two_back]):
+        assert torch.equal(a, b)
+
+
+def test_a_nan_in_the_controller_output_reaches_what_it_reaches_in_the_torch_ops():
+    """Training notices a diverged model by its non-finite loss, so the kernels must not hide a NaN
+    (they are compiled with fast math)."""
+    inputs, grads = step_inputs(2, 2, 1, 16, 4, 3)
+    inputs[0][1, 0] = float("nan")  # row 1's read head's key
+    out, saved = native.forward(*inputs, 3, 1)
+    out = fused.MemoryStep(*out)
+    ref, ref_saved = fused.torch_memory_forward(*inputs, 3, 1)
+    assert torch.isnan(out.weights[1, 0]).all() and torch.isnan(out.reads[1]).all()
+    for name, a, b in zip(fused.MemoryStep._fields, out, ref):
+        assert torch.equal(torch.isnan(a), torch.isnan(b)), name
+    back = native.backward(saved, 1, *grads)
+    assert torch.isnan(back[0][1]).any() and torch.isfinite(back[0][0]).all()
+    for name, a, b in zip(("raw", "memory", "previous"), back, fused.torch_memory_backward(ref_saved, 1, *grads)):
+        assert torch.equal(torch.isnan(a), torch.isnan(b)), name
+
+
+def test_loading_the_kernels_leaves_denormals_alone():
+    """Linking with -ffast-math would make the process flush denormals to zero, torch's floats included."""
+    code = ("import torch; from ntmviz import native; x = torch.tensor([1e-40]); "
+            "assert native.library() is not None; print((x / 2).item() > 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "True"
+
+
+def test_without_the_kernels_the_step_runs_as_torch_ops_and_says_so(monkeypatch, caplog):
+    monkeypatch.setenv("NTMVIZ_NATIVE", "0")
+    native.library.cache_clear()
+    try:
+        with caplog.at_level(logging.INFO, logger="ntmviz.native"):
+            assert native.library() is None and not native.usable(torch.zeros(1))
+        assert "NTMVIZ_NATIVE=0" in caplog.text
+        inputs, _ = step_inputs(3, 2, 1, 16, 4, 3)
+        out, saved = fused.memory_forward(*inputs, 3, 1)
+        assert not isinstance(saved, native.Saved)
+    finally:
+        native.library.cache_clear()
+
+
+def test_a_build_that_fails_is_logged_with_the_compilers_words(monkeypatch, caplog):
+    monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
+    native.library.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="ntmviz.native"):
+            assert native.library() is None
+        assert "building the kernels failed" in caplog.text and "torch ops" in caplog.text
+    finally:
+        monkeypatch.undo()
+        native.library.cache_clear()
+    assert native.library() is not None
