@@ -75,9 +75,8 @@ def memory_forward(raw: Tensor, memory: Tensor, previous: Tensor, shift_width: i
                    ) -> tuple[MemoryStep, tuple]:
     """raw [P, sum(head_sizes)], memory [P, N, M], previous [P, H, N]
     -> (MemoryStep, what memory_backward needs). Compiled loops on a CPU (native.py), else torch ops."""
-    if native.usable(memory):
-        out, saved = native.forward(raw, memory, previous, shift_width, read_heads)
-        return MemoryStep(*out), saved
+    if native.usable(memory):  # a native.Step: MemoryStep's fields, each made into a tensor when asked for
+        return native.forward(raw, memory, previous, shift_width, read_heads)
     return torch_memory_forward(raw, memory, previous, shift_width, read_heads)
 
 
@@ -260,8 +259,9 @@ class _MemoryStep(torch.autograd.Function):
         out, saved = memory_forward(raw, memory, previous, shift_width, read_heads)
         ctx.read_heads = read_heads
         ctx.saved = saved  # not save_for_backward: `change` may be None
+        out = tuple(out)
         ctx.mark_non_differentiable(*out[3:])
-        return tuple(out)
+        return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable

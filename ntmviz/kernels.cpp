@@ -92,9 +92,9 @@ void cosines(const Dims& d, const T* key, const T* mem, T* key_norm, T* slot_nor
 template <typename T>
 void forward_rows(const Dims d, int64_t first, int64_t last, const T* raw, const T* memory, const T* previous,
                   T* weights, T* reads, T* new_memory, T* key, T* beta, T* gate, T* shift, T* gamma, T* erase,
-                  T* add, T* content, T* gated, T* shifted) {
+                  T* add, T* content, T* gated, T* shifted, T* key_norms, T* slot_norms, T* cosines_out) {
     const int64_t H = d.H, R = d.R, W = d.W(), N = d.N, M = d.M, S = d.S, Z = d.Z(), half = S / 2;
-    std::vector<T> key_norm(H), slot_norm(N), cosine(H * N), logs(N), padded(N + S);
+    std::vector<T> logs(N), padded(N + S);
     for (int64_t p = first; p < last; ++p) {
         const T* r = raw + p * Z;
         const T* mem = memory + p * N * M;
@@ -123,11 +123,12 @@ void forward_rows(const Dims d, int64_t first, int64_t last, const T* raw, const
         }
 
         // addressing, head by head
-        cosines(d, k, mem, key_norm.data(), slot_norm.data(), cosine.data());
+        T* cosine = cosines_out + p * H * N;
+        cosines(d, k, mem, key_norms + p * H, slot_norms + p * N, cosine);
         for (int64_t h = 0; h < H; ++h) {
             T *ch = c + h * N, *gh = gd + h * N, *sh_h = sh + h * N;
             const T* ph = prev + h * N;
-            softmax(cosine.data() + h * N, ch, N, b[h]);
+            softmax(cosine + h * N, ch, N, b[h]);
             for (int64_t n = 0; n < N; ++n) gh[n] = ph[n] + g[h] * (ch[n] - ph[n]);
             // shifted(i) = sum_j shift_j gated(i - (j - half)): a wrapped copy spares the modulo
             wrapped(gh, N, half, padded.data());
@@ -170,10 +171,10 @@ void forward_rows(const Dims d, int64_t first, int64_t last, const T* raw, const
 template <typename T>
 void backward_rows(const Dims d, int64_t first, int64_t last, const T* memory, const T* previous, const T* key,
                    const T* beta, const T* gate, const T* shift, const T* gamma, const T* erase, const T* add,
-                   const T* content, const T* gated, const T* shifted, const T* weights, const T* g_weights,
-                   const T* g_reads, const T* g_memory, T* g_raw, T* g_mem_out, T* g_previous) {
+                   const T* content, const T* gated, const T* shifted, const T* weights, const T* key_norms,
+                   const T* slot_norms, const T* cosines_in, const T* g_weights, const T* g_reads,
+                   const T* g_memory, T* g_raw, T* g_mem_out, T* g_previous) {
     const int64_t H = d.H, R = d.R, W = d.W(), N = d.N, M = d.M, S = d.S, Z = d.Z(), half = S / 2;
-    std::vector<T> key_norm(H), slot_norm(N), cosine(H * N);
     std::vector<T> g_w(H * N), g_erase(W * M), g_add(W * M), factor(W * M), others(M);
     std::vector<T> g_z(N), g_shifted(N), g_gated(N), g_content(N), g_u(N), g_dot(H * N), g_cc_slot(N), g_key(H * M);
     std::vector<T> g_beta(H), g_gate(H), g_shift(H * S), g_gamma(H), padded(N + S);
@@ -238,8 +239,8 @@ void backward_rows(const Dims d, int64_t first, int64_t last, const T* memory, c
             }
         }
 
-        // addressing backward, head by head
-        cosines(d, k, mem, key_norm.data(), slot_norm.data(), cosine.data());
+        // addressing backward, head by head (the cosines and norms as forward left them)
+        const T *key_norm = key_norms + p * H, *slot_norm = slot_norms + p * N, *cosine = cosines_in + p * H * N;
         std::fill(g_cc_slot.begin(), g_cc_slot.end(), T(0));
         for (int64_t h = 0; h < H; ++h) {
             const T *wh = w + h * N, *shh = sh + h * N, *gdh = gd + h * N, *ch = c + h * N, *ph = prev + h * N;
@@ -334,21 +335,23 @@ constexpr int64_t MIN_ROWS_PER_THREAD = 16;
 template <typename T>
 void forward(const Dims d, int threads, const T* raw, const T* memory, const T* previous, T* weights, T* reads,
              T* new_memory, T* key, T* beta, T* gate, T* shift, T* gamma, T* erase, T* add, T* content, T* gated,
-             T* shifted) {
+             T* shifted, T* key_norms, T* slot_norms, T* cosines) {
     over_rows(d.P, threads, MIN_ROWS_PER_THREAD, [&](int64_t first, int64_t last) {
         forward_rows(d, first, last, raw, memory, previous, weights, reads, new_memory, key, beta, gate, shift,
-                     gamma, erase, add, content, gated, shifted);
+                     gamma, erase, add, content, gated, shifted, key_norms, slot_norms, cosines);
     });
 }
 
 template <typename T>
 void backward(const Dims d, int threads, const T* memory, const T* previous, const T* key, const T* beta,
               const T* gate, const T* shift, const T* gamma, const T* erase, const T* add, const T* content,
-              const T* gated, const T* shifted, const T* weights, const T* g_weights, const T* g_reads,
-              const T* g_memory, T* g_raw, T* g_mem, T* g_previous) {
+              const T* gated, const T* shifted, const T* weights, const T* key_norms, const T* slot_norms,
+              const T* cosines, const T* g_weights, const T* g_reads, const T* g_memory, T* g_raw, T* g_mem,
+              T* g_previous) {
     over_rows(d.P, threads, MIN_ROWS_PER_THREAD, [&](int64_t first, int64_t last) {
         backward_rows(d, first, last, memory, previous, key, beta, gate, shift, gamma, erase, add, content, gated,
-                      shifted, weights, g_weights, g_reads, g_memory, g_raw, g_mem, g_previous);
+                      shifted, weights, key_norms, slot_norms, cosines, g_weights, g_reads, g_memory, g_raw, g_mem,
+                      g_previous);
     });
 }
 
@@ -404,18 +407,21 @@ void lstm_backward(int64_t P, int64_t C, const T* cell, const T* acts, const T* 
                                                int64_t S, int threads, const T* raw, const T* memory,            \
                                                const T* previous, T* weights, T* reads, T* new_memory, T* key,   \
                                                T* beta, T* gate, T* shift, T* gamma, T* erase, T* add,           \
-                                               T* content, T* gated, T* shifted) {                               \
+                                               T* content, T* gated, T* shifted, T* key_norms, T* slot_norms,    \
+                                               T* cosines) {                                                     \
         forward<T>(Dims{P, H, R, N, M, S}, threads, raw, memory, previous, weights, reads, new_memory, key,     \
-                   beta, gate, shift, gamma, erase, add, content, gated, shifted);                             \
+                   beta, gate, shift, gamma, erase, add, content, gated, shifted, key_norms, slot_norms,       \
+                   cosines);                                                                                   \
     }                                                                                                            \
     extern "C" void ntm_memory_backward_##SUFFIX(                                                                \
         int64_t P, int64_t H, int64_t R, int64_t N, int64_t M, int64_t S, int threads, const T* memory,          \
         const T* previous, const T* key, const T* beta, const T* gate, const T* shift, const T* gamma,           \
         const T* erase, const T* add, const T* content, const T* gated, const T* shifted, const T* weights,     \
-        const T* g_weights, const T* g_reads, const T* g_memory, T* g_raw, T* g_mem, T* g_previous) {           \
+        const T* key_norms, const T* slot_norms, const T* cosines, const T* g_weights, const T* g_reads,         \
+        const T* g_memory, T* g_raw, T* g_mem, T* g_previous) {                                                  \
         backward<T>(Dims{P, H, R, N, M, S}, threads, memory, previous, key, beta, gate, shift, gamma, erase,     \
-                    add, content, gated, shifted, weights, g_weights, g_reads, g_memory, g_raw, g_mem,          \
-                    g_previous);                                                                                 \
+                    add, content, gated, shifted, weights, key_norms, slot_norms, cosines, g_weights, g_reads,  \
+                    g_memory, g_raw, g_mem, g_previous);                                                         \
     }                                                                                                            \
     extern "C" void ntm_lstm_forward_##SUFFIX(int64_t P, int64_t C, const T* gates, const T* cell, T* hidden,    \
                                              T* new_cell, T* acts, T* tanh_cell) {                             \

@@ -109,8 +109,8 @@ def library() -> ctypes.CDLL | None:
         return None
     dims = [ctypes.c_int64] * 6 + [ctypes.c_int]
     for suffix in _SUFFIX.values():
-        getattr(lib, f"ntm_memory_forward_{suffix}").argtypes = dims + [ctypes.c_void_p] * 16
-        getattr(lib, f"ntm_memory_backward_{suffix}").argtypes = dims + [ctypes.c_void_p] * 19
+        getattr(lib, f"ntm_memory_forward_{suffix}").argtypes = dims + [ctypes.c_void_p] * 19
+        getattr(lib, f"ntm_memory_backward_{suffix}").argtypes = dims + [ctypes.c_void_p] * 22
         getattr(lib, f"ntm_lstm_forward_{suffix}").argtypes = [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 6
         getattr(lib, f"ntm_lstm_backward_{suffix}").argtypes = [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 7
     return lib
@@ -125,32 +125,75 @@ def _ptr(t: Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
-def _empty(like: Tensor, shapes: list[tuple[int, ...]]) -> list[Tensor]:
-    """Uninitialised tensors of these shapes, carved from one allocation (one is cheaper than many)."""
-    sizes = [math.prod(shape) for shape in shapes]
-    return [part.view(shape) for part, shape in zip(like.new_empty(sum(sizes)).split(sizes), shapes)]
+@cache
+def _layout(shapes: tuple[tuple[int, ...], ...]) -> tuple[list[int], list[tuple[int, ...]], int]:
+    """(offsets, contiguous strides, total size) of tensors of these shapes laid end to end."""
+    offsets, strides, total = [], [], 0
+    for shape in shapes:
+        offsets.append(total)
+        strides.append(tuple(math.prod(shape[i + 1:]) for i in range(len(shape))))
+        total += math.prod(shape)
+    return offsets, strides, total
+
+
+class Block:
+    """Tensors of fixed shapes in one allocation: every address at once, each tensor when asked for.
+
+    A step's outputs are a dozen tensors, but most are read only by the kernels (backward, the
+    next step); one allocation and no views for those is what makes a step at batch 1 cheap."""
+
+    def __init__(self, like: Tensor, shapes: tuple[tuple[int, ...], ...]):
+        self.shapes = shapes
+        self.offsets, self.strides, total = _layout(shapes)
+        self.flat = like.new_empty(total)
+        base, size = self.flat.data_ptr(), self.flat.element_size()
+        self.ptrs = [base + offset * size for offset in self.offsets]
+
+    def __getitem__(self, i: int) -> Tensor:
+        return self.flat.as_strided(self.shapes[i], self.strides[i], self.offsets[i])
+
+
+# fused.MemoryStep's fields, in its order; the kernels' forward also leaves |key| [P, H], |slot| [P, N]
+# and their cosines [P, H, N] for backward, after them
+STEP_FIELDS = ("weights", "reads", "memory", "key", "beta", "gate", "shift", "gamma", "erase", "add", "content",
+               "gated", "shifted")
+
+
+class Step:
+    """One memory step's outputs, standing in for fused.MemoryStep: fields by name or in order."""
+
+    def __init__(self, block: Block):
+        self.block = block
+
+    def __getattr__(self, name: str) -> Tensor:
+        if name not in STEP_FIELDS:
+            raise AttributeError(name)
+        return self.block[STEP_FIELDS.index(name)]
+
+    def __iter__(self):
+        return (self.block[i] for i in range(len(STEP_FIELDS)))
 
 
 class Saved(NamedTuple):
-    """What backward needs: the step's inputs and every output (all contiguous)."""
+    """What backward needs: the step's inputs (contiguous) and its outputs."""
 
     memory: Tensor  # [P, N, M]  before the step
     previous: Tensor  # [P, H, N]
-    step: tuple  # fused.MemoryStep
+    step: Step
 
 
-def forward(raw: Tensor, memory: Tensor, previous: Tensor, shift_width: int, read_heads: int
-            ) -> tuple[list[Tensor], Saved]:
-    """raw [P, Z], memory [P, N, M], previous [P, H, N] -> (fused.MemoryStep's fields in order, Saved)."""
+def forward(raw: Tensor, memory: Tensor, previous: Tensor, shift_width: int, read_heads: int) -> tuple[Step, Saved]:
+    """raw [P, Z], memory [P, N, M], previous [P, H, N] -> (the step's outputs, Saved)."""
     raw, memory, previous = raw.contiguous(), memory.contiguous(), previous.contiguous()
     P, H, N = previous.shape
     M, S, R = memory.shape[2], shift_width, read_heads
     W = H - R
-    out = _empty(memory, [(P, H, N), (P, R, M), (P, N, M), (P, H, M), (P, H), (P, H), (P, H, S), (P, H), (P, W, M),
-                          (P, W, M), (P, H, N), (P, H, N), (P, H, N)])
+    out = Block(memory, ((P, H, N), (P, R, M), (P, N, M), (P, H, M), (P, H), (P, H), (P, H, S), (P, H), (P, W, M),
+                         (P, W, M), (P, H, N), (P, H, N), (P, H, N), (P, H), (P, N), (P, H, N)))
     fn = getattr(library(), f"ntm_memory_forward_{_SUFFIX[memory.dtype]}")
-    fn(P, H, R, N, M, S, torch.get_num_threads(), _ptr(raw), _ptr(memory), _ptr(previous), *map(_ptr, out))
-    return out, Saved(memory, previous, tuple(out))
+    fn(P, H, R, N, M, S, torch.get_num_threads(), raw.data_ptr(), memory.data_ptr(), previous.data_ptr(), *out.ptrs)
+    step = Step(out)
+    return step, Saved(memory, previous, step)
 
 
 def backward(saved: Saved, read_heads: int, g_weights: Tensor | None, g_reads: Tensor | None,
@@ -158,44 +201,40 @@ def backward(saved: Saved, read_heads: int, g_weights: Tensor | None, g_reads: T
     """Gradients of one step: (g_raw [P, Z], g_memory before the step [P, N, M], g_previous [P, H, N]);
     a None gradient stands for zeros."""
     memory, previous, step = saved
-    weights, _, _, key, beta, gate, shift, gamma, erase, add, content, gated, shifted = step
     P, H, N = previous.shape
-    M, S = memory.shape[2], shift.shape[2]
+    M, S = memory.shape[2], step.block.shapes[6][2]
     W = H - read_heads
-    g_raw = memory.new_empty(P, H * M + 3 * H + H * S + 2 * W * M)
-    g_mem, g_previous = torch.empty_like(memory), torch.empty_like(previous)
-    grads = [None if g is None else g.contiguous() for g in (g_weights, g_reads, g_memory)]
+    grads = Block(memory, ((P, H * M + 3 * H + H * S + 2 * W * M), (P, N, M), (P, H, N)))
+    given = [None if g is None else g.contiguous() for g in (g_weights, g_reads, g_memory)]
+    ptrs = step.block.ptrs  # weights, reads, memory, key .. shifted, the norms and cosines
     fn = getattr(library(), f"ntm_memory_backward_{_SUFFIX[memory.dtype]}")
-    fn(P, H, read_heads, N, M, S, torch.get_num_threads(), _ptr(memory), _ptr(previous),
-       *map(_ptr, (key, beta, gate, shift, gamma, erase, add, content, gated, shifted, weights)),
-       *map(_ptr, grads), _ptr(g_raw), _ptr(g_mem), _ptr(g_previous))
-    return g_raw, g_mem, g_previous
+    fn(P, H, read_heads, N, M, S, torch.get_num_threads(), memory.data_ptr(), previous.data_ptr(), *ptrs[3:13],
+       ptrs[0], *ptrs[13:], *map(_ptr, given), *grads.ptrs)
+    return grads[0], grads[1], grads[2]
 
 
 class LSTMSaved(NamedTuple):
     """What the LSTM cell's backward needs."""
 
     cell: Tensor  # [P, C]  before the step
-    acts: Tensor  # [P, 4C] i, f, g, o after their activations
-    tanh_cell: Tensor  # [P, C]
+    block: Block  # hidden, cell after, i f g o after their activations [P, 4C], tanh(cell after)
 
 
 def lstm_forward(gates: Tensor, cell: Tensor) -> tuple[Tensor, Tensor, LSTMSaved]:
     """gates [P, 4C] (i, f, g, o), cell [P, C] -> (hidden [P, C], cell [P, C], LSTMSaved)."""
     gates, cell = gates.contiguous(), cell.contiguous()
     P, C = cell.shape
-    hidden, new_cell, acts, tanh_cell = _empty(cell, [(P, C), (P, C), (P, 4 * C), (P, C)])
-    getattr(library(), f"ntm_lstm_forward_{_SUFFIX[cell.dtype]}")(
-        P, C, *map(_ptr, (gates, cell, hidden, new_cell, acts, tanh_cell)))
-    return hidden, new_cell, LSTMSaved(cell, acts, tanh_cell)
+    out = Block(cell, ((P, C), (P, C), (P, 4 * C), (P, C)))
+    getattr(library(), f"ntm_lstm_forward_{_SUFFIX[cell.dtype]}")(P, C, gates.data_ptr(), cell.data_ptr(), *out.ptrs)
+    return out[0], out[1], LSTMSaved(cell, out)
 
 
 def lstm_backward(saved: LSTMSaved, g_hidden: Tensor | None, g_cell: Tensor | None) -> tuple[Tensor, Tensor]:
     """(g_gates [P, 4C], g_cell before the step [P, C]); a None gradient stands for zeros."""
-    cell, acts, tanh_cell = saved
+    cell, block = saved
     P, C = cell.shape
-    g_gates, g_cell_out = _empty(cell, [(P, 4 * C), (P, C)])
-    grads = [None if g is None else g.contiguous() for g in (g_hidden, g_cell)]
+    out = Block(cell, ((P, 4 * C), (P, C)))
+    given = [None if g is None else g.contiguous() for g in (g_hidden, g_cell)]
     getattr(library(), f"ntm_lstm_backward_{_SUFFIX[cell.dtype]}")(
-        P, C, *map(_ptr, (cell, acts, tanh_cell, *grads, g_gates, g_cell_out)))
-    return g_gates, g_cell_out
+        P, C, cell.data_ptr(), block.ptrs[2], block.ptrs[3], *map(_ptr, given), *out.ptrs)
+    return out[0], out[1]
