@@ -142,9 +142,10 @@ class Compare(Viewer):
         self._picked = False  # the user chose a pair: refreshing keeps it
         self.step = pn.widgets.IntSlider(label="Step", start=0, end=1, value=0, sizing_mode="stretch_width")
         self.step.param.watch(lambda e: setattr(self, "t", int(e.new)), "value")
+        self._from_browser = False  # set while passing on a move the browser made
         self.param.watch(self._move, "t")
         for s in (self.left, self.right):  # a click in one side's view moves both
-            s.param.watch(lambda e: setattr(self, "t", int(e.new)), "t")
+            s.param.watch(self._side_moved, "t")
         self.left_pick = pn.widgets.Select(label="Left", options=[], sizing_mode="stretch_width")
         self.right_pick = pn.widgets.Select(label="Right", options=[], sizing_mode="stretch_width")
         self.length = pn.widgets.TextInput(label="Length", value="", sizing_mode="stretch_width",
@@ -296,11 +297,26 @@ class Compare(Viewer):
         self.param.t.bounds = (0, max(0, steps - 1))
         self.step.param.update(end=max(1, steps - 1), value=0, disabled=steps < 2)
 
+    def _side_moved(self, event) -> None:
+        # Both sides share one group in the browser, so a move the browser reports for one side
+        # is already shown on the other: pass it on without sending it back. Sent back, it would
+        # arrive late and pull the page to a step the user has since left.
+        self._from_browser = event.obj._browser_update
+        try:
+            self.t = int(event.new)
+        finally:
+            self._from_browser = False
+
     def _move(self, event) -> None:
         t = int(event.new)
         for s in (self.left, self.right):
             if s.steps:
-                s.t = min(t, s.steps - 1)
+                before = s._browser_update
+                s._browser_update = before or self._from_browser
+                try:
+                    s.t = min(t, s.steps - 1)
+                finally:
+                    s._browser_update = before
         if self.step.value != t:
             self.step.value = t
 

@@ -172,6 +172,26 @@ def test_both_sides_move_as_one_step(three_checkpoints):
     assert len(rows) == 1 and rows[0].objects == [left, right]
 
 
+def test_a_step_the_browser_reports_on_one_side_is_not_sent_back_to_either(three_checkpoints):
+    """Both sides share t in the browser; sending a reported step back would arrive late and pull
+    the page to a step the user has since left (seen: a key press undone under load)."""
+    cmp = Compare(folder=str(three_checkpoints))
+    root = pn.panel(cmp).get_root(Document(), Comm())
+    cmp.left_pick.value = str(three_checkpoints / "copy-ntm.safetensors")
+    cmp.right_pick.value = str(three_checkpoints / "copy-lstm.safetensors")
+    assert cmp.compare(), cmp.message
+    reporter = cmp._left_side.sequence.canvas
+    origin = reporter._models[root.ref["id"]][0]  # this canvas's model: the browser set its t itself
+    others = [m for m in root.select({"type": ReactiveESM}) if m is not origin]
+    assert len(others) >= 2
+    reporter._process_events({"t": 3})  # as if the left side's browser moved
+    assert cmp.t == 3 and cmp.left.t == 3 and cmp.right.t == 3 and cmp.step.value == 3
+    assert all(m.data.t == 0 for m in others), [m.data.t for m in others]  # nothing echoed
+    models = [origin, *others]
+    cmp.t = 5  # a move made in Python reaches every view of both sides
+    assert all(m.data.t == 5 for m in models), [m.data.t for m in models]
+
+
 def test_a_failure_is_logged_with_its_traceback(three_checkpoints, monkeypatch, caplog):
     cmp = Compare(folder=str(three_checkpoints))
 
