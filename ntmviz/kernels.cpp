@@ -15,7 +15,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <thread>
 #include <vector>
 
 namespace {
@@ -54,18 +53,6 @@ struct Dims {
     int64_t Z() const { return H * M + 3 * H + H * S + 2 * W() * M; }
 };
 
-// Runs body(first, last) over row ranges, on up to `threads` threads.
-template <typename F> void over_rows(int64_t rows, int threads, int64_t min_rows_per_thread, F body) {
-    int64_t parts = std::min<int64_t>(threads, rows / std::max<int64_t>(min_rows_per_thread, 1));
-    if (parts <= 1) { body(0, rows); return; }
-    std::vector<std::thread> pool;
-    int64_t chunk = (rows + parts - 1) / parts;
-    for (int64_t k = 1; k < parts; ++k)
-        pool.emplace_back(body, k * chunk, std::min(rows, (k + 1) * chunk));
-    body(0, std::min(rows, chunk));
-    for (auto& t : pool) t.join();
-}
-
 // |key_h| [H] and |slot_n| [N] (each with EPS under the root) and their cosines [H, N].
 template <typename T>
 void cosines(const Dims& d, const T* key, const T* mem, T* key_norm, T* slot_norm, T* cosine) {
@@ -90,12 +77,12 @@ void cosines(const Dims& d, const T* key, const T* mem, T* key_norm, T* slot_nor
 }
 
 template <typename T>
-void forward_rows(const Dims d, int64_t first, int64_t last, const T* raw, const T* memory, const T* previous,
+void memory_forward(const Dims d, const T* raw, const T* memory, const T* previous,
                   T* weights, T* reads, T* new_memory, T* key, T* beta, T* gate, T* shift, T* gamma, T* erase,
                   T* add, T* content, T* gated, T* shifted, T* key_norms, T* slot_norms, T* cosines_out) {
     const int64_t H = d.H, R = d.R, W = d.W(), N = d.N, M = d.M, S = d.S, Z = d.Z(), half = S / 2;
     std::vector<T> logs(N), padded(N + S);
-    for (int64_t p = first; p < last; ++p) {
+    for (int64_t p = 0; p < d.P; ++p) {
         const T* r = raw + p * Z;
         const T* mem = memory + p * N * M;
         const T* prev = previous + p * H * N;
@@ -169,7 +156,7 @@ void forward_rows(const Dims d, int64_t first, int64_t last, const T* raw, const
 }
 
 template <typename T>
-void backward_rows(const Dims d, int64_t first, int64_t last, const T* memory, const T* previous, const T* key,
+void memory_backward(const Dims d, const T* memory, const T* previous, const T* key,
                    const T* beta, const T* gate, const T* shift, const T* gamma, const T* erase, const T* add,
                    const T* content, const T* gated, const T* shifted, const T* weights, const T* key_norms,
                    const T* slot_norms, const T* cosines_in, const T* g_weights, const T* g_reads,
@@ -178,7 +165,7 @@ void backward_rows(const Dims d, int64_t first, int64_t last, const T* memory, c
     std::vector<T> g_w(H * N), g_erase(W * M), g_add(W * M), factor(W * M), others(M);
     std::vector<T> g_z(N), g_shifted(N), g_gated(N), g_content(N), g_u(N), g_dot(H * N), g_cc_slot(N), g_key(H * M);
     std::vector<T> g_beta(H), g_gate(H), g_shift(H * S), g_gamma(H), padded(N + S);
-    for (int64_t p = first; p < last; ++p) {
+    for (int64_t p = 0; p < d.P; ++p) {
         const T* mem = memory + p * N * M;
         const T* prev = previous + p * H * N;
         const T *k = key + p * H * M, *b = beta + p * H, *g = gate + p * H, *s = shift + p * H * S;
@@ -330,31 +317,6 @@ void backward_rows(const Dims d, int64_t first, int64_t last, const T* memory, c
     }
 }
 
-constexpr int64_t MIN_ROWS_PER_THREAD = 16;
-
-template <typename T>
-void forward(const Dims d, int threads, const T* raw, const T* memory, const T* previous, T* weights, T* reads,
-             T* new_memory, T* key, T* beta, T* gate, T* shift, T* gamma, T* erase, T* add, T* content, T* gated,
-             T* shifted, T* key_norms, T* slot_norms, T* cosines) {
-    over_rows(d.P, threads, MIN_ROWS_PER_THREAD, [&](int64_t first, int64_t last) {
-        forward_rows(d, first, last, raw, memory, previous, weights, reads, new_memory, key, beta, gate, shift,
-                     gamma, erase, add, content, gated, shifted, key_norms, slot_norms, cosines);
-    });
-}
-
-template <typename T>
-void backward(const Dims d, int threads, const T* memory, const T* previous, const T* key, const T* beta,
-              const T* gate, const T* shift, const T* gamma, const T* erase, const T* add, const T* content,
-              const T* gated, const T* shifted, const T* weights, const T* key_norms, const T* slot_norms,
-              const T* cosines, const T* g_weights, const T* g_reads, const T* g_memory, T* g_raw, T* g_mem,
-              T* g_previous) {
-    over_rows(d.P, threads, MIN_ROWS_PER_THREAD, [&](int64_t first, int64_t last) {
-        backward_rows(d, first, last, memory, previous, key, beta, gate, shift, gamma, erase, add, content, gated,
-                      shifted, weights, key_norms, slot_norms, cosines, g_weights, g_reads, g_memory, g_raw, g_mem,
-                      g_previous);
-    });
-}
-
 // LSTM cell, gates [P, 4C] in torch.nn.LSTMCell's order i, f, g, o: c' = f c + i g, h = o tanh(c')
 template <typename T>
 void lstm_forward(int64_t P, int64_t C, const T* gates, const T* cell, T* hidden, T* new_cell, T* acts,
@@ -402,32 +364,30 @@ void lstm_backward(int64_t P, int64_t C, const T* cell, const T* acts, const T* 
 
 // The C interface ctypes calls: one forward and one backward per dtype. Null gradient
 // pointers stand for zeros (a gradient that did not flow).
-#define NTM_EXPORT(T, SUFFIX)                                                                                   \
-    extern "C" void ntm_memory_forward_##SUFFIX(int64_t P, int64_t H, int64_t R, int64_t N, int64_t M,           \
-                                               int64_t S, int threads, const T* raw, const T* memory,            \
-                                               const T* previous, T* weights, T* reads, T* new_memory, T* key,   \
-                                               T* beta, T* gate, T* shift, T* gamma, T* erase, T* add,           \
-                                               T* content, T* gated, T* shifted, T* key_norms, T* slot_norms,    \
-                                               T* cosines) {                                                     \
-        forward<T>(Dims{P, H, R, N, M, S}, threads, raw, memory, previous, weights, reads, new_memory, key,     \
-                   beta, gate, shift, gamma, erase, add, content, gated, shifted, key_norms, slot_norms,       \
-                   cosines);                                                                                   \
-    }                                                                                                            \
-    extern "C" void ntm_memory_backward_##SUFFIX(                                                                \
-        int64_t P, int64_t H, int64_t R, int64_t N, int64_t M, int64_t S, int threads, const T* memory,          \
-        const T* previous, const T* key, const T* beta, const T* gate, const T* shift, const T* gamma,           \
-        const T* erase, const T* add, const T* content, const T* gated, const T* shifted, const T* weights,     \
-        const T* key_norms, const T* slot_norms, const T* cosines, const T* g_weights, const T* g_reads,         \
-        const T* g_memory, T* g_raw, T* g_mem, T* g_previous) {                                                  \
-        backward<T>(Dims{P, H, R, N, M, S}, threads, memory, previous, key, beta, gate, shift, gamma, erase,     \
-                    add, content, gated, shifted, weights, key_norms, slot_norms, cosines, g_weights, g_reads,  \
-                    g_memory, g_raw, g_mem, g_previous);                                                         \
-    }                                                                                                            \
-    extern "C" void ntm_lstm_forward_##SUFFIX(int64_t P, int64_t C, const T* gates, const T* cell, T* hidden,    \
-                                             T* new_cell, T* acts, T* tanh_cell) {                             \
+#define NTM_EXPORT(T, SUFFIX)                                                                                  \
+    extern "C" void ntm_memory_forward_##SUFFIX(                                                                \
+        int64_t P, int64_t H, int64_t R, int64_t N, int64_t M, int64_t S, const T* raw, const T* memory,        \
+        const T* previous, T* weights, T* reads, T* new_memory, T* key, T* beta, T* gate, T* shift, T* gamma,   \
+        T* erase, T* add, T* content, T* gated, T* shifted, T* key_norms, T* slot_norms, T* cosines) {          \
+        memory_forward<T>(Dims{P, H, R, N, M, S}, raw, memory, previous, weights, reads, new_memory, key, beta, \
+                          gate, shift, gamma, erase, add, content, gated, shifted, key_norms, slot_norms,       \
+                          cosines);                                                                             \
+    }                                                                                                           \
+    extern "C" void ntm_memory_backward_##SUFFIX(                                                               \
+        int64_t P, int64_t H, int64_t R, int64_t N, int64_t M, int64_t S, const T* memory, const T* previous,   \
+        const T* key, const T* beta, const T* gate, const T* shift, const T* gamma, const T* erase,             \
+        const T* add, const T* content, const T* gated, const T* shifted, const T* weights,                     \
+        const T* key_norms, const T* slot_norms, const T* cosines, const T* g_weights, const T* g_reads,        \
+        const T* g_memory, T* g_raw, T* g_mem, T* g_previous) {                                                 \
+        memory_backward<T>(Dims{P, H, R, N, M, S}, memory, previous, key, beta, gate, shift, gamma, erase, add, \
+                           content, gated, shifted, weights, key_norms, slot_norms, cosines, g_weights,         \
+                           g_reads, g_memory, g_raw, g_mem, g_previous);                                        \
+    }                                                                                                           \
+    extern "C" void ntm_lstm_forward_##SUFFIX(int64_t P, int64_t C, const T* gates, const T* cell, T* hidden,   \
+                                             T* new_cell, T* acts, T* tanh_cell) {                              \
         lstm_forward<T>(P, C, gates, cell, hidden, new_cell, acts, tanh_cell);                                  \
-    }                                                                                                            \
-    extern "C" void ntm_lstm_backward_##SUFFIX(int64_t P, int64_t C, const T* cell, const T* acts,               \
+    }                                                                                                           \
+    extern "C" void ntm_lstm_backward_##SUFFIX(int64_t P, int64_t C, const T* cell, const T* acts,              \
                                               const T* tanh_cell, const T* g_hidden, const T* g_cell,           \
                                               T* g_gates, T* g_cell_out) {                                      \
         lstm_backward<T>(P, C, cell, acts, tanh_cell, g_hidden, g_cell, g_gates, g_cell_out);                  \

@@ -4,7 +4,9 @@ fused.memory_forward / memory_backward and fused.lstm_forward / lstm_backward ha
 to this module when it can take it: CPU tensors of float32 or float64, with the library
 built. On a CPU a memory step is some fifty small tensor ops forward and backward, each
 dispatched from Python, and that dispatch, not the arithmetic, is what an NTM step costs;
-the C++ loops do the same maths in two passes over each row's memory.
+the C++ loops do the same maths in two passes over each row's memory. They run on one
+thread: splitting the rows over a second made training slower, the second thread contending
+with torch's own (benchmarks/README.md).
 
 The library is built on first use with the system's C++ compiler (a second or two) and
 kept beside this file, or in ~/.cache/ntmviz when the package folder is read-only, under a
@@ -39,8 +41,8 @@ SOURCE = Path(__file__).with_name("kernels.cpp")
 # math only when compiling, because linking with it would switch the whole process's floats to
 # flush denormals to zero. The library's name hashes the CPU's features, since -march=native
 # code may not run on another CPU sharing the home folder.
-FLAGS = ["-O3", "-march=native", "-ffast-math", "-std=c++17", "-fPIC", "-pthread"]
-LINK = ["-shared", "-pthread", "-lm"]
+FLAGS = ["-O3", "-march=native", "-ffast-math", "-std=c++17", "-fPIC"]
+LINK = ["-shared", "-lm"]
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 
 
@@ -107,7 +109,7 @@ def library() -> ctypes.CDLL | None:
         detail = getattr(exc, "stderr", "") or exc
         log.warning("ntmviz: building the kernels failed; the NTM step runs as torch ops, about half as fast: %s", detail)
         return None
-    dims = [ctypes.c_int64] * 6 + [ctypes.c_int]
+    dims = [ctypes.c_int64] * 6
     for suffix in _SUFFIX.values():
         getattr(lib, f"ntm_memory_forward_{suffix}").argtypes = dims + [ctypes.c_void_p] * 19
         getattr(lib, f"ntm_memory_backward_{suffix}").argtypes = dims + [ctypes.c_void_p] * 22
@@ -191,7 +193,7 @@ def forward(raw: Tensor, memory: Tensor, previous: Tensor, shift_width: int, rea
     out = Block(memory, ((P, H, N), (P, R, M), (P, N, M), (P, H, M), (P, H), (P, H), (P, H, S), (P, H), (P, W, M),
                          (P, W, M), (P, H, N), (P, H, N), (P, H, N), (P, H), (P, N), (P, H, N)))
     fn = getattr(library(), f"ntm_memory_forward_{_SUFFIX[memory.dtype]}")
-    fn(P, H, R, N, M, S, torch.get_num_threads(), raw.data_ptr(), memory.data_ptr(), previous.data_ptr(), *out.ptrs)
+    fn(P, H, R, N, M, S, raw.data_ptr(), memory.data_ptr(), previous.data_ptr(), *out.ptrs)
     step = Step(out)
     return step, Saved(memory, previous, step)
 
@@ -208,7 +210,7 @@ def backward(saved: Saved, read_heads: int, g_weights: Tensor | None, g_reads: T
     given = [None if g is None else g.contiguous() for g in (g_weights, g_reads, g_memory)]
     ptrs = step.block.ptrs  # weights, reads, memory, key .. shifted, the norms and cosines
     fn = getattr(library(), f"ntm_memory_backward_{_SUFFIX[memory.dtype]}")
-    fn(P, H, read_heads, N, M, S, torch.get_num_threads(), memory.data_ptr(), previous.data_ptr(), *ptrs[3:13],
+    fn(P, H, read_heads, N, M, S, memory.data_ptr(), previous.data_ptr(), *ptrs[3:13],
        ptrs[0], *ptrs[13:], *map(_ptr, given), *grads.ptrs)
     return grads[0], grads[1], grads[2]
 

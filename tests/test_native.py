@@ -56,22 +56,6 @@ def test_the_lstm_cell_equals_the_torch_ops():
         torch.testing.assert_close(native.lstm_backward(saved, *given), fused.torch_lstm_backward(ref_saved, *given))
 
 
-def test_two_threads_give_what_one_gives():
-    inputs, grads = step_inputs(64, 2, 1, 128, 20, 3)
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one, saved = native.forward(*inputs, 3, 1)
-        one_back = native.backward(saved, 1, *grads)
-        torch.set_num_threads(2)
-        two, saved = native.forward(*inputs, 3, 1)
-        two_back = native.backward(saved, 1, *grads)
-    finally:
-        torch.set_num_threads(threads)
-    for a, b in zip([*one, *one_back], [*two, *two_back]):
-        assert torch.equal(a, b)
-
-
 def test_a_nan_in_the_controller_output_reaches_what_it_reaches_in_the_torch_ops():
     """Training notices a diverged model by its non-finite loss, so the kernels must not hide a NaN
     (they are compiled with fast math)."""
