@@ -71,12 +71,13 @@ def _wrapped_windows(w: Tensor, half: int) -> Tensor:
     return torch.cat([w[..., -half:], w, w[..., :half]], -1).unfold(-1, 2 * half + 1, 1)
 
 
-def memory_forward(raw: Tensor, memory: Tensor, previous: Tensor, shift_width: int, read_heads: int
-                   ) -> tuple[MemoryStep, tuple]:
+def memory_forward(raw: Tensor, memory: Tensor, previous: Tensor, shift_width: int, read_heads: int,
+                   into: Tensor | None = None) -> tuple[MemoryStep, tuple]:
     """raw [P, sum(head_sizes)], memory [P, N, M], previous [P, H, N]
-    -> (MemoryStep, what memory_backward needs). Compiled loops on a CPU (native.py), else torch ops."""
+    -> (MemoryStep, what memory_backward needs). Compiled loops on a CPU (native.py), else torch ops.
+    into: where the compiled loops write the outputs (a row of native.steps_buffer, when recording)."""
     if native.usable(memory):  # a native.Step: MemoryStep's fields, each made into a tensor when asked for
-        return native.forward(raw, memory, previous, shift_width, read_heads)
+        return native.forward(raw, memory, previous, shift_width, read_heads, into)
     return torch_memory_forward(raw, memory, previous, shift_width, read_heads)
 
 
@@ -353,6 +354,8 @@ def _sequence_forward(spec: Spec, x_in: Tensor, memory0: Tensor, weights0: Tenso
     cells = [x_in.new_zeros(P, C) for _ in range(spec.layers)] if lstm else []
     tops, all_reads, tape, trace = [], [], [], []
     inputs = x_in.unbind(2)
+    buffer = native.steps_buffer(memory0, weights0, spec.shift_width, R, T) if record and native.usable(memory0) \
+        else None  # recording with the kernels: every step's outputs in one allocation
     for t in range(T):
         step_tape = []
         below = None
@@ -373,7 +376,7 @@ def _sequence_forward(spec: Spec, x_in: Tensor, memory0: Tensor, weights0: Tenso
             step_tape.append((below, rec, saved, h))
             below = h
         raw = _bmm_k(below, w_heads, b_heads)
-        out, saved = memory_forward(raw, memory, weights, spec.shift_width, R)
+        out, saved = memory_forward(raw, memory, weights, spec.shift_width, R, None if buffer is None else buffer[t])
         memory, weights, reads = out.memory, out.weights, out.reads
         tops.append(below)
         all_reads.append(reads.reshape(P, -1))
@@ -385,7 +388,9 @@ def _sequence_forward(spec: Spec, x_in: Tensor, memory0: Tensor, weights0: Tenso
     reads_all = torch.stack(all_reads, 1)
     traced = None
     if record:
-        traced = SequenceTrace(MemoryStep(*(torch.stack(parts, 1) for parts in zip(*trace))), memory0)
+        over_time = (native.over_time(buffer, trace[0]) if buffer is not None
+                     else [torch.stack(parts, 1) for parts in zip(*trace)])
+        traced = SequenceTrace(MemoryStep(*over_time), memory0)
     return hidden_all, reads_all, (tape if keep else None), traced
 
 

@@ -21,17 +21,31 @@ namespace {
 
 constexpr double EPS = 1e-8;  // addressing.EPS
 
-template <typename T> inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
-// tanh through exp, which the compiler vectorises (glibc's tanhf is a scalar call per number)
-template <typename T> inline T tanh_(T x) { return T(1) - T(2) / (std::exp(T(2) * x) + T(1)); }
+// Compiled with -ffast-math, which assumes no infinities (and divides by reciprocal estimates that
+// turn x / inf into NaN): so no exp here may overflow, and the norms below, whose squares can pass
+// float's range in a diverging model, are summed and multiplied in double.
+// sigmoid and tanh through exp(-|x|) <= 1, which the compiler vectorises (glibc's tanhf is a
+// scalar call per number)
+template <typename T> inline T sigmoid(T x) {
+    T e = std::exp(-std::abs(x));
+    return x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
+}
+template <typename T> inline T tanh_(T x) {
+    T e = std::exp(T(-2) * std::abs(x));
+    return std::copysign((T(1) - e) / (T(1) + e), x);
+}
 // torch's softplus: linear above 20
 template <typename T> inline T softplus(T x) { return x > T(20) ? x : std::log1p(std::exp(x)); }
 
 template <typename T> void softmax(const T* x, T* out, int64_t n, T scale = T(1)) {
-    T top = scale * x[0];
-    for (int64_t i = 1; i < n; ++i) top = std::max(top, scale * x[i]);
+    // the scaled inputs are stored, rounded, before their maximum is taken and subtracted: a
+    // multiply fused with the subtraction would leave a rounding error above 0, which exp makes
+    // inf when the scale is huge (a diverging model)
+    for (int64_t i = 0; i < n; ++i) out[i] = scale * x[i];
+    T top = out[0];
+    for (int64_t i = 1; i < n; ++i) top = std::max(top, out[i]);
     T sum = 0;
-    for (int64_t i = 0; i < n; ++i) sum += (out[i] = std::exp(scale * x[i] - top));
+    for (int64_t i = 0; i < n; ++i) sum += (out[i] = std::exp(out[i] - top));
     for (int64_t i = 0; i < n; ++i) out[i] /= sum;
 }
 
@@ -60,20 +74,20 @@ template <typename T>
 void cosines(const Dims& d, const T* key, const T* mem, T* key_norm, T* slot_norm, T* cosine) {
     const int64_t H = d.H, N = d.N, M = d.M;
     for (int64_t h = 0; h < H; ++h) {
-        T s = 0;
-        for (int64_t m = 0; m < M; ++m) s += key[h * M + m] * key[h * M + m];
-        key_norm[h] = std::sqrt(s + T(EPS));
+        double s = 0;
+        for (int64_t m = 0; m < M; ++m) s += double(key[h * M + m]) * key[h * M + m];
+        key_norm[h] = T(std::sqrt(s + EPS));
     }
     for (int64_t n = 0; n < N; ++n) {
         const T* slot = mem + n * M;
-        T s = 0;
-        for (int64_t m = 0; m < M; ++m) s += slot[m] * slot[m];
-        slot_norm[n] = std::sqrt(s + T(EPS));
+        double s = 0;
+        for (int64_t m = 0; m < M; ++m) s += double(slot[m]) * slot[m];
+        slot_norm[n] = T(std::sqrt(s + EPS));
         for (int64_t h = 0; h < H; ++h) {
             const T* k = key + h * M;
             T dot = 0;
             for (int64_t m = 0; m < M; ++m) dot += k[m] * slot[m];
-            cosine[h * N + n] = dot / (key_norm[h] * slot_norm[n]);
+            cosine[h * N + n] = T(dot / (double(key_norm[h]) * slot_norm[n]));
         }
     }
 }
@@ -272,19 +286,20 @@ void memory_backward(const Dims d, const T* memory, const T* previous, const T* 
                 T cos = cosine[h * N + n];
                 gb += g_u[n] * cos;
                 T g_cos = g_u[n] * b[h];
-                g_dot[h * N + n] = g_cos / (key_norm[h] * slot_norm[n]);
+                g_dot[h * N + n] = T(g_cos / (double(key_norm[h]) * slot_norm[n]));
                 g_cc_key += g_cos * cos;
                 g_cc_slot[n] += g_cos * cos;
             }
             g_beta[h] = gb;
             T* gk = g_key.data() + h * M;
-            for (int64_t m = 0; m < M; ++m) gk[m] = -k[h * M + m] * g_cc_key / (key_norm[h] * key_norm[h]);
+            T along = T(g_cc_key / (double(key_norm[h]) * key_norm[h]));
+            for (int64_t m = 0; m < M; ++m) gk[m] = -k[h * M + m] * along;
         }
         // pass 2: the cosines' gradients into the key and the memory
         for (int64_t n = 0; n < N; ++n) {
             const T* slot = mem + n * M;
             T* gslot = gm + n * M;
-            T shrink = g_cc_slot[n] / (slot_norm[n] * slot_norm[n]);
+            T shrink = T(g_cc_slot[n] / (double(slot_norm[n]) * slot_norm[n]));
             for (int64_t m = 0; m < M; ++m) gslot[m] -= slot[m] * shrink;
             for (int64_t h = 0; h < H; ++h) {
                 T gdn = g_dot[h * N + n];

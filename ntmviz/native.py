@@ -144,15 +144,17 @@ class Block:
     A step's outputs are a dozen tensors, but most are read only by the kernels (backward, the
     next step); one allocation and no views for those is what makes a step at batch 1 cheap."""
 
-    def __init__(self, like: Tensor, shapes: tuple[tuple[int, ...], ...]):
+    def __init__(self, like: Tensor, shapes: tuple[tuple[int, ...], ...], flat: Tensor | None = None):
+        """flat: where to put them (contiguous, of their total size); a new allocation when None."""
         self.shapes = shapes
         self.offsets, self.strides, total = _layout(shapes)
-        self.flat = like.new_empty(total)
+        self.flat = like.new_empty(total) if flat is None else flat
         base, size = self.flat.data_ptr(), self.flat.element_size()
         self.ptrs = [base + offset * size for offset in self.offsets]
 
     def __getitem__(self, i: int) -> Tensor:
-        return self.flat.as_strided(self.shapes[i], self.strides[i], self.offsets[i])
+        # as_strided counts from the start of the storage, which a `flat` given as a row of a bigger tensor is not
+        return self.flat.as_strided(self.shapes[i], self.strides[i], self.flat.storage_offset() + self.offsets[i])
 
 
 # fused.MemoryStep's fields, in its order; the kernels' forward also leaves |key| [P, H], |slot| [P, N]
@@ -176,6 +178,30 @@ class Step:
         return (self.block[i] for i in range(len(STEP_FIELDS)))
 
 
+@cache
+def _step_shapes(P: int, H: int, R: int, N: int, M: int, S: int) -> tuple[tuple[int, ...], ...]:
+    """The shapes of what the kernels' memory forward writes: STEP_FIELDS', then the norms and cosines."""
+    W = H - R
+    return ((P, H, N), (P, R, M), (P, N, M), (P, H, M), (P, H), (P, H), (P, H, S), (P, H), (P, W, M), (P, W, M),
+            (P, H, N), (P, H, N), (P, H, N), (P, H), (P, N), (P, H, N))
+
+
+def steps_buffer(memory: Tensor, previous: Tensor, shift_width: int, read_heads: int, steps: int) -> Tensor:
+    """Room for `steps` memory steps' outputs, [T, one step's block]: recording writes each step's
+    outputs into its row (forward's `into`), and over_time reads the fields out of it."""
+    P, H, N = previous.shape
+    total = _layout(_step_shapes(P, H, read_heads, N, memory.shape[2], shift_width))[2]
+    return memory.new_empty(steps, total)
+
+
+def over_time(buffer: Tensor, step: Step) -> list[Tensor]:
+    """buffer [T, block] filled by T steps (`step` one of them) -> each of MemoryStep's fields
+    over time, [P, T, ...] (contiguous): one copy per field, not a view per step and field."""
+    block = step.block
+    return [buffer.as_strided((buffer.shape[0], *shape), (buffer.shape[1], *stride), offset).transpose(0, 1)
+            .contiguous() for shape, stride, offset in zip(block.shapes, block.strides, block.offsets[:len(STEP_FIELDS)])]
+
+
 class Saved(NamedTuple):
     """What backward needs: the step's inputs (contiguous) and its outputs."""
 
@@ -184,14 +210,14 @@ class Saved(NamedTuple):
     step: Step
 
 
-def forward(raw: Tensor, memory: Tensor, previous: Tensor, shift_width: int, read_heads: int) -> tuple[Step, Saved]:
-    """raw [P, Z], memory [P, N, M], previous [P, H, N] -> (the step's outputs, Saved)."""
+def forward(raw: Tensor, memory: Tensor, previous: Tensor, shift_width: int, read_heads: int,
+            into: Tensor | None = None) -> tuple[Step, Saved]:
+    """raw [P, Z], memory [P, N, M], previous [P, H, N] -> (the step's outputs, Saved). into: a row
+    of steps_buffer to write the outputs to (recording); a new block when None."""
     raw, memory, previous = raw.contiguous(), memory.contiguous(), previous.contiguous()
     P, H, N = previous.shape
     M, S, R = memory.shape[2], shift_width, read_heads
-    W = H - R
-    out = Block(memory, ((P, H, N), (P, R, M), (P, N, M), (P, H, M), (P, H), (P, H), (P, H, S), (P, H), (P, W, M),
-                         (P, W, M), (P, H, N), (P, H, N), (P, H, N), (P, H), (P, N), (P, H, N)))
+    out = Block(memory, _step_shapes(P, H, R, N, M, S), into)
     fn = getattr(library(), f"ntm_memory_forward_{_SUFFIX[memory.dtype]}")
     fn(P, H, R, N, M, S, raw.data_ptr(), memory.data_ptr(), previous.data_ptr(), *out.ptrs)
     step = Step(out)

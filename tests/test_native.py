@@ -73,6 +73,26 @@ def test_a_nan_in_the_controller_output_reaches_what_it_reaches_in_the_torch_ops
         assert torch.equal(torch.isnan(a), torch.isnan(b)), name
 
 
+@pytest.mark.parametrize("scale", [1e3, 1e10, 1e20])
+def test_huge_controller_outputs_give_what_the_torch_ops_give(scale):
+    """A diverging model's step (keys, strengths, gates of 1e20) stays finite where the torch ops
+    do: under fast math an exp that overflows, or a fused multiply-add inside a softmax, turns
+    into NaN, and a validation check would then fail where torch's would not."""
+    inputs, _ = step_inputs(6, 2, 1, 16, 4, 3, seed=5)
+    inputs[0].mul_(scale)
+    out, _ = native.forward(*inputs, 3, 1)
+    ref, _ = fused.torch_memory_forward(*inputs, 3, 1)
+    for name, a, b in zip(fused.MemoryStep._fields, out, ref):
+        assert torch.isfinite(a).all() and torch.isfinite(b).all(), name
+    # keys of 1e20 square past float's range: torch's cosines become 0, the kernels' (summed in double) stay right
+    for name in ("weights", "reads", "memory", "shift", "erase", "add", "gate") if scale < 1e19 else ():
+        torch.testing.assert_close(getattr(fused.MemoryStep(*out), name), getattr(ref, name), rtol=1e-4, atol=1e-4,
+                                   msg=name)
+    gates = torch.randn(5, 40, generator=torch.Generator().manual_seed(1)) * scale
+    hidden, cell, _ = native.lstm_forward(gates, torch.zeros(5, 10))
+    torch.testing.assert_close((hidden, cell), fused.torch_lstm_forward(gates, torch.zeros(5, 10))[:2])
+
+
 def test_loading_the_kernels_leaves_denormals_alone():
     """Linking with -ffast-math would make the process flush denormals to zero, torch's floats included."""
     code = ("import torch; from ntmviz import native; x = torch.tensor([1e-40]); "
