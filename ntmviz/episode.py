@@ -453,9 +453,9 @@ def record(
             if hasattr(model, "run"):  # the NTM: the training path's forward, keeping every step
                 logits, trace = model.run(x, record=True)
                 steps = trace.steps
-                # one stack per field happened in the loop; one move to the CPU per field here
+                # one copy per field happened in run(); one move to the CPU per field here
                 stacked = {name: getattr(steps, name).float().cpu().numpy() for name in steps._fields}
-                stacked["memory"] = torch.cat([trace.memory0.unsqueeze(1), steps.memory], 1).float().cpu().numpy()
+                stacked["memory"] = trace.memories.float().cpu().numpy()
             else:  # no memory to trace
                 logits = model(x)
             outputs = torch.sigmoid(logits).float().cpu().numpy()  # [B, T, O]

@@ -322,11 +322,11 @@ class Spec(NamedTuple):
 
 
 class SequenceTrace(NamedTuple):
-    """Every step of a recorded sequence, stacked over time: MemoryStep's fields [P, T, ...]
-    plus the memory before the first step."""
+    """Every step of a recorded sequence: MemoryStep's fields stacked over time, and the memory
+    before the first step and after each (steps.memory is memories[:, 1:])."""
 
     steps: MemoryStep  # each field [P, T, ...]
-    memory0: Tensor  # [P, N, M]
+    memories: Tensor  # [P, T+1, N, M]
 
 
 def _bmm_k(x: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -388,9 +388,12 @@ def _sequence_forward(spec: Spec, x_in: Tensor, memory0: Tensor, weights0: Tenso
     reads_all = torch.stack(all_reads, 1)
     traced = None
     if record:
-        over_time = (native.over_time(buffer, trace[0]) if buffer is not None
-                     else [torch.stack(parts, 1) for parts in zip(*trace)])
-        traced = SequenceTrace(MemoryStep(*over_time), memory0)
+        if buffer is not None:
+            over_time, memories = native.over_time(buffer, trace[0], memory0)
+        else:
+            over_time = [torch.stack(parts, 1) for parts in zip(*trace)]
+            memories = torch.cat([memory0.unsqueeze(1), over_time[MemoryStep._fields.index("memory")]], 1)
+        traced = SequenceTrace(MemoryStep(*over_time), memories)
     return hidden_all, reads_all, (tape if keep else None), traced
 
 

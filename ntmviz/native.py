@@ -194,12 +194,18 @@ def steps_buffer(memory: Tensor, previous: Tensor, shift_width: int, read_heads:
     return memory.new_empty(steps, total)
 
 
-def over_time(buffer: Tensor, step: Step) -> list[Tensor]:
-    """buffer [T, block] filled by T steps (`step` one of them) -> each of MemoryStep's fields
-    over time, [P, T, ...] (contiguous): one copy per field, not a view per step and field."""
-    block = step.block
-    return [buffer.as_strided((buffer.shape[0], *shape), (buffer.shape[1], *stride), offset).transpose(0, 1)
-            .contiguous() for shape, stride, offset in zip(block.shapes, block.strides, block.offsets[:len(STEP_FIELDS)])]
+def over_time(buffer: Tensor, step: Step, memory0: Tensor) -> tuple[list[Tensor], Tensor]:
+    """buffer [T, block] filled by T steps (`step` one of them), memory0 [P, N, M] the memory before
+    the first -> (each of MemoryStep's fields over time [P, T, ...], the memories [P, T+1, N, M]).
+    One copy per field, not a view per step and field; the memory field is memories[:, 1:]."""
+    block, T = step.block, buffer.shape[0]
+    fields = [buffer.as_strided((T, *shape), (buffer.shape[1], *stride), offset).transpose(0, 1)
+              for shape, stride, offset in zip(block.shapes, block.strides, block.offsets[:len(STEP_FIELDS)])]
+    memory = STEP_FIELDS.index("memory")
+    memories = memory0.new_empty(memory0.shape[0], T + 1, *memory0.shape[1:])
+    memories[:, 0] = memory0
+    memories[:, 1:] = fields[memory]
+    return [memories[:, 1:] if i == memory else f.contiguous() for i, f in enumerate(fields)], memories
 
 
 class Saved(NamedTuple):
