@@ -65,10 +65,11 @@ def _build(compiler: str) -> Path:
     text = SOURCE.read_bytes()
     tag = hashlib.sha256(text + " ".join([compiler, *FLAGS, *LINK, _cpu()]).encode()).hexdigest()[:16]
     name = f"kernels-{tag}.so"
-    for folder in (Path(__file__).parent, Path.home() / ".cache" / "ntmviz"):
+    here, cached = Path(__file__).parent, Path.home() / ".cache" / "ntmviz"
+    for folder in (here, cached):
         if (folder / name).is_file():
             return folder / name
-    for folder in (Path(__file__).parent, Path.home() / ".cache" / "ntmviz"):
+    for folder in (here, cached):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=name, suffix=".tmp")
@@ -82,20 +83,21 @@ def _build(compiler: str) -> Path:
                            timeout=300)
             os.chmod(tmp, 0o755)
             os.replace(tmp, folder / name)  # atomic: a process building beside us sees all or nothing
-            for stale in folder.glob("kernels-*.so"):  # builds of earlier sources (a loaded one stays mapped)
-                if stale.name != name:
-                    stale.unlink(missing_ok=True)
+            if folder == here:  # builds of this install's earlier sources (a loaded one stays mapped);
+                for stale in folder.glob("kernels-*.so"):  # the shared cache may serve other installs
+                    if stale.name != name:
+                        stale.unlink(missing_ok=True)
         finally:
             for leftover in (tmp, tmp + ".o"):
                 if os.path.exists(leftover):
                     os.unlink(leftover)
         return folder / name
-    raise OSError("no writable folder for the compiled memory step")
+    raise OSError(f"neither {here} nor {cached} can be written to")
 
 
 @cache
 def library() -> ctypes.CDLL | None:
-    """The compiled memory step, built on first call; None when it cannot be (logged once)."""
+    """The compiled kernels, built on first call; None when they cannot be (logged once)."""
     if os.environ.get("NTMVIZ_NATIVE", "1") == "0":
         log.info("ntmviz: NTMVIZ_NATIVE=0: the NTM step runs as torch ops")
         return None
