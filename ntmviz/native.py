@@ -8,7 +8,7 @@ the C++ loops do the same maths in two passes over each row's memory. They run o
 thread: splitting the rows over a second made training slower, the second thread contending
 with torch's own (benchmarks/README.md).
 
-The library is built on first use with the system's C++ compiler (a second or two) and
+The library is built on first use with the system's C++ compiler (a few seconds) and
 kept beside this file, or in ~/.cache/ntmviz when the package folder is read-only, under a
 name that hashes the source and the flags, so an edited source is rebuilt. Without a
 compiler, or with NTMVIZ_NATIVE=0, everything runs as torch ops (about half the speed) and
@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -46,8 +47,12 @@ LINK = ["-shared", "-lm"]
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 
 
-def _compiler() -> str | None:
-    return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+def _compiler() -> list[str] | None:
+    """$CXX (a command, e.g. "ccache g++"), else the first C++ compiler on the PATH."""
+    if os.environ.get("CXX"):
+        return shlex.split(os.environ["CXX"])
+    found = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+    return [found] if found else None
 
 
 def _cpu() -> str:
@@ -60,10 +65,10 @@ def _cpu() -> str:
     return f"{platform.machine()} {platform.processor()} {flags}"
 
 
-def _build(compiler: str) -> Path:
+def _build(compiler: list[str]) -> Path:
     """Compile the source (once per source, flags and machine) and return the library's path."""
     text = SOURCE.read_bytes()
-    tag = hashlib.sha256(text + " ".join([compiler, *FLAGS, *LINK, _cpu()]).encode()).hexdigest()[:16]
+    tag = hashlib.sha256(text + " ".join([*compiler, *FLAGS, *LINK, _cpu()]).encode()).hexdigest()[:16]
     name = f"kernels-{tag}.so"
     here, cached = Path(__file__).parent, Path.home() / ".cache" / "ntmviz"
     for folder in (here, cached):
@@ -77,9 +82,9 @@ def _build(compiler: str) -> Path:
             continue
         os.close(fd)
         try:
-            subprocess.run([compiler, *FLAGS, "-c", str(SOURCE), "-o", tmp + ".o"], check=True,
+            subprocess.run([*compiler, *FLAGS, "-c", str(SOURCE), "-o", tmp + ".o"], check=True,
                            capture_output=True, text=True, timeout=300)
-            subprocess.run([compiler, tmp + ".o", *LINK, "-o", tmp], check=True, capture_output=True, text=True,
+            subprocess.run([*compiler, tmp + ".o", *LINK, "-o", tmp], check=True, capture_output=True, text=True,
                            timeout=300)
             os.chmod(tmp, 0o755)
             os.replace(tmp, folder / name)  # atomic: a process building beside us sees all or nothing

@@ -126,3 +126,17 @@ def test_a_build_that_fails_is_logged_with_the_compilers_words(monkeypatch, capl
         monkeypatch.undo()
         native.library.cache_clear()
     assert native.library() is not None
+
+
+def test_without_a_compiler_the_step_runs_as_torch_ops_and_says_so(monkeypatch, caplog):
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(native.shutil, "which", lambda name: None)
+    native.library.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="ntmviz.native"):
+            assert native.library() is None
+        assert "no C++ compiler found (set CXX)" in caplog.text
+    finally:
+        monkeypatch.undo()
+        native.library.cache_clear()
+    assert native.library() is not None
