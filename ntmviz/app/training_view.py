@@ -451,8 +451,8 @@ class TrainingView(Viewer):
         with pn.io.hold():
             self._ok()
             self._reset(run)
+            run.start()  # before it is shown: whoever sees view.run sees it running
             self.run = run
-            run.start()
             self._name_download()
             self._ensure_callback()
             self._sync_controls(run.status)

@@ -61,6 +61,14 @@ def test_start_streams_points_and_grows_the_snapshot_slider(view):
     assert steps == sorted(steps) and len(set(steps)) == len(steps)
 
 
+def test_a_run_is_running_when_the_view_shows_it(view):
+    """The browser test saw view.run before its thread started (view.run was set first)."""
+    seen = []
+    view.param.watch(lambda e: seen.append(e.new is not None and e.new.alive), "run")
+    view.start()
+    assert seen == [True]
+
+
 def test_scrub_back_shows_an_older_snapshot_in_the_shared_state(tmp_path):
     state = Playback()
     v = TrainingView(small(), state=state, save_folder=str(tmp_path), show_views=False)
