@@ -308,10 +308,13 @@ class Trainer:
         self.diverged[k] = f"{what} at step {self.step + 1}; its weights are those of step {self.step}"
 
     def _per_model_grad_norms(self) -> torch.Tensor:
-        """[K] gradient norm of each model over all its parameters."""
+        """[K] gradient norm of each model over all its parameters, in float64: an exploding but
+        finite gradient (entries past 1e19) squares past float32's range, and a norm of inf would
+        call the model diverged where clipping would have tamed the step."""
         K = self.models
-        squares = [p.grad.reshape(K, -1).square().sum(1) for p in self.params if p.grad is not None]
-        return torch.stack(squares).sum(0).sqrt()
+        norms = [torch.linalg.vector_norm(p.grad.reshape(K, -1), dim=1, dtype=torch.float64)
+                 for p in self.params if p.grad is not None]
+        return torch.linalg.vector_norm(torch.stack(norms), dim=0)
 
     def _freeze_dead(self) -> None:
         """Put every diverged model back to its weights before this update (and keep its
@@ -346,7 +349,7 @@ class Trainer:
         norms = self._per_model_grad_norms()
         alive &= torch.isfinite(norms)
         clip = self.clip or math.inf
-        scale = torch.where(alive, (clip / (norms + 1e-6)).clamp(max=1.0), torch.zeros_like(norms))
+        scale = torch.where(alive, (clip / (norms + 1e-6)).clamp(max=1.0), torch.zeros_like(norms)).float()
         all_alive = bool(alive.all())
         for p in self.params:
             if p.grad is not None:

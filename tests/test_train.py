@@ -241,6 +241,18 @@ def test_gradient_clipping_bounds_each_models_update_on_its_own(task):
         torch.testing.assert_close(norms, torch.full((2,), 1e-3), rtol=1e-3, atol=0.0)
 
 
+def test_an_exploding_but_finite_gradient_is_clipped_not_called_divergence(task):
+    """Gradients of 1e21 square past float32's range: summed there, the norm was inf and the
+    model was stopped as diverged (two of three n-gram seeds were lost so), where clipping
+    would have bounded the step."""
+    trainer = ensemble(task, [0, 1], clip=10.0)
+    with torch.no_grad():
+        trainer.model.output.weight[1].mul_(1e21)  # model 1's logits, and its gradients, explode
+    trainer.run(1)
+    assert trainer.alive == [True, True], trainer.diverged
+    assert all(torch.isfinite(p).all() for p in trainer.params)
+
+
 def test_a_resumed_ensemble_continues_exactly(task, tmp_path):
     straight = ensemble(task, [3, 8], lr=3e-3, curriculum=2, curriculum_threshold=1e9)
     straight.run(6)
