@@ -11,7 +11,7 @@ with torch's own (benchmarks/README.md).
 The library is built on first use with the system's C++ compiler (a few seconds) and
 kept beside this file, or in ~/.cache/ntmviz when the package folder is read-only, under a
 name that hashes the source and the flags, so an edited source is rebuilt. Without a
-compiler, or with NTMVIZ_NATIVE=0, everything runs as torch ops (about half the speed) and
+compiler, or with NTMVIZ_NATIVE=0, everything runs as torch ops (1.4-2.6x slower to train here) and
 one log line says why. tests/test_fused.py checks this path against the torch ops and the
 reference functions, values and gradients.
 """
@@ -34,6 +34,8 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+from .heads import head_sizes
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +110,13 @@ def library() -> ctypes.CDLL | None:
         return None
     compiler = _compiler()
     if compiler is None:
-        log.warning("ntmviz: no C++ compiler found (set CXX); the NTM step runs as torch ops, about half as fast")
+        log.warning("ntmviz: no C++ compiler found (set CXX); the NTM step runs as torch ops, slower")
         return None
     try:
         lib = ctypes.CDLL(str(_build(compiler)))
     except (OSError, subprocess.SubprocessError) as exc:
         detail = getattr(exc, "stderr", "") or exc
-        log.warning("ntmviz: building the kernels failed; the NTM step runs as torch ops, about half as fast: %s", detail)
+        log.warning("ntmviz: building the kernels failed; the NTM step runs as torch ops, slower: %s", detail)
         return None
     dims = [ctypes.c_int64] * 6
     for suffix in _SUFFIX.values():
@@ -123,6 +125,12 @@ def library() -> ctypes.CDLL | None:
         getattr(lib, f"ntm_lstm_forward_{suffix}").argtypes = [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 6
         getattr(lib, f"ntm_lstm_backward_{suffix}").argtypes = [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 7
     return lib
+
+
+@cache
+def _kernel(name: str, dtype: torch.dtype):
+    """The library's function `name` for this dtype (looked up once: the step loop calls it often)."""
+    return getattr(library(), f"ntm_{name}_{_SUFFIX[dtype]}")
 
 
 def usable(memory: Tensor) -> bool:
@@ -231,8 +239,8 @@ def forward(raw: Tensor, memory: Tensor, previous: Tensor, shift_width: int, rea
     P, H, N = previous.shape
     M, S, R = memory.shape[2], shift_width, read_heads
     out = Block(memory, _step_shapes(P, H, R, N, M, S), into)
-    fn = getattr(library(), f"ntm_memory_forward_{_SUFFIX[memory.dtype]}")
-    fn(P, H, R, N, M, S, raw.data_ptr(), memory.data_ptr(), previous.data_ptr(), *out.ptrs)
+    _kernel("memory_forward", memory.dtype)(P, H, R, N, M, S, raw.data_ptr(), memory.data_ptr(),
+                                            previous.data_ptr(), *out.ptrs)
     step = Step(out)
     return step, Saved(memory, previous, step)
 
@@ -244,13 +252,11 @@ def backward(saved: Saved, read_heads: int, g_weights: Tensor | None, g_reads: T
     memory, previous, step = saved
     P, H, N = previous.shape
     M, S = memory.shape[2], step.block.shapes[6][2]
-    W = H - read_heads
-    grads = Block(memory, ((P, H * M + 3 * H + H * S + 2 * W * M), (P, N, M), (P, H, N)))
+    grads = Block(memory, ((P, sum(head_sizes(H, H - read_heads, M, S))), (P, N, M), (P, H, N)))
     given = [None if g is None else g.contiguous() for g in (g_weights, g_reads, g_memory)]
     ptrs = step.block.ptrs  # weights, reads, memory, key .. shifted, the norms and cosines
-    fn = getattr(library(), f"ntm_memory_backward_{_SUFFIX[memory.dtype]}")
-    fn(P, H, read_heads, N, M, S, memory.data_ptr(), previous.data_ptr(), *ptrs[3:13],
-       ptrs[0], *ptrs[13:], *map(_ptr, given), *grads.ptrs)
+    _kernel("memory_backward", memory.dtype)(P, H, read_heads, N, M, S, memory.data_ptr(), previous.data_ptr(),
+                                             *ptrs[3:13], ptrs[0], *ptrs[13:], *map(_ptr, given), *grads.ptrs)
     return grads[0], grads[1], grads[2]
 
 
@@ -266,7 +272,7 @@ def lstm_forward(gates: Tensor, cell: Tensor) -> tuple[Tensor, Tensor, LSTMSaved
     gates, cell = gates.contiguous(), cell.contiguous()
     P, C = cell.shape
     out = Block(cell, ((P, C), (P, C), (P, 4 * C), (P, C)))
-    getattr(library(), f"ntm_lstm_forward_{_SUFFIX[cell.dtype]}")(P, C, gates.data_ptr(), cell.data_ptr(), *out.ptrs)
+    _kernel("lstm_forward", cell.dtype)(P, C, gates.data_ptr(), cell.data_ptr(), *out.ptrs)
     return out[0], out[1], LSTMSaved(cell, out)
 
 
@@ -276,6 +282,6 @@ def lstm_backward(saved: LSTMSaved, g_hidden: Tensor | None, g_cell: Tensor | No
     P, C = cell.shape
     out = Block(cell, ((P, 4 * C), (P, C)))
     given = [None if g is None else g.contiguous() for g in (g_hidden, g_cell)]
-    getattr(library(), f"ntm_lstm_backward_{_SUFFIX[cell.dtype]}")(
+    _kernel("lstm_backward", cell.dtype)(
         P, C, cell.data_ptr(), block.ptrs[2], block.ptrs[3], *map(_ptr, given), *out.ptrs)
     return out[0], out[1]
