@@ -125,6 +125,10 @@ def card_text(ckpt, title: str, table: str) -> str:
         lines.append(f"- this seed was chosen by {meta['seed_chosen_by']}")
     if meta.get("diverged"):
         lines.append(f"- diverged: {meta['diverged']}")
+    if meta.get("skipped_batches"):
+        steps = meta["skipped_batches"]
+        lines.append(f"- {len(steps)} training batch(es) skipped because the gradient overflowed float32 "
+                     f"(steps {', '.join(map(str, steps[:10]))}{', ...' if len(steps) > 10 else ''})")
     lines += ["", "## How it was trained", "", *_schedule_table(meta), "", f"- {_stages(meta)}"]
     if meta.get("notes"):
         lines += ["", meta["notes"]]

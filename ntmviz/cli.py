@@ -370,6 +370,8 @@ def cmd_train(args) -> int:
     for k, (seed, score, path) in enumerate(zip(trainer.seeds, scores, paths)):
         lo, hi = score.interval
         state = "" if trainer.alive[k] else f"  (diverged: {trainer.diverged[k]})"
+        if trainer.skipped[k]:
+            state += f"  ({len(trainer.skipped[k])} batch(es) skipped: the gradient overflowed)"
         print(f"{seed:>6}  {score.bit_errors:>22.3f} [{lo:.3f}, {hi:.3f}]{'':>6}  {100 * score.exact:5.1f}%  "
               f"{path}{state}")
     print(f"scored on {args.eval_samples} validation-stream sequences per model")

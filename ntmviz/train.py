@@ -13,8 +13,11 @@ The step of model k depends only on (seed k, step, its curriculum stage), so a r
 from its checkpoints sees exactly the batches the uninterrupted run would have, and model k
 of seeds 0-7 trains exactly as seed k alone would (up to float rounding).
 
-Divergence: a model whose loss, gradients or updated weights are NaN or Inf stops there;
-its weights (and optimiser moments) stay those of the step before, and the others go on.
+Divergence: a model whose loss or updated weights are NaN or Inf stops there; its weights
+(and optimiser moments) stay those of the step before, and the others go on. A gradient that
+overflows float32 from a finite loss (the addressing's backward through time can explode on a
+rare batch; in float64 the same gradient is finite) skips that batch instead: the model's
+weights stay, and only after MAX_SKIPPED such batches in a row is it called diverged.
 When every model has diverged, `run` raises TrainingDiverged naming the step. A resume trains
 every model again, a diverged one from its last good weights (its phase records that).
 
@@ -39,6 +42,7 @@ from .tasks import Batch
 from .thinning import thin_keys
 
 OPTIMIZERS = ("adam", "rmsprop")
+MAX_SKIPPED = 10  # overflowing gradients in a row before a model is called diverged
 
 # The task fields a curriculum grows, as (min field, max field) pairs: stage k of K trains
 # on min..min + (max - min) * k / K, so the last stage is the task as configured.
@@ -224,6 +228,7 @@ class Trainer:
         self._smoothed_errors: list[float | None] = [None] * K
         self.alive = [True] * K
         self.diverged: dict[int, str] = {}  # model index -> what happened, for cards and tables
+        self.skipped: list[list[int]] = [[] for _ in range(K)]  # steps whose gradient overflowed, per model
         self.step = 0
         self.seconds = 0.0
         self.histories = [History() for _ in range(K)]
@@ -316,20 +321,22 @@ class Trainer:
                  for p in self.params if p.grad is not None]
         return torch.linalg.vector_norm(torch.stack(norms), dim=0)
 
-    def _freeze_dead(self) -> None:
-        """Put every diverged model back to its weights before this update (and keep its
-        optimiser moments finite: its gradients were zero, so only decay touched them)."""
-        dead = [k for k, a in enumerate(self.alive) if not a]
-        if not dead:
-            return
-        index = torch.tensor(dead, device=self.model.device)
+    def _freeze(self, models: list[int]) -> None:
+        """Put these models back to their weights before this update. Their gradients were
+        zero, so the update only decayed their optimiser moments; a diverged model's moments
+        are zeroed as well (they may hold what led it astray)."""
+        dead = [k for k in models if not self.alive[k]]
         with torch.no_grad():
-            for p, prev in zip(self.params, self._previous):
-                p.index_copy_(0, index, prev.index_select(0, index))
-            for p in self.params:
-                for value in self.optimizer.state.get(p, {}).values():
-                    if isinstance(value, torch.Tensor) and value.shape == p.shape:
-                        value.index_fill_(0, index, 0.0)
+            if models:
+                index = torch.tensor(models, device=self.model.device)
+                for p, prev in zip(self.params, self._previous):
+                    p.index_copy_(0, index, prev.index_select(0, index))
+            if dead:
+                index = torch.tensor(dead, device=self.model.device)
+                for p in self.params:
+                    for value in self.optimizer.state.get(p, {}).values():
+                        if isinstance(value, torch.Tensor) and value.shape == p.shape:
+                            value.index_fill_(0, index, 0.0)
 
     def train_step(self) -> StepMetrics:
         """One optimiser step of every model still training, each on a fresh batch of its own."""
@@ -359,11 +366,17 @@ class Trainer:
                     p.grad.masked_fill_(~alive.view(shape), 0.0)
 
         loss_list, finite_list, norm_list = losses.tolist(), finite_loss.tolist(), norms.tolist()
+        skipping = []
         for k in range(K):
             if self.alive[k] and not finite_list[k]:
                 self._mark_diverged(k, f"the loss became {loss_list[k]}")
             elif self.alive[k] and not math.isfinite(norm_list[k]):
-                self._mark_diverged(k, f"the gradients became {norm_list[k]}")
+                skipping.append(k)
+                run = self.skipped[k]
+                run.append(self.step + 1)
+                if len(run) >= MAX_SKIPPED and run[-MAX_SKIPPED] == self.step + 2 - MAX_SKIPPED:
+                    skipping.pop()
+                    self._mark_diverged(k, f"the gradients became {norm_list[k]} on {MAX_SKIPPED} batches in a row")
         if not any(self.alive):
             self._raise_diverged()
 
@@ -373,14 +386,14 @@ class Trainer:
             for k in range(K):
                 if self.alive[k]:
                     self._mark_diverged(k, f"the update failed ({exc})")
-            self._freeze_dead()
+            self._freeze(list(range(K)))
             self._raise_diverged()
         with torch.no_grad():
             sums = torch.stack([p.reshape(K, -1).sum(1) for p in self.params]).sum(0)
         for k, ok in enumerate(torch.isfinite(sums).tolist()):
             if self.alive[k] and not ok:
                 self._mark_diverged(k, "the weights became non-finite")
-        self._freeze_dead()
+        self._freeze(sorted(set(skipping) | {k for k in range(K) if not self.alive[k]}))
         if not any(self.alive):
             self._raise_diverged()
 
@@ -457,6 +470,7 @@ class Trainer:
             "history": self.histories[member].to_dict(), "curriculum": self.curriculum,
             "curriculum_threshold": self.curriculum_threshold, "stage": self.stages[member],
             "data_stream": "train", "validation": self.validation[member], "schedule": self.schedule,
+            "skipped_batches": self.skipped[member],
         }
         if self.models > 1:
             meta["ensemble"] = {"seeds": self.seeds, "member": member}
@@ -517,6 +531,7 @@ class Trainer:
             if c.meta.get("validation"):
                 trainer.validation[k] = {key: list(c.meta["validation"].get(key, [])) for key in trainer.validation[k]}
             trainer.histories[k] = History.from_dict(c.meta.get("history") or {})
+            trainer.skipped[k] = [int(s) for s in c.meta.get("skipped_batches", [])]
             if "diverged" in c.meta:  # its file holds its last good weights: a resume trains it again
                 revived[trainer.seeds[k]] = c.meta["diverged"]
         if revived:

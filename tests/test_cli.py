@@ -71,9 +71,9 @@ def test_eval_says_a_checkpoint_from_before_checksums_carries_none(trained, tmp_
 
 
 def test_eval_card_is_written_beside_the_checkpoint(trained, tmp_path):
-    copy = tmp_path / "c.safetensors"
-    copy.write_bytes(trained.read_bytes())
     ckpt = checkpoint.load(trained, device="cpu")  # the same weights as another seed's run
+    copy = checkpoint.save(tmp_path / "c.safetensors", ckpt.model, task=ckpt.task, step=ckpt.step,
+                           sequences=ckpt.sequences, meta={**ckpt.meta, "skipped_batches": [12, 40]})
     other = checkpoint.save(tmp_path / "other.safetensors", ckpt.model, task=ckpt.task, step=ckpt.step,
                             sequences=ckpt.sequences, meta={**ckpt.meta, "seed": 7})
     run = ntmviz_cli("eval", "--checkpoint", copy, "--lengths", "4", "--samples", 5, "--card", "--json",
@@ -90,6 +90,7 @@ def test_eval_card_is_written_beside_the_checkpoint(trained, tmp_path):
     assert seeds[0]["hardest"]["bit_errors"] == seeds[1]["hardest"]["bit_errors"]  # same weights, same sequences
     assert f"{ckpt.meta['seed']} ({ckpt.step})" in card and f"7 ({ckpt.step})" in card
     assert "at 4: from" in card and "under 1" in card
+    assert "2 training batch(es) skipped because the gradient overflowed float32 (steps 12, 40)" in card
 
 
 def test_record_writes_an_episode_of_the_asked_length(trained, tmp_path):

@@ -10,7 +10,7 @@ import torch
 import ntmviz
 from ntmviz import checkpoint
 from ntmviz.tasks import get_task
-from ntmviz.train import History, Trainer, TrainingDiverged, curriculum_task
+from ntmviz.train import MAX_SKIPPED, History, Trainer, TrainingDiverged, curriculum_task
 
 
 @pytest.fixture
@@ -251,6 +251,47 @@ def test_an_exploding_but_finite_gradient_is_clipped_not_called_divergence(task)
     trainer.run(1)
     assert trainer.alive == [True, True], trainer.diverged
     assert all(torch.isfinite(p).all() for p in trainer.params)
+
+
+def overflow_gradients_of(trainer, member):
+    """Make model `member`'s gradients overflow (inf) on every backward pass, its loss finite:
+    what a rare n-gram batch did to the addressing's backward through time in float32."""
+    def hook(grad):
+        grad = grad.clone()
+        grad[member] = math.inf
+        return grad
+    return trainer.model.output.weight.register_hook(hook)
+
+
+def test_a_gradient_that_overflows_skips_the_batch_and_the_model_trains_on(task, tmp_path):
+    trainer = ensemble(task, [0, 1], log_every=1)
+    trainer.run(2)
+    hook = overflow_gradients_of(trainer, 1)
+    before = [{n: v.clone() for n, v in trainer.model.member_state_dict(k).items()} for k in (0, 1)]
+    trainer.run(3)
+    hook.remove()
+    assert trainer.alive == [True, True] and trainer.skipped == [[], [3]]
+    for name, value in trainer.model.member_state_dict(1).items():  # it skipped the batch
+        assert torch.equal(value, before[1][name]), name
+    assert any(not torch.equal(before[0][n], v) for n, v in trainer.model.member_state_dict(0).items())
+    for p in trainer.params:  # no inf reached the optimiser's moments
+        for value in trainer.optimizer.state[p].values():
+            assert torch.isfinite(value).all()
+    trainer.run(4)  # the next batch's gradient is finite: it learns again
+    assert any(not torch.equal(before[1][n], v) for n, v in trainer.model.member_state_dict(1).items())
+    path = trainer.save(tmp_path / "m1.safetensors", member=1)
+    assert checkpoint.load(path).meta["skipped_batches"] == [3]
+    assert Trainer.resume_from([checkpoint.load(path)]).skipped == [[3]]
+
+
+def test_gradients_that_overflow_batch_after_batch_are_divergence(task):
+    trainer = ensemble(task, [0, 1])
+    trainer.run(1)
+    overflow_gradients_of(trainer, 0)
+    trainer.run(1 + MAX_SKIPPED + 2)
+    assert trainer.alive == [False, True]
+    assert trainer.diverged[0].startswith(f"the gradients became inf on {MAX_SKIPPED} batches in a row at step {1 + MAX_SKIPPED}")
+    assert trainer.skipped[0] == list(range(2, 2 + MAX_SKIPPED))
 
 
 def test_a_resumed_ensemble_continues_exactly(task, tmp_path):
