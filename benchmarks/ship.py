@@ -8,7 +8,8 @@ This script
 
 1. scores each on validation-stream sequences (never the test stream): the training range,
    then the task's generalisation tests; the seed with the fewest bit errors on the training
-   range wins, ties broken by the mean over the generalisation tests, then by the loss;
+   range wins, ties broken by the mean over the generalisation tests, then by the loss (n-grams:
+   the lowest loss wins, its measure; see Task.validation_key);
 2. writes that checkpoint, without optimiser state and with how it was chosen in its metadata,
    to checkpoints/NAME.safetensors;
 3. runs `ntmviz eval --card --seeds-from FILES...` on it, so its card holds test-stream numbers for
@@ -32,7 +33,10 @@ from ntmviz.evaluate import evaluate
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def validation_key(ckpt, samples: int) -> tuple[float, float, float]:
+def validation_key(ckpt, samples: int) -> tuple[float, ...]:
+    """(the key, the training range's bit errors, its loss): the key is the task's on the training
+    range (task.validation_key) with its first tie broken by the mean bit errors over the
+    generalisation tests."""
     task = ckpt.task
     main = evaluate(ckpt.model, task, stream="validation", samples=samples)[0]
     slots = getattr(ckpt.config, "memory_slots", None)
@@ -41,7 +45,8 @@ def validation_key(ckpt, samples: int) -> tuple[float, float, float]:
         if slots is None or variant.required_slots() <= slots:
             others.append(evaluate(ckpt.model, variant, stream="validation", samples=samples // 4)[0].bit_errors)
     general = sum(others) / len(others) if others else 0.0
-    return (main.bit_errors, general, main.loss)
+    first, *rest = task.validation_key(main.bit_errors, main.loss)
+    return (first, general, *rest), main.bit_errors, main.loss
 
 
 def main() -> int:
@@ -58,16 +63,16 @@ def main() -> int:
     ckpts = [checkpoint.load(path, device="cpu") for path in args.runs]
     keys = []
     for path, ckpt in zip(args.runs, ckpts):
-        key = validation_key(ckpt, args.validation_samples)
+        key, bit_errors, loss = validation_key(ckpt, args.validation_samples)
         keys.append(key)
-        print(f"{path}: seed {ckpt.meta.get('seed')}, step {ckpt.step}: validation bit errors {key[0]:.4f} "
-              f"(generalisation tests {key[1]:.3f}), loss {key[2]:.4f}", flush=True)
+        print(f"{path}: seed {ckpt.meta.get('seed')}, step {ckpt.step}: validation bit errors {bit_errors:.4f} "
+              f"(generalisation tests {key[1]:.3f}), loss {loss:.4f}", flush=True)
     best = min(range(len(ckpts)), key=lambda i: keys[i])
     chosen = ckpts[best]
     seeds = [c.meta.get("seed") for c in ckpts]
     meta = {**chosen.meta,
-            "seed_chosen_by": f"the validation stream ({args.validation_samples} sequences of the training range; "
-                              f"ties broken on its generalisation tests) among seeds {seeds}",
+            "seed_chosen_by": f"the validation stream ({args.validation_samples} sequences of the training range, "
+                              f"{chosen.task.choice_rule}; ties broken on its generalisation tests) among seeds {seeds}",
             "trained_seeds": seeds}
     if args.notes:
         meta["notes"] = args.notes

@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation-stream sequences each model is scored on at the end")
     t.add_argument("--validate-every", type=int, default=None, metavar="K",
                    help="score every model on the validation stream every K steps (default: --checkpoint-every) "
-                        "and keep each model's best as NAME.best.safetensors (fewest bit errors, then lowest loss)")
+                        "and keep each model's best as NAME.best.safetensors (fewest bit errors, then lowest loss; n-grams: lowest loss)")
     t.add_argument("--validation-samples", type=int, default=200, help="validation-stream sequences per check")
     t.add_argument("--memory-slots", type=int, default=128, help="N, memory slots")
     t.add_argument("--memory-width", type=int, default=20, help="M, numbers per slot")
@@ -216,17 +216,17 @@ class _Progress:
 
 class _Validation:
     """Every K steps: each model on the same validation-stream sequences; a model's best so
-    far (fewest bit errors, then lowest loss) is written to its `best` path. Validation
+    far (task.validation_key: fewest bit errors, then lowest loss) is written to its `best` path. Validation
     chooses the stopping point; the test stream (ntmviz eval) reports."""
 
     def __init__(self, every: int, samples: int, best_paths: list[Path], save_best):
         self.every, self.samples, self.best_paths, self.save_best = every, samples, best_paths, save_best
-        self.best: dict[int, tuple[float, float]] = {}
+        self.best: dict[int, tuple[float, ...]] = {}
 
     def on_start(self, trainer) -> None:
         for k, v in enumerate(trainer.validation):  # a resumed run keeps the best it had
             if v["step"]:
-                self.best[k] = min(zip(v["bit_errors"], v["loss"]))
+                self.best[k] = min(map(trainer.task.validation_key, v["bit_errors"], v["loss"]))
 
     def on_step(self, trainer, m) -> None:
         if m.step % self.every:
@@ -241,7 +241,7 @@ class _Validation:
             v["step"].append(m.step)
             v["bit_errors"].append(score.bit_errors)
             v["loss"].append(score.loss)
-            key = (score.bit_errors, score.loss)
+            key = trainer.task.validation_key(score.bit_errors, score.loss)
             if k not in self.best or key < self.best[k]:
                 self.best[k] = key
                 self.save_best(k, self.best_paths[k], m.step)
@@ -340,7 +340,7 @@ def cmd_train(args) -> int:
     def save_best(k: int, path: Path, step: int) -> None:
         trainer.save(path, member=k, with_optimizer=False,
                      extra_meta={"hardware": hardware, "chosen_by": f"validation stream (seed 0, {args.validation_samples} "
-                                 f"sequences): fewest bit errors, then lowest loss, at step {step}"})
+                                 f"sequences): {trainer.task.choice_rule}, at step {step}"})
 
     progress = _Progress(args, args.steps, trainer.step, save_all)
     validation = _Validation(args.validate_every or args.checkpoint_every, args.validation_samples,

@@ -200,7 +200,7 @@ class ModelStatus(NamedTuple):
     diverged: str  # what happened to it ('' while it trains)
     stage: int  # its curriculum stage (0: no curriculum)
     validation: Validation | None  # its newest validation score (None before the first)
-    best_validation: Validation | None  # its best so far: fewest bit errors, then lowest loss
+    best_validation: Validation | None  # its best so far by task.validation_key
 
 
 class _GoodState(NamedTuple):
@@ -554,7 +554,7 @@ class LiveRun:
             v = trainer.validation[k]
             scores = [Validation(int(s), float(e), float(loss))
                       for s, e, loss in zip(v.get("step", []), v.get("bit_errors", []), v.get("loss", []))]
-            best = min(scores, key=lambda x: (x.bit_errors, x.loss)) if scores else None
+            best = min(scores, key=lambda x: trainer.task.validation_key(x.bit_errors, x.loss)) if scores else None
             out.append(ModelStatus(int(seed), bool(trainer.alive[k]), trainer.diverged.get(k, ""),
                                    int(trainer.stages[k]), scores[-1] if scores else None, best))
         return tuple(out)

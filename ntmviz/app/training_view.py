@@ -755,13 +755,14 @@ class TrainingView(Viewer):
 
     def best_member(self) -> int:
         """The index of the seed best now among those training: on the validation stream when
-        every one has a newest score (fewest bit errors, then lowest loss), else on the smoothed
+        every one has a newest score (the task's validation_key), else on the smoothed
         training loss; the first seed when nothing is known yet."""
         models = self._models
         K = len(self.seed_list)
         alive = [k for k, m in enumerate(models) if m.alive] or list(range(K))
-        if models and all(models[k].validation is not None for k in alive):
-            return min(alive, key=lambda k: (models[k].validation.bit_errors, models[k].validation.loss, k))
+        if models and all(models[k].validation is not None for k in alive) and self.run is not None:
+            key = self.run.task.validation_key
+            return min(alive, key=lambda k: (*key(models[k].validation.bit_errors, models[k].validation.loss), k))
         scored = [k for k in alive if k < len(self._smoothed) and self._smoothed[k] is not None]
         if scored:
             return min(scored, key=lambda k: (self._smoothed[k], k))

@@ -125,6 +125,18 @@ class Task:
     solved_below: ClassVar[float | None] = None
     # What `bit_errors` counts per sequence, for tables ("answer error rate" for the story tasks).
     error_unit: ClassVar[str] = "bit errors/seq"
+    # Validation chooses checkpoints and seeds on the fewest bit errors, then the lowest loss; or
+    # on the loss alone where it is the task's measure and the bits a noisy view of it (n-grams).
+    choose_on_loss: ClassVar[bool] = False
+
+    def validation_key(self, bit_errors: float, loss: float) -> tuple[float, ...]:
+        """What validation minimises to choose a checkpoint or a seed."""
+        return (loss,) if self.choose_on_loss else (bit_errors, loss)
+
+    @property
+    def choice_rule(self) -> str:
+        """`validation_key` in words, for cards and messages."""
+        return "lowest loss" if self.choose_on_loss else "fewest bit errors, then lowest loss"
 
     # ---- sizes ---------------------------------------------------------------------------
     # Channels: the `bits` data bits, then these named extras (tasks without `bits` override

@@ -49,6 +49,7 @@ class NGrams(Task):
     difficulty_name = "sequence length"
     size_field = "sequence_length"
     eval_sizes = (200,)
+    choose_on_loss = True  # its measure is the cross-entropy; which bits are wrong is mostly luck
 
     def __post_init__(self) -> None:
         check_int("n", self.n, minimum=2)
