@@ -9,6 +9,11 @@ Every cell is the mean bit errors per sequence on `--samples` test-stream sequen
 `--seed`) with its 95% interval; both models of a row pair answer the same sequences. Each
 row names its parameter count and the sequences it trained on.
 
+The LSTM baselines at the paper's sizes (Table 3: 3 layers) are megabytes, past this repository's
+size budget, so their weights are not shipped: `benchmarks/ship.py --out-dir benchmarks/baselines`
+writes them there (git ignores them) with a card beside them (committed). Their rows appear
+where the weights are; elsewhere the row points to the card.
+
 The plot draws, per task, each model's validation curve (the validation stream, on the task as
 configured, so curves of runs with and without a curriculum compare), and faintly its
 training-batch curve, with the points trained at an earlier curriculum stage marked.
@@ -26,6 +31,9 @@ from ntmviz.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "ntmviz" / "checkpoints"
+BASELINES = ROOT / "benchmarks" / "baselines"
+KINDS = {"ntm": "NTM", "lstm": "LSTM", "lstm-paper": "LSTM at the paper's size"}
+COLOURS = {"ntm": "tab:blue", "lstm": "tab:orange", "lstm-paper": "tab:green"}
 TASKS = ("copy", "repeat_copy", "associative_recall", "ngrams", "priority_sort")
 PLOT = ROOT / "benchmarks" / "results.png"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -36,10 +44,25 @@ def cell(score) -> str:
     return f"{score.bit_errors:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
+def paths(task_name: str) -> dict:
+    """{kind: path} of the task's NTM, LSTM and paper-size LSTM, wherever each would be."""
+    return {"ntm": CHECKPOINTS / f"{task_name}-ntm.safetensors", "lstm": CHECKPOINTS / f"{task_name}-lstm.safetensors",
+            "lstm-paper": BASELINES / f"{task_name}-lstm-paper.safetensors"}
+
+
 def shipped(task_name: str) -> dict:
-    """{kind: loaded checkpoint} of the task's shipped NTM and LSTM (those that exist)."""
-    found = {kind: CHECKPOINTS / f"{task_name}-{kind}.safetensors" for kind in ("ntm", "lstm")}
-    return {kind: checkpoint.load(path, device="cpu") for kind, path in found.items() if path.exists()}
+    """{kind: loaded checkpoint} of those of the task's models that are here."""
+    return {kind: checkpoint.load(path, device="cpu") for kind, path in paths(task_name).items() if path.exists()}
+
+
+def missing_rows(task_name: str, columns: int) -> list[str]:
+    """A row for each paper-size baseline whose card is here but not its weights."""
+    path = paths(task_name)["lstm-paper"]
+    card = path.with_suffix(".md")
+    if path.exists() or not card.exists():
+        return []
+    where = card.relative_to(ROOT)
+    return [f"| {KINDS['lstm-paper']} (weights not shipped) | see [{where}]({where}) |" + " |" * (columns - 2)]
 
 
 def curves_of(ckpts: dict) -> dict:
@@ -62,7 +85,7 @@ def table(task_name: str, args) -> tuple[list[str], dict]:
              "| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
     for kind, ckpt in ckpts.items():
         params = sum(p.numel() for p in ckpt.model.parameters())
-        label = f"{kind.upper()} ({params:,} parameters, {ckpt.sequences / 1000:,.0f}K sequences)"
+        label = f"{KINDS[kind]} ({params:,} parameters, {ckpt.sequences / 1000:,.0f}K sequences)"
         if ngrams:
             extra = evaluate(ckpt.model, task, samples=args.samples, seed=args.seed)[0].extra
             lo, hi = extra["gap_interval"]
@@ -74,7 +97,7 @@ def table(task_name: str, args) -> tuple[list[str], dict]:
                      if slots is None or variant.required_slots() <= slots else "—" for _, variant in variants]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
-    return lines + [""], curves_of(ckpts)
+    return lines + missing_rows(task_name, len(header)) + [""], curves_of(ckpts)
 
 
 def plot(curves: dict, path: Path) -> None:
@@ -86,24 +109,25 @@ def plot(curves: dict, path: Path) -> None:
     tasks = [t for t in TASKS if t in curves]
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        for kind, colour in (("ntm", "tab:blue"), ("lstm", "tab:orange")):
+        for kind, colour in COLOURS.items():
             if kind not in curves[task]:
                 continue
+            name = KINDS[kind]
             meta, batch = curves[task][kind]
             history = meta.get("history") or {}
             seqs, errors = history.get("sequences", []), history.get("bit_errors", [])
             if seqs:
-                ax.plot(seqs, errors, color=colour, lw=0.6, alpha=0.35, label=f"{kind.upper()} training batches")
+                ax.plot(seqs, errors, color=colour, lw=0.6, alpha=0.35, label=f"{name} training batches")
                 stages = history.get("stage") or []
                 final = max(stages) if stages else 0
                 early = [(s, e) for s, e, g in zip(seqs, errors, stages) if 0 <= g < final]
                 if early and meta.get("curriculum"):
                     ax.scatter(*zip(*early), s=3, color=colour, alpha=0.5, marker="x",
-                               label=f"{kind.upper()} training, easier curriculum stage")
+                               label=f"{name} training, easier curriculum stage")
             valid = meta.get("validation") or {}
             if valid.get("step"):
                 ax.plot([s * batch for s in valid["step"]], valid["bit_errors"], color=colour, lw=1.6,
-                        label=f"{kind.upper()} validation")
+                        label=f"{name} validation")
         ax.set_title(task.replace("_", " "))
         ax.set_xlabel("sequences seen")
         ax.set_ylabel("bit errors per sequence")
