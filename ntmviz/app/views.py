@@ -261,10 +261,22 @@ class FocusView(EpisodeView):
 
     kind = "focus"
 
+    # Up to this many heads the focus sits beside the memory when there is room (one head's panel
+    # is 264 px wide, static/layout.js focusGeometry); with more it takes a line of its own, where
+    # its panels wrap into rows instead of a column as tall as all the heads.
+    beside_memory_heads: ClassVar[int] = 2
+
     def _canvas_layout(self) -> dict[str, Any]:
-        # Beside the memory when there is room, else on a line of its own; its heads wrap
-        # inside it. One head's panel is 264 px wide (static/layout.js focusGeometry).
-        return {"styles": {"flex": "1 1 270px", "min-width": "270px"}}
+        ep = self.state.episode
+        heads = len(_heads(ep)) if ep is not None else 0
+        basis = "270px" if heads <= self.beside_memory_heads else "100%"
+        return {"styles": {"flex": f"1 1 {basis}", "min-width": "270px"}}
+
+    def _new_episode(self, event: param.parameterized.Event) -> None:
+        super()._new_episode(event)
+        styles = self._canvas_layout()["styles"]
+        if styles != self._canvas.styles:
+            self._canvas.styles = styles
 
     def frame(self) -> dict[str, Any]:
         ep, t = self.episode, self.t

@@ -177,3 +177,27 @@ def test_per_step_chunks_are_sent_when_the_browser_asks(episode, monkeypatch):
     view.canvas._handle_msg({"chunk": 99, "id": payload["id"]})  # out of range: logged, nothing sent
     view.canvas._handle_msg("not a request")
     assert len(sent) == 1
+
+
+def test_the_focus_sits_beside_the_memory_with_two_heads_and_takes_a_line_with_more(episode):
+    """Beside the memory, the focus is a column of panels: fine for two heads, a page as tall as
+    eight screens for ten (priority sort; here five). With more heads it takes a line of its own, where its
+    panels wrap into rows."""
+    import torch
+
+    import ntmviz
+    from ntmviz import record
+    from conftest import I, O
+
+    torch.manual_seed(0)
+    many = ntmviz.NTM(ntmviz.NTMConfig(input_size=I, output_size=O, memory_slots=7, memory_width=5,
+                                       controller_size=16, read_heads=3, write_heads=2))
+    five = record(many, torch.zeros(4, I), torch.zeros(4, O), mask=torch.ones(4), meta={"task": "synthetic"})
+    view = FocusView(episode)
+    model = render(view)["focus"]
+    assert view.canvas.styles["flex"] == "1 1 270px" and model.styles["flex"] == "1 1 270px"
+    view.state.episode = five
+    assert view.canvas.styles["flex"] == "1 1 100%" and model.styles["flex"] == "1 1 100%"
+    view.state.episode = episode
+    assert model.styles["flex"] == "1 1 270px"
+    assert FocusView(five).canvas.styles["flex"] == "1 1 100%"

@@ -27,7 +27,7 @@ OVERFLOW_JS = """() => {
   const walk = (root) => {
     for (const el of root.querySelectorAll('*')) {
       const r = el.getBoundingClientRect();
-      if (el.classList && el.classList.contains('ntmviz-stage')) boxes[el.dataset.stage] = [r.left, r.top, r.width];
+      if (el.classList && el.classList.contains('ntmviz-stage')) boxes[el.dataset.stage] = [r.left, r.top, r.width, r.height];
       if (r.width && r.right > limit + 0.5) out.push(`${el.tagName}.${el.className} ${Math.round(r.left)}+${Math.round(r.width)}`);
       if (el.shadowRoot) walk(el.shadowRoot);
     }
@@ -92,6 +92,46 @@ def test_four_heads_fit_the_window(browser, browser_helpers, four_head_server, w
         app.page.get_by_role("checkbox", name="Show change").check()
         app.page.wait_for_timeout(300)
         assert_fits(app.page, f"four heads at {width} px, show change on")
+        app.assert_no_errors()
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def ten_head_server(tmp_path_factory, browser_helpers):
+    """The explorer on a folder holding one NTM with 5 read and 5 write heads (untrained), as
+    the shipped priority sort has."""
+    from ntmviz.checkpoint import save
+    from ntmviz.tasks import get_task
+
+    folder = tmp_path_factory.mktemp("ten-heads")
+    task = get_task("copy")
+    torch.manual_seed(0)
+    model = ntmviz.NTM(ntmviz.NTMConfig(input_size=task.input_size, output_size=task.output_size,
+                                        read_heads=5, write_heads=5, controller_size=32))
+    save(folder / "copy-10-heads.safetensors", model, task=task)
+    served_app = browser_helpers.serve_app(env={"NTMVIZ_CHECKPOINTS": str(folder)})
+    try:
+        yield served_app
+    finally:
+        browser_helpers.stop_app(served_app)
+
+
+def test_ten_heads_wrap_into_rows_not_a_column(browser, browser_helpers, ten_head_server):
+    """Beside the memory the focus was one column of ten panels, 420 px of slots each (a page
+    of 8,400 px); now it takes a line of its own where its panels wrap, and each head's panels
+    draw a shorter slot axis (200 px) than the memory's."""
+    context, app = browser_helpers.open_explorer(browser, ten_head_server, viewport=(1280, 900))
+    try:
+        stages = assert_fits(app.page, "ten heads at 1280 px")
+        heads = [f"{k}-{h}" for k in ("read", "write") for h in range(1, 6)]
+        focus = [stages[f"focus-{x}"] for x in heads]
+        tracks = [stages[f"heads-{x}"] for x in heads]
+        memory = stages["memory"]
+        assert min(top for _, top, _, _ in focus) >= memory[1] + memory[3] - 1  # below the memory
+        assert len({round(left) for left, _, _, _ in focus}) >= 3  # three panels or more to a row
+        assert len({round(top) for _, top, _, _ in focus}) <= 4
+        assert all(height < memory[3] for *_, height in focus + tracks)  # the shorter slot axis
         app.assert_no_errors()
     finally:
         context.close()

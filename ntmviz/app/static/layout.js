@@ -25,6 +25,15 @@ export function axisWidth(ep) {
   return ep.slotLabels ? LABELLED_AXIS : AXIS;
 }
 
+// More heads than this and each head's panels (focus, head locations) get a shorter slot axis,
+// so ten heads' panels take a screen or two rather than eight; the memory keeps its own.
+export const MANY_HEADS = 4;
+export function panelSlotsPx(ep) {
+  const {slotsPx} = axes(ep);
+  const heads = ep.heads ? ep.heads.length : ep.R + ep.W;
+  return heads > MANY_HEADS ? Math.min(slotsPx, 200) : slotsPx;
+}
+
 // Memory view: one strip per head (its weighting at t) left of the N x M matrix, arrows at each
 // head's focus right of it, then the colour bar. Cell (row r, column m) covers
 // [x0 + m cellW, + cellW) x [y0 + r mh / D, + mh / D).
@@ -42,7 +51,7 @@ export function memoryGeometry(ep) {
 // Head locations: one panel per head, steps across (time_px wide), slots down. `rows` is how
 // many slot rows are shown (all D, or the busy ones when zoomed).
 export function headsGeometry(ep, rows) {
-  const {slotsPx, timePx} = axes(ep);
+  const {timePx} = axes(ep), slotsPx = panelSlotsPx(ep);
   const shown = rows == null ? ep.D : rows;
   const ph = shown >= ep.D ? slotsPx : Math.min(slotsPx, Math.max(60, shown * 16));
   const x0 = axisWidth(ep), y0 = 20, pw = timePx;
@@ -70,7 +79,7 @@ export function focusStages(ep, kind) {
   return [...((ep.stages && ep.stages[kind]) || []), "weights"];
 }
 export function focusGeometry(ep) {
-  const {slotsPx} = axes(ep);
+  const slotsPx = panelSlotsPx(ep);
   const kinds = ep.heads ? [...new Set(ep.heads.map((hd) => hd.kind))] : ["read", "write"];
   const cols = Math.max(1, ...kinds.map((k) => focusStages(ep, k).length));
   const paramsH = Math.max(0, ...kinds.map((k) => (ep.ntmFocus && ep.ntmFocus[k] ? 86
