@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -140,3 +141,37 @@ def test_without_a_compiler_the_step_runs_as_torch_ops_and_says_so(monkeypatch, 
         monkeypatch.undo()
         native.library.cache_clear()
     assert native.library() is not None
+
+
+def test_a_read_only_install_builds_its_kernels_in_the_users_cache(monkeypatch, tmp_path):
+    """Where the package folder cannot be written (a system-wide install), the library goes to
+    ~/.cache/ntmviz, and the next process finds it there instead of building again."""
+    package, home = tmp_path / "site-packages" / "ntmviz", tmp_path / "home"
+    package.mkdir(parents=True)
+    monkeypatch.setattr(native, "__file__", str(package / "native.py"))
+    monkeypatch.setattr(native.Path, "home", classmethod(lambda cls: home))
+    real_mkstemp = native.tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):  # as root, permissions alone would not stop us
+        if Path(dir) == package:
+            raise PermissionError(13, "Read-only file system", str(dir))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(native.tempfile, "mkstemp", mkstemp)
+    built = native._build(native._compiler())
+    assert built.parent == home / ".cache" / "ntmviz" and built.name.startswith("kernels-")
+    assert list(package.iterdir()) == [] and [p.name for p in built.parent.iterdir()] == [built.name]
+    stamp = built.stat().st_mtime_ns
+    assert native._build(native._compiler()) == built and built.stat().st_mtime_ns == stamp  # found, not rebuilt
+    lib = native.ctypes.CDLL(str(built))
+    assert hasattr(lib, "ntm_memory_forward_f32")
+
+
+def test_an_install_where_nothing_can_be_written_says_where_it_tried(monkeypatch, tmp_path):
+    package = tmp_path / "ntmviz"
+    package.mkdir()
+    monkeypatch.setattr(native, "__file__", str(package / "native.py"))
+    monkeypatch.setattr(native.Path, "home", classmethod(lambda cls: tmp_path / "home"))
+    monkeypatch.setattr(native.tempfile, "mkstemp", lambda *a, **k: (_ for _ in ()).throw(PermissionError(13, "denied")))
+    with pytest.raises(OSError, match=f"neither {package} nor {tmp_path / 'home' / '.cache' / 'ntmviz'} can be written to"):
+        native._build(native._compiler())
