@@ -16,7 +16,8 @@ where the weights are; elsewhere the row points to the card.
 
 The plot draws, per task, each model's validation curve (the validation stream, on the task as
 configured, so curves of runs with and without a curriculum compare), and faintly its
-training-batch curve, with the points trained at an earlier curriculum stage marked.
+training-batch curve, with the points trained at an earlier curriculum stage marked: bit errors
+per sequence, or for n-grams the cross-entropy (what validation chooses on there).
 """
 
 from __future__ import annotations
@@ -101,37 +102,45 @@ def table(task_name: str, args) -> tuple[list[str], dict]:
 
 
 def plot(curves: dict, path: Path) -> None:
+    import math
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ntmviz.tasks import get_task
+
     tasks = [t for t in TASKS if t in curves]
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
+        # what validation chose on: bit errors, or for n-grams the loss (in bits per sequence)
+        on_loss = get_task(task).choose_on_loss
+        field, scale = ("loss", 1 / math.log(2)) if on_loss else ("bit_errors", 1.0)
         for kind, colour in COLOURS.items():
             if kind not in curves[task]:
                 continue
             name = KINDS[kind]
             meta, batch = curves[task][kind]
             history = meta.get("history") or {}
-            seqs, errors = history.get("sequences", []), history.get("bit_errors", [])
+            seqs, values = history.get("sequences", []), [v * scale for v in history.get(field, [])]
             if seqs:
-                ax.plot(seqs, errors, color=colour, lw=0.6, alpha=0.35, label=f"{name} training batches")
+                ax.plot(seqs, values, color=colour, lw=0.6, alpha=0.35, label=f"{name} training batches")
                 stages = history.get("stage") or []
                 final = max(stages) if stages else 0
-                early = [(s, e) for s, e, g in zip(seqs, errors, stages) if 0 <= g < final]
+                early = [(s, e) for s, e, g in zip(seqs, values, stages) if 0 <= g < final]
                 if early and meta.get("curriculum"):
                     ax.scatter(*zip(*early), s=3, color=colour, alpha=0.5, marker="x",
                                label=f"{name} training, easier curriculum stage")
             valid = meta.get("validation") or {}
             if valid.get("step"):
-                ax.plot([s * batch for s in valid["step"]], valid["bit_errors"], color=colour, lw=1.6,
+                ax.plot([s * batch for s in valid["step"]], [v * scale for v in valid[field]], color=colour, lw=1.6,
                         label=f"{name} validation")
         ax.set_title(task.replace("_", " "))
         ax.set_xlabel("sequences seen")
-        ax.set_ylabel("bit errors per sequence")
-        ax.set_yscale("symlog", linthresh=0.1)
+        ax.set_ylabel("cross-entropy, bits per sequence" if on_loss else "bit errors per sequence")
+        if not on_loss:
+            ax.set_yscale("symlog", linthresh=0.1)
         ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
