@@ -187,8 +187,8 @@ def test_the_focus_sits_beside_the_memory_with_two_heads_and_takes_a_line_with_m
 
     import ntmviz
     from ntmviz import record
-    from conftest import I, O
 
+    I, O = episode.inputs.shape[1], episode.targets.shape[1]
     torch.manual_seed(0)
     many = ntmviz.NTM(ntmviz.NTMConfig(input_size=I, output_size=O, memory_slots=7, memory_width=5,
                                        controller_size=16, read_heads=3, write_heads=2))
