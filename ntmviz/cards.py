@@ -50,15 +50,22 @@ def eval_table(report: dict, task) -> str:
         lines.append("loss bits/seq is the paper's unit for priority sort (cross-entropy in bits per sequence)")
     if report.get("seeds"):
         seeds = report["seeds"]
-        hardest = seeds[0].get("hardest")
+        # n-grams: each seed's gap to the optimum (their measure) in place of a harder size's errors
+        gaps = all("gap" in (row.get("extra") or {}) for row in seeds)
+        hardest = None if gaps else seeds[0].get("hardest")
         at = f"at {hardest['size']}" if hardest else ""
+        column = "gap, bits per prediction" if gaps else f"{task.error_unit} {at}" if hardest else ""
         lines += ["", f"every seed trained, on the training range ({report['samples']} {report['stream']}-stream "
                       "sequences each)" + (f" and {at} ({report['difficulty']})" if hardest else "") + ":",
                   f"{'seed (step)':>18}  {task.error_unit:>26}  {'exact sequences':>22}  {'loss bits/seq':>13}  solved"
-                  + (f"  {task.error_unit + ' ' + at:>26}" if hardest else "")]
+                  + (f"  {column:>26}" if column else "")]
         for row in seeds:
             verdict = solved(row, task)
-            far = f"  {row['hardest']['bit_errors']:26.3f}" if hardest else ""
+            if gaps:
+                lo, hi = row["extra"]["gap_interval"]
+                far = f"  {row['extra']['gap']:8.4f} [{lo:.4f}, {hi:.4f}]"
+            else:
+                far = f"  {row['hardest']['bit_errors']:26.3f}" if hardest else ""
             lines.append(line(f"{row['seed']} ({row['step']})", row) + f"  {'-' if verdict is None else verdict!s:>6}"
                          + far)
         verdicts = [solved(row, task) for row in seeds]
@@ -68,6 +75,9 @@ def eval_table(report: dict, task) -> str:
                f"{unit} < {task.solved_below}" if task.solved_below is not None else None)
         per = " per sequence" if unit == "bit errors" else ""
         summary = f"{len(seeds)} seeds; {unit}{per} from {errors[0]:.3f} to {errors[-1]:.3f}"
+        if gaps:
+            spread = sorted(row["extra"]["gap"] for row in seeds)
+            summary += f"; gap to the optimum from {spread[0]:.4f} to {spread[-1]:.4f} bits per prediction"
         if bar:
             summary += f"; {sum(bool(v) for v in verdicts)} of {len(seeds)} solved ({bar})"
         if hardest:

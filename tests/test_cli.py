@@ -303,3 +303,30 @@ def test_validation_keeps_the_checkpoint_best_by_the_tasks_own_measure(task_name
     again = _Validation(1, 5, ["best"], None)
     again.on_start(trainer)  # a resumed run's best, from the recorded scores
     assert again.best[0] == trainer.task.validation_key(*((10.0, 5.0) if task_name == "ngrams" else (8.0, 6.0)))
+
+
+def test_an_ngrams_card_gives_every_seeds_gap_to_the_optimum(tmp_path):
+    """n-grams are measured by the gap to the Bayesian optimum, so that is what the card lists
+    per seed (and the spread), beside bit errors that are mostly luck."""
+    from ntmviz.tasks import get_task
+
+    task = get_task("ngrams", n=3, sequence_length=20)
+    paths = []
+    for seed in (4, 9):
+        torch.manual_seed(seed)
+        model = ntmviz.NTM(ntmviz.NTMConfig(task.input_size, task.output_size, memory_slots=8, memory_width=4,
+                                            controller_size=8))
+        paths.append(checkpoint.save(tmp_path / f"ng{seed}.safetensors", model, task=task, meta={"seed": seed}))
+    run = ntmviz_cli("eval", "--checkpoint", paths[0], "--samples", 30, "--card", "--json", "--seeds-from", *paths)
+    assert run.returncode == 0, run.stderr
+    seeds = json.loads(run.stdout)["seeds"]
+    card = (tmp_path / "ng4.md").read_text()
+    assert "gap, bits per prediction" in card
+    gaps = []
+    for row in seeds:
+        gap, (lo, hi) = row["extra"]["gap"], row["extra"]["gap_interval"]
+        gaps.append(gap)
+        assert f"{gap:8.4f} [{lo:.4f}, {hi:.4f}]" in card, row
+    assert gaps[0] != gaps[1]  # two models, two gaps
+    low, high = sorted(gaps)
+    assert f"gap to the optimum from {low:.4f} to {high:.4f} bits per prediction" in card
