@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validation-stream sequences each model is scored on at the end")
     t.add_argument("--validate-every", type=int, default=None, metavar="K",
                    help="score every model on the validation stream every K steps (default: --checkpoint-every) "
-                        "and keep each model's best as NAME.best.safetensors (fewest bit errors, then lowest loss; n-grams: lowest loss)")
+                        "and keep each model's best as NAME.best.safetensors (fewest bit errors, then lowest loss; "
+                        "n-grams: lowest loss)")
     t.add_argument("--validation-samples", type=int, default=200, help="validation-stream sequences per check")
     t.add_argument("--memory-slots", type=int, default=128, help="N, memory slots")
     t.add_argument("--memory-width", type=int, default=20, help="M, numbers per slot")
@@ -216,8 +217,8 @@ class _Progress:
 
 class _Validation:
     """Every K steps: each model on the same validation-stream sequences; a model's best so
-    far (task.validation_key: fewest bit errors, then lowest loss) is written to its `best` path. Validation
-    chooses the stopping point; the test stream (ntmviz eval) reports."""
+    far (task.validation_key: fewest bit errors, then lowest loss) is written to its `best`
+    path. Validation chooses the stopping point; the test stream (ntmviz eval) reports."""
 
     def __init__(self, every: int, samples: int, best_paths: list[Path], save_best):
         self.every, self.samples, self.best_paths, self.save_best = every, samples, best_paths, save_best

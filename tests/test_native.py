@@ -172,6 +172,10 @@ def test_an_install_where_nothing_can_be_written_says_where_it_tried(monkeypatch
     package.mkdir()
     monkeypatch.setattr(native, "__file__", str(package / "native.py"))
     monkeypatch.setattr(native.Path, "home", classmethod(lambda cls: tmp_path / "home"))
-    monkeypatch.setattr(native.tempfile, "mkstemp", lambda *a, **k: (_ for _ in ()).throw(PermissionError(13, "denied")))
-    with pytest.raises(OSError, match=f"neither {package} nor {tmp_path / 'home' / '.cache' / 'ntmviz'} can be written to"):
+    def mkstemp(*args, **kwargs):
+        raise PermissionError(13, "denied")
+
+    monkeypatch.setattr(native.tempfile, "mkstemp", mkstemp)
+    cache = tmp_path / "home" / ".cache" / "ntmviz"
+    with pytest.raises(OSError, match=f"neither {package} nor {cache} can be written to"):
         native._build(native._compiler())
