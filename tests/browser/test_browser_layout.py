@@ -63,23 +63,29 @@ def test_explorer_fits_the_window(browser, browser_helpers, explorer_server, wid
         context.close()
 
 
-@pytest.fixture(scope="module")
-def four_head_server(tmp_path_factory, browser_helpers):
-    """The explorer on a folder holding one NTM with 2 read and 2 write heads (untrained)."""
+def serve_heads(tmp_path_factory, browser_helpers, heads: int):
+    """The explorer on a folder holding one untrained copy NTM with `heads` read and `heads` write
+    heads; yields the served app."""
     from ntmviz.checkpoint import save
     from ntmviz.tasks import get_task
 
-    folder = tmp_path_factory.mktemp("four-heads")
+    folder = tmp_path_factory.mktemp(f"{2 * heads}-heads")
     task = get_task("copy")
     torch.manual_seed(0)
     model = ntmviz.NTM(ntmviz.NTMConfig(input_size=task.input_size, output_size=task.output_size,
-                                        read_heads=2, write_heads=2, controller_size=32))
-    save(folder / "copy-4-heads.safetensors", model, task=task)
+                                        read_heads=heads, write_heads=heads, controller_size=32))
+    save(folder / f"copy-{2 * heads}-heads.safetensors", model, task=task)
     served_app = browser_helpers.serve_app(env={"NTMVIZ_CHECKPOINTS": str(folder)})
     try:
         yield served_app
     finally:
         browser_helpers.stop_app(served_app)
+
+
+@pytest.fixture(scope="module")
+def four_head_server(tmp_path_factory, browser_helpers):
+    """The explorer on one NTM with 2 read and 2 write heads (untrained)."""
+    yield from serve_heads(tmp_path_factory, browser_helpers, 2)
 
 
 @pytest.mark.parametrize("width", [900, 1280])
@@ -99,22 +105,9 @@ def test_four_heads_fit_the_window(browser, browser_helpers, four_head_server, w
 
 @pytest.fixture(scope="module")
 def ten_head_server(tmp_path_factory, browser_helpers):
-    """The explorer on a folder holding one NTM with 5 read and 5 write heads (untrained), as
-    the shipped priority sort has."""
-    from ntmviz.checkpoint import save
-    from ntmviz.tasks import get_task
-
-    folder = tmp_path_factory.mktemp("ten-heads")
-    task = get_task("copy")
-    torch.manual_seed(0)
-    model = ntmviz.NTM(ntmviz.NTMConfig(input_size=task.input_size, output_size=task.output_size,
-                                        read_heads=5, write_heads=5, controller_size=32))
-    save(folder / "copy-10-heads.safetensors", model, task=task)
-    served_app = browser_helpers.serve_app(env={"NTMVIZ_CHECKPOINTS": str(folder)})
-    try:
-        yield served_app
-    finally:
-        browser_helpers.stop_app(served_app)
+    """The explorer on one NTM with 5 read and 5 write heads (untrained), as the shipped priority
+    sort has."""
+    yield from serve_heads(tmp_path_factory, browser_helpers, 5)
 
 
 def test_ten_heads_wrap_into_rows_not_a_column(browser, browser_helpers, ten_head_server):
