@@ -52,7 +52,7 @@ def main() -> None:
         seconds = time.perf_counter() - start
         for r in report.results:
             lo, hi = r.interval
-            rows.append(f"| {name} | {r.mechanism.title} | {r.value:.3f} [{lo:.3f}, {hi:.3f}] | {r.samples} | "
+            rows.append(f"| {name} | {r.title} | {r.value:.3f} [{lo:.3f}, {hi:.3f}] | {r.samples} | "
                         f"{r.mechanism.target} | {'yes' if r.passes else '**no**'} |")
         lag = "" if report.lag is None else f" (playback lag {report.lag})"
         verdicts.append(f"{name}: {ckpt.task.describe()}{lag}; {seconds:.0f} s\n"

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -95,6 +95,13 @@ class Result:
     value: float  # fraction passing (rate) or mean value (mean); NaN when it applied to none
     interval: tuple[float, float]  # 95%
     samples: int  # episodes it applied to
+    head: int | None = None  # for a per_head mechanism: the head reported (0-based), the model's best
+
+    @property
+    def title(self) -> str:
+        """The mechanism's title, naming the head for a per-head one."""
+        m = self.mechanism
+        return m.title if self.head is None else f"{m.title} (read head {self.head + 1})"
 
     @property
     def passes(self) -> bool:
@@ -108,7 +115,8 @@ class Result:
         m = self.mechanism
         return {"name": m.name, "title": m.title, "kind": m.kind, "value": self.value,
                 "interval": list(self.interval), "samples": self.samples, "threshold": m.threshold,
-                "two_sided": m.two_sided, "passes": self.passes, "verdict": self.verdict, "measures": m.measures}
+                "two_sided": m.two_sided, "passes": self.passes, "verdict": self.verdict, "measures": m.measures,
+                "head": None if self.head is None else self.head + 1}
 
 
 @dataclass
@@ -141,25 +149,40 @@ class Report:
         lines.append(f"  {'mechanism':<44} {'value':>7} {'[95% interval]':>18} {'n':>5}  {'target':<24} shows?")
         for r in self.results:
             lo, hi = r.interval
-            lines.append(f"  {r.mechanism.title:<44} {r.value:7.3f} [{lo:7.3f}, {hi:7.3f}] {r.samples:5d}  "
+            lines.append(f"  {r.title:<44} {r.value:7.3f} [{lo:7.3f}, {hi:7.3f}] {r.samples:5d}  "
                          f"{r.mechanism.target:<24} {'yes' if r.passes else 'NO'}")
         lines += [f"  - {r.verdict}" for r in self.results]
         return "\n".join(lines)
 
 
-def aggregate(mechanisms: tuple[Mechanism, ...], values: dict[str, list[float]]) -> list[Result]:
-    """Per-episode values (NaN: not applicable) -> one Result per mechanism."""
+def aggregate(mechanisms: tuple[Mechanism, ...], values: dict[str, list]) -> list[Result]:
+    """Per-episode values -> one Result per mechanism. A value is a float (NaN: not applicable)
+    or, for a per_head mechanism, each head's values [H] (NaN: not applicable); such a mechanism
+    reports the head with the best aggregate (the largest, or the largest in size if two-sided)."""
     results = []
     for m in mechanisms:
-        v = np.asarray([x for x in values.get(m.name, []) if not math.isnan(x)], dtype=np.float64)
-        if v.size == 0:
-            results.append(Result(m, math.nan, (math.nan, math.nan), 0))
-        elif m.kind == "rate":
-            passed = int((v >= 0.5).sum())
-            results.append(Result(m, passed / v.size, wilson_interval(passed, v.size), int(v.size)))
-        else:
-            results.append(Result(m, float(v.mean()), mean_interval(v), int(v.size)))
+        episodes = values.get(m.name, [])
+        if not m.per_head:
+            results.append(_aggregate(m, [x for x in episodes if not math.isnan(x)]))
+            continue
+        rows = [x for x in episodes if not np.isscalar(x)]
+        if not rows:
+            results.append(_aggregate(m, []))
+            continue
+        per_head = np.asarray(rows, dtype=np.float64)  # [E, H]
+        heads = [replace(_aggregate(m, per_head[:, h]), head=h) for h in range(per_head.shape[1])]
+        results.append(max(heads, key=lambda r: abs(r.value) if m.two_sided else r.value))
     return results
+
+
+def _aggregate(m: Mechanism, values) -> Result:
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return Result(m, math.nan, (math.nan, math.nan), 0)
+    if m.kind == "rate":
+        passed = int((v >= 0.5).sum())
+        return Result(m, passed / v.size, wilson_interval(passed, v.size), int(v.size))
+    return Result(m, float(v.mean()), mean_interval(v), int(v.size))
 
 
 def model_lag(lags: list[int | None]) -> int | None:
@@ -252,7 +275,8 @@ class Tally:
     def __init__(self, task: Task):
         self.task = task
         self.lags: list[int | None] = []
-        self.values: dict[int | None, dict[str, list[float]]] = {}
+        self.values: dict[int | None, dict[str, list]] = {}  # lag -> name -> per-episode values (aggregate)
+        self.per_head = {m.name for m in task.mechanisms if m.per_head}
 
     def add(self, trace: Trace) -> None:
         best = self.task.playback_lag(trace)
@@ -260,7 +284,8 @@ class Tally:
         for lag in (LAGS if best is not None else (None,)):
             table = self.values.setdefault(lag, {m.name: [] for m in self.task.mechanisms})
             for name, reading in self.task.measure_mechanisms(trace, lag).items():
-                table[name].append(reading.value)
+                heads = reading.heads if name in self.per_head else None
+                table[name].append(reading.value if heads is None else heads)
 
     def results(self) -> tuple[int | None, list[Result]]:
         """(the lag used, one Result per mechanism)."""

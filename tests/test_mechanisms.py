@@ -192,6 +192,20 @@ def test_recall_with_two_read_heads_averages_them_and_names_each_heads_share():
     assert "per read head" not in RECALL.measure_mechanisms(trace)["lookup"].note  # one head: no breakdown
 
 
+def test_recall_measures_each_read_head_alone_and_names_the_one_that_looked_up():
+    """The same two heads: per head, the second head fails and the first passes, so the episode
+    passes on its best head and the note names it; a single head that misses fails."""
+    trace, q = recall_trace(lambda q: q + 1)
+    elsewhere = onehot([12] * trace.inputs.shape[0])
+    two = Trace(trace.inputs, np.concatenate([elsewhere, trace.read], axis=1), trace.write)
+    got = RECALL.measure_mechanisms(two)["lookup_head"]
+    assert got.heads == (0.0, 1.0) and got.value == 1.0
+    assert got.note == f"read head 2 put 100% of its weight at the answer on item {q + 1}'s writing"
+    wrong, _ = recall_trace(lambda q: q)
+    got = RECALL.measure_mechanisms(wrong)["lookup_head"]
+    assert got.heads == (0.0,) and got.value == 0.0
+
+
 def test_recall_shared_slots_count_by_each_items_share():
     """Items 0 and 2 on slot 0, items 1 and 3 on slot 1: a slot is half each item's. Reading
     the successor's slot is half the successor's (which passes, just); item_slots is 2/4."""
@@ -303,6 +317,22 @@ def test_aggregate_skips_episodes_a_mechanism_does_not_apply_to():
     assert model_lag([1, 0, 1, None]) == 1 and model_lag([0, 1]) == 0 and model_lag([None]) is None
 
 
+def test_a_per_head_mechanism_reports_the_head_that_passes_most_often_for_every_episode():
+    """Head 3 passes on 3 of 4 episodes, head 1 on 2, head 2 never; an episode the mechanism does
+    not apply to is skipped. The model's head is chosen once, not per episode: the episode where
+    only head 1 passes counts as a miss for head 3."""
+    m = next(m for m in RECALL.mechanisms if m.per_head)
+    episodes = [(1.0, 0.0, 1.0), (0.0, 0.0, 1.0), (1.0, 0.0, 0.0), math.nan, (0.0, 0.0, 1.0)]
+    (r,) = aggregate((m,), {m.name: episodes})
+    assert r.head == 2 and r.value == 0.75 and r.samples == 4 and not r.passes
+    assert r.title == "one read head reads the successor (read head 3)"
+    assert r.to_dict()["head"] == 3
+    lo, hi = r.interval
+    assert lo < 0.75 < hi
+    (r,) = aggregate((m,), {m.name: [math.nan]})
+    assert r.samples == 0 and r.head is None and not r.passes
+
+
 # ---- real episodes -------------------------------------------------------------------------------
 
 def shipped(name: str):
@@ -351,6 +381,10 @@ def test_the_shipped_recall_checkpoint_gives_items_their_own_slots_but_splits_th
     by = {r.mechanism.name: r for r in report.results}
     assert by["lookup"].samples == 60 and by["lookup"].value < 0.5 and not by["lookup"].passes
     assert by["item_slots"].value >= 0.95 and by["item_slots"].passes
+    # one of its heads does more of the lookup than their mean, but not on 90% of answers
+    head = by["lookup_head"]
+    assert head.head is not None and head.value > by["lookup"].value and not head.passes
+    assert f"one read head reads the successor (read head {head.head + 1})" in report.table()
     assert "What the heads did (associative_recall, 60 sequences from the validation stream" in report.table()
 
 

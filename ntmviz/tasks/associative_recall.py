@@ -114,6 +114,16 @@ class AssociativeRecall(Task):
             "note). The paper's algorithm: every answer.", "rate", 0.9,
             "the read head fails to find the query's successor on {miss:.1%} of answers"),
         Mechanism(
+            "lookup_head", "one read head reads the successor",
+            "The lookup above, for each read head alone: an episode passes for a head when at least "
+            "half of that head's read weight at the answer falls on the successor's writing. Over many "
+            "episodes the model's lookup head is the one that passes most often (one head for all "
+            "episodes); one episode on its own counts its best head. With several read heads the "
+            "others may do other work, so this is the lookup as the paper's four-head model can show "
+            "it. The paper's algorithm: every answer.", "rate", 0.9,
+            "the lookup head fails to find the query's successor on {miss:.1%} of answers",
+            per_head=True),
+        Mechanism(
             "item_slots", "each item gets its own slot",
             "Each item's main slot is the one it put the most write weight on; measured: distinct main "
             "slots / items. The paper's algorithm: 1.", "mean", 0.95,
@@ -160,8 +170,12 @@ class AssociativeRecall(Task):
         note = (f"the query was item {q}; {got:.0%} of what the read head read at the answer was written by "
                 f"item {q + 1}, its successor{heads}" + (f"; it read {owners}" if owners else ""))
         distinct = len(set(main.tolist()))
+        passed = tuple(1.0 if float(h) >= 0.5 else 0.0 for h in successor)
+        best = int(successor.argmax())
         return {
             "lookup": Reading(1.0 if got >= 0.5 else 0.0, note),
+            "lookup_head": Reading(max(passed), f"read head {best + 1} put {float(successor[best]):.0%} of its "
+                                                f"weight at the answer on item {q + 1}'s writing", passed),
             "item_slots": Reading(distinct / n, f"the {n} items' main write slots were {slot_list(main)} "
                                                 f"({distinct} distinct)"),
         }

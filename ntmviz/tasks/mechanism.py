@@ -66,6 +66,10 @@ class Mechanism:
     threshold: float
     verdict: str  # plain words over {value}, {miss} = 1 - value, {size} = |value|
     two_sided: bool = False  # either sign is the mechanism (e.g. sorting up or down)
+    # measured for each head of a kind: an episode's Reading.heads holds one value per head (its
+    # value is the best head's); over many episodes one head per model is reported, the one with
+    # the best aggregate, as one playback lag is fixed per model (ntmviz/mechanisms.py)
+    per_head: bool = False
 
     def passes(self, value: float) -> bool:
         """Whether `value` (one episode's or an average) shows the mechanism; False for NaN."""
@@ -92,6 +96,7 @@ class Reading(NamedTuple):
 
     value: float  # NaN when it does not apply to this episode (e.g. a copy of one vector has no moves)
     note: str  # what this episode's heads did, in words
+    heads: tuple[float, ...] | None = None  # [H] each head's value, for a per_head mechanism
 
 
 NOT_APPLICABLE = float("nan")

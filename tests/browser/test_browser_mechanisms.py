@@ -50,7 +50,7 @@ def test_the_panel_shows_what_the_heads_did(browser, browser_helpers, tmp_path):
         app.wait(lambda _: explorer.sources.length.value == "6", "the recall checkpoint's default size")
         app.click("Run")
         # (the server thread sets the episode, then runs its watchers: wait for the view's rows)
-        app.wait(lambda _: [r["name"] for r in explorer.mechanisms.rows()] == ["lookup", "item_slots"],
+        app.wait(lambda _: [r["name"] for r in explorer.mechanisms.rows()] == ["lookup", "lookup_head", "item_slots"],
                  "the recall episode measured")
         assert explorer.state.episode.meta["task"] == "associative_recall"
         want = [squash(s) for s in expected_lines(explorer.mechanisms)]
