@@ -117,6 +117,7 @@ def plot(curves: dict, path: Path) -> None:
         # what validation chose on: bit errors, or for n-grams the loss (in bits per sequence)
         on_loss = get_task(task).choose_on_loss
         field, scale = ("loss", 1 / math.log(2)) if on_loss else ("bit_errors", 1.0)
+        lowest = math.inf
         for kind, colour in COLOURS.items():
             if kind not in curves[task]:
                 continue
@@ -124,6 +125,7 @@ def plot(curves: dict, path: Path) -> None:
             meta, batch = curves[task][kind]
             history = meta.get("history") or {}
             seqs, values = history.get("sequences", []), [v * scale for v in history.get(field, [])]
+            lowest = min([lowest, *values])
             if seqs:
                 ax.plot(seqs, values, color=colour, lw=0.6, alpha=0.35, label=f"{name} training batches")
                 stages = history.get("stage") or []
@@ -139,7 +141,7 @@ def plot(curves: dict, path: Path) -> None:
         ax.set_title(task.replace("_", " "))
         ax.set_xlabel("sequences seen")
         ax.set_ylabel("cross-entropy, bits per sequence" if on_loss else "bit errors per sequence")
-        if not on_loss:
+        if not on_loss and lowest < 1:  # curves that reach zero: a log scale shows their tail
             ax.set_yscale("symlog", linthresh=0.1)
         ax.legend(fontsize=6)
     fig.tight_layout()
