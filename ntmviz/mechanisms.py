@@ -101,7 +101,7 @@ class Result:
     def title(self) -> str:
         """The mechanism's title, naming the head for a per-head one."""
         m = self.mechanism
-        return m.title if self.head is None else f"{m.title} (read head {self.head + 1})"
+        return m.title if self.head is None else f"{m.title} ({m.per_head} head {self.head + 1})"
 
     @property
     def passes(self) -> bool:
@@ -165,13 +165,12 @@ def aggregate(mechanisms: tuple[Mechanism, ...], values: dict[str, list]) -> lis
         if not m.per_head:
             results.append(_aggregate(m, [x for x in episodes if not math.isnan(x)]))
             continue
-        rows = [x for x in episodes if not np.isscalar(x)]
-        if not rows:
-            results.append(_aggregate(m, []))
-            continue
-        per_head = np.asarray(rows, dtype=np.float64)  # [E, H]
-        heads = [replace(_aggregate(m, per_head[:, h]), head=h) for h in range(per_head.shape[1])]
-        results.append(max(heads, key=lambda r: abs(r.value) if m.two_sided else r.value))
+        rows = [x for x in episodes if not np.isscalar(x)]  # NaN alone: not applicable to any head
+        columns = np.asarray(rows, dtype=np.float64).T if rows else []  # [H, E]
+        heads = [replace(_aggregate(m, c[~np.isnan(c)]), head=h) for h, c in enumerate(columns)]
+        heads = [r for r in heads if r.samples]
+        best = max(heads, key=lambda r: abs(r.value) if m.two_sided else r.value) if heads else _aggregate(m, [])
+        results.append(best)
     return results
 
 

@@ -241,13 +241,29 @@ def sort_trace(slot_of_rank, lag: int = 0, n: int = 6, k: int = 4):
 
 def test_priority_sort_in_priority_order_correlates_one_and_reversed_minus_one():
     up = values(SORT, sort_trace(lambda r: r))
-    assert up == {"priority_order": pytest.approx(1.0), "distinct_slots": 1.0, "readout": 1.0}
+    assert up == {"priority_order": pytest.approx(1.0), "priority_order_head": pytest.approx(1.0),
+                  "distinct_slots": 1.0, "readout": 1.0}
     down = values(SORT, sort_trace(lambda r: 10 - r, lag=1))
-    assert down == {"priority_order": pytest.approx(-1.0), "distinct_slots": 1.0, "readout": 1.0}
+    assert down == {"priority_order": pytest.approx(-1.0), "priority_order_head": pytest.approx(-1.0),
+                    "distinct_slots": 1.0, "readout": 1.0}
     assert SORT.playback_lag(sort_trace(lambda r: r, lag=1)) == 1
     wrapped = values(SORT, sort_trace(lambda r: (r - 3) % N))  # slots 13, 14, 15, 0, 1, 2: still in order
     assert wrapped["priority_order"] == pytest.approx(1.0)
     assert SORT.mechanisms[0].passes(down["priority_order"])  # either direction is the mechanism
+
+
+def test_priority_sort_measures_each_write_head_alone():
+    """Head 1 writes in reverse priority order; head 2, with more weight, writes every input to
+    one slot, so the summed location has no order while head 1's is exactly reversed."""
+    sorted_down = sort_trace(lambda r: 10 - r)
+    T = sorted_down.inputs.shape[0]
+    flat = onehot([3] * T) * 2
+    two = Trace(sorted_down.inputs, sorted_down.read, np.concatenate([sorted_down.write, flat], axis=1))
+    got = SORT.measure_mechanisms(two)
+    assert got["priority_order"].value == 0.0
+    head = got["priority_order_head"]
+    assert head.value == pytest.approx(-1.0) and head.heads == (pytest.approx(-1.0), 0.0)
+    assert head.note == "write head 1's location was rank-correlated with priority at -1.000 (per write head: -1.00, +0.00)"
 
 
 def test_priority_sort_everything_on_one_slot_has_no_order():
@@ -331,6 +347,15 @@ def test_a_per_head_mechanism_reports_the_head_that_passes_most_often_for_every_
     assert lo < 0.75 < hi
     (r,) = aggregate((m,), {m.name: [math.nan]})
     assert r.samples == 0 and r.head is None and not r.passes
+
+
+def test_a_two_sided_per_head_mechanism_reports_the_head_largest_in_size():
+    m = next(m for m in SORT.mechanisms if m.per_head)
+    (r,) = aggregate((m,), {m.name: [(0.5, -0.9, math.nan), (0.3, -0.95, math.nan), math.nan]})
+    assert r.head == 1 and r.value == pytest.approx(-0.925) and r.samples == 2 and not r.passes
+    assert r.title == "one write head's location follows priority (write head 2)"
+    (r,) = aggregate((m,), {m.name: [(math.nan, math.nan)]})  # no head ranked anything
+    assert r.samples == 0 and r.head is None
 
 
 # ---- real episodes -------------------------------------------------------------------------------

@@ -122,7 +122,7 @@ class AssociativeRecall(Task):
             "others may do other work, so this is the lookup as the paper's four-head model can show "
             "it. The paper's algorithm: every answer.", "rate", 0.9,
             "the lookup head fails to find the query's successor on {miss:.1%} of answers",
-            per_head=True),
+            per_head="read"),
         Mechanism(
             "item_slots", "each item gets its own slot",
             "Each item's main slot is the one it put the most write weight on; measured: distinct main "

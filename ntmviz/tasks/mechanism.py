@@ -66,10 +66,11 @@ class Mechanism:
     threshold: float
     verdict: str  # plain words over {value}, {miss} = 1 - value, {size} = |value|
     two_sided: bool = False  # either sign is the mechanism (e.g. sorting up or down)
-    # measured for each head of a kind: an episode's Reading.heads holds one value per head (its
-    # value is the best head's); over many episodes one head per model is reported, the one with
-    # the best aggregate, as one playback lag is fixed per model (ntmviz/mechanisms.py)
-    per_head: bool = False
+    # "read" or "write": measured for each head of that kind; an episode's Reading.heads holds one
+    # value per head (its value is the best head's); over many episodes one head per model is
+    # reported, the one with the best aggregate, as one playback lag is fixed per model
+    # (ntmviz/mechanisms.py). "": the heads of a kind are taken together (module docstring).
+    per_head: str = ""
 
     def passes(self, value: float) -> bool:
         """Whether `value` (one episode's or an average) shows the mechanism; False for NaN."""

@@ -98,6 +98,15 @@ class PrioritySort(Task):
             "write location is rank-correlated with priority at {value:+.3f} (mean over sequences)",
             two_sided=True),
         Mechanism(
+            "priority_order_head", "one write head's location follows priority",
+            "The rank correlation above, for each write head alone (its own largest slot at each "
+            "input step). Over many sequences the model's head is the one whose mean is largest in "
+            "size (one head for all sequences); one sequence on its own counts its best head. With "
+            "several write heads the summed location above can mix a head that sorts with others "
+            "that do other work. The paper's algorithm: +1 or -1.", "mean", 0.95,
+            "one write head's location is rank-correlated with priority at {value:+.3f} (mean over sequences)",
+            two_sided=True, per_head="write"),
+        Mechanism(
             "distinct_slots", "each input gets its own slot",
             "Distinct write locations over the n input steps / n. The paper's algorithm: 1.", "mean", 0.95,
             "inputs get their own slot at a rate of {value:.3f} distinct slots per input"),
@@ -132,6 +141,16 @@ class PrioritySort(Task):
         fits = [self._readout_hits(trace, *layout, lag) for lag in LAGS]
         return LAGS[int(np.argmax(fits))]
 
+    @staticmethod
+    def _best_head(heads: tuple[float, ...]) -> Reading:
+        """Each write head's rank correlation -> the reading of the one largest in size."""
+        if not heads or np.isnan(heads).all():
+            return Reading(float("nan"), "no write head to rank", heads or None)
+        best = int(np.nanargmax(np.abs(heads)))
+        each = f" (per write head: {', '.join(f'{h:+.2f}' for h in heads)})" if len(heads) > 1 else ""
+        return Reading(heads[best], f"write head {best + 1}'s location was rank-correlated with priority at "
+                                    f"{heads[best]:+.3f}{each}", heads)
+
     def measure_mechanisms(self, trace: Trace, lag: int | None = None) -> dict[str, Reading]:
         layout = self._layout(trace)
         if layout is None:
@@ -142,11 +161,14 @@ class PrioritySort(Task):
         priority = trace.inputs[:n, self.bits]
         slots = locations(trace.write)[:n]
         rho = rank_correlation(priority, unwrap(slots, trace.slots))
+        heads = tuple(rank_correlation(priority, unwrap(locations(trace.write[:, h: h + 1])[:n], trace.slots))
+                      for h in range(trace.write.shape[1]))
         top = slots[np.argsort(-priority, kind="stable")]
         distinct = len(set(slots.tolist()))
         out = {
             "priority_order": Reading(rho, f"rank correlation {rho:+.3f} between priority and write location; "
                                            f"highest priority first, the inputs went to slots {slot_list(top)}"),
+            "priority_order_head": self._best_head(heads),
             "distinct_slots": Reading(distinct / n, f"the {n} inputs went to {distinct} distinct slots"),
         }
         if k < 1 or lag is None:
