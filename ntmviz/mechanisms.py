@@ -146,10 +146,11 @@ class Report:
         if self.lag is not None:
             lines.append("playback lag 1: the read head reads at step t what the output shows at step t+1"
                          if self.lag else "playback lag 0: the output at step t shows the read of step t")
-        lines.append(f"  {'mechanism':<44} {'value':>7} {'[95% interval]':>18} {'n':>5}  {'target':<24} shows?")
+        width = max([44, *(len(r.title) for r in self.results)])
+        lines.append(f"  {'mechanism':<{width}} {'value':>7} {'[95% interval]':>18} {'n':>5}  {'target':<24} shows?")
         for r in self.results:
             lo, hi = r.interval
-            lines.append(f"  {r.title:<44} {r.value:7.3f} [{lo:7.3f}, {hi:7.3f}] {r.samples:5d}  "
+            lines.append(f"  {r.title:<{width}} {r.value:7.3f} [{lo:7.3f}, {hi:7.3f}] {r.samples:5d}  "
                          f"{r.mechanism.target:<24} {'yes' if r.passes else 'NO'}")
         lines += [f"  - {r.verdict}" for r in self.results]
         return "\n".join(lines)

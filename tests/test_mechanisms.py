@@ -410,6 +410,8 @@ def test_the_shipped_recall_checkpoint_gives_items_their_own_slots_but_splits_th
     head = by["lookup_head"]
     assert head.head is not None and head.value > by["lookup"].value and not head.passes
     assert f"one read head reads the successor (read head {head.head + 1})" in report.table()
+    rows = [line for line in report.table().splitlines() if line.endswith(("yes", "NO"))]
+    assert len(rows) == 3 and len({line.index(" [") for line in rows}) == 1  # the columns line up
     assert "What the heads did (associative_recall, 60 sequences from the validation stream" in report.table()
 
 
