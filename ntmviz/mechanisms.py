@@ -15,6 +15,8 @@ they stored, one playback lag per model is used for all its episodes: the lag mo
 episodes fit (tasks/mechanism.py explains why). Aggregates: a "rate" mechanism gives the
 fraction of episodes that pass with a 95% Wilson interval; a "mean" mechanism the mean of the
 per-episode values with a 95% bootstrap interval; both with the count of episodes it applied to.
+A per-head mechanism (Mechanism.per_head) is aggregated for each head and reports the model's
+best head, one for all its episodes, as the lag is.
 """
 
 from __future__ import annotations

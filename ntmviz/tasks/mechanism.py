@@ -14,7 +14,8 @@ Shapes: T steps, I input width, R read and W write heads, N memory slots.
 
 A head's *location* at step t is its weighting's largest slot. With several heads of a kind,
 a step's location is the slot with the most weight summed over those heads: where that step's
-reading (or writing) went.
+reading (or writing) went. A mechanism marked `per_head` measures each head of a kind alone
+instead, so a head that does the paper's work is seen beside others that do something else.
 
 Playback lag: the model reads at step t and outputs y_t = f(h_t, r_t), but a trained model may
 instead carry the read to the next step's output through its controller (the shipped copy NTM
