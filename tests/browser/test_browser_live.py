@@ -81,6 +81,14 @@ def test_closing_the_page_pauses_its_run_at_once(tmp_path):
     assert not blocked, blocked
 
 
+def guard_in_page(page, armed: bool) -> None:
+    """Wait until the page's own copy of the LeaveGuard is (dis)armed: the server arms it first,
+    and a reload before the page hears of it would rightly not ask."""
+    page.wait_for_function("""(armed) => [...Bokeh.documents[0]._all_models.values()].some(m =>
+        m.data != null && typeof m.data === "object" && String(m.data.type).startsWith("LeaveGuard")
+        && m.data.active === armed)""", arg=armed, timeout=120_000)
+
+
 def reload_soon(page) -> None:
     """Ask the page to reload itself, as the reload button does (without waiting for it)."""
     page.evaluate("() => { setTimeout(() => location.reload(), 0); }")
@@ -101,6 +109,7 @@ def test_reloading_with_a_run_going_asks_first(tmp_path):
         view, sessions = views[-1], len(views)  # (the server's readiness probe made a session too)
         run = wait_for(lambda: view.run, what="the run to start")
         wait_for(lambda: run.step >= 2, what="a few steps")
+        guard_in_page(page, armed=True)
         reload_soon(page)
         wait_for(lambda: dialogs, what="the browser to ask before leaving", page=page)
         assert dialogs == ["beforeunload"]
@@ -113,6 +122,7 @@ def test_reloading_with_a_run_going_asks_first(tmp_path):
         page.get_by_role("button", name="Stop", exact=True).click()
         wait_for(lambda: run.ended, what="the stop")
         page.get_by_text("Stopped").first.wait_for()
+        guard_in_page(page, armed=False)
         reload_soon(page)
         wait_for(lambda: len(views) == sessions + 1, what="the reloaded page's new session", page=page)
         page.get_by_role("button", name="Start", exact=True).wait_for()
