@@ -159,10 +159,14 @@ class PrioritySort(Task):
         if lag is None:
             lag = self.playback_lag(trace)
         priority = trace.inputs[:n, self.bits]
-        slots = locations(trace.write)[:n]
-        rho = rank_correlation(priority, unwrap(slots, trace.slots))
-        heads = tuple(rank_correlation(priority, unwrap(locations(trace.write[:, h: h + 1])[:n], trace.slots))
-                      for h in range(trace.write.shape[1]))
+
+        def order(write: np.ndarray) -> tuple[np.ndarray, float]:
+            """write [T, H, N] -> (the n input steps' write locations, their rank correlation with priority)."""
+            at = locations(write)[:n]
+            return at, rank_correlation(priority, unwrap(at, trace.slots))
+
+        slots, rho = order(trace.write)
+        heads = tuple(order(trace.write[:, h: h + 1])[1] for h in range(trace.write.shape[1]))
         top = slots[np.argsort(-priority, kind="stable")]
         distinct = len(set(slots.tolist()))
         out = {
