@@ -46,6 +46,11 @@ def eval_table(report: dict, task) -> str:
         lo, hi = extra["gap_interval"]
         lines.append(f"bits per prediction: model {extra['model_bits']:.4f}, optimal Bayesian {extra['optimal_bits']:.4f}, "
                      f"gap {extra['gap']:.4f} [{lo:.4f}, {hi:.4f}] (same sequences)")
+    for row in rows:  # repeat copy at a fixed count: where along the output the errors fall
+        if (row.get("extra") or {}).get("parts"):
+            part = row["extra"]["part_name"]
+            lines.append(f"{row['size']}: bit errors/seq in each {part} ({part} 1 first): "
+                         + " ".join(f"{v:.2f}" for v in row["extra"]["parts"]))
     if report["task"] == "priority_sort":
         lines.append("loss bits/seq is the paper's unit for priority sort (cross-entropy in bits per sequence)")
     if report.get("seeds"):

@@ -66,7 +66,8 @@ class Score:
     exact_interval: tuple[float, float]
     loss: float  # mean cross-entropy per sequence, nats
     loss_bits: float  # the same in bits per sequence (the unit of the paper's curves)
-    extra: dict = field(default_factory=dict)  # n-grams: model and optimal bits per prediction, their gap
+    extra: dict = field(default_factory=dict)  # n-grams: model and optimal bits per prediction, their gap;
+    # repeat copy at a fixed count: each repeat's bit errors (parts, part_intervals, part_name)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,13 +87,14 @@ def check_request(stream: str, samples: int) -> None:
 def sequence_results(model: torch.nn.Module, task, *, stream: str = "test", seed: int = 0, samples: int = 1000,
                      batch_size: int = 100) -> dict[str, np.ndarray]:
     """Per-sequence results of each of the model's K models on the same `samples` sequences:
-    {"bit_errors": [K, n], "loss": [K, n]} (+ "model_bits", "optimal_bits" [K, n] for n-grams)."""
+    {"bit_errors": [K, n], "loss": [K, n]} (+ "model_bits", "optimal_bits" [K, n] for n-grams;
+    + "parts" [K, n, P] where the task splits its output into parts, task.part_errors)."""
     check_request(stream, samples)
     slots = getattr(model.config, "memory_slots", None)
     if slots is not None:
         task.check_fits(slots)
     K = getattr(model, "models", 1)
-    parts: dict[str, list[np.ndarray]] = {}
+    chunks: dict[str, list[np.ndarray]] = {}
     was_training = model.training
     model.eval()
     try:
@@ -104,16 +106,19 @@ def sequence_results(model: torch.nn.Module, task, *, stream: str = "test", seed
                 both = Batch.concat([batch] * K)  # every model answers the same sequences
                 logits = model(both.inputs)
                 results = {"bit_errors": task.bit_errors(logits, both), "loss": task.sequence_loss(logits, both)}
+                split = task.part_errors(logits, both)
+                if split is not None:
+                    results["parts"] = split
                 if hasattr(task, "optimal_bits_per_prediction"):
                     results["model_bits"] = task.bits_per_prediction(logits, both)
                     results["optimal_bits"] = task.optimal_bits_per_prediction(batch).repeat(K)
                 for name, value in results.items():
-                    parts.setdefault(name, []).append(value.float().cpu().numpy().reshape(K, b))
+                    chunks.setdefault(name, []).append(value.float().cpu().numpy().reshape(K, b, *value.shape[1:]))
                 done += b
                 index += 1
     finally:
         model.train(was_training)
-    return {name: np.concatenate(chunks, axis=1) for name, chunks in parts.items()}
+    return {name: np.concatenate(parts, axis=1) for name, parts in chunks.items()}
 
 
 def evaluate(model: torch.nn.Module, task, *, stream: str = "test", seed: int = 0, samples: int = 1000,
@@ -132,6 +137,11 @@ def evaluate(model: torch.nn.Module, task, *, stream: str = "test", seed: int = 
             extra = {"model_bits": float(per_seq["model_bits"][k].mean()),
                      "optimal_bits": float(per_seq["optimal_bits"][k].mean()),
                      "gap": float(gap.mean()), "gap_interval": mean_interval(gap)}
+        if "parts" in per_seq:
+            each = per_seq["parts"][k]  # [n, P]
+            extra["part_name"] = task.part_name
+            extra["parts"] = [float(m) for m in each.mean(0)]
+            extra["part_intervals"] = [mean_interval(each[:, p]) for p in range(each.shape[1])]
         scores.append(Score(stream=stream, seed=seed, samples=samples, bit_errors=float(errors.mean()),
                             interval=mean_interval(errors), exact=exact / samples,
                             exact_interval=wilson_interval(exact, samples), loss=float(loss.mean()),

@@ -74,3 +74,42 @@ def test_bad_requests(stream, samples, words):
     with pytest.raises(ntmviz.ConfigError, match="memory slots"):
         evaluate(model, task.at(9), samples=5)
 
+
+
+def test_repeat_copy_splits_its_bit_errors_between_the_repeats():
+    """Each wrong bit counts in the copy whose steps it falls on; the end marker's step in none."""
+    import torch
+
+    task = get_task("repeat_copy", bits=4).at(3, repeats=4)  # L = 3: delimiter at step 3, copies at 4..15, end at 16
+    batch = task.sample(2, seed=5)
+    right = (batch.targets * 2 - 1) * 10  # logits that give every target bit
+    wrong = right.clone()
+    wrong[0, 4 + 3 * 1 + 2, 1] *= -1  # sequence 0: one bit in copy 2 (its third vector)
+    wrong[0, 4 + 3 * 3, :] *= -1  # five bits (four data and the end channel) at the first step of copy 4
+    wrong[1, 16, 0] *= -1  # sequence 1: a bit at the end marker's step
+    parts = task.part_errors(wrong, batch)
+    assert parts.tolist() == [[0, 1, 0, 5], [0, 0, 0, 0]]
+    assert task.bit_errors(wrong, batch).tolist() == [6, 1]
+    assert task.part_errors(right, batch).sum() == 0
+    assert get_task("repeat_copy").part_errors(right, batch) is None  # the counts vary: no common parts
+
+
+def test_evaluation_reports_each_repeat_and_the_table_prints_them():
+    from ntmviz.cards import eval_table
+
+    task = get_task("repeat_copy", bits=3, max_length=3)
+    model = build_model(ntmviz.NTMConfig(task.input_size, task.output_size, 8, 4, controller_size=6), seeds=[0])
+    fixed = task.at(2, repeats=3)
+    per_seq = sequence_results(model, fixed, samples=12, batch_size=5)
+    assert per_seq["parts"].shape == (1, 12, 3)
+    score = evaluate(model, fixed, samples=12, batch_size=5)[0]
+    assert score.extra["part_name"] == "repeat"
+    np.testing.assert_allclose(score.extra["parts"], per_seq["parts"][0].mean(0))
+    assert sum(score.extra["parts"]) <= score.bit_errors  # only the end marker's step is left out
+    assert "parts" not in evaluate(model, task, samples=12)[0].extra  # the training range's counts vary
+    report = {"checkpoint": "x", "task": "repeat_copy", "model": "ntm", "parameters": 1, "sequences_seen": 0,
+              "stream": "test", "seed": 0, "samples": 12, "difficulty": task.difficulty_name,
+              "rows": [{"size": "2 x 3 repeats", **score.to_dict()}]}
+    line = eval_table(report, task).splitlines()[-1]
+    assert line == ("2 x 3 repeats: bit errors/seq in each repeat (repeat 1 first): "
+                    + " ".join(f"{v:.2f}" for v in score.extra["parts"]))

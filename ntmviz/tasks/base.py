@@ -251,6 +251,15 @@ class Task:
         wrong = ((logits > 0) != (batch.targets > 0.5)).sum(-1).to(torch.float32)  # [B, T]
         return (wrong * batch.mask.to(torch.float32)).sum(-1)
 
+    # Where the output falls into parts of its own (repeat copy: one per repeat), the name of a
+    # part; `part_errors` then splits the bit errors between them.
+    part_name: ClassVar[str] = ""
+
+    def part_errors(self, logits: Tensor, batch: Batch) -> Tensor | None:
+        """Wrong bits per sequence in each part of the output, [B, P] float32, where every
+        sequence of this task has the same P parts; None where it has none (the default)."""
+        return None
+
     # ---- what the heads did (mechanism metrics; see mechanism.py) -----------------------------
     mechanisms: ClassVar[tuple[Mechanism, ...]] = ()  # the parts of the paper's algorithm this task measures
 

@@ -26,9 +26,11 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from ..errors import ConfigError
-from .base import Task, check_int, check_range, randint, span
+from .base import Batch, Task, check_int, check_range, randint, span
 from .copy import not_measured, offset_words, playback, playback_fit, stored_slots, write_walk
 from .mechanism import Mechanism, Reading, Trace, first_step, focus, locations
 
@@ -108,6 +110,24 @@ class RepeatCopy(Task):
         targets[:, :, :W] = np.take_along_axis(vectors, source[..., None], 1) * copying[..., None]
         targets[:, :, W] = t == end
         return inputs, targets, copying | (t == end), lengths
+
+    part_name = "repeat"
+
+    def part_errors(self, logits: Tensor, batch: Batch) -> Tensor | None:
+        """Wrong bits per sequence in each of the R copies' steps, [B, R] (every output channel,
+        so an end marker given too early counts in its copy; the end marker's own step apart),
+        when every sequence has the same R (as in the "10 x 15 repeats" test); else None. It
+        shows where a model that cannot play R copies stops."""
+        if self.min_repeats != self.max_repeats:
+            return None
+        self._check_logits(logits, batch)
+        R = self.max_repeats
+        wrong = ((logits > 0) != (batch.targets > 0.5)).sum(-1).to(torch.float32)  # [B, T]
+        L = (batch.inputs[..., self.bits] > 0.5).to(torch.float32).argmax(-1, keepdim=True)  # [B, 1] delimiter step
+        t = torch.arange(wrong.shape[1], device=wrong.device)[None]  # [1, T]
+        copying = (t > L) & (t <= L + R * L)  # [B, T]
+        repeat = torch.where(copying, torch.div(t - L - 1, L.clamp(min=1), rounding_mode="floor"), 0)  # [B, T]
+        return torch.zeros(wrong.shape[0], R, device=wrong.device).scatter_add_(1, repeat, wrong * copying)
 
     # ---- what the heads did ----------------------------------------------------------------
     # The paper's algorithm (section 4.2): write the vectors to consecutive slots as in copy,
