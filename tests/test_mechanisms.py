@@ -242,10 +242,10 @@ def sort_trace(slot_of_rank, lag: int = 0, n: int = 6, k: int = 4):
 def test_priority_sort_in_priority_order_correlates_one_and_reversed_minus_one():
     up = values(SORT, sort_trace(lambda r: r))
     assert up == {"priority_order": pytest.approx(1.0), "priority_order_head": pytest.approx(1.0),
-                  "distinct_slots": 1.0, "readout": 1.0}
+                  "distinct_slots": 1.0, "readout": 1.0, "readout_head": 1.0}
     down = values(SORT, sort_trace(lambda r: 10 - r, lag=1))
     assert down == {"priority_order": pytest.approx(-1.0), "priority_order_head": pytest.approx(-1.0),
-                    "distinct_slots": 1.0, "readout": 1.0}
+                    "distinct_slots": 1.0, "readout": 1.0, "readout_head": 1.0}
     assert SORT.playback_lag(sort_trace(lambda r: r, lag=1)) == 1
     wrapped = values(SORT, sort_trace(lambda r: (r - 3) % N))  # slots 13, 14, 15, 0, 1, 2: still in order
     assert wrapped["priority_order"] == pytest.approx(1.0)
@@ -264,6 +264,24 @@ def test_priority_sort_measures_each_write_head_alone():
     head = got["priority_order_head"]
     assert head.value == pytest.approx(-1.0) and head.heads == (pytest.approx(-1.0), 0.0)
     assert head.note == "write head 1's location was rank-correlated with priority at -1.000 (per write head: -1.00, +0.00)"
+
+
+def test_priority_sort_pairs_each_read_head_with_the_sorting_write_head():
+    """Write head 1 sorts and write head 2, heavier, sits on slot 3; read head 2 reads write head
+    1's slots in priority order while read head 1, heavier, sits on slot 15. The summed heads
+    show neither; each head alone shows both."""
+    sorted_down = sort_trace(lambda r: 10 - r)
+    T = sorted_down.inputs.shape[0]
+    write = np.concatenate([sorted_down.write, onehot([3] * T) * 2], axis=1)
+    read = np.concatenate([onehot([15] * T) * 2, sorted_down.read], axis=1)
+    got = SORT.measure_mechanisms(Trace(sorted_down.inputs, read, write), lag=0)
+    assert got["readout"].value == 0.0
+    head = got["readout_head"]
+    assert head.value == 1.0 and head.heads == (0.0, 1.0)
+    assert head.note == ("read head 2 read 4 of 4 outputs from the slot write head 1, the sorting head, gave the "
+                         "input of that rank (per read head: 0%, 100%)")
+    late = SORT.measure_mechanisms(Trace(sorted_down.inputs, read, write), lag=1)["readout_head"]
+    assert late.heads[1] < 1.0  # read a step early, the same reads miss
 
 
 def test_priority_sort_everything_on_one_slot_has_no_order():

@@ -115,6 +115,15 @@ class PrioritySort(Task):
             "The fraction of the k output steps whose read (step n+1+i-lag for the i-th highest "
             "priority) is on the slot that input was written to. The paper's algorithm: 1.", "mean", 0.9,
             "the read head reads {value:.1%} of outputs from the slot of the input of that rank"),
+        Mechanism(
+            "readout_head", "one read head reads the sorting head's slots in order",
+            "For each read head alone: the fraction of the k output steps whose read (its own largest "
+            "slot at step n+1+i-lag for the i-th highest priority) is on the slot where the sorting "
+            "write head (the one whose location follows priority most closely in that sequence) put "
+            "that input. Over many sequences the model's head is the read head with the largest mean. "
+            "The paper's algorithm: 1.", "mean", 0.9,
+            "one read head reads {value:.1%} of outputs from the sorting write head's slot of the input of "
+            "that rank", per_head="read"),
     )
 
     def _layout(self, trace: Trace) -> tuple[int, int] | None:
@@ -151,6 +160,24 @@ class PrioritySort(Task):
         return Reading(heads[best], f"write head {best + 1}'s location was rank-correlated with priority at "
                                     f"{heads[best]:+.3f}{each}", heads)
 
+    @staticmethod
+    def _head_readout(trace: Trace, priority: np.ndarray, orders: tuple[float, ...], k: int, lag: int) -> Reading:
+        """Each read head's share of the k outputs read from the slot the sorting write head (the
+        one of `orders`, each write head's rank correlation, largest in size) gave that input."""
+        if np.isnan(orders).all():
+            return Reading(float("nan"), "no write head to follow", None)
+        writer = int(np.nanargmax(np.abs(orders)))
+        ranked = np.argsort(-priority, kind="stable")[:k]  # input steps, highest priority first
+        slots = locations(trace.write[:, writer: writer + 1])[ranked]  # [k] where the writer put them
+        steps = [len(priority) + 1 + i - lag for i in range(k)]
+        shares = tuple(float(np.mean(locations(trace.read[:, r: r + 1])[steps] == slots))
+                       for r in range(trace.read.shape[1]))
+        best = int(np.argmax(shares))
+        each = f" (per read head: {', '.join(f'{v:.0%}' for v in shares)})" if len(shares) > 1 else ""
+        return Reading(shares[best], f"read head {best + 1} read {round(shares[best] * k)} of {k} outputs from the "
+                                     f"slot write head {writer + 1}, the sorting head, gave the input of that "
+                                     f"rank{each}", shares)
+
     def measure_mechanisms(self, trace: Trace, lag: int | None = None) -> dict[str, Reading]:
         layout = self._layout(trace)
         if layout is None:
@@ -176,8 +203,9 @@ class PrioritySort(Task):
             "distinct_slots": Reading(distinct / n, f"the {n} inputs went to {distinct} distinct slots"),
         }
         if k < 1 or lag is None:
-            out["readout"] = Reading(float("nan"), "no outputs to read")
+            out["readout"] = out["readout_head"] = Reading(float("nan"), "no outputs to read")
         else:
+            out["readout_head"] = self._head_readout(trace, priority, heads, k, lag)
             hits = self._readout_hits(trace, n, k, lag)
             lead = " (it reads at step t what the output shows at step t+1)" if lag else ""
             out["readout"] = Reading(hits / k, f"the read head read {hits} of {k} outputs from the slot of the "
