@@ -247,9 +247,12 @@ class Task:
     def bit_errors(self, logits: Tensor, batch: Batch) -> Tensor:
         """Wrong bits per sequence on scored steps: [B] float32 holding whole numbers.
         A bit is wrong where (logits > 0) differs from (targets > 0.5)."""
+        return (self.wrong_bits(logits, batch) * batch.mask.to(torch.float32)).sum(-1)
+
+    def wrong_bits(self, logits: Tensor, batch: Batch) -> Tensor:
+        """Wrong bits at each step, scored or not: [B, T] float32."""
         self._check_logits(logits, batch)
-        wrong = ((logits > 0) != (batch.targets > 0.5)).sum(-1).to(torch.float32)  # [B, T]
-        return (wrong * batch.mask.to(torch.float32)).sum(-1)
+        return ((logits > 0) != (batch.targets > 0.5)).sum(-1).to(torch.float32)
 
     # Where the output falls into parts of its own (repeat copy: one per repeat), the name of a
     # part; `part_errors` then splits the bit errors between them.

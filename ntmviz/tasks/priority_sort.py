@@ -133,10 +133,11 @@ class PrioritySort(Task):
             return None
         return n, min(self.outputs, n, trace.inputs.shape[0] - n - 1)
 
-    def _ranked_slots(self, trace: Trace, n: int, k: int) -> tuple[list[int], list[int]]:
-        """(the output steps n+1 .. n+k, the write location of the input each should show)."""
+    def _ranked_slots(self, trace: Trace, n: int, k: int, write: np.ndarray | None = None) -> tuple[list[int], list[int]]:
+        """(the output steps n+1 .. n+k, the write location of the input each should show), the
+        location from `write` [T, H, N] (default: every write head, summed)."""
         order = np.argsort(-trace.inputs[:n, self.bits], kind="stable")[:k]
-        return [n + 1 + i for i in range(k)], locations(trace.write)[order].tolist()
+        return [n + 1 + i for i in range(k)], locations(trace.write if write is None else write)[order].tolist()
 
     def _readout_hits(self, trace: Trace, n: int, k: int, lag: int) -> int:
         steps, slots = self._ranked_slots(trace, n, k)
@@ -160,17 +161,15 @@ class PrioritySort(Task):
         return Reading(heads[best], f"write head {best + 1}'s location was rank-correlated with priority at "
                                     f"{heads[best]:+.3f}{each}", heads)
 
-    @staticmethod
-    def _head_readout(trace: Trace, priority: np.ndarray, orders: tuple[float, ...], k: int, lag: int) -> Reading:
+    def _head_readout(self, trace: Trace, orders: tuple[float, ...], n: int, k: int, lag: int) -> Reading:
         """Each read head's share of the k outputs read from the slot the sorting write head (the
         one of `orders`, each write head's rank correlation, largest in size) gave that input."""
         if np.isnan(orders).all():
             return Reading(float("nan"), "no write head to follow", None)
         writer = int(np.nanargmax(np.abs(orders)))
-        ranked = np.argsort(-priority, kind="stable")[:k]  # input steps, highest priority first
-        slots = locations(trace.write[:, writer: writer + 1])[ranked]  # [k] where the writer put them
-        steps = [len(priority) + 1 + i - lag for i in range(k)]
-        shares = tuple(float(np.mean(locations(trace.read[:, r: r + 1])[steps] == slots))
+        steps, slots = self._ranked_slots(trace, n, k, trace.write[:, writer: writer + 1])
+        reads = [t - lag for t in steps]
+        shares = tuple(float(np.mean(locations(trace.read[:, r: r + 1])[reads] == slots))
                        for r in range(trace.read.shape[1]))
         best = int(np.argmax(shares))
         each = f" (per read head: {', '.join(f'{v:.0%}' for v in shares)})" if len(shares) > 1 else ""
@@ -205,7 +204,7 @@ class PrioritySort(Task):
         if k < 1 or lag is None:
             out["readout"] = out["readout_head"] = Reading(float("nan"), "no outputs to read")
         else:
-            out["readout_head"] = self._head_readout(trace, priority, heads, k, lag)
+            out["readout_head"] = self._head_readout(trace, heads, n, k, lag)
             hits = self._readout_hits(trace, n, k, lag)
             lead = " (it reads at step t what the output shows at step t+1)" if lag else ""
             out["readout"] = Reading(hits / k, f"the read head read {hits} of {k} outputs from the slot of the "

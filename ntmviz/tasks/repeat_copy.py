@@ -120,9 +120,8 @@ class RepeatCopy(Task):
         shows where a model that cannot play R copies stops."""
         if self.min_repeats != self.max_repeats:
             return None
-        self._check_logits(logits, batch)
         R = self.max_repeats
-        wrong = ((logits > 0) != (batch.targets > 0.5)).sum(-1).to(torch.float32)  # [B, T]
+        wrong = self.wrong_bits(logits, batch)  # [B, T]
         L = (batch.inputs[..., self.bits] > 0.5).to(torch.float32).argmax(-1, keepdim=True)  # [B, 1] delimiter step
         t = torch.arange(wrong.shape[1], device=wrong.device)[None]  # [1, T]
         copying = (t > L) & (t <= L + R * L)  # [B, T]
