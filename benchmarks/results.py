@@ -4,6 +4,8 @@
     .venv/bin/python benchmarks/results.py [--samples 1000] [--seed 0]
         # rewrites the README's results section and benchmarks/results.png
     .venv/bin/python benchmarks/results.py --plot-only   # redraws the plot only (no evaluation)
+    .venv/bin/python benchmarks/results.py --check --seed 7  # measures again with other sequences and
+        # sets each new mean beside the README's interval; writes nothing
 
 Every cell is the mean bit errors per sequence on `--samples` test-stream sequences (seed
 `--seed`) with its 95% interval; both models of a row pair answer the same sequences. Each
@@ -23,6 +25,7 @@ per sequence, or for n-grams the cross-entropy (what validation chooses on there
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import torch
@@ -38,6 +41,8 @@ COLOURS = {"ntm": "tab:blue", "lstm": "tab:orange", "lstm-paper": "tab:green"}
 TASKS = ("copy", "repeat_copy", "associative_recall", "ngrams", "priority_sort")
 PLOT = ROOT / "benchmarks" / "results.png"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+NUMBER = r"(-?\d+(?:\.\d+)?)"
+INTERVAL = re.compile(rf"^{NUMBER} \[{NUMBER}, {NUMBER}\]$")
 
 
 def cell(score) -> str:
@@ -101,6 +106,49 @@ def table(task_name: str, args) -> tuple[list[str], dict]:
     return lines + missing_rows(task_name, len(header)) + [""], curves_of(ckpts)
 
 
+def tables_of(lines: list[str]) -> dict[str, list[list[str]]]:
+    """{task heading: its Markdown table's rows, each a list of cells} of a results block's lines.
+
+    A heading is the bold text that opens a task's paragraph; the header row is the first row."""
+    tables, heading = {}, None
+    for line in lines:
+        if line.startswith("**"):
+            heading = line.split("**")[1]
+            tables[heading] = []
+        elif line.startswith("| ") and heading is not None and not line.startswith("| ---"):
+            tables[heading].append([c.strip() for c in line.strip().strip("|").split("|")])
+    return tables
+
+
+def compare(claimed: list[str], measured: list[str]) -> tuple[list[str], int, int, int]:
+    """Each interval cell of the README's block (claimed) beside the same cell measured again.
+
+    Cells pair by task heading, row label and column; cells without an interval, or rows one side
+    lacks, are left out. Returns Markdown rows and how many cells were compared, how many new means
+    fall inside the claimed 95% intervals (about 83% should, for a new seed with as many sequences),
+    and how many within 1.4 half-widths of the claimed mean (about 95% should; the half-width is
+    the interval's wider side)."""
+    old, new = tables_of(claimed), tables_of(measured)
+    rows, compared, inside, near = [], 0, 0, 0
+    for heading, table in new.items():
+        before = {row[0]: row for row in old.get(heading, [])}
+        header = table[0]
+        for row in table[1:]:
+            for column, after, then in zip(header[1:], row[1:], before.get(row[0], [])[1:]):
+                was, now = INTERVAL.match(then), INTERVAL.match(after)
+                if not (was and now):
+                    continue
+                mean, lo, hi = map(float, was.groups())
+                value = float(now.group(1))
+                is_inside = lo <= value <= hi
+                # the wider side: intervals near zero are lopsided, and rounding can put a mean on an edge
+                is_near = abs(value - mean) <= 1.4 * max(hi - mean, mean - lo)
+                compared, inside, near = compared + 1, inside + is_inside, near + is_near
+                rows.append(f"| {heading.split(':')[0]} | {row[0]} | {column} | {then} | {after} | "
+                            f"{'yes' if is_inside else 'no'} | {'yes' if is_near else 'no'} |")
+    return rows, compared, inside, near
+
+
 def plot(curves: dict, path: Path) -> None:
     import math
 
@@ -153,6 +201,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000, help="test-stream sequences per cell")
     parser.add_argument("--seed", type=int, default=0, help="seed within the test stream")
     parser.add_argument("--plot-only", action="store_true", help="redraw results.png from the checkpoints' curves only")
+    parser.add_argument("--check", action="store_true",
+                        help="measure again (use a new --seed) and compare with the README's intervals; write nothing")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.plot_only:
@@ -175,6 +225,16 @@ def main() -> None:
 
     readme = ROOT / "README.md"
     text = readme.read_text()
+    if args.check:
+        claimed = text.split(BEGIN, 1)[1].split(END, 1)[0].splitlines() if BEGIN in text else []
+        rows, compared, inside, near = compare(claimed, lines)
+        print(f"\nthe README's numbers measured again on test-stream seed {args.seed}, {args.samples} sequences per cell\n")
+        print("| task | model | column | README | this seed | inside its interval | within 1.4 half-widths |")
+        print("| --- | --- | --- | ---: | ---: | --- | --- |")
+        print("\n".join(rows))
+        print(f"\n{inside} of {compared} new means inside the README's 95% intervals (about 83% expected), "
+              f"{near} of {compared} within 1.4 half-widths of its means (about 95% expected)")
+        return
     block = "\n".join(lines)
     if BEGIN in text:
         head, rest = text.split(BEGIN, 1)
