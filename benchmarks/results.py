@@ -13,8 +13,10 @@ row names its parameter count and the sequences it trained on.
 
 The LSTM baselines at the paper's sizes (Table 3: 3 layers) are megabytes, past this repository's
 size budget, so their weights are not shipped: `benchmarks/ship.py --out-dir benchmarks/baselines`
-writes them there (git ignores them) with a card beside them (committed). Their rows appear
-where the weights are; elsewhere the row points to the card.
+writes them there (git ignores them) with a card beside them (committed). Where the weights are,
+their rows are measured; elsewhere a row takes its numbers from the card when the card's
+evaluation used the same test sequences (stream, seed, count), and says so; `--check` leaves
+such rows out, since nothing is measured again.
 
 The plot draws, per task, each model's validation curve (the validation stream, on the task as
 configured, so curves of runs with and without a curriculum compare), and faintly its
@@ -45,9 +47,12 @@ NUMBER = r"(-?\d+(?:\.\d+)?)"
 INTERVAL = re.compile(rf"^{NUMBER} \[{NUMBER}, {NUMBER}\]$")
 
 
+def interval_text(mean: float, low: float, high: float) -> str:
+    return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
+
+
 def cell(score) -> str:
-    lo, hi = score.interval
-    return f"{score.bit_errors:.2f} [{lo:.2f}, {hi:.2f}]"
+    return interval_text(score.bit_errors, *score.interval)
 
 
 def paths(task_name: str) -> dict:
@@ -61,14 +66,60 @@ def shipped(task_name: str) -> dict:
     return {kind: checkpoint.load(path, device="cpu") for kind, path in paths(task_name).items() if path.exists()}
 
 
-def missing_rows(task_name: str, columns: int) -> list[str]:
-    """A row for each paper-size baseline whose card is here but not its weights."""
+CARD_MODEL = re.compile(r"\(\w+, \w+, ([\d,]+) parameters, ([\d,]+) sequences seen\)$")
+CARD_SEQUENCES = re.compile(r"^(\d+) sequences per row from the (\w+) stream, seed (\d+);")
+CARD_ROW = re.compile(rf"^\s*(.*?)\s+{NUMBER} \[\s*{NUMBER},\s*{NUMBER}\]")
+CARD_GAP = re.compile(rf"^bits per prediction: model {NUMBER}, optimal Bayesian {NUMBER}, "
+                      rf"gap {NUMBER} \[{NUMBER}, {NUMBER}\]")
+
+
+def card_scores(text: str, samples: int, seed: int) -> dict | None:
+    """The test-stream numbers in a card's evaluation (the table `ntmviz eval --card` wrote), or
+    None when they were measured on other sequences than `samples` test-stream sequences of `seed`.
+
+    Returns {"parameters": int, "sequences": int, "rows": {size label: (mean, low, high)}} and, for
+    n-grams, "bits": (model, optimum) and "gap": (gap, low, high)."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines[:-2]):
+        model, sequences = CARD_MODEL.search(line), CARD_SEQUENCES.match(lines[i + 1])
+        if model and sequences:
+            break
+    else:
+        return None
+    if sequences.groups() != (str(samples), "test", str(seed)):
+        return None
+    scores = {"parameters": int(model.group(1).replace(",", "")), "sequences": int(model.group(2).replace(",", "")),
+              "rows": {}}
+    for line in lines[i + 3:]:  # below the column titles, down to the first line that is not a size's row
+        gap, row = CARD_GAP.match(line), CARD_ROW.match(line)
+        if gap:  # n-grams: the line after the rows
+            values = [float(v) for v in gap.groups()]
+            scores["bits"], scores["gap"] = tuple(values[:2]), tuple(values[2:])
+        if gap or not row:
+            break
+        scores["rows"][row.group(1)] = tuple(float(v) for v in row.groups()[1:])
+    return scores
+
+
+def card_row(task_name: str, labels: list[str], args) -> list[str]:
+    """The row of a paper-size baseline whose card is here but not its weights: its numbers from the
+    card when they were measured on the same test sequences, else a pointer to the card."""
     path = paths(task_name)["lstm-paper"]
     card = path.with_suffix(".md")
-    if path.exists() or not card.exists():
+    if path.exists() or not card.exists() or args.check:
         return []
     where = card.relative_to(ROOT)
-    return [f"| {KINDS['lstm-paper']} (weights not shipped) | see [{where}]({where}) |" + " |" * (columns - 2)]
+    scores = card_scores(card.read_text(), args.samples, args.seed)
+    if scores is None:
+        return [f"| {KINDS['lstm-paper']} (weights not shipped) | see [{where}]({where}) |" + " |" * (len(labels) - 1)]
+    label = (f"{KINDS['lstm-paper']} ({scores['parameters']:,} parameters, {scores['sequences'] / 1000:,.0f}K "
+             f"sequences; weights not shipped, numbers from [its card]({where}))")
+    if "gap" in scores:
+        (model, optimum), (gap, lo, hi) = scores["bits"], scores["gap"]
+        cells = [f"{model:.3f} (optimum {optimum:.3f})", f"{gap:.3f} [{lo:.3f}, {hi:.3f}]"]
+    else:
+        cells = [interval_text(*scores["rows"][size]) if size in scores["rows"] else "—" for size in labels]
+    return [f"| {label} | " + " | ".join(cells) + " |"]
 
 
 def curves_of(ckpts: dict) -> dict:
@@ -92,6 +143,9 @@ def table(task_name: str, args) -> tuple[list[str], dict]:
     for kind, ckpt in ckpts.items():
         params = sum(p.numel() for p in ckpt.model.parameters())
         label = f"{KINDS[kind]} ({params:,} parameters, {ckpt.sequences / 1000:,.0f}K sequences)"
+        if kind == "lstm-paper":  # measured from weights only a local training run has: the card says how
+            card = paths(task_name)[kind].with_suffix(".md").relative_to(ROOT)
+            label = label[:-1] + f"; weights not shipped, [its card]({card}))"
         if ngrams:
             extra = evaluate(ckpt.model, task, samples=args.samples, seed=args.seed)[0].extra
             lo, hi = extra["gap_interval"]
@@ -103,7 +157,7 @@ def table(task_name: str, args) -> tuple[list[str], dict]:
                      if slots is None or variant.required_slots() <= slots else "—" for _, variant in variants]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
-    return lines + missing_rows(task_name, len(header)) + [""], curves_of(ckpts)
+    return lines + card_row(task_name, [label for label, _ in variants], args) + [""], curves_of(ckpts)
 
 
 def tables_of(lines: list[str]) -> dict[str, list[list[str]]]:
@@ -188,6 +242,7 @@ def plot(curves: dict, path: Path) -> None:
                         label=f"{name} validation")
         ax.set_title(task.replace("_", " "))
         ax.set_xlabel("sequences seen")
+        ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1000:,.0f}K")  # 1e6 offsets and run-together digits otherwise
         ax.set_ylabel("cross-entropy, bits per sequence" if on_loss else "bit errors per sequence")
         if not on_loss and lowest < 1:  # curves that reach zero: a log scale shows their tail
             ax.set_yscale("symlog", linthresh=0.1)

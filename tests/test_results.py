@@ -3,6 +3,8 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "results.py"
 spec = importlib.util.spec_from_file_location("results_script", SCRIPT)
 results = importlib.util.module_from_spec(spec)
@@ -48,3 +50,79 @@ def test_rows_and_cells_one_side_lacks_are_left_out():
     assert [row.split(" | ")[1:3] for row in rows] == [["NTM (62 parameters)", "training range"],
                                                       ["NTM (58 parameters)", "gap to the optimum"]]
     assert (compared, inside, near) == (2, 1, 1)
+
+
+def card_for(task, model, sizes: list[tuple[str, object]], samples=40, seed=3) -> tuple[str, list]:
+    """What `ntmviz eval --card` writes for `model` (its evaluation table), and the scores in it."""
+    from ntmviz.cards import eval_table
+    from ntmviz.evaluate import evaluate
+
+    scores = [evaluate(model, variant, samples=samples, seed=seed)[0] for _, variant in sizes]
+    report = {"checkpoint": "benchmarks/baselines/x-lstm-paper.safetensors", "task": task.name, "model": "lstm",
+              "parameters": 123_456, "sequences_seen": 888_000, "stream": "test", "seed": seed,
+              "samples": samples, "difficulty": task.difficulty_name,
+              "rows": [{"size": label, **score.to_dict()} for (label, _), score in zip(sizes, scores)]}
+    return "# card\n\n## Evaluation\n\n```\n" + eval_table(report, task) + "\n```\n", scores
+
+
+def test_a_card_s_numbers_are_read_back_as_the_card_wrote_them():
+    import ntmviz
+    from ntmviz.model import build_model
+    from ntmviz.tasks import get_task
+
+    task = get_task("repeat_copy", bits=3, max_length=3, max_repeats=3)
+    model = build_model(ntmviz.LSTMConfig(task.input_size, task.output_size, 8, 1), seeds=[0])
+    sizes = [("training range", task), ("2", task.at(2)), ("2 x 3 repeats", task.at(2, repeats=3))]
+    text, scores = card_for(task, model, sizes)
+    read = results.card_scores(text, samples=40, seed=3)
+    assert (read["parameters"], read["sequences"]) == (123_456, 888_000)
+    assert list(read["rows"]) == ["training range", "2", "2 x 3 repeats"]  # the per-repeat line is not a row
+    for (label, _), score in zip(sizes, scores):
+        assert read["rows"][label] == pytest.approx((score.bit_errors, *score.interval), abs=5e-4)
+    assert "gap" not in read
+    # other sequences than asked for: the card's numbers do not stand in for a measurement
+    assert results.card_scores(text, samples=1000, seed=3) is None
+    assert results.card_scores(text, samples=40, seed=0) is None
+    assert results.card_scores(text.replace("test stream", "validation stream"), samples=40, seed=3) is None
+
+
+def test_n_grams_cards_give_the_gap_to_the_optimum():
+    import ntmviz
+    from ntmviz.model import build_model
+    from ntmviz.tasks import get_task
+
+    task = get_task("ngrams", sequence_length=30)
+    model = build_model(ntmviz.LSTMConfig(task.input_size, task.output_size, 8, 1), seeds=[0])
+    text, (score,) = card_for(task, model, [("training range", task)])
+    read = results.card_scores(text, samples=40, seed=3)
+    extra = score.extra
+    assert read["bits"] == pytest.approx((extra["model_bits"], extra["optimal_bits"]), abs=5e-5)
+    assert read["gap"] == pytest.approx((extra["gap"], *extra["gap_interval"]), abs=5e-5)
+
+
+def test_a_baseline_without_weights_gets_its_row_from_its_card(tmp_path, monkeypatch):
+    import argparse
+
+    import ntmviz
+    from ntmviz.model import build_model
+    from ntmviz.tasks import get_task
+
+    monkeypatch.setattr(results, "ROOT", tmp_path)
+    monkeypatch.setattr(results, "BASELINES", tmp_path / "baselines")
+    (tmp_path / "baselines").mkdir()
+    task = get_task("copy", bits=3, max_length=4)
+    model = build_model(ntmviz.LSTMConfig(task.input_size, task.output_size, 8, 1), seeds=[0])
+    text, (score, at4) = card_for(task, model, [("training range", task), ("4", task.at(4))])
+    (tmp_path / "baselines" / "copy-lstm-paper.md").write_text(text)
+    args = argparse.Namespace(samples=40, seed=3, check=False)
+    lo, hi = score.interval
+    link = "[its card](baselines/copy-lstm-paper.md)"
+    assert results.card_row("copy", ["training range", "4", "8"], args) == [
+        f"| LSTM at the paper's size (123,456 parameters, 888K sequences; weights not shipped, numbers from {link}) | "
+        f"{score.bit_errors:.2f} [{lo:.2f}, {hi:.2f}] | {at4.bit_errors:.2f} [{at4.interval[0]:.2f}, {at4.interval[1]:.2f}] "
+        "| — |"]
+    # measured on other sequences: the row points to the card; with --check nothing stands in
+    other = argparse.Namespace(samples=1000, seed=3, check=False)
+    assert results.card_row("copy", ["training range", "4", "8"], other) == [
+        "| LSTM at the paper's size (weights not shipped) | see [baselines/copy-lstm-paper.md](baselines/copy-lstm-paper.md) | | |"]
+    assert results.card_row("copy", ["training range", "4"], argparse.Namespace(samples=40, seed=3, check=True)) == []
