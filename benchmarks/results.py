@@ -44,15 +44,20 @@ TASKS = ("copy", "repeat_copy", "associative_recall", "ngrams", "priority_sort")
 PLOT = ROOT / "benchmarks" / "results.png"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 NUMBER = r"(-?\d+(?:\.\d+)?)"
-INTERVAL = re.compile(rf"^{NUMBER} \[{NUMBER}, {NUMBER}\]$")
+INTERVAL = re.compile(rf"^{NUMBER} \[{NUMBER}, {NUMBER}\]( \(\d+ wrong\))?$")
 
 
-def interval_text(mean: float, low: float, high: float) -> str:
-    return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
+FEW = 10  # a mean carried by fewer wrong sequences than this has an interval that understates its noise
+
+
+def interval_text(mean: float, low: float, high: float, wrong: int) -> str:
+    """Mean [interval]; and how many sequences were wrong when only a few were (their errors make the
+    whole mean, so another draw of sequences can land far outside the interval)."""
+    return f"{mean:.2f} [{low:.2f}, {high:.2f}]" + (f" ({wrong} wrong)" if 0 < wrong < FEW else "")
 
 
 def cell(score) -> str:
-    return interval_text(score.bit_errors, *score.interval)
+    return interval_text(score.bit_errors, *score.interval, round((1 - score.exact) * score.samples))
 
 
 def paths(task_name: str) -> dict:
@@ -68,7 +73,7 @@ def shipped(task_name: str) -> dict:
 
 CARD_MODEL = re.compile(r"\(\w+, \w+, ([\d,]+) parameters, ([\d,]+) sequences seen\)$")
 CARD_SEQUENCES = re.compile(r"^(\d+) sequences per row from the (\w+) stream, seed (\d+);")
-CARD_ROW = re.compile(rf"^\s*(.*?)\s+{NUMBER} \[\s*{NUMBER},\s*{NUMBER}\]")
+CARD_ROW = re.compile(rf"^\s*(.*?)\s+{NUMBER} \[\s*{NUMBER},\s*{NUMBER}\]\s+{NUMBER}% ")
 CARD_GAP = re.compile(rf"^bits per prediction: model {NUMBER}, optimal Bayesian {NUMBER}, "
                       rf"gap {NUMBER} \[{NUMBER}, {NUMBER}\]")
 
@@ -77,8 +82,8 @@ def card_scores(text: str, samples: int, seed: int) -> dict | None:
     """The test-stream numbers in a card's evaluation (the table `ntmviz eval --card` wrote), or
     None when they were measured on other sequences than `samples` test-stream sequences of `seed`.
 
-    Returns {"parameters": int, "sequences": int, "rows": {size label: (mean, low, high)}} and, for
-    n-grams, "bits": (model, optimum) and "gap": (gap, low, high)."""
+    Returns {"parameters": int, "sequences": int, "rows": {size label: (mean, low, high, wrong
+    sequences)}} and, for n-grams, "bits": (model, optimum) and "gap": (gap, low, high)."""
     lines = text.splitlines()
     for i, line in enumerate(lines[:-2]):
         model, sequences = CARD_MODEL.search(line), CARD_SEQUENCES.match(lines[i + 1])
@@ -97,7 +102,8 @@ def card_scores(text: str, samples: int, seed: int) -> dict | None:
             scores["bits"], scores["gap"] = tuple(values[:2]), tuple(values[2:])
         if gap or not row:
             break
-        scores["rows"][row.group(1)] = tuple(float(v) for v in row.groups()[1:])
+        mean, low, high, exact = (float(v) for v in row.groups()[1:])
+        scores["rows"][row.group(1)] = (mean, low, high, round((1 - exact / 100) * samples))
     return scores
 
 
@@ -192,7 +198,7 @@ def compare(claimed: list[str], measured: list[str]) -> tuple[list[str], int, in
                 was, now = INTERVAL.match(then), INTERVAL.match(after)
                 if not (was and now):
                     continue
-                mean, lo, hi = map(float, was.groups())
+                mean, lo, hi = map(float, was.groups()[:3])
                 value = float(now.group(1))
                 is_inside = lo <= value <= hi
                 # the wider side: intervals near zero are lopsided, and rounding can put a mean on an edge
@@ -269,7 +275,8 @@ def main() -> None:
                         f"Another seed draws other sequences: its means (from {args.samples} sequences as well) fall "
                         "inside these 95% intervals about 83% of the time, and within 1.4 times an interval's "
                         "half-width of these means about 95% of the time (two estimates of one mean, each with its "
-                        "own noise).", ""]
+                        f"own noise). Where fewer than {FEW} of a cell's sequences had any wrong bit, the cell says how many: "
+                        "its mean rests on those few, and its interval understates how far another draw can land.", ""]
     curves = {}
     for task in TASKS:
         rows, runs = table(task, args)

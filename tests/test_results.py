@@ -41,6 +41,26 @@ def test_each_new_mean_is_set_beside_the_same_cell_of_the_readme():
     ]
 
 
+def test_a_cell_says_how_many_sequences_were_wrong_when_only_a_few_were():
+    from ntmviz.evaluate import Score
+
+    def score(exact: float) -> Score:
+        return Score(stream="test", seed=0, samples=1000, bit_errors=0.014, interval=(0.0, 0.035), exact=exact,
+                     exact_interval=(0.0, 1.0), loss=0.0, loss_bits=0.0)
+
+    assert results.cell(score(0.998)) == "0.01 [0.00, 0.04] (2 wrong)"
+    assert results.cell(score(0.991)) == "0.01 [0.00, 0.04] (9 wrong)"
+    assert results.cell(score(0.990)) == "0.01 [0.00, 0.04]"  # ten or more: the interval can be trusted
+    assert results.cell(score(1.0)) == "0.01 [0.00, 0.04]"
+    # --check reads such cells as any other
+    claimed = block(["0.01 [0.00, 0.04] (2 wrong)", "—"], ["1.00 [0.90, 1.10]", "—"], "0.008 [0.008, 0.009]")
+    measured = block(["0.16 [0.01, 0.45] (4 wrong)", "—"], ["1.00 [0.90, 1.10]", "—"], "0.008 [0.008, 0.009]")
+    rows, compared, inside, near = results.compare(claimed, measured)
+    assert rows[0] == ("| copy | NTM (62 parameters) | training range | 0.01 [0.00, 0.04] (2 wrong) | "
+                       "0.16 [0.01, 0.45] (4 wrong) | no | no |")
+    assert (compared, inside, near) == (3, 2, 2)
+
+
 def test_rows_and_cells_one_side_lacks_are_left_out():
     claimed = block(["0.00 [0.00, 0.00]", "—"], ["10.00 [9.00, 11.00]", "5.00 [4.00, 6.00]"], "0.008 [0.008, 0.009]")
     measured = block(["0.10 [0.00, 0.20]", "1.00 [0.90, 1.10]"], ["10.00 [9.00, 11.00]", "5.00 [4.00, 6.00]"],
@@ -78,7 +98,8 @@ def test_a_card_s_numbers_are_read_back_as_the_card_wrote_them():
     assert (read["parameters"], read["sequences"]) == (123_456, 888_000)
     assert list(read["rows"]) == ["training range", "2", "2 x 3 repeats"]  # the per-repeat line is not a row
     for (label, _), score in zip(sizes, scores):
-        assert read["rows"][label] == pytest.approx((score.bit_errors, *score.interval), abs=5e-4)
+        wrong = round((1 - score.exact) * 40)
+        assert read["rows"][label] == pytest.approx((score.bit_errors, *score.interval, wrong), abs=5e-4)
     assert "gap" not in read
     # other sequences than asked for: the card's numbers do not stand in for a measurement
     assert results.card_scores(text, samples=1000, seed=3) is None
