@@ -20,8 +20,9 @@ from ntmviz.app.sources import load_source, record_episode
 from ntmviz.app.sweep_view import OUTCOMES, SweepView, find_sweeps, read_curves
 from ntmviz.sweep import Sweep, read_folder, run_paths, train_ensemble, write_summary
 
-# A copy task small enough that some seeds solve it in 200 steps and some do not (measured:
-# lr 3e-2 solves seed 0 and not seed 1; lr 1e-4 solves neither). About 12 s on this machine.
+# A copy task small enough that some runs solve it in 200 steps and some do not (measured: lr 1e-4
+# solves neither seed; lr 3e-2 one or both, as the build's floating point falls, so the tests
+# count the solved runs from the rows on disk). About 12 s on this machine.
 TINY = {"task.max_length": 2, "task.bits": 2, "memory_slots": 6, "memory_width": 4, "controller_size": 12,
         "batch_size": 8}
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
@@ -81,7 +82,8 @@ def test_the_table_holds_the_rows_on_disk(sweep_folder):
     assert [float(line.split(",")[3]) for line in lines] == pytest.approx(data["bit_errors"])
     titles = [c.title for c in view.table.columns]
     assert titles[:3] == ["run", "lr", "seed"] and "95% interval" in titles and "train s" in titles
-    assert "4 of 4 runs finished, 1 solved" in view.summary.object.replace("&#44;", ",")
+    how_many = sum(r["solved"] for r in rows)
+    assert f"4 of 4 runs finished, {how_many} solved" in view.summary.object.replace("&#44;", ",")
 
 
 def test_the_curves_are_the_checkpoint_histories_coloured_by_solved(sweep_folder):
