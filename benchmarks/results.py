@@ -45,8 +45,6 @@ PLOT = ROOT / "benchmarks" / "results.png"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 NUMBER = r"(-?\d+(?:\.\d+)?)"
 INTERVAL = re.compile(rf"^{NUMBER} \[{NUMBER}, {NUMBER}\]( \(\d+ wrong\))?$")
-
-
 FEW = 10  # a mean carried by fewer wrong sequences than this has an interval that understates its noise
 
 
