@@ -58,6 +58,20 @@ def cell(score) -> str:
     return interval_text(score.bit_errors, *score.interval, round((1 - score.exact) * score.samples))
 
 
+def gap_cells(model: float, optimum: float, gap: float, low: float, high: float) -> list[str]:
+    """An n-grams row's cells: bits per prediction, and the gap to the optimum [interval]."""
+    return [f"{model:.3f} (optimum {optimum:.3f})", f"{gap:.3f} [{low:.3f}, {high:.3f}]"]
+
+
+def row_label(kind: str, task_name: str, parameters: int, sequences: int, from_card: bool = False) -> str:
+    """A table row's model: its kind, size and training; a paper-size baseline's also names its card."""
+    label = f"{KINDS[kind]} ({parameters:,} parameters, {sequences / 1000:,.0f}K sequences"
+    if kind == "lstm-paper":  # weights only a local training run has: the card says how to make them
+        card = paths(task_name)[kind].with_suffix(".md").relative_to(ROOT)
+        label += f"; weights not shipped, {'numbers from ' if from_card else ''}[its card]({card})"
+    return label + ")"
+
+
 def paths(task_name: str) -> dict:
     """{kind: path} of the task's NTM, LSTM and paper-size LSTM, wherever each would be."""
     return {"ntm": CHECKPOINTS / f"{task_name}-ntm.safetensors", "lstm": CHECKPOINTS / f"{task_name}-lstm.safetensors",
@@ -101,6 +115,7 @@ def card_scores(text: str, samples: int, seed: int) -> dict | None:
         if gap or not row:
             break
         mean, low, high, exact = (float(v) for v in row.groups()[1:])
+        # (the card prints the exact share to 0.1%: the count is exact up to 1000 sequences)
         scores["rows"][row.group(1)] = (mean, low, high, round((1 - exact / 100) * samples))
     return scores
 
@@ -116,11 +131,9 @@ def card_row(task_name: str, labels: list[str], args) -> list[str]:
     scores = card_scores(card.read_text(), args.samples, args.seed)
     if scores is None:
         return [f"| {KINDS['lstm-paper']} (weights not shipped) | see [{where}]({where}) |" + " |" * (len(labels) - 1)]
-    label = (f"{KINDS['lstm-paper']} ({scores['parameters']:,} parameters, {scores['sequences'] / 1000:,.0f}K "
-             f"sequences; weights not shipped, numbers from [its card]({where}))")
+    label = row_label("lstm-paper", task_name, scores["parameters"], scores["sequences"], from_card=True)
     if "gap" in scores:
-        (model, optimum), (gap, lo, hi) = scores["bits"], scores["gap"]
-        cells = [f"{model:.3f} (optimum {optimum:.3f})", f"{gap:.3f} [{lo:.3f}, {hi:.3f}]"]
+        cells = gap_cells(*scores["bits"], *scores["gap"])
     else:
         cells = [interval_text(*scores["rows"][size]) if size in scores["rows"] else "—" for size in labels]
     return [f"| {label} | " + " | ".join(cells) + " |"]
@@ -145,16 +158,10 @@ def table(task_name: str, args) -> tuple[list[str], dict]:
              f"**{task.describe()}** ({args.samples} test-stream sequences, seed {args.seed}; [95% interval])", "",
              "| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
     for kind, ckpt in ckpts.items():
-        params = sum(p.numel() for p in ckpt.model.parameters())
-        label = f"{KINDS[kind]} ({params:,} parameters, {ckpt.sequences / 1000:,.0f}K sequences)"
-        if kind == "lstm-paper":  # measured from weights only a local training run has: the card says how
-            card = paths(task_name)[kind].with_suffix(".md").relative_to(ROOT)
-            label = label[:-1] + f"; weights not shipped, [its card]({card}))"
+        label = row_label(kind, task_name, sum(p.numel() for p in ckpt.model.parameters()), ckpt.sequences)
         if ngrams:
             extra = evaluate(ckpt.model, task, samples=args.samples, seed=args.seed)[0].extra
-            lo, hi = extra["gap_interval"]
-            cells = [f"{extra['model_bits']:.3f} (optimum {extra['optimal_bits']:.3f})",
-                     f"{extra['gap']:.3f} [{lo:.3f}, {hi:.3f}]"]
+            cells = gap_cells(extra["model_bits"], extra["optimal_bits"], extra["gap"], *extra["gap_interval"])
         else:
             slots = getattr(ckpt.config, "memory_slots", None)
             cells = [cell(evaluate(ckpt.model, variant, samples=args.samples, seed=args.seed)[0])
