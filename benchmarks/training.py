@@ -43,7 +43,7 @@ import torch
 
 import ntmviz
 from ntmviz.evaluate import evaluate
-from ntmviz.model import build_model
+from ntmviz.models import build_model
 from ntmviz.tasks import get_task
 from ntmviz.train import Trainer
 

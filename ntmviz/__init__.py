@@ -8,7 +8,7 @@
 from .config import LSTMConfig, NTMConfig
 from .episode import Episode, HeadRecord, record
 from .errors import ConfigError, EpisodeArrayError, FileFormatError, NtmvizError
-from .model import NTM, LSTMBaseline, build_model, pick_device
+from .models import NTM, LSTMBaseline, MemN2N, build_model, pick_device
 
 __version__ = "0.1.0"
 

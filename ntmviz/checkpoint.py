@@ -28,7 +28,8 @@ from safetensors.torch import save as st_save_torch
 from .config import ModelConfig, from_dict, to_dict
 from .errors import ConfigError, FileFormatError
 from .files import ABSENT, MAX_CHECKPOINT_BYTES, atomic_write, read_file, read_safetensors, seal
-from .model import build_model, pick_device
+from .contract import Family
+from .models import build_model, family, pick_device
 
 FORMAT = "ntmviz-checkpoint"
 VERSION = 1
@@ -50,11 +51,21 @@ class Checkpoint:
     checksum: str | None = None  # "verified", or "absent" for a file from before checksums
 
     @property
+    def family(self) -> Family:
+        """The declaration of the model's family, with its head counts."""
+        return family_of(self.config)
+
+    @property
     def integrity(self) -> str:
         """One line on the file's checksums, e.g. for `ntmviz eval`."""
         if self.checksum == ABSENT:
             return "this checkpoint carries no checksum (written before ntmviz stored them): not verified"
         return "checksums verified" if self.checksum else "not loaded from a file"
+
+
+def family_of(config: ModelConfig) -> Family:
+    """The declaration of the family a config builds, with its head counts."""
+    return family(config.kind).resolve(config)
 
 
 def save(

@@ -287,7 +287,7 @@ def cmd_train(args) -> int:
     from . import checkpoint as ckpt_io
     from .config import LSTMConfig, MemN2NConfig, NTMConfig
     from .evaluate import evaluate
-    from .model import build_model, pick_device
+    from .models import build_model, pick_device
     from .tasks import get_task
     from .train import Trainer, TrainingDiverged, check_memory, parse_seeds
 
@@ -503,20 +503,15 @@ def cmd_record(args) -> int:
     if slots is not None:
         task.check_fits(slots)
     batch = task.sample(1, seed=args.seed, device=ckpt.model.device)
-    meta = {"task": task.name, "task_config": task.to_dict(), "seed": args.seed,
-            "checkpoint": str(args.checkpoint), "length": args.length}
-    if ckpt.config.kind == "memn2n":  # one story: each hop a step (memn2n.episode_arrays)
-        from .memn2n import record_story
-
-        episode = record_story(ckpt.model, task, batch, meta=meta)
-        episode.save(args.out)
-        print(f"recorded {ckpt.config.hops} hops over a story of {episode.meta['question']!r} "
-              f"(answer {episode.meta['answer']}, the model's {episode.meta['model_answer']}) to {args.out}")
-        return 0
-    episode = record(ckpt.model, batch, meta=meta)[0]
+    meta = {"seed": args.seed, "checkpoint": str(args.checkpoint), "length": args.length}
+    episode = record(ckpt.model, batch, meta=meta, task=task)[0]
     episode.save(args.out)
-    errors = episode.bit_errors().sum()
-    print(f"recorded {episode.steps} steps of {task.name} ({errors:.0f} bit errors) to {args.out}")
+    if "question" in episode.meta:  # a story: each hop a step
+        print(f"recorded {episode.steps} hops over a story of {episode.meta['question']!r} "
+              f"(answer {episode.meta['answer']}, the model's {episode.meta['model_answer']}) to {args.out}")
+    else:
+        print(f"recorded {episode.steps} steps of {task.name} ({episode.score():.4g} {episode.error_name}) "
+              f"to {args.out}")
     return 0
 
 

@@ -33,25 +33,16 @@ from torch import Tensor
 
 from . import native
 from .addressing import EPS
-from .heads import head_sizes
+from .heads import PARAMS, STEP_FIELDS, activate
 
 
-class MemoryStep(NamedTuple):
-    """What one memory step returns. Only the first three carry gradients."""
-
-    weights: Tensor  # [P, H, N]  w_t of every head: the next step's w_{t-1}
-    reads: Tensor  # [P, R, M]
-    memory: Tensor  # [P, N, M]  after this step's write
-    key: Tensor  # [P, H, M]
-    beta: Tensor  # [P, H]
-    gate: Tensor  # [P, H]
-    shift: Tensor  # [P, H, S]
-    gamma: Tensor  # [P, H]
-    erase: Tensor  # [P, W, M]
-    add: Tensor  # [P, W, M]
-    content: Tensor  # [P, H, N]
-    gated: Tensor  # [P, H, N]
-    shifted: Tensor  # [P, H, N]
+# What one memory step returns, named once in heads.STEP_FIELDS (the kernels write the same
+# fields in the same order): weights [P, H, N] (w_t of every head: the next step's w_{t-1}),
+# reads [P, R, M] and memory [P, N, M] (after this step's write) carry gradients; then every
+# head parameter (heads.PARAMS: key [P, H, M], beta, gate, gamma [P, H], shift [P, H, S],
+# erase, add [P, W, M]) and every addressing stage (content, gated, shifted [P, H, N]).
+MemoryStep = NamedTuple("MemoryStep", [(name, Tensor) for name in STEP_FIELDS])
+MemoryStep.__doc__ = "What one memory step returns (heads.STEP_FIELDS). Only the first three carry gradients."
 
 
 def _softmax_backward(grad: Tensor, out: Tensor) -> Tensor:
@@ -96,14 +87,7 @@ def torch_memory_forward(raw: Tensor, memory: Tensor, previous: Tensor, shift_wi
     M = memory.shape[2]
     S, half = shift_width, shift_width // 2
     W = H - read_heads
-    key, beta, gate, shift, gamma, erase, add = raw.split(head_sizes(H, W, M, S), dim=-1)
-    key = key.reshape(P, H, M)
-    beta = F.softplus(beta)  # β >= 0
-    gate = torch.sigmoid(gate)  # g in [0, 1]
-    shift = torch.softmax(shift.reshape(P, H, S), dim=-1)
-    gamma = F.softplus(gamma) + 1  # γ >= 1
-    erase = torch.sigmoid(erase).reshape(P, W, M)
-    add = torch.tanh(add).reshape(P, W, M)
+    key, beta, gate, shift, gamma, erase, add = activate(raw, H, W, M, S)
 
     # content focus (eq. 5): softmax of β times the cosine of key and slot
     key_norm = torch.sqrt(key.square().sum(-1, keepdim=True) + EPS)  # [P, H, 1]
@@ -127,7 +111,8 @@ def torch_memory_forward(raw: Tensor, memory: Tensor, previous: Tensor, shift_wi
         keep = torch.prod(torch.rsub(w_write.unsqueeze(-1) * erase.unsqueeze(-2), 1), dim=1)
         new_memory = torch.baddbmm(memory * keep, w_write.transpose(1, 2), add)
 
-    out = MemoryStep(weights, reads, new_memory, key, beta, gate, shift, gamma, erase, add, content, gated, shifted)
+    out = MemoryStep(weights=weights, reads=reads, memory=new_memory, key=key, beta=beta, gate=gate, shift=shift,
+                     gamma=gamma, erase=erase, add=add, content=content, gated=gated, shifted=shifted)
     saved = (memory, previous, key, beta, gate, shift, gamma, erase, add,
              key_norm, slot_norm, cosine, content, gated, log_shifted, shifted, weights, change)
     return out, saved
@@ -200,16 +185,17 @@ def torch_memory_backward(saved: tuple, read_heads: int, g_weights: Tensor | Non
     g_mem = torch.baddbmm(g_mem, g_dots.transpose(1, 2), key)
     g_mem = torch.addcmul(g_mem, memory, (g_cc.sum(1) / slot_norm.squeeze(1).square()).unsqueeze(-1), value=-1)
 
-    # the activations that gave each parameter its range
-    g_raw = torch.cat([
-        g_key.reshape(P, -1),
-        g_beta * -torch.expm1(-beta),  # softplus' = sigmoid = 1 - exp(-softplus)
-        g_gate * (gate - gate * gate),
-        _softmax_backward(g_shift, shift).reshape(P, -1),
-        g_gamma * -torch.expm1(torch.rsub(gamma, 1)),
-        (g_erase * (erase - erase * erase)).reshape(P, -1),
-        (g_add * torch.rsub(add * add, 1)).reshape(P, -1),
-    ], dim=-1)
+    # through the activations that gave each parameter its range, into the raw vector's layout
+    g_params = {
+        "key": g_key,
+        "beta": g_beta * -torch.expm1(-beta),  # softplus' = sigmoid = 1 - exp(-softplus)
+        "gate": g_gate * (gate - gate * gate),
+        "shift": _softmax_backward(g_shift, shift),
+        "gamma": g_gamma * -torch.expm1(torch.rsub(gamma, 1)),
+        "erase": g_erase * (erase - erase * erase),
+        "add": g_add * torch.rsub(add * add, 1),
+    }
+    g_raw = torch.cat([g_params[name].reshape(P, -1) for name in PARAMS], dim=-1)
     return g_raw, g_mem, g_previous
 
 

@@ -1,11 +1,17 @@
-"""Turning the controller's output into every head's parameters (Graves et al. 2014, 3.3).
+"""The NTM's heads, declared once (Graves et al. 2014, 3.3): what each head computes at a step,
+and how the controller's output becomes every head's parameters.
 
-One linear layer emits the raw parameters of all H = R + W heads at once (read heads
-first); each slice then goes through the activation that gives it its range. `activate` is
-the readable reference; fused.memory_step applies the same activations inside its one
-autograd node.
+`NTM` is the model's declaration (contract.Family): two groups of heads, read and write, each
+addressed through the same stages, content -> gated -> shifted -> weights, with the parameters
+below. Everything else about the NTM's step takes its names and shapes from here: the layout of
+the raw vector (`raw_layout`), the parameters' activations (`activate`), the fields one memory
+step returns (`STEP_FIELDS`, fused.MemoryStep, native.py's buffers) and the episode's arrays.
+Adding a parameter is one line here plus its maths (and its place in the C kernels' arguments,
+which follow STEP_FIELDS' order).
 
-Layout of the raw vector [P, sum(head_sizes(...))], in HeadParams order:
+One linear layer emits the raw parameters of all H = R + W heads at once (read heads first).
+A parameter every group has is laid out over all H heads; one that only write heads have, over
+the W write heads. Raw vector [P, sum(head_sizes(...))], in declaration order:
 key H*M | beta H | gate H | shift H*S | gamma H | erase W*M | add W*M.
 """
 
@@ -17,40 +23,104 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .contract import Family, HeadGroup, Param, Stage
 from .layers import StackedLinear
 
+STAGES = (
+    Stage("content", "the key against every slot (cosine similarity), sharpened by β, softmaxed (eq. 5)"),
+    Stage("gated", "the content weighting blended with the previous weighting by the gate g (eq. 7)"),
+    Stage("shifted", "rotated over the slots by the shift distribution s (eq. 8)"),
+)
+SHARED = (
+    Param("key", "vector", ("M",), "k", "the content key, compared with every slot"),
+    Param("beta", "number", (), "β", "key strength: how sharply content addressing picks", range=(0.0, 50.0), log=True),
+    Param("gate", "number", (), "g", "interpolation gate: 0 keeps the previous place, 1 jumps by content",
+          range=(0.0, 1.0)),
+    Param("shift", "distribution", ("S",), "s", "how far to move the weighting, over offsets -S//2 .. S//2",
+          centred=True),
+    Param("gamma", "number", (), "γ", "sharpening: γ >= 1 raises the weights to a power, then renormalises",
+          range=(1.0, 10.0)),
+)
+WRITE_ONLY = (
+    Param("erase", "vector", ("M",), "e", "what the write erases, in [0, 1] per component", signed=False),
+    Param("add", "vector", ("M",), "a", "what the write adds, in [-1, 1] per component"),
+)
 
-class HeadParams(NamedTuple):
-    """Every head's parameters for one step. H = R + W heads, read heads first."""
+NTM = Family(
+    name="ntm",
+    title="Neural Turing Machine",
+    groups=(
+        HeadGroup("read", "read_heads", STAGES, SHARED, reads=True,
+                  doc="read heads: r = w M, from the memory before this step's write"),
+        HeadGroup("write", "write_heads", STAGES, SHARED + WRITE_ONLY, writes=True,
+                  doc="write heads: each erases e, then adds a, where it is focused"),
+    ),
+    memory="written",
+    doc="Graves, Wayne & Danihelka 2014: a controller reads and writes an N x M memory through soft attention.",
+)
 
-    key: Tensor  # [P, H, M]  k, the content key
-    beta: Tensor  # [P, H]     β >= 0, key strength
-    gate: Tensor  # [P, H]     g in [0, 1], interpolation gate
-    shift: Tensor  # [P, H, S]  s, a distribution over shifts -S//2 .. S//2
-    gamma: Tensor  # [P, H]     γ >= 1, sharpening
-    erase: Tensor  # [P, W, M]  e in [0, 1], write heads only
-    add: Tensor  # [P, W, M]  a in [-1, 1], write heads only
+PARAMS = tuple(p.name for p in SHARED + WRITE_ONLY)  # in raw-vector order
+STAGE_NAMES = tuple(s.name for s in STAGES)
+WRITE_PARAMS = frozenset(p.name for p in WRITE_ONLY)
+
+# The activation that gives each parameter its range (the paper's, section 3.3).
+ACTIVATIONS = {
+    "key": lambda x: x,
+    "beta": F.softplus,  # β >= 0
+    "gate": torch.sigmoid,  # g in [0, 1]
+    "shift": lambda x: torch.softmax(x, dim=-1),  # a distribution over the S offsets
+    "gamma": lambda x: 1 + F.softplus(x),  # γ >= 1
+    "erase": torch.sigmoid,  # e in [0, 1]
+    "add": torch.tanh,  # a in [-1, 1]
+}
+
+# What one memory step returns (fused.MemoryStep, in this order; the kernels write them so):
+# the weighting, reads and memory that carry on, then every parameter, then every stage.
+STEP_FIELDS = ("weights", "reads", "memory") + PARAMS + STAGE_NAMES
+
+HeadParams = NamedTuple("HeadParams", [(name, Tensor) for name in PARAMS])
+HeadParams.__doc__ = """Every head's parameters for one step: each [P, heads, *shape] (key [P, H, M],
+beta [P, H], shift [P, H, S], erase [P, W, M] ...), in heads.PARAMS order."""
+
+
+def param_heads(name: str, H: int, W: int) -> int:
+    """How many heads a parameter is laid out over: all H, or the W write heads."""
+    return W if name in WRITE_PARAMS else H
+
+
+def raw_layout(H: int, W: int, M: int, S: int) -> list[tuple[str, int, tuple[int, ...]]]:
+    """(name, heads, per-head shape) of each slice of the raw vector, in order."""
+    dims = {"M": M, "S": S}
+    return [(p.name, param_heads(p.name, H, W), tuple(dims[d] for d in p.shape)) for p in SHARED + WRITE_ONLY]
 
 
 def head_sizes(heads: int, write_heads: int, width: int, shift_width: int) -> list[int]:
-    """Widths of the slices of the raw vector, in HeadParams order."""
-    return [heads * width, heads, heads, heads * shift_width, heads, write_heads * width, write_heads * width]
+    """Widths of the slices of the raw vector, in PARAMS order."""
+    out = []
+    for _, n, shape in raw_layout(heads, write_heads, width, shift_width):
+        size = n
+        for d in shape:
+            size *= d
+        out.append(size)
+    return out
+
+
+def step_shapes(P: int, H: int, R: int, N: int, M: int, S: int) -> tuple[tuple[int, ...], ...]:
+    """The shape of each of STEP_FIELDS for P rows."""
+    shapes = {"weights": (P, H, N), "reads": (P, R, M), "memory": (P, N, M)}
+    for name, heads, shape in raw_layout(H, H - R, M, S):
+        shapes[name] = (P, heads, *shape)
+    for name in STAGE_NAMES:
+        shapes[name] = (P, H, N)
+    return tuple(shapes[f] for f in STEP_FIELDS)
 
 
 def activate(raw: Tensor, heads: int, write_heads: int, width: int, shift_width: int) -> HeadParams:
     """raw [P, sum(head_sizes)] -> HeadParams, each slice through its activation."""
     rows = raw.shape[0]
-    key, beta, gate, shift, gamma, erase, add = raw.split(head_sizes(heads, write_heads, width, shift_width), -1)
-    return HeadParams(
-        key=key.reshape(rows, heads, width),
-        beta=F.softplus(beta),
-        gate=torch.sigmoid(gate),
-        shift=torch.softmax(shift.reshape(rows, heads, shift_width), dim=-1),
-        gamma=1 + F.softplus(gamma),
-        erase=torch.sigmoid(erase).reshape(rows, write_heads, width),
-        add=torch.tanh(add).reshape(rows, write_heads, width),
-    )
-
+    layout = raw_layout(heads, write_heads, width, shift_width)
+    parts = raw.split(head_sizes(heads, write_heads, width, shift_width), -1)
+    return HeadParams(*(ACTIVATIONS[name](part.reshape(rows, n, *shape)) for (name, n, shape), part in zip(layout, parts)))
 
 class Heads(nn.Module):
     """The heads' linear layer for K models: controller output [P, C] -> raw [P, sum(sizes)]."""

@@ -206,12 +206,12 @@ def record_held_out(model: torch.nn.Module, task: Task, *, stream: str = "test",
         raise ConfigError("an LSTM baseline has no memory: there are no heads to measure")
     task.check_fits(model.config.memory_slots)
     K = getattr(model, "models", 1)
-    meta = {"task": task.name, "task_config": task.to_dict(), "stream": stream, "seed": seed}
+    meta = {"stream": stream, "seed": seed}
     done, index = 0, 0
     while done < samples:
         b = min(batch_size, samples - done)
         batch = task.sample(b, seed=stream_seed(stream, seed, index), device=model.device)
-        episodes = record(model, Batch.concat([batch] * K), meta=meta)
+        episodes = record(model, Batch.concat([batch] * K), meta=meta, task=task)
         yield index, [episodes[k * b: (k + 1) * b] for k in range(K)]
         done += b
         index += 1

@@ -35,7 +35,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .heads import head_sizes
+from .heads import STEP_FIELDS, head_sizes, step_shapes
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,11 @@ SOURCE = Path(__file__).with_name("kernels.cpp")
 FLAGS = ["-O3", "-march=native", "-ffast-math", "-std=c++17", "-fPIC"]
 LINK = ["-shared", "-lm"]
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+# What the kernels' memory forward writes: heads.STEP_FIELDS (fused.MemoryStep's fields, in its
+# order), then |key| [P, H], |slot| [P, N] and their cosines [P, H, N], which backward reads. The
+# C signatures take them in this order (kernels.cpp's NTM_EXPORT).
+_FIELDS = len(STEP_FIELDS)
+_EXTRAS = 3
 
 
 def _compiler() -> list[str] | None:
@@ -120,8 +125,10 @@ def library() -> ctypes.CDLL | None:
         return None
     dims = [ctypes.c_int64] * 6
     for suffix in _SUFFIX.values():
-        getattr(lib, f"ntm_memory_forward_{suffix}").argtypes = dims + [ctypes.c_void_p] * 19
-        getattr(lib, f"ntm_memory_backward_{suffix}").argtypes = dims + [ctypes.c_void_p] * 22
+        # forward: raw, memory, previous, then what it writes; backward: memory, previous, the
+        # parameters and stages, weights, the extras, three gradients in and three out
+        getattr(lib, f"ntm_memory_forward_{suffix}").argtypes = dims + [ctypes.c_void_p] * (3 + _FIELDS + _EXTRAS)
+        getattr(lib, f"ntm_memory_backward_{suffix}").argtypes = dims + [ctypes.c_void_p] * (2 + (_FIELDS - 3) + 1 + _EXTRAS + 3 + 3)
         getattr(lib, f"ntm_lstm_forward_{suffix}").argtypes = [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 6
         getattr(lib, f"ntm_lstm_backward_{suffix}").argtypes = [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 7
     return lib
@@ -172,12 +179,6 @@ class Block:
         return self.flat.as_strided(self.shapes[i], self.strides[i], self.flat.storage_offset() + self.offsets[i])
 
 
-# fused.MemoryStep's fields, in its order; the kernels' forward also leaves |key| [P, H], |slot| [P, N]
-# and their cosines [P, H, N] for backward, after them
-STEP_FIELDS = ("weights", "reads", "memory", "key", "beta", "gate", "shift", "gamma", "erase", "add", "content",
-               "gated", "shifted")
-
-
 class Step:
     """One memory step's outputs, standing in for fused.MemoryStep: fields by name or in order."""
 
@@ -196,9 +197,7 @@ class Step:
 @cache
 def _step_shapes(P: int, H: int, R: int, N: int, M: int, S: int) -> tuple[tuple[int, ...], ...]:
     """The shapes of what the kernels' memory forward writes: STEP_FIELDS', then the norms and cosines."""
-    W = H - R
-    return ((P, H, N), (P, R, M), (P, N, M), (P, H, M), (P, H), (P, H), (P, H, S), (P, H), (P, W, M), (P, W, M),
-            (P, H, N), (P, H, N), (P, H, N), (P, H), (P, N), (P, H, N))
+    return step_shapes(P, H, R, N, M, S) + ((P, H), (P, N), (P, H, N))
 
 
 def steps_buffer(memory: Tensor, previous: Tensor, shift_width: int, read_heads: int, steps: int) -> Tensor:
@@ -251,12 +250,12 @@ def backward(saved: Saved, read_heads: int, g_weights: Tensor | None, g_reads: T
     a None gradient stands for zeros."""
     memory, previous, step = saved
     P, H, N = previous.shape
-    M, S = memory.shape[2], step.block.shapes[6][2]
+    M, S = memory.shape[2], step.block.shapes[STEP_FIELDS.index("shift")][2]
     grads = Block(memory, ((P, sum(head_sizes(H, H - read_heads, M, S))), (P, N, M), (P, H, N)))
     given = [None if g is None else g.contiguous() for g in (g_weights, g_reads, g_memory)]
     ptrs = step.block.ptrs  # weights, reads, memory, key .. shifted, the norms and cosines
     _kernel("memory_backward", memory.dtype)(P, H, read_heads, N, M, S, memory.data_ptr(), previous.data_ptr(),
-                                             *ptrs[3:13], ptrs[0], *ptrs[13:], *map(_ptr, given), *grads.ptrs)
+                                             *ptrs[3:_FIELDS], ptrs[0], *ptrs[_FIELDS:], *map(_ptr, given), *grads.ptrs)
     return grads[0], grads[1], grads[2]
 
 

@@ -178,7 +178,7 @@ def build_run(sweep: Sweep, settings: dict[str, Any], seeds: list[int], check_on
     steps = int(settings.get("steps", sweep.steps))
     if check_only:
         return task, config, trainer_options, steps
-    from .model import build_model
+    from .models import build_model
 
     return task, build_model(config, seeds=seeds), trainer_options, steps
 

@@ -37,6 +37,7 @@ import torch
 
 from . import checkpoint as ckpt_io
 from .errors import ConfigError, NtmvizError
+from .models import build_model, pick_device  # noqa: F401  (the app makes the models it trains through here)
 from .streams import stream_seed
 from .tasks import Batch
 from .thinning import thin_keys

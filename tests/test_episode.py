@@ -315,10 +315,9 @@ def saved_arrays(episode, tmp_path) -> dict[str, np.ndarray]:
 
 
 def header(episode, version=str(VERSION), fmt=FORMAT, meta="{}"):
-    """A version 2 header describing `episode`'s arrays (as `save` writes it), without checksums."""
-    heads = {kind: {"stages": list(rec.stages), "params": list(rec.params)} for kind, rec in episode.head_records()}
+    """A version 3 header describing `episode`'s arrays (as `save` writes it), without checksums."""
     return {"format": fmt, "version": version, "meta": meta, "contents": json.dumps(sorted(episode.arrays())),
-            "heads": json.dumps(heads)}
+            "family": json.dumps(episode.family.to_dict())}
 
 
 def test_file_format_error_is_a_value_error():

@@ -7,7 +7,7 @@ import pytest
 
 import ntmviz
 from ntmviz.evaluate import evaluate, mean_interval, sequence_results, wilson_interval
-from ntmviz.model import build_model
+from ntmviz.models import build_model
 from ntmviz.tasks import get_task
 
 

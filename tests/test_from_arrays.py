@@ -1,5 +1,7 @@
-"""Tests for episode format version 2 and Episode.from_arrays: any model that attends over a
-memory, version 1 files still loading, and one-line errors for arrays that do not fit.
+"""Tests for the episode format (version 3: the model's declaration in the file) and
+Episode.from_arrays: any model that attends over a memory, with slot state, slot x slot
+matrices, slots in a plane and weightings that need not sum to one; version 1 and 2 files still
+loading, and one-line errors for arrays that do not fit.
 
 Sizes are small and unequal (T=3 steps, H=2 heads, N=5 slots, M=4 width).
 """
@@ -46,10 +48,28 @@ def ntm_episode() -> Episode:
     return record(model, x, torch.zeros(4, 4), meta={"task": "test"})
 
 
-def test_record_writes_version_2_with_the_ntm_names(ntm_episode, tmp_path):
-    assert VERSION == 2 and ntm_episode.meta["format_version"] == 2
+def v2_bytes(episode: Episode) -> bytes:
+    """The file format version 2 wrote: flat array names, a header listing them and each kind of
+    head's stages and params (no declaration), sealed with checksums."""
+    arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in episode.arrays().items()}
+    heads = {kind: {"stages": list(rec.stages), "params": list(rec.params)} for kind, rec in episode.head_records()}
+    header = {"format": FORMAT, "version": "2", "meta": json.dumps(episode.meta),
+              "contents": json.dumps(sorted(arrays)), "heads": json.dumps(heads)}
+    if episode.slot_labels is not None:
+        header["slot_labels"] = json.dumps(episode.slot_labels)
+    return seal(st_save(arrays, metadata=header))
+
+
+def test_record_writes_version_3_with_the_ntm_declaration(ntm_episode, tmp_path):
+    assert VERSION == 3 and ntm_episode.meta["format_version"] == 3
+    family = ntm_episode.family
+    assert family.name == "ntm" and family.title == "Neural Turing Machine" and family.memory == "written"
+    assert [(g.name, g.count) for g in family.groups] == [("read", 2), ("write", 1)]
     assert list(ntm_episode.read.stages) == ["content", "gated", "shifted"]
     assert list(ntm_episode.write.params) == ["key", "beta", "gate", "shift", "gamma", "erase", "add"]
+    shift = family.group("write").param("shift")
+    assert (shift.kind, shift.shape, shift.centred) == ("distribution", ("S",), True)
+    assert "β" in family.group("read").stages[0].doc  # the stages carry what they mean
     # the NTM's attribute access still works on the generic record
     assert ntm_episode.read.key is ntm_episode.read.params["key"]
     assert ntm_episode.write.content is ntm_episode.write.stages["content"]
@@ -57,7 +77,28 @@ def test_record_writes_version_2_with_the_ntm_names(ntm_episode, tmp_path):
         ntm_episode.read.erase
     again = Episode.load(ntm_episode.save(tmp_path / "ep.safetensors"))
     assert_same_episode(ntm_episode, again)
-    assert again.checksum == "verified"
+    assert again.family == family and again.checksum == "verified"
+
+
+def test_version_2_ntm_file_loads_with_the_ntms_meanings(ntm_episode):
+    again = Episode.from_bytes(v2_bytes(ntm_episode), name="v2.safetensors")
+    assert_same_episode(ntm_episode, again)
+    family = again.family
+    assert family.name == "ntm" and family.title == "Neural Turing Machine"
+    assert [(g.name, g.count, g.stage_names) for g in family.groups] == [
+        ("read", 2, ("content", "gated", "shifted", "weights")), ("write", 1, ("content", "gated", "shifted", "weights"))]
+    shift = family.group("read").param("shift")
+    assert (shift.kind, shift.centred) == ("distribution", True)
+    assert family.group("write").param("erase").signed is False
+
+
+def test_version_2_memory_network_file_loads():
+    a = memnet_arrays()
+    ep = Episode.from_arrays(**{**a, "meta": {**a["meta"], "scoring": "answer"}}, outputs=np.eye(T, 2, dtype=np.float32),
+                             targets=np.eye(T, 2, dtype=np.float32))
+    again = Episode.from_bytes(v2_bytes(ep))
+    assert again.static_memory and again.family.memory == "read-only" and again.measure == "answer_errors"
+    assert list(again.read.stages) == ["hop 1", "hop 2", "hop 3"] and again.slot_labels == ep.slot_labels
 
 
 def test_version_1_ntm_file_loads(ntm_episode):
@@ -149,13 +190,13 @@ BAD = [
     (dict(stages={"hop": np.full((T, H, N - 1), 0.25)}), "stages['hop']", f"({T}, {H}, {N})"),
     (dict(params={"beta": np.zeros((T, H + 1))}), "params['beta']", f"[{T}, {H}]"),
     (dict(stages={"a.b": weights(0)}), "'a.b'", "without '.'"),
-    (dict(stages={"weights": weights(0)}), "'weights'", "not 'weights'"),
+    (dict(stages={"weights": weights(0)}), "'weights'", "not one of"),
     (dict(stages={"x": weights(0)}, params={"x": np.zeros((T, H))}), "['x']", "both"),
     (dict(slot_labels=["a", "b"]), "slot_labels", f"expected {N}"),
     (dict(slot_labels="abcde"), "slot_labels", "list"),
     (dict(meta={"when": object()}), "meta", "JSON"),
     (dict(read_weights=[["no"]]), "read_weights", "not an array"),
-    (dict(stages={"write": {"hop": weights(0)}}), "write heads", "without write_weights"),
+    (dict(stages={"write": {"hop": weights(0)}}), "'write' heads", "without their weightings"),
 ]
 
 
@@ -174,3 +215,103 @@ def test_from_arrays_accepts_rows_summing_to_one_within_a_thousandth():
     w = weights(0)
     w[0, 0] *= 1.0009
     Episode.from_arrays(memory=np.zeros((N, M)), read_weights=w)
+
+
+# ---- the state of a memory's slots, and weightings that need not sum to one ----------------
+
+def dnc_like():
+    """What a DNC's debug output gives: read weightings that mix modes and sum to less than 1, a
+    gated write weighting, usage per slot [T, N], temporal links [T, N, N]."""
+    rng = np.random.default_rng(11)
+    read = weights(12) * np.array([0.31, 1.0])[None, :, None]  # head 0's rows sum to 0.31
+    write = weights(13, (T, 1, N)) * 0.5
+    usage = rng.uniform(0, 1, (T, N)).astype(np.float32)
+    links = rng.uniform(0, 0.2, (T, N, N)).astype(np.float32)
+    return dict(memory=rng.standard_normal((T + 1, N, M)).astype(np.float32), read_weights=read,
+                write_weights=write, normalised=False, slot_state={"usage": usage},
+                slot_matrices={"links": links})
+
+
+def test_weightings_that_sum_to_less_than_one_are_refused_unless_said(tmp_path):
+    a = dnc_like()
+    with pytest.raises(EpisodeArrayError, match=r"sums to 0\.31.*normalised=False"):
+        Episode.from_arrays(**{**a, "normalised": True})
+    ep = Episode.from_arrays(**a, title="DNC (the dnc package)")
+    assert [g.normalised for g in ep.family.groups] == [False, False]
+    assert ep.family.title == "DNC (the dnc package)" and ep.family.memory == "written"
+    np.testing.assert_allclose(ep.read.weights.sum(-1)[:, 0], 0.31, rtol=1e-5)
+    again = Episode.load(ep.save(tmp_path / "dnc.safetensors"))
+    assert_same_episode(ep, again)
+    np.testing.assert_array_equal(again.slot_state["usage"], a["slot_state"]["usage"])
+    np.testing.assert_array_equal(again.slot_matrices["links"], a["slot_matrices"]["links"])
+    assert [f.name for f in again.family.slot_state] == ["usage"]
+    assert [f.name for f in again.family.slot_matrices] == ["links"]
+    assert again.arrays()["slot.usage"] is again.slot_state["usage"]
+
+
+def test_weightings_summing_to_more_than_one_are_refused_even_unnormalised():
+    a = dnc_like()
+    a["write_weights"] = a["write_weights"] * 3
+    with pytest.raises(EpisodeArrayError, match="at most 1"):
+        Episode.from_arrays(**a)
+
+
+def test_normalised_per_group():
+    a = dnc_like()
+    a["read_weights"] = weights(12)
+    ep = Episode.from_arrays(**{**a, "normalised": {"read": True, "write": False}})
+    assert [(g.name, g.normalised) for g in ep.family.groups] == [("read", True), ("write", False)]
+
+
+def test_any_group_of_heads_and_slots_in_a_plane(tmp_path):
+    pointer = weights(20, (T, 1, N))
+    coords = np.random.default_rng(2).uniform(0, 1, (N, 2)).astype(np.float32)
+    ep = Episode.from_arrays(memory=np.zeros((N, M)), heads={"pointer": pointer}, slot_coords=coords,
+                             stages={"pointer": {"energies": weights(21, (T, 1, N))}})
+    assert [g.name for g in ep.family.groups] == ["pointer"] and ep.read is None
+    assert ep.family.slot_coords and ep.family.memory == "read-only"
+    assert ep.head_list()[0][:3] == ("pointer", 0, "pointer 1")
+    again = Episode.load(ep.save(tmp_path / "p.safetensors"))
+    np.testing.assert_array_equal(again.slot_coords, coords)
+    assert list(again.heads["pointer"].stages) == ["energies"]
+
+
+@pytest.mark.parametrize("change, says", [
+    (dict(slot_state={"usage": np.zeros((T + 1, N))}), f"[{T}, {N}]"),
+    (dict(slot_state={"usage.x": np.zeros((T, N))}), "without '.'"),
+    (dict(slot_matrices={"links": np.zeros((T, N, N + 1))}), f"[{T}, {N}, {N}]"),
+    (dict(slot_coords=np.zeros((N, 3))), f"[{N}, 2]"),
+    (dict(heads={"memory": weights(0)}), "not one of"),
+    (dict(heads={"read": weights(0)}), "given twice"),
+    (dict(normalised={"pointer": True}), "no weightings"),
+    (dict(measure="bits_above_optimum", outputs=np.full((T, 1), 0.5), targets=np.ones((T, 1))), "optimum"),
+    (dict(measure="accuracy"), "is not one of"),
+])
+def test_new_arrays_that_do_not_fit_are_refused(change, says):
+    args = dict(memory=np.zeros((N, M), np.float32), read_weights=weights(0))
+    args.update(change)
+    with pytest.raises(EpisodeArrayError) as info:
+        Episode.from_arrays(**args)
+    assert says in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+def test_bits_above_the_optimum_is_a_mean_over_scored_predictions():
+    outputs = np.array([[0.9], [0.5], [0.2], [0.7]], np.float32)
+    optimum = np.array([[0.8], [0.5], [0.5], [0.5]], np.float32)
+    targets = np.array([[1], [1], [0], [1]], np.float32)
+    mask = np.array([0, 1, 1, 1], np.float32)
+    ep = Episode.from_arrays(memory=np.zeros((N, M)), read_weights=weights(0, (4, 1, N)), outputs=outputs,
+                             targets=targets, optimum=optimum, mask=mask, measure="bits_above_optimum")
+    per_step = -np.log2([0.9, 0.5, 0.8, 0.7]) + np.log2([0.8, 0.5, 0.5, 0.5])
+    per_step[0] = 0  # not scored
+    np.testing.assert_allclose(ep.step_scores(), per_step, rtol=1e-5)
+    assert ep.score() == pytest.approx(per_step[1:].mean(), rel=1e-5)
+    assert ep.error_name == "bits above the optimum per prediction"
+
+
+def test_opening_step_is_the_middle_of_the_scored_steps():
+    mask = np.array([0, 0, 1, 1, 1, 1], np.float32)
+    ep = Episode.from_arrays(memory=np.zeros((N, M)), read_weights=weights(0, (6, 1, N)), mask=mask,
+                             outputs=np.zeros((6, 1)), targets=np.zeros((6, 1)))
+    assert ep.opening_step() == 4
+    assert Episode.from_arrays(memory=np.zeros((N, M)), read_weights=weights(0, (6, 1, N))).opening_step() == 3

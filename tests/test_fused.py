@@ -18,7 +18,7 @@ from ntmviz.addressing import address, shift_index
 from ntmviz.fused import lstm_cell, memory_step
 from ntmviz.heads import activate, head_sizes
 from ntmviz.memory import read, write
-from ntmviz.model import build_model
+from ntmviz.models import build_model
 
 P, N, M = 3, 7, 5
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import ntmviz
-from ntmviz.model import build_model
+from ntmviz.models import build_model
 from ntmviz.tasks import get_task
 from ntmviz.train import Trainer
 

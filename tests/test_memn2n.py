@@ -15,8 +15,10 @@ from ntmviz.cli import main
 from ntmviz.config import MemN2NConfig, from_dict, to_dict
 from ntmviz.errors import ConfigError
 from ntmviz.evaluate import evaluate
-from ntmviz.memn2n import MemN2N, episode_arrays, position_encoding
-from ntmviz.model import build_model
+from ntmviz.episode import record
+from ntmviz.models.memn2n import MemN2N, position_encoding
+from ntmviz.tasks import Batch
+from ntmviz.models import build_model
 from ntmviz.tasks import get_task
 from ntmviz.tasks.mechanism import Trace
 from ntmviz.train import Trainer
@@ -169,30 +171,35 @@ def test_checkpoint_round_trip(task, tmp_path):
         assert b"pickle" not in f.read(2000)
 
 
-def test_episode_arrays(task):
+def test_recorded_story_is_its_hops_over_its_sentences(task):
+    """A story recorded through the contract: each hop a step, each sentence a labelled slot, the
+    output memories of hop 1 the static memory, only the last hop's readout scored."""
     torch.manual_seed(0)
     model = build_model(config_for(task, embedding_size=6, hops=3), seeds=[0, 1])
     batch = task.sample(3, seed=2)
-    arrays = episode_arrays(model, task, batch, index=1, member=1)
+    episodes = record(model, Batch.concat([batch, batch]), task=task)
+    ep = episodes[3 + 1]  # model 1's answer to story 1 (rows are model major)
     n = int(batch.lengths[1]) - 1
     sentences, question, answer = task.story_text(batch, 1)
-    assert arrays["memory"].shape == (n, 6)
-    assert arrays["read_weights"].shape == (3, 1, n)
-    np.testing.assert_allclose(arrays["read_weights"].sum(-1), 1.0, rtol=1e-5)
-    assert arrays["stages"] is None  # each hop is a step of its own
-    assert arrays["slot_labels"] == sentences and len(sentences) == n
-    assert arrays["outputs"].shape == arrays["targets"].shape == (3, task.output_size)
-    np.testing.assert_allclose(arrays["outputs"].sum(-1), 1.0, rtol=1e-5)
-    assert (arrays["targets"].argmax(-1) == task.answer_words.index(answer)).all()
-    meta = arrays["meta"]
+    assert ep.family.name == "memn2n" and ep.family.steps == "passes" and ep.measure == "answer_errors"
+    assert ep.static_memory and ep.memory.shape == (n, 6)
+    assert ep.read.weights.shape == (3, 1, n) and not ep.read.stages  # each hop is a step of its own
+    np.testing.assert_allclose(ep.read.weights.sum(-1), 1.0, rtol=1e-5)
+    assert ep.slot_labels == sentences and len(sentences) == n
+    assert ep.outputs.shape == ep.targets.shape == (3, task.output_size)
+    np.testing.assert_allclose(ep.outputs.sum(-1), 1.0, rtol=1e-5)
+    assert (ep.targets.argmax(-1) == task.answer_words.index(answer)).all()
+    assert ep.mask.tolist() == [0, 0, 1]
+    meta = ep.meta
     assert (meta["question"], meta["answer"], meta["task"]) == (question, answer, "babi_single")
     assert meta["supporting"] == task.stories(3, seed=2).supporting[1].tolist()
     single = model.member(1)
     hops = single.hops(batch.inputs[1:2])
-    np.testing.assert_allclose(arrays["memory"], hops.memory_out[0, 0, :n].detach().numpy(), rtol=1e-6)
-    np.testing.assert_allclose(arrays["read_weights"][:, 0], hops.attention[0, :, :n].detach().numpy(), rtol=1e-6)
-    np.testing.assert_allclose(arrays["outputs"][-1], torch.softmax(hops.logits[0], -1).detach().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(ep.memory, hops.memory_out[0, 0, :n].detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ep.read.weights[:, 0], hops.attention[0, :, :n].detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ep.outputs[-1], torch.softmax(hops.logits[0], -1).detach().numpy(), rtol=1e-5)
     assert meta["model_answer"] == task.answer_words[int(hops.logits[0].argmax())]
+    assert ep.score() == float(meta["model_answer"] != answer)
 
 
 def test_supporting_fact_mechanism_reads_the_top_memory():

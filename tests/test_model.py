@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 import ntmviz
 from ntmviz import NTM, ConfigError, LSTMBaseline, LSTMConfig, NTMConfig, build_model
-from ntmviz.model import NTMState, StepTrace
+from ntmviz.models.ntm import NTMState
+from ntmviz.fused import MemoryStep as StepTrace
 
 B, T, I, O, N, M, R, W, C = 3, 4, 6, 4, 7, 5, 2, 3, 11
 SHIFT_RANGE = 2

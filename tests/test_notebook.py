@@ -97,7 +97,7 @@ def test_own_model_notebook_trains_records_and_shows_its_episode(executed):
     text = printed(outputs)
     accuracy = re.search(r"held-out accuracy ([0-9.]+) on 1000 lookups", text)
     assert accuracy and float(accuracy.group(1)) > 0.8, text  # the lookup learned (chance is 1/8)
-    assert "Episode(T=6, N=8, M=14, static memory, task='lookup')" in text, text
+    assert "Episode(custom, T=6, N=8, M=14, static memory, task='lookup')" in text, text
     assert "stages ['before sharpening'] params ['beta', 'query']" in text, text
     assert "EpisodeArrayError: read_weights[" in text and "to sum to 1" in text, text
 

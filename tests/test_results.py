@@ -87,7 +87,7 @@ def card_for(task, model, sizes: list[tuple[str, object]], samples=40, seed=3) -
 
 def test_a_card_s_numbers_are_read_back_as_the_card_wrote_them():
     import ntmviz
-    from ntmviz.model import build_model
+    from ntmviz.models import build_model
     from ntmviz.tasks import get_task
 
     task = get_task("repeat_copy", bits=3, max_length=3, max_repeats=3)
@@ -109,7 +109,7 @@ def test_a_card_s_numbers_are_read_back_as_the_card_wrote_them():
 
 def test_n_grams_cards_give_the_gap_to_the_optimum():
     import ntmviz
-    from ntmviz.model import build_model
+    from ntmviz.models import build_model
     from ntmviz.tasks import get_task
 
     task = get_task("ngrams", sequence_length=30)
@@ -125,7 +125,7 @@ def test_a_baseline_without_weights_gets_its_row_from_its_card(tmp_path, monkeyp
     import argparse
 
     import ntmviz
-    from ntmviz.model import build_model
+    from ntmviz.models import build_model
     from ntmviz.tasks import get_task
 
     monkeypatch.setattr(results, "ROOT", tmp_path)

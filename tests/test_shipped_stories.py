@@ -12,7 +12,7 @@ import torch
 from ntmviz import checkpoint
 from ntmviz.evaluate import evaluate
 from ntmviz.mechanisms import measure
-from ntmviz.memn2n import MemN2N
+from ntmviz.models.memn2n import MemN2N
 
 FOLDER = Path(__file__).resolve().parent.parent / "ntmviz" / "checkpoints"
 # name -> the fewest stories on which the hops' top memory is a supporting fact: the issue's 90%

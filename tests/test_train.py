@@ -162,7 +162,7 @@ def tiny_config(task):
 
 
 def ensemble(task, seeds, **options):
-    from ntmviz.model import build_model
+    from ntmviz.models import build_model
 
     return Trainer(build_model(tiny_config(task), seeds=seeds), task, seeds=seeds, batch_size=4, **options)
 

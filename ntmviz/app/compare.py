@@ -75,9 +75,7 @@ def checkpoint_pair(path_a: str | Path, path_b: str | Path, length: int | None =
         raise ConfigError(f"{Path(path_a).name} names no task to sample an input from")
     task = a.task.at(length) if length else a.task
     batch = probe_batch(task, seed) if not length else task.sample(1, seed=seed)
-    meta = {"task": a.task.name, "seed": seed, "input_labels": list(a.task.input_labels),
-            "output_labels": list(a.task.output_labels)}
-    left = record(a.model, batch, meta={**meta, "source": Path(path_a).name})[0]
+    left = record(a.model, batch, meta={"seed": seed, "source": Path(path_a).name}, task=task)[0]
     right = record_same_input(b.model, left, {"source": Path(path_b).name})
     return left, right
 
@@ -238,7 +236,7 @@ class Compare(Viewer):
                                   f"are thinned as a run goes on): pick another")
             return snap.episode
         ckpt = load_checkpoint(key, device="cpu")
-        if getattr(ckpt.config, "kind", None) == "memn2n":
+        if ckpt.family.steps != "inputs":
             raise ConfigError(f"{Path(key).name} is a memory network: Compare runs NTMs and LSTMs on one "
                               f"sequence; open it in Explore")
         meta = {"source": Path(key).name}
@@ -252,9 +250,7 @@ class Compare(Viewer):
             length = check_length(ckpt.task, self.length.value)
         task = ckpt.task.at(length) if length else ckpt.task
         batch = task.sample(1, seed=seed) if length else probe_batch(task, seed)
-        return record(ckpt.model, batch, meta={**meta, "task": task.name, "seed": seed,
-                                               "input_labels": list(task.input_labels),
-                                               "output_labels": list(task.output_labels)})[0]
+        return record(ckpt.model, batch, meta={**meta, "seed": seed}, task=task)[0]
 
     def compare(self) -> bool:
         """Record / fetch the two picked sources and show them; False (with a message) if not."""

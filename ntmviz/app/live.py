@@ -75,7 +75,7 @@ from .. import checkpoint as ckpt_io
 from ..config import LSTMConfig, NTMConfig
 from ..episode import Episode, record
 from ..errors import ConfigError
-from ..model import build_model, pick_device
+from ..train import build_model, pick_device
 from ..tasks import Batch
 from ..thinning import thin
 from ..train import StepMetrics, Trainer, TrainingDiverged, check_memory
@@ -325,7 +325,7 @@ class LiveRun:
                         steps: int = 100_000, device: str | None = None, **options: Any) -> "LiveRun":
         """A run that continues a checkpoint's training (Trainer.resume_from) for `steps` more steps."""
         ckpt = ckpt_io.load(path, device=pick_device(device))
-        if getattr(ckpt.config, "kind", None) == "memn2n":  # its snapshots would need stories, not sequences
+        if ckpt.family.steps != "inputs":  # its snapshots would need stories, not sequences
             raise ConfigError(f"{Path(path).name} is a memory network: train it with ntmviz train --model memn2n "
                               f"--resume; the Train tab trains NTMs and LSTMs")
         trainer = Trainer.resume_from(ckpt, lr=lr, batch_size=batch_size)
@@ -490,7 +490,7 @@ class LiveRun:
 
         def run():
             model = self.trainer.model if self.trainer.models == 1 else self.trainer.model.member(member)
-            return record(model, batch, meta={**self._meta(), **self._member_meta(member)})
+            return record(model, batch, meta={**self._meta(), **self._member_meta(member)}, task=self.task)
         return self.call(run)
 
     def default_filename(self, member: int = 0) -> str:
@@ -532,11 +532,8 @@ class LiveRun:
 
     def _meta(self) -> dict[str, Any]:
         """What every episode of this run records about it ("seed" is the probe input's seed)."""
-        return {"task": self.task.name, "task_config": self.task.to_dict(), "seed": self.probe_seed,
-                "source": f"{self.name} ({self.source})",
-                "training_step": self.trainer.step, "sequences": self.trainer.sequences,
-                "input_labels": list(getattr(self.task, "input_labels", ()) or ()),
-                "output_labels": list(getattr(self.task, "output_labels", ()) or ())}
+        return {"seed": self.probe_seed, "source": f"{self.name} ({self.source})",
+                "training_step": self.trainer.step, "sequences": self.trainer.sequences}
 
     def _member_meta(self, k: int) -> dict[str, Any]:
         """What model k's episodes add: the seed its weights and training batches came from."""
@@ -582,7 +579,7 @@ class LiveRun:
     def _snapshot(self, metrics: StepMetrics | None) -> None:
         trainer = self.trainer
         # every model at once: the probe repeated K times, row k answered by model k
-        episodes = record(trainer.model, self._probe_rows, meta=self._meta())
+        episodes = record(trainer.model, self._probe_rows, meta=self._meta(), task=self.task)
         for k, episode in enumerate(episodes):
             episode.meta.update(self._member_meta(k))
         good = _GoodState(trainer.step, trainer.sequences, list(trainer.stages),

@@ -36,13 +36,15 @@ import param
 import torch
 from panel.viewable import Viewer
 
+from ..checkpoint import family_of
 from ..checkpoint import load as load_checkpoint
-from ..config import NTMConfig
+from ..config import from_dict as config_from_dict
+from ..contract import Family
 from ..episode import Episode, record
 from ..errors import ConfigError, FileFormatError, NtmvizError
 from ..files import MAX_EPISODE_BYTES, MB
-from ..model import NTM
 from ..shipped import checkpoint_path, split_folders
+from ..train import build_model
 from .fields import SEED_MAX, number_field, read_int, read_seed, set_number, smallest_valid
 from .messages import clear, show_error, text
 from .state import Playback
@@ -72,9 +74,15 @@ class ModelSource:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def family(self) -> Family:
+        """The declaration of the model's family."""
+        return family_of(self.model.config)
+
+    @property
     def memory_slots(self) -> int | None:
+        """The slots a task must fit into (a model that writes its memory), else None."""
         config = getattr(self.model, "config", None)
-        return config.memory_slots if isinstance(config, NTMConfig) else None
+        return getattr(config, "memory_slots", None)
 
 
 def find_checkpoints(folder: str | Path | list) -> list[Path]:
@@ -109,13 +117,13 @@ def checkpoint_options(*folders: str | Path | None) -> dict[str, str]:
 
 
 _HEADER_LIMIT = 64 << 20  # a checkpoint header larger than this is not read for its task
-_HEADERS: dict[tuple, tuple[str, int, str] | None] = {}
+_HEADERS: dict[tuple, tuple[str, int, Family] | None] = {}
 
 
-def checkpoint_header(path: str | Path) -> tuple[str, int, str] | None:
-    """(task name, input width, model kind) of a checkpoint from its JSON header alone (no
-    weights read), once per file version (path, modification time, size); None if the file
-    cannot tell."""
+def checkpoint_header(path: str | Path) -> tuple[str, int, Family] | None:
+    """(task name, input width, the model's declaration) of a checkpoint from its JSON header
+    alone (no weights read), once per file version (path, modification time, size); None if the
+    file cannot tell."""
     try:
         stat = Path(path).stat()
     except OSError:
@@ -128,7 +136,7 @@ def checkpoint_header(path: str | Path) -> tuple[str, int, str] | None:
     return _HEADERS[key]
 
 
-def _read_header(path: str | Path) -> tuple[str, int, str] | None:
+def _read_header(path: str | Path) -> tuple[str, int, Family] | None:
     try:
         with open(path, "rb") as f:
             size = int.from_bytes(f.read(8), "little")
@@ -137,17 +145,18 @@ def _read_header(path: str | Path) -> tuple[str, int, str] | None:
             meta = json.loads(f.read(size)).get("__metadata__") or {}
         task = json.loads(meta.get("task") or "null")
         config = json.loads(meta.get("config") or "null")
-        return (str(task["name"]), int(config["input_size"]), str(config.get("kind", "ntm")))
+        return (str(task["name"]), int(config["input_size"]), family_of(config_from_dict(config)))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
 def runs_sequences(path: str | Path) -> bool:
-    """Whether a checkpoint is an NTM or an LSTM that Compare and the Train tab can run on a
-    sequence, not a memory network (which answers a story in hops; Explore shows it). True when
-    the header cannot tell, so an unreadable file is still listed and then says what is wrong."""
+    """Whether a checkpoint's model takes a step per input step (its declaration's steps), so
+    the Train tab can go on training it live on sequences; a memory network answers a story in
+    passes (Explore and Compare show it). True when the header cannot tell, so an unreadable
+    file is still listed and then says what is wrong."""
     header = checkpoint_header(path)
-    return header is None or header[2] != "memn2n"
+    return header is None or header[2].steps == "inputs"
 
 
 def smallest_length(task: Any) -> int:
@@ -235,12 +244,11 @@ def untrained_source(seed: int = 0) -> ModelSource:
 
 
 def _make_untrained(seed: int) -> ModelSource:
+    from ..config import NTMConfig
     from ..tasks import get_task
 
     task = get_task("copy")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = NTM(NTMConfig(input_size=task.input_size, output_size=task.output_size)).eval()
+    model = build_model(NTMConfig(input_size=task.input_size, output_size=task.output_size), seeds=[seed]).eval()
     return ModelSource(name=UNTRAINED, model=model, task=task,
                        note="No trained checkpoint was found in checkpoints/: this is an untrained NTM "
                             "for the copy task, so its memory use is random.")
@@ -331,9 +339,7 @@ def record_episode(source: ModelSource, length: int | None = None, seed: int = 0
         raise ConfigError(f"{source.name} names no task, so there is nothing to sample")
     seed = check_seed(seed)
     slots = source.memory_slots
-    meta: dict[str, Any] = {"task": task.name, "task_config": task.to_dict(), "seed": int(seed), "source": source.name,
-                            "input_labels": list(getattr(task, "input_labels", ()) or ()),
-                            "output_labels": list(getattr(task, "output_labels", ()) or ())}
+    meta: dict[str, Any] = {"seed": int(seed), "source": source.name}
     if source.path is not None:
         meta["checkpoint"] = source.path.name
     if pattern is not None and pattern.strip():
@@ -355,20 +361,16 @@ def record_episode(source: ModelSource, length: int | None = None, seed: int = 0
             fixed.check_fits(slots)
         batch = fixed.sample(1, seed=int(seed))
         meta["length"] = int(length)
-    if getattr(getattr(source.model, "config", None), "kind", None) == "memn2n":
-        # a memory network answers the story in its hops: each hop a step, each sentence a slot
-        from ..memn2n import record_story
-
-        return record_story(source.model, fixed, batch, meta=meta)
     steps = int(batch.lengths[0])
     if steps > MAX_STEPS:
         raise ConfigError(f"that input takes {steps} steps; the explorer shows at most {MAX_STEPS}")
-    size = episode_size(source.model, batch)
+    # a model that steps through its input grows its episode with the input; one that makes
+    # passes over it (a memory network's hops) does not
+    size = episode_size(source.model, batch) if source.family.steps == "inputs" else 0
     if size > MAX_EPISODE_BYTES:
         raise ConfigError(f"that input makes a {size / MB:.0f} MB episode; the explorer opens files of at most "
                           f"{MAX_EPISODE_BYTES / MB:.0f} MB, so it records no larger ones (try a shorter input)")
-    episodes = record(source.model, batch, meta=meta)
-    return episodes[0]
+    return record(source.model, batch, meta=meta, task=task)[0]
 
 
 def episode_size(model: torch.nn.Module, batch) -> int:

@@ -80,6 +80,7 @@ class Story(Task):
     size_field = "max_sentences"
     solved_below = 0.05  # answer error rate
     error_unit = "answer error rate"
+    measure = "answer_errors"
     facts: ClassVar[int] = 1  # supporting facts per question
     min_story: ClassVar[int] = 1  # the fewest sentences that can hold the facts
 
@@ -222,6 +223,18 @@ class Story(Task):
         n = int(batch.lengths[index]) - 1
         answer = self.answer_words[int(batch.targets[index, 0].argmax())]
         return [self.text(x[i + 1]) for i in range(n)], self.text(x[0]), answer
+
+    def episode_extras(self, batch: Batch, outputs: list[np.ndarray]) -> list[dict]:
+        """Each story's sentences name its slots; its question, answer, the model's answer (the
+        most likely word after the last hop) and the supporting facts go into its metadata."""
+        extras = []
+        for index, out in enumerate(outputs):
+            sentences, question, answer = self.story_text(batch, index)
+            n = len(sentences)
+            extras.append({"slot_labels": sentences, "meta": {
+                "question": question, "answer": answer, "model_answer": self.answer_words[int(np.argmax(out[-1]))],
+                "supporting": self.supporting_facts(batch.inputs[index, : n + 1].cpu().numpy())}})
+        return extras
 
     # ---- scoring ---------------------------------------------------------------------------
     def sequence_loss(self, logits: Tensor, batch: Batch) -> Tensor:

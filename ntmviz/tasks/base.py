@@ -125,6 +125,9 @@ class Task:
     solved_below: ClassVar[float | None] = None
     # What `bit_errors` counts per sequence, for tables ("answer error rate" for the story tasks).
     error_unit: ClassVar[str] = "bit errors/seq"
+    # How a recorded episode of this task is scored (a name in contract.MEASURES): its title,
+    # sequence view and Compare show this, whatever model made the episode.
+    measure: ClassVar[str] = "bit_errors"
     # Validation chooses checkpoints and seeds on the fewest bit errors, then the lowest loss; or
     # on the loss alone where it is the task's measure and the bits a noisy view of it (n-grams).
     choose_on_loss: ClassVar[bool] = False
@@ -194,6 +197,14 @@ class Task:
     def describe(self) -> str:
         """One line."""
         raise NotImplementedError
+
+    def episode_extras(self, batch: Batch, outputs: list[np.ndarray]) -> list[dict[str, Any]]:
+        """What each recorded episode of `batch` carries from the task besides the model's
+        arrays, one dict per item (outputs: each item's output probabilities [T, O]):
+        "meta" (merged into the episode's metadata), and where the task has them "slot_labels"
+        (N strings) and "optimum" ([T, O], the optimal predictor's outputs)."""
+        labels = {"input_labels": list(self.input_labels), "output_labels": list(self.output_labels)}
+        return [{"meta": dict(labels)} for _ in outputs]
 
     # ---- configuration as data -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -49,7 +49,8 @@ class NGrams(Task):
     difficulty_name = "sequence length"
     size_field = "sequence_length"
     eval_sizes = (200,)
-    choose_on_loss = True  # its measure is the cross-entropy; which bits are wrong is mostly luck
+    choose_on_loss = True
+    measure = "bits_above_optimum"  # its measure is the cross-entropy; which bits are wrong is mostly luck
 
     def __post_init__(self) -> None:
         check_int("n", self.n, minimum=2)
@@ -178,6 +179,14 @@ class NGrams(Task):
         total = seen.gather(2, ctx.unsqueeze(-1))[..., 0]
         p = (n1 + 0.5) / (total + 1)
         return torch.where(scored, p, torch.full_like(p, 0.5))
+
+    def episode_extras(self, batch: Batch, outputs: list[np.ndarray]) -> list[dict]:
+        """Each episode also carries the optimum's predictions, [T, 1] (its measure: bits above them)."""
+        extras = super().episode_extras(batch, outputs)
+        optimum = self.optimal_probabilities(batch).float().cpu().numpy()  # [B, T]
+        for b, (extra, out) in enumerate(zip(extras, outputs)):
+            extra["optimum"] = optimum[b, : len(out), None]
+        return extras
 
     def bits_per_prediction(self, logits: Tensor, batch: Batch) -> Tensor:
         """Mean cross-entropy in bits per scored prediction, per sequence: [B].

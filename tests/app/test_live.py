@@ -408,7 +408,7 @@ def test_every_seed_is_recorded_in_each_snapshot_by_one_batched_run(runs):
 
 
 def test_a_seed_run_starts_from_the_weights_the_cli_gives_each_seed():
-    from ntmviz.model import build_model
+    from ntmviz.models import build_model
 
     run = LiveRun.create(small(seeds=[2, 7]))
     cli = build_model(run.trainer.model.config, seeds=[2, 7])

@@ -1,4 +1,4 @@
-"""The Neural Turing Machine and the LSTM baseline, each one model or a seed ensemble of K.
+"""The Neural Turing Machine, one model or a seed ensemble of K (its declaration: heads.NTM).
 
 Shapes: B batch, T time, I input width, O output width, N slots, M word width,
 R read heads, W write heads, H = R + W (read heads first), S shift width, C controller size,
@@ -18,23 +18,25 @@ The heads-to-write part runs as one fused autograd node (fused.py), checked agai
 reference functions (heads.activate, addressing.address, memory.read/write) by the tests.
 `forward` prepares the weights once per sequence, projects every step's input in one product
 and applies the output layer to all steps at once; `step` runs one step on its own (record).
-The traces are return values of the step, not hooks: training ignores them, `record` keeps them.
+The traces are return values of the step, not hooks: training ignores them, `record` keeps them
+and hands them back under the names the declaration gives (contract.Recording).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from .config import LSTMConfig, ModelConfig, NTMConfig
-from .errors import ConfigError
-from .fused import Layer, MemoryStep, SequenceTrace, Spec, lstm_cell, memory_step, run_sequence
-from .heads import Heads
-from .layers import Stacked, StackedLinear, StackedLSTMWeights, rows_per_model
-from .memn2n import MemN2N
-from .memory import constant_memory
+from ..config import NTMConfig
+from ..contract import Recording
+from ..errors import ConfigError
+from ..fused import Layer, MemoryStep, SequenceTrace, Spec, lstm_cell, memory_step, run_sequence
+from ..heads import NTM as FAMILY  # the NTM declares itself beside its heads
+from ..heads import WRITE_PARAMS, Heads
+from ..layers import Stacked, StackedLinear, StackedLSTMWeights, rows_per_model
+from ..memory import constant_memory
 
 
 class NTMState(NamedTuple):
@@ -47,24 +49,6 @@ class NTMState(NamedTuple):
     reads: Tensor  # [P, R, M]  r_{t-1}
 
 
-class StepTrace(NamedTuple):
-    """What one NTM step computed, for recording. H = R + W heads, read heads first."""
-
-    key: Tensor  # [P, H, M]
-    beta: Tensor  # [P, H]
-    gate: Tensor  # [P, H]
-    shift: Tensor  # [P, H, S]
-    gamma: Tensor  # [P, H]
-    erase: Tensor  # [P, W, M]
-    add: Tensor  # [P, W, M]
-    content: Tensor  # [P, H, N]  w^c
-    gated: Tensor  # [P, H, N]  w^g
-    shifted: Tensor  # [P, H, N]  w~
-    weights: Tensor  # [P, H, N]  w
-    reads: Tensor  # [P, R, M]
-    memory: Tensor  # [P, N, M]  after this step's write
-
-
 class _Weights(NamedTuple):
     """The operands of one sequence's batched products, prepared once (K models each)."""
 
@@ -74,7 +58,8 @@ class _Weights(NamedTuple):
     output: tuple[Tensor, Tensor]  # (W [K, C + R*M, O], b [K, 1, O])
 
 
-def _check_inputs(inputs: Tensor, input_size: int, models: int) -> None:
+def check_inputs(inputs: Tensor, input_size: int, models: int) -> None:
+    """ConfigError unless inputs are [P, T, input_size] with P a multiple of `models`."""
     if inputs.dim() != 3 or inputs.shape[-1] != input_size:
         raise ConfigError(f"inputs must be [batch, time, {input_size}], got {list(inputs.shape)}")
     if inputs.shape[0] % models:
@@ -199,19 +184,18 @@ class NTM(Stacked):
         step = memory_step(raw, state.memory, state.weights, self.config.shift_width, self.config.read_heads)
         return h, NTMState(tuple(hidden), tuple(cell), step.memory, step.weights, step.reads), step
 
-    def step(self, x: Tensor, state: NTMState) -> tuple[Tensor, NTMState, StepTrace]:
-        """One time step. x [P, I] -> (logits [P, O], next state, StepTrace)."""
+    def step(self, x: Tensor, state: NTMState) -> tuple[Tensor, NTMState, MemoryStep]:
+        """One time step. x [P, I] -> (logits [P, O], next state, the step's MemoryStep: every
+        field of heads.STEP_FIELDS, H = R + W heads, read heads first)."""
         weights = self._weights()
         h, nxt, s = self._step(self._project_inputs(x, weights), state, weights)
         y = self._output(h, s.reads.reshape(x.shape[0], -1), weights)
-        trace = StepTrace(s.key, s.beta, s.gate, s.shift, s.gamma, s.erase, s.add,
-                          s.content, s.gated, s.shifted, s.weights, s.reads, s.memory)
-        return y, nxt, trace
+        return y, nxt, s
 
     def run(self, inputs: Tensor, record: bool = False) -> tuple[Tensor, SequenceTrace | None]:
         """inputs [P, T, I] -> (logits [P, T, O], every step's trace when `record`), P = K x B
         model major. The time loop is one autograd node (fused.run_sequence)."""
-        _check_inputs(inputs, self.config.input_size, self.models)
+        check_inputs(inputs, self.config.input_size, self.models)
         rows, steps, _ = inputs.shape
         weights = self._weights()
         state = self.initial_state(rows)
@@ -225,90 +209,26 @@ class NTM(Stacked):
         return self.run(inputs)[0]
 
 
-class LSTMState(NamedTuple):
-    hidden: Tensor  # [L, P, C]
-    cell: Tensor  # [L, P, C]
-
-
-class LSTMBaseline(Stacked):
-    """A stack of LSTM layers with a linear output: the paper's baseline, same interface.
-
-    K models run one after another through torch's fused LSTM (one call per model), then one
-    batched output layer."""
-
-    def __init__(self, config: LSTMConfig, models: int = 1):
-        super().__init__()
-        self.config = c = config
-        self.models = models
-        self.lstm = nn.Module()  # parameters named as torch.nn.LSTM names them: weight_ih_l0, ...
-        for layer in range(c.layers):
-            weights = StackedLSTMWeights(models, c.input_size if layer == 0 else c.hidden_size, c.hidden_size)
-            for name, p in weights.named_parameters():
-                self.lstm.register_parameter(f"{name}_l{layer}", p)
-        self.output = StackedLinear(models, c.hidden_size, c.output_size)
-
-    def with_models(self, models: int) -> "LSTMBaseline":
-        return LSTMBaseline(self.config, models).to(self.device, self.output.weight.dtype)
-
-    @property
-    def device(self) -> torch.device:
-        return self.output.weight.device
-
-    def initial_state(self, rows: int) -> LSTMState:
+    def record(self, inputs: Tensor, lengths: Sequence[int]) -> Recording:
+        """inputs [P, T, I] -> every step's trace under the declaration's names, each row cut to
+        its length: the training path's forward (fused.run_sequence) keeping every step, one copy
+        per field over time and one move to the CPU per field. Call under inference mode."""
         c = self.config
-        rows_per_model(rows, self.models)
-        zeros = torch.zeros(c.layers, rows, c.hidden_size, device=self.device, dtype=self.output.weight.dtype)
-        return LSTMState(zeros, zeros)
-
-    def _run(self, x: Tensor, state: LSTMState) -> tuple[Tensor, LSTMState]:
-        """x [P, T, I] -> (top layer's h [P, T, C], state), one fused LSTM call per model."""
-        c = self.config
-        B = rows_per_model(x.shape[0], self.models)
-        names = [f"{kind}_l{layer}" for layer in range(c.layers)
-                 for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-        params = [getattr(self.lstm, name) for name in names]
-        outs, hidden, cell = [], [], []
-        for k in range(self.models):
-            rows = slice(k * B, (k + 1) * B)
-            hx = (state.hidden[:, rows].contiguous(), state.cell[:, rows].contiguous())
-            h, hk, ck = torch.lstm(x[rows], hx, [p[k] for p in params],
-                                   True, c.layers, 0.0, self.training, False, True)
-            outs.append(h)
-            hidden.append(hk)
-            cell.append(ck)
-        return torch.cat(outs, 0), LSTMState(torch.cat(hidden, 1), torch.cat(cell, 1))
-
-    def step(self, x: Tensor, state: LSTMState) -> tuple[Tensor, LSTMState, None]:
-        """x [P, I] -> (logits [P, O], next state, None: there is no memory to trace)."""
-        h, state = self._run(x.unsqueeze(1), state)
-        return self.output(h[:, 0]), state, None
-
-    def forward(self, inputs: Tensor) -> Tensor:
-        """inputs [P, T, I] -> logits [P, T, O]; each model's sequence in one fused call."""
-        _check_inputs(inputs, self.config.input_size, self.models)
-        h, _ = self._run(inputs, self.initial_state(inputs.shape[0]))
-        return self.output(h)
-
-
-def build_model(config: ModelConfig, seeds: list[int] | None = None) -> NTM | LSTMBaseline | MemN2N:
-    """The model a config describes: one model, or one per seed, each initialised from its own
-    seed (so model k of seeds [0..7] is the model seed k alone would give). Leaves torch's
-    global random state as it found it."""
-    cls = {"ntm": NTM, "lstm": LSTMBaseline, "memn2n": MemN2N}[config.kind]
-    if seeds is None:
-        return cls(config)
-    if not seeds:
-        raise ConfigError("no seeds given")
-    members = []
-    with torch.random.fork_rng(devices=[]):
-        for seed in seeds:
-            torch.manual_seed(seed)
-            members.append(cls(config))
-    return cls.stack(members)
-
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """The given device, or CUDA when there is one, else the CPU."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        logits, trace = self.run(inputs, record=True)
+        steps = {name: getattr(trace.steps, name).float().cpu().numpy() for name in trace.steps._fields}
+        memories = trace.memories.float().cpu().numpy()
+        outputs = torch.sigmoid(logits).float().cpu().numpy()
+        R = c.read_heads
+        groups = {"read": slice(0, R), "write": slice(R, None)}
+        items = []
+        for b, n in enumerate(lengths):
+            item = {"outputs": outputs[b, :n], "memory": memories[b, : n + 1], "reads": steps["reads"][b, :n]}
+            for group in FAMILY.groups:
+                heads = groups[group.name]
+                for name in group.stage_names:
+                    item[f"{group.name}.{name}"] = steps[name][b, :n, heads]
+                for p in group.params:  # write-only params are laid out over the write heads alone
+                    item[f"{group.name}.{p.name}"] = steps[p.name][b, :n] if p.name in WRITE_PARAMS \
+                        else steps[p.name][b, :n, heads]
+            items.append(item)
+        return Recording(FAMILY.resolve(c), items)

@@ -26,15 +26,30 @@ l_kj = (1 - j/J) - (k/d)(1 - 2j/J) for word j = 1..J of a J-word sentence, dimen
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .config import MemN2NConfig
-from .errors import ConfigError
-from .layers import Stacked, rows_per_model
+from ..config import MemN2NConfig
+from ..contract import Family, HeadGroup, Recording
+from ..errors import ConfigError
+from ..layers import Stacked, rows_per_model
+
+# Recorded, a story is an episode whose steps are the hops: each hop's attention over the
+# sentences is the one read head's weighting at that step, the sentences are the slots (labelled
+# by their text, which the task supplies), and the memory is the output memories c^1 of hop 1
+# (the input memories of hop 2), the same at every step. Only the last hop's readout is the answer.
+FAMILY = Family(
+    name="memn2n",
+    title="End-to-end memory network",
+    groups=(HeadGroup("read", 1, doc="each hop's attention over the story's sentences (one step per hop)"),),
+    memory="read-only",
+    slot_labels=True,
+    steps="passes",
+    measure="answer_errors",
+    doc="Sukhbaatar, Szlam, Weston & Fergus 2015: hops of attention over a story's sentences.",
+)
 
 
 def position_encoding(ids: Tensor, d: int) -> Tensor:
@@ -120,56 +135,23 @@ class MemN2N(Stacked):
         return Hops(hop_logits[-1], torch.stack(hop_logits, 1), torch.stack(attention, 1),
                     torch.stack(levels[:-1], 1), torch.stack(levels[1:], 1), n)
 
+    def record(self, inputs: Tensor, lengths: Sequence[int]) -> Recording:
+        """inputs [P, T, L] -> each story as its hops (see FAMILY): n = length - 1 sentences,
+        M = d. Per row: outputs [H, O] the answer probabilities read out after each hop (W u^h+1),
+        memory [n, d] the output memories c^1, read.weights [H, 1, n] each hop's attention.
+        Call under inference mode."""
+        hops = self.hops(inputs)
+        probs = torch.softmax(hops.hop_logits, -1).float().cpu().numpy()  # [P, H, O]
+        attention = hops.attention.float().cpu().numpy()  # [P, H, S]
+        memory = hops.memory_out[:, 0].float().cpu().numpy()  # [P, S, d]
+        items = []
+        for b, length in enumerate(lengths):
+            n = int(length) - 1
+            items.append({"outputs": probs[b], "memory": memory[b, :n], "read.weights": attention[b, :, None, :n]})
+        return Recording(FAMILY.resolve(self.config), items)
+
     def forward(self, inputs: Tensor) -> Tensor:
         """inputs [P, T, L] -> logits [P, T, O]: the answer at step 0, zeros after."""
         logits = self.hops(inputs).logits
         rest = logits.new_zeros(logits.shape[0], inputs.shape[1] - 1, logits.shape[1])
         return torch.cat([logits.unsqueeze(1), rest], 1)
-
-
-# ---- recording one story --------------------------------------------------------------------
-
-def episode_arrays(model: MemN2N, task, batch, index: int = 0, member: int = 0) -> dict:
-    """The arguments of `Episode.from_arrays` for story `index` of `batch` (a task.sample of B
-    stories) as model `member` answers it: n = the story's sentences, M = d.
-
-        memory        [n, M]      the output memories c^1 of hop 1 (= the input memories of hop 2)
-        read_weights  [H, 1, n]   hop h's attention (each hop a step, one head)
-        stages        None        (each hop is its own step, so there is no stage before its weighting)
-        slot_labels   the n sentences as text
-        outputs       [H, O]      the answer probabilities read out after hop h (W u^h+1; the last is the answer)
-        targets       [H, O]      the one-hot answer at every hop
-        mask          [H]         only the last hop's readout is the model's answer, so only it is scored
-        meta          task, question, answer, model's answer, supporting facts (from the text);
-                      scoring "answer" (a step is right or wrong by its most likely word)
-    """
-    single = model.member(member) if model.models > 1 else model
-    with torch.inference_mode():
-        hops = single.hops(batch.inputs[index: index + 1])
-    n = int(batch.lengths[index]) - 1
-    attention = hops.attention[0, :, :n].detach().cpu().numpy()  # [H, n]
-    sentences, question, answer = task.story_text(batch, index)
-    probs = torch.softmax(hops.hop_logits[0], -1).detach().cpu().numpy()  # [H, O]
-    target = batch.targets[index, :1].detach().cpu().numpy()  # [1, O]
-    return {
-        "memory": hops.memory_out[0, 0, :n].detach().cpu().numpy(),
-        "read_weights": attention[:, None, :],
-        "stages": None,
-        "slot_labels": sentences,
-        "outputs": probs,
-        "targets": np.repeat(target, len(probs), 0),
-        "mask": np.eye(len(probs), dtype=np.float32)[-1],
-        "meta": {"scoring": "answer", "task": task.name, "task_config": task.to_dict(), "question": question, "answer": answer,
-                 "model_answer": task.answer_words[int(probs[-1].argmax())],
-                 "supporting": task.supporting_facts(batch.inputs[index, : n + 1].cpu().numpy())},
-    }
-
-
-def record_story(model: MemN2N, task, batch, index: int = 0, member: int = 0, meta: dict | None = None):
-    """One story as an Episode (episode.Episode.from_arrays; see `episode_arrays`), `meta`
-    added to its metadata: hops are its steps, the sentences its slots."""
-    from .episode import Episode
-
-    arrays = episode_arrays(model, task, batch, index, member)
-    arrays["meta"] = {**arrays["meta"], **(meta or {})}
-    return Episode.from_arrays(**arrays)

@@ -1,0 +1,59 @@
+"""The families of memory model, one module each, every one a step over the contract
+(contract.py): each module declares its `FAMILY` and gives its model a `record(inputs,
+lengths)` that hands back a contract.Recording.
+
+    ntm.py      the Neural Turing Machine (its declaration lives with its heads: heads.NTM)
+    lstm.py     the paper's LSTM baseline (no memory)
+    memn2n.py   end-to-end memory networks over stories
+
+`build_model(config)` makes the model a config describes; `family(kind)` its declaration.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..config import ModelConfig
+from ..contract import Family
+from ..errors import ConfigError
+from . import lstm, memn2n, ntm
+from .lstm import LSTMBaseline
+from .memn2n import MemN2N
+from .ntm import NTM
+
+MODELS = {"ntm": NTM, "lstm": LSTMBaseline, "memn2n": MemN2N}
+FAMILIES = {"ntm": ntm.FAMILY, "lstm": lstm.FAMILY, "memn2n": memn2n.FAMILY}
+
+
+def family(kind: str) -> Family:
+    """The declaration of a model kind ("ntm", "lstm", "memn2n"), head counts unresolved."""
+    if kind not in FAMILIES:
+        raise ConfigError(f"unknown model kind {kind!r}; expected one of {sorted(FAMILIES)}")
+    return FAMILIES[kind]
+
+
+def build_model(config: ModelConfig, seeds: list[int] | None = None) -> NTM | LSTMBaseline | MemN2N:
+    """The model a config describes: one model, or one per seed, each initialised from its own
+    seed (so model k of seeds [0..7] is the model seed k alone would give). Leaves torch's
+    global random state as it found it."""
+    cls = MODELS[config.kind]
+    if seeds is None:
+        return cls(config)
+    if not seeds:
+        raise ConfigError("no seeds given")
+    members = []
+    with torch.random.fork_rng(devices=[]):
+        for seed in seeds:
+            torch.manual_seed(seed)
+            members.append(cls(config))
+    return cls.stack(members)
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The given device, or CUDA when there is one, else the CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+__all__ = ["NTM", "LSTMBaseline", "MemN2N", "MODELS", "FAMILIES", "family", "build_model", "pick_device"]

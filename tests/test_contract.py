@@ -1,0 +1,102 @@
+"""The model contract: declarations round-trip as data, bad ones are refused, and the NTM's
+step takes every field name and shape from its one declaration (heads.NTM)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ntmviz import fused, heads, native
+from ntmviz.config import LSTMConfig, MemN2NConfig, NTMConfig
+from ntmviz.contract import MEASURES, Family, HeadGroup, Param, SlotField, Stage
+from ntmviz.errors import ConfigError
+from ntmviz.models import FAMILIES, build_model, family
+
+
+def dnc_declaration() -> Family:
+    return Family(
+        name="dnc", title="Differentiable neural computer",
+        groups=(HeadGroup("read", "read_heads", (Stage("backward"), Stage("content"), Stage("forward")),
+                          (Param("strength", range=(1.0, 20.0)), Param("modes", "distribution", ("3",))),
+                          normalised=False, reads=True),
+                HeadGroup("write", 1, (Stage("content"), Stage("allocation")),
+                          (Param("erase", "vector", ("M",), signed=False),), normalised=False, writes=True)),
+        slot_state=(SlotField("usage", range=(0.0, 1.0)), SlotField("precedence")),
+        slot_matrices=(SlotField("links"),), measure="bit_errors")
+
+
+@pytest.mark.parametrize("declaration", [*FAMILIES.values(), dnc_declaration()], ids=lambda f: f.name)
+def test_declarations_round_trip_through_json(declaration):
+    again = Family.from_dict(json.loads(json.dumps(declaration.to_dict())))
+    assert again == declaration
+
+
+def test_resolve_reads_head_counts_from_a_config():
+    config = NTMConfig(input_size=3, output_size=2, read_heads=4, write_heads=2)
+    resolved = family("ntm").resolve(config)
+    assert not family("ntm").resolved and resolved.resolved
+    assert [(g.name, g.count) for g in resolved.groups] == [("read", 4), ("write", 2)]
+    assert [label for _, _, label in resolved.heads()][:5] == ["read 1", "read 2", "read 3", "read 4", "write 1"]
+    with pytest.raises(ConfigError, match="not known yet"):
+        family("ntm").heads()
+    assert family("memn2n").resolve(MemN2NConfig(4, 3, 20)).heads() == [("read", 0, "read 1")]
+    assert family("lstm").resolve(LSTMConfig(3, 2)).heads() == [] and not family("lstm").has_memory
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda: Family("x", "X", memory="somewhere"), "memory must be"),
+    (lambda: Family("x", "X", measure="accuracy"), "measure must be"),
+    (lambda: Family("x", "X", steps="hops"), "steps must be"),
+    (lambda: Family("x", "X", groups=(HeadGroup("a.b", 1),)), "without '.'"),
+    (lambda: Family("x", "X", groups=(HeadGroup("memory", 1),)), "not one of"),
+    (lambda: Family("x", "X", groups=(HeadGroup("a", 1), HeadGroup("a", 2))), "declared twice"),
+    (lambda: Family("x", "X", groups=(HeadGroup("a", 1, (Stage("s"),), (Param("s"),)),)), "twice"),
+    (lambda: Family("x", "X", groups=(HeadGroup("a", 1, params=(Param("p", "colour"),)),)), "kind must be"),
+    (lambda: Family("x", "X", memory="none", groups=(HeadGroup("a", 1),)), "no heads"),
+    (lambda: Family("x", "X", groups=(HeadGroup("a", 1, reads=True), HeadGroup("b", 1, reads=True))), "at most one"),
+    (lambda: Family.from_dict({"name": "x"}), "not a model declaration"),
+    (lambda: Family.from_dict({"name": "x", "title": "X", "groups": [{"nme": "a"}]}), "not a model declaration"),
+])
+def test_bad_declarations_are_refused(make, says):
+    with pytest.raises(ConfigError, match=says):
+        make()
+
+
+def test_every_measure_names_its_unit():
+    assert set(MEASURES) == {"bit_errors", "answer_errors", "bits_above_optimum"}
+    assert all(m.unit and m.doc and m.total in ("sum", "mean") for m in MEASURES.values())
+
+
+# ---- the NTM's step: one field list --------------------------------------------------------------
+
+def test_the_ntm_step_fields_come_from_its_declaration():
+    params = tuple(p.name for g in heads.NTM.groups for p in g.params)
+    assert heads.PARAMS == tuple(dict.fromkeys(params))  # every parameter once, in declaration order
+    assert heads.STEP_FIELDS == ("weights", "reads", "memory") + heads.PARAMS + tuple(
+        s.name for s in heads.NTM.group("read").stages)
+    assert fused.MemoryStep._fields == heads.STEP_FIELDS
+    assert heads.HeadParams._fields == heads.PARAMS
+
+
+@pytest.mark.parametrize("R, W", [(1, 1), (2, 3)])
+def test_raw_layout_and_step_shapes_follow_the_declaration(R, W):
+    P, N, M, S = 2, 7, 5, 3
+    H = R + W
+    config = NTMConfig(input_size=4, output_size=3, memory_slots=N, memory_width=M, read_heads=R, write_heads=W,
+                       controller_size=6)
+    model = build_model(config)
+    assert model.heads.linear.weight.shape[1] == sum(heads.head_sizes(H, W, M, S))
+    raw = torch.randn(P, sum(heads.head_sizes(H, W, M, S)))
+    memory, previous = torch.randn(P, N, M), torch.softmax(torch.randn(P, H, N), -1)
+    for usable in (False, True):
+        if usable and native.library() is None:
+            pytest.fail("the compiled kernels did not build")
+        step = fused.memory_step(raw, memory, previous, S, R) if usable else \
+            fused.MemoryStep(*fused.torch_memory_forward(raw, memory, previous, S, R)[0])
+        for name, shape in zip(heads.STEP_FIELDS, heads.step_shapes(P, H, R, N, M, S)):
+            assert tuple(getattr(step, name).shape) == shape, name
+    activated = heads.activate(raw, H, W, M, S)
+    for name, n, shape in heads.raw_layout(H, W, M, S):
+        assert tuple(getattr(activated, name).shape) == (P, n, *shape)
