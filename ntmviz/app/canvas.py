@@ -63,14 +63,14 @@ def bundle(modules: tuple[str, ...] = MODULES, folder: Traversable = STATIC) -> 
 RENDERER_JS = bundle()
 RENDERER_CSS = STATIC.joinpath("ntmviz.css").read_text(encoding="utf-8")
 
-KINDS = ("player", "memory", "heads", "focus", "sequence")
+KINDS = ("player", "memory", "focus", "heads", "slots", "sequence")
 
 _ADAPTER = """
 // ---- Panel adapter: the component's parameters <-> one mounted view --------------------
 export function render({ model, el }) {
   const handle = mount(el, {
     view: model.kind, group: model.group, data: model.payload, t: model.t, diff: model.diff,
-    playing: model.playing, loop: model.loop, speed: model.speed, figures: true,
+    playing: model.playing, loop: model.loop, speed: model.speed, hidden: model.hidden, figures: true,
   });
   handle.onReport((key, value) => {
     if (model[key] !== value) model[key] = value;
@@ -86,7 +86,7 @@ export function render({ model, el }) {
   model.send_msg({hello: 1}); // answered only by a live Python side (see notebook.py)
   model.on("payload", () => handle.setData(model.payload));
   model.on("t", () => handle.seek(model.t));
-  for (const key of ["diff", "playing", "loop", "speed"]) {
+  for (const key of ["diff", "playing", "loop", "speed", "hidden"]) {
     model.on(key, () => handle.setOption(key, model[key]));
   }
   model.on("remove", () => handle.destroy());
@@ -139,6 +139,8 @@ class EpisodeCanvas(JSComponent):
 
     speed = param.Integer(default=10, doc="Player: steps per second.")
 
+    hidden = param.List(default=[], doc="The heads every view leaves out, by number.")
+
     _esm = RENDERER_JS + _ADAPTER
 
     _bundle = served_module(_esm, Path(__file__).with_name("renderer.generated.js"))
@@ -149,7 +151,7 @@ class EpisodeCanvas(JSComponent):
                  figures: Callable[..., tuple[str, str, bytes]] | None = None, **params):
         super().__init__(**params)
         self.chunks = chunks  # (payload id, chunk) -> arrays, or None for an episode no longer shown
-        # (format, t, diff, zoom) -> (file name, MIME type, bytes): the view's figure (figures.py)
+        # (format, t, options {diff, zoom, window}) -> (file name, MIME type, bytes): the view's figure
         self.figures = figures
         self.view = None  # the EpisodeView this canvas draws (set by it; notebook.py reads it)
 
@@ -180,8 +182,10 @@ class EpisodeCanvas(JSComponent):
         def make() -> dict[str, Any]:
             try:
                 t = int(data.get("t", 0))
-                zoom = data.get("zoom")
-                name, mime, body = self.figures(fmt, t, bool(data.get("diff")), None if zoom is None else bool(zoom))
+                zoom, window = data.get("zoom"), data.get("window")
+                options = {"diff": bool(data.get("diff")), "zoom": None if zoom is None else bool(zoom),
+                           "window": None if window is None else (int(window[0]), int(window[1]))}
+                name, mime, body = self.figures(fmt, t, options)
             except NtmvizError as exc:
                 return {"figure": fmt, "error": str(exc)}
             except Exception as exc:  # the page keeps working whatever went wrong; the log has why

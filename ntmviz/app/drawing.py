@@ -1,4 +1,4 @@
-"""A small vector scene (rectangles, lines, polygons, text, heatmaps) and its two writers:
+"""A small vector scene (rectangles, lines, polygons, circles, text, heatmaps) and its two writers:
 SVG (vector, each heatmap cell a rectangle) and PNG (Pillow, at `scale` pixels per unit).
 
 Figures (figures.py) draw into a Scene in CSS pixels; both writers read the same items, so the
@@ -12,6 +12,10 @@ SVG and the PNG show the same thing.
 A heatmap's cell (r, c) covers [x + c w / cols, + w / cols) x [y + r h / rows, + h / rows); the
 SVG writes one <g data-heatmap=NAME> per heatmap: a background rectangle in its most common
 colour, then one rectangle per run of equal colours along a row (runs of the background left out).
+Rectangles, lines and circles given a `name` carry it as `data-name` (so tests and tools can find
+a figure's bars, baselines and discs); text given `hover` shows that full text on hover in the
+SVG (a <title>), for labels that had to be shortened. `text_width` measures text as both writers
+draw it (DejaVu Sans).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class Rect:
     stroke: str | None = None
     width: float = 1.0
     dash: tuple[float, ...] | None = None
+    name: str = ""
 
 
 @dataclass
@@ -54,12 +59,25 @@ class Line:
     stroke: str = INK
     width: float = 1.0
     dash: tuple[float, ...] | None = None
+    name: str = ""
 
 
 @dataclass
 class Polygon:
     points: list[tuple[float, float]]
     fill: str = INK
+
+
+@dataclass
+class Circle:
+    cx: float
+    cy: float
+    r: float
+    fill: str | None = INK
+    stroke: str | None = None
+    width: float = 1.0
+    opacity: float = 1.0  # of the fill: overlapping discs stay visible
+    name: str = ""
 
 
 @dataclass
@@ -73,6 +91,7 @@ class Text:
     baseline: str = "alphabetic"  # alphabetic | middle | top | bottom
     bold: bool = False
     rotate: float = 0.0  # degrees, about (x, y); -90 reads bottom to top
+    hover: str = ""  # the full text, shown on hover in the SVG (when `text` is shortened)
 
 
 @dataclass
@@ -95,24 +114,37 @@ class Scene:
     description: str = ""
     items: list[Any] = field(default_factory=list)
 
-    def rect(self, x, y, w, h, fill=None, stroke=None, width=1.0, dash=None) -> None:
-        self.items.append(Rect(x, y, w, h, fill, stroke, width, dash))
+    def rect(self, x, y, w, h, fill=None, stroke=None, width=1.0, dash=None, name="") -> None:
+        self.items.append(Rect(x, y, w, h, fill, stroke, width, dash, name))
 
-    def line(self, x1, y1, x2, y2, stroke=INK, width=1.0, dash=None) -> None:
-        self.items.append(Line(x1, y1, x2, y2, stroke, width, dash))
+    def line(self, x1, y1, x2, y2, stroke=INK, width=1.0, dash=None, name="") -> None:
+        self.items.append(Line(x1, y1, x2, y2, stroke, width, dash, name))
 
     def polygon(self, points, fill=INK) -> None:
         self.items.append(Polygon([(float(x), float(y)) for x, y in points], fill))
 
+    def circle(self, cx, cy, r, fill=INK, stroke=None, width=1.0, opacity=1.0, name="") -> None:
+        self.items.append(Circle(cx, cy, r, fill, stroke, width, opacity, name))
+
     def text(self, x, y, text, size=11.0, fill=INK, anchor="start", baseline="alphabetic", bold=False,
-             rotate=0.0) -> None:
-        self.items.append(Text(x, y, str(text), size, fill, anchor, baseline, bold, rotate))
+             rotate=0.0, hover="") -> None:
+        self.items.append(Text(x, y, str(text), size, fill, anchor, baseline, bold, rotate, str(hover or "")))
 
     def heatmap(self, x, y, w, h, colours: np.ndarray, name: str = "") -> None:
         colours = np.ascontiguousarray(colours, dtype=np.uint8)
         if colours.ndim != 3 or colours.shape[2] != 3:
             raise ValueError(f"heatmap colours must be [rows, cols, 3], got {colours.shape}")
         self.items.append(Heatmap(x, y, w, h, colours, name))
+
+
+# ---- measuring text -------------------------------------------------------------------------------
+def text_width(text: str, size: float = 11.0, bold: bool = False) -> float:
+    """The width of `text` in CSS pixels at font `size`, as DejaVu Sans draws it (the SVG's first
+    font and the PNG's); an estimate (0.6 em a character) where Pillow has no such font."""
+    font = _font(100, bold)
+    if not hasattr(font, "getlength"):
+        return 0.6 * size * len(text)
+    return float(font.getlength(str(text))) * size / 100
 
 
 # ---- SVG ------------------------------------------------------------------------------------------
@@ -133,6 +165,10 @@ def _stroke_attrs(stroke, width, dash) -> str:
     if dash:
         out += f' stroke-dasharray="{" ".join(_n(d) for d in dash)}"'
     return out
+
+
+def _name_attr(name: str) -> str:
+    return f' data-name="{html.escape(name, quote=True)}"' if name else ""
 
 
 def _svg_heatmap(item: Heatmap) -> list[str]:
@@ -178,10 +214,14 @@ def to_svg(scene: Scene) -> str:
         elif isinstance(item, Rect):
             fill = item.fill or "none"
             out.append(f'<rect x="{_n(item.x)}" y="{_n(item.y)}" width="{_n(item.w)}" height="{_n(item.h)}" '
-                       f'fill="{fill}"{_stroke_attrs(item.stroke, item.width, item.dash)}/>')
+                       f'fill="{fill}"{_stroke_attrs(item.stroke, item.width, item.dash)}{_name_attr(item.name)}/>')
         elif isinstance(item, Line):
             out.append(f'<line x1="{_n(item.x1)}" y1="{_n(item.y1)}" x2="{_n(item.x2)}" y2="{_n(item.y2)}"'
-                       f'{_stroke_attrs(item.stroke, item.width, item.dash)}/>')
+                       f'{_stroke_attrs(item.stroke, item.width, item.dash)}{_name_attr(item.name)}/>')
+        elif isinstance(item, Circle):
+            opacity = f' fill-opacity="{_n(item.opacity)}"' if item.fill and item.opacity < 1 else ""
+            out.append(f'<circle cx="{_n(item.cx)}" cy="{_n(item.cy)}" r="{_n(item.r)}" fill="{item.fill or "none"}"'
+                       f'{opacity}{_stroke_attrs(item.stroke, item.width, None)}{_name_attr(item.name)}/>')
         elif isinstance(item, Polygon):
             pts = " ".join(f"{_n(x)},{_n(y)}" for x, y in item.points)
             out.append(f'<polygon points="{pts}" fill="{item.fill}"/>')
@@ -189,8 +229,11 @@ def to_svg(scene: Scene) -> str:
             y = item.y + _BASELINE[item.baseline] * item.size
             transform = f' transform="rotate({_n(item.rotate)} {_n(item.x)} {_n(item.y)})"' if item.rotate else ""
             weight = ' font-weight="bold"' if item.bold else ""
-            out.append(f'<text x="{_n(item.x)}" y="{_n(y)}" font-size="{_n(item.size)}" fill="{item.fill}" '
-                       f'text-anchor="{item.anchor}"{weight}{transform}>{html.escape(item.text, quote=False)}</text>')
+            text = (f'<text x="{_n(item.x)}" y="{_n(y)}" font-size="{_n(item.size)}" fill="{item.fill}" '
+                    f'text-anchor="{item.anchor}"{weight}{transform}>{html.escape(item.text, quote=False)}</text>')
+            if item.hover:  # a <title> beside the text, in a group: the text element keeps only its text
+                text = f"<g><title>{html.escape(item.hover, quote=False)}</title>{text}</g>"
+            out.append(text)
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -270,6 +313,8 @@ def to_png(scene: Scene, scale: float = 3.0) -> bytes:
             _png_line(draw, item.x1, item.y1, item.x2, item.y2, item.stroke, item.width, item.dash, s)
         elif isinstance(item, Polygon):
             draw.polygon([(x * s, y * s) for x, y in item.points], fill=_rgb(item.fill))
+        elif isinstance(item, Circle):
+            _png_circle(img, draw, item, s)
         elif isinstance(item, Text):
             _png_text(img, draw, item, s)
     buf = io.BytesIO()
@@ -282,6 +327,24 @@ def _png_line(draw, x1, y1, x2, y2, stroke, width, dash, s) -> None:
     pieces = _dashes(x1, y1, x2, y2, dash) if dash else [(x1, y1, x2, y2)]
     for a, b, c, d in pieces:
         draw.line([(a * s, b * s), (c * s, d * s)], fill=_rgb(stroke), width=w)
+
+
+def _png_circle(img, draw, item: Circle, s: float) -> None:
+    from PIL import Image, ImageDraw
+
+    box = [(item.cx - item.r) * s, (item.cy - item.r) * s, (item.cx + item.r) * s, (item.cy + item.r) * s]
+    if item.fill and item.opacity >= 1:
+        draw.ellipse(box, fill=_rgb(item.fill))
+    elif item.fill and item.opacity > 0:
+        # blend through a mask over the disc's own box (not the whole image): overlapping discs show
+        x0, y0 = math.floor(box[0]), math.floor(box[1])
+        w, h = math.ceil(box[2]) - x0 + 1, math.ceil(box[3]) - y0 + 1
+        mask = Image.new("L", (w, h), 0)
+        ImageDraw.Draw(mask).ellipse([box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0],
+                                     fill=round(255 * item.opacity))
+        img.paste(_rgb(item.fill), (x0, y0, x0 + w, y0 + h), mask)
+    if item.stroke:
+        draw.ellipse(box, outline=_rgb(item.stroke), width=max(1, round(item.width * s)))
 
 
 _ANCHOR = {"start": "l", "middle": "m", "end": "r"}

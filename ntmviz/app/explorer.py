@@ -19,7 +19,16 @@ from .sources import (
     ModelSource, Sources, cached_episode, find_checkpoints, load_source, untrained_source,
 )
 from .state import Playback
-from .views import FocusView, HeadLocationsView, MemoryView, Player, SequenceView
+from .views import FocusView, HeadLocationsView, MemoryView, Player, SequenceView, SlotsView
+
+MANY_HEADS = 4  # with more heads, the heads' panels (focus, locations) sit side by side in two columns
+
+# How each view's card takes the width of the main area (CSS flex): the memory as wide as it
+# draws, the others growing from a basis, so the cards reflow from 1280 to 2560 px.
+FEW_HEADS_LAYOUT = {"memory": "0 0 auto", "focus": "1 1 280px", "mechanisms": "1 1 260px", "heads": "1 1 640px",
+                    "slots": "1 1 100%", "sequence": "1 1 100%"}
+MANY_HEADS_LAYOUT = {"memory": "0 0 auto", "sequence": "1 1 560px", "focus": "1 1 100%", "heads": "1 1 100%",
+                     "slots": "1 1 100%", "mechanisms": "1 1 100%"}
 
 
 def default_folder(extra=()) -> str:
@@ -73,15 +82,24 @@ class Explorer(Viewer):
         self.memory = MemoryView(state=state)
         self.heads = HeadLocationsView(state=state)
         self.focus = FocusView(state=state)
+        self.slots = SlotsView(state=state)
         self.sequence = SequenceView(state=state)
         runs = self.runs_folder
-        self.sources = Sources(state, folder=folder, source=source, extra_folders=[runs])
+        self.sources = Sources(state, folder=folder, source=source, extra_folders=[runs], layout="toolbar")
         self.mechanisms = MechanismsView(state=state)  # "What the heads did" in this episode
         self._title = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self._note = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
-        # the focus wraps under the memory (and its heads under each other) on narrow screens
-        self._memory_views = pn.Column(pn.FlexBox(self.memory, self.focus, flex_wrap="wrap", gap="12px"),
-                                       self.heads, margin=0, sizing_mode="stretch_width")
+        # Every view a card in one grid that reflows with the width (see _arrange); the player
+        # sticks to the top of the page, so it stays in reach however far down one scrolls.
+        self._cards = {name: pn.Column(view, margin=(0, 0, 6, 0))
+                       for name, view in (("memory", self.memory), ("focus", self.focus), ("heads", self.heads),
+                                          ("slots", self.slots), ("sequence", self.sequence),
+                                          ("mechanisms", self.mechanisms))}
+        self._grid = pn.FlexBox(*self._cards.values(), flex_wrap="wrap", gap="10px 18px", align_items="flex-start",
+                                sizing_mode="stretch_width")
+        self._player_bar = pn.Column(self.player, sizing_mode="stretch_width", margin=0, styles={
+            "position": "sticky", "top": "0", "z-index": "30", "background": "white",
+            "box-shadow": "0 2px 3px rgba(0, 0, 0, 0.06)"})
         # Train shares the playback state: a chosen training snapshot is the episode
         # every view shows. Checkpoints saved from the Train tab go to runs_folder, not the shipped folder.
         from .compare import Compare
@@ -100,6 +118,7 @@ class Explorer(Viewer):
         self.sweep = SweepView(first or "", search=[str(f) for f in sweep_folders([*given, runs, "sweeps"])],
                                sources=self.sources, compare=self.compare, on_open=self._show_tab)
         self._tabs: list[pn.Tabs] = []
+        self._headings: list[pn.pane.Markdown] = []
         state.param.watch(lambda _: self._refresh(), "episode")
         self.param.watch(lambda _: self._refresh(), "note")
         self.sources.param.watch(lambda _: self._source_note(), "source")
@@ -152,17 +171,48 @@ class Explorer(Viewer):
         self._title.object = bold(describe(episode))
         notes = [self.note] if self.note else []
         if episode is not None and not episode.has_memory:
-            notes.append("This episode comes from a model with no memory (an LSTM baseline): "
+            notes.append(f"This episode comes from a model with no memory ({episode.title}): "
                          "only the sequence is shown.")
         self._note.object = text(" ".join(notes))
         self._note.visible = bool(notes)
-        self._memory_views.visible = episode is not None and episode.has_memory
+        self._arrange()
+        for heading in self._headings:
+            heading.object = self.heading
+
+    @property
+    def heading(self) -> str:
+        """The page's heading: what the episode on show came from."""
+        episode = self.state.episode
+        return f"## ntmviz: inside {_article(episode.title) if episode is not None else 'a memory model'}"
+
+    def _arrange(self) -> None:
+        """Show the views the episode's declaration has and lay them out for its number of heads:
+        with a few, the focus beside the memory and each timeline across the page; with many, the
+        sequence beside the memory and the heads' focus and locations side by side below."""
+        episode = self.state.episode
+        has = {"memory": False, "focus": False, "heads": False, "slots": False, "sequence": episode is not None,
+               "mechanisms": episode is not None}
+        many = False
+        if episode is not None and episode.has_memory:
+            family = episode.family
+            has.update(memory=True, focus=True, heads=True,
+                       slots=bool(family.slot_state or family.slot_matrices or family.slot_coords))
+            many = len(episode.head_list()) > MANY_HEADS
+        layout = MANY_HEADS_LAYOUT if many else FEW_HEADS_LAYOUT
+        order = [self._cards[name] for name in layout]
+        if list(self._grid.objects) != order:
+            self._grid.objects = order
+        for name, card in self._cards.items():
+            card.visible = has[name]
+            styles = {"flex": layout[name], "min-width": "0"}
+            if card.styles != styles:
+                card.styles = styles
 
     @property
     def views(self) -> dict[str, Viewer]:
         """Every view by name."""
         return {"player": self.player, "memory": self.memory, "heads": self.heads,
-                "focus": self.focus, "sequence": self.sequence, "mechanisms": self.mechanisms,
+                "focus": self.focus, "slots": self.slots, "sequence": self.sequence, "mechanisms": self.mechanisms,
                 "training": self.training, "compare": self.compare, "sweep": self.sweep}
 
     TABS = ("explore", "train", "compare", "sweep")
@@ -173,21 +223,27 @@ class Explorer(Viewer):
             tabs.active = self.TABS.index(name)
 
     def __panel__(self):
-        sidebar = pn.Column(self.sources, self.mechanisms, width=300, margin=(0, 10, 0, 0))
-        main = pn.Column(self._title, self._note, self.player, self._memory_views, self.sequence,
-                         sizing_mode="stretch_width")
-        explore = pn.Row(sidebar, main, sizing_mode="stretch_width")
+        # the sources as a toolbar above the views, so the views have the page's whole width
+        explore = pn.Column(self.sources, self._title, self._note, self._player_bar, self._grid,
+                            sizing_mode="stretch_width")
         # Dynamic: a tab's views are built when it is first opened, so the page loads fast.
         # (Their stylesheets come from this server: see local_resources.py.)
         tabs = pn.Tabs(("Explore", explore), ("Train", self.training), ("Compare", self.compare),
                        ("Sweep", self.sweep), dynamic=True, sizing_mode="stretch_width",
                        active=self.TABS.index(self._opening_tab))
         self._tabs.append(tabs)  # the Sweep tab's buttons bring Explore or Compare to the front
+        heading = pn.pane.Markdown(self.heading, margin=(0, 10))
+        self._headings.append(heading)
         return pn.Column(
-            pn.pane.Markdown("## ntmviz: inside a Neural Turing Machine", margin=(0, 10)),
+            heading,
             tabs,
             # Outside the tabs: a hidden tab's components are removed from the page, and leaving
             # must still ask while a run is alive whatever tab is open.
             self.training.guard,
             sizing_mode="stretch_width",
         )
+
+
+def _article(title: str) -> str:
+    """"a Neural Turing Machine", "an End-to-end memory network"."""
+    return f"{'an' if title[:1].lower() in 'aeiou' else 'a'} {title}" if title else "a memory model"

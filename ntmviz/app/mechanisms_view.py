@@ -32,10 +32,10 @@ log = logging.getLogger(__name__)
 TITLE = "What the heads did"
 MARKS = {True: ("\u2713", "met"), False: ("\u2717", "missed"), None: ("\u2013", "does not apply")}
 STYLE = """
-.ntmviz-mechanisms { font: 13px system-ui, -apple-system, "Segoe UI", sans-serif; color: #333; margin-top: 6px; }
-.ntmviz-mechanisms h4 { font-size: 15px; margin: 0 0 4px 0; }
-.ntmviz-mechanisms p { margin: 2px 0 6px 0; color: #555; }
-.ntmviz-mechanism { margin: 0 0 6px 0; padding-left: 20px; text-indent: -20px; line-height: 1.35; }
+.ntmviz-mechanisms { font: 12px system-ui, -apple-system, "Segoe UI", sans-serif; color: #333; margin-top: 4px; }
+.ntmviz-mechanisms h4 { font-size: 13px; margin: 0 0 2px 0; }
+.ntmviz-mechanisms p { margin: 0 0 4px 0; color: #555; }
+.ntmviz-mechanism { margin: 0 0 3px 0; padding-left: 20px; text-indent: -20px; line-height: 1.3; }
 .ntmviz-mechanism .mark { display: inline-block; width: 20px; text-indent: 0; }
 .ntmviz-mechanism[data-met="true"] .mark { color: #1a7f37; }
 .ntmviz-mechanism[data-met="false"] .mark { color: #c62828; }

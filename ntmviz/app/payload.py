@@ -1,4 +1,11 @@
-"""Turn an Episode into what the browser renderer draws: sizes, labels and compact arrays.
+"""Turn an Episode into what the browser renderer draws: its declaration, sizes, labels and
+compact arrays.
+
+Everything a view draws comes from the episode's declaration (episode.family, contract.py), sent
+as `family` (its groups of heads with their stages and params, its slot state, slot matrices and
+slot coordinates, its measure) and `heads` (every head in order, with its label and colour); the
+arrays are named as Episode.arrays() names them ("read.weights", "write.erase", "slot.usage",
+"matrix.links", "coords"). Nothing here, or in the renderer, knows a model's kind.
 
 Never more pixels than the screen has, whatever the episode's size:
 
@@ -37,7 +44,12 @@ i s / 255, within s / 254 (signed) or s / 510 of the value sent. Arrays with a s
 sent this way when they are large (more than `QUANTISE_ABOVE` values over the episode) or
 pooled; the small arrays (inputs, keys, head parameters ...) stay exact float32.
 
-Each view asks only for the arrays it draws (`VIEW_ARRAYS`); the HTML export sends them all.
+A focus stage is drawn on its own scale (its largest weight at the step), so when quantised it
+travels scaled per row: {"shape", "dtype": "u1", "rows": {"shape", "b64"} (float32: each row's
+largest value), "b64"}, index i of row k decoding to i / 255 * rows[k]. A content weighting whose
+peak is 0.01 keeps 255 levels below that peak, not 2.
+
+Each view asks only for the arrays it draws (`view_arrays`); the HTML export sends them all.
 """
 
 from __future__ import annotations
@@ -48,33 +60,22 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..contract import MEASURES
 from ..episode import Episode
+from .palette import SIGNED_ZERO, head_colour, palette_index  # noqa: F401  (palette_index: the payload's encoding)
 
 PAYLOAD_FORMAT = "ntmviz-view"
-PAYLOAD_VERSION = 2
+PAYLOAD_VERSION = 3
 
-_STAGE_NAMES = ("content", "gated", "shifted", "weights")
-_STAGES = tuple(f"{k}.{s}" for k in ("read", "write") for s in _STAGE_NAMES)
-_PARAMS = tuple(f"{k}.{p}" for k in ("read", "write") for p in ("beta", "gate", "gamma", "shift"))
-_OVERVIEW = {"read.weights.time": "read.weights", "write.weights.time": "write.weights"}
 WHOLE = ("inputs", "targets", "outputs", "mask")  # [T, small]: drawn over time, sent whole
-NTM_FOCUS_PARAMS = ("beta", "gate", "gamma", "shift")  # drawn as the NTM's addressing parameters
-
-# What each view draws of an NTM's episode (`view_arrays` gives any episode's).
-VIEW_ARRAYS: dict[str, tuple[str, ...]] = {
-    "player": (),
-    "memory": ("memory", "memory.diff", "read.weights", "write.weights"),
-    "heads": tuple(_OVERVIEW),
-    "focus": _STAGES + _PARAMS,
-    "sequence": WHOLE + ("reads", "read.key", "write.key", "write.erase", "write.add"),
-}
-ALL_VIEWS = tuple(VIEW_ARRAYS)
+ALL_VIEWS = ("player", "memory", "focus", "heads", "slots", "sequence")
 
 QUANTISE_ABOVE = 1 << 16  # slot-axis arrays with more values than this travel as uint8 palette indices
 MAX_SLOT_PX = 420  # the tallest slot axis the renderer draws, in CSS pixels
+MAX_MATRIX_PX = 160  # a slot x slot matrix is pooled to at most this many rows and columns
 MIN_TIME_PX, MAX_TIME_PX = 220, 520  # the narrowest and widest time axis it draws
 STEP_BUDGET = 1 << 19  # bytes of per-step arrays in one chunk (before base64)
-SIGNED_ZERO = 127  # the signed palette's index of 0; indices 0 .. 254
+FINAL_STAGE_DOC = "the weighting the head used"
 
 
 def slot_pixels(slots: int) -> int:
@@ -134,16 +135,6 @@ def max_abs(a: np.ndarray) -> float:
     return m or 1.0
 
 
-def palette_index(a: np.ndarray, scale: float, signed: bool) -> np.ndarray:
-    """The renderer's colour index of every value, as uint8 (JS Math.round: floor(x + 0.5)).
-
-    signed: round(127 + 127 v / scale) in 0 .. 254 (127 is 0); else round(255 v / scale) in 0 .. 255."""
-    v = np.nan_to_num(np.asarray(a, dtype=np.float64), nan=0.0)
-    if signed:
-        return np.clip(np.floor(SIGNED_ZERO + SIGNED_ZERO * v / scale + 0.5), 0, 2 * SIGNED_ZERO).astype(np.uint8)
-    return np.clip(np.floor(255 * v / scale + 0.5), 0, 255).astype(np.uint8)
-
-
 def _b64(a: np.ndarray) -> str:
     return base64.b64encode(a.tobytes()).decode("ascii")
 
@@ -184,47 +175,118 @@ def quantisation_error(spec: dict[str, Any]) -> float:
     return float(spec["scale"]) / (2.0 * SIGNED_ZERO if spec["signed"] else 510.0) * (1 + 1e-6)
 
 
-def ntm_focus(rec) -> bool:
-    """True when a head record has the NTM's addressing parameters (the focus draws them so)."""
-    return all(p in rec.params for p in NTM_FOCUS_PARAMS)
+def focus_fields(group) -> list[str]:
+    """What the focus view draws of a group's heads: its stages, the final weights, then its
+    params of kind "number" and "distribution"."""
+    return [*group.stage_names, *(p.name for p in group.params if p.kind != "vector")]
 
 
-def focus_params(rec) -> list[str]:
-    """The params the focus view shows under the stages: the NTM's beta, gate, gamma, shift, or
-    any other record's per-head numbers ([T, H] params)."""
-    if ntm_focus(rec):
-        return list(NTM_FOCUS_PARAMS)
-    return [k for k, a in rec.params.items() if a.ndim == 2]
-
-
-def vector_params(rec) -> list[str]:
-    """The params the sequence view shows as vectors at step t ([T, H, K], but the NTM's shift)."""
-    skip = {"shift"} if ntm_focus(rec) else set()
-    return [k for k, a in rec.params.items() if a.ndim == 3 and k not in skip]
+def vector_fields(group) -> list[str]:
+    """The params the sequence view draws as vectors at step t (kind "vector")."""
+    return [p.name for p in group.params if p.kind == "vector"]
 
 
 def view_arrays(episode: Episode, view: str) -> tuple[str, ...]:
-    """The arrays view `view` draws of this episode (VIEW_ARRAYS for an NTM's)."""
-    heads = episode.head_records()
+    """The arrays view `view` draws of this episode, by the names of Episode.arrays() ("...time":
+    the whole episode pooled along time, sent with the first message)."""
+    family, groups = episode.family, episode.family.groups
+    if view not in ALL_VIEWS:
+        raise KeyError(view)
     if view == "memory":
-        return ("memory", "memory.diff", *(f"{k}.weights" for k, _ in heads))
-    if view == "heads":
-        return tuple(f"{k}.weights.time" for k, _ in heads)
+        return ("memory", "memory.diff", *(f"{g.name}.weights" for g in groups))
+    if view == "heads":  # the overview, and every step's weights for a zoom on time
+        return tuple(f"{g.name}.weights{suffix}" for g in groups for suffix in (".time", ""))
     if view == "focus":
-        return tuple([f"{k}.{s}" for k, r in heads for s in [*r.stages, "weights"]]
-                     + [f"{k}.{p}" for k, r in heads for p in focus_params(r)])
-    if view == "sequence":
-        out = list(WHOLE) + (["reads"] if episode.reads is not None else [])
-        for k, r in heads:
-            out += [f"{k}.{p}" for p in vector_params(r)]
+        return tuple(f"{g.name}.{f}" for g in groups for f in focus_fields(g))
+    if view == "slots":
+        out = [f"slot.{f.name}{suffix}" for f in family.slot_state for suffix in (".time", "")]
+        out += [f"matrix.{f.name}" for f in family.slot_matrices]
+        if family.slot_coords:
+            out += ["coords", *(f"{g.name}.weights" for g in groups)]
         return tuple(out)
+    if view == "sequence":
+        out = [*WHOLE, "score"] + (["reads"] if episode.reads is not None else [])
+        return tuple(out + [f"{g.name}.{p}" for g in groups for p in vector_fields(g)])
+    return ()
+
+
+def declaration(episode: Episode) -> dict[str, Any]:
+    """The episode's declaration as the renderer reads it: its family (groups with every stage,
+    the final weights last, and their params; slot state, matrices, coordinates; the measure)."""
+    f = episode.family
+    measure = MEASURES[f.measure]
+    return {
+        "name": f.name, "title": f.title, "memory": f.memory, "steps": f.steps, "doc": f.doc,
+        "measure": {"name": measure.name, "unit": measure.unit, "marks": measure.marks, "total": measure.total,
+                    "doc": measure.doc},
+        "groups": [{"name": g.name, "count": g.count, "normalised": g.normalised, "reads": g.reads,
+                    "writes": g.writes, "doc": g.doc,
+                    "stages": [{"name": s.name, "doc": s.doc} for s in g.stages]
+                    + [{"name": "weights", "doc": FINAL_STAGE_DOC}],
+                    "params": [{"name": p.name, "kind": p.kind, "symbol": p.symbol, "doc": p.doc,
+                                "signed": p.signed, "centred": p.centred, "log": p.log,
+                                "range": list(p.range) if p.range else None,
+                                "width": _param_width(episode, g.name, p.name)} for p in g.params]}
+                   for g in f.groups],
+        "slot_state": [{"name": x.name, "doc": x.doc} for x in f.slot_state],
+        "slot_matrices": [{"name": x.name, "doc": x.doc} for x in f.slot_matrices],
+        "slot_coords": f.slot_coords,
+    }
+
+
+def _param_width(episode: Episode, group: str, name: str) -> int:
+    """K of a [T, H, K] param (1 for a number), for laying it out before its values arrive."""
+    a = episode.heads[group].params.get(name) if group in episode.heads else None
+    return int(a.shape[-1]) if a is not None and a.ndim == 3 else 1
+
+
+def head_list(episode: Episode) -> list[dict[str, Any]]:
+    """Every head in order: its group, index in the group, label, colour and number."""
+    return [{"group": g, "h": h, "label": label, "colour": head_colour(i), "index": i}
+            for i, (g, h, label, _) in enumerate(episode.head_list())]
+
+
+def _state_range(episode: Episode, name: str) -> tuple[float, float]:
+    """The colour scale of a slot state field: its declared range, else its values' [min, max]
+    over the episode (0 included, so an all-positive field starts its ramp at 0)."""
+    declared = next(f.range for f in episode.family.slot_state if f.name == name)
+    if declared is not None:
+        return float(declared[0]), float(declared[1])
+    a = np.asarray(episode.slot_state[name], np.float64)
+    finite = a[np.isfinite(a)]
+    lo, hi = (min(0.0, float(finite.min())), max(0.0, float(finite.max()))) if finite.size else (0.0, 1.0)
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+
+def encode_row_scaled(a: np.ndarray) -> dict[str, Any]:
+    """Weightings [..., D] (>= 0) as uint8 on each row's own scale: {"shape", "dtype": "u1",
+    "rows": float32 [...] (each row's largest value), "b64"}; index i of a row whose largest value
+    is m decodes to i m / 255 (within m / 510 of the value sent)."""
+    a = np.nan_to_num(np.asarray(a, dtype=np.float64), nan=0.0)
+    rows = a.max(-1) if a.size else np.zeros(a.shape[:-1])
+    scale = np.where(rows > 0, rows, 1.0)[..., None]
+    idx = np.clip(np.floor(255 * a / scale + 0.5), 0, 255).astype(np.uint8)
+    return {"shape": list(idx.shape), "dtype": "u1", "rows": encode_array(rows), "b64": _b64(np.ascontiguousarray(idx))}
+
+
+def _is_slot_axis(name: str, family) -> tuple[int, ...]:
+    """The slot axes of a per-step array [T or T+1, ...] (none: it is not drawn over the slots)."""
+    if name.startswith("memory"):
+        return (1,)
+    if name.startswith("matrix."):
+        return (1, 2)
+    if name.startswith("slot."):
+        return (1,)
+    group, _, field = name.partition(".")
+    if any(g.name == group and field in g.stage_names for g in family.groups):
+        return (2,)
     return ()
 
 
 class EpisodePayload:
     """An episode as the views in `views` draw it, ready to send: `initial(t)` is the first
-    message (sizes, labels, whole and overview arrays, and the chunk of step t), `chunk(c)` a
-    later chunk of the per-step arrays. `step_budget=None` puts every step in one chunk.
+    message (declaration, sizes, labels, whole and overview arrays, and the chunk of step t),
+    `chunk(c)` a later chunk of the per-step arrays. `step_budget=None` puts every step in one chunk.
 
     The episode's arrays are pooled and scaled once, here; chunks are cut from them on demand."""
 
@@ -232,56 +294,81 @@ class EpisodePayload:
                  step_budget: int | None = STEP_BUDGET):
         names: set[str] = set()
         for v in views:
-            if v not in VIEW_ARRAYS:
-                raise KeyError(v)
             names.update(view_arrays(episode, v))
-        slot_arrays = {"memory", "memory.diff"} | {f"{k}.{s}" for k, r in episode.head_records()
-                                                  for s in [*r.stages, "weights"]}
+        family = episode.family
         self.episode = episode
         self.id = uuid.uuid4().hex[:12]
         self.T = T = episode.steps
         mem = episode.has_memory
         slots = episode.slots if mem else 0
         self.rows = rows = min(slots, slot_pixels(slots))
+        self.matrix_rows = min(slots, MAX_MATRIX_PX)
         self.cols = min(T, time_pixels(T))
         pooled = rows < slots
         arrays = episode.arrays()
-        self.whole: dict[str, Any] = {k: encode_array(arrays[k]) for k in WHOLE if k in names and k in arrays}
-        self.scales: dict[str, float] = {}
-        # per-step arrays, slot-pooled: name -> (array [T or T+1, ...], signed, scale or None for float32)
-        self._steps: dict[str, tuple[np.ndarray, bool, float | None]] = {}
+        if "score" in names and episode.targets is not None and episode.outputs is not None:
+            arrays["score"] = episode.step_scores()
+        self.whole: dict[str, Any] = {k: encode_array(arrays[k]) for k in (*WHOLE, "score", "coords")
+                                      if k in names and k in arrays}
+        self.scales: dict[str, Any] = {}
+        # per-step arrays, slot-pooled: name -> (array [T or T+1, ...], encoding)
+        # encoding: None float32, ("palette", signed, scale) uint8 palette indices, "rows" row-scaled
+        self._steps: dict[str, tuple[np.ndarray, Any]] = {}
         self.static = static = episode.static_memory
         if mem:
             self.scales["memory"] = max_abs(episode.memory)
             memory64 = np.asarray(episode.memory, dtype=np.float64)
             self.scales["memory.diff"] = max_abs(np.diff(memory64, axis=0)) if T and not static else 1.0
+        for name in family.slot_state:
+            self.scales[f"slot.{name.name}"] = list(_state_range(episode, name.name))
+        for name in family.slot_matrices:
+            a = np.asarray(episode.slot_matrices[name.name])
+            self.scales[f"matrix.{name.name}"] = max_abs(a)
         if static and "memory" in names:
             # one [D, M] matrix for the whole episode: sent once, with the whole arrays
             a = pool_slots(np.asarray(episode.memory), rows, 0, True)
             big = pooled or a.size > QUANTISE_ABOVE
             self.whole["memory"] = (encode_quantised(a, True, self.scales["memory"]) if big else encode_array(a))
+        focus = {f"{g.name}.{s}" for g in family.groups for s in g.stages}  # drawn on their own scale
         for k in sorted(names):
-            if k in WHOLE or k in _OVERVIEW or k == "memory.diff" or k not in arrays or (k == "memory" and static):
+            if k in self.whole or k.endswith(".time") or k == "memory.diff" or k not in arrays or (k == "memory" and static):
                 continue
             a = np.asarray(arrays[k])
-            axis = (1 if k.startswith("memory") else 2) if k in slot_arrays else None
-            signed = k == "memory"
-            quantise = axis is not None and (pooled or a.size > QUANTISE_ABOVE)
-            if axis is not None:
-                a = pool_slots(a, rows, axis, signed)
-            scale = (self.scales["memory"] if signed else 1.0) if quantise else None
-            self._steps[k] = (a, signed, scale)
+            axes = _is_slot_axis(k, family)
+            signed = k == "memory" or k.startswith(("slot.", "matrix."))  # weightings are >= 0
+            for axis in axes:
+                a = pool_slots(a, self.matrix_rows if k.startswith("matrix.") else rows, axis, signed)
+            quantise = bool(axes) and (pooled or a.size > QUANTISE_ABOVE)
+            if not quantise:
+                encoding = None
+            elif k == "memory":
+                encoding = ("palette", True, self.scales["memory"])
+            elif k.startswith("matrix."):
+                encoding = ("palette", True, self.scales[k])
+            elif k.startswith("slot."):
+                lo, hi = self.scales[k]
+                encoding = ("palette", True, max(abs(lo), abs(hi)))
+            elif k in focus or k.endswith(".weights"):
+                encoding = "rows" if k in focus else ("palette", False, 1.0)
+            else:
+                encoding = None
+            self._steps[k] = (a, encoding)
             if k == "memory" and "memory.diff" in names and quantise and T:
                 # quantised frames would lose small changes: the change travels with its own scale
                 diff = pool_slots(np.diff(memory64, axis=0), rows, 1, True)
-                self._steps["memory.diff"] = (diff, True, self.scales["memory.diff"])
+                self._steps["memory.diff"] = (diff, ("palette", True, self.scales["memory.diff"]))
         self.overview: dict[str, Any] = {}
-        for k, src in _OVERVIEW.items():
-            if k in names and src in arrays:
-                a = pool_time(pool_slots(np.asarray(arrays[src]), rows, 2, False), self.cols)
-                big = pooled or self.cols < T or a.size > QUANTISE_ABOVE
+        for k in names:
+            if not k.endswith(".time") or k[:-5] not in arrays:
+                continue
+            src = np.asarray(arrays[k[:-5]])  # [T, H, N] weightings or [T, N] slot state: the largest value
+            a = pool_time(pool_slots(src, rows, src.ndim - 1, k.startswith("slot.")), self.cols)
+            big = pooled or self.cols < T or a.size > QUANTISE_ABOVE
+            if k.startswith("slot."):
+                self.overview[k] = encode_array(a)  # [P, D]: small, and signed fields stay exact
+            else:
                 self.overview[k] = encode_quantised(a, False) if big else encode_array(a)
-        per_step = sum(a[0].size * (1 if s is not None else 4) for a, _, s in self._steps.values())
+        per_step = sum(a[0].size * (4 if enc is None else 1) for a, enc in self._steps.values())
         if step_budget is None or not per_step:
             self.K = max(1, T)
         else:
@@ -294,9 +381,15 @@ class EpisodePayload:
             raise IndexError(f"chunk {c} of {self.chunks}")
         t0, t1 = c * self.K, min(self.T, (c + 1) * self.K)
         out = {}
-        for k, (a, signed, scale) in self._steps.items():
+        for k, (a, encoding) in self._steps.items():
             part = a[t0:t1 + 1] if k == "memory" else a[t0:t1]
-            out[k] = encode_array(part) if scale is None else encode_quantised(part, signed, scale)
+            if encoding is None:
+                out[k] = encode_array(part)
+            elif encoding == "rows":
+                out[k] = encode_row_scaled(part)
+            else:
+                _, signed, scale = encoding
+                out[k] = encode_quantised(part, signed, scale)
         return out
 
     def _slot_labels(self) -> list[str] | None:
@@ -308,7 +401,6 @@ class EpisodePayload:
         """The first message: see `episode_payload`."""
         ep = self.episode
         mem = ep.has_memory
-        shift = ep.read.params.get("shift") if mem else None
         first = min(max(0, int(t)), max(0, self.T - 1)) // self.K
         wanted = range(self.chunks) if all_chunks else [first] if self.chunks else []
         return {
@@ -318,23 +410,18 @@ class EpisodePayload:
             "T": self.T,
             "N": ep.slots,
             "M": ep.width,
-            "R": ep.read.heads if ep.read is not None else 0,
-            "W": ep.write.heads if ep.write is not None else 0,
-            "S": int(shift.shape[-1]) if shift is not None and shift.ndim == 3 else 0,
             "I": int(ep.inputs.shape[1]) if ep.inputs is not None else 0,
             "O": int(ep.outputs.shape[1]) if ep.outputs is not None else 0,
             "D": self.rows,
+            "DM": self.matrix_rows,
             "P": self.cols,
             "slots_px": slot_pixels(ep.slots if mem else 0),
             "time_px": time_pixels(self.T),
             "has_memory": mem,
             "static_memory": self.static,
-            # per kind of head: its stages in order (the final weights follow), the params the
-            # focus shows under them, the params the sequence shows as vectors
-            "stages": {k: list(r.stages) for k, r in ep.head_records()},
-            "focus_params": {k: focus_params(r) for k, r in ep.head_records()},
-            "ntm_focus": {k: ntm_focus(r) for k, r in ep.head_records()},
-            "vectors": {k: vector_params(r) for k, r in ep.head_records()},
+            "opening": ep.opening_step(),
+            "family": declaration(ep),
+            "heads": head_list(ep),
             "reads": ep.reads is not None,
             "slot_labels": self._slot_labels(),
             "meta": _json_safe(ep.meta),
@@ -365,13 +452,15 @@ def episode_payload(episode: Episode | None, views: Iterable[str] = ALL_VIEWS, t
                     step_budget: int | None = None) -> dict[str, Any]:
     """The JSON-ready description of `episode` that the views in `views` need.
 
-    Returns {} for no episode. Sizes: T steps, N slots, M width, R/W heads, S shifts, I/O
-    input/output width, D rows of the slot-axis arrays (N unless pooled), P columns of the
-    time-pooled overviews (T unless pooled), slots_px / time_px the drawn height of a slot axis
-    and width of a time axis; `meta` the episode's JSON metadata (task, seed, ...); `arrays` the
-    whole and overview arrays; `scales` the memory's and its change's colour scales (max |v|
-    over the episode); `steps` {K, count, names, chunks: {"c": {name: array}}} the per-step
-    arrays in chunks of K steps. With `step_budget=None` (the default, as the export uses it)
+    Returns {} for no episode. `family`: the declaration (`declaration`); `heads`: every head
+    with its label and colour (`head_list`); sizes: T steps, N slots, M width, I/O input/output
+    width, D rows of the slot-axis arrays (N unless pooled), DM rows and columns of slot x slot
+    matrices, P columns of the time-pooled overviews (T unless pooled), slots_px / time_px the
+    drawn height of a slot axis and width of a time axis; `opening` the step worth showing first;
+    `meta` the episode's JSON metadata (task, seed, ...); `arrays` the whole and overview arrays
+    ("score": the measure at each step); `scales` the colour scales (memory, its change: max |v|
+    over the episode; slot state: [low, high]; matrices: max |v|); `steps` {K, count, names,
+    chunks: {"c": {name: array}}} the per-step arrays in chunks of K steps. With `step_budget=None` (the default, as the export uses it)
     every chunk is included; with a budget only the chunk holding step t (see EpisodePayload).
     """
     if episode is None:
@@ -394,11 +483,11 @@ def _json_safe(value: Any) -> Any:
 
 
 def describe(episode: Episode | None) -> str:
-    """One line about an episode: task, size, seed, errors (for titles and notes)."""
+    """One line about an episode: what made it, task, size, seed, score (for titles and notes)."""
     if episode is None:
         return "no episode"
     meta = episode.meta
-    parts = []
+    parts = [episode.title]
     task = meta.get("task")
     if task:
         parts.append(f"task {task}")
@@ -414,13 +503,20 @@ def describe(episode: Episode | None) -> str:
         parts.append(f"{'static ' if episode.static_memory else ''}memory {episode.slots}×{episode.width}, "
                      f"{heads} head(s)")
     else:
-        parts.append("no memory (LSTM)")
+        parts.append("no memory")
     if meta.get("question"):  # a story: what was asked, and what came back
         parts.append(f"question {meta['question']!r}, answer {meta.get('answer')}, "
                      f"model's answer {meta.get('model_answer')}")
     elif episode.targets is not None and episode.outputs is not None:
-        parts.append(f"{int(episode.errors().sum())} {episode.error_name}")
+        parts.append(score_text(episode))
     src = meta.get("checkpoint") or meta.get("source")
     if src:
         parts.append(f"from {src}")
     return ", ".join(parts)
+
+
+def score_text(episode: Episode) -> str:
+    """The episode's measure in words: "3 bit errors", "0.008 bits above the optimum per prediction"."""
+    value = episode.score()
+    shown = f"{value:.3f}" if MEASURES[episode.measure].total == "mean" else f"{value:g}"
+    return f"{shown} {episode.error_name}"

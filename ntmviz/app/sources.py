@@ -54,7 +54,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = "copy-ntm.safetensors"
 UNTRAINED = "untrained NTM (copy task)"
-COPY_LIKE = ("copy", "repeat_copy")
 MAX_STEPS = 5000  # longer episodes are refused: the views would have nothing left to show per step
 # A checkpoint opened from the browser travels in memory: the shipped ones are under 1 MB and a
 # 4-head NTM with its optimiser state a few MB, so this only refuses a wrong pick early.
@@ -292,8 +291,8 @@ def pattern_batch(task: Any, rows: np.ndarray, seed: int = 0):
     The rest of the item (e.g. the repeat count) comes from sampling with `seed`."""
     from ..tasks import Batch
 
-    if task.name not in COPY_LIKE:
-        raise ConfigError(f"typed inputs work for copy-like tasks ({', '.join(COPY_LIKE)}), not {task.name}")
+    if not task.typed_input:
+        raise ConfigError(f"typed inputs work for copy-like tasks, not {task.name}")
     L, W = rows.shape
     fixed = task.at(L)
     base = fixed.sample(1, seed=seed)
@@ -343,8 +342,8 @@ def record_episode(source: ModelSource, length: int | None = None, seed: int = 0
     if source.path is not None:
         meta["checkpoint"] = source.path.name
     if pattern is not None and pattern.strip():
-        if task.name not in COPY_LIKE:
-            raise ConfigError(f"typed inputs work for copy-like tasks ({', '.join(COPY_LIKE)}), not {task.name}")
+        if not task.typed_input:
+            raise ConfigError(f"typed inputs work for copy-like tasks, not {task.name}")
         rows = parse_pattern(pattern, task_bits(task))
         fixed = task.at(len(rows))
         if slots is not None:
@@ -425,6 +424,10 @@ class Sources(Viewer):
     message = param.String(default="", doc="""
         The last error shown to the user ('' when the last action worked).""")
 
+    layout = param.Selector(default="column", objects=["column", "toolbar"], doc="""
+        "column": every control in a column (a sidebar); "toolbar": the checkpoint, length, seed
+        and Run in one row, typing an input and the files in a section that opens below it.""")
+
     def __init__(self, state: Playback, folder: str | Path = "checkpoints",
                  source: ModelSource | None = None, **params):
         super().__init__(state=state, folder=str(folder), source=source, **params)
@@ -451,6 +454,8 @@ class Sources(Viewer):
         self.run = pn.widgets.Button(label="Run", color="primary", description="Record a new episode",
                                      sizing_mode="stretch_width")
         self.run.on_click(lambda _: self.start_run())
+        for field in (self.length, self.seed):  # Enter in a number field runs, as Run does
+            field.param.watch(lambda _: self.start_run(), "enter_pressed")
         # the note names a task or a file: escaped with text(), as Str puts its object in <pre> as it is
         self.busy_note = pn.pane.Str("", visible=False, sizing_mode="stretch_width", stylesheets=[
             "pre { font: inherit; font-size: 12px; color: #555; margin: 0; white-space: pre-wrap; }"])
@@ -675,11 +680,28 @@ class Sources(Viewer):
         hint = f"{described}{end} Length sets the {getattr(task, 'difficulty_name', 'size')}."
         if source.memory_slots:
             hint += f" Memory: {source.memory_slots} slots."
-        if task.name in COPY_LIKE:
+        self.pattern.visible = task.typed_input  # only where an input can be typed
+        if task.typed_input:
             hint += f" Typed rows need {task_bits(task)} bits each."
         self.hint.object = text(hint)
 
     def __panel__(self):
+        if self.layout == "toolbar":
+            # the main action in one row (the views get the page's width); the rest one click away
+            for widget, width in ((self.checkpoint, 280), (self.length, 90), (self.seed, 110), (self.run, 90)):
+                widget.param.update(sizing_mode="fixed", width=width)
+            self.run.align = "end"
+            more = pn.Column(self.pattern, pn.Row(self.upload, self.open_checkpoint, sizing_mode="stretch_width"),
+                             pn.Row(self.save, self.export, sizing_mode="stretch_width"), visible=False,
+                             sizing_mode="stretch_width", styles={"border": "1px solid #ddd", "border-radius": "4px"})
+            # typing an input, opening an episode or a checkpoint, saving, exporting
+            toggle = pn.widgets.Toggle(name="Type an input · files", width=170, align="end")
+            toggle.link(more, value="visible")
+            return pn.Column(
+                pn.Row(self.checkpoint, self.length, self.seed, self.run, toggle,
+                       pn.Column(self.busy_note, self.hint, sizing_mode="stretch_width", margin=(12, 5, 0, 5)),
+                       sizing_mode="stretch_width"),
+                more, self.alert, sizing_mode="stretch_width")
         return pn.Column(
             pn.pane.Markdown("#### Run a model", margin=(0, 5)),
             self.checkpoint, self.hint, pn.Row(self.length, self.seed), self.pattern, self.run, self.busy_note,

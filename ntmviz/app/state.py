@@ -13,8 +13,9 @@ class Playback(param.Parameterized):
     """The episode on show and the step t, shared by the player and every view.
 
     Moving `t` (from Python, the player, the slider, the keys or a click in a view) moves
-    every view built on this state. Setting `episode` resets t's bounds to 0 .. T-1 and
-    keeps t where it was when the new episode is long enough.
+    every view built on this state. A new state starts at the episode's opening step (the
+    middle of its scored steps). Setting `episode` resets t's bounds to 0 .. T-1 and keeps t
+    where it was when the new episode is long enough.
 
     In the browser the views of one Playback animate together without the server (they
     share a group named by `group`); the browser reports t back here at most a few times a
@@ -36,12 +37,19 @@ class Playback(param.Parameterized):
     speed = param.Integer(default=10, bounds=(1, 120), doc="""
         Playback speed in steps per second.""")
 
+    hidden = param.List(default=[], item_type=int, doc="""
+        The heads every view leaves out, by number (Episode.head_list's order). A new episode
+        keeps those it still has.""")
+
     group = param.String(default="", constant=True, doc="""
         The id under which this state's views meet in the browser.""")
 
     def __init__(self, episode: Episode | None = None, **params):
         params.setdefault("group", f"ntmviz-{uuid.uuid4().hex[:12]}")
-        t = params.pop("t", 0)
+        # a new state opens on a step worth seeing (Episode.opening_step: mid-way through what is scored)
+        t = params.pop("t", None)
+        if t is None:
+            t = episode.opening_step() if episode is not None else 0
         super().__init__(episode=episode, **params)
         self._browser_update = False  # set while applying a change the browser made
         self._bounds()
@@ -58,6 +66,22 @@ class Playback(param.Parameterized):
         if self.t > last:
             self.t = last
         self.param.t.bounds = (0, last)
+        kept = self.valid_hidden(self.hidden)
+        if kept != self.hidden:
+            self.hidden = kept
+
+    def valid_hidden(self, heads) -> list[int]:
+        """`heads` as the sorted head numbers this episode has (others are dropped)."""
+        count = len(self.episode.head_list()) if self.episode is not None else 0
+        return sorted({int(h) for h in heads if 0 <= int(h) < count})
+
+    def hide(self, *heads: int) -> None:
+        """Leave these heads (by number) out of every view."""
+        self.hidden = self.valid_hidden([*self.hidden, *heads])
+
+    def show(self, *heads: int) -> None:
+        """Show these heads again (no heads given: every head)."""
+        self.hidden = [] if not heads else [h for h in self.hidden if h not in set(heads)]
 
     # ---- moves, as the player buttons make them ----------------------------------------------
     def step_forward(self) -> None:

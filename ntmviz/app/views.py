@@ -1,4 +1,4 @@
-"""The explorer's views: Player, MemoryView, HeadLocationsView, FocusView, SequenceView.
+"""The explorer's views: Player, MemoryView, FocusView, HeadLocationsView, SlotsView, SequenceView.
 
 Each is a `pn.viewable.Viewer` on a shared `Playback` state. Build one alone from an episode
 (`MemoryView(episode)` makes its own state) or several on one state so they move together:
@@ -7,7 +7,10 @@ Each is a `pn.viewable.Viewer` on a shared `Playback` state. Build one alone fro
     pn.Column(Player(state=state), MemoryView(state=state), FocusView(state=state))
 
 The drawing happens in the browser (an EpisodeCanvas each); `frame()` returns, in Python,
-the numbers the view shows at the current step, for tests and for notebook users.
+the numbers the view shows at the current step, for tests and for notebook users. Every view
+draws what the episode's declaration holds (episode.family): its groups of heads with their
+stages and params, its slot state, matrices and coordinates; heads the state hides (`hidden`)
+are left out of every view.
 """
 
 from __future__ import annotations
@@ -19,13 +22,12 @@ import param
 from panel.viewable import Viewer
 
 from ..episode import Episode
-from .payload import focus_params, vector_params
 from ..errors import ConfigError
 from .canvas import EpisodeCanvas
-from .payload import STEP_BUDGET, EpisodePayload
+from .payload import STEP_BUDGET, EpisodePayload, focus_fields, vector_fields
 from .state import Playback
 
-_SYNCED = ("t", "playing", "loop", "speed")
+_SYNCED = ("t", "playing", "loop", "speed", "hidden")
 
 
 class EpisodeView(Viewer):
@@ -46,7 +48,7 @@ class EpisodeView(Viewer):
         self._plan: EpisodePayload | None = None
         self._canvas = EpisodeCanvas(
             kind=self.kind, group=s.group, payload=self._payload(), t=s.t, playing=s.playing,
-            loop=s.loop, speed=s.speed, chunks=self._chunk, figures=self._figure_file, **self._canvas_layout(),
+            loop=s.loop, speed=s.speed, hidden=list(s.hidden), chunks=self._chunk, figures=self._figure_file, **self._canvas_layout(),
             **self._canvas_options())
         self._canvas.view = self
         self._canvas.param.watch(self._from_browser, list(_SYNCED) + ["diff"])
@@ -84,6 +86,8 @@ class EpisodeView(Viewer):
                     value = ev.new
                     if ev.name == "t":
                         value = min(max(0, int(value)), max(0, s.steps - 1))
+                    elif ev.name == "hidden":
+                        value = s.valid_hidden(value)
                     setattr(s, ev.name, value)
                 finally:
                     s._browser_update = False
@@ -137,25 +141,27 @@ class EpisodeView(Viewer):
 
     def figure(self, step: int | None = None, **options):
         """This view at `step` (default: its current step t) as a figures.Figure (SVG / PNG),
-        with the options it shows (e.g. the memory's show change); see figures.figure."""
+        with the options it shows (e.g. the memory's show change, the heads the state hides);
+        see figures.figure."""
         from .figures import figure
 
         if not self.kind or self.kind == "player":
-            raise ConfigError("the player has no figure: save the memory, heads, focus or sequence view")
+            raise ConfigError("the player has no figure: save the memory, focus, heads, slots or sequence view")
         if self.state.episode is None:
             raise ConfigError("no episode to draw")
-        return figure(self.state.episode, self.kind, self.t if step is None else step,
-                      **{**self._figure_options(), **options})
+        options = {"hidden": tuple(self.state.hidden), **self._figure_options(), **options}
+        return figure(self.state.episode, self.kind, self.t if step is None else step, **options)
 
-    def _figure_file(self, fmt: str, t: int, diff: bool, zoom: bool | None) -> tuple[str, str, bytes]:
+    def _figure_file(self, fmt: str, t: int, options: dict[str, Any]) -> tuple[str, str, bytes]:
         """What the app's Save figure buttons download: (file name, MIME type, bytes) of this
-        view at step t with the options the browser shows."""
+        view at step t with the options the browser shows ({diff, zoom, window}: the memory's
+        show change, the head locations' zoom, the timelines' time window)."""
         from .figures import figure_format
         from .sources import episode_filename
 
         fmt = figure_format(f"figure.{fmt}")
-        options = {"diff": diff} if self.kind == "memory" else {"zoom": zoom} if self.kind == "heads" else {}
-        fig = self.figure(t, **options)
+        wanted = {"memory": ("diff",), "heads": ("zoom", "window"), "sequence": ("window",), "slots": ("window",)}
+        fig = self.figure(t, **{k: options.get(k) for k in wanted.get(self.kind, ()) if options.get(k) is not None})
         body = fig.svg().encode("utf-8") if fmt == "svg" else fig.png()
         name = episode_filename(self.state.episode, f"-{self.kind}-step{fig.step}.{fmt}")
         return name, "image/svg+xml" if fmt == "svg" else "image/png", body
@@ -170,31 +176,24 @@ class EpisodeView(Viewer):
         return self.figure(step, **options).save(path, fmt, scale)
 
 
-def _heads(episode: Episode):
-    """(label, kind, index, HeadRecord) for every head, read heads first, as the views name them."""
-    out = []
-    for kind in ("read", "write"):
-        rec = getattr(episode, kind)
-        for h in range(rec.heads if rec is not None else 0):
-            out.append((f"{kind} {h + 1}", kind, h, rec))
-    return out
+def _visible(episode: Episode, hidden) -> list[tuple[str, int, str, Any]]:
+    """(group, index in group, label, HeadRecord) of every head not hidden, in order."""
+    return [head for i, head in enumerate(episode.head_list()) if i not in set(hidden)]
 
 
 class Player(EpisodeView):
     """Play / pause, step forward / back, first / last, loop, speed and a slider over steps.
 
     Keys (anywhere on the page, outside text fields): left / right arrows step, space plays
-    or pauses, Home / End jump to the first / last step."""
+    or pauses, Home / End jump to the first / last step. Beside them, a key to the heads: one
+    button per head, in its colour, that hides or shows it in every view."""
 
     kind = "player"
 
-    def _payload(self) -> dict[str, Any]:
-        ep = self.state.episode
-        return {} if ep is None else {"T": ep.steps, "arrays": {}, "has_memory": ep.has_memory}
-
     def frame(self) -> dict[str, Any]:
         s = self.state
-        return {"t": s.t, "steps": s.steps, "playing": s.playing, "loop": s.loop, "speed": s.speed}
+        return {"t": s.t, "steps": s.steps, "playing": s.playing, "loop": s.loop, "speed": s.speed,
+                "hidden": list(s.hidden)}
 
 
 class MemoryView(EpisodeView):
@@ -235,14 +234,14 @@ class MemoryView(EpisodeView):
             "memory": after - before if diff else after,  # [N, M]
             "diff": diff,
             "static": ep.static_memory,
-            **{f"{kind}_slots": [int(np.argmax(rec.weights[t, h])) for h in range(rec.heads)]
-               for kind, rec in (("read", ep.read), ("write", ep.write)) if rec is not None},
+            "focused": {label: int(np.argmax(rec.weights[t, h])) for _, h, label, rec in _visible(ep, self.state.hidden)},
         }
 
 
 class HeadLocationsView(EpisodeView):
-    """For each read and write head, its weighting over time (steps across, slots down, as
-    in the paper's figures) with a marker at t; clicking or dragging jumps to a step."""
+    """For each head, its weighting over time (steps across, slots down, as in the paper's
+    figures) with a marker at t; clicking or dragging jumps to a step. Zoom to the busy slots
+    (on by default where the heads use at most half of them) and to a window of time."""
 
     kind = "heads"
 
@@ -251,49 +250,52 @@ class HeadLocationsView(EpisodeView):
         if ep is None or not ep.has_memory:
             return {"t": t, "heads": {}}
         return {"t": t, "marker": t,
-                "heads": {label: rec.weights[:, h] for label, _, h, rec in _heads(ep)}}  # [T, N] each
+                "heads": {label: rec.weights[:, h] for _, h, label, rec in _visible(ep, self.state.hidden)}}
 
 
 class FocusView(EpisodeView):
-    """Each head's addressing at step t: the content, gated, shifted and final (sharpened)
-    weightings over the slots, and its parameters: key strength beta, gate g, the shift
-    distribution and sharpening gamma."""
+    """Each head's addressing at step t: the weightings of its declared stages in order and the
+    final one (the NTM's content, gated, shifted, weights), each on its own scale, and its numbers
+    (the NTM's key strength β, gate g, shift distribution s, sharpening γ)."""
 
     kind = "focus"
-
-    # Up to this many heads the focus sits beside the memory when there is room (one head's panel
-    # is 264 px wide, static/layout.js focusGeometry); with more it takes a line of its own, where
-    # its panels wrap into rows instead of a column as tall as all the heads.
-    beside_memory_heads: ClassVar[int] = 2
-
-    def _canvas_layout(self) -> dict[str, Any]:
-        ep = self.state.episode
-        heads = len(_heads(ep)) if ep is not None else 0
-        basis = "270px" if heads <= self.beside_memory_heads else "100%"
-        return {"styles": {"flex": f"1 1 {basis}", "min-width": "270px"}}
-
-    def _new_episode(self, event: param.parameterized.Event) -> None:
-        super()._new_episode(event)
-        styles = self._canvas_layout()["styles"]
-        if styles != self._canvas.styles:
-            self._canvas.styles = styles
 
     def frame(self) -> dict[str, Any]:
         ep, t = self.episode, self.t
         if ep is None or not ep.has_memory:
             return {"t": t, "heads": {}}
         heads = {}
-        for label, _, h, rec in _heads(ep):
-            # the stages in order, the final weights, then the params the focus shows
-            heads[label] = {**{s: rec.stages[s][t, h] for s in rec.stages}, "weights": rec.weights[t, h],
-                            **{p: (rec.params[p][t, h] if rec.params[p].ndim == 3 else float(rec.params[p][t, h]))
-                               for p in focus_params(rec)}}
+        for group, h, label, rec in _visible(ep, self.state.hidden):
+            arrays = rec.arrays()
+            fields = focus_fields(ep.family.group(group))
+            heads[label] = {f: (arrays[f][t, h] if arrays[f].ndim == 3 else float(arrays[f][t, h])) for f in fields}
         return {"t": t, "heads": heads}
 
 
+class SlotsView(EpisodeView):
+    """What the memory's slots hold besides their words, as the model declares it: each slot
+    state (a DNC's usage, a stack's strengths) as a slot x time image with its values at t,
+    each slot x slot matrix (temporal links) at t, and slots placed in a plane with every head's
+    weighting at t around its points. Says so when the model declares none of them."""
+
+    kind = "slots"
+
+    def frame(self) -> dict[str, Any]:
+        ep, t = self.episode, self.t
+        if ep is None:
+            return {"t": t}
+        out: dict[str, Any] = {"t": t, "state": {k: a[t] for k, a in ep.slot_state.items()},
+                               "matrices": {k: a[t] for k, a in ep.slot_matrices.items()}}
+        if ep.slot_coords is not None:
+            out["coords"] = ep.slot_coords
+            out["weights"] = {label: rec.weights[t, h] for _, h, label, rec in _visible(ep, self.state.hidden)}
+        return out
+
+
 class SequenceView(EpisodeView):
-    """Inputs, targets and outputs over time with wrong bits outlined and a marker at t, and
-    the vectors of step t: each head's key, the write heads' erase and add, the read vectors."""
+    """Inputs, targets and outputs over time with the task's measure at each step (wrong bits
+    outlined, or the bits above the optimum) and a marker at t, and the vectors of step t: each
+    head's vector params (the NTM's key, erase, add) and the read vectors."""
 
     kind = "sequence"
 
@@ -305,13 +307,14 @@ class SequenceView(EpisodeView):
                                "output": None if ep.outputs is None else ep.outputs[t],
                                "target": None if ep.targets is None else ep.targets[t]}
         if ep.targets is not None and ep.outputs is not None:
-            out["errors"] = int(ep.errors()[t])  # of ep.error_name: wrong bits, or a wrong answer
+            out["score"] = float(ep.step_scores()[t])  # of ep.error_name: wrong bits, a wrong answer, bits
         if ep.has_memory:
             vectors = {}
-            for label, kind, h, rec in _heads(ep):
-                for p in vector_params(rec):
+            reader = next((g.name for g in ep.family.groups if g.reads), None)
+            for group, h, label, rec in _visible(ep, self.state.hidden):
+                for p in vector_fields(ep.family.group(group)):
                     vectors[f"{label} {p}"] = rec.params[p][t, h]
-                if kind == "read" and ep.reads is not None:
+                if group == reader and ep.reads is not None:
                     vectors[f"{label} read"] = ep.reads[t, h]
             out["vectors"] = vectors
         return out

@@ -128,6 +128,8 @@ class Task:
     # How a recorded episode of this task is scored (a name in contract.MEASURES): its title,
     # sequence view and Compare show this, whatever model made the episode.
     measure: ClassVar[str] = "bit_errors"
+    # Whether a person can type this task's input as rows of bits (the copy-like tasks).
+    typed_input: ClassVar[bool] = False
     # Validation chooses checkpoints and seeds on the fewest bit errors, then the lowest loss; or
     # on the loss alone where it is the task's measure and the bits a noisy view of it (n-grams).
     choose_on_loss: ClassVar[bool] = False

@@ -29,6 +29,8 @@ from .mechanism import (
 class Copy(Task):
     """Copy: bits-wide random vectors, min_length..max_length of them."""
 
+    typed_input = True  # its input is rows of bits a person can type
+
     bits: int = 8  # width of each vector
     min_length: int = 1
     max_length: int = 20

@@ -39,6 +39,8 @@ from .mechanism import Mechanism, Reading, Trace, first_step, focus, locations
 class RepeatCopy(Task):
     """Repeat copy: min_length..max_length vectors, min_repeats..max_repeats copies."""
 
+    typed_input = True  # its input is rows of bits a person can type
+
     bits: int = 8
     min_length: int = 1
     max_length: int = 10

@@ -1,19 +1,30 @@
 // The episode as the views read it: decoding the payload (ntmviz/app/payload.py), per-step
-// chunks, and small pure helpers (blocks, bit errors, number formatting). No DOM.
+// chunks, and small pure helpers (blocks, scores, number formatting). No DOM.
 //
-//   payload = {format: "ntmviz-view", version: 2, id, T, N, M, R, W, S, I, O, D, P, slots_px,
-//              time_px, has_memory, static_memory, stages, focus_params, ntm_focus, vectors,
-//              reads, slot_labels, meta, input_labels, output_labels,
-//              arrays: {inputs, targets, outputs, mask, read.weights.time, write.weights.time},
-//              scales: {memory, memory.diff},
+//   payload = {format: "ntmviz-view", version: 3, id, T, N, M, I, O, D, DM, P, slots_px, time_px,
+//              has_memory, static_memory, opening, reads, slot_labels, meta, input_labels,
+//              output_labels,
+//              family: {name, title, memory, steps, measure: {name, unit, marks, total, doc},
+//                       groups: [{name, count, normalised, reads, writes, doc,
+//                                 stages: [{name, doc}, ..., {name: "weights"}],
+//                                 params: [{name, kind, symbol, doc, signed, centred, log, range}]}],
+//                       slot_state: [{name, doc}], slot_matrices: [{name, doc}], slot_coords},
+//              heads: [{group, h, label, colour, index}],
+//              arrays: {inputs, targets, outputs, mask, score, coords, <group>.weights.time,
+//                       slot.<name>.time},
+//              scales: {memory, memory.diff, slot.<name>: [low, high], matrix.<name>},
 //              steps: {K, count, names, chunks: {"c": {name: array}}}}
 //   array  = {shape, b64} (float32) | {shape, dtype: "u1", signed, scale, b64} (palette indices)
+//          | {shape, dtype: "u1", rows: {shape, b64}, b64} (each row on its own scale)
+//
+// The renderer knows no model's kind: it draws the groups, stages, params and slot fields the
+// declaration names.
 //
 // Per-step arrays come in chunks of K steps (memory: K + 1 frames, c K .. c K + K); `frame()`
 // finds step t's row, or null while its chunk has not arrived (`missing()` names the chunks a
 // view needs; the mount asks the server for them).
 
-import {headColour, indexValue} from "./palette.js";
+import {indexValue} from "./palette.js";
 
 export function base64Bytes(b64) {
   if (typeof Uint8Array.fromBase64 === "function") return Uint8Array.fromBase64(b64);
@@ -29,6 +40,13 @@ export function decode(spec) {
   if (spec == null) return null;
   if (spec.data instanceof Float32Array) return spec;
   const bytes = base64Bytes(spec.b64);
+  if (spec.dtype === "u1" && spec.rows) {
+    // each row (the last axis) on its own scale: index i of a row whose largest value is m is i m / 255
+    const rows = decode(spec.rows).data, width = spec.shape[spec.shape.length - 1] || 1;
+    const data = new Float32Array(bytes.length);
+    for (let i = 0; i < bytes.length; i++) data[i] = (bytes[i] * rows[Math.floor(i / width)]) / 255;
+    return {shape: spec.shape, data, approx: true, rowScaled: true};
+  }
   if (spec.dtype === "u1") {
     const s = Number(spec.scale) || 1, table = new Float32Array(256);
     for (let i = 0; i < 256; i++) table[i] = indexValue(i, s, !!spec.signed);
@@ -53,29 +71,30 @@ export function maxAbs(arr) {
 const decodedCache = new WeakMap();
 export const MAX_CHUNKS = 8; // decoded chunks kept per view (least recently used go first)
 
-// The decoded episode: typed arrays plus sizes, built once per payload.
+const NO_FAMILY = {name: "", title: "", memory: "none", steps: "inputs", groups: [], slot_state: [], slot_matrices: [],
+  slot_coords: false, measure: {name: "bit_errors", unit: "bit errors", marks: "wrong", total: "sum", doc: ""}};
+
+// The decoded episode: typed arrays plus sizes and the declaration, built once per payload.
 export function episodeFrom(payload) {
   if (payload == null || payload.arrays == null) return null;
   if (decodedCache.has(payload)) return decodedCache.get(payload);
+  const family = payload.family || NO_FAMILY;
   const ep = {
-    id: payload.id || null, T: payload.T, N: payload.N || 0, M: payload.M || 0, R: payload.R || 0,
-    W: payload.W || 0, S: payload.S || 0, I: payload.I, O: payload.O, meta: payload.meta || {},
-    inputLabels: payload.input_labels || null, outputLabels: payload.output_labels || null,
+    id: payload.id || null, T: payload.T, N: payload.N || 0, M: payload.M || 0, I: payload.I, O: payload.O,
+    meta: payload.meta || {}, inputLabels: payload.input_labels || null, outputLabels: payload.output_labels || null,
     hasMemory: !!payload.has_memory, a: {},
     // static: one [D, M] memory for the whole episode, in arrays.memory (not per step)
     staticMemory: !!payload.static_memory,
-    // per kind of head ("read", "write"): stage names in order (the final weights follow), the
-    // params the focus shows, whether they are the NTM's, the params shown as vectors
-    stages: payload.stages || {read: ["content", "gated", "shifted"], write: ["content", "gated", "shifted"]},
-    focusParams: payload.focus_params || {read: ["beta", "gate", "gamma", "shift"], write: ["beta", "gate", "gamma", "shift"]},
-    ntmFocus: payload.ntm_focus || {read: true, write: true},
-    vectors: payload.vectors || {read: ["key"], write: ["key", "erase", "add"]},
-    hasReads: payload.reads != null ? !!payload.reads : true,
+    family, title: family.title || "", measure: family.measure || NO_FAMILY.measure,
+    groups: family.groups || [],
+    hasReads: !!payload.reads,
     slotLabels: Array.isArray(payload.slot_labels) ? payload.slot_labels.map(String) : null,
     slotsPx: payload.slots_px != null ? payload.slots_px : null,
     timePx: payload.time_px != null ? payload.time_px : null,
+    opening: payload.opening || 0,
   };
   ep.D = payload.D || ep.N; // rows of the slot-axis arrays (D < N: pooled, see slotsOf)
+  ep.DM = payload.DM || ep.N; // rows and columns of a slot x slot matrix
   ep.P = payload.P || ep.T; // columns of the time overviews (P < T: pooled, see stepsOf)
   for (const [k, v] of Object.entries(payload.arrays)) ep.a[k] = decode(v);
   const steps = payload.steps || {K: Math.max(1, ep.T), count: 0, names: [], chunks: {}};
@@ -85,15 +104,24 @@ export function episodeFrom(payload) {
   ep.chunks = new Map(); // c -> {name: decoded}; insertion order = least recently used first
   ep.pending = new Set();
   for (const [c, arrays] of Object.entries(steps.chunks || {})) addChunk(ep, Number(c), arrays);
-  ep.heads = [];
-  for (let h = 0; h < ep.R; h++) ep.heads.push({kind: "read", h, label: `read ${h + 1}`, colour: headColour("read", h)});
-  for (let h = 0; h < ep.W; h++) ep.heads.push({kind: "write", h, label: `write ${h + 1}`, colour: headColour("write", h)});
+  // every head in order: {group, h, label, colour, index}; `index` is what "hidden" lists
+  ep.heads = (payload.heads || []).map((hd) => ({...hd}));
   // Colour scales, fixed over the episode so a colour means the same value at every step.
-  const scales = payload.scales || {};
-  ep.memScale = scales.memory || 1;
-  ep.diffScale = scales["memory.diff"] || 1;
+  ep.scales = payload.scales || {};
+  ep.memScale = ep.scales.memory || 1;
+  ep.diffScale = ep.scales["memory.diff"] || 1;
   decodedCache.set(payload, ep);
   return ep;
+}
+
+// A group of heads of the declaration, by name.
+export function groupOf(ep, name) {
+  return ep.groups.find((g) => g.name === name) || {name, stages: [{name: "weights"}], params: []};
+}
+
+// The heads not hidden (hidden: a Set of head numbers).
+export function visibleHeads(ep, hidden) {
+  return hidden && hidden.size ? ep.heads.filter((hd) => !hidden.has(hd.index)) : ep.heads;
 }
 
 export function addChunk(ep, c, arrays) {
@@ -194,13 +222,12 @@ export function stepsOf(ep, p) {
   return blockOf(ep.T, ep.P, p);
 }
 
-// ---- bit errors ------------------------------------------------------------------------------
+// ---- scores ----------------------------------------------------------------------------------
 
-// Wrong bits per step, counting only scored steps (mask > 0; every step without a mask):
-// outputs and targets thresholded at 0.5. Float32Array [T]; zeros without targets.
-// Errors per step on scored steps, as Episode.errors() counts them: wrong bits, or (meta.scoring
-// "answer", a memory network's) 1 where the most likely output is not the target's.
+// The measure at each step, 0 on unscored steps, as Episode.step_scores() gives it: Float32Array [T].
+// Python computes it (arrays.score); without it, wrong bits or wrong answers from the outputs.
 export function stepErrors(ep) {
+  if (ep.a.score) return ep.a.score.data;
   const {T, O} = ep, out = new Float32Array(T);
   const outputs = ep.a.outputs, targets = ep.a.targets, mask = ep.a.mask;
   if (!targets || !outputs) return out;
@@ -219,14 +246,31 @@ export function stepErrors(ep) {
 }
 
 export function answerScoring(ep) {
-  return ep.meta.scoring === "answer";
+  return ep.measure.name === "answer_errors";
 }
 
-// what stepErrors counts: one step's count as text ("3 bit error(s)", "1 wrong answer(s)"), or
-// the label of the error strip ("bit errors", "wrong": it fits the label column)
+// Whether the measure marks wrong steps (bits, answers) or is a signed cost per step.
+export function costMeasure(ep) {
+  return ep.measure.marks === "cost";
+}
+
+// The episode's score: the sum of the per-step values, or their mean over scored steps.
+export function episodeScore(ep, scores) {
+  let sum = 0, n = 0;
+  for (let t = 0; t < ep.T; t++) {
+    if (!scored(ep, t)) continue;
+    sum += scores[t];
+    n += 1;
+  }
+  return ep.measure.total === "mean" ? (n ? sum / n : 0) : sum;
+}
+
+// what the measure counts: one step's value as text ("3 bit errors", "0.21 bits above the
+// optimum per prediction"), or the label of the score strip
 export function errorWords(ep, n) {
-  if (n === undefined) return answerScoring(ep) ? "wrong" : "bit errors";
-  return `${n} ${answerScoring(ep) ? "wrong answer(s)" : "bit error(s)"}`;
+  const unit = ep.measure.unit;
+  if (n === undefined) return answerScoring(ep) ? "wrong" : costMeasure(ep) ? "bits vs optimum" : "bit errors";
+  return `${costMeasure(ep) || ep.measure.total === "mean" ? fmt(n) : n} ${unit}`;
 }
 
 function argmax(data, start, n) {

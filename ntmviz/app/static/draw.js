@@ -46,8 +46,8 @@ export class Stage {
     return {canvas, ctx};
   }
 
-  // hover(x, y) -> text or null; click(x, y) on pointer down and drag
-  bind(hover, click) {
+  // hover(x, y) -> text or null; click(x, y) on pointer down and drag; leave() when the pointer goes
+  bind(hover, click, leave) {
     const c = this.fg.canvas;
     const pos = (ev) => {
       const r = c.getBoundingClientRect();
@@ -61,13 +61,16 @@ export class Stage {
         this.tip.style.display = "none";
         return;
       }
-      this.tip.textContent = text;
+      this.tip.textContent = text; // text, never markup: labels come from files
       this.tip.style.display = "block";
       const left = Math.min(x + 12, this.w - this.tip.offsetWidth - 2);
       this.tip.style.left = `${Math.max(0, left)}px`;
       this.tip.style.top = `${y + 14 > this.h - 30 ? y - 34 : y + 14}px`;
     });
-    c.addEventListener("pointerleave", () => (this.tip.style.display = "none"));
+    c.addEventListener("pointerleave", () => {
+      this.tip.style.display = "none";
+      if (leave) leave();
+    });
     if (click) {
       c.style.cursor = "pointer";
       c.addEventListener("pointerdown", (ev) => {
@@ -182,13 +185,14 @@ function axisTitle(ctx, x, y, h, label) {
   ctx.fillText(label, 0, 0);
 }
 
-export function axisBottom(ctx, x, y, w, n, label, withLabel = true) {
+// An axis of n items along w pixels, labelled offset .. offset + n - 1 (a window of steps).
+export function axisBottom(ctx, x, y, w, n, label, withLabel = true, offset = 0) {
   ctx.save();
   ctx.font = FONT;
   ctx.fillStyle = MUTED;
   ctx.textAlign = "center";
   ctx.textBaseline = "top";
-  for (const i of niceTicks(n, w, 30)) ctx.fillText(String(i), x + ((i + 0.5) * w) / n, y + 2);
+  for (const i of niceTicks(n, w, 30)) ctx.fillText(String(i + offset), x + ((i + 0.5) * w) / n, y + 2);
   if (withLabel) {
     ctx.fillStyle = INK;
     ctx.fillText(label, x + w / 2, y + 15);
@@ -216,4 +220,46 @@ export function colourBar(ctx, x, y, w, h, scale, fmt) {
   ctx.fillText(`+${fmt(scale)}`, x + w + 3, y + 5);
   ctx.fillText("0", x + w + 3, y + h / 2);
   ctx.fillText(`−${fmt(scale)}`, x + w + 3, y + h - 5);
+}
+
+// A vertical colour bar for values lo .. hi through a 256-entry table (weights: white to the
+// head's colour over 0 .. 1; slot state on its range): hi at the top, labelled at both ends.
+export function rampBar(ctx, x, y, w, h, lut, lo, hi, fmt) {
+  const rows = Math.max(1, Math.round(h));
+  for (let r = 0; r < rows; r++) {
+    const f = 1 - (r + 0.5) / rows;
+    const [R, G, B] = unpack(lut[Math.max(0, Math.min(255, Math.round(255 * f)))]);
+    ctx.fillStyle = `rgb(${R},${G},${B})`;
+    ctx.fillRect(x, y + (r * h) / rows, w, h / rows + 0.5);
+  }
+  ctx.strokeStyle = "#bbb";
+  ctx.lineWidth = 1;
+  ctx.strokeRect(x - 0.5, y - 0.5, w + 1, h + 1);
+  ctx.font = FONT;
+  ctx.fillStyle = MUTED;
+  ctx.textAlign = "left";
+  ctx.textBaseline = "middle";
+  ctx.fillText(fmt(hi), x + w + 3, y + 5);
+  ctx.fillText(fmt(lo), x + w + 3, y + h - 5);
+}
+
+// The width the slot labels need in the axis font (the widest label), measured once per episode.
+export function labelWidth(labels) {
+  if (!labels || !labels.length || typeof document === "undefined") return 0;
+  const ctx = document.createElement("canvas").getContext("2d");
+  ctx.font = FONT;
+  let w = 0;
+  for (const text of labels) w = Math.max(w, ctx.measureText(String(text)).width);
+  return w;
+}
+
+// A band across a slot row (the one under the pointer in any view), drawn on a front layer.
+export function markRow(ctx, x, y, w, rowH) {
+  ctx.save();
+  ctx.fillStyle = "rgba(255, 200, 0, 0.28)";
+  ctx.fillRect(x, y, w, Math.max(2, rowH));
+  ctx.strokeStyle = "rgba(160, 110, 0, 0.9)";
+  ctx.lineWidth = 1;
+  ctx.strokeRect(x + 0.5, y + 0.5, w - 1, Math.max(2, rowH) - 1);
+  ctx.restore();
 }

@@ -1,7 +1,9 @@
 // Playback groups: one step t shared by every view of an episode, animated in
 // requestAnimationFrame, and the keyboard. A Group paints its views in one animation frame:
 // moving t many times between two frames paints once, and a slow frame makes playback skip
-// steps rather than queue them.
+// steps rather than queue them. Besides t, the views of a group share the heads they hide
+// (`hidden`, reported to Python), the slot row under the pointer (`hoverRow`: every view marks
+// it) and the window of time the timelines show (`window`: [t0, t1) or null for all).
 //
 // Hooks for tests and benchmarks (documented in ntmviz/app/__init__.py):
 //   window.__ntmviz.frames   animation frames in which at least one view repainted
@@ -27,6 +29,9 @@ export class Group {
     this.playing = false;
     this.loop = false;
     this.speed = 10; // steps per second
+    this.hidden = new Set(); // head numbers every view leaves out
+    this.hoverRow = null; // the display row of the slot under the pointer, in any view
+    this.window = null; // [t0, t1): the steps the timelines show (null: every step)
     this.views = new Set();
     this.listeners = new Set(); // (what, value, source) => void, for controls and syncing
     this.reporters = []; // functions (key, value) => void that tell Python; the first live one is used
@@ -39,6 +44,7 @@ export class Group {
 
   setSteps(T) {
     this.T = Math.max(1, T | 0);
+    this.window = null;
     if (this.t > this.T - 1) this.seek(this.T - 1, "steps");
     this.emit("steps", this.T);
     this.invalidate();
@@ -79,6 +85,56 @@ export class Group {
     this[key] = value;
     this.emit(key, value, source);
     if (source !== "python") this.report(key, value);
+  }
+
+  // Hide or show heads (a list of head numbers) in every view.
+  setHidden(heads, source) {
+    const next = new Set(Array.from(heads || [], Number));
+    if (next.size === this.hidden.size && [...next].every((h) => this.hidden.has(h))) return;
+    this.hidden = next;
+    this.emit("hidden", next, source);
+    if (source !== "python") this.report("hidden", [...next].sort((a, b) => a - b));
+    this.invalidate();
+  }
+
+  toggleHead(index) {
+    const next = new Set(this.hidden);
+    if (next.has(index)) next.delete(index);
+    else next.add(index);
+    this.setHidden(next, "button");
+  }
+
+  // The slot row under the pointer (null: none): every view marks it on its next frame.
+  setHoverRow(row) {
+    if (row === this.hoverRow) return;
+    this.hoverRow = row;
+    this.invalidate();
+  }
+
+  // The steps the timelines show: [t0, t1) within 0 .. T, at least 2 steps; null for all of them.
+  setWindow(range) {
+    let w = null;
+    if (range) {
+      let [t0, t1] = range.map((x) => Math.round(Number(x) || 0));
+      t0 = Math.max(0, Math.min(this.T - 1, t0));
+      t1 = Math.max(t0 + Math.min(2, this.T), Math.min(this.T, t1));
+      if (t1 - t0 > 0 && (t0 > 0 || t1 < this.T)) w = [t0, t1];
+    }
+    const same = (a, b) => (a == null && b == null) || (a && b && a[0] === b[0] && a[1] === b[1]);
+    if (same(w, this.window)) return;
+    this.window = w;
+    this.emit("window", w);
+    this.invalidate();
+  }
+
+  // Zoom the timelines around step t: factor < 1 narrows the window, > 1 widens it.
+  zoomTime(factor, around) {
+    const [t0, t1] = this.window || [0, this.T];
+    const centre = around == null ? this.t : around;
+    const span = Math.max(2, Math.round((t1 - t0) * factor));
+    if (span >= this.T) return this.setWindow(null);
+    const start = Math.max(0, Math.min(this.T - span, Math.round(centre - span / 2)));
+    this.setWindow([start, start + span]);
   }
 
   on(fn) {

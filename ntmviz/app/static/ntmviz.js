@@ -1,9 +1,10 @@
-// ntmviz renderer: draws a recorded NTM episode on canvases and animates it in the browser.
+// ntmviz renderer: draws a recorded episode of any memory model on canvases and animates it in
+// the browser, from the model's declaration (what its heads, stages and slots are).
 //
 // Small ES modules, each with one job:
 //   palette.js  value -> colour (pure)          data.js    payload -> episode, chunks (pure)
 //   layout.js   where things are drawn (pure)   group.js   the shared step t, animation, keys
-//   draw.js     DOM, canvases, axes             views.js   player, memory, heads, focus, sequence
+//   draw.js     DOM, canvases, axes             views.js   player, memory, focus, heads, slots, sequence
 //   ntmviz.js   this file: mount() and mountPage()
 // Served as they are for the tests; canvas.py joins them into one module (imports dropped) for
 // the Panel JSComponent and the standalone HTML export, which inline it.
@@ -14,10 +15,11 @@ import {group, installKeys, registry} from "./group.js";
 import {VIEWS} from "./views.js";
 
 // Mount one view into `el`. options: {view, group, data, t, diff, zoom, playing, loop, speed,
-// figures (show the Save figure buttons: a Python side answers onFigure)}.
+// hidden (head numbers to leave out), figures (show the Save figure buttons: a Python side
+// answers onFigure)}.
 // Returns a handle: setData(payload), seek(t), setOption(key, value), onReport(fn),
 // onNeed(fn) (fn(chunk, payloadId): fetch a chunk of per-step arrays), addChunk(id, c, arrays),
-// onFigure(fn) (fn(format, {t, diff, zoom}): ask for a figure), saveFigure(msg), destroy().
+// onFigure(fn) (fn(format, {t, diff, zoom, window}): ask for a figure), saveFigure(msg), destroy().
 export function mount(el, options) {
   installKeys();
   const grp = group(options.group || "ntmviz");
@@ -52,6 +54,7 @@ export function mount(el, options) {
     },
     setOption(key, value) {
       if (key === "playing") grp.setPlaying(value, "python");
+      else if (key === "hidden") grp.setHidden(value, "python");
       else if (key === "loop" || key === "speed") grp.setOption(key, value, "python");
       else view.setOption(key, value);
       grp.request();
@@ -60,7 +63,10 @@ export function mount(el, options) {
       reporter = fn;
       if (options.view === "player") grp.reporters.unshift(fn);
       else grp.reporters.push(fn);
-      if (known) for (const key of ["t", "playing", "loop", "speed"]) fn(key, grp[key]);
+      if (known) {
+        for (const key of ["t", "playing", "loop", "speed"]) fn(key, grp[key]);
+        fn("hidden", [...grp.hidden].sort((a, b) => a - b));
+      }
     },
     onNeed(fn) {
       fetcher = fn;
@@ -95,6 +101,7 @@ export function mount(el, options) {
   if (!known) {
     if (options.loop != null) grp.loop = !!options.loop;
     if (options.speed) grp.speed = Number(options.speed);
+    if (options.hidden) grp.hidden = new Set(options.hidden.map(Number));
   }
   grp.views.add(view);
   handle.setData(options.data);
@@ -106,35 +113,53 @@ export function mount(el, options) {
   return handle;
 }
 
-// The standalone page: a player and every view in one root (used by the HTML export). Every
+// The standalone page: a player and every view in one root (used by the HTML export), opening
+// at the step worth seeing first, with "What the heads did" when the payload carries it. Every
 // chunk of per-step arrays is in the payload: there is no server to ask.
 export function mountPage(el, payload, title) {
-  return mountViews(el, payload, {title});
+  return mountViews(el, payload, {title, t: payload && payload.opening, mechanisms: payload && payload.mechanisms});
 }
 
-// Views of one episode on one new group, laid out as the page lays them out: a player, then
-// memory and focus side by side, head locations, sequence. options: {views (default: all the
-// episode can show), diff (memory), title}. Returns {view name: handle}.
+// The views an episode can show: its declaration says which (slots only when it declares state of
+// its slots; the memory views only when it has a memory).
+export function viewsFor(ep) {
+  if (!ep || !ep.hasMemory) return ["player", "sequence"];
+  const fam = ep.family, slots = fam.slot_state.length || fam.slot_matrices.length || fam.slot_coords;
+  return ["player", "memory", "focus", "heads", ...(slots ? ["slots"] : []), "sequence"];
+}
+
+// Views of one episode on one new group, laid out as the page lays them out: a player (kept in
+// reach: it sticks to the top), then memory and focus side by side, head locations, the slots,
+// the sequence. options: {views (default: all the episode can show), diff (memory), title, t,
+// mechanisms ([{title, verdict, says}]: "What the heads did")}. Returns {view name: handle}.
 export function mountViews(el, payload, options = {}) {
   const id = `page-${Math.random().toString(36).slice(2)}`;
   const ep = episodeFrom(payload);
-  const all = ep && ep.hasMemory ? ["player", "memory", "focus", "heads", "sequence"] : ["player", "sequence"];
+  const all = viewsFor(ep);
   const wanted = options.views ? new Set(["player", ...options.views]) : null;
   const views = wanted ? all.filter((v) => wanted.has(v)) : all;
   const grid = h("div", {class: "ntmviz-page"});
   if (options.title) grid.append(h("h1", {class: "ntmviz-h1", text: options.title}));
-  if (ep && !ep.hasMemory) grid.append(h("div", {class: "ntmviz-note", role: "note", text: "This episode comes from a model with no memory (an LSTM baseline): only the sequence is shown."}));
+  if (ep && !ep.hasMemory) grid.append(h("div", {class: "ntmviz-note", role: "note", text: `This episode comes from a model with no memory (${ep.title || "no memory"}): only the sequence is shown.`}));
   el.append(grid);
   const handles = {};
   const row = h("div", {class: "ntmviz-row ntmviz-wrap"});
   let rowPlaced = false;
   for (const v of views) {
-    const cell = h("div", {class: "ntmviz-cell"});
+    const cell = h("div", {class: v === "player" ? "ntmviz-cell ntmviz-sticky" : "ntmviz-cell"});
     if (v === "memory" || v === "focus") {
       row.append(cell);
       if (!rowPlaced) grid.append(row), (rowPlaced = true);
     } else grid.append(cell);
-    handles[v] = mount(cell, {view: v, group: id, data: payload, t: 0, diff: v === "memory" && !!options.diff});
+    handles[v] = mount(cell, {view: v, group: id, data: payload, t: options.t || 0, diff: v === "memory" && !!options.diff});
+  }
+  if (options.mechanisms && options.mechanisms.length) {
+    const list = h("ul", {class: "ntmviz-mechanisms"});
+    for (const m of options.mechanisms) {
+      list.append(h("li", {}, h("b", {text: `${m.verdict}: `}), h("span", {text: `${m.title}. ${m.says || ""}`})));
+    }
+    grid.append(h("section", {class: "ntmviz-cell", "aria-label": "What the heads did"},
+      h("div", {class: "ntmviz-title", text: "What the heads did"}), list));
   }
   return handles;
 }

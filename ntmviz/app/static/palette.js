@@ -6,17 +6,11 @@
 //                                        127 is exactly 0 (near white), 0 is -scale (blue),
 //                                        254 is +scale (red)
 //   unit values (weightings, bits)      index round(255 v / scale), clipped to 0 .. 255
-// ntmviz/app/payload.py sends large arrays as these very indices (palette_index there).
+// ntmviz/app/palette.py is the Python copy (palette_index there: payload.py sends large arrays as
+// these very indices). Heads' colours come with the payload (palette.py's twelve), so the browser
+// paints each head in the colour a figure gives it.
 
 export const SIGNED_ZERO = 127;
-
-const READ_COLOURS = ["#1f6fb4", "#2a9d4b", "#17a2b8", "#7b4fc4"];
-const WRITE_COLOURS = ["#d62728", "#f28e1c", "#d6479b", "#8c564b"];
-
-export function headColour(kind, h) {
-  const list = kind === "read" ? READ_COLOURS : WRITE_COLOURS;
-  return list[h % list.length];
-}
 
 export function hexRGB(hex) {
   const v = parseInt(hex.slice(1), 16);
@@ -57,12 +51,14 @@ export const DIVERGING = (() => {
 })();
 
 export const GREYS = rampLUT([255, 255, 255], [34, 34, 34]);
+// slot state and slot x slot matrices: white (low) to deep purple (high)
+export const STATE = rampLUT([255, 255, 255], [63, 0, 125]);
 
-const headLUTs = {};
-export function headLUT(kind, h) {
-  const key = kind + h;
-  if (!headLUTs[key]) headLUTs[key] = rampLUT([255, 255, 255], hexRGB(headColour(kind, h)));
-  return headLUTs[key];
+// White (0) to a head's colour (1), for its weightings; one table per colour.
+const headLUTs = new Map();
+export function headLUT(colour) {
+  if (!headLUTs.has(colour)) headLUTs.set(colour, rampLUT([255, 255, 255], hexRGB(colour)));
+  return headLUTs.get(colour);
 }
 
 // NaN paints as zero, as payload.py encodes it.

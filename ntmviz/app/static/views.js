@@ -1,20 +1,25 @@
-// The views: player, memory, head locations, focus, sequence. Each draws one episode at the
+// The views: player, memory, focus, head locations, slots, sequence. Each draws one episode at the
 // step t of its Group: `build(ep)` once per episode (static layers), `draw(t)` per step (the
 // front canvas). `paint(t)` returns false while step t's data has not arrived (see data.js).
+//
+// Every view draws what the episode's declaration (ep.family) holds: its groups of heads with
+// their stages and params, its slot state, slot matrices and slot coordinates. Nothing here knows
+// a model's kind. The views of a group share the hidden heads (left out everywhere), the slot row
+// under the pointer (marked everywhere) and the window of time the timelines show.
 
 import {
-  answerScoring, approx, errorWords, fmt, frame, headRow, headValue, maxAbs, missing, partOf, scored, slotText,
-  stepErrors, stepsOf, touch,
+  approx, costMeasure, episodeScore, errorWords, fmt, frame, groupOf, headRow, headValue, maxAbs, missing,
+  partOf, scored, slotText, slotsOf, stepErrors, stepsOf, touch, visibleHeads,
 } from "./data.js";
 import {
-  Heat, INK, MUTED, Stage, FONT, axisBottom, axisLeft, axisRows, blit, colourBar, h, poolMax,
-  poolSigned,
+  FONT, Heat, INK, MUTED, Stage, axisBottom, axisLeft, axisRows, blit, colourBar, h, labelWidth, markRow,
+  poolMax, poolSigned, rampBar,
 } from "./draw.js";
 import {
-  axisWidth, focusGeometry, focusStages, headsGeometry, memoryGeometry, rowAtY, sequenceGeometry, stepAt,
-  stepX,
+  DIST_LABEL, NUMBER_H, NUMBERS_W, DIST_H, axisWidth, distBarWidth, focusGeometry, headsGeometry, manyHeads, matrixGeometry, memoryGeometry,
+  planeGeometry, planeXY, rowAtY, sequenceGeometry, slotStateGeometry, stepAt, stepX,
 } from "./layout.js";
-import {DIVERGING, GREYS, headLUT, lutIndexSigned, lutIndexUnit} from "./palette.js";
+import {DIVERGING, GREYS, STATE, headLUT, lutIndexSigned, lutIndexUnit} from "./palette.js";
 
 export class View {
   constructor(root, grp, options) {
@@ -33,6 +38,7 @@ export class View {
     this.root.replaceChildren();
     this.root.style.width = "";
     this.root.dataset.steps = ep ? String(ep.T) : "0";
+    if (ep && ep.slotLabels && ep.labelPx == null) ep.labelPx = labelWidth(ep.slotLabels);
     if (ep) this.build(ep);
     else this.root.append(h("div", {class: "ntmviz-note", text: "No episode loaded."}));
     this.dirty = true;
@@ -44,8 +50,17 @@ export class View {
 
   noMemory() {
     if (this.ep.hasMemory) return false;
-    this.note("This model has no memory (an LSTM baseline): only the sequence view applies.");
+    this.note(`${this.ep.title || "This model"} has no memory: only the sequence view applies.`);
     return true;
+  }
+
+  // The heads shown (not hidden), and the steps the timelines show.
+  visible() {
+    return visibleHeads(this.ep, this.group.hidden);
+  }
+
+  span() {
+    return this.group.window || [0, this.ep.T];
   }
 
   // The per-step arrays draw(t) reads.
@@ -55,7 +70,7 @@ export class View {
 
   paint(t) {
     const ep = this.ep;
-    if (!ep || (this.kind !== "player" && this.kind !== "sequence" && !ep.hasMemory)) return true;
+    if (!ep || this.blank) return true;
     const need = missing(ep, t, this.needs());
     if (need.length) {
       this.root.classList.add("ntmviz-loading");
@@ -88,14 +103,37 @@ export class View {
   requestFigure(fmt) {
     if (!this.onFigure) return;
     this.onFigure(fmt, {t: this.group.t, diff: !!this.options.diff,
-      zoom: this.kind === "heads" ? this.rows != null : null});
+      zoom: this.kind === "heads" ? this.rows != null : null, window: this.group.window});
   }
 
   ask(c) {
     const ep = this.ep;
-    if (!this.onNeed || ep.pending.has(c) || ep.chunks.has(c)) return;
+    if (!this.onNeed || ep.pending.has(c) || ep.chunks.has(c) || c < 0 || c >= ep.chunkCount) return;
     ep.pending.add(c);
     this.onNeed(c);
+  }
+
+  // Buttons that zoom the timelines (every view of the group follows): narrower, wider, all.
+  timeButtons() {
+    const g = this.group;
+    const btn = (label, text, fn) => h("button", {type: "button", class: "ntmviz-btn ntmviz-small", "aria-label": label,
+      title: label, text, onclick: fn});
+    return h("span", {class: "ntmviz-figure", role: "group", "aria-label": "Time zoom"},
+      btn("Zoom in on time around the current step", "time +", () => g.zoomTime(0.5)),
+      btn("Zoom out on time", "time −", () => g.zoomTime(2)),
+      btn("Show every step", "all steps", () => g.setWindow(null)));
+  }
+
+  // Ctrl (or Cmd) and the wheel over a timeline zoom its time around the step under the pointer.
+  wheelZoom(stage, stepUnder) {
+    stage.fg.canvas.addEventListener("wheel", (ev) => {
+      if (!(ev.ctrlKey || ev.metaKey)) return;
+      const r = stage.fg.canvas.getBoundingClientRect();
+      const t = stepUnder(ev.clientX - r.left);
+      if (t == null) return;
+      ev.preventDefault();
+      this.group.zoomTime(ev.deltaY < 0 ? 0.5 : 2, t);
+    }, {passive: false});
   }
 
   setOption() {}
@@ -104,7 +142,7 @@ export class View {
 }
 
 // The slot axis left of x: tick numbers, or with slot labels each shown row's label (as canvas
-// text: never markup), cut to the room the axis has. `rows`: the rows shown (a zoom), or null.
+// text: never markup), at the width the axis has (axisWidth: the labels' own, up to a limit).
 export function slotAxis(ctx, x, y, px, ep, rows) {
   if (!ep.slotLabels) {
     if (rows) axisRows(ctx, x, y, px, rows.map((r) => slotText(ep, r).replace(/^slots? /, "")), "slot");
@@ -112,7 +150,7 @@ export function slotAxis(ctx, x, y, px, ep, rows) {
     return;
   }
   const shown = rows || Array.from({length: ep.D}, (_, r) => r);
-  const room = axisWidth(ep) - 10;
+  const room = axisWidth(ep) - 8;
   ctx.save();
   ctx.font = FONT;
   const labels = shown.map((r) => fitText(ctx, ep.slotLabels[r] != null ? ep.slotLabels[r] : String(r), room));
@@ -120,7 +158,7 @@ export function slotAxis(ctx, x, y, px, ep, rows) {
   axisRows(ctx, x, y, px, labels, "");
 }
 
-// `text` cut (with "…") to at most `room` pixels in ctx's font.
+// `text` cut (with "…") to at most `room` pixels in ctx's font (the tooltip has it whole).
 export function fitText(ctx, text, room) {
   const s = String(text).replace(/\s+/g, " ");
   if (ctx.measureText(s).width <= room) return s;
@@ -133,9 +171,8 @@ export function fitText(ctx, text, room) {
   return s.slice(0, lo) + "…";
 }
 
-// The kinds of head an episode has ("read", and "write" unless it has none).
-function kindsOf(ep) {
-  return [...new Set(ep.heads.map((hd) => hd.kind))];
+function title(text, ...rest) {
+  return h("div", {class: "ntmviz-title"}, h("span", {text}), ...rest);
 }
 
 // ---- memory ----------------------------------------------------------------------------------
@@ -146,13 +183,14 @@ export class MemoryView extends View {
   }
 
   needs() {
-    const ep = this.ep, weights = ep ? kindsOf(ep).map((k) => `${k}.weights`) : [];
+    const ep = this.ep, weights = ep ? ep.groups.map((g) => `${g.name}.weights`) : [];
     if (ep && ep.staticMemory) return weights; // the memory came whole, with the first message
     return ["memory", ...weights, ...(this.options.diff ? ["memory.diff"] : [])];
   }
 
   build(ep) {
-    if (this.noMemory()) return;
+    if (this.noMemory()) return (this.blank = true);
+    this.blank = false;
     const g = (this.geom = memoryGeometry(ep));
     const toggle = h("input", {type: "checkbox", "aria-label": "Show change", class: "ntmviz-diff"});
     toggle.checked = !!this.options.diff;
@@ -163,18 +201,16 @@ export class MemoryView extends View {
       this.group.request();
     });
     this.toggle = toggle;
-    this.title = h("span", {class: "ntmviz-subtitle"});
-    this.root.style.width = `${g.width}px`; // long titles wrap instead of widening the page
+    this.title = h("span", {class: "ntmviz-subtitle ntmviz-fixed"});
     // a static memory does not change: no "show change", no "after step t"
     const change = ep.staticMemory ? null : h("label", {class: "ntmviz-check"}, toggle, " show change");
     if (ep.staticMemory) {
       this.title.textContent = "the same at every step";
       this.title.title = "this model's memory does not change while it runs";
     }
-    this.root.append(h("div", {class: "ntmviz-title"}, h("span", {text: "Memory"}), this.title,
-      change, this.figureButtons()));
+    this.root.append(title("Memory", this.title, change, this.figureButtons()));
     this.stage = new Stage(g.width, g.height, "Memory matrix, slots by width", "memory");
-    this.root.append(this.stage.el, this.legend(ep));
+    this.root.append(this.stage.el);
     this.heat = new Heat();
     const ctx = this.stage.bg.ctx;
     slotAxis(ctx, g.stripX - 2, g.y0, g.mh, ep, null);
@@ -187,13 +223,7 @@ export class MemoryView extends View {
       blit(ctx, img, g.x0, g.y0, g.mw, g.mh);
       colourBar(ctx, g.barX, g.barY, g.barW, g.barH, ep.memScale, fmt);
     }
-    this.stage.bind((x, y) => this.hover(x, y));
-  }
-
-  legend(ep) {
-    const items = ep.heads.map((hd) => h("span", {class: "ntmviz-key"},
-      h("i", {style: `background:${hd.colour}`}), hd.label));
-    return h("div", {class: "ntmviz-legend"}, ...items);
+    this.stage.bind((x, y) => this.hover(x, y), null, () => this.group.setHoverRow(null));
   }
 
   setOption(key, value) {
@@ -229,12 +259,16 @@ export class MemoryView extends View {
         (v) => DIVERGING[lutIndexSigned(v, scale)]);
       blit(ctx, img, g.x0, g.y0, g.mw, g.mh);
     }
-    // one strip per head left of the matrix: its weighting at t, and a mark at its focus
+    // one strip per head left of the matrix (its weighting at t) and a mark at its focus; a
+    // hidden head's place stays empty, so the others do not move
+    const hidden = this.group.hidden;
     ep.heads.forEach((hd, i) => {
-      const w = headRow(ep, `${hd.kind}.weights`, t, hd.h);
-      const lut = headLUT(hd.kind, hd.h);
+      if (hidden.has(hd.index)) return;
+      const w = headRow(ep, `${hd.group}.weights`, t, hd.h);
+      if (!w) return;
+      const lut = headLUT(hd.colour);
       const strip = this.heat.draw(D, 1, g.mh, 1, (r0, r1) => poolMax(w, 1, r0, r1, 0, 1), (v) => lut[lutIndexUnit(v, 1)]);
-      blit(ctx, strip, g.stripX + i * 7, g.y0, g.stripW, g.mh);
+      blit(ctx, strip, g.stripX + i * g.strip, g.y0, g.stripW, g.mh);
       let best = 0;
       for (let n = 1; n < D; n++) if (w[n] > w[best]) best = n;
       const y = g.y0 + ((best + 0.5) * g.mh) / D;
@@ -243,12 +277,14 @@ export class MemoryView extends View {
       ctx.strokeRect(g.x0 - 0.5, g.y0 + (best * g.mh) / D - 0.5, g.mw + 1, Math.max(1, g.mh / D) + 1);
       ctx.fillStyle = hd.colour;
       ctx.beginPath();
-      const xr = g.arrowX + i * 7;
+      const xr = g.arrowX + i * g.strip;
       ctx.moveTo(xr, y);
       ctx.lineTo(xr + 6, y - 4);
       ctx.lineTo(xr + 6, y + 4);
       ctx.fill();
     });
+    const row = this.group.hoverRow;
+    if (row != null && row < D) markRow(ctx, g.stripX, g.y0 + (row * g.mh) / D, g.x0 + g.mw - g.stripX, g.mh / D);
     if (ep.staticMemory) return;
     colourBar(ctx, g.barX, g.barY, g.barW, g.barH, scale, fmt);
     this.title.textContent = diff ? `change made by step ${t}` : `after step ${t}`;
@@ -257,25 +293,29 @@ export class MemoryView extends View {
 
   hover(x, y) {
     const ep = this.ep, g = this.geom, t = this.group.t;
-    if (!ep || x < g.x0 || x >= g.x0 + g.mw || y < g.y0 || y >= g.y0 + g.mh) return null;
+    if (!ep || x < g.stripX || x >= g.x0 + g.mw || y < g.y0 || y >= g.y0 + g.mh) {
+      this.group.setHoverRow(null);
+      return null;
+    }
     const r = rowAtY(y, g.y0, g.mh, ep.D);
-    const m = Math.min(ep.M - 1, Math.floor(((x - g.x0) * ep.M) / g.mw));
-    const i = r * ep.M + m;
-    const ws = ep.heads.map((hd) => {
-      const w = frame(ep, `${hd.kind}.weights`, t);
-      const v = approx(w, headRow(ep, `${hd.kind}.weights`, t, hd.h)[r]);
+    this.group.setHoverRow(r);
+    const ws = this.visible().map((hd) => {
+      const w = frame(ep, `${hd.group}.weights`, t), row = headRow(ep, `${hd.group}.weights`, t, hd.h);
+      const v = row ? approx(w, row[r]) : "–";
       return `${hd.label} w${ep.D < ep.N ? " max" : ""}${v.startsWith("≈") ? " " : "="}${v}`;
     }).join(", ");
+    if (x < g.x0) return `${slotText(ep, r)}; step ${t}: ${ws}`;
+    const m = Math.min(ep.M - 1, Math.floor(((x - g.x0) * ep.M) / g.mw));
+    const i = r * ep.M + m;
+    const pooled = ep.D < ep.N ? " (largest magnitude over these slots)" : "";
     if (ep.staticMemory) {
       const mem = ep.a.memory;
-      return `${slotText(ep, r)}, width ${m}: ${approx(mem, mem.data[i])}${ep.D < ep.N ? " (largest magnitude over these slots)" : ""}; ` +
-        `step ${t}: ${ws}`;
+      return `${slotText(ep, r)}, width ${m}: ${approx(mem, mem.data[i])}${pooled}; step ${t}: ${ws}`;
     }
     const after = frame(ep, "memory", t + 1), before = frame(ep, "memory", t);
     if (!after || !before) return null;
     const change = frame(ep, "memory.diff", t);
     const d = change ? change.data[i] : after.data[i] - before.data[i];
-    const pooled = ep.D < ep.N ? " (largest magnitude over these slots)" : "";
     return `step ${t}, ${slotText(ep, r)}, width ${m}: ${approx(after, after.data[i])} (before ${approx(before, before.data[i])}, ` +
       `change ${approx(change || after, d)})${pooled}; ${ws}`;
   }
@@ -284,12 +324,13 @@ export class MemoryView extends View {
 // ---- head locations over time ----------------------------------------------------------------
 
 export const BUSY = 0.05; // a slot is busy if some head puts at least this weight on it at some step
+const WINDOW_STEPS = 1200; // a time window of at most this many steps is drawn from every step's weights
 
 // Rows (of D) that some head weights at least BUSY at some step, from the time overviews.
 export function busyRows(ep) {
   const max = new Float32Array(ep.D);
-  for (const kind of ["read", "write"]) {
-    const arr = ep.a[`${kind}.weights.time`];
+  for (const g of ep.groups) {
+    const arr = ep.a[`${g.name}.weights.time`];
     if (!arr) continue;
     const data = arr.data;
     for (let i = 0; i < data.length; i++) {
@@ -308,10 +349,11 @@ export class HeadLocationsView extends View {
   }
 
   build(ep) {
-    if (this.noMemory()) return;
+    if (this.noMemory()) return (this.blank = true);
+    this.blank = false;
     this.busy = busyRows(ep);
-    // zoomed unless told otherwise when the heads use at most a quarter of the slots
-    const few = this.busy.length > 0 && this.busy.length <= ep.D / 4 && ep.D >= 16;
+    // zoomed unless told otherwise when the heads use at most half of the slots
+    const few = this.busy.length > 0 && this.busy.length <= ep.D / 2 && ep.D >= 16;
     const zoom = (this.options.zoom != null ? this.options.zoom : few) && this.busy.length > 0 && this.busy.length < ep.D;
     this.rows = zoom ? this.busy : null; // rows shown, or null for all D
     const g = (this.geom = headsGeometry(ep, zoom ? this.busy.length : null));
@@ -323,90 +365,145 @@ export class HeadLocationsView extends View {
       this.setEpisode(this.ep);
       this.group.invalidate();
     });
-    this.root.append(h("div", {class: "ntmviz-title"}, h("span", {text: "Head locations over time"}),
-      h("span", {class: "ntmviz-subtitle", text: "click or drag to jump to a step"}),
+    this.root.append(title("Head locations over time",
+      h("span", {class: "ntmviz-subtitle", text: "click or drag to jump; Ctrl+wheel zooms time"}),
       h("label", {class: "ntmviz-check"}, check,
-        ` zoom to busy slots (${this.busy.length} of ${ep.D < ep.N ? `${ep.D} rows` : ep.N})`), this.figureButtons()));
-    const wrap = h("div", {class: "ntmviz-row"});
+        ` zoom to busy slots (${this.busy.length} of ${ep.D < ep.N ? `${ep.D} rows` : ep.N})`),
+      this.timeButtons(), this.figureButtons()));
+    const wrap = h("div", {class: "ntmviz-row ntmviz-panels"});
     this.root.append(wrap);
     this.panels = ep.heads.map((hd) => {
-      const stage = new Stage(g.width, g.height, `${hd.label} head weighting over time`, `heads-${hd.kind}-${hd.h + 1}`);
-      this.drawPanel(stage, hd);
+      const stage = new Stage(g.width, g.height, `${hd.label} head weighting over time`, `heads-${hd.group}-${hd.h + 1}`);
       wrap.append(stage.el);
+      const stepUnder = (x) => (x < g.x0 || x >= g.x0 + g.pw ? null : stepAt(x, g.x0, g.pw, ...this.span()));
+      stage.bind((x, y) => this.hover(hd, x, y), (x) => {
+        const t = stepUnder(x);
+        if (t == null) return;
+        this.group.setPlaying(false, "click");
+        this.group.seek(t, "click");
+      }, () => this.group.setHoverRow(null));
+      this.wheelZoom(stage, stepUnder);
       return {hd, stage};
     });
+    this.drawn = null;
   }
 
-  drawPanel(stage, hd) {
+  // The weight of head hd at `step`, display row r: that step's own (its chunk is here), else
+  // the time overview's column holding it (the largest weight over its block of steps).
+  weightAt(hd, step, r, overview) {
+    const row = headRow(this.ep, `${hd.group}.weights`, step, hd.h);
+    if (row) return row[r];
+    const [, H, D] = overview.shape;
+    return overview.data[(partOf(this.ep.T, this.ep.P, step) * H + hd.h) * D + r];
+  }
+
+  // The panels' images for the current window (redrawn when the window, or a chunk in it, changes).
+  drawPanels() {
     const ep = this.ep, g = this.geom, rows = this.rows;
-    const ctx = stage.bg.ctx;
-    ctx.font = "bold " + FONT;
-    ctx.fillStyle = hd.colour;
-    ctx.textBaseline = "top";
-    ctx.fillText(`${hd.label} head`, g.x0, 0);
-    const w = ep.a[`${hd.kind}.weights.time`];
-    const [P, H, D] = w.shape;
-    const lut = headLUT(hd.kind, hd.h);
-    const shown = rows ? rows.length : D;
-    // transpose on the fly: image rows are slots, columns time
-    const img = new Heat().draw(shown, P, g.ph, g.pw, (r0, r1, c0, c1) => {
-      let m = 0;
-      for (let p = c0; p < c1; p++) for (let i = r0; i < r1; i++) {
-        const v = w.data[(p * H + hd.h) * D + (rows ? rows[i] : i)];
-        if (v > m) m = v;
-      }
-      return m;
-    }, (v) => lut[lutIndexUnit(v, 1)]);
-    blit(ctx, img, g.x0, g.y0, g.pw, g.ph);
-    ctx.strokeStyle = "#ccc";
-    ctx.strokeRect(g.x0 - 0.5, g.y0 - 0.5, g.pw + 1, g.ph + 1);
-    if (rows) {
-      // a dashed line where the busy rows skip slots
-      ctx.save();
-      ctx.strokeStyle = "#999";
-      ctx.setLineDash([3, 3]);
-      for (let i = 1; i < rows.length; i++) {
-        if (rows[i] === rows[i - 1] + 1) continue;
-        const y = Math.round(g.y0 + (i * g.ph) / rows.length) + 0.5;
-        ctx.beginPath();
-        ctx.moveTo(g.x0, y);
-        ctx.lineTo(g.x0 + g.pw, y);
-        ctx.stroke();
-      }
-      ctx.restore();
-      slotAxis(ctx, g.x0 - 2, g.y0, g.ph, ep, rows);
-    } else {
-      slotAxis(ctx, g.x0 - 2, g.y0, g.ph, ep, null);
+    const [t0, t1] = this.span();
+    const whole = t0 === 0 && t1 === ep.T;
+    if (!whole && t1 - t0 <= WINDOW_STEPS) {
+      for (let c = Math.floor(t0 / ep.K); c <= Math.floor((t1 - 1) / ep.K); c++) this.ask(c);
     }
-    axisBottom(ctx, g.x0, g.y0 + g.ph, g.pw, ep.T, "step");
-    stage.bind((x, y) => this.hover(hd, x, y), (x) => {
-      if (x < g.x0 || x >= g.x0 + g.pw) return;
-      this.group.setPlaying(false, "click");
-      this.group.seek(stepAt(x, g.x0, g.pw, ep.T), "click");
-    });
+    const key = `${t0}:${t1}:${[...ep.chunks.keys()].join(",")}`;
+    if (this.drawn === key) return;
+    this.drawn = key;
+    for (const {hd, stage} of this.panels) {
+      const ctx = stage.bg.ctx;
+      ctx.clearRect(0, 0, stage.w, stage.h);
+      ctx.font = "bold " + FONT;
+      ctx.fillStyle = hd.colour;
+      ctx.textBaseline = "top";
+      ctx.textAlign = "left";
+      ctx.fillText(`${hd.label} head`, g.x0, 0);
+      const w = ep.a[`${hd.group}.weights.time`];
+      const [P, H, D] = w.shape;
+      const lut = headLUT(hd.colour);
+      const shown = rows ? rows.length : D;
+      let get;
+      if (whole) { // the overview: P columns, each the largest weight over its steps
+        get = (r0, r1, c0, c1) => {
+          let m = 0;
+          for (let p = c0; p < c1; p++) for (let i = r0; i < r1; i++) {
+            const v = w.data[(p * H + hd.h) * D + (rows ? rows[i] : i)];
+            if (v > m) m = v;
+          }
+          return m;
+        };
+      } else {
+        get = (r0, r1, c0, c1) => {
+          let m = 0;
+          for (let s = t0 + c0; s < t0 + c1; s++) for (let i = r0; i < r1; i++) {
+            const v = this.weightAt(hd, s, rows ? rows[i] : i, w);
+            if (v > m) m = v;
+          }
+          return m;
+        };
+      }
+      // transpose on the fly: image rows are slots, columns time
+      const img = new Heat().draw(shown, whole ? P : t1 - t0, g.ph, g.pw, get, (v) => lut[lutIndexUnit(v, 1)]);
+      blit(ctx, img, g.x0, g.y0, g.pw, g.ph);
+      ctx.strokeStyle = "#ccc";
+      ctx.strokeRect(g.x0 - 0.5, g.y0 - 0.5, g.pw + 1, g.ph + 1);
+      if (rows) {
+        // a dashed line where the busy rows skip slots
+        ctx.save();
+        ctx.strokeStyle = "#999";
+        ctx.setLineDash([3, 3]);
+        for (let i = 1; i < rows.length; i++) {
+          if (rows[i] === rows[i - 1] + 1) continue;
+          const y = Math.round(g.y0 + (i * g.ph) / rows.length) + 0.5;
+          ctx.beginPath();
+          ctx.moveTo(g.x0, y);
+          ctx.lineTo(g.x0 + g.pw, y);
+          ctx.stroke();
+        }
+        ctx.restore();
+      }
+      slotAxis(ctx, g.x0 - 2, g.y0, g.ph, ep, rows);
+      timeAxis(ctx, g.x0, g.y0 + g.ph, g.pw, t0, t1);
+      rampBar(ctx, g.barX, g.y0, g.barW, g.ph, lut, 0, 1, fmt);
+    }
   }
 
   hover(hd, x, y) {
     const ep = this.ep, g = this.geom, rows = this.rows;
-    if (x < g.x0 || x >= g.x0 + g.pw || y < g.y0 || y >= g.y0 + g.ph) return null;
-    const t = stepAt(x, g.x0, g.pw, ep.T);
+    if (x < g.x0 || x >= g.x0 + g.pw || y < g.y0 || y >= g.y0 + g.ph) {
+      this.group.setHoverRow(null);
+      return null;
+    }
+    const [t0, t1] = this.span();
+    const t = stepAt(x, g.x0, g.pw, t0, t1);
     const i = rowAtY(y, g.y0, g.ph, rows ? rows.length : ep.D), r = rows ? rows[i] : i;
-    const w = ep.a[`${hd.kind}.weights.time`];
+    this.group.setHoverRow(r);
+    const w = ep.a[`${hd.group}.weights.time`];
+    const own = headRow(ep, `${hd.group}.weights`, t, hd.h);
+    if (own && (t1 - t0 <= g.pw)) {
+      return `${hd.label}: step ${t}, ${slotText(ep, r)}, weight ${ep.D < ep.N ? "max " : ""}${approx(frame(ep, `${hd.group}.weights`, t), own[r])}`;
+    }
     const [, H, D] = w.shape;
     const p = partOf(ep.T, ep.P, t);
-    const [t0, t1] = stepsOf(ep, p);
-    const when = t1 - t0 > 1 ? `steps ${t0}–${t1 - 1}` : `step ${t}`;
-    const most = ep.D < ep.N || t1 - t0 > 1 ? "max " : "";
+    const [s0, s1] = stepsOf(ep, p);
+    const when = s1 - s0 > 1 ? `steps ${s0}–${s1 - 1}` : `step ${t}`;
+    const most = ep.D < ep.N || s1 - s0 > 1 ? "max " : "";
     return `${hd.label}: ${when}, ${slotText(ep, r)}, weight ${most}${approx(w, w.data[(p * H + hd.h) * D + r])}`;
   }
 
   draw(t) {
-    const ep = this.ep, g = this.geom;
-    const x = stepX(t, g.x0, g.pw, ep.T);
-    const cw = Math.max(2, g.pw / ep.T);
-    for (const {stage} of this.panels) {
+    const ep = this.ep, g = this.geom, rows = this.rows;
+    this.drawPanels();
+    const [t0, t1] = this.span();
+    const inside = t >= t0 && t < t1;
+    const x = stepX(t, g.x0, g.pw, t0, t1);
+    const cw = Math.max(2, g.pw / (t1 - t0));
+    const hover = this.group.hoverRow, shownRow = hover == null ? -1 : rows ? rows.indexOf(hover) : hover;
+    const n = rows ? rows.length : ep.D;
+    for (const {hd, stage} of this.panels) {
+      stage.el.style.display = this.group.hidden.has(hd.index) ? "none" : "";
       const ctx = stage.fg.ctx;
       ctx.clearRect(0, 0, stage.w, stage.h);
+      if (shownRow >= 0) markRow(ctx, g.x0, g.y0 + (shownRow * g.ph) / n, g.pw, g.ph / n);
+      if (!inside) continue;
       ctx.strokeStyle = "rgba(0,0,0,0.75)";
       ctx.lineWidth = 1;
       ctx.strokeRect(x - cw / 2 - 0.5, g.y0 - 0.5, cw + 1, g.ph + 1);
@@ -420,171 +517,476 @@ export class HeadLocationsView extends View {
   }
 }
 
-// ---- focus: the addressing stages at step t ----------------------------------------------------
+// A step axis for steps [t0, t1) along w pixels.
+function timeAxis(ctx, x, y, w, t0, t1) {
+  axisBottom(ctx, x, y, w, t1 - t0, t0 ? `step (from ${t0})` : "step", true, t0);
+}
 
+// ---- focus: the addressing stages at step t ----------------------------------------------------
 
 export class FocusView extends View {
   get kind() {
     return "focus";
   }
 
-  // per kind of head: its stage columns (the final weights last) and the params beneath them
+  // every group's stage columns (the final weights last) and the numbers beneath them
   needs() {
     const ep = this.ep, out = [];
     if (!ep) return out;
-    for (const kind of kindsOf(ep)) {
-      for (const s of [...focusStages(ep, kind), ...(ep.focusParams[kind] || [])]) out.push(`${kind}.${s}`);
+    for (const g of ep.groups) {
+      for (const s of g.stages) out.push(`${g.name}.${s.name}`);
+      for (const p of g.params) if (p.kind !== "vector") out.push(`${g.name}.${p.name}`);
     }
     return out;
   }
 
   build(ep) {
-    if (this.noMemory()) return;
-    const g = (this.geom = focusGeometry(ep));
-    // the NTM's stages read as its addressing; any other model's by the names it gave them
-    const kinds = kindsOf(ep);
-    const ntm = kinds.every((k) => ep.ntmFocus[k] && focusStages(ep, k).join() === "content,gated,shifted,weights");
-    const stages = focusStages(ep, kinds[0] || "read");
-    const explain = ntm ? "addressing: content → gated → shifted → sharpened weights"
-      : stages.length > 1 ? `stages: ${stages.join(" → ")}` : "the weights each head used";
-    this.root.append(h("div", {class: "ntmviz-title"}, h("span", {text: "Focus at step"}),
-      this.title = h("span", {class: "ntmviz-subtitle"}),
-      h("span", {class: "ntmviz-subtitle ntmviz-stages", text: explain}),
-      this.figureButtons()));
-    const wrap = h("div", {class: "ntmviz-row"});
+    if (this.noMemory()) return (this.blank = true);
+    this.blank = false;
+    const first = ep.groups[0];
+    const names = first ? first.stages.map((s) => s.name) : [];
+    const explain = names.length > 1 ? `stages: ${names.join(" → ")}, each on its own scale` : "the weights each head used";
+    this.root.append(title("Focus at step", this.title = h("span", {class: "ntmviz-subtitle ntmviz-fixed"}),
+      h("span", {class: "ntmviz-subtitle ntmviz-stages", text: explain}), this.figureButtons()));
+    const wrap = h("div", {class: "ntmviz-row ntmviz-panels"});
     this.root.append(wrap);
     this.panels = ep.heads.map((hd) => {
-      const stage = new Stage(g.width, g.height, `${hd.label} head's addressing stages at this step`, `focus-${hd.kind}-${hd.h + 1}`);
+      const group = groupOf(ep, hd.group), g = focusGeometry(ep, group);
+      const stage = new Stage(g.width, g.height, `${hd.label} head's addressing stages at this step`, `focus-${hd.group}-${hd.h + 1}`);
       const ctx = stage.bg.ctx;
-      const cols = focusStages(ep, hd.kind);
-      slotAxis(ctx, g.x0 - 2, g.y0, g.ph, ep, null);
+      if (g.x0 < 40) axisLeft(ctx, g.x0 - 2, g.y0, g.ph, ep.N, ""); // compact: ticks without a title
+      else slotAxis(ctx, g.x0 - 2, g.y0, g.ph, ep, null);
       ctx.fillStyle = hd.colour;
       ctx.font = "bold " + FONT;
       ctx.textBaseline = "top";
       ctx.textAlign = "left";
       ctx.fillText(`${hd.label} head`, g.x0 + 2, 2);
       ctx.font = FONT;
-      cols.forEach((label, j) => {
+      group.stages.forEach((st, j) => {
         const x = g.x0 + j * (g.colW + g.gap);
-        ctx.fillStyle = MUTED;
-        ctx.fillText(fitText(ctx, label, g.colW), x + 2, 18);
-        ctx.strokeStyle = "#ddd";
+        ctx.fillStyle = INK;
+        ctx.fillText(fitText(ctx, st.name, g.colW + g.gap - 2), x + 1, 17);
+        ctx.strokeStyle = "#e4e4e4";
         ctx.strokeRect(x + 0.5, g.y0 - 0.5, g.colW, g.ph + 1);
-        if (j < cols.length - 1) {
-          ctx.fillStyle = "#aaa";
-          ctx.fillText("›", x + g.colW + 1, g.y0 + g.ph / 2 - 6);
-        }
       });
-      stage.bind((x, y) => this.hover(hd, x, y));
+      stage.bind((x, y) => this.hover(hd, group, g, x, y), null, () => this.group.setHoverRow(null));
       wrap.append(stage.el);
-      return {hd, stage, cols};
+      return {hd, group, stage, geom: g};
     });
   }
 
-  hover(hd, x, y) {
-    const ep = this.ep, g = this.geom, t = this.group.t;
-    const j = Math.floor((x - g.x0) / (g.colW + g.gap)), cols = focusStages(ep, hd.kind);
-    if (y >= g.y0 && y < g.y0 + g.ph && j >= 0 && j < cols.length) {
+  // A stage's weighting of head hd at t over the D rows, and its largest value.
+  column(hd, name, t) {
+    const w = headRow(this.ep, `${hd.group}.${name}`, t, hd.h);
+    if (!w) return null;
+    let max = 0, at = 0;
+    for (let r = 0; r < w.length; r++) if (w[r] > max) (max = w[r]), (at = r);
+    return {w, max, at};
+  }
+
+  hover(hd, group, g, x, y) {
+    const ep = this.ep, t = this.group.t;
+    const j = Math.floor((x - g.x0) / (g.colW + g.gap));
+    const stage = j >= 0 && j < group.stages.length ? group.stages[j] : null;
+    if (stage && y < g.y0) {
+      this.group.setHoverRow(null);
+      return `${stage.name}: ${stage.doc || "a stage of this head's addressing"}`;
+    }
+    if (stage && y >= g.y0 && y < g.y0 + g.ph) {
       const r = rowAtY(y, g.y0, g.ph, ep.D);
-      const name = `${hd.kind}.${cols[j]}`;
-      const row = headRow(ep, name, t, hd.h);
-      if (!row) return null;
-      return `${hd.label}, step ${t}, ${slotText(ep, r)}: ${cols[j]} weight ${ep.D < ep.N ? "max " : ""}${approx(frame(ep, name, t), row[r])}`;
+      this.group.setHoverRow(r);
+      const col = this.column(hd, stage.name, t);
+      if (!col) return null;
+      const arr = frame(ep, `${hd.group}.${stage.name}`, t);
+      return `${hd.label}, step ${t}, ${slotText(ep, r)}: ${stage.name} ${ep.D < ep.N ? "max " : ""}${approx(arr, col.w[r])}` +
+        ` (this column's largest: ${fmt(col.max)} at ${slotText(ep, col.at)})`;
     }
-    if (y > g.y0 + g.ph && !ep.ntmFocus[hd.kind]) {
-      const names = ep.focusParams[hd.kind] || [];
-      if (!names.length) return null;
-      return `${hd.label}, step ${t}: ` + names.map((p) => `${p} ${fmt(headValue(ep, `${hd.kind}.${p}`, t, hd.h))}`).join(", ");
-    }
-    if (y > g.y0 + g.ph) {
-      const s = headRow(ep, `${hd.kind}.shift`, t, hd.h);
-      if (!s) return null;
-      const k = (ep.S - 1) / 2;
-      const v = (name) => fmt(headValue(ep, `${hd.kind}.${name}`, t, hd.h));
-      return `${hd.label}, step ${t}: key strength β=${v("beta")}, gate g=${v("gate")}, sharpening γ=${v("gamma")}, ` +
-        `shift ${Array.from(s, (x2, i) => `${i - k > 0 ? "+" : ""}${i - k}: ${fmt(x2)}`).join(", ")}`;
+    this.group.setHoverRow(null);
+    if (y >= g.paramsY) {
+      const parts = group.params.filter((p) => p.kind !== "vector").map((p) => {
+        if (p.kind === "number") return `${p.symbol || p.name} ${p.name} ${fmt(headValue(ep, `${hd.group}.${p.name}`, t, hd.h))}`;
+        const s = headRow(ep, `${hd.group}.${p.name}`, t, hd.h);
+        const k = s ? (s.length - 1) / 2 : 0;
+        return s ? `${p.name} ` + Array.from(s, (v, i) => `${p.centred ? `${i - k > 0 ? "+" : ""}${i - k}` : i}: ${fmt(v)}`).join(", ") : "";
+      });
+      return parts.length ? `${hd.label}, step ${t}: ${parts.join("; ")}` : null;
     }
     return null;
   }
 
   draw(t) {
-    const ep = this.ep, g = this.geom, N = ep.D; // rows of the (possibly pooled) weightings
+    const ep = this.ep;
     this.title.textContent = String(t);
-    const rows = Math.min(N, Math.round(g.ph));
-    const rowH = g.ph / rows;
-    for (const {hd, stage, cols} of this.panels) {
+    const hover = this.group.hoverRow;
+    for (const {hd, group, stage, geom: g} of this.panels) {
+      const hiddenNow = this.group.hidden.has(hd.index);
+      stage.el.style.display = hiddenNow ? "none" : "";
+      if (hiddenNow) continue;
       const ctx = stage.fg.ctx;
       ctx.clearRect(0, 0, stage.w, stage.h);
-      ctx.fillStyle = hd.colour;
-      cols.forEach((name, j) => {
-        const w = headRow(ep, `${hd.kind}.${name}`, t, hd.h);
-        const x = g.x0 + j * (g.colW + g.gap) + 1;
-        ctx.beginPath();
-        for (let r = 0; r < rows; r++) {
-          const n0 = Math.floor((r * N) / rows), n1 = Math.max(n0 + 1, Math.floor(((r + 1) * N) / rows));
-          let v = 0;
-          for (let n = n0; n < n1; n++) if (w[n] > v) v = w[n];
-          if (v > 0.002) ctx.rect(x, g.y0 + r * rowH + (rowH > 4 ? 1 : 0), Math.min(1, v) * (g.colW - 2),
-            Math.max(1, rowH - (rowH > 4 ? 2 : 0)));
-        }
-        ctx.fill();
-      });
-      const py = g.y0 + g.ph + 8, bx = g.x0;
-      if (!ep.ntmFocus[hd.kind]) {
-        // another model's per-head numbers, one line each (none: nothing beneath the stages)
-        ctx.font = FONT;
-        ctx.textBaseline = "top";
-        ctx.textAlign = "left";
-        ctx.fillStyle = INK;
-        (ep.focusParams[hd.kind] || []).forEach((p, i) => {
-          ctx.fillText(fitText(ctx, `${p} ${fmt(headValue(ep, `${hd.kind}.${p}`, t, hd.h))}`, g.blockW - 12), bx, py + 16 * i);
-        });
-        continue;
-      }
-      // the NTM's parameters: beta, gate, gamma as numbers and bars; the shift distribution as bars
-      const beta = headValue(ep, `${hd.kind}.beta`, t, hd.h);
-      const gate = headValue(ep, `${hd.kind}.gate`, t, hd.h);
-      const gamma = headValue(ep, `${hd.kind}.gamma`, t, hd.h);
+      const D = ep.D, rows = Math.min(D, Math.round(g.ph)), rowH = g.ph / rows;
       ctx.font = FONT;
       ctx.textBaseline = "top";
       ctx.textAlign = "left";
-      const bar = (label, value, frac, y) => {
-        ctx.fillStyle = INK;
-        ctx.fillText(`${label} ${fmt(value)}`, bx, y);
-        ctx.fillStyle = "#eee";
-        ctx.fillRect(bx + 90, y + 2, 52, 8);
+      group.stages.forEach((st, j) => {
+        const x = g.x0 + j * (g.colW + g.gap);
+        const col = this.column(hd, st.name, t);
+        if (!col) return;
+        // the column's own scale: its largest weight at t fills the column; its value is written
+        // above it, so a flat stage (every bar the same) and a peaked one both read
+        ctx.fillStyle = MUTED;
+        ctx.fillText(col.max > 0 ? fmt(col.max) : "0", x + 1, 30);
         ctx.fillStyle = hd.colour;
-        ctx.fillRect(bx + 90, y + 2, 52 * Math.max(0, Math.min(1, frac)), 8);
-      };
-      bar("β key", beta, Math.log1p(Math.max(0, beta)) / Math.log1p(50), py);
-      bar("g gate", gate, gate, py + 16);
-      bar("γ sharp", gamma, (gamma - 1) / 9, py + 32);
-      const s = headRow(ep, `${hd.kind}.shift`, t, hd.h), S = ep.S, k = (S - 1) / 2;
-      const sx = bx + 154, sw = Math.min(16, Math.floor(86 / S)), sh = 36;
+        ctx.beginPath();
+        const room = g.colW - 3;
+        if (col.max > 0) {
+          for (let r = 0; r < rows; r++) {
+            const n0 = Math.floor((r * D) / rows), n1 = Math.max(n0 + 1, Math.floor(((r + 1) * D) / rows));
+            let v = 0;
+            for (let n = n0; n < n1; n++) if (col.w[n] > v) v = col.w[n];
+            const len = (v / col.max) * room;
+            if (len >= 0.25) ctx.rect(x + 2, g.y0 + r * rowH + (rowH > 4 ? 1 : 0), len, Math.max(1, rowH - (rowH > 4 ? 2 : 0)));
+          }
+        }
+        ctx.fill();
+        ctx.fillStyle = INK; // the baseline: where every bar starts
+        ctx.fillRect(x + 1, g.y0, 1, g.ph);
+      });
+      if (hover != null && hover < D) markRow(ctx, g.x0, g.y0 + (hover * g.ph) / D, g.blockW - 8, g.ph / D);
+      this.drawParams(ctx, hd, group, g, t);
+    }
+  }
+
+  // The head's numbers: one line each ("β beta 3.21", with a bar on its declared range) and its
+  // distributions as small bars (the NTM's shift, over offsets centred on 0).
+  drawParams(ctx, hd, group, g, t) {
+    const ep = this.ep, bx = g.x0;
+    let y = g.paramsY;
+    ctx.font = FONT;
+    ctx.textBaseline = "top";
+    for (const p of group.params) {
+      if (p.kind !== "number") continue;
+      const v = headValue(ep, `${hd.group}.${p.name}`, t, hd.h);
+      ctx.fillStyle = INK;
+      ctx.textAlign = "left";
+      // the paper's symbol where there is one (the tooltip names it in full), and a bar on its range
+      ctx.fillText(fitText(ctx, `${p.symbol || p.name} ${fmt(v)}`, p.range ? 58 : NUMBERS_W), bx, y);
+      if (p.range) {
+        const [lo, hi] = p.range;
+        const f = p.log ? Math.log1p(Math.max(0, v - lo)) / Math.log1p(hi - lo) : (v - lo) / (hi - lo);
+        ctx.fillStyle = "#eee";
+        ctx.fillRect(bx + 60, y + 2, 40, 8);
+        ctx.fillStyle = hd.colour;
+        ctx.fillRect(bx + 60, y + 2, 40 * Math.max(0, Math.min(1, f)), 8);
+      }
+      y += NUMBER_H;
+    }
+    y = g.distY;
+    for (const p of group.params) {
+      if (p.kind !== "distribution") continue;
+      const s = headRow(ep, `${hd.group}.${p.name}`, t, hd.h);
+      if (!s) continue;
+      const K = s.length, k = (K - 1) / 2, sw = distBarWidth(K), sh = 24;
       ctx.fillStyle = MUTED;
-      ctx.fillText("shift", sx, py);
-      for (let i2 = 0; i2 < S; i2++) {
-        const x = sx + i2 * (sw + 2);
+      ctx.textAlign = "left";
+      ctx.fillText(fitText(ctx, p.symbol || p.name, DIST_LABEL - 4), g.distX, y);
+      const sx = g.distX + DIST_LABEL;
+      for (let i = 0; i < K; i++) {
+        const x = sx + i * (sw + 2);
         ctx.fillStyle = "#eee";
-        ctx.fillRect(x, py + 14, sw, sh);
+        ctx.fillRect(x, y, sw, sh);
         ctx.fillStyle = hd.colour;
-        const v = Math.max(0, Math.min(1, s[i2]));
-        ctx.fillRect(x, py + 14 + sh * (1 - v), sw, sh * v);
-        if (S <= 9 || i2 === 0 || i2 === S - 1 || i2 === k) {
+        const v = Math.max(0, Math.min(1, s[i]));
+        ctx.fillRect(x, y + sh * (1 - v), sw, sh * v);
+        if (K <= 9 || i === 0 || i === K - 1 || (p.centred && i === k)) {
           ctx.fillStyle = MUTED;
           ctx.textAlign = "center";
-          ctx.fillText(`${i2 - k > 0 ? "+" : ""}${i2 - k}`, x + sw / 2, py + 14 + sh + 2);
-          ctx.textAlign = "left";
+          const label = p.centred ? `${i - k > 0 ? "+" : ""}${i - k}` : String(i);
+          ctx.fillText(label, x + sw / 2, y + sh + 2);
         }
       }
+      y += DIST_H;
     }
   }
 }
 
-// ---- sequence: inputs, targets, outputs over time; the head vectors at t -------------------------
+// ---- slots: slot state over time, slot x slot matrices, slots in a plane -------------------------
 
-// How many values a vector row has: M for the NTM's and the read vectors; K for [T, H, K] params
-// (known from the chunk of any step that has arrived; M until then).
+export class SlotsView extends View {
+  get kind() {
+    return "slots";
+  }
+
+  needs() {
+    const ep = this.ep;
+    if (!ep) return [];
+    const out = [...ep.family.slot_state.map((f) => `slot.${f.name}`), ...ep.family.slot_matrices.map((f) => `matrix.${f.name}`)];
+    if (ep.family.slot_coords) out.push(...ep.groups.map((g) => `${g.name}.weights`));
+    return out;
+  }
+
+  build(ep) {
+    const fam = ep.family;
+    if (!ep.hasMemory || (!fam.slot_state.length && !fam.slot_matrices.length && !fam.slot_coords)) {
+      this.note(`${ep.title || "This model"} declares no state of its slots to show here.`);
+      return (this.blank = true);
+    }
+    this.blank = false;
+    this.root.append(title("Slots", this.title = h("span", {class: "ntmviz-subtitle ntmviz-fixed"}),
+      fam.slot_state.length ? this.timeButtons() : null, this.figureButtons()));
+    const wrap = h("div", {class: "ntmviz-row ntmviz-panels"});
+    this.root.append(wrap);
+    this.states = fam.slot_state.map((f) => {
+      const g = slotStateGeometry(ep);
+      const stage = new Stage(g.width, g.height, `${f.name} of every slot over time`, `slot-${f.name}`);
+      const stepUnder = (x) => (x < g.x0 || x >= g.x0 + g.pw ? null : stepAt(x, g.x0, g.pw, ...this.span()));
+      stage.bind((x, y) => this.hoverState(f, g, x, y), (x) => {
+        const t = stepUnder(x);
+        if (t == null) return;
+        this.group.setPlaying(false, "click");
+        this.group.seek(t, "click");
+      }, () => this.group.setHoverRow(null));
+      this.wheelZoom(stage, stepUnder);
+      wrap.append(stage.el);
+      return {f, g, stage, drawn: null};
+    });
+    this.matrices = fam.slot_matrices.map((f) => {
+      const g = matrixGeometry(ep);
+      const stage = new Stage(g.width, g.height, `${f.name}: slot by slot at this step`, `matrix-${f.name}`);
+      const ctx = stage.bg.ctx;
+      ctx.font = "bold " + FONT;
+      ctx.fillStyle = INK;
+      ctx.textBaseline = "top";
+      ctx.fillText(`${f.name} at step t`, g.x0, 0);
+      axisLeft(ctx, g.x0 - 2, g.y0, g.side, ep.N, "slot");
+      axisBottom(ctx, g.x0, g.y0 + g.side, g.side, ep.N, "slot");
+      const scale = ep.scales[`matrix.${f.name}`] || 1;
+      rampBar(ctx, g.barX, g.y0, 8, g.side, STATE, 0, scale, fmt);
+      stage.bind((x, y) => this.hoverMatrix(f, g, x, y), null, () => this.group.setHoverRow(null));
+      wrap.append(stage.el);
+      return {f, g, stage, heat: new Heat()};
+    });
+    this.plane = null;
+    if (fam.slot_coords && ep.a.coords) {
+      const g = planeGeometry(ep);
+      const stage = new Stage(g.width, g.height, "The slots placed in a plane, with each head's weighting", "plane");
+      const c = ep.a.coords.data;
+      let lo = Infinity, hi = -Infinity;
+      for (let i = 0; i < c.length; i++) (lo = Math.min(lo, c[i])), (hi = Math.max(hi, c[i]));
+      this.plane = {g, stage, lo, hi};
+      const ctx = stage.bg.ctx;
+      ctx.font = "bold " + FONT;
+      ctx.fillStyle = INK;
+      ctx.textBaseline = "top";
+      ctx.fillText("slots in the plane, each head's weight at t", g.x0, 0);
+      ctx.strokeStyle = "#ddd";
+      ctx.strokeRect(g.x0 + 0.5, g.y0 + 0.5, g.side, g.side);
+      ctx.font = FONT;
+      for (let n = 0; n < ep.N; n++) {
+        const [x, y] = planeXY(g, lo, hi, c[2 * n], c[2 * n + 1]);
+        ctx.fillStyle = INK;
+        ctx.beginPath();
+        ctx.arc(x, y, 2.5, 0, 2 * Math.PI);
+        ctx.fill();
+        const label = ep.slotLabels && ep.D === ep.N ? ep.slotLabels[n] : String(n);
+        ctx.fillStyle = MUTED;
+        ctx.textBaseline = "middle";
+        ctx.fillText(fitText(ctx, label, 150), x + 5, y);
+      }
+      stage.bind((x, y) => this.hoverPlane(x, y), null, () => this.group.setHoverRow(null));
+      wrap.append(stage.el);
+    }
+  }
+
+  stateValues(f, t) {
+    const row = frame(this.ep, `slot.${f.name}`, t);
+    return row ? row.data : null;
+  }
+
+  drawState(s, t) {
+    const ep = this.ep, {f, g, stage} = s;
+    const [t0, t1] = this.span();
+    const whole = t0 === 0 && t1 === ep.T;
+    if (!whole && t1 - t0 <= WINDOW_STEPS) {
+      for (let c = Math.floor(t0 / ep.K); c <= Math.floor((t1 - 1) / ep.K); c++) this.ask(c);
+    }
+    const key = `${t0}:${t1}:${[...ep.chunks.keys()].join(",")}`;
+    const [lo, hi] = ep.scales[`slot.${f.name}`] || [0, 1];
+    const colour = (v) => STATE[lutIndexUnit(v - lo, hi - lo)];
+    if (s.drawn !== key) {
+      s.drawn = key;
+      const ctx = stage.bg.ctx;
+      ctx.clearRect(0, 0, stage.w, stage.h);
+      ctx.font = "bold " + FONT;
+      ctx.fillStyle = INK;
+      ctx.textBaseline = "top";
+      ctx.textAlign = "left";
+      ctx.fillText(`${f.name} over time${f.doc ? ` (${f.doc})` : ""}`, g.x0, 0);
+      const over = ep.a[`slot.${f.name}.time`], D = ep.D;
+      const value = (step, r) => {
+        const row = frame(ep, `slot.${f.name}`, step);
+        return row ? row.data[r] : over.data[partOf(ep.T, ep.P, step) * D + r];
+      };
+      const get = whole
+        ? (r0, r1, c0, c1) => poolMax(over.data, D, c0, c1, r0, r1) // over is [P, D]: rows are steps
+        : (r0, r1, c0, c1) => {
+          let m = -Infinity;
+          for (let step = t0 + c0; step < t0 + c1; step++) for (let r = r0; r < r1; r++) m = Math.max(m, value(step, r));
+          return m;
+        };
+      const img = new Heat().draw(D, whole ? ep.P : t1 - t0, g.ph, g.pw, get, colour);
+      blit(ctx, img, g.x0, g.y0, g.pw, g.ph);
+      ctx.strokeStyle = "#ccc";
+      ctx.strokeRect(g.x0 - 0.5, g.y0 - 0.5, g.pw + 1, g.ph + 1);
+      slotAxis(ctx, g.x0 - 2, g.y0, g.ph, ep, null);
+      timeAxis(ctx, g.x0, g.y0 + g.ph, g.pw, t0, t1);
+      ctx.fillStyle = MUTED;
+      ctx.font = FONT;
+      ctx.fillText("at t", g.barsX, g.y0 - 12);
+      rampBar(ctx, g.barsX + g.barsW + 6, g.y0, 8, g.ph, STATE, lo, hi, fmt);
+    }
+    const ctx = stage.fg.ctx;
+    ctx.clearRect(0, 0, stage.w, stage.h);
+    const D = ep.D, rowH = g.ph / D;
+    const vals = this.stateValues(f, t);
+    if (vals) { // the values at t: a bar per slot, on the field's range
+      ctx.fillStyle = "#f3f3f3";
+      ctx.fillRect(g.barsX, g.y0, g.barsW, g.ph);
+      ctx.fillStyle = "#5a2a8c";
+      for (let r = 0; r < D; r++) {
+        const f01 = Math.max(0, Math.min(1, (vals[r] - lo) / (hi - lo)));
+        if (f01 > 0) ctx.fillRect(g.barsX, g.y0 + r * rowH + (rowH > 4 ? 0.5 : 0), f01 * g.barsW, Math.max(1, rowH - (rowH > 4 ? 1 : 0)));
+      }
+    }
+    const row = this.group.hoverRow;
+    if (row != null && row < D) markRow(ctx, g.x0, g.y0 + row * rowH, g.barsX + g.barsW - g.x0, rowH);
+    if (t >= t0 && t < t1) {
+      const x = stepX(t, g.x0, g.pw, t0, t1), cw = Math.max(2, g.pw / (t1 - t0));
+      ctx.strokeStyle = "rgba(0,0,0,0.75)";
+      ctx.strokeRect(x - cw / 2 - 0.5, g.y0 - 0.5, cw + 1, g.ph + 1);
+    }
+  }
+
+  hoverState(f, g, x, y) {
+    const ep = this.ep;
+    if (y < g.y0 || y >= g.y0 + g.ph) return null;
+    const r = rowAtY(y, g.y0, g.ph, ep.D);
+    this.group.setHoverRow(r);
+    if (x >= g.barsX && x < g.barsX + g.barsW) {
+      const vals = this.stateValues(f, this.group.t);
+      return vals ? `${f.name} of ${slotText(ep, r)} after step ${this.group.t}: ${fmt(vals[r])}` : null;
+    }
+    if (x < g.x0 || x >= g.x0 + g.pw) return slotText(ep, r);
+    const t = stepAt(x, g.x0, g.pw, ...this.span());
+    const row = frame(ep, `slot.${f.name}`, t);
+    if (row) return `${f.name} of ${slotText(ep, r)} after step ${t}: ${fmt(row.data[r])}`;
+    const p = partOf(ep.T, ep.P, t), [s0, s1] = stepsOf(ep, p);
+    return `${f.name} of ${slotText(ep, r)}, steps ${s0}–${s1 - 1}: largest ${fmt(ep.a[`slot.${f.name}.time`].data[p * ep.D + r])}`;
+  }
+
+  matrixAt(f, t) {
+    const m = frame(this.ep, `matrix.${f.name}`, t);
+    return m ? m.data : null;
+  }
+
+  hoverMatrix(f, g, x, y) {
+    const ep = this.ep, DM = ep.DM;
+    if (x < g.x0 || x >= g.x0 + g.side || y < g.y0 || y >= g.y0 + g.side) return null;
+    const i = rowAtY(y, g.y0, g.side, DM), j = Math.min(DM - 1, Math.floor(((x - g.x0) * DM) / g.side));
+    const m = this.matrixAt(f, this.group.t);
+    if (!m) return null;
+    const [a0, a1] = [i, i + 1].map((k) => Math.floor((k * ep.N) / DM)), [b0, b1] = [j, j + 1].map((k) => Math.floor((k * ep.N) / DM));
+    const name = (n0, n1) => (n1 - n0 > 1 ? `slots ${n0}–${n1 - 1}` : `slot ${n0}`);
+    return `${f.name}[${name(a0, a1)}, ${name(b0, b1)}] after step ${this.group.t}: ${fmt(m[i * DM + j])}`;
+  }
+
+  hoverPlane(x, y) {
+    const ep = this.ep, {g, lo, hi} = this.plane, c = ep.a.coords.data, t = this.group.t;
+    let best = -1, dist = 64;
+    for (let n = 0; n < ep.N; n++) {
+      const [px, py] = planeXY(g, lo, hi, c[2 * n], c[2 * n + 1]);
+      const d = (px - x) ** 2 + (py - y) ** 2;
+      if (d < dist) (dist = d), (best = n);
+    }
+    if (best < 0) {
+      this.group.setHoverRow(null);
+      return null;
+    }
+    const r = partOf(ep.N, ep.D, best);
+    this.group.setHoverRow(r);
+    const ws = this.visible().map((hd) => {
+      const w = headRow(ep, `${hd.group}.weights`, t, hd.h);
+      return `${hd.label} ${w ? fmt(w[r]) : "–"}`;
+    }).join(", ");
+    const label = ep.slotLabels ? ` “${ep.slotLabels[r]}”` : "";
+    return `slot ${best}${label} at (${fmt(c[2 * best])}, ${fmt(c[2 * best + 1])}); step ${t}: ${ws}`;
+  }
+
+  draw(t) {
+    const ep = this.ep;
+    this.title.textContent = `after step ${t}`;
+    for (const s of this.states) this.drawState(s, t);
+    for (const {f, g, stage, heat} of this.matrices) {
+      const ctx = stage.fg.ctx;
+      ctx.clearRect(0, 0, stage.w, stage.h);
+      const m = this.matrixAt(f, t), DM = ep.DM;
+      if (!m) continue;
+      const scale = ep.scales[`matrix.${f.name}`] || 1;
+      const img = heat.draw(DM, DM, g.side, g.side, (r0, r1, c0, c1) => poolMax(m, DM, r0, r1, c0, c1),
+        (v) => STATE[lutIndexUnit(v, scale)]);
+      blit(ctx, img, g.x0, g.y0, g.side, g.side);
+      const row = this.group.hoverRow;
+      if (row != null) {
+        const [n0] = slotsOf(ep, row), i = partOf(ep.N, DM, n0);
+        markRow(ctx, g.x0, g.y0 + (i * g.side) / DM, g.side, g.side / DM);
+      }
+    }
+    if (this.plane) this.drawPlane(t);
+  }
+
+  drawPlane(t) {
+    const ep = this.ep, {g, stage, lo, hi} = this.plane, c = ep.a.coords.data;
+    const ctx = stage.fg.ctx;
+    ctx.clearRect(0, 0, stage.w, stage.h);
+    const heads = this.visible();
+    heads.forEach((hd, k) => {
+      const w = headRow(ep, `${hd.group}.weights`, t, hd.h);
+      if (!w) return;
+      ctx.strokeStyle = hd.colour;
+      ctx.fillStyle = hd.colour;
+      let best = 0;
+      for (let n = 0; n < ep.N; n++) {
+        const v = w[partOf(ep.N, ep.D, n)];
+        if (v > w[partOf(ep.N, ep.D, best)]) best = n;
+        if (v < 0.005) continue;
+        const [x, y] = planeXY(g, lo, hi, c[2 * n], c[2 * n + 1]);
+        ctx.globalAlpha = 0.35;
+        ctx.beginPath();
+        ctx.arc(x, y, 3 + 14 * Math.sqrt(v) + k, 0, 2 * Math.PI); // area follows the weight
+        ctx.fill();
+      }
+      ctx.globalAlpha = 1;
+      const [bx, by] = planeXY(g, lo, hi, c[2 * best], c[2 * best + 1]);
+      ctx.lineWidth = 2;
+      ctx.beginPath();
+      ctx.arc(bx, by, 19 + k * 2, 0, 2 * Math.PI);
+      ctx.stroke();
+    });
+    const row = this.group.hoverRow;
+    if (row != null) {
+      const [n0] = slotsOf(ep, row);
+      const [x, y] = planeXY(g, lo, hi, c[2 * n0], c[2 * n0 + 1]);
+      ctx.strokeStyle = "rgba(160, 110, 0, 0.9)";
+      ctx.lineWidth = 1.5;
+      ctx.strokeRect(x - 6, y - 6, 12, 12);
+    }
+  }
+}
+
+// ---- sequence: inputs, targets, outputs over time; the measure; the head vectors at t -----------
+
+// How many values a vector row has: M for the read vectors; K for [T, H, K] params (known from
+// the chunk of any step that has arrived; M until then).
 function vectorWidth(ep, v) {
   for (const chunk of ep.chunks.values()) {
     const arr = chunk[v.name];
@@ -603,46 +1005,59 @@ export class SequenceView extends View {
   }
 
   build(ep) {
+    this.blank = false;
     const blocks = [["inputs", ep.I], ["targets", ep.O], ["outputs", ep.O]].filter(([name]) => ep.a[name]);
-    const g = (this.geom = sequenceGeometry(ep, blocks));
-    this.root.append(h("div", {class: "ntmviz-title"}, h("span", {text: "Sequence"}),
-      this.title = h("span", {class: "ntmviz-subtitle"}), this.figureButtons()));
+    const cost = costMeasure(ep);
+    const g = (this.geom = sequenceGeometry(ep, blocks, cost));
+    this.blocks = blocks;
+    this.root.append(title("Sequence", this.title = h("span", {class: "ntmviz-subtitle"}),
+      blocks.length ? this.timeButtons() : null, this.figureButtons()));
     const wrap = h("div", {class: "ntmviz-row"});
     this.root.append(wrap);
     this.stage = null;
-    if (blocks.length) this.buildTime(ep, blocks, wrap);
-    // the head vectors at t, those the episode has: the NTM's key (every head), erase and add
-    // (write heads), read vector (read heads); another model's [T, H, K] params by their names
+    this.errors = stepErrors(ep); // the measure at each step (0 on unscored steps)
+    this.total = episodeScore(ep, this.errors);
+    if (blocks.length) {
+      this.stage = new Stage(g.width, g.height, "Inputs, targets and outputs over time", "sequence");
+      wrap.append(this.stage.el);
+      const stepUnder = (x) => (x < g.x0 || x >= g.x0 + g.pw ? null : stepAt(x, g.x0, g.pw, ...this.span()));
+      this.stage.bind((x, y) => this.hoverTime(x, y), (x) => {
+        const t = stepUnder(x);
+        if (t == null) return;
+        this.group.setPlaying(false, "click");
+        this.group.seek(t, "click");
+      });
+      this.wheelZoom(this.stage, stepUnder);
+      this.drawn = null;
+    }
+    // the head vectors at t: each group's "vector" params (the NTM's key, erase, add) and the read
+    // vectors of the group that reads
     this.vectors = [];
     if (ep.hasMemory) {
       for (const hd of ep.heads) {
-        for (const p of ep.vectors[hd.kind] || []) {
-          this.vectors.push({hd, name: `${hd.kind}.${p}`, label: p, signed: p !== "erase"});
+        const group = groupOf(ep, hd.group);
+        for (const p of group.params) {
+          if (p.kind === "vector") this.vectors.push({hd, name: `${hd.group}.${p.name}`, label: p.name, signed: p.signed !== false});
         }
-        if (hd.kind === "read" && ep.hasReads) this.vectors.push({hd, name: "reads", label: "read", signed: true});
+        if (group.reads && ep.hasReads) this.vectors.push({hd, name: "reads", label: "read", signed: true});
       }
     }
     if (this.vectors.length) {
       const K = Math.max(ep.M, ...this.vectors.map((v) => vectorWidth(ep, v)));
       this.vcell = Math.max(3, Math.min(14, Math.floor(220 / K)));
-      this.vx0 = 86;
-      this.vstage = new Stage(this.vx0 + K * this.vcell + 70, 24 + this.vectors.length * 18 + 30, "Head vectors at this step", "vectors");      const vctx = this.vstage.bg.ctx;
+      this.vx0 = 96;
+      this.vrow = manyHeads(ep) ? 10 : 18; // a row per vector, shorter with many heads
+      this.vstage = new Stage(this.vx0 + K * this.vcell + 64, 24 + this.vectors.length * this.vrow + 30, "Head vectors at this step", "vectors");
+      const vctx = this.vstage.bg.ctx;
       vctx.font = FONT;
       vctx.textBaseline = "top";
       vctx.fillStyle = INK;
-      vctx.fillText("vectors at step t", 4, 4);
-      this.vectors.forEach((v, i) => {
-        const y = 24 + i * 18;
-        vctx.fillStyle = v.hd.colour;
-        vctx.textAlign = "right";
-        vctx.textBaseline = "middle";
-        vctx.fillText(`${v.hd.label} ${v.label}`, this.vx0 - 6, y + 7);
-      });
-      axisBottom(vctx, this.vx0, 24 + this.vectors.length * 18, K * this.vcell, K, "width");
+      vctx.fillText("vectors at step t (each row on its own scale)", 4, 4);
+      axisBottom(vctx, this.vx0, 24 + this.vectors.length * this.vrow, K * this.vcell, K, "width");
       this.vstage.bind((x, y) => {
-        const i = Math.floor((y - 24) / 18), m = Math.floor((x - this.vx0) / this.vcell);
-        if (i < 0 || i >= this.vectors.length || m < 0 || m >= vectorWidth(ep, this.vectors[i])) return null;
-        const v = this.vectors[i], t = this.group.t, row = headRow(ep, v.name, t, v.hd.h);
+        const rows = this.shownVectors(), i = Math.floor((y - 24) / this.vrow), m = Math.floor((x - this.vx0) / this.vcell);
+        if (i < 0 || i >= rows.length || m < 0 || m >= vectorWidth(ep, rows[i])) return null;
+        const v = rows[i], t = this.group.t, row = headRow(ep, v.name, t, v.hd.h);
         return row ? `${v.hd.label} ${v.label}, step ${t}, width ${m}: ${fmt(row[m])}` : null;
       });
       this.vheat = new Heat();
@@ -651,20 +1066,25 @@ export class SequenceView extends View {
     if (!this.stage && !this.vstage) this.note("This episode has no inputs, outputs or head vectors to show.");
   }
 
-  // inputs, targets, outputs over time and the bit-error strip (when the episode has any of them)
-  buildTime(ep, blocks, wrap) {
-    const g = this.geom;
-    this.stage = new Stage(g.width, g.height, "Inputs, targets and outputs over time", "sequence");
-    wrap.append(this.stage.el);
+  shownVectors() {
+    return this.vectors.filter((v) => !this.group.hidden.has(v.hd.index));
+  }
+
+  // inputs, targets, outputs over the window and the score strip (redrawn when the window changes)
+  drawTime() {
+    const ep = this.ep, g = this.geom;
+    const [t0, t1] = this.span(), n = t1 - t0;
+    const key = `${t0}:${t1}`;
+    if (this.drawn === key) return;
+    this.drawn = key;
     const ctx = this.stage.bg.ctx;
-    const {T, O} = ep;
-    this.errors = stepErrors(ep); // wrong bits (or answers) on scored steps only
-    this.totalErrors = this.errors.reduce((a, b) => a + b, 0);
-    for (const [name] of blocks) {
+    ctx.clearRect(0, 0, this.stage.w, this.stage.h);
+    const {O} = ep;
+    for (const [name] of this.blocks) {
       const b = g.blocks[name], arr = ep.a[name];
-      const img = new Heat().draw(b.rows, T, b.hgt, g.pw, (r0, r1, c0, c1) => {
+      const img = new Heat().draw(b.rows, n, b.hgt, g.pw, (r0, r1, c0, c1) => {
         let m = 0;
-        for (let t = c0; t < c1; t++) for (let r = r0; r < r1; r++) m = Math.max(m, Math.abs(arr.data[t * b.rows + r]));
+        for (let t = t0 + c0; t < t0 + c1; t++) for (let r = r0; r < r1; r++) m = Math.max(m, Math.abs(arr.data[t * b.rows + r]));
         return m;
       }, (v) => GREYS[lutIndexUnit(v, 1)]);
       blit(ctx, img, g.x0, b.y, g.pw, b.hgt);
@@ -675,43 +1095,63 @@ export class SequenceView extends View {
       ctx.textAlign = "right";
       ctx.textBaseline = "middle";
       ctx.fillText(name, g.x0 - 6, b.y + b.hgt / 2);
-      if (name === "outputs" && ep.a.targets && g.pw / T >= 3 && !answerScoring(ep)) {
+      if (name === "outputs" && ep.a.targets && g.pw / n >= 3 && ep.measure.name === "bit_errors") {
         // wrong bits outlined where they count (when a step is wide enough to show it)
         ctx.strokeStyle = "#e00";
         ctx.lineWidth = 1.5;
-        const cw = g.pw / T;
-        for (let t = 0; t < T; t++) {
+        const cw = g.pw / n;
+        for (let t = t0; t < t1; t++) {
           if (!this.errors[t]) continue;
           for (let o = 0; o < O; o++) {
             if ((ep.a.outputs.data[t * O + o] > 0.5) !== (ep.a.targets.data[t * O + o] > 0.5)) {
-              ctx.strokeRect(g.x0 + t * cw + 0.75, b.y + o * g.cellH + 0.75, Math.max(1, cw - 1.5), g.cellH - 1.5);
+              ctx.strokeRect(g.x0 + (t - t0) * cw + 0.75, b.y + o * g.cellH + 0.75, Math.max(1, cw - 1.5), g.cellH - 1.5);
             }
           }
         }
         ctx.lineWidth = 1;
       }
     }
-    // the bit-error strip: a red mark at each step with wrong bits
     ctx.fillStyle = INK;
     ctx.textAlign = "right";
-    ctx.fillText(errorWords(ep), g.x0 - 6, g.errY + 4);
-    const cw = g.pw / T;
-    ctx.fillStyle = "#e00";
-    for (let t = 0; t < T; t++) if (this.errors[t]) ctx.fillRect(g.x0 + t * cw, g.errY, Math.max(1, cw - 0.5), g.errH);
+    ctx.textBaseline = "middle";
+    ctx.font = FONT;
+    ctx.fillText(errorWords(ep), g.x0 - 6, g.errY + g.errH / 2);
+    const cw = g.pw / n;
+    if (costMeasure(ep)) {
+      // a signed bar per step around a zero line: above (red) costs more than the optimum
+      let s = 0;
+      for (let t = t0; t < t1; t++) s = Math.max(s, Math.abs(this.errors[t]));
+      s = s || 1;
+      this.costScale = s;
+      const mid = g.errY + g.errH / 2;
+      for (let t = t0; t < t1; t++) {
+        const v = this.errors[t];
+        if (!v) continue;
+        ctx.fillStyle = v > 0 ? "#c0392b" : "#2166ac";
+        const hgt = (Math.abs(v) / s) * (g.errH / 2);
+        ctx.fillRect(g.x0 + (t - t0) * cw, v > 0 ? mid - hgt : mid, Math.max(1, cw - 0.5), hgt);
+      }
+      ctx.strokeStyle = "#999";
+      ctx.beginPath();
+      ctx.moveTo(g.x0, mid + 0.5);
+      ctx.lineTo(g.x0 + g.pw, mid + 0.5);
+      ctx.stroke();
+      ctx.fillStyle = MUTED;
+      ctx.textAlign = "left";
+      ctx.fillText(`±${fmt(s)}`, g.x0 + g.pw + 4, mid);
+    } else {
+      ctx.fillStyle = "#e00";
+      for (let t = t0; t < t1; t++) if (this.errors[t]) ctx.fillRect(g.x0 + (t - t0) * cw, g.errY, Math.max(1, cw - 0.5), g.errH);
+    }
     ctx.strokeStyle = "#ccc";
     ctx.strokeRect(g.x0 - 0.5, g.errY - 0.5, g.pw + 1, g.errH + 1);
-    axisBottom(ctx, g.x0, g.errY + 10, g.pw, T, "step");
-    this.stage.bind((x, y) => this.hoverTime(x, y), (x) => {
-      if (x < g.x0 || x >= g.x0 + g.pw) return;
-      this.group.setPlaying(false, "click");
-      this.group.seek(stepAt(x, g.x0, g.pw, ep.T), "click");
-    });
+    timeAxis(ctx, g.x0, g.errY + g.errH + 2, g.pw, t0, t1);
   }
 
   hoverTime(x, y) {
     const ep = this.ep, g = this.geom;
     if (x < g.x0 || x >= g.x0 + g.pw) return null;
-    const t = stepAt(x, g.x0, g.pw, ep.T);
+    const t = stepAt(x, g.x0, g.pw, ...this.span());
     for (const [name, b] of Object.entries(g.blocks)) {
       if (y >= b.y && y < b.y + b.hgt) {
         const r = Math.min(b.rows - 1, Math.floor((y - b.y) / g.cellH));
@@ -720,29 +1160,30 @@ export class SequenceView extends View {
         return `${name}, step ${t}, ${label}: ${fmt(ep.a[name].data[t * b.rows + r])}`;
       }
     }
-    if (y >= g.errY - 2 && y < g.errY + 10) {
+    if (y >= g.errY - 2 && y < g.errY + g.errH + 2) {
       return scored(ep, t) ? `step ${t}: ${errorWords(ep, this.errors[t])}` : `step ${t}: not scored`;
     }
     return `step ${t}`;
   }
 
   draw(t) {
-    if (this.stage) this.drawTime(t);
+    if (this.stage) {
+      this.drawTime();
+      const ep = this.ep, g = this.geom, [t0, t1] = this.span();
+      const ctx = this.stage.fg.ctx;
+      ctx.clearRect(0, 0, this.stage.w, this.stage.h);
+      if (t >= t0 && t < t1) {
+        const cw = g.pw / (t1 - t0);
+        ctx.strokeStyle = "rgba(0,0,0,0.8)";
+        ctx.lineWidth = 1;
+        ctx.strokeRect(g.x0 + (t - t0) * cw - 0.5, 2.5, Math.max(2, cw) + 1, g.errY + g.errH);
+      }
+      const counted = scored(ep, t) && ep.a.targets;
+      const total = ep.measure.total === "mean" ? `${fmt(this.total)} per scored step` : `${this.total}`;
+      this.title.textContent = `step ${t}: ${counted ? `${errorWords(ep, this.errors[t])} at this step` : "not scored"}` +
+        (ep.a.targets ? `; ${total} ${ep.measure.total === "mean" ? "over" : "in"} the episode` : "");
+    }
     this.drawVectors(t);
-  }
-
-  drawTime(t) {
-    const ep = this.ep, g = this.geom;
-    const ctx = this.stage.fg.ctx;
-    ctx.clearRect(0, 0, this.stage.w, this.stage.h);
-    const cw = g.pw / ep.T;
-    const x = g.x0 + t * cw;
-    ctx.strokeStyle = "rgba(0,0,0,0.8)";
-    ctx.lineWidth = 1;
-    ctx.strokeRect(x - 0.5, 2.5, Math.max(2, cw) + 1, g.errY + g.errH);
-    const counted = scored(ep, t) && ep.a.targets;
-    this.title.textContent = `step ${t}: ${counted ? `${errorWords(ep, this.errors[t])} at this step` : "not scored"}` +
-      (ep.a.targets ? `, ${this.totalErrors} in the episode` : "");
   }
 
   drawVectors(t) {
@@ -750,12 +1191,23 @@ export class SequenceView extends View {
     if (!this.vstage) return;
     const vctx = this.vstage.fg.ctx;
     vctx.clearRect(0, 0, this.vstage.w, this.vstage.h);
-    this.vectors.forEach((v, i) => {
-      const row = headRow(ep, v.name, t, v.hd.h), K = row.length;
-      const scale = v.signed ? Math.max(1, maxAbs(row)) : 1;
+    vctx.font = FONT;
+    this.shownVectors().forEach((v, i) => {
+      const row = headRow(ep, v.name, t, v.hd.h);
+      const y = 24 + i * this.vrow;
+      vctx.fillStyle = v.hd.colour;
+      vctx.textAlign = "right";
+      vctx.textBaseline = "middle";
+      vctx.fillText(`${v.hd.label} ${v.label}`, this.vx0 - 6, y + this.vrow / 2 - 2);
+      if (!row) return;
+      const K = row.length;
+      const scale = v.signed ? maxAbs(row) || 1 : 1;
       const img = this.vheat.draw(1, K, 1, K, (r0, r1, c0) => row[c0],
         v.signed ? (val) => DIVERGING[lutIndexSigned(val, scale)] : (val) => GREYS[lutIndexUnit(val, 1)]);
-      blit(vctx, img, this.vx0, 24 + i * 18, K * this.vcell, 14);
+      blit(vctx, img, this.vx0, y, K * this.vcell, this.vrow - 4);
+      vctx.fillStyle = MUTED;
+      vctx.textAlign = "left";
+      vctx.fillText(v.signed ? `±${fmt(scale)}` : "0–1", this.vx0 + K * this.vcell + 4, y + this.vrow / 2 - 2);
     });
   }
 }
@@ -804,12 +1256,26 @@ export class PlayerView extends View {
     this.speed.addEventListener("input", () => g.setOption("speed", Number(this.speed.value), "slider"));
     this.speedText = h("span", {class: "ntmviz-readout"});
     this.readout = h("span", {class: "ntmviz-readout", "aria-live": "off"});
-    this.root.append(h("div", {class: "ntmviz-player", role: "group", "aria-label": "Playback"},
+    const controls = h("div", {class: "ntmviz-player", role: "group", "aria-label": "Playback"},
       this.first, this.back, this.play, this.fwd, this.last, this.loop, this.slider, this.readout,
-      h("label", {class: "ntmviz-speedbox"}, "speed ", this.speed, this.speedText)));
+      h("label", {class: "ntmviz-speedbox"}, "speed ", this.speed, this.speedText));
+    this.root.append(controls);
+    // the key to the heads: a button per head in its colour, pressed while it is shown
+    this.chips = ep.heads.map((hd) => {
+      const chip = h("button", {type: "button", class: "ntmviz-chip", "data-head": String(hd.index),
+        onclick: () => g.toggleHead(hd.index)}, h("i", {style: `background:${hd.colour}`}), hd.label);
+      return {hd, chip};
+    });
+    if (this.chips.length) {
+      this.showAll = h("button", {type: "button", class: "ntmviz-btn ntmviz-small", text: "show all heads",
+        "aria-label": "Show all heads", onclick: () => g.setHidden([], "button")});
+      // the key sits on the player's line when there is room, and wraps below it when not
+      controls.append(h("div", {class: "ntmviz-legend", role: "group", "aria-label": "Heads: show or hide"},
+        h("span", {class: "ntmviz-subtitle", text: "heads:"}), ...this.chips.map((c) => c.chip), this.showAll));
+    }
     this.unsub && this.unsub();
     this.unsub = g.on((what) => {
-      if (what === "playing" || what === "loop" || what === "speed" || what === "steps") this.sync();
+      if (["playing", "loop", "speed", "steps", "hidden"].includes(what)) this.sync();
     });
     this.sync();
   }
@@ -825,6 +1291,13 @@ export class PlayerView extends View {
     this.speedText.textContent = ` ${g.speed}/s`;
     this.slider.max = String(Math.max(0, g.T - 1));
     this.root.dataset.playing = String(g.playing);
+    for (const {hd, chip} of this.chips || []) {
+      const shown = !g.hidden.has(hd.index);
+      chip.setAttribute("aria-pressed", String(shown));
+      chip.setAttribute("aria-label", `${shown ? "Hide" : "Show"} ${hd.label}`);
+      chip.title = `${shown ? "Hide" : "Show"} ${hd.label} in every view`;
+    }
+    if (this.showAll) this.showAll.style.visibility = g.hidden.size ? "visible" : "hidden";
   }
 
   draw(t) {
@@ -838,4 +1311,7 @@ export class PlayerView extends View {
   }
 }
 
-export const VIEWS = {player: PlayerView, memory: MemoryView, heads: HeadLocationsView, focus: FocusView, sequence: SequenceView};
+export const VIEWS = {
+  player: PlayerView, memory: MemoryView, focus: FocusView, heads: HeadLocationsView, slots: SlotsView,
+  sequence: SequenceView,
+};
