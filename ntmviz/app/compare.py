@@ -14,15 +14,21 @@ and seed). The pair chosen by default is one that can be compared: two snapshots
 or two checkpoints of the same task. An LSTM baseline has no memory (Episode.memory is None):
 its side shows outputs and errors only.
 
-The two sides share one step: in the browser they are one playback group (a click or a key on
-either side moves both at once, no server round trip), and the layout puts the two memories
-in one row and the two sequences in the next, at the same width, so step t of one side sits
-beside step t of the other.
+The two sides share one step and one Player: in the browser they are one playback group (a
+click, a key or the Player moves both at once, no server round trip; hiding a head hides it on
+both sides), and the layout puts each view of the two sides in one row, at the same width, so
+step t of one side sits beside step t of the other. Both sides draw on one colour scale by
+default (payload.shared_scales: the same colour is the same value on either side); "one colour
+scale" unticked gives each side its own.
+
+The pickers list the folders' checkpoints and the run's snapshots by training step, thinned to
+at most MAX_SNAPSHOTS (the first and the newest always); a pair shown from elsewhere (the Sweep
+tab's "Compare two runs") is listed and picked, so the pickers always say what is on show.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import logging
 import uuid
 from pathlib import Path
@@ -37,13 +43,18 @@ from ..episode import Episode, record
 from ..errors import ConfigError, NtmvizError
 from .fields import read_seed
 from .live import probe_batch
-from .messages import bold, clear, show_error
+from ..thinning import thin
+from .messages import bold, clear, show_error, text
+from .payload import score_text, shared_scales
 from .sources import check_length, checkpoint_header, checkpoint_options, runs_sequences
 from .state import Playback
+from .views import Player
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT = "snapshot:"  # option values: "snapshot:<training step>"
+SHOWN = "shown:"  # option values of a pair shown from elsewhere: "shown:left", "shown:right"
+MAX_SNAPSHOTS = 12  # the snapshots the pickers list at most (thinned: the first and the newest always)
 
 
 def snapshot_key(step: int) -> str:
@@ -81,40 +92,50 @@ def checkpoint_pair(path_a: str | Path, path_b: str | Path, length: int | None =
 
 
 class _Side(Viewer):
-    """One side: a title, the memory (when the model has one) and the sequence; Compare lays
-    the parts of both sides out in rows (`parts`)."""
+    """One side: a title with its source and score, and every view its episode's declaration has
+    (memory, focus, head locations, slots, sequence); Compare lays the parts of both sides out in
+    rows (`parts`), so step t of one side sits beside step t of the other."""
 
     state = param.ClassSelector(class_=Playback)
 
     def __init__(self, **params):
         super().__init__(**params)
-        from .views import MemoryView, SequenceView
+        from .views import FocusView, HeadLocationsView, MemoryView, SequenceView, SlotsView
 
         self.title = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.note = pn.pane.Markdown("", styles={"font-size": "12px", "color": "#555"}, visible=False)
         self.memory = MemoryView(state=self.state)
+        self.focus = FocusView(state=self.state)
+        self.heads = HeadLocationsView(state=self.state)
+        self.slots = SlotsView(state=self.state)
         self.sequence = SequenceView(state=self.state)
         self._memory = pn.Column(self.memory, margin=0)
+        self._focus = pn.Column(self.focus, margin=0, sizing_mode="stretch_width")
+        self._heads = pn.Column(self.heads, margin=0, sizing_mode="stretch_width")
+        self._slots = pn.Column(self.slots, margin=0, sizing_mode="stretch_width")
         self.state.param.watch(lambda _: self._refresh(), "episode")
         self._refresh()
 
     def _refresh(self) -> None:
         ep = self.state.episode
-        self._memory.visible = ep is not None and ep.has_memory
-        self.note.visible = ep is not None and not ep.has_memory
-        self.note.object = "No memory (an LSTM baseline): outputs and errors only."
-        if ep is not None and ep.targets is not None:
-            errors = int(ep.errors().sum())
-            what = "wrong bits" if ep.scoring == "bits" else ep.error_name
-            self.title.object = f"{bold(ep.meta.get('source', 'episode'))} · {errors} {what} in all"
+        mem = ep is not None and ep.has_memory
+        for part in (self._memory, self._focus, self._heads):
+            part.visible = mem
+        fam = ep.family if ep is not None else None
+        self._slots.visible = bool(mem and (fam.slot_state or fam.slot_matrices or fam.slot_coords))
+        self.note.visible = ep is not None and not mem
+        self.note.object = text(f"No memory ({ep.title}): outputs and their score only." if ep is not None else "")
+        source = ep.meta.get("source", "episode") if ep is not None else "nothing yet"
+        if ep is not None and ep.targets is not None and ep.outputs is not None:
+            self.title.object = f"{bold(source)} · {text(ep.title)} · {text(score_text(ep))}"
         else:
-            self.title.object = bold(ep.meta.get('source', 'episode') if ep is not None else 'nothing yet')
+            self.title.object = bold(source)
 
     @property
-    def parts(self) -> tuple[Any, Any, Any]:
-        """(title, memory or the no-memory note, sequence)."""
+    def parts(self) -> tuple[Any, ...]:
+        """(title, memory or the no-memory note, focus, head locations, slots, sequence)."""
         return (self.title, pn.Column(self.note, self._memory, margin=0, sizing_mode="stretch_width"),
-                self.sequence)
+                self._focus, self._heads, self._slots, self.sequence)
 
     def __panel__(self):
         return pn.Column(*self.parts, sizing_mode="stretch_width")
@@ -130,6 +151,9 @@ class Compare(Viewer):
     extra_folders = param.List(default=[], item_type=str, doc="""
         More folders whose checkpoints are listed (e.g. where the Train tab saves).""")
     message = param.String(default="", doc="The last error shown ('' when the last action worked).")
+    shared_scale = param.Boolean(default=True, doc="""
+        Both sides on one colour scale (the same colour is the same value on either side); off, each
+        side has its own.""")
 
     def __init__(self, left: Episode | None = None, right: Episode | None = None, *,
                  titles: tuple[str, str] | None = None, training: Any = None, **params):
@@ -138,9 +162,14 @@ class Compare(Viewer):
         self.training = training
         self._refreshing = False
         self._picked = False  # the user chose a pair: refreshing keeps it
-        self.step = pn.widgets.IntSlider(label="Step", start=0, end=1, value=0, sizing_mode="stretch_width")
-        self.step.param.watch(lambda e: setattr(self, "t", int(e.new)), "value")
         self._from_browser = False  # set while passing on a move the browser made
+        self._shown: dict[str, tuple[str, Episode]] = {}  # "shown:left" -> (label, episode) of a pair shown from elsewhere
+        self.player = Player(state=self.left)  # one Player: both sides are one group in the browser
+        self.scale_toggle = pn.widgets.Checkbox.from_param(self.param.shared_scale, name="one colour scale for both sides")
+        self.param.watch(lambda _: self._apply_scales(), "shared_scale")
+        # one key to the heads for both sides (they are one group in the browser): keep Python's in step
+        self.left.param.watch(lambda e: setattr(self.right, "hidden", self.right.valid_hidden(e.new)), "hidden")
+        self.right.param.watch(lambda e: setattr(self.left, "hidden", self.left.valid_hidden(e.new)), "hidden")
         self.param.watch(self._move, "t")
         for s in (self.left, self.right):  # a click in one side's view moves both
             s.param.watch(self._side_moved, "t")
@@ -169,9 +198,11 @@ class Compare(Viewer):
     def options(self) -> dict[str, str]:
         """What can be compared: checkpoints in `folder` and `extra_folders`, then the live run's
         snapshots, each named and keyed by its training step."""
-        out = {k: v for k, v in checkpoint_options(self.folder, *self.extra_folders).items() if runs_sequences(v)}
-        for step in self._snapshot_steps():
-            out[f"training snapshot, step {step:,}"] = snapshot_key(step)
+        out = {label: key for key, (label, _) in self._shown.items()}
+        out.update({k: v for k, v in checkpoint_options(self.folder, *self.extra_folders).items() if runs_sequences(v)})
+        steps = self._snapshot_steps()
+        for step in thin(steps, float, MAX_SNAPSHOTS) if len(steps) > MAX_SNAPSHOTS else steps:
+            out[f"training snapshot at step {step:,}"] = snapshot_key(step)
         return out
 
     def _snapshot_steps(self) -> list[int]:
@@ -182,6 +213,8 @@ class Compare(Viewer):
             self._picked = True
 
     def _signature(self, value: str) -> tuple | None:
+        if value.startswith(SHOWN):
+            return ("shown",)
         if value.startswith(SNAPSHOT):
             return ("snapshot",)  # every snapshot of the run shares its probe input
         return checkpoint_signature(value)
@@ -228,6 +261,10 @@ class Compare(Viewer):
             self._refreshing = False
 
     def _episode(self, key: str, other: Episode | None) -> Episode:
+        if key.startswith(SHOWN):
+            if key not in self._shown:
+                raise ConfigError("that pair is no longer on show: pick checkpoints or snapshots")
+            return self._shown[key][1]
         if key.startswith(SNAPSHOT):
             step = int(key[len(SNAPSHOT):])
             snap = self.training.snapshot_at(step) if self.training is not None else None
@@ -237,8 +274,8 @@ class Compare(Viewer):
             return snap.episode
         ckpt = load_checkpoint(key, device="cpu")
         if ckpt.family.steps != "inputs":
-            raise ConfigError(f"{Path(key).name} is a memory network: Compare runs NTMs and LSTMs on one "
-                              f"sequence; open it in Explore")
+            raise ConfigError(f"{Path(key).name} is a {ckpt.family.title}, which makes passes over one input: "
+                              f"Compare runs models that step through a sequence; open it in Explore")
         meta = {"source": Path(key).name}
         if other is not None:
             return record_same_input(ckpt.model, other, meta)
@@ -258,7 +295,7 @@ class Compare(Viewer):
         if not a or not b:
             return self._fail("Pick two sources (checkpoints, or snapshots of a training run).")
         try:
-            if b.startswith(SNAPSHOT) and not a.startswith(SNAPSHOT):
+            if b.startswith((SNAPSHOT, SHOWN)) and not a.startswith((SNAPSHOT, SHOWN)):
                 right = self._episode(b, None)
                 left = self._episode(a, right)
             else:
@@ -272,7 +309,7 @@ class Compare(Viewer):
             log.exception("Compare failed for %r and %r", a, b)
             return self._fail(f"could not compare: {type(exc).__name__}: {exc}")
         names = {v: k for k, v in self.left_pick.options.items()}
-        self.show(left, right, (names.get(a), names.get(b)))
+        self._show(left, right, (names.get(a), names.get(b)))
         return True
 
     def _fail(self, text: str) -> bool:
@@ -282,16 +319,58 @@ class Compare(Viewer):
 
     # ---- showing -------------------------------------------------------------------------------
     def show(self, left: Episode | None, right: Episode | None, titles: tuple | None = None) -> None:
-        """Put two episodes side by side (the same input) and go to step 0."""
-        left, right = (dataclasses.replace(ep, meta={**ep.meta, "source": title}) if ep is not None and title else ep
-                       for ep, title in zip((left, right), titles or (None, None)))
+        """Put two episodes side by side (the same input) at the left one's opening step. The pickers list the
+        pair as shown (the Sweep tab's runs, or episodes given in Python) and pick it."""
+        titles = titles or (None, None)
+        self._shown = {}
+        for side, ep, title in (("left", left, titles[0]), ("right", right, titles[1])):
+            if ep is not None:
+                label = f"{title or ep.meta.get('source') or side} (on show)"
+                self._shown[f"{SHOWN}{side}"] = (label, ep)
+        self._refreshing = True
+        try:
+            opts = self.options()
+            for pick in (self.left_pick, self.right_pick):
+                pick.options = opts
+            if left is not None:
+                self.left_pick.value = f"{SHOWN}left"
+            if right is not None:
+                self.right_pick.value = f"{SHOWN}right"
+            self._picked = True
+        finally:
+            self._refreshing = False
+        self._show(left, right, titles)
+
+    def _show(self, left: Episode | None, right: Episode | None, titles: tuple | None) -> None:
+        episodes = []
+        for ep, title in zip((left, right), titles or (None, None)):
+            if ep is not None and title:
+                ep = copy.copy(ep)  # the arrays are shared; the title goes into this copy's metadata
+                ep.meta = {**ep.meta, "source": str(title).removesuffix(" (on show)")}
+            episodes.append(ep)
         self.message = ""
         clear(self.alert)
         self.t = 0
-        self.left.episode, self.right.episode = left, right
+        self.left.episode, self.right.episode = episodes
         steps = max(self.left.steps, self.right.steps)
         self.param.t.bounds = (0, max(0, steps - 1))
-        self.step.param.update(end=max(1, steps - 1), value=0, disabled=steps < 2)
+        self._apply_scales()
+        first = next((ep for ep in episodes if ep is not None), None)
+        self.t = first.opening_step() if first is not None else 0  # a step worth seeing: both sides go there
+
+    def _apply_scales(self) -> None:
+        """One colour scale for both sides (or each its own)."""
+        scales = shared_scales([self.left.episode, self.right.episode]) if self.shared_scale else {}
+        for s in (self.left, self.right):
+            if s.scales != scales:
+                s.scales = scales
+
+    def scales(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The colour scales each side's views draw with (memory, its change, slot state, ...)."""
+        from .payload import EpisodePayload
+
+        return tuple(EpisodePayload(s.episode, ["memory", "slots"], scales=s.scales).scales if s.episode else {}
+                     for s in (self.left, self.right))
 
     def _side_moved(self, event) -> None:
         # Both sides share one group in the browser, so a move the browser reports for one side
@@ -313,15 +392,16 @@ class Compare(Viewer):
                     s.t = min(t, s.steps - 1)
                 finally:
                     s._browser_update = before
-        if self.step.value != t:
-            self.step.value = t
 
     def __panel__(self):
         pickers = pn.Row(self.left_pick, self.right_pick, self.length, self.seed,
                          pn.Column(self.refresh_button, self.compare_button, width=160),
                          sizing_mode="stretch_width")
-        # One row per part, so both sequences start at the same height and width: step t of
-        # one side sits beside step t of the other.
-        rows = [pn.Row(a, b, sizing_mode="stretch_width")
+        player = pn.Row(self.player, self.scale_toggle, sizing_mode="stretch_width", margin=0, styles={
+            "position": "sticky", "top": "0", "z-index": "30", "background": "white"})
+        # One row per part, each side half the width, so the same view of both sides starts at
+        # the same height: step t of one side sits beside step t of the other.
+        rows = [pn.Row(pn.Column(a, styles={"flex": "1 1 0", "min-width": "0"}, margin=0),
+                       pn.Column(b, styles={"flex": "1 1 0", "min-width": "0"}, margin=0), sizing_mode="stretch_width")
                 for a, b in zip(self._left_side.parts, self._right_side.parts)]
-        return pn.Column(pickers, self.alert, self.step, *rows, sizing_mode="stretch_width")
+        return pn.Column(pickers, self.alert, player, *rows, sizing_mode="stretch_width")

@@ -2,6 +2,8 @@
 
 The page inlines the same renderer the app runs (static/ntmviz.js), its stylesheet and the
 episode's arrays (base64, as payload.py encodes them), so it opens from a file:// address, offline.
+It opens at the episode's opening step, with every view its declaration has and "What the heads
+did" beneath them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from ..episode import Episode
 from ..files import atomic_write
 from .canvas import RENDERER_CSS, RENDERER_JS
+from .mechanisms_view import MARKS, mechanism_rows
 from .payload import describe, episode_payload
 
 _PAGE = """<!DOCTYPE html>
@@ -53,7 +56,10 @@ def export_html_string(episode: Episode, title: str | None = None) -> str:
     if not isinstance(episode, Episode):
         raise TypeError(f"export_html needs an ntmviz Episode, got {type(episode).__name__}")
     title = title or f"ntmviz: {describe(episode)}"
-    data = json.dumps(episode_payload(episode), separators=(",", ":"), allow_nan=False)
+    payload = episode_payload(episode)
+    rows, _ = mechanism_rows(episode)  # "What the heads did", as the app shows it beside the views
+    payload["mechanisms"] = [{"title": r["title"], "verdict": MARKS[r["met"]][1], "says": r["note"]} for r in rows]
+    data = json.dumps(payload, separators=(",", ":"), allow_nan=False)
     if "</script" in RENDERER_JS.lower():
         raise RuntimeError("renderer source must not contain a closing script tag")
     return _PAGE.format(title=html.escape(title), css=RENDERER_CSS, data=_script_safe(data),

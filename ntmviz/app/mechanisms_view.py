@@ -43,6 +43,26 @@ STYLE = """
 """
 
 
+def mechanism_rows(episode: Episode | None) -> tuple[list[dict[str, Any]], str]:
+    """(one dict per mechanism of the episode's task, or [] with the sentence that says why):
+    name, title, kind, value, met (True / False / None: does not apply), note, target."""
+    if episode is None:
+        return [], "No episode on show."
+    rows = []
+    try:
+        for mechanism, reading in readings(episode):
+            value = reading.value
+            met = None if value != value else mechanism.passes(value)  # NaN: does not apply
+            rows.append({"name": mechanism.name, "title": mechanism.title, "kind": mechanism.kind,
+                         "value": value, "met": met, "note": reading.note, "target": mechanism.target})
+    except NtmvizError as exc:  # no memory, no known task, inputs that do not fit it
+        return [], str(exc).capitalize().rstrip(".") + "."
+    except Exception:  # a UI handler: log the traceback and say so, keep the page working
+        log.exception("measuring the mechanisms of %r failed", episode)
+        return [], "Could not measure this episode's mechanisms (see the server log)."
+    return rows, ""
+
+
 class MechanismsView(Viewer):
     """The mechanism metrics of the episode on show, one line each, updated when it changes.
 
@@ -85,22 +105,7 @@ class MechanismsView(Viewer):
 
     def _update(self) -> None:
         episode = self.state.episode
-        self._rows, self._message = [], ""
-        try:
-            if episode is None:
-                self._message = "No episode on show."
-            else:
-                for mechanism, reading in readings(episode):
-                    value = reading.value
-                    met = None if value != value else mechanism.passes(value)  # NaN: does not apply
-                    self._rows.append({"name": mechanism.name, "title": mechanism.title, "kind": mechanism.kind,
-                                       "value": value, "met": met, "note": reading.note,
-                                       "target": mechanism.target})
-        except NtmvizError as exc:  # no memory, no known task, inputs that do not fit it
-            self._message = str(exc).capitalize().rstrip(".") + "."
-        except Exception:  # a UI handler: log the traceback and say so, keep the page working
-            log.exception("measuring the mechanisms of %r failed", episode)
-            self._rows, self._message = [], "Could not measure this episode's mechanisms (see the server log)."
+        self._rows, self._message = mechanism_rows(episode)
         self._pane.object = self._markup(episode)
 
     def _markup(self, episode: Episode | None) -> str:

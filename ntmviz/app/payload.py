@@ -291,7 +291,7 @@ class EpisodePayload:
     The episode's arrays are pooled and scaled once, here; chunks are cut from them on demand."""
 
     def __init__(self, episode: Episode, views: Iterable[str] = ALL_VIEWS,
-                 step_budget: int | None = STEP_BUDGET):
+                 step_budget: int | None = STEP_BUDGET, scales: dict[str, Any] | None = None):
         names: set[str] = set()
         for v in views:
             names.update(view_arrays(episode, v))
@@ -324,6 +324,8 @@ class EpisodePayload:
         for name in family.slot_matrices:
             a = np.asarray(episode.slot_matrices[name.name])
             self.scales[f"matrix.{name.name}"] = max_abs(a)
+        # scales given from outside (Compare's one scale for two episodes) win over the episode's own
+        self.scales.update({k: v for k, v in (scales or {}).items() if k in self.scales})
         if static and "memory" in names:
             # one [D, M] matrix for the whole episode: sent once, with the whole arrays
             a = pool_slots(np.asarray(episode.memory), rows, 0, True)
@@ -432,6 +434,33 @@ class EpisodePayload:
             "steps": {"K": self.K, "count": self.chunks, "names": sorted(self._steps),
                       "chunks": {str(c): self.chunk(c) for c in wanted}},
         }
+
+
+def shared_scales(episodes: Iterable[Episode | None]) -> dict[str, Any]:
+    """One colour scale for several episodes (Compare's sides): the memory's and its change's
+    largest |value| over all of them, each slot state's widest range, each matrix's largest |value|,
+    for every name two or more of them have; a name only one has keeps its own scale."""
+    per_name: dict[str, list] = {}
+    for ep in episodes:
+        if ep is None or not ep.has_memory:
+            continue
+        memory64 = np.asarray(ep.memory, dtype=np.float64)
+        per_name.setdefault("memory", []).append(max_abs(memory64))
+        if ep.steps and not ep.static_memory:
+            per_name.setdefault("memory.diff", []).append(max_abs(np.diff(memory64, axis=0)))
+        for f in ep.family.slot_state:
+            per_name.setdefault(f"slot.{f.name}", []).append(_state_range(ep, f.name))
+        for f in ep.family.slot_matrices:
+            per_name.setdefault(f"matrix.{f.name}", []).append(max_abs(ep.slot_matrices[f.name]))
+    out: dict[str, Any] = {}
+    for name, values in per_name.items():
+        if len(values) < 2:
+            continue
+        if name.startswith("slot."):
+            out[name] = [min(v[0] for v in values), max(v[1] for v in values)]
+        else:
+            out[name] = max(values)
+    return out
 
 
 def _pooled_labels(labels: list[str], rows: int) -> list[str]:

@@ -37,6 +37,11 @@ class Playback(param.Parameterized):
     speed = param.Integer(default=10, bounds=(1, 120), doc="""
         Playback speed in steps per second.""")
 
+    scales = param.Dict(default={}, doc="""
+        Colour scales every view of this state uses instead of its episode's own (the payload's
+        names: "memory", "memory.diff", "slot.<name>", "matrix.<name>"): Compare gives both of its
+        sides one scale, so a colour means the same value on either side.""")
+
     hidden = param.List(default=[], item_type=int, doc="""
         The heads every view leaves out, by number (Episode.head_list's order). A new episode
         keeps those it still has.""")

@@ -53,14 +53,15 @@ class EpisodeView(Viewer):
         self._canvas.view = self
         self._canvas.param.watch(self._from_browser, list(_SYNCED) + ["diff"])
         s.param.watch(self._from_state, list(_SYNCED))
-        s.param.watch(self._new_episode, "episode")
+        s.param.watch(self._new_episode, ["episode", "scales"])
 
     # ---- what the canvas gets -------------------------------------------------------------
     step_budget: ClassVar[int] = STEP_BUDGET  # bytes of per-step arrays per message (payload.py)
 
     def _payload(self) -> dict[str, Any]:
         episode = self.state.episode
-        self._plan = None if episode is None else EpisodePayload(episode, [self.kind], self.step_budget)
+        self._plan = None if episode is None else EpisodePayload(episode, [self.kind], self.step_budget,
+                                                                 scales=self.state.scales)
         return {} if self._plan is None else self._plan.initial(self.state.t)
 
     def _chunk(self, payload_id: str, c: int) -> dict[str, Any] | None:
