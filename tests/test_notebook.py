@@ -23,6 +23,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 NOTEBOOK = EXAMPLES / "explorer.ipynb"
 TRAINING = EXAMPLES / "training.ipynb"
 OWN_MODEL = EXAMPLES / "own_model.ipynb"
+DNC = EXAMPLES / "dnc.ipynb"
 PANEL_MIME = "application/vnd.holoviews_exec.v0+json"
 
 
@@ -100,6 +101,36 @@ def test_own_model_notebook_trains_records_and_shows_its_episode(executed):
     assert "Episode(custom, T=6, N=8, M=14, static memory, task='lookup')" in text, text
     assert "stages ['before sharpening'] params ['beta', 'query']" in text, text
     assert "EpisodeArrayError: read_weights[" in text and "to sum to 1" in text, text
+
+
+def test_dnc_notebook_shows_another_librarys_dnc_with_usage_and_links(executed):
+    pytest.importorskip("dnc")  # the examples extra (and the test extra) install it
+    outputs = outputs_of(executed(DNC))
+    panel_cells = [src for src, out in outputs if PANEL_MIME in out.get("data", {})]
+    assert any(src.strip() == "Explorer(episode)" for src in panel_cells), panel_cells
+    text = printed(outputs)
+    # it learned the copy, measured on 1000 sequences of the test stream
+    held_out = re.search(r"held-out, lengths 1-5: +([0-9.]+) \[[0-9.]+, [0-9.]+\] bit errors/seq, ([0-9.]+)% exact "
+                         r"\(n=1000\)", text)
+    assert held_out and float(held_out.group(1)) < 0.05 and float(held_out.group(2)) > 95, text
+    assert re.search(r"held-out, lengths 6-10: +[0-9.]+ \[", text), text
+    # what went into the episode is what the package computed (the notebook asserts each check)
+    assert text.count("largest difference") == 8, text
+    episode = re.search(r"Episode\(custom, T=(\d+), N=16, M=8, task='copy'\) - DNC \(the dnc package\)", text)
+    assert episode, text
+    T = int(episode.group(1))
+    shapes = f"slot state {{'usage': ({T}, 16), 'precedence': ({T}, 16)}} slot matrices {{'links': ({T}, 16, 16)}}"
+    assert text.count(shapes) == 2, text  # recorded, and loaded back from its file
+    # a weighting that does not sum to 1: why from_arrays takes normalised=False, and refuses it without
+    smallest = re.search(r"smallest read weighting sum: read head \d at step \d+: ([0-9.]+)", text)
+    assert smallest and float(smallest.group(1)) < 0.999, text
+    assert "EpisodeArrayError: read_weights[" in text and "normalised=False" in text, text
+    # the links chain the slots in the order they were written
+    chain = re.search(r"the (\d) vectors went to slots (\[[0-9, ]+\]); following the last step's links from the "
+                      r"first: (\[[0-9, ]+\])", text)
+    assert chain and 2 * int(chain.group(1)) + 1 == T and chain.group(2) == chain.group(3), text
+    assert "checksum verified" in text and "normalised {'read': False, 'write': False}" in text, text
+    assert "the loaded episode's arrays equal the recorded ones" in text, text
 
 
 def test_training_notebook_trains_in_the_background(executed):
