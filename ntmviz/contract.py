@@ -11,14 +11,16 @@ model is a new declaration plus its maths; nothing under ntmviz/app/ changes.
         params         each head's numbers at each step (Param: a number, a distribution, a vector)
         normalised     True when a head's weighting sums to 1 over the slots; False when it may
                        sum to less (a DNC's gated write, its mixed read modes)
-      slot_state       numbers per slot per step (a DNC's usage, a stack's strengths)  [T+1, N]
-      slot_matrices    slot x slot matrices per step (a DNC's temporal links)        [T+1, N, N]
+      slot_state       numbers per slot, as each step left them (a DNC's usage)      [T, N]
+      slot_matrices    slot x slot matrices, as each step left them (temporal links) [T, N, N]
       slot_coords      the slots placed in a plane (a pointer network's points)       [N, 2]
       slot_labels      the slots named by text (a memory network's sentences)
       memory           "written" (the model writes it), "read-only" (attention over encoded
                        inputs) or "none" (the LSTM baseline: no memory, only the sequence)
       steps            "inputs": a step per input step; "passes": passes over one whole input,
                        the answer read after the last (a memory network's hops)
+      order            "read, write" (the NTM: a step reads the memory before its write) or
+                       "write, read" (a DNC: it reads what it has just written)
       measure          how outputs are scored against targets (a name in MEASURES)
 
 Shapes use one vocabulary: T steps, N slots, M word width, H heads of a group, S shifts.
@@ -39,6 +41,7 @@ from typing import Any
 from .errors import ConfigError
 
 STEPS = ("inputs", "passes")
+ORDERS = ("read, write", "write, read")
 MEMORY_KINDS = ("written", "read-only", "none")
 PARAM_KINDS = ("number", "distribution", "vector")
 # names an episode uses for its own arrays: a group or field may not take them
@@ -95,7 +98,8 @@ class Param:
     """One of a head's numbers at each step.
 
     kind "number": one value per head (shape ()); "distribution": values over `shape`'s last
-    dimension that sum to 1 (the NTM's shift, over offsets centred on 0 when `centred`);
+    dimension that sum to 1 (the NTM's shift, over offsets centred on 0 when `centred`; a DNC's
+    read modes, its entries named by `labels`);
     "vector": values over the word (the NTM's key, erase, add), `signed` when they may be < 0.
     `range` (low, high) places a number on a bar (`log`: on a log scale), else it is shown as text."""
 
@@ -108,6 +112,7 @@ class Param:
     centred: bool = False
     range: tuple[float, float] | None = None
     log: bool = False
+    labels: tuple[str, ...] = ()  # names of a distribution's entries ("backward", "content", "forward")
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,7 @@ class Family:
     slot_coords: bool = False
     slot_labels: bool = False
     steps: str = "inputs"
+    order: str = "read, write"
     measure: str = "bit_errors"
     doc: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # JSON-safe notes a family keeps
@@ -163,6 +169,8 @@ class Family:
             raise ConfigError(f"memory must be one of {MEMORY_KINDS}, got {self.memory!r}")
         if self.steps not in STEPS:
             raise ConfigError(f"steps must be one of {STEPS}, got {self.steps!r}")
+        if self.order not in ORDERS:
+            raise ConfigError(f"order must be one of {ORDERS}, got {self.order!r}")
         if self.measure not in MEASURES:
             raise ConfigError(f"measure must be one of {sorted(MEASURES)}, got {self.measure!r}")
         if self.memory == "none" and (self.groups or self.slot_state or self.slot_matrices):
@@ -251,6 +259,7 @@ class Family:
 def _param(p: dict[str, Any]) -> Param:
     p = dict(p)
     p["shape"] = tuple(p.get("shape", ()))
+    p["labels"] = tuple(p.get("labels", ()))
     if p.get("range") is not None:
         p["range"] = tuple(float(x) for x in p["range"])
     return Param(**p)

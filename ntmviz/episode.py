@@ -210,7 +210,8 @@ class Episode:
         return self.family.title
 
     def memory_before(self, t: int) -> np.ndarray:
-        """The memory step t read from: [N, M]."""
+        """The memory before step t: [N, M] (what step t read, in a family whose order is "read,
+        write"; a "write, read" family's step t read memory_after(t))."""
         return self.memory if self.static_memory else self.memory[t]
 
     def memory_after(self, t: int) -> np.ndarray:
@@ -322,7 +323,7 @@ class Episode:
     def from_arrays(cls, memory, read_weights=None, write_weights=None, inputs=None, outputs=None, targets=None,
                     mask=None, stages=None, params=None, slot_labels=None, meta=None, *, heads=None,
                     normalised=True, reads=None, optimum=None, slot_state=None, slot_matrices=None,
-                    slot_coords=None, title=None, measure=None, family=None) -> "Episode":
+                    slot_coords=None, title=None, measure=None, order="read, write", family=None) -> "Episode":
         """An episode of any model that attends over a memory, from numpy arrays or torch tensors.
 
             memory          [T+1, N, M] (before step 0, then after each step) or [N, M] (static)
@@ -346,6 +347,8 @@ class Episode:
             optimum         [T, O]: the optimal predictor's outputs (measure "bits_above_optimum")
             meta            a JSON-serialisable dict (task, model, ...)
             title           what made it, for the page's title (default "your model")
+            order           "read, write" (default: a step reads, then writes, as the NTM) or
+                            "write, read" (it reads what it has just written, as a DNC)
             measure         how outputs are scored: "bit_errors" (default), "answer_errors",
                             "bits_above_optimum"
             family          a contract.Family that declares all of this (docs of stages and
@@ -460,7 +463,11 @@ class Episode:
                       slot_matrices=matrices, slot_coords=coords, slot_labels=labels, meta=meta,
                       family=family)
         if family is None:
-            episode.family = infer_family(episode, title=title or "your model", measure=measure, normalised=norm)
+            try:
+                episode.family = infer_family(episode, title=title or "your model", measure=measure,
+                                              normalised=norm).with_changes(order=order)
+            except ConfigError as exc:
+                raise EpisodeArrayError(str(exc)) from None
         try:
             episode.validate("from_arrays")
         except FileFormatError as exc:

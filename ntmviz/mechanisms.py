@@ -86,7 +86,10 @@ def readings(episode: Episode, task: Task | None = None, lag: int | None = None)
         raise ConfigError(f"the episode's inputs are {trace.inputs.shape[1]} wide; the {task.name} task "
                           f"as configured takes {task.input_size}")
     values = task.measure_mechanisms(trace, lag)
-    return [(m, values[m.name]) for m in task.mechanisms]
+    family = episode.family
+    return [(m, values[m.name] if family.name in m.families else
+             Reading(float("nan"), f"it measures the algorithm of a {' or '.join(m.families)} model; this episode "
+                                   f"comes from a {family.title}")) for m in task.mechanisms]
 
 
 @dataclass

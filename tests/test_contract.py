@@ -100,3 +100,13 @@ def test_raw_layout_and_step_shapes_follow_the_declaration(R, W):
     activated = heads.activate(raw, H, W, M, S)
     for name, n, shape in heads.raw_layout(H, W, M, S):
         assert tuple(getattr(activated, name).shape) == (P, n, *shape)
+
+
+def test_order_and_distribution_labels_round_trip_and_are_checked():
+    family = Family("dnc", "DNC", groups=(HeadGroup("read", 2, params=(
+        Param("modes", "distribution", ("3",), labels=("backward", "content", "forward")),)),), order="write, read")
+    again = Family.from_dict(json.loads(json.dumps(family.to_dict())))
+    assert again.order == "write, read" and again.group("read").param("modes").labels == ("backward", "content", "forward")
+    assert Family("x", "X").order == "read, write"
+    with pytest.raises(ConfigError, match="order must be"):
+        Family("x", "X", order="whenever")

@@ -315,3 +315,11 @@ def test_opening_step_is_the_middle_of_the_scored_steps():
                              outputs=np.zeros((6, 1)), targets=np.zeros((6, 1)))
     assert ep.opening_step() == 4
     assert Episode.from_arrays(memory=np.zeros((N, M)), read_weights=weights(0, (6, 1, N))).opening_step() == 3
+
+
+def test_a_family_that_writes_then_reads_says_so():
+    ep = Episode.from_arrays(**dnc_like(), order="write, read")
+    assert ep.family.order == "write, read"
+    assert Episode.from_arrays(**dnc_like()).family.order == "read, write"
+    with pytest.raises(EpisodeArrayError, match="order must be"):
+        Episode.from_arrays(**dnc_like(), order="sideways")

@@ -455,3 +455,21 @@ def test_an_ensemble_gets_one_report_per_model_on_the_same_sequences():
     single = ntmviz.build_model(config, seeds=[1])  # member 1 alone
     (alone,) = measure(single, task, samples=6, batch_size=4)
     assert [r.value for r in alone.results] == pytest.approx([r.value for r in reports[1].results], nan_ok=True)
+
+
+def test_an_episode_of_another_family_is_not_judged_by_the_ntms_algorithm():
+    """The copy task's mechanisms are the NTM's algorithm: a DNC-like episode of the same task
+    gets "does not apply" (NaN, and a note naming both), not a failure; an NTM's is measured."""
+    task = get_task("copy").at(3)
+    batch = task.sample(1, seed=0)
+    model = ntmviz.NTM(ntmviz.NTMConfig(task.input_size, task.output_size, memory_slots=12, memory_width=5))
+    ntm_episode = ntmviz.record(model, batch, task=task)[0]
+    measured = readings(ntm_episode)
+    assert measured and all(not math.isnan(r.value) for _, r in measured)
+    other = ntmviz.Episode.from_arrays(
+        memory=ntm_episode.memory, read_weights=ntm_episode.read.weights, write_weights=ntm_episode.write.weights,
+        inputs=ntm_episode.inputs, outputs=ntm_episode.outputs, targets=ntm_episode.targets, mask=ntm_episode.mask,
+        meta={"task": "copy", "task_config": task.to_dict()}, title="a DNC")
+    judged = readings(other)
+    assert [m.name for m, _ in judged] == [m.name for m, _ in measured]
+    assert all(math.isnan(r.value) and "a DNC" in r.note and "ntm" in r.note for _, r in judged)

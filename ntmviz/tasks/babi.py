@@ -265,7 +265,8 @@ class Story(Task):
             "The hop attentions (one weighting over the story's sentences per hop) are averaged; the "
             "story passes when the sentence with the most attention is a supporting fact (found from the "
             "story's text). A model that answers from the right sentence: every story.", "rate", 0.9,
-            "the top memory of the hops is not a supporting fact on {miss:.1%} of stories"),
+            "the top memory of the hops is not a supporting fact on {miss:.1%} of stories",
+            families=("memn2n",)),
     )
 
     def measure_mechanisms(self, trace: Trace, lag: int | None = None) -> dict[str, Reading]:

@@ -72,6 +72,10 @@ class Mechanism:
     # reported, the one with the best aggregate, as one playback lag is fixed per model
     # (ntmviz/mechanisms.py). "": the heads of a kind are taken together (module docstring).
     per_head: str = ""
+    # The families of model (contract.Family.name) whose algorithm this is: the paper's NTM
+    # algorithms say nothing of how a DNC or a memory network should use its memory, so an
+    # episode of another family is not judged by them ("does not apply").
+    families: tuple[str, ...] = ("ntm",)
 
     def passes(self, value: float) -> bool:
         """Whether `value` (one episode's or an average) shows the mechanism; False for NaN."""
