@@ -126,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("figure", help="draw one view of an episode at one step as a figure for a paper (SVG or PNG)")
     f.add_argument("episode", type=Path, help="an episode file (from `ntmviz record` or the app's Save episode)")
     f.add_argument("--view", default="heads",
-                   help="memory, heads (head locations over time, the paper's figure), focus or sequence "
+                   help="memory, heads (head locations over time, the paper's figure), focus, sequence, or slots "
+                        "(slot state, slot x slot matrices, slots in a plane, where the model declares them) "
                         "(default heads)")
     f.add_argument("--step", type=int, default=None,
                    help="the step t to show, 0 .. T-1 (default: the last step)")
@@ -136,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--scale", type=float, default=None,
                    help="PNG pixels per screen pixel, at least 2 (default 3: about 300 dpi at the screen's size)")
     f.add_argument("--diff", action="store_true", help="memory: show the change step t made, memory[t+1] - memory[t]")
+    f.add_argument("--hide", default="",
+                   help="heads to leave out, by number in the episode's order (read heads first), e.g. 0,3")
+    f.add_argument("--window", default="",
+                   help="heads, sequence, slots: only steps T0..T1-1 of the timelines, as T0:T1")
     f.add_argument("--zoom", choices=["auto", "on", "off"], default="auto",
                    help="heads: only the slots some head weights >= 0.05 (auto: as the app does, when few are)")
     f.add_argument("--no-marker", action="store_true", help="heads, sequence: no marker at step t")
@@ -524,6 +529,14 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _numbers(flag: str, text: str) -> list[int]:
+    """Whole numbers separated by commas ("" -> []); ConfigError naming the flag otherwise."""
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} takes whole numbers separated by commas, got {text!r}") from None
+
+
 def cmd_figure(args) -> int:
     from .app.figures import FORMATS, save_figure
     from .episode import Episode
@@ -533,8 +546,16 @@ def cmd_figure(args) -> int:
         raise ConfigError(f"unknown figure format {fmt or args.out.name!r}: write .svg or .png (or give --format svg|png)")
     episode = Episode.load(args.episode)
     zoom = {"auto": None, "on": True, "off": False}[args.zoom]
+    hidden = _numbers("--hide", args.hide)
+    window = None
+    if args.window.strip():
+        parts = args.window.split(":")
+        if len(parts) != 2:
+            raise ConfigError(f"--window takes T0:T1 (steps T0 .. T1-1), got {args.window!r}")
+        window = tuple(_numbers("--window", ",".join(parts)))
     path = save_figure(episode, args.view, args.out, step=args.step, format=fmt, scale=args.scale,
-                       diff=args.diff, zoom=zoom, marker=not args.no_marker, title=args.title)
+                       diff=args.diff, zoom=zoom, marker=not args.no_marker, title=args.title, hidden=hidden,
+                       window=window)
     print(f"wrote {path}")
     return 0
 
