@@ -18,7 +18,7 @@ Use
 Modules
 -------
     state.py     Playback: the episode and step t (plus playing, loop, speed) every view shares
-    views.py     Player, MemoryView, HeadLocationsView, FocusView, SequenceView (Viewers);
+    views.py     Player, MemoryView, HeadLocationsView, FocusView, SlotsView, SequenceView (Viewers);
                  `view.frame()` gives, in Python, the numbers the view shows at step t
     canvas.py    EpisodeCanvas: the one pn.custom.JSComponent that runs the renderer, and
                  the bundle of its modules (one ES module, inlined into the HTML export too)
@@ -117,14 +117,14 @@ from .export import export_html, export_html_string  # noqa: E402
 from .payload import describe, episode_payload  # noqa: E402
 from .sources import ModelSource, Sources, load_source, record_episode  # noqa: E402
 from .state import Playback  # noqa: E402
-from .views import EpisodeView, FocusView, HeadLocationsView, MemoryView, Player, SequenceView  # noqa: E402
+from .views import EpisodeView, FocusView, HeadLocationsView, MemoryView, Player, SequenceView, SlotsView  # noqa: E402
 from .figures import Figure, figure, save_figure  # noqa: E402
 from . import notebook as _notebook  # noqa: E402
 
 _notebook.install()  # inside IPython: notebook outputs of the views also play without a kernel
 
 __all__ = [
-    "Explorer", "Playback", "Player", "MemoryView", "HeadLocationsView", "FocusView", "SequenceView",
+    "Explorer", "Playback", "Player", "MemoryView", "HeadLocationsView", "FocusView", "SlotsView", "SequenceView",
     "EpisodeView", "EpisodeCanvas", "Sources", "ModelSource", "load_source", "record_episode",
     "export_html", "export_html_string", "episode_payload", "describe", "Figure", "figure", "save_figure",
 ]

@@ -44,7 +44,7 @@ from ..errors import ConfigError, NtmvizError
 from .fields import read_seed
 from .live import probe_batch
 from ..thinning import thin
-from .messages import bold, clear, show_error, text
+from .messages import article, bold, clear, show_error, text
 from .payload import score_text, shared_scales
 from .sources import check_length, checkpoint_header, checkpoint_options, runs_sequences
 from .state import Playback
@@ -274,7 +274,7 @@ class Compare(Viewer):
             return snap.episode
         ckpt = load_checkpoint(key, device="cpu")
         if ckpt.family.steps != "inputs":
-            raise ConfigError(f"{Path(key).name} is a {ckpt.family.title}, which makes passes over one input: "
+            raise ConfigError(f"{Path(key).name} is {article(ckpt.family.title)}, which makes passes over one input: "
                               f"Compare runs models that step through a sequence; open it in Explore")
         meta = {"source": Path(key).name}
         if other is not None:

@@ -13,7 +13,7 @@ from ..episode import Episode
 from ..errors import NtmvizError
 from ..shipped import checkpoint_folders
 from .mechanisms_view import MechanismsView
-from .messages import bold, text
+from .messages import article, bold, text
 from .payload import describe
 from .sources import (
     ModelSource, Sources, cached_episode, find_checkpoints, load_source, untrained_source,
@@ -25,8 +25,8 @@ MANY_HEADS = 4  # with more heads, the heads' panels (focus, locations) sit side
 
 # How each view's card takes the width of the main area (CSS flex): the memory as wide as it
 # draws, the others growing from a basis, so the cards reflow from 1280 to 2560 px.
-FEW_HEADS_LAYOUT = {"memory": "0 0 auto", "focus": "1 1 280px", "mechanisms": "1 1 260px", "heads": "1 1 640px",
-                    "slots": "1 1 100%", "sequence": "1 1 100%"}
+FEW_HEADS_LAYOUT = {"memory": "0 0 auto", "focus": "1 1 280px", "heads": "1 1 100%", "slots": "1 1 100%",
+                    "sequence": "1 1 100%", "mechanisms": "1 1 100%"}
 MANY_HEADS_LAYOUT = {"memory": "0 0 auto", "sequence": "1 1 560px", "focus": "1 1 100%", "heads": "1 1 100%",
                      "slots": "1 1 100%", "mechanisms": "1 1 100%"}
 
@@ -183,7 +183,8 @@ class Explorer(Viewer):
     def heading(self) -> str:
         """The page's heading: what the episode on show came from."""
         episode = self.state.episode
-        return f"## ntmviz: inside {_article(episode.title) if episode is not None else 'a memory model'}"
+        # the title comes from the episode (a file's header names its model): text, never markup
+        return f"## ntmviz: inside {text(article(episode.title)) if episode is not None else 'a memory model'}"
 
     def _arrange(self) -> None:
         """Show the views the episode's declaration has and lay them out for its number of heads:
@@ -202,9 +203,13 @@ class Explorer(Viewer):
         order = [self._cards[name] for name in layout]
         if list(self._grid.objects) != order:
             self._grid.objects = order
+        heads = len(episode.head_list()) if episode is not None else 0
         for name, card in self._cards.items():
             card.visible = has[name]
-            styles = {"flex": layout[name], "min-width": "0"}
+            flex = layout[name]
+            if name == "focus" and not many:  # room for its heads' panels side by side
+                flex = f"1 1 {max(1, min(heads, 2)) * 280}px"
+            styles = {"flex": flex, "min-width": "0"}
             if card.styles != styles:
                 card.styles = styles
 
@@ -243,7 +248,3 @@ class Explorer(Viewer):
             sizing_mode="stretch_width",
         )
 
-
-def _article(title: str) -> str:
-    """"a Neural Turing Machine", "an End-to-end memory network"."""
-    return f"{'an' if title[:1].lower() in 'aeiou' else 'a'} {title}" if title else "a memory model"

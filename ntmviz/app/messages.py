@@ -58,3 +58,15 @@ def show_success(alert, message: Any) -> None:
 def clear(alert) -> None:
     """Hide the alert."""
     alert.visible = False
+
+
+def article(title: str) -> str:
+    """"a Neural Turing Machine", "an End-to-end memory network", "an LSTM baseline", "a DNC"."""
+    if not title:
+        return "a memory model"
+    first = title.split()[0] if title.split() else title
+    if len(first) > 1 and first.isupper():  # an initialism is read letter by letter: "an LSTM", "an NTM"
+        vowel = first[0] in "AEFHILMNORSX"
+    else:
+        vowel = title[:1].lower() in "aeiou"
+    return f"{'an' if vowel else 'a'} {title}"

@@ -34,7 +34,7 @@ from .payload import describe, episode_payload
 log = logging.getLogger(__name__)
 
 WAIT_MS = 2500  # how long a live view has to answer before the fallback shows
-ORDER = ("player", "memory", "focus", "heads", "sequence")
+ORDER = ("player", "memory", "focus", "heads", "slots", "sequence")
 
 
 def _canvases(viewable) -> list[EpisodeCanvas]:
@@ -63,6 +63,8 @@ def _parts(canvases: list[EpisodeCanvas]) -> list[dict[str, Any]]:
         views = [v for v in ORDER if v in part["views"] and v != "player"]
         if not ep.has_memory:
             views = [v for v in views if v == "sequence"] or ["sequence"]
+        elif not (ep.family.slot_state or ep.family.slot_matrices or ep.family.slot_coords):
+            views = [v for v in views if v != "slots"]  # as the explorer: slots only when declared
         title = describe(ep) if len(views) >= 3 else None
         payload = episode_payload(ep, tuple(views) + ("player",))
         out.append({"views": views, "diff": part["diff"], "title": title, "payload": payload})

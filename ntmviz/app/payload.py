@@ -157,21 +157,29 @@ def encode_quantised(a: np.ndarray, signed: bool, scale: float | None = None) ->
 
 
 def decode_array(spec: dict[str, Any]) -> np.ndarray:
-    """The inverse of `encode_array` / `encode_quantised` (for tests and tools): float32 values;
-    uint8 indices decode to the value of their colour (within `quantisation_error` of the original)."""
+    """The inverse of `encode_array` / `encode_quantised` / `encode_row_scaled` (for tests and
+    tools): float32 values; uint8 indices decode to the value of their colour (within
+    `quantisation_error` of the original), row-scaled ones to i / 255 of their row's largest value."""
     raw = base64.b64decode(spec["b64"])
     if spec.get("dtype", "f4") == "f4":
         return np.frombuffer(raw, dtype="<f4").reshape(spec["shape"])
     idx = np.frombuffer(raw, dtype=np.uint8).reshape(spec["shape"]).astype(np.float64)
+    if "rows" in spec:  # each row on its own scale
+        rows = decode_array(spec["rows"]).astype(np.float64)
+        return (idx * rows[..., None] / 255).astype(np.float32)
     s = float(spec["scale"])
     out = (idx - SIGNED_ZERO) * s / SIGNED_ZERO if spec["signed"] else idx * s / 255
     return out.astype(np.float32)
 
 
 def quantisation_error(spec: dict[str, Any]) -> float:
-    """The largest |decoded - original| an encoded array can have (0 for float32)."""
+    """The largest |decoded - original| an encoded array can have (0 for float32; for a
+    row-scaled array the bound of its largest row: row k's own is rows[k] / 510)."""
     if spec.get("dtype", "f4") == "f4":
         return 0.0
+    if "rows" in spec:
+        rows = decode_array(spec["rows"])
+        return (float(rows.max()) if rows.size else 0.0) / 510.0 * (1 + 1e-4)  # (1e-4: the row's float32 rounding)
     return float(spec["scale"]) / (2.0 * SIGNED_ZERO if spec["signed"] else 510.0) * (1 + 1e-6)
 
 
@@ -331,7 +339,7 @@ class EpisodePayload:
             a = pool_slots(np.asarray(episode.memory), rows, 0, True)
             big = pooled or a.size > QUANTISE_ABOVE
             self.whole["memory"] = (encode_quantised(a, True, self.scales["memory"]) if big else encode_array(a))
-        focus = {f"{g.name}.{s}" for g in family.groups for s in g.stages}  # drawn on their own scale
+        focus = {f"{g.name}.{s.name}" for g in family.groups for s in g.stages}  # drawn on their own scale
         for k in sorted(names):
             if k in self.whole or k.endswith(".time") or k == "memory.diff" or k not in arrays or (k == "memory" and static):
                 continue
@@ -370,7 +378,9 @@ class EpisodePayload:
                 self.overview[k] = encode_array(a)  # [P, D]: small, and signed fields stay exact
             else:
                 self.overview[k] = encode_quantised(a, False) if big else encode_array(a)
-        per_step = sum(a[0].size * (4 if enc is None else 1) for a, enc in self._steps.values())
+        # bytes per step: float32 values, uint8 indices (row-scaled ones with each row's float32 scale)
+        per_step = sum(a[0].size * (4 if enc is None else 1) + (4 * a[0].size // a.shape[-1] if enc == "rows" else 0)
+                       for a, enc in self._steps.values())
         if step_budget is None or not per_step:
             self.K = max(1, T)
         else:

@@ -530,8 +530,12 @@ class Sources(Viewer):
         self._in_background(f"Opening {name}…", self._open_job(data, name), "not a readable episode", name)
 
     # ---- jobs: plain functions that return (source, episode) or raise ------------------------
+    def _typed(self) -> str:
+        """The typed input, when its box is shown (a task that takes one; else it is not used)."""
+        return self.pattern.value if self.pattern.visible else ""
+
     def _record_job(self):
-        key, length, seed, pattern = self.checkpoint.value, self.length.value, self.seed.value, self.pattern.value
+        key, length, seed, pattern = self.checkpoint.value, self.length.value, self.seed.value, self._typed()
 
         def job():
             source = self.get_source(key)
@@ -567,7 +571,8 @@ class Sources(Viewer):
             return None
         source, episode = result
         self.source = source
-        self.state.episode = episode
+        self.state.episode = episode  # (its bounds first, then the step)
+        self.state.t = episode.opening_step()  # a new episode opens on a step worth seeing
         self._ok()
         return episode
 
@@ -603,7 +608,7 @@ class Sources(Viewer):
     def _describe_request(self) -> str:
         source = self._sources.get(self.checkpoint.value)
         task = getattr(getattr(source, "task", None), "name", None)
-        if self.pattern.value and self.pattern.value.strip():
+        if self._typed().strip():
             return f"{task or 'the'} typed input"
         return f"{task + ' ' if task else ''}at length {self.length.value}"
 
@@ -695,7 +700,7 @@ class Sources(Viewer):
                              pn.Row(self.save, self.export, sizing_mode="stretch_width"), visible=False,
                              sizing_mode="stretch_width", styles={"border": "1px solid #ddd", "border-radius": "4px"})
             # typing an input, opening an episode or a checkpoint, saving, exporting
-            toggle = pn.widgets.Toggle(name="Type an input · files", width=170, align="end")
+            toggle = pn.widgets.Toggle(label="Type an input · files", width=170, align="end")
             toggle.link(more, value="visible")
             return pn.Column(
                 pn.Row(self.checkpoint, self.length, self.seed, self.run, toggle,

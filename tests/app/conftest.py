@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -53,3 +54,58 @@ def checkpoint_dir(tmp_path):
                                         memory_slots=16, memory_width=6, controller_size=16))
     save(tmp_path / "copy-ntm.safetensors", model, task=task, meta={"note": "test"})
     return tmp_path
+
+
+def _dnc_like(T: int = 4, N: int = 6, M: int = 3, seed: int = 11) -> dict:
+    """The arrays a DNC's debug output gives, for Episode.from_arrays: read weightings that mix
+    modes and sum to less than 1 (0.31 and 1), a gated write weighting (0.5), usage per slot
+    [T, N] and temporal links [T, N, N]."""
+    rng = np.random.default_rng(seed)
+
+    def weights(totals):
+        w = rng.random((T, len(totals), N)).astype(np.float32) + 0.05
+        return (w / w.sum(-1, keepdims=True) * np.asarray(totals, np.float32)[None, :, None]).astype(np.float32)
+
+    return dict(memory=rng.standard_normal((T + 1, N, M)).astype(np.float32), read_weights=weights([0.31, 1.0]),
+                write_weights=weights([0.5]), normalised=False,
+                slot_state={"usage": rng.uniform(0.1, 0.9, (T, N)).astype(np.float32)},
+                slot_matrices={"links": rng.uniform(0.0, 0.2, (T, N, N)).astype(np.float32)},
+                title="DNC (the dnc package)")
+
+
+@pytest.fixture
+def dnc_episode():
+    """A DNC-like episode (T=4, N=6, M=3): 2 read heads and 1 write head whose weightings need not
+    sum to 1, slot state "usage" and slot matrix "links" (see _dnc_like)."""
+    from ntmviz import Episode
+
+    return Episode.from_arrays(**_dnc_like())
+
+
+def _pointer_like(T: int = 5, N: int = 8, M: int = 2, seed: int = 12) -> dict:
+    """A pointer network's arrays: one "pointer" head with an "energies" stage over N points
+    placed in a plane (slot_coords [N, 2]), its memory the encoded points (static)."""
+    rng = np.random.default_rng(seed)
+
+    def softmax(x):
+        e = np.exp(x - x.max(-1, keepdims=True))
+        return (e / e.sum(-1, keepdims=True)).astype(np.float32)
+
+    return dict(memory=rng.standard_normal((N, M)).astype(np.float32),
+                heads={"pointer": softmax(3 * rng.standard_normal((T, 1, N)))},
+                stages={"pointer": {"energies": softmax(rng.standard_normal((T, 1, N)))}},
+                slot_coords=rng.uniform(0, 1, (N, 2)).astype(np.float32), title="pointer network")
+
+
+@pytest.fixture
+def pointer_episode():
+    """A pointer-like episode (T=5, N=8, M=2, static memory, slots in a plane; see _pointer_like)."""
+    from ntmviz import Episode
+
+    return Episode.from_arrays(**_pointer_like())
+
+
+@pytest.fixture
+def dnc_arrays():
+    """Make DNC-like from_arrays arguments of any size: dnc_arrays(T=3, N=500, M=4)."""
+    return _dnc_like

@@ -176,3 +176,21 @@ def test_the_busy_note_names_a_file_as_text(value, checkpoint_dir):
     sources._set_busy(f"Opening {value}…")  # what a served session shows while the file opens
     shown = html.unescape(sources.busy_note._transform_object(sources.busy_note.object)["object"])
     assert_only_text(shown, f"Opening {value}…".replace("\n", ""))
+
+
+@pytest.mark.parametrize("value", HOSTILE[:3])
+def test_a_hostile_model_title_is_text_in_the_heading(value, tmp_path):
+    """An episode file names its model (the family's title, from the file's header): the page's
+    heading, title and notes show it as text."""
+    from ntmviz import Episode
+
+    own = Episode.from_arrays(memory=np.zeros((3, 2), np.float32), read_weights=np.full((2, 1, 3), 1 / 3, np.float32),
+                              title=value)
+    opened = Episode.load(own.save(tmp_path / "own.safetensors"))
+    assert opened.title == value
+    explorer = Explorer(opened, folder=str(tmp_path))
+    page = explorer.__panel__()
+    heading = page.objects[0]
+    assert_only_text(rendered(heading), f"ntmviz: inside a {value}".replace("\n", ""))
+    for markup in model_texts(explorer):
+        assert_only_text(markup)

@@ -138,3 +138,18 @@ def test_a_fallback_that_fails_leaves_the_live_output_and_logs_the_traceback(epi
     assert (data, metadata) == live  # Panel's own output, unchanged
     [record] = [r for r in caplog.records if r.name == module.log.name]
     assert record.exc_info is not None and "a bug in the fallback" in str(record.exc_info[1])
+
+
+def test_the_slots_view_is_in_the_recorded_part_where_the_model_declares_slots(dnc_episode, episode):
+    """A DNC's slot state and links show without a kernel too; an NTM's page has no slots view."""
+    from ntmviz.app.views import SlotsView  # (ntmviz.app does not export it yet)
+
+    [alone] = parts_of(offline_html(SlotsView(dnc_episode)))
+    assert alone["views"] == ["slots"]
+    assert set(alone["payload"]["steps"]["names"]) == {"slot.usage", "matrix.links"}
+    assert set(alone["payload"]["arrays"]) == {"slot.usage.time"}
+    [part] = parts_of(offline_html(Explorer(dnc_episode, folder="/nonexistent")))
+    assert part["views"] == ["memory", "focus", "heads", "slots", "sequence"]
+    assert {"slot.usage", "matrix.links"} <= set(part["payload"]["steps"]["names"])
+    [ntm] = parts_of(offline_html(Explorer(episode, folder="/nonexistent")))
+    assert "slots" not in ntm["views"]

@@ -32,9 +32,13 @@ def own():
 
 def test_payload_sends_what_the_episode_has(own):
     p = episode_payload(own)
-    assert p["static_memory"] is True and p["R"] == 1 and p["W"] == 0 and p["S"] == 0 and p["I"] == 0
-    assert p["stages"] == {"read": ["hop 1", "hop 2"]} and p["focus_params"] == {"read": []}
-    assert p["vectors"] == {"read": []} and p["reads"] is False and p["slot_labels"] == LABELS
+    assert p["static_memory"] is True and p["I"] == 0 and p["O"] == 0
+    [read] = p["family"]["groups"]
+    assert (read["name"], read["count"], read["params"]) == ("read", 1, [])
+    assert [s["name"] for s in read["stages"]] == ["hop 1", "hop 2", "weights"]
+    assert p["family"]["memory"] == "read-only" and p["family"]["title"] == "your model"
+    assert [h["label"] for h in p["heads"]] == ["read 1"]
+    assert p["reads"] is False and p["slot_labels"] == LABELS
     np.testing.assert_array_equal(decode_array(p["arrays"]["memory"]), own.memory)  # once, whole
     chunk = p["steps"]["chunks"]["0"]
     assert "memory" not in chunk and not any(k.startswith("write") for k in chunk)
@@ -48,8 +52,8 @@ def test_views_frames(own):
     memory.state.t = 1
     frame = memory.frame()
     np.testing.assert_array_equal(frame["memory"], own.memory)  # static: never a change
-    assert frame["diff"] is False and frame["static"] is True and "write_slots" not in frame
-    assert frame["read_slots"] == [int(own.read.weights[1, 0].argmax())]
+    assert frame["diff"] is False and frame["static"] is True
+    assert frame["focused"] == {"read 1": int(own.read.weights[1, 0].argmax())}
     focus = FocusView(own)
     heads = focus.frame()["heads"]
     assert list(heads) == ["read 1"] and list(heads["read 1"]) == ["hop 1", "hop 2", "weights"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pytest
 from safetensors.numpy import save as st_save
@@ -359,3 +361,88 @@ def test_a_checkpoint_opened_through_the_picker_runs(checkpoint_dir, episode):
     assert state.episode is not episode and state.episode.meta["source"] == "picked.safetensors", sources.message
     sources.open_checkpoint._handle_msg({"kind": "refused", "id": 9, "name": "huge.safetensors", "size": 100 * 10**6})
     assert sources.message == "huge.safetensors: too large (100.0 MB, limit 64 MB)"
+
+
+# ---- the toolbar: typed input only where a task takes it, Enter runs -------------------------------------------
+def save_recall(folder):
+    """An untrained associative-recall NTM (a task that takes no typed input) in `folder`."""
+    import torch
+
+    import ntmviz
+    from ntmviz.checkpoint import save
+    from ntmviz.tasks import get_task
+
+    task = get_task("associative_recall", bits=3, item_length=1, max_items=3)
+    torch.manual_seed(6)
+    model = ntmviz.NTM(ntmviz.NTMConfig(input_size=task.input_size, output_size=task.output_size,
+                                        memory_slots=8, memory_width=4, controller_size=8))
+    return save(folder / "recall.safetensors", model, task=task)
+
+
+def test_the_pattern_box_shows_only_for_tasks_that_take_typed_input(checkpoint_dir, episode):
+    recall = save_recall(checkpoint_dir)
+    state = Playback(episode)
+    sources = Sources(state, folder=checkpoint_dir)
+    copy = str(checkpoint_dir / "copy-ntm.safetensors")
+    assert sources.checkpoint.value == copy
+    assert sources.pattern.visible and "Typed rows need 8 bits each." in html.unescape(sources.hint.object)
+    sources.pattern.value = "10101010\n01010101"  # typed for the copy task
+    sources.checkpoint.value = str(recall)
+    assert not sources.pattern.visible and "Typed rows" not in html.unescape(sources.hint.object)
+    assert "associative recall" in html.unescape(sources.hint.object)
+    # what was typed for the copy stays out of sight and out of the recording: Length and Seed run
+    sources.length.value, sources.seed.value = "3", "2"
+    recorded = sources.run_model()
+    assert recorded is not None and state.episode is recorded, sources.message
+    assert recorded.meta["task"] == "associative_recall" and recorded.meta["length"] == 3
+    assert "pattern" not in recorded.meta
+    sources.checkpoint.value = copy
+    assert sources.pattern.visible and sources.pattern.value == "10101010\n01010101"
+    typed = sources.run_model()
+    assert typed is not None and typed.meta["pattern"] and typed.steps == 5
+
+
+def test_enter_in_length_or_seed_runs(checkpoint_dir, episode):
+    import panel as pn
+    from bokeh.document import Document
+    from panel.models.widgets import EnterEvent
+    from pyviz_comms import Comm
+
+    state = Playback(episode)
+    sources = Sources(state, folder=checkpoint_dir, layout="toolbar")
+    root = pn.panel(sources).get_root(Document(), Comm())
+
+    def enter(field, typed):
+        """The browser's Enter in a text box: the typed value, then the event."""
+        field._process_event(EnterEvent(field._models[root.ref["id"]][0], typed))
+
+    enter(sources.length, "3")
+    first = state.episode
+    assert first is not episode and (first.meta["length"], first.meta["seed"], first.steps) == (3, 0, 7)
+    assert sources.length.value == "3" and not sources.alert.visible
+    enter(sources.seed, "5")
+    assert state.episode is not first and (state.episode.meta["length"], state.episode.meta["seed"]) == (3, 5)
+    shown = state.episode
+    enter(sources.length, "0")  # a length it refuses: a message, the episode stays
+    assert state.episode is shown and sources.alert.visible
+    assert sources.message == "Length must be at least 1 for copy (the sequence length); you typed 0."
+
+
+def test_the_toolbar_keeps_the_main_action_in_one_row(checkpoint_dir, episode):
+    """Checkpoint, Length, Seed and Run in one row; typing an input and the files one click away."""
+    import panel as pn
+
+    sources = Sources(Playback(episode), folder=checkpoint_dir, layout="toolbar")
+    page = sources.__panel__()
+    row, more, alert = page.objects
+    assert row.objects[:4] == [sources.checkpoint, sources.length, sources.seed, sources.run]
+    toggle = row.objects[4]
+    assert isinstance(toggle, pn.widgets.Toggle) and toggle.value is False and more.visible is False
+    assert toggle.label == "Type an input · files"
+    inside = list(more.select(pn.widgets.Widget))
+    assert sources.pattern in inside and sources.save in inside and sources.export in inside
+    assert alert is sources.alert
+    toggle.value = True
+    assert more.visible is True
+    toggle.value = False
+    assert more.visible is False

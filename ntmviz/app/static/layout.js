@@ -63,7 +63,7 @@ export function memoryGeometry(ep) {
 // Head locations: one panel per head, steps across, slots down, a colour bar at the right.
 // `rows` is how many slot rows are shown (all D, or the busy ones when zoomed).
 export function headsGeometry(ep, rows) {
-  const {timePx} = axes(ep), slotsPx = panelSlotsPx(ep);
+  const {timePx} = axes(ep), slotsPx = Math.min(panelSlotsPx(ep), 320); // a panel per head: a little shorter
   const shown = rows == null ? ep.D : rows;
   const ph = shown >= ep.D ? slotsPx : Math.min(slotsPx, Math.max(60, shown * (manyHeads(ep) ? 4 : 8)));
   const pw = manyHeads(ep) ? Math.min(timePx, 150) : timePx;
@@ -102,7 +102,7 @@ export function focusGeometry(ep, group) {
   const distW = dists.length ? DIST_LABEL + Math.max(...dists.map((p) => (p.width || 3) * (distBarWidth(p.width || 3) + 2))) : 0;
   const stagesW = cols * (colW + gap) + 6;
   const beside = numbers && dists.length && NUMBERS_W + distW <= Math.max(stagesW, 240);
-  const blockW = Math.max(stagesW, beside ? NUMBERS_W + distW : Math.max(numbers ? NUMBERS_W : 0, distW));
+  const blockW = Math.max(stagesW, 84, beside ? NUMBERS_W + distW : Math.max(numbers ? NUMBERS_W : 0, distW)); // 84: its title
   const numbersH = numbers ? numbers * NUMBER_H + 4 : 0;
   const paramsH = beside ? Math.max(numbersH, dists.length * DIST_H) : numbersH + dists.length * DIST_H;
   const paramsY = y0 + slotsPx + 8;

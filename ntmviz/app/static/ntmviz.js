@@ -196,7 +196,7 @@ export function offlineFallback(box, wait) {
     for (const part of parts) {
       const cell = h("div", {class: "ntmviz-offline-part"});
       off.append(cell);
-      mountViews(cell, part.payload, {views: part.views, diff: part.diff, title: part.title});
+      mountViews(cell, part.payload, {views: part.views, diff: part.diff, title: part.title, t: part.payload.opening});
     }
   };
   setTimeout(show, wait);
