@@ -443,10 +443,11 @@ def test_compare_an_ntm_and_an_lstm_checkpoint_on_one_input(tmp_path):
     assert (cmp.left.episode.inputs == cmp.right.episode.inputs).all()
     assert cmp.right.episode.memory is None and cmp._right_side.note.visible
     assert not cmp._right_side._memory.visible and cmp._left_side._memory.visible
-    cmp.step.value = 4  # one shared step moves both sides
-    assert cmp.left.t == 4 and cmp.right.t == 4
+    assert not cmp._right_side._focus.visible and not cmp._right_side._heads.visible  # no heads to show
+    cmp.t = 4  # one shared step (one Player) moves both sides
+    assert cmp.left.t == 4 and cmp.right.t == 4 and cmp.player.frame()["t"] == 4
     cmp.left.t = 2  # as a click in one side's view would
-    assert cmp.right.t == 2 and cmp.step.value == 2
+    assert cmp.right.t == 2 and cmp.t == 2
 
 
 def test_compare_two_training_snapshots_and_a_snapshot_with_a_checkpoint(view, tmp_path):
