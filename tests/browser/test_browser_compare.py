@@ -36,11 +36,17 @@ def test_a_step_moves_every_view_of_both_sides_to_the_same_step(browser, browser
             views = page.evaluate(STEPS_JS)
             return len(views) >= 4 and {s for _, s, _ in views} == {step}
 
-        app.wait(lambda _: steps_are(0), "both sides painted at step 0")
+        opening = left.opening_step()  # both sides open where the left episode is worth seeing
+        assert opening > 0
+        app.wait(lambda _: steps_are(opening), f"both sides painted at step {opening}")
         views = page.evaluate(STEPS_JS)
         kinds = [k for k, _, _ in views]
-        assert kinds.count("sequence") == 2 and kinds.count("memory") >= 1, kinds  # the LSTM has no memory
+        # every view for the NTM; the LSTM has no memory, so only its sequence (and one Player for both)
+        assert kinds.count("sequence") == 2 and kinds.count("player") == 1, kinds
+        assert all(kinds.count(k) >= 1 for k in ("memory", "focus", "heads")), kinds
         assert len({g for _, _, g in views}) == 1, views  # one group: they move together in the browser
+        page.keyboard.press("Home")
+        app.wait(lambda _: steps_are(0), "every view of both sides at step 0")
         for key, step in (("ArrowRight", 1), ("ArrowRight", 2), ("ArrowLeft", 1)):
             page.keyboard.press(key)  # the keys move the page's playback group: both sides
             app.wait(lambda _: steps_are(step), f"every view of both sides at step {step}")
