@@ -248,6 +248,14 @@ class AppPage:
     def click(self, name: str) -> None:
         self.button(name).click(timeout=TIMEOUT_MS)
 
+    def show_files(self) -> None:
+        """Open the sources' section with typing an input and the files (opening, saving,
+        exporting): in the explorer's toolbar it is one click away."""
+        toggle = self.page.get_by_role("button", name="Type an input · files", exact=True)
+        if toggle.count() and not self.button("Open episode").is_visible():
+            toggle.click(timeout=TIMEOUT_MS)
+            self.button("Open episode").wait_for(state="visible", timeout=TIMEOUT_MS)
+
     def slider(self, name: str = "Step"):
         return self.page.get_by_role("slider", name=name, exact=True)
 

@@ -2,9 +2,10 @@
 built with known values: the memory view at step t paints memory[t+1] in the palette's colour
 of each value (red positive, blue negative, near white zero); "show change" paints
 memory[t+1] - memory[t]; bit errors count scored (mask > 0) steps only; a click on step t's
-column of the head locations selects t; the focus bars are as long as the weights; hover shows
-0, not 0.004, for a memory of 1e-6. Also the renderer's pure helpers (palettes, blocks, bit
-errors) against payload.py and numpy. The views run from ntmviz/app/static's modules, served on
+column of the head locations selects t; the focus bars are as long as the weights on their
+column's scale; hover shows 0, not 0.004, for a memory of 1e-6. Also the renderer's pure helpers
+(palettes, the twelve head ramps and the STATE ramp, blocks, bit errors) against payload.py,
+the reference palettes and numpy. (What payload version 3 added: test_browser_views.py.) The views run from ntmviz/app/static's modules, served on
 a loopback port, with every other request aborted."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from _renderer import (
-    Renderer, as_json, block_offsite, head_colour, signed_colour, static_site, unit_colour,
+    HEADS, Renderer, as_json, block_offsite, head_colour, signed_colour, state_colour, static_site, unit_colour,
 )
 from ntmviz.app.payload import (
     blocks, decode_array, episode_payload, palette_index, pool_slots,
@@ -162,8 +163,8 @@ def test_head_locations_pixels_and_clicks_select_the_step_under_the_pointer(rend
     # the picture: the write head's weight at (step t, slot n) in white .. the head's colour
     points = [(x0 + (t + 0.5) * pw / T, y0 + (n + 0.5) * ph / N) for n in range(N) for t in range(T)]
     drawn = r.pixels("heads", "heads-write-1", points)
-    red = head_colour("write", 0)
-    assert drawn == [unit_colour(ep.write.weights[t, 0, n], red) for n in range(N) for t in range(T)]
+    orange = head_colour(1)  # write 1 is the episode's second head (read 1 is the first)
+    assert drawn == [unit_colour(ep.write.weights[t, 0, n], orange) for n in range(N) for t in range(T)]
     # clicking anywhere in step t's column selects t: its left edge, centre and right edge
     for t in (0, 1, 3, T - 1):
         for x in (x0 + t * pw / T + 1, x0 + (t + 0.5) * pw / T, x0 + (t + 1) * pw / T - 1):
@@ -186,26 +187,27 @@ def test_bit_errors_count_only_scored_steps(renderer):
     for t, (colour, scored) in enumerate(zip(strip, mask)):
         assert (colour == (238, 0, 0)) == bool(scored), (t, colour)
     title = r.page.evaluate("() => window.__handles.sequence.view.title.textContent")
-    assert title == f"step 0: not scored, {3 * O} in the episode", title
+    assert title == f"step 0: not scored; {3 * O} in the episode", title
     r.seek(2)
     title = r.page.evaluate("() => window.__handles.sequence.view.title.textContent")
-    assert title == f"step 2: {O} bit error(s) at this step, {3 * O} in the episode", title
+    assert title == f"step 2: {O} bit errors at this step; {3 * O} in the episode", title
 
 
-def test_focus_bars_are_as_long_as_the_weights(renderer):
+def test_focus_bars_are_as_long_as_the_weights_on_their_columns_scale(renderer):
     ep = crafted_episode()
     r = renderer.mount(as_json(episode_payload(ep)), views=["focus"])
-    g = r.geom("focus")
+    g = r.panel("focus", "focus-write-1")
     rowH = g["ph"] / N
-    red = head_colour("write", 0)
+    orange = head_colour(1)
+    room = g["colW"] - 3  # the longest bar: the column's largest weight at t
     j = 1  # the "gated" column: 0.75 on slot 0, 0.25 on slot 1, 0 elsewhere
     x = g["x0"] + j * (g["colW"] + g["gap"]) + 1
     for n, w in ((0, 0.75), (1, 0.25), (2, 0.0)):
         y = g["y0"] + (n + 0.5) * rowH
-        xs = [x + i + 0.5 for i in range(int(g["colW"]) - 2)]
+        xs = [x + i + 0.5 for i in range(int(g["colW"]) - 1)]
         row = r.pixels("focus", "focus-write-1", [(xi, y) for xi in xs])
-        filled = sum(px == red for px in row)
-        assert abs(filled - w * (g["colW"] - 2)) <= 1, (n, w, filled)
+        filled = sum(px == orange for px in row)
+        assert abs(filled - w / 0.75 * room) <= 1, (n, w, filled)
 
 
 def test_busy_slot_zoom_shows_only_the_slots_the_heads_use(renderer):
@@ -217,10 +219,10 @@ def test_busy_slot_zoom_shows_only_the_slots_the_heads_use(renderer):
     busy = r.page.evaluate("() => window.__handles.heads.view.rows")
     assert busy == [3, 4, 5, 40]  # zoomed by default: 4 of 64 slots are used
     g = r.geom("heads")
-    red = head_colour("write", 0)
+    orange = head_colour(1)
     points = [(g["x0"] + (t + 0.5) * g["pw"] / T2, g["y0"] + (i + 0.5) * g["ph"] / 4) for i in range(4) for t in range(T2)]
     drawn = r.pixels("heads", "heads-write-1", points)
-    assert drawn == [unit_colour(ep.write.weights[t, 0, s], red) for s in busy for t in range(T2)]
+    assert drawn == [unit_colour(ep.write.weights[t, 0, s], orange) for s in busy for t in range(T2)]
     assert "slot 40" in r.hover("heads", "heads-write-1", g["x0"] + 3.5 * g["pw"] / T2, g["y0"] + 3.5 * g["ph"] / 4)
     r.page.get_by_role("checkbox", name="Zoom to busy slots").uncheck()
     r.page.wait_for_function("() => window.__handles.heads.view.rows === null")
@@ -245,6 +247,14 @@ def test_palettes_and_indices_match_payload_and_the_reference(renderer):
     assert got["zero"] == 127
     for i, colour in enumerate(got["colours"]):
         assert tuple(colour) == signed_colour((i - 127) / 127 * 2.0, 2.0), i
+    # the twelve head ramps (white to the head's colour) and the slot state ramp, entry by entry
+    ramps = renderer.page.evaluate("""async (colours) => {
+      const p = await import('/palette.js');
+      return {heads: colours.map((c) => Array.from(p.headLUT(c), (w) => p.unpack(w))),
+              state: Array.from(p.STATE, (w) => p.unpack(w))}; }""", HEADS)
+    for k in range(12):
+        assert [tuple(c) for c in ramps["heads"][k]] == [unit_colour(i / 255, head_colour(k)) for i in range(256)], k
+    assert [tuple(c) for c in ramps["state"]] == [state_colour(i / 255 * 3 - 1, -1, 2) for i in range(256)]
 
 
 def test_blocks_and_bit_errors_match_python(renderer):
@@ -296,11 +306,11 @@ def test_long_head_locations_show_the_largest_weight_of_each_block_of_steps(rend
     r = renderer.mount(payload, views=["heads"], options={"heads": {"zoom": False}})
     g = r.geom("heads")
     b = blocks(T2, P)
-    red = head_colour("write", 0)
+    orange = head_colour(1)
     cols = [0, 47, 48, 260, P - 1]
     points = [(g["x0"] + (p + 0.5) * g["pw"] / P, g["y0"] + (n + 0.5) * g["ph"] / N2) for p in cols for n in range(N2)]
     drawn = r.pixels("heads", "heads-write-1", points)
-    expected = [unit_colour(ep.write.weights[b[p]:b[p + 1], 0, n].max(), red) for p in cols for n in range(N2)]
+    expected = [unit_colour(ep.write.weights[b[p]:b[p + 1], 0, n].max(), orange) for p in cols for n in range(N2)]
     assert drawn == expected
     text = r.hover("heads", "heads-write-1", g["x0"] + 100.5 * g["pw"] / P, g["y0"] + 0.5 * g["ph"] / N2)
     assert f"steps {b[100]}–{b[101] - 1}" in text, text
@@ -330,7 +340,7 @@ def test_a_story_episode_counts_wrong_answers_not_bits(renderer):
     assert got == ep.errors().tolist()
     r.seek(2)
     title = r.page.evaluate("() => window.__handles.sequence.view.title.textContent")
-    assert title == "step 2: 1 wrong answer(s) at this step, 1 in the episode", title
+    assert title == "step 2: 1 wrong answers at this step; 1 in the episode", title
     g = r.page.evaluate("() => window.__handles.sequence.view.geom")
     strip = r.pixels("sequence", "sequence", [(g["x0"] + (t + 0.5) * g["pw"] / hops, g["errY"] + g["errH"] / 2)
                                               for t in range(hops)])

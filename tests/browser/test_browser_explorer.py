@@ -4,7 +4,17 @@ survives a corrupt one. Fixtures: tests/browser/conftest.py."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 VIEW_NAMES = ("player", "memory", "heads", "focus", "sequence")
+CHECKPOINT = Path(__file__).resolve().parent.parent.parent / "ntmviz" / "checkpoints" / "copy-ntm.safetensors"
+
+
+def opening_step() -> int:
+    """The step the served explorer opens on: its default episode's (mid-way through the scored steps)."""
+    from ntmviz.app.sources import cached_episode, load_source
+
+    return cached_episode(load_source(CHECKPOINT)).opening_step()
 
 # [class_name, esm] of every Panel ESM component in the page's documents
 ESM_MODELS = """() => {
@@ -25,7 +35,10 @@ def test_loads_with_every_view_painted_and_no_errors(explorer_page):
     # one playback state: every view on the same group, episode and step
     assert len({views[n]["group"] for n in VIEW_NAMES}) == 1
     assert {views[n]["steps"] for n in VIEW_NAMES} == {steps}
-    assert {views[n]["step"] for n in VIEW_NAMES} == {0}
+    # opening on a step worth seeing: mid-way through the scored steps (the copy's playback)
+    opening = opening_step()
+    assert 0 < opening < steps - 1
+    assert {views[n]["step"] for n in VIEW_NAMES} == {opening}
     assert views["player"]["playing"] is False
     # the controls the docs promise are there, by accessible name
     for name in ("First step", "Step back", "Play", "Step forward", "Last step", "Loop"):
@@ -42,7 +55,7 @@ def test_loads_with_every_view_painted_and_no_errors(explorer_page):
 def test_the_renderer_module_is_fetched_once_per_page_not_sent_per_view(browser, explorer_server):
     from conftest import TIMEOUT_MS, AppPage
 
-    from ntmviz.app.canvas import EpisodeCanvas
+    from ntmviz.app.canvas import KINDS, EpisodeCanvas
 
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     try:
@@ -55,9 +68,10 @@ def test_the_renderer_module_is_fetched_once_per_page_not_sent_per_view(browser,
         assert set(VIEW_NAMES) <= set(app.views())
         assert len(fetched) == 1, [r.url for r in fetched]
         assert fetched[0].status == 200 and fetched[0].text() == EpisodeCanvas._esm
-        # each view's model carries the module's address, not its 80 KB of text
+        # each view's model carries the module's address, not its 80 KB of text (a canvas per kind
+        # of view the explorer has: the slots view's too, hidden for an episode with no slot state)
         canvases = [esm for name, esm in page.evaluate(ESM_MODELS) if name == "EpisodeCanvas"]
-        assert len(canvases) == len(VIEW_NAMES)
+        assert len(canvases) == len(KINDS)
         assert len(set(canvases)) == 1 and fetched[0].url.endswith(canvases[0].removeprefix("./")), canvases
         app.assert_no_errors()
     finally:
@@ -66,6 +80,8 @@ def test_the_renderer_module_is_fetched_once_per_page_not_sent_per_view(browser,
 
 def test_play_advances_and_pause_stops(explorer_page):
     app = explorer_page
+    app.page.keyboard.press("Home")
+    app.wait_painted(step=0)
     assert app.step() == 0
     app.click("Play")
     app.wait(lambda v: v["player"]["playing"] is True, "playing")
@@ -141,7 +157,9 @@ def test_memory_image_changes_between_steps(explorer_page):
 
 
 def _file_input(app):
-    """The "Open episode" file input (the panel also has "Open checkpoint")."""
+    """The "Open episode" file input (the panel also has "Open checkpoint"), in the section the
+    toolbar opens."""
+    app.show_files()
     return app.page.get_by_role("button", name="Open episode", exact=True)
 
 
@@ -153,7 +171,10 @@ def test_open_episode_file(explorer_page, copy_episode):
     app.set_slider(5)
     app.wait_painted(step=5)
     _file_input(app).set_input_files(str(path))
-    app.wait_painted(steps=steps, timeout=90)
+    # a new episode opens on its own step worth seeing
+    from ntmviz.episode import Episode
+
+    app.wait_painted(step=Episode.load(path).opening_step(), steps=steps, timeout=90)
     assert app.slider("Step").get_attribute("max") == str(steps - 1)
     # the new episode plays to its end and stops there
     app.click("Play")

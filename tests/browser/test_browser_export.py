@@ -18,8 +18,9 @@ def _cli() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-c", "import sys; from ntmviz.cli import main; sys.exit(main())"]
 
 
-def _check_offline_page(browser, AppPage, html: Path, steps: int) -> None:
-    """Open `html` from file:// with every other request aborted; play, pause, scrub."""
+def _check_offline_page(browser, AppPage, html: Path, steps: int, opening: int | None) -> None:
+    """Open `html` from file:// with every other request aborted: it opens on the episode's
+    opening step (`opening`; None: a step every view agrees on); play, pause, scrub."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
     requests: list[str] = []
@@ -30,10 +31,13 @@ def _check_offline_page(browser, AppPage, html: Path, steps: int) -> None:
         app = AppPage(page)
         page.goto(html.resolve().as_uri(), timeout=TIMEOUT_MS)
         page.locator("main#ntmviz-root").wait_for()
-        app.wait_painted(step=0, steps=steps)
+        app.wait_painted(step=opening, steps=steps)
         # the views live in the page itself here (no shadow roots): check the globals agree
-        assert page.evaluate("() => window.__ntmviz.step") == 0
+        first = app.step()
+        assert page.evaluate("() => window.__ntmviz.step") == first and (opening is None or first == opening)
 
+        app.page.keyboard.press("Home")
+        app.wait_painted(step=0)
         app.click("Play")
         app.wait(lambda v: all(v[n]["step"] >= 3 for n in VIEW_NAMES), "offline playback")
         frames = page.evaluate("() => window.__ntmviz.frames")
@@ -69,13 +73,16 @@ def test_cli_export_plays_offline(browser, browser_helpers, copy_episode, tmp_pa
     # nothing in the page points at the network (no CDN scripts, styles or fonts)
     for marker in ('src="http', "src='http", 'href="http', "@import", "cdn."):
         assert marker not in text, marker
-    _check_offline_page(browser, browser_helpers.AppPage, out, steps)
+    from ntmviz.episode import Episode
+
+    _check_offline_page(browser, browser_helpers.AppPage, out, steps, Episode.load(episode).opening_step())
 
 
 def test_app_export_button_plays_offline(browser, browser_helpers, explorer_server, tmp_path):
     context, app = browser_helpers.open_explorer(browser, explorer_server)
     try:
         steps = app.steps()
+        app.show_files()
         with app.page.expect_download(timeout=TIMEOUT_MS * 2) as info:
             app.page.get_by_role("button", name="Export HTML").click()
         download = info.value
@@ -85,4 +92,4 @@ def test_app_export_button_plays_offline(browser, browser_helpers, explorer_serv
         app.assert_no_errors()
     finally:
         context.close()
-    _check_offline_page(browser, browser_helpers.AppPage, out, steps)
+    _check_offline_page(browser, browser_helpers.AppPage, out, steps, None)

@@ -64,17 +64,17 @@ def recorded():
 
 
 def test_python_palettes_are_the_renderers(renderer):
-    tables = renderer.page.evaluate("""async () => {
+    tables = renderer.page.evaluate("""async (colours) => {
         const p = await import('/palette.js');
         const rgb = (lut) => Array.from(lut, (w) => p.unpack(w));
-        const heads = {};
-        for (const kind of ['read', 'write']) for (let h = 0; h < 4; h++) heads[kind + h] = rgb(p.headLUT(kind, h));
-        return {diverging: rgb(p.DIVERGING), greys: rgb(p.GREYS), heads}; }""")
+        return {diverging: rgb(p.DIVERGING), greys: rgb(p.GREYS), state: rgb(p.STATE),
+                heads: colours.map((c) => rgb(p.headLUT(c)))}; }""", list(palette.HEAD_COLOURS))
     assert np.array_equal(np.array(tables["diverging"]), palette.DIVERGING)
     assert np.array_equal(np.array(tables["greys"]), palette.GREYS)
-    for kind in ("read", "write"):
-        for h in range(4):
-            assert np.array_equal(np.array(tables["heads"][f"{kind}{h}"]), palette.head_ramp(kind, h)), (kind, h)
+    assert np.array_equal(np.array(tables["state"]), palette.STATE)
+    assert len(palette.HEAD_COLOURS) == 12
+    for i in range(12):
+        assert np.array_equal(np.array(tables["heads"][i]), palette.head_ramp(i)), i
 
 
 def test_svg_cells_are_the_pixels_on_screen(renderer, recorded):

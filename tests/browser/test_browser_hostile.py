@@ -66,6 +66,7 @@ def test_served_app_shows_hostile_names_and_metadata_as_text(browser, browser_he
 
         # an episode file whose name and metadata are markup
         episode = hostile_episode(tmp_path / "ep.safetensors")
+        app.show_files()
         page.get_by_label("Open episode", exact=True).set_input_files(files=[{
             "name": UPLOAD, "mimeType": "application/octet-stream", "buffer": episode.read_bytes()}])
         app.wait_painted(steps=6, timeout=90)
@@ -101,8 +102,9 @@ def test_export_shows_hostile_metadata_as_text(browser, tmp_path):
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(out.as_uri(), timeout=TIMEOUT_MS)
         page.locator(".ntmviz-view[data-view=memory][data-frames]").wait_for()
-        assert page.title().startswith(f"ntmviz: task {META}")
-        assert page.locator("h1").inner_text().startswith(f"ntmviz: task {META}")
+        # the title names the model, then the task: the metadata as text
+        assert page.title().startswith(f"ntmviz: {episode.title}, task {META}")
+        assert page.locator("h1").inner_text().startswith(f"ntmviz: {episode.title}, task {META}")
         assert_nothing_ran(page)
         assert not errors, errors
     finally:

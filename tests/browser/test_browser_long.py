@@ -57,13 +57,14 @@ def test_long_ngrams_episode_opens_and_scrubs(browser, browser_helpers, tmp_path
             app.wait_painted(timeout=120)
             length = page.get_by_role("textbox", name="Length")
             length.fill(str(LENGTH))
-            length.press("Enter")
-            app.click("Run")
+            length.press("Enter")  # Enter in Length runs, as Run does
             explorer = explorers[-1]  # this page's session (the server's readiness check made another)
             app.wait(lambda v: v["player"]["steps"] >= LENGTH - 1, "the long episode", timeout=300)
             episode = explorer.state.episode
             T = episode.steps
             assert T >= LENGTH - 1 and episode.meta["length"] == LENGTH
+            # a new episode opens on its step worth seeing (mid-way through the scored steps)
+            app.wait_painted(step=episode.opening_step(), steps=T, timeout=120)
             frames.clear()
             target = T - 37  # far from the first chunk: the page must ask for it
             app.set_slider(target)

@@ -59,10 +59,10 @@ class Flows:
     def painted_views(self) -> int:
         return self.page.evaluate(COUNT_VIEWS_JS)
 
-    def fill(self, label: str, value) -> None:
+    def fill(self, label: str, value, key: str = "Enter") -> None:
         box = self.page.get_by_label(label, exact=True)
         box.fill(str(value))
-        box.press("Enter")
+        box.press(key)
 
     def download(self, button: str) -> Path:
         with self.page.expect_download(timeout=120_000) as info:
@@ -102,7 +102,8 @@ def test_every_flow_stays_on_the_machine(browser, explorer_server, browser_helpe
 
         # Explore: run the model at another length
         steps = app.steps()
-        flows.fill("Length", 5)
+        flows.fill("Length", 5, key="Tab")  # (Enter would run at once; here Run does)
+        app.wait(lambda _: page.get_by_label("Length", exact=True).input_value() == "5", "the length")
         app.click("Run")
         app.wait_painted(steps=11, timeout=120)
         assert steps != 11
@@ -110,6 +111,8 @@ def test_every_flow_stays_on_the_machine(browser, explorer_server, browser_helpe
 
         # open an episode file, save the episode, export it as a page and open that page
         path, file_steps = copy_episode
+        app.show_files()  # the files are one click away in the toolbar
+        flows.check("opening the files section")
         page.get_by_label("Open episode", exact=True).set_input_files(str(path))
         app.wait_painted(steps=file_steps, timeout=120)
         flows.check("Open episode")

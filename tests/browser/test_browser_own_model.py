@@ -68,6 +68,7 @@ STAGES_JS = """() => {
 
 def test_own_model_episode_draws_what_it_has_and_nothing_else(renderer):
     ep = own_episode()
+    renderer.record_texts()
     r = renderer.mount(as_json(episode_payload(ep)), views=["memory", "heads", "focus", "sequence"])
     page = r.page
     # only what the episode has: one read head, no write heads, no vectors, no sequence over time
@@ -89,14 +90,16 @@ def test_own_model_episode_draws_what_it_has_and_nothing_else(renderer):
     # head locations: the read weight of (hop t, slot n) from white to the head's colour
     g = r.geom("heads")
     points = [(g["x0"] + (t + 0.5) * g["pw"] / T, g["y0"] + (n + 0.5) * g["ph"] / N) for n in range(N) for t in range(T)]
-    blue = head_colour("read", 0)
+    blue = head_colour(0)
     assert r.pixels("heads", "heads-read-1", points) == [unit_colour(ep.read.weights[t, 0, n], blue)
                                                          for n in range(N) for t in range(T)]
 
-    # focus: a column per stage, in order, then the weights; each bar as long as its weight
+    # focus: a column per stage, in order, then the weights; each bar as long as its weight on its
+    # column's own scale (the column's largest weight at t fills it)
     assert page.evaluate("() => window.__handles.focus.view.root.querySelector('.ntmviz-stages').textContent") \
-        == "stages: hop 1 → hop 2 → weights"
-    g = r.geom("focus")
+        == "stages: hop 1 → hop 2 → weights, each on its own scale"
+    g = r.panel("focus", "focus-read-1")
+    room = g["colW"] - 3  # a column's largest weight at t fills it
     row_h = g["ph"] / N
     for t in range(T):
         r.seek(t)
@@ -105,14 +108,14 @@ def test_own_model_episode_draws_what_it_has_and_nothing_else(renderer):
             x = g["x0"] + j * (g["colW"] + g["gap"]) + 1
             for n in range(N):
                 y = g["y0"] + (n + 0.5) * row_h
-                row = r.pixels("focus", "focus-read-1", [(x + i + 0.5, y) for i in range(int(g["colW"]) - 2)])
+                row = r.pixels("focus", "focus-read-1", [(x + i + 0.5, y) for i in range(int(g["colW"]) - 1)])
                 filled = sum(px == blue for px in row)
-                assert abs(filled - column[t, 0, n] * (g["colW"] - 2)) <= 1, (t, j, n, filled)
-        # nothing drawn right of the weights column: there is no fourth stage
-        x = g["x0"] + 3 * (g["colW"] + g["gap"]) + 1
-        right = r.pixels("focus", "focus-read-1", [(x + i + 0.5, g["y0"] + (n + 0.5) * row_h)
-                                                   for i in range(int(g["colW"]) - 2) for n in range(N)])
-        assert blue not in right
+                assert abs(filled - column[t, 0, n] / column[t, 0].max() * room) <= 1, (t, j, n, filled)
+    # three columns headed by their names, and no fourth: the panel ends after the weights column
+    headers = [(x["text"], x["x"]) for x in r.texts("focus-read-1", "back") if x["y"] == 17]
+    assert headers == [(name, g["x0"] + j * (g["colW"] + g["gap"]) + 1)
+                       for j, name in enumerate(["hop 1", "hop 2", "weights"])], headers
+    assert g["width"] < g["x0"] + 4 * (g["colW"] + g["gap"])
 
 
 def test_hostile_slot_labels_are_text(renderer):

@@ -112,7 +112,8 @@ def test_a_long_recording_leaves_the_server_free_and_run_disabled(browser, brows
             explorer = explorers[-1]
             box = page.get_by_label("Length", exact=True)
             box.fill("7")
-            box.press("Enter")
+            box.press("Tab")  # (Enter would run at once, before the gate is armed)
+            app.wait(lambda _: explorer.sources.length.value == "7", "the length")
             armed.set()
             app.click("Run")
             assert started.wait(timeout=60)

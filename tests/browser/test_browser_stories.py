@@ -17,17 +17,19 @@ def test_a_story_checkpoint_runs_and_shows_its_sentences(browser, browser_helper
         page = app.page
         page.get_by_role("combobox", name="Checkpoint").select_option(label="babi_single-memn2n.safetensors")
         app.wait(lambda _: explorer.sources.length.value == "10", "the story checkpoint's default size")
+        # (Enter in a field runs at once: here both are filled first, then Run)
         for label, value in (("Length", "6"), ("Seed", "4")):
-            box = page.get_by_role("textbox", name=label)
-            box.fill(value)
-            box.press("Enter")
+            page.get_by_role("textbox", name=label).fill(value)
+        page.get_by_role("textbox", name="Seed").press("Tab")
         app.wait(lambda _: explorer.sources.length.value == "6" and explorer.sources.seed.value == "4", "the fields")
         app.click("Run")
         app.wait(lambda _: explorer.state.episode.meta.get("task") == "babi_single", "the story episode")
         ep = explorer.state.episode
         hops, sentences = ep.steps, ep.slot_labels
         assert hops == 3 and len(sentences) == 6 and ep.meta["seed"] == 4
-        app.wait_painted(step=0, steps=hops, timeout=120)
+        # it opens on the step worth seeing: the answer's hop, the only one scored
+        assert ep.opening_step() == hops - 1
+        app.wait_painted(step=hops - 1, steps=hops, timeout=120)
 
         # the question, the answer and the model's answer, as text
         question = ep.meta["question"]
@@ -39,12 +41,15 @@ def test_a_story_checkpoint_runs_and_shows_its_sentences(browser, browser_helper
             explorer.sources.get_source().task.at(6).sample(1, seed=4), 0)[0]
 
         # the last hop is the answer: scored as a right or wrong answer, not in bits
+        app.click("First step")
+        app.wait_painted(step=0, steps=hops)
+        assert sequence_title(page) == f"step 0: not scored; {int(ep.errors()[-1])} in the episode"
         app.click("Step forward")
         app.click("Step forward")
         app.wait_painted(step=hops - 1, steps=hops)
         wrong = int(ep.errors()[-1])
         title = sequence_title(page)
-        assert title == f"step {hops - 1}: {wrong} wrong answer(s) at this step, {wrong} in the episode", title
+        assert title == f"step {hops - 1}: {wrong} wrong answers at this step; {wrong} in the episode", title
         # what the hops did: the supporting-fact line, as the server measured it
         panel = page.get_by_role("region", name="What the heads did")
         [row] = explorer.mechanisms.rows()

@@ -171,6 +171,19 @@ export function fitText(ctx, text, room) {
   return s.slice(0, lo) + "…";
 }
 
+// `text` as one line if it fits `room` pixels in ctx's font, else split at the space that makes
+// the longer of two lines shortest.
+export function twoLines(ctx, text, room) {
+  if (ctx.measureText(text).width <= room) return [text];
+  let best = [text], widest = Infinity;
+  for (let i = text.indexOf(" "); i > 0; i = text.indexOf(" ", i + 1)) {
+    const lines = [text.slice(0, i), text.slice(i + 1)];
+    const w = Math.max(...lines.map((s) => ctx.measureText(s).width));
+    if (w < widest) (widest = w), (best = lines);
+  }
+  return best;
+}
+
 function title(text, ...rest) {
   return h("div", {class: "ntmviz-title"}, h("span", {text}), ...rest);
 }
@@ -1115,7 +1128,9 @@ export class SequenceView extends View {
     ctx.textAlign = "right";
     ctx.textBaseline = "middle";
     ctx.font = FONT;
-    ctx.fillText(errorWords(ep), g.x0 - 6, g.errY + g.errH / 2);
+    // what the measure counts, left of its strip: on two lines when one does not fit there
+    const label = twoLines(ctx, errorWords(ep), g.x0 - 8);
+    label.forEach((line, i) => ctx.fillText(line, g.x0 - 6, g.errY + g.errH / 2 + (i - (label.length - 1) / 2) * 12));
     const cw = g.pw / n;
     if (costMeasure(ep)) {
       // a signed bar per step around a zero line: above (red) costs more than the optimum
