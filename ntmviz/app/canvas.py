@@ -84,7 +84,8 @@ export function render({ model, el }) {
     else if (msg.alive) claimOutput(el);
   });
   model.send_msg({hello: 1}); // answered only by a live Python side (see notebook.py)
-  model.on("payload", () => handle.setData(model.payload));
+  // a new episode, then the step Python holds for it (its t may have arrived first, clamped to the old one)
+  model.on("payload", () => { handle.setData(model.payload); handle.seek(model.t); });
   model.on("t", () => handle.seek(model.t));
   for (const key of ["diff", "playing", "loop", "speed", "hidden"]) {
     model.on(key, () => handle.setOption(key, model[key]));

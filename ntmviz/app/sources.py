@@ -571,8 +571,7 @@ class Sources(Viewer):
             return None
         source, episode = result
         self.source = source
-        self.state.episode = episode  # (its bounds first, then the step)
-        self.state.t = episode.opening_step()  # a new episode opens on a step worth seeing
+        self.state.show_episode(episode)  # a new episode opens on a step worth seeing
         self._ok()
         return episode
 

@@ -75,6 +75,18 @@ class Playback(param.Parameterized):
         if kept != self.hidden:
             self.hidden = kept
 
+    def show_episode(self, episode: Episode | None, t: int | None = None) -> None:
+        """Show `episode` at step t (default: its opening step) in one change, so the views send
+        the browser its arrays and the step together (a step sent after them could undo a move
+        the user made in between)."""
+        if t is None:
+            t = episode.opening_step() if episode is not None else 0
+        steps = episode.steps if episode is not None else 0
+        t = min(max(0, int(t)), max(0, steps - 1))
+        low, high = self.param.t.bounds
+        self.param.t.bounds = (0, max(high or 0, t))  # room for t while the old episode's bounds hold
+        self.param.update(episode=episode, t=t)
+
     def valid_hidden(self, heads) -> list[int]:
         """`heads` as the sorted head numbers this episode has (others are dropped)."""
         count = len(self.episode.head_list()) if self.episode is not None else 0

@@ -340,7 +340,7 @@ def test_a_story_episode_counts_wrong_answers_not_bits(renderer):
     assert got == ep.errors().tolist()
     r.seek(2)
     title = r.page.evaluate("() => window.__handles.sequence.view.title.textContent")
-    assert title == "step 2: 1 wrong answers at this step; 1 in the episode", title
+    assert title == "step 2: 1 wrong answer at this step; 1 in the episode", title
     g = r.page.evaluate("() => window.__handles.sequence.view.geom")
     strip = r.pixels("sequence", "sequence", [(g["x0"] + (t + 0.5) * g["pw"] / hops, g["errY"] + g["errH"] / 2)
                                               for t in range(hops)])

@@ -49,7 +49,7 @@ def test_a_story_checkpoint_runs_and_shows_its_sentences(browser, browser_helper
         app.wait_painted(step=hops - 1, steps=hops)
         wrong = int(ep.errors()[-1])
         title = sequence_title(page)
-        assert title == f"step {hops - 1}: {wrong} wrong answers at this step; {wrong} in the episode", title
+        assert title == f"step {hops - 1}: {wrong} wrong answer{'' if wrong == 1 else 's'} at this step; {wrong} in the episode", title
         # what the hops did: the supporting-fact line, as the server measured it
         panel = page.get_by_role("region", name="What the heads did")
         [row] = explorer.mechanisms.rows()

@@ -270,7 +270,8 @@ export function episodeScore(ep, scores) {
 export function errorWords(ep, n) {
   const unit = ep.measure.unit;
   if (n === undefined) return answerScoring(ep) ? "wrong" : costMeasure(ep) ? "bits vs optimum" : "bit errors";
-  return `${costMeasure(ep) || ep.measure.total === "mean" ? fmt(n) : n} ${unit}`;
+  if (costMeasure(ep) || ep.measure.total === "mean") return `${fmt(n)} ${unit}`;
+  return `${n} ${n === 1 ? unit.replace(/s$/, "") : unit}`; // "1 bit error", "1 wrong answer"
 }
 
 function argmax(data, start, n) {

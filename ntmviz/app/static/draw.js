@@ -200,13 +200,12 @@ export function axisBottom(ctx, x, y, w, n, label, withLabel = true, offset = 0)
   ctx.restore();
 }
 
-// A vertical colour bar for a symmetric scale: +scale (red) at the top, 0 in the middle,
-// -scale (blue) at the bottom, each pixel row the palette's colour of its value, labelled.
-export function colourBar(ctx, x, y, w, h, scale, fmt) {
+// A vertical colour bar of h pixel rows, row r painted colourAt(f) with f running from 1 at the
+// top to 0 at the bottom, outlined, with labels [[text, f], ...] beside it.
+function bar(ctx, x, y, w, h, colourAt, labels) {
   const rows = Math.max(1, Math.round(h));
   for (let r = 0; r < rows; r++) {
-    const v = scale * (1 - (2 * (r + 0.5)) / rows);
-    const [R, G, B] = unpack(DIVERGING[lutIndexSigned(v, scale)]);
+    const [R, G, B] = unpack(colourAt(1 - (r + 0.5) / rows));
     ctx.fillStyle = `rgb(${R},${G},${B})`;
     ctx.fillRect(x, y + (r * h) / rows, w, h / rows + 0.5);
   }
@@ -217,30 +216,20 @@ export function colourBar(ctx, x, y, w, h, scale, fmt) {
   ctx.fillStyle = MUTED;
   ctx.textAlign = "left";
   ctx.textBaseline = "middle";
-  ctx.fillText(`+${fmt(scale)}`, x + w + 3, y + 5);
-  ctx.fillText("0", x + w + 3, y + h / 2);
-  ctx.fillText(`−${fmt(scale)}`, x + w + 3, y + h - 5);
+  for (const [text, f] of labels) ctx.fillText(text, x + w + 3, Math.min(y + h - 5, Math.max(y + 5, y + (1 - f) * h)));
 }
 
-// A vertical colour bar for values lo .. hi through a 256-entry table (weights: white to the
-// head's colour over 0 .. 1; slot state on its range): hi at the top, labelled at both ends.
+// A colour bar for a symmetric scale: +scale (red) at the top, 0 in the middle, -scale (blue) at
+// the bottom, each pixel row the palette's colour of its value.
+export function colourBar(ctx, x, y, w, h, scale, fmt) {
+  bar(ctx, x, y, w, h, (f) => DIVERGING[lutIndexSigned(scale * (2 * f - 1), scale)],
+    [[`+${fmt(scale)}`, 1], ["0", 0.5], [`−${fmt(scale)}`, 0]]);
+}
+
+// A colour bar for values lo .. hi through a 256-entry table (weights: white to the head's colour
+// over 0 .. 1; slot state on its range): hi at the top.
 export function rampBar(ctx, x, y, w, h, lut, lo, hi, fmt) {
-  const rows = Math.max(1, Math.round(h));
-  for (let r = 0; r < rows; r++) {
-    const f = 1 - (r + 0.5) / rows;
-    const [R, G, B] = unpack(lut[Math.max(0, Math.min(255, Math.round(255 * f)))]);
-    ctx.fillStyle = `rgb(${R},${G},${B})`;
-    ctx.fillRect(x, y + (r * h) / rows, w, h / rows + 0.5);
-  }
-  ctx.strokeStyle = "#bbb";
-  ctx.lineWidth = 1;
-  ctx.strokeRect(x - 0.5, y - 0.5, w + 1, h + 1);
-  ctx.font = FONT;
-  ctx.fillStyle = MUTED;
-  ctx.textAlign = "left";
-  ctx.textBaseline = "middle";
-  ctx.fillText(fmt(hi), x + w + 3, y + 5);
-  ctx.fillText(fmt(lo), x + w + 3, y + h - 5);
+  bar(ctx, x, y, w, h, (f) => lut[Math.max(0, Math.min(255, Math.round(255 * f)))], [[fmt(hi), 1], [fmt(lo), 0]]);
 }
 
 // The width the slot labels need in the axis font (the widest label), measured once per episode.

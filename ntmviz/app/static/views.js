@@ -124,6 +124,19 @@ export class View {
       btn("Show every step", "all steps", () => g.setWindow(null)));
   }
 
+  // A timeline's stage (steps across [x0, x0 + pw) of the window): hover text, a click or a drag
+  // jumps to the step under the pointer, leaving clears the marked slot, Ctrl+wheel zooms time.
+  bindTimeline(stage, x0, pw, hover) {
+    const stepUnder = (x) => (x < x0 || x >= x0 + pw ? null : stepAt(x, x0, pw, ...this.span()));
+    stage.bind(hover, (x) => {
+      const t = stepUnder(x);
+      if (t == null) return;
+      this.group.setPlaying(false, "click");
+      this.group.seek(t, "click");
+    }, () => this.group.setHoverRow(null));
+    this.wheelZoom(stage, stepUnder);
+  }
+
   // Ctrl (or Cmd) and the wheel over a timeline zoom its time around the step under the pointer.
   wheelZoom(stage, stepUnder) {
     stage.fg.canvas.addEventListener("wheel", (ev) => {
@@ -388,14 +401,7 @@ export class HeadLocationsView extends View {
     this.panels = ep.heads.map((hd) => {
       const stage = new Stage(g.width, g.height, `${hd.label} head weighting over time`, `heads-${hd.group}-${hd.h + 1}`);
       wrap.append(stage.el);
-      const stepUnder = (x) => (x < g.x0 || x >= g.x0 + g.pw ? null : stepAt(x, g.x0, g.pw, ...this.span()));
-      stage.bind((x, y) => this.hover(hd, x, y), (x) => {
-        const t = stepUnder(x);
-        if (t == null) return;
-        this.group.setPlaying(false, "click");
-        this.group.seek(t, "click");
-      }, () => this.group.setHoverRow(null));
-      this.wheelZoom(stage, stepUnder);
+      this.bindTimeline(stage, g.x0, g.pw, (x, y) => this.hover(hd, x, y));
       return {hd, stage};
     });
     this.drawn = null;
@@ -752,14 +758,7 @@ export class SlotsView extends View {
     this.states = fam.slot_state.map((f) => {
       const g = slotStateGeometry(ep);
       const stage = new Stage(g.width, g.height, `${f.name} of every slot over time`, `slot-${f.name}`);
-      const stepUnder = (x) => (x < g.x0 || x >= g.x0 + g.pw ? null : stepAt(x, g.x0, g.pw, ...this.span()));
-      stage.bind((x, y) => this.hoverState(f, g, x, y), (x) => {
-        const t = stepUnder(x);
-        if (t == null) return;
-        this.group.setPlaying(false, "click");
-        this.group.seek(t, "click");
-      }, () => this.group.setHoverRow(null));
-      this.wheelZoom(stage, stepUnder);
+      this.bindTimeline(stage, g.x0, g.pw, (x, y) => this.hoverState(f, g, x, y));
       wrap.append(stage.el);
       return {f, g, stage, drawn: null};
     });
@@ -1033,14 +1032,7 @@ export class SequenceView extends View {
     if (blocks.length) {
       this.stage = new Stage(g.width, g.height, "Inputs, targets and outputs over time", "sequence");
       wrap.append(this.stage.el);
-      const stepUnder = (x) => (x < g.x0 || x >= g.x0 + g.pw ? null : stepAt(x, g.x0, g.pw, ...this.span()));
-      this.stage.bind((x, y) => this.hoverTime(x, y), (x) => {
-        const t = stepUnder(x);
-        if (t == null) return;
-        this.group.setPlaying(false, "click");
-        this.group.seek(t, "click");
-      });
-      this.wheelZoom(this.stage, stepUnder);
+      this.bindTimeline(this.stage, g.x0, g.pw, (x, y) => this.hoverTime(x, y));
       this.drawn = null;
     }
     // the head vectors at t: each group's "vector" params (the NTM's key, erase, add) and the read
