@@ -660,8 +660,8 @@ def _param_label(p) -> str:
 
 def _params_height(group: HeadGroup) -> float:
     numbers = sum(p.kind == "number" for p in group.params)
-    dists = sum(p.kind == "distribution" for p in group.params)
-    return 16 * numbers + 66 * dists
+    dists = sum(16 * (len(p.labels) + 1) if p.labels else 66 for p in group.params if p.kind == "distribution")
+    return 16 * numbers + dists
 
 
 def _focus_params(scene: Scene, hd: Head, t: int, x: float, y: float, width: float) -> None:
@@ -683,6 +683,18 @@ def _focus_params(scene: Scene, hd: Head, t: int, x: float, y: float, width: flo
     for p in (p for p in hd.group.params if p.kind == "distribution"):
         a = np.nan_to_num(np.asarray(hd.rec.params[p.name][t, hd.h], np.float64))
         K = a.shape[-1]
+        if len(p.labels) == K:  # entries with names (a DNC's read modes): a line each, as numbers are
+            scene.text(x, y, _param_label(p), size=10, fill=MUTED, baseline="top")
+            texts = [f"{name} {fmt(float(v))}" for name, v in zip(p.labels, a)]
+            entry_x = x + max(text_width(s, 10) for s in texts) + 8
+            for j, text in enumerate(texts):
+                ey = y + 16 * (j + 1)
+                scene.text(x, ey, text, size=10, baseline="top")
+                scene.rect(entry_x, ey + 2, 60, 8, fill="#eeeeee")
+                scene.rect(entry_x, ey + 2, 60 * float(np.clip(a[j], 0, 1)), 8, fill=hd.colour,
+                           name=f"param-{hd.key}-{p.name}")
+            y += 16 * (K + 1)
+            continue
         centre = (K - 1) // 2
         sw, sh = max(3.0, min(16.0, (width - 2) / K - 2)), 32
         scene.text(x, y, _param_label(p), size=10, fill=MUTED, baseline="top")

@@ -55,6 +55,7 @@ Each view asks only for the arrays it draws (`view_arrays`); the HTML export sen
 from __future__ import annotations
 
 import base64
+import dataclasses
 import uuid
 from typing import Any, Iterable
 
@@ -231,10 +232,9 @@ def declaration(episode: Episode) -> dict[str, Any]:
                     "writes": g.writes, "doc": g.doc,
                     "stages": [{"name": s.name, "doc": s.doc} for s in g.stages]
                     + [{"name": "weights", "doc": FINAL_STAGE_DOC}],
-                    "params": [{"name": p.name, "kind": p.kind, "symbol": p.symbol, "doc": p.doc,
-                                "signed": p.signed, "centred": p.centred, "log": p.log,
-                                "range": list(p.range) if p.range else None,
-                                "width": _param_width(episode, g.name, p.name)} for p in g.params]}
+                    # every field a param declares, as it declares it, and its width K
+                    "params": [{**dataclasses.asdict(p), "width": _param_width(episode, g.name, p.name)}
+                               for p in g.params]}
                    for g in f.groups],
         "slot_state": [{"name": x.name, "doc": x.doc} for x in f.slot_state],
         "slot_matrices": [{"name": x.name, "doc": x.doc} for x in f.slot_matrices],

@@ -299,6 +299,32 @@ def test_focus_columns_of_a_dnc_like_episode(renderer):
                 assert labels == ["0", "1", "2"], texts
 
 
+def test_a_distributions_declared_entry_names_label_its_bars(renderer):
+    """A param declared with labels (a DNC's read modes: backward, content, forward) shows them under
+    its bars, and its hover names each entry's value."""
+    import dataclasses
+
+    T, N, M = 2, 6, 3
+    w = np.full((T, 1, N), 1 / N, np.float32)
+    modes = np.array([0.2, 0.5, 0.3], np.float32) * np.ones((T, 1, 1), np.float32)
+    ep = Episode.from_arrays(memory=np.zeros((N, M), np.float32), read_weights=w, params={"modes": modes})
+    group = ep.family.group("read")
+    named = dataclasses.replace(group.param("modes"), labels=("backward", "content", "forward"))
+    ep.family = ep.family.with_changes(groups=(dataclasses.replace(group, params=(named,)),))
+    payload = as_json(episode_payload(ep))
+    assert payload["family"]["groups"][0]["params"][0]["labels"] == ["backward", "content", "forward"]
+    renderer.record_texts()
+    r = renderer.mount(payload, views=["focus"])
+    r.texts(clear=True)
+    paint_at(r, 1)
+    g = r.panel("focus", "focus-read-1")
+    lines = {round(x["y"]): x["text"] for x in r.texts("focus-read-1", "front") if round(x["x"]) == round(g["distX"])}
+    assert [lines.get(round(g["distY"] + 15 * (i + 1))) for i in range(3)] == [
+        "backward 0.200", "content 0.500", "forward 0.300"], lines
+    tip = r.hover("focus", "focus-read-1", g["x0"] + 10, g["paramsY"] + 10)
+    assert "backward: 0.200, content: 0.500, forward: 0.300" in tip, tip
+
+
 # ---- per-head show / hide ------------------------------------------------------------------------
 
 def test_a_head_chip_hides_the_head_everywhere_and_shows_it_again(renderer):

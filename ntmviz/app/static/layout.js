@@ -89,9 +89,14 @@ export function rowAtY(y, y0, px, rows) {
 // the final weights, each headed by its name and its largest value at t (its own scale), and
 // the head's numbers beneath: a line per "number" param (left) and a row of small bars per
 // "distribution" (right of them when they fit, else below).
-export const NUMBER_H = 15, DIST_H = 44, NUMBERS_W = 104, DIST_LABEL = 26;
+export const NUMBER_H = 15, DIST_H = 44, NUMBERS_W = 104, DIST_LABEL = 26, NAMED_W = 144;
+// A distribution's bar width: narrower with more entries.
 export function distBarWidth(K) {
   return Math.max(3, Math.min(16, Math.floor(120 / K)));
+}
+// Whether a distribution names its entries (then it is drawn as a line per entry, as numbers are).
+function named(p) {
+  return !!(p.labels && p.labels.length && p.labels.length === (p.width || p.labels.length));
 }
 export function focusGeometry(ep, group) {
   const slotsPx = panelSlotsPx(ep), many = manyHeads(ep);
@@ -99,12 +104,14 @@ export function focusGeometry(ep, group) {
   const dists = group.params.filter((p) => p.kind === "distribution");
   const colW = many ? 44 : 48, gap = 4, x0 = many && !ep.slotLabels ? 30 : axisWidth(ep), y0 = 42;
   const cols = group.stages.length;
-  const distW = dists.length ? DIST_LABEL + Math.max(...dists.map((p) => (p.width || 3) * (distBarWidth(p.width || 3) + 2))) : 0;
+  const barsW = (p) => (named(p) ? NAMED_W : DIST_LABEL + (p.width || 3) * (distBarWidth(p.width || 3) + 2));
+  const distW = dists.length ? Math.max(...dists.map(barsW)) : 0;
+  const distH = dists.reduce((sum, p) => sum + (named(p) ? NUMBER_H * (p.labels.length + 1) : DIST_H), 0);
   const stagesW = cols * (colW + gap) + 6;
   const beside = numbers && dists.length && NUMBERS_W + distW <= Math.max(stagesW, 240);
   const blockW = Math.max(stagesW, 84, beside ? NUMBERS_W + distW : Math.max(numbers ? NUMBERS_W : 0, distW)); // 84: its title
   const numbersH = numbers ? numbers * NUMBER_H + 4 : 0;
-  const paramsH = beside ? Math.max(numbersH, dists.length * DIST_H) : numbersH + dists.length * DIST_H;
+  const paramsH = beside ? Math.max(numbersH, distH) : numbersH + distH;
   const paramsY = y0 + slotsPx + 8;
   return {x0, y0, colW, gap, ph: slotsPx, blockW, numbers, paramsY, paramsH,
     distX: beside ? x0 + NUMBERS_W : x0, distY: beside ? paramsY : paramsY + numbersH,

@@ -16,7 +16,7 @@ import {
   poolMax, poolSigned, rampBar,
 } from "./draw.js";
 import {
-  DIST_LABEL, NUMBER_H, NUMBERS_W, DIST_H, axisWidth, distBarWidth, focusGeometry, headsGeometry, manyHeads, matrixGeometry, memoryGeometry,
+  DIST_LABEL, NAMED_W, NUMBER_H, NUMBERS_W, DIST_H, axisWidth, distBarWidth, focusGeometry, headsGeometry, manyHeads, matrixGeometry, memoryGeometry,
   planeGeometry, planeXY, rowAtY, sequenceGeometry, slotStateGeometry, stepAt, stepX,
 } from "./layout.js";
 import {DIVERGING, GREYS, STATE, headLUT, lutIndexSigned, lutIndexUnit} from "./palette.js";
@@ -626,7 +626,9 @@ export class FocusView extends View {
         if (p.kind === "number") return `${p.symbol || p.name} ${p.name} ${fmt(headValue(ep, `${hd.group}.${p.name}`, t, hd.h))}`;
         const s = headRow(ep, `${hd.group}.${p.name}`, t, hd.h);
         const k = s ? (s.length - 1) / 2 : 0;
-        return s ? `${p.name} ` + Array.from(s, (v, i) => `${p.centred ? `${i - k > 0 ? "+" : ""}${i - k}` : i}: ${fmt(v)}`).join(", ") : "";
+        const entry = (i) => (p.labels && p.labels.length === s.length ? p.labels[i]
+          : p.centred ? `${i - k > 0 ? "+" : ""}${i - k}` : i);
+        return s ? `${p.name} ` + Array.from(s, (v, i) => `${entry(i)}: ${fmt(v)}`).join(", ") : "";
       });
       return parts.length ? `${hd.label}, step ${t}: ${parts.join("; ")}` : null;
     }
@@ -708,6 +710,21 @@ export class FocusView extends View {
       const K = s.length, k = (K - 1) / 2, sw = distBarWidth(K), sh = 24;
       ctx.fillStyle = MUTED;
       ctx.textAlign = "left";
+      if (p.labels && p.labels.length === K) { // entries with names (a DNC's read modes): a line each
+        ctx.fillText(fitText(ctx, p.symbol || p.name, NUMBERS_W), g.distX, y);
+        for (let i = 0; i < K; i++) {
+          const ly = y + NUMBER_H * (i + 1);
+          ctx.fillStyle = INK;
+          ctx.fillText(fitText(ctx, `${p.labels[i]} ${fmt(s[i])}`, NAMED_W - 46), g.distX, ly);
+          ctx.fillStyle = "#eee";
+          ctx.fillRect(g.distX + NAMED_W - 42, ly + 2, 40, 8);
+          ctx.fillStyle = hd.colour;
+          ctx.fillRect(g.distX + NAMED_W - 42, ly + 2, 40 * Math.max(0, Math.min(1, s[i])), 8);
+          ctx.fillStyle = MUTED;
+        }
+        y += NUMBER_H * (K + 1);
+        continue;
+      }
       ctx.fillText(fitText(ctx, p.symbol || p.name, DIST_LABEL - 4), g.distX, y);
       const sx = g.distX + DIST_LABEL;
       for (let i = 0; i < K; i++) {
