@@ -2,6 +2,7 @@
 
     python benchmarks/recording.py [--repeats 7] [--batches 1 32] [--steps 100]
     python benchmarks/recording.py --app ngrams-ntm 4999    # the explorer's Run, side by side
+    python benchmarks/recording.py --against DIR            # and another checkout's ntmviz beside this one
 
 For an NTM with N=128, M=20, an LSTM controller of 100, input 9 and output 8, over T steps,
 at each batch size: the median time of `model(inputs)` under torch.inference_mode(), the
@@ -11,6 +12,15 @@ see the same machine state. Uses the machine's default number of threads unless 
 is given. The load average is printed: on a shared, busy machine two threads per process
 oversubscribe the cores and wall times are dominated by waiting, so compare ratios from one
 run only, never absolute times across runs.
+
+--against DIR also times plain and recorded inference with the ntmviz of another checkout DIR (e.g.
+a `git worktree` of the previous commit; no virtualenv of its own needed). Each checkout then runs
+in a worker process of its own (this script with `--worker`, the checkout first on PYTHONPATH)
+that builds the same model and times one call per request, so the two checkouts' calls interleave
+(which goes first alternates); it prints each side's medians and this checkout's speed over the
+other's. At batch 32 a process's recorded time is bimodal, by where glibc's dynamic mmap threshold
+settled (some 12,700 page faults a call, or none): MALLOC_MMAP_THRESHOLD_=33554432
+MALLOC_TRIM_THRESHOLD_=17179869184 in the environment fix it for both (benchmarks/README.md).
 
 --app CHECKPOINT LENGTH times what the explorer's Run does with a long input (a shipped
 checkpoint's task at LENGTH, seed 0), interleaved with the plain recording of the same input:
@@ -24,7 +34,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -56,25 +69,76 @@ def timed(fn, *args) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def measure(model, batch: int, steps: int, repeats: int, warmup: int = 2) -> tuple[tuple, tuple]:
-    """Median (wall, cpu) of plain and of recorded inference."""
-    inputs = torch.rand(batch, steps, 9, generator=torch.Generator().manual_seed(batch))
-    for _ in range(warmup):
-        plain(model, inputs)
-        recorded(model, inputs)
-    plain_times, recorded_times = [], []
-    for i in range(repeats):
-        # Alternate which goes first, so neither always follows the other.
-        if i % 2 == 0:
-            plain_times.append(timed(plain, model, inputs))
-            recorded_times.append(timed(recorded, model, inputs))
-        else:
-            recorded_times.append(timed(recorded, model, inputs))
-            plain_times.append(timed(plain, model, inputs))
-    def medians(times):
-        return tuple(statistics.median(t[i] for t in times) for i in range(2))
+def make_inputs(batch: int, steps: int) -> torch.Tensor:
+    return torch.rand(batch, steps, 9, generator=torch.Generator().manual_seed(batch))
 
-    return medians(plain_times), medians(recorded_times)
+
+KINDS = {"plain": plain, "recorded": recorded}
+
+
+class Worker:
+    """`plain` and `recorded` with one checkout's ntmviz, in a process of its own: this script with
+    `--worker` (the checkout first on PYTHONPATH and its working directory), which builds the same
+    model and times one call per request. With --against, both checkouts run so, alike."""
+
+    def __init__(self, checkout: Path, threads: int | None):
+        self.checkout = checkout.resolve()
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker"]
+        if threads is not None:
+            cmd += ["--threads", str(threads)]
+        self.proc = subprocess.Popen(cmd, cwd=self.checkout, env={**os.environ, "PYTHONPATH": str(self.checkout)},
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        imported = Path(self.proc.stdout.readline().strip())
+        if self.checkout not in imported.parents:
+            self.proc.kill()
+            raise SystemExit(f"{checkout}: the worker imported {imported}")
+
+    def timed(self, kind: str, batch: int, steps: int) -> tuple[float, float]:
+        self.proc.stdin.write(f"{kind} {batch} {steps}\n")
+        self.proc.stdin.flush()
+        wall, cpu = self.proc.stdout.readline().split()
+        return float(wall), float(cpu)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def worker() -> None:
+    """--worker: say which ntmviz this is, then time "kind batch steps" requests, one call each. Each
+    timed call follows an untimed one of the same kind: a call right after the other process ran
+    starts on cold caches (some 10% slower at batch 1), and which calls that hits would depend on
+    the order, not on the checkout."""
+    model = build_model()
+    print(ntmviz.__file__, flush=True)
+    for line in sys.stdin:
+        kind, batch, steps = line.split()
+        inputs = make_inputs(int(batch), int(steps))
+        KINDS[kind](model, inputs)
+        print(*timed(KINDS[kind], model, inputs), flush=True)
+
+
+def measure(model, batch: int, steps: int, repeats: int, workers: dict[str, Worker] | None = None,
+            warmup: int = 2) -> dict[tuple[str, str], tuple[float, float]]:
+    """Median (wall, cpu) of plain and of recorded inference: {(side, kind): ...}, side "this"
+    (in this process, or workers["this"]) and, with workers, "against"."""
+    inputs = make_inputs(batch, steps)
+
+    def call(side: str, kind: str) -> tuple[float, float]:
+        if workers:
+            return workers[side].timed(kind, batch, steps)
+        return timed(KINDS[kind], model, inputs)
+
+    calls = [(side, kind) for side in (workers or ("this",)) for kind in KINDS]
+    for _ in range(warmup):
+        for c in calls:
+            call(*c)
+    times = {c: [] for c in calls}
+    for i in range(repeats):
+        # Alternate the order, so none always follows another.
+        for c in calls if i % 2 == 0 else calls[::-1]:
+            times[c].append(call(*c))
+    return {c: tuple(statistics.median(t[j] for t in ts) for j in range(2)) for c, ts in times.items()}
 
 
 def app_run(name: str, length: int, repeats: int) -> None:
@@ -120,14 +184,23 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: leave as is)")
     parser.add_argument("--app", nargs=2, metavar=("CHECKPOINT", "LENGTH"), default=None,
                         help="time the explorer's Run of a shipped checkpoint at LENGTH instead")
+    parser.add_argument("--against", type=Path, default=None,
+                        help="another ntmviz checkout (e.g. the commit before a change) to time beside this one")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # see Worker
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.worker:
+        worker()
+        return 0
     if args.app is not None:
         app_run(args.app[0], int(args.app[1]), max(1, args.repeats // 2))
         return 0
 
     model = build_model()
+    here = Path(ntmviz.__file__).resolve().parent.parent  # the checkout of the ntmviz this process imported
+    workers = {"this": Worker(here, args.threads), "against": Worker(args.against, args.threads)} if args.against \
+        else None
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {model.device}; "
           f"N=128 M=20 T={args.steps} LSTM 100, I=9 O=8; median of {args.repeats}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -135,11 +208,24 @@ def main(argv=None) -> int:
     print(f"{'batch':>5} | {'plain (ms)':>10} | {'recorded (ms)':>13} | {'ratio':>5} | {'CPU-time ratio':>14}")
     print(f"{'-' * 5}-|-{'-' * 10}-|-{'-' * 13}-|-{'-' * 5}-|-{'-' * 14}")
     worst = 0.0
+    measured = {}
     for batch in args.batches:
-        (p, p_cpu), (r, r_cpu) = measure(model, batch, args.steps, args.repeats)
+        measured[batch] = m = measure(model, batch, args.steps, args.repeats, workers)
+        (p, p_cpu), (r, r_cpu) = m["this", "plain"], m["this", "recorded"]
         worst = max(worst, r / p)
         print(f"{batch:>5} | {p * 1e3:>10.1f} | {r * 1e3:>13.1f} | {r / p:>5.2f} | {r_cpu / p_cpu:>14.2f}")
     print(f"worst ratio {worst:.2f} (target <= {TARGET})")
+    if workers:
+        for w in workers.values():
+            w.close()
+        print(f"\nthis: {here}, against: {workers['against'].checkout}; load average {os.getloadavg()[0]:.1f}; "
+              f"speed: this checkout's over the other's, from the median times (> 1: this one is faster), wall / CPU")
+        print(f"{'batch':>5} | {'kind':>8} | {'against (ms)':>12} | {'this (ms)':>9} | {'speed':>11}")
+        for batch, m in measured.items():
+            for kind in KINDS:
+                (a, a_cpu), (t, t_cpu) = m["against", kind], m["this", kind]
+                speed = f"{a / t:>5.3f}/{a_cpu / t_cpu:.3f}"
+                print(f"{batch:>5} | {kind:>8} | {a * 1e3:>12.1f} | {t * 1e3:>9.1f} | {speed}")
     return 0
 
 

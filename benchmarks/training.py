@@ -6,6 +6,10 @@
     .venv/bin/python benchmarks/training.py --reference DIR --reference-python PY
         # also runs loudinthecloud/pytorch-ntm's `train.py --task copy` (batch 1) from DIR with its own
         # interpreter PY, in the same interleaved rounds, so every ratio compares runs of one time window
+    .venv/bin/python benchmarks/training.py --no-solve --against DIR
+        # every row also for the ntmviz of another checkout DIR (e.g. a `git worktree` of the previous
+        # commit), measured right beside this one's in each round (which goes first alternates), and
+        # the speed ratio of each pair: before and after a change, in one time window
 
 Rows, each measured with 1 and 2 torch threads in interleaved rounds (median of the rounds):
 
@@ -23,6 +27,12 @@ every 50 steps; it prints the training seconds (checks excluded) and the wall ti
 ensembles of disjoint seeds (`--solve-repeats`: 0-1, 2-3, 4-5, 6-7), and their spread. (Eight
 seeds without a curriculum took 204 s; eight with it 96 s, four 55 s: on 2 cores a step of K
 seeds costs nearly K times one, and two seeds already give one that solves.)
+
+With --against DIR, the in-process rows of this checkout and of DIR each run in a worker process
+of their own, alike (this script with `--worker`, the checkout first on PYTHONPATH and as its
+working directory; it checks which ntmviz the worker imported), and each CLI row runs its own
+checkout's `ntmviz train`; DIR needs no virtualenv of its own. The table then gives, per row, the
+median of each round's ratio and their range, by wall time and by the process's CPU time.
 
 The machine's load average is printed with the table: on a shared machine, compare the ratios,
 which come from one time window, rather than the absolute rates.
@@ -43,7 +53,6 @@ import torch
 
 import ntmviz
 from ntmviz.evaluate import evaluate
-from ntmviz.models import build_model
 from ntmviz.tasks import get_task
 from ntmviz.train import Trainer
 
@@ -53,39 +62,51 @@ CONFIG = ntmviz.NTMConfig(TASK.input_size, TASK.output_size, 128, 20)
 
 
 def make_trainer(seeds: list[int], batch_size: int, lr: float = 3e-3, device: str = "cpu", curriculum: int = 0) -> Trainer:
-    return Trainer(build_model(CONFIG, seeds=seeds).to(device), TASK, seeds=seeds, batch_size=batch_size, lr=lr,
+    return Trainer(ntmviz.build_model(CONFIG, seeds=seeds).to(device), TASK, seeds=seeds, batch_size=batch_size, lr=lr,
                    curriculum=curriculum)
 
 
-def steps_for(trainer: Trainer, seconds: float) -> tuple[int, float]:
-    """(steps, wall seconds) of training steps for about `seconds`."""
-    done, start = 0, time.perf_counter()
+def steps_for(trainer: Trainer, seconds: float) -> tuple[int, float, float]:
+    """(steps, wall seconds, this process's CPU seconds) of training steps for about `seconds`."""
+    done, start, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         trainer.train_step()
         done += 1
-    return done, time.perf_counter() - start
+    return done, time.perf_counter() - start, time.process_time() - cpu
 
 
-def cli_rate(threads: int, seconds: float) -> float:
-    """Sequences per second of `ntmviz train --batch-size 32` over ~`seconds`, from its own log."""
+def cpu_seconds(pid: int) -> float | None:
+    """A process's user + system CPU seconds so far, from /proc (None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def cli_rate(threads: int, seconds: float, checkout: Path) -> tuple[float, float | None]:
+    """Sequences per second of `ntmviz train --batch-size 32` over ~`seconds`, from its own log, per
+    wall second and per CPU second of the process; with the ntmviz of `checkout` (first on the path,
+    and the working directory, which `-m` puts first)."""
     cmd = [sys.executable, "-m", "ntmviz.cli", "train", "--task", "copy", "--batch-size", "32", "--steps", "10000000",
            "--threads", str(threads), "--checkpoint-every", "10000000", "--validate-every", "10000000", "--quiet",
            "--out", str(Path(os.environ.get("TMPDIR", "/tmp")) / "ntmviz-bench.safetensors")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    points: list[tuple[int, float]] = []  # (sequences, training seconds) from the log lines
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "PYTHONPATH": str(checkout)}, cwd=checkout)
+    points: list[tuple[int, float, float | None]] = []  # (sequences, wall, CPU seconds) at each log line
     start = time.perf_counter()
     try:
         for line in proc.stdout:
             m = re.search(r"sequences (\d+) .* seconds (\d+)", line)
             if m:
-                points.append((int(m.group(1)), time.perf_counter()))
+                points.append((int(m.group(1)), time.perf_counter(), cpu_seconds(proc.pid)))
             if time.perf_counter() - start > seconds and len(points) >= 3:
                 break
     finally:
         proc.kill()
         proc.wait()
-    (s0, t0), (s1, t1) = points[1], points[-1]  # skip the first log line: start-up
-    return (s1 - s0) / (t1 - t0)
+    (s0, t0, c0), (s1, t1, c1) = points[1], points[-1]  # skip the first log line: start-up
+    return (s1 - s0) / (t1 - t0), None if c0 is None or c1 == c0 else (s1 - s0) / (c1 - c0)
 
 
 def reference_rate(directory: Path, python: str, threads: int, seconds: float) -> float | None:
@@ -112,31 +133,104 @@ def reference_rate(directory: Path, python: str, threads: int, seconds: float) -
     return 1000.0 / statistics.median(times[1:])
 
 
-def measure(args) -> dict[tuple[str, int], list[float]]:
-    thread_counts = sorted({1, min(2, os.cpu_count() or 1)})
-    single, ensemble, batch1 = make_trainer([0], 16), make_trainer(list(range(8)), 16), make_trainer([0], 1)
-    for trainer in (single, ensemble, batch1):  # warm-up
+IN_PROCESS = ("batch 1", "seeds 1 x 16 ms/step", "seeds 8 x 16 ms/step")  # rows timed in this process
+ROWS = ("batch 1", "batch 32 (CLI)", "seeds 1 x 16 ms/step", "seeds 8 x 16 ms/step")
+AGAINST = " (against)"  # the suffix of the --against checkout's rows in measure's results
+HERE = Path(ntmviz.__file__).resolve().parent.parent  # the checkout of the ntmviz this process imported
+
+
+def make_trainers() -> dict[str, Trainer]:
+    """The trainers of the in-process rows, warmed up."""
+    trainers = dict(zip(IN_PROCESS, (make_trainer([0], 1), make_trainer([0], 16), make_trainer(list(range(8)), 16))))
+    for trainer in trainers.values():
         steps_for(trainer, 1.0)
-    results: dict[tuple[str, int], list[float]] = {}
-    for _ in range(args.rounds):  # interleaved: load on the machine hits every row alike
+    return trainers
+
+
+def row_value(trainers: dict[str, Trainer], row: str, threads: int, seconds: float) -> tuple[float, float]:
+    """One measurement of an in-process row, by wall and by CPU time: sequences per second at
+    batch 1, else ms per step."""
+    torch.set_num_threads(threads)
+    steps, wall, cpu = steps_for(trainers[row], seconds)
+    return (steps / wall, steps / cpu) if row == "batch 1" else (1000 * wall / steps, 1000 * cpu / steps)
+
+
+class Worker:
+    """The rows of one checkout's ntmviz (--against): the in-process ones in a process of its own
+    (this script with `--worker`, the checkout first on PYTHONPATH and its working directory),
+    one measurement per request; the CLI row through cli_rate with that checkout."""
+
+    def __init__(self, checkout: Path):
+        self.checkout = checkout.resolve()
+        env = {**os.environ, "PYTHONPATH": str(self.checkout)}
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker"], cwd=self.checkout,
+                                     env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        imported = Path(self.proc.stdout.readline().strip())  # once it has warmed up
+        if self.checkout not in imported.parents:
+            self.proc.kill()
+            raise SystemExit(f"{checkout}: the worker imported {imported}")
+
+    def value(self, row: str, threads: int, seconds: float) -> tuple[float, float | None]:
+        if row == "batch 32 (CLI)":
+            return cli_rate(threads, seconds * 2, self.checkout)
+        self.proc.stdin.write(f"{threads} {seconds} {row}\n")
+        self.proc.stdin.flush()
+        wall, cpu = self.proc.stdout.readline().split()
+        return float(wall), float(cpu)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def worker() -> None:
+    """--worker: warm up, say which ntmviz this is, then answer "threads seconds row" lines."""
+    trainers = make_trainers()
+    print(ntmviz.__file__, flush=True)
+    for line in sys.stdin:
+        threads, seconds, row = line.rstrip("\n").split(" ", 2)
+        print(*row_value(trainers, row, int(threads), float(seconds)), flush=True)
+
+
+def measure(args) -> dict[tuple[str, int], list[tuple[float, float | None]]]:
+    """{(row, threads): [(value by wall time, by CPU time or None), one per round]}. With --against,
+    this checkout and that one each in a Worker, and also (row + AGAINST, threads): every row of
+    one measured right beside the other's, which of the two goes first alternating by round."""
+    thread_counts = sorted({1, min(2, os.cpu_count() or 1)})
+    results: dict[tuple[str, int], list[tuple[float, float | None]]] = {}
+    if args.against:
+        sides = [("", Worker(HERE)), (AGAINST, Worker(args.against))]
+    else:
+        trainers = make_trainers()
+        sides = [("", None)]
+
+    def value(side: Worker | None, row: str, threads: int) -> tuple[float, float | None]:
+        if side is not None:
+            return side.value(row, threads, args.seconds)
+        if row == "batch 32 (CLI)":
+            return cli_rate(threads, args.seconds * 2, HERE)
+        return row_value(trainers, row, threads, args.seconds)
+
+    for i in range(args.rounds):  # interleaved: load on the machine hits every row alike
+        if args.against:
+            print(f"round {i + 1} of {args.rounds}, load average {os.getloadavg()[0]:.2f}", flush=True)
         for threads in thread_counts:
-            torch.set_num_threads(threads)
-            steps, wall = steps_for(batch1, args.seconds)
-            results.setdefault(("batch 1", threads), []).append(steps / wall)
-            results.setdefault(("batch 32 (CLI)", threads), []).append(cli_rate(threads, args.seconds * 2))
-            steps, wall = steps_for(single, args.seconds)
-            results.setdefault(("seeds 1 x 16 ms/step", threads), []).append(1000 * wall / steps)
-            steps, wall = steps_for(ensemble, args.seconds)
-            results.setdefault(("seeds 8 x 16 ms/step", threads), []).append(1000 * wall / steps)
+            for row in ROWS:
+                for suffix, side in sides if i % 2 == 0 else sides[::-1]:
+                    measured = value(side, row, threads)
+                    results.setdefault((row + suffix, threads), []).append(measured)
             if args.reference:
                 rate = reference_rate(args.reference, args.reference_python, threads, args.seconds * 3)
                 if rate is not None:
-                    results.setdefault(("reference b1", threads), []).append(rate)
+                    results.setdefault(("reference b1", threads), []).append((rate, None))
+    for _, side in sides:
+        if side is not None:
+            side.close()
     if torch.cuda.is_available():
         gpu = make_trainer([0], 32, device="cuda")
         steps_for(gpu, 1.0)
-        steps, wall = steps_for(gpu, args.seconds)
-        results[("GPU batch 32", 0)] = [32 * steps / wall]
+        steps, wall, _ = steps_for(gpu, args.seconds)
+        results[("GPU batch 32", 0)] = [(32 * steps / wall, None)]
     return results
 
 
@@ -204,7 +298,13 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=600, help="give up solving after this many training seconds")
     parser.add_argument("--reference", type=Path, default=None, help="a pytorch-ntm checkout to time beside ours")
     parser.add_argument("--reference-python", default=sys.executable, help="the interpreter of its virtualenv")
+    parser.add_argument("--against", type=Path, default=None,
+                        help="another ntmviz checkout (e.g. the commit before a change) to time beside this one")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # see Against
     args = parser.parse_args()
+    if args.worker:
+        worker()
+        return
 
     if not args.solve_only:
         print_table(args)
@@ -218,7 +318,10 @@ def print_table(args) -> None:
     """The throughput rows of the module docstring, measured and printed side by side."""
     load = os.getloadavg()
     results = measure(args)
-    median = {k: statistics.median(v) for k, v in results.items()}
+    if args.against:
+        print_against(args, load, results)
+        return
+    median = {k: statistics.median(v[0] for v in values) for k, values in results.items()}
     print(f"\ncopy, N=128, M=20, LSTM 100, lengths 1-20, Adam; {args.rounds} interleaved rounds, median; "
           f"load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
     print(f"{'row':>22} {'threads':>7} {'value':>10}  {'vs reference b1':>16}")
@@ -232,6 +335,32 @@ def print_table(args) -> None:
         if one and eight:
             print(f"threads {threads}: an 8-seed ensemble step takes {eight / one:.2f}x one seed's at batch 16 "
                   f"({8 * 16 * 1000 / eight:.0f} against {16 * 1000 / one:.0f} sequences per second)")
+
+
+def print_against(args, load, results) -> None:
+    """This checkout beside --against's, row by row: medians, and the speed ratio of each round's pair."""
+    print(f"\ncopy, N=128, M=20, LSTM 100, lengths 1-20, Adam; {args.rounds} interleaved rounds, median; "
+          f"load average before {load[0]:.2f}, after {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
+    print(f"this: {HERE}; against: {args.against.resolve()}")
+    print("speed: this checkout's speed over the other's (> 1: this one is faster), the median of the rounds' "
+          "ratios and their range, by wall time and by the process's CPU time")
+    print(f"{'row':>22} {'threads':>7} {'against':>8} {'this':>8} {'unit':<7} {'speed (wall)':>19} "
+          f"{'speed (CPU)':>19}")
+
+    def speeds(here, there, k: int, per_step: bool) -> str:
+        ratios = sorted(b[k] / a[k] if per_step else a[k] / b[k] for a, b in zip(here, there)
+                        if a[k] is not None and b[k] is not None)
+        return f"{statistics.median(ratios):5.3f} {ratios[0]:.3f}-{ratios[-1]:.3f}" if ratios else ""
+
+    for (row, threads), here in results.items():
+        there = results.get((row + AGAINST, threads))
+        if there is None:
+            continue
+        per_step = "ms/step" in row
+        wall = [statistics.median(v[0] for v in values) for values in (there, here)]
+        print(f"{row:>22} {threads:>7} {wall[0]:8.1f} {wall[1]:8.1f} {'ms/step' if per_step else 'seq/s':<7} "
+              f"{speeds(here, there, 0, per_step):>19} {speeds(here, there, 1, per_step):>19}")
+
 
 if __name__ == "__main__":
     main()

@@ -195,7 +195,8 @@ def torch_memory_backward(saved: tuple, read_heads: int, g_weights: Tensor | Non
         "erase": g_erase * (erase - erase * erase),
         "add": g_add * torch.rsub(add * add, 1),
     }
-    g_raw = torch.cat([g_params[name].reshape(P, -1) for name in PARAMS], dim=-1)
+    grads = (g_params[name] for name in PARAMS)  # a number per head is [P, heads] already: no reshape
+    g_raw = torch.cat([g if g.dim() == 2 else g.reshape(P, -1) for g in grads], dim=-1)
     return g_raw, g_mem, g_previous
 
 

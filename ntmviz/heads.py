@@ -17,6 +17,8 @@ key H*M | beta H | gate H | shift H*S | gamma H | erase W*M | add W*M.
 
 from __future__ import annotations
 
+import math
+from functools import cache
 from typing import NamedTuple
 
 import torch
@@ -88,21 +90,19 @@ def param_heads(name: str, H: int, W: int) -> int:
     return W if name in WRITE_PARAMS else H
 
 
-def raw_layout(H: int, W: int, M: int, S: int) -> list[tuple[str, int, tuple[int, ...]]]:
+# raw_layout and head_sizes are cached: every memory step asks (activate, native.backward), and
+# building them from the declaration costs more than a lookup (a few microseconds a step).
+@cache
+def raw_layout(H: int, W: int, M: int, S: int) -> tuple[tuple[str, int, tuple[int, ...]], ...]:
     """(name, heads, per-head shape) of each slice of the raw vector, in order."""
     dims = {"M": M, "S": S}
-    return [(p.name, param_heads(p.name, H, W), tuple(dims[d] for d in p.shape)) for p in SHARED + WRITE_ONLY]
+    return tuple((p.name, param_heads(p.name, H, W), tuple(dims[d] for d in p.shape)) for p in SHARED + WRITE_ONLY)
 
 
-def head_sizes(heads: int, write_heads: int, width: int, shift_width: int) -> list[int]:
+@cache
+def head_sizes(heads: int, write_heads: int, width: int, shift_width: int) -> tuple[int, ...]:
     """Widths of the slices of the raw vector, in PARAMS order."""
-    out = []
-    for _, n, shape in raw_layout(heads, write_heads, width, shift_width):
-        size = n
-        for d in shape:
-            size *= d
-        out.append(size)
-    return out
+    return tuple(n * math.prod(shape) for _, n, shape in raw_layout(heads, write_heads, width, shift_width))
 
 
 def step_shapes(P: int, H: int, R: int, N: int, M: int, S: int) -> tuple[tuple[int, ...], ...]:
@@ -120,7 +120,10 @@ def activate(raw: Tensor, heads: int, write_heads: int, width: int, shift_width:
     rows = raw.shape[0]
     layout = raw_layout(heads, write_heads, width, shift_width)
     parts = raw.split(head_sizes(heads, write_heads, width, shift_width), -1)
-    return HeadParams(*(ACTIVATIONS[name](part.reshape(rows, n, *shape)) for (name, n, shape), part in zip(layout, parts)))
+    # a number per head is its slice as it is ([P, heads]); reshaping it anyway costs a dispatch a step
+    return HeadParams(*(ACTIVATIONS[name](part.reshape(rows, n, *shape) if shape else part)
+                        for (name, n, shape), part in zip(layout, parts)))
+
 
 class Heads(nn.Module):
     """The heads' linear layer for K models: controller output [P, C] -> raw [P, sum(sizes)]."""

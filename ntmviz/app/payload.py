@@ -233,7 +233,7 @@ def declaration(episode: Episode) -> dict[str, Any]:
                     "stages": [{"name": s.name, "doc": s.doc} for s in g.stages]
                     + [{"name": "weights", "doc": FINAL_STAGE_DOC}],
                     # every field a param declares, as it declares it, and its width K
-                    "params": [{**dataclasses.asdict(p), "width": _param_width(episode, g.name, p.name)}
+                    "params": [_json_safe({**dataclasses.asdict(p), "width": _param_width(episode, g.name, p.name)})
                                for p in g.params]}
                    for g in f.groups],
         "slot_state": [{"name": x.name, "doc": x.doc} for x in f.slot_state],

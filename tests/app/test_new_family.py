@@ -102,7 +102,7 @@ def test_every_view_and_a_figure_draw_it(episode):
     payload = episode_payload(episode)
     assert [g["name"] for g in payload["family"]["groups"]] == ["push", "pop"]
     assert [h["label"] for h in payload["heads"]] == ["push 1", "pop 1"]
-    assert list(payload["family"]["groups"][1]["params"][0]["labels"]) == ["push", "pop", "wait"]
+    assert payload["family"]["groups"][1]["params"][0]["labels"] == ["push", "pop", "wait"]
     explorer = Explorer(episode)
     pn.panel(explorer).get_root(Document(), Comm())
     assert explorer.heading == "## ntmviz: inside a Toy queue"
