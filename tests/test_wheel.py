@@ -199,7 +199,7 @@ def test_served_page_in_chromium(fresh, tmp_path):
             # a figure from the app: the head locations at the step on screen, as SVG
             with page.expect_download(timeout=120_000) as info:
                 page.locator(".ntmviz-view[data-view=heads]").get_by_role("button", name="Save figure as SVG").click()
-            assert info.value.suggested_filename == "copy-len20-seed0-heads-step0.svg"
+            assert info.value.suggested_filename == "copy-len20-seed0-heads-step31.svg"  # the opening step
             info.value.save_as(tmp_path / "heads.svg")
             svg = (tmp_path / "heads.svg").read_text()
             assert 'data-heatmap="heads-read-1"' in svg and "Head locations over time (step 0 marked)" in svg

@@ -461,7 +461,11 @@ def test_compare_two_training_snapshots_and_a_snapshot_with_a_checkpoint(view, t
     pn.panel(cmp).get_root(Document(), Comm())
     options = cmp.options()
     snaps = [v for k, v in options.items() if k.startswith("training snapshot")]
-    assert len(snaps) == len(view.snapshot_list)
+    from ntmviz.app.compare import MAX_SNAPSHOTS
+
+    # every snapshot, or MAX_SNAPSHOTS of them thinned (the first and the newest always)
+    assert len(snaps) == min(len(view.snapshot_list), MAX_SNAPSHOTS)
+    assert snaps[0] == "snapshot:0" and snaps[-1] == f"snapshot:{view.snapshot_list[-1].step}"
     cmp.left_pick.value, cmp.right_pick.value = snaps[0], snaps[-1]
     assert cmp.compare(), cmp.message
     assert cmp.left.episode.meta["training_step"] == 0
