@@ -202,7 +202,7 @@ def test_served_page_in_chromium(fresh, tmp_path):
             assert info.value.suggested_filename == "copy-len20-seed0-heads-step31.svg"  # the opening step
             info.value.save_as(tmp_path / "heads.svg")
             svg = (tmp_path / "heads.svg").read_text()
-            assert 'data-heatmap="heads-read-1"' in svg and "Head locations over time (step 0 marked)" in svg
+            assert 'data-heatmap="heads-read-1"' in svg and "Head locations over time (step 31 marked)" in svg
             assert not offsite, offsite
             assert not errors, errors
             context.close()
