@@ -88,8 +88,8 @@ def readings(episode: Episode, task: Task | None = None, lag: int | None = None)
     values = task.measure_mechanisms(trace, lag)
     family = episode.family
     return [(m, values[m.name] if family.name in m.families else
-             Reading(float("nan"), f"it measures the algorithm of a {' or '.join(m.families)} model; this episode "
-                                   f"comes from a {family.title}")) for m in task.mechanisms]
+             Reading(float("nan"), f"measured for {' and '.join(m.families)} models only (their algorithm); this "
+                                   f"episode's model: {family.title}")) for m in task.mechanisms]
 
 
 @dataclass

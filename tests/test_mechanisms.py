@@ -19,7 +19,7 @@ from ntmviz.tasks.mechanism import (
 )
 
 N = 16  # slots in the hand-built traces (unequal to every other size)
-CHECKPOINTS = Path(__file__).resolve().parent.parent / "ntmviz" / "checkpoints"
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 
 
 def onehot(slots, n: int = N) -> np.ndarray:
@@ -472,4 +472,4 @@ def test_an_episode_of_another_family_is_not_judged_by_the_ntms_algorithm():
         meta={"task": "copy", "task_config": task.to_dict()}, title="a DNC")
     judged = readings(other)
     assert [m.name for m, _ in judged] == [m.name for m, _ in measured]
-    assert all(math.isnan(r.value) and "a DNC" in r.note and "ntm" in r.note for _, r in judged)
+    assert all(math.isnan(r.value) and "model: a DNC" in r.note and "for ntm models only" in r.note for _, r in judged)

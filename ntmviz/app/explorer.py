@@ -26,7 +26,7 @@ MANY_HEADS = 4  # with more heads, the heads' panels (focus, locations) sit side
 # How each view's card takes the width of the main area (CSS flex): the memory as wide as it
 # draws, the others growing from a basis, so the cards reflow from 1280 to 2560 px.
 FEW_HEADS_LAYOUT = {"memory": "0 0 auto", "focus": "1 1 280px", "heads": "1 1 100%", "slots": "1 1 100%",
-                    "sequence": "1 1 100%", "mechanisms": "1 1 100%"}
+                    "sequence": "1 1 640px", "mechanisms": "1 1 300px"}
 MANY_HEADS_LAYOUT = {"memory": "0 0 auto", "sequence": "1 1 560px", "focus": "1 1 100%", "heads": "1 1 100%",
                      "slots": "1 1 100%", "mechanisms": "1 1 100%"}
 

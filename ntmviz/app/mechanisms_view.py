@@ -118,7 +118,8 @@ class MechanismsView(Viewer):
             met = sum(1 for r in self._rows if r["met"])
             counted = sum(1 for r in self._rows if r["met"] is not None)
             task = (episode.meta or {}).get("task", "")
-            summary = f"{met} of {counted} parts of the paper's {task} algorithm show in this episode"
+            summary = (f"{met} of {counted} parts of the paper's {task} algorithm show in this episode" if counted else
+                       f"none of the {task} task's mechanisms apply to this episode's model")
             parts.append(f'<p>{text(summary)}</p><div role="list">')
             for r in self._rows:
                 mark, words = MARKS[r["met"]]

@@ -65,7 +65,7 @@ export function memoryGeometry(ep) {
 export function headsGeometry(ep, rows) {
   const {timePx} = axes(ep), slotsPx = Math.min(panelSlotsPx(ep), 320); // a panel per head: a little shorter
   const shown = rows == null ? ep.D : rows;
-  const ph = shown >= ep.D ? slotsPx : Math.min(slotsPx, Math.max(60, shown * (manyHeads(ep) ? 4 : 8)));
+  const ph = shown >= ep.D ? slotsPx : Math.min(slotsPx, Math.max(60, shown * (manyHeads(ep) ? 4 : 6)));
   const pw = manyHeads(ep) ? Math.min(timePx, 150) : timePx;
   const x0 = axisWidth(ep), y0 = 20;
   const barX = x0 + pw + 8;
