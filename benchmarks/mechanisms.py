@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--folder", type=Path, default=ROOT / "ntmviz" / "checkpoints")
+    parser.add_argument("--folder", type=Path, default=ROOT / "checkpoints")
     parser.add_argument("--samples", type=int, default=500, help="held-out sequences per checkpoint")
     parser.add_argument("--stream", default="test", choices=["test", "validation"])
     parser.add_argument("--seed", type=int, default=0)

@@ -36,7 +36,7 @@ from ntmviz import checkpoint
 from ntmviz.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECKPOINTS = ROOT / "ntmviz" / "checkpoints"
+CHECKPOINTS = ROOT / "checkpoints"
 BASELINES = ROOT / "benchmarks" / "baselines"
 KINDS = {"ntm": "NTM", "lstm": "LSTM", "lstm-paper": "LSTM at the paper's size"}
 COLOURS = {"ntm": "tab:blue", "lstm": "tab:orange", "lstm-paper": "tab:green"}

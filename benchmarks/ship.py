@@ -53,7 +53,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", type=Path, nargs="+", help="every seed's checkpoint of one configuration")
     parser.add_argument("--name", required=True, help="the shipped file's name, e.g. copy-ntm")
-    parser.add_argument("--out-dir", type=Path, default=ROOT / "ntmviz" / "checkpoints")
+    parser.add_argument("--out-dir", type=Path, default=ROOT / "checkpoints")
     parser.add_argument("--validation-samples", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=1000, help="test-stream sequences per row of the card")
     parser.add_argument("--notes", default="", help="how it was trained, in words, for the card")

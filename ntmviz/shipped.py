@@ -1,10 +1,12 @@
-"""The trained checkpoints that ship inside the package, and the folders the app lists.
+"""The trained checkpoints that ship with ntmviz, and the folders the app lists.
 
-The checkpoints live in the package (ntmviz/checkpoints/NAME.safetensors, each with its card
-NAME.md) and are found through importlib.resources, so they are there wherever ntmviz is
-installed (a wheel, an sdist, an editable checkout), whatever the working directory:
+The shipped checkpoints (NAME.safetensors, each with its card NAME.md) live in the source tree's
+top-level checkpoints/ folder; the build maps that folder into the package as ntmviz/checkpoints/
+(setup.py), so wheels carry them as package data. `shipped_folder()` finds them in either
+place, whatever the working directory: an installed wheel's package data, or a checkout's
+top-level folder (an editable install, or ntmviz imported from the source tree).
 
-    shipped_folder()                    # Path of ntmviz/checkpoints
+    shipped_folder()                    # Path of checkpoints/ (checkout) or ntmviz/checkpoints/ (wheel)
     shipped_names()                     # ["associative_recall-lstm", ..., "copy-ntm", ...]
     checkpoint_path("copy-ntm")         # a shipped name, or any existing path, -> Path
     checkpoint_folders(["runs"])        # the user's folders, then $NTMVIZ_CHECKPOINTS, then shipped
@@ -13,6 +15,7 @@ installed (a wheel, an sdist, an editable checkout), whatever the working direct
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Iterable
@@ -22,11 +25,23 @@ SUFFIX = ".safetensors"
 
 
 def shipped_folder() -> Path:
-    """The folder of the shipped checkpoints (inside the installed package)."""
-    folder = resources.files("ntmviz").joinpath("checkpoints")
-    if not isinstance(folder, Path):  # a zip import: the checkpoints need real files to memory-map
+    """The folder of the shipped checkpoints, wherever ntmviz is imported from:
+
+    - from a checkout (an editable install, or the source tree on sys.path): the checkout's
+      top-level checkpoints/, beside the ntmviz/ package and pyproject.toml;
+    - from an installed wheel (or an sdist installed with pip): the package data
+      ntmviz/checkpoints/, which the build mapped from that top-level folder.
+
+    If neither holds checkpoints (a broken install), the package's folder, which lists none."""
+    package = resources.files("ntmviz")
+    if not isinstance(package, Path):  # a zip import: the checkpoints need real files to memory-map
         raise RuntimeError("ntmviz is imported from a zip archive; install it as files (pip install ntmviz)")
-    return folder
+    checkout = package.parent  # a checkout: ntmviz's own pyproject.toml and checkpoints/ beside the package
+    project = checkout / "pyproject.toml"
+    if (checkout / "checkpoints").is_dir() and project.is_file() and re.search(
+            r'^name\s*=\s*"ntmviz"\s*$', project.read_text(encoding="utf-8", errors="replace"), re.MULTILINE):
+        return checkout / "checkpoints"
+    return package / "checkpoints"
 
 
 def shipped_names() -> list[str]:

@@ -1,11 +1,11 @@
-"""The shipped checkpoints are package data found through importlib.resources; the app lists the
-user's folders (--checkpoints, $NTMVIZ_CHECKPOINTS) before them; every CLI option has help."""
+"""The shipped checkpoints live in the checkout's top-level checkpoints/ (a wheel carries them as
+package data, ntmviz/checkpoints/: tests/test_wheel.py) and are found from any directory; the app
+lists the user's folders (--checkpoints, $NTMVIZ_CHECKPOINTS) before them; every CLI option has help."""
 
 from __future__ import annotations
 
 import argparse
 import os
-from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -18,13 +18,49 @@ EXPECTED = {"copy-ntm", "copy-lstm", "repeat_copy-ntm", "associative_recall-ntm"
             "babi_yes_no-memn2n"}
 
 
-def test_shipped_checkpoints_are_package_data():
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_in_a_checkout_the_shipped_checkpoints_are_its_top_level_folder():
     folder = shipped.shipped_folder()
-    assert folder == Path(str(resources.files("ntmviz").joinpath("checkpoints")))
-    assert folder.parent == Path(shipped.__file__).parent  # inside the package, not the repo root
+    assert folder == ROOT / "checkpoints"  # the design card's layout, beside the package, not in it
+    assert not (ROOT / "ntmviz" / "checkpoints").exists()
     assert EXPECTED <= set(shipped.shipped_names())
     for name in EXPECTED:  # each with its card
         assert (folder / f"{name}.md").is_file()
+
+
+def fake_tree(root: Path, project: str | None, top_level: bool, package_data: bool) -> Path:
+    """A folder holding an ntmviz/ package: with a pyproject.toml naming `project` (None: none,
+    as in site-packages), a top-level checkpoints/, and/or the package's checkpoints/."""
+    package = root / "ntmviz"
+    package.mkdir(parents=True)
+    if project is not None:
+        (root / "pyproject.toml").write_text(f'[project]\nname = "{project}"\nversion = "1"\n')
+    if top_level:
+        (root / "checkpoints").mkdir()
+        (root / "checkpoints" / "top.safetensors").write_bytes(b"x")
+    if package_data:
+        (package / "checkpoints").mkdir()
+        (package / "checkpoints" / "inside.safetensors").write_bytes(b"x")
+    return package
+
+
+@pytest.mark.parametrize("project, top_level, package_data, expected", [
+    ("ntmviz", True, False, "checkpoints"),            # a checkout (editable install, or the source tree)
+    (None, False, True, "ntmviz/checkpoints"),         # an installed wheel: site-packages/ntmviz/checkpoints
+    (None, True, True, "ntmviz/checkpoints"),          # a stray checkpoints/ in site-packages is not ours
+    ("someone-else", True, True, "ntmviz/checkpoints"),  # nor is another project's
+    ("ntmviz", True, True, "checkpoints"),             # a checkout's folder wins over a stale copy in the package
+    (None, False, False, "ntmviz/checkpoints"),        # neither: the package's folder, listing none
+])
+def test_shipped_folder_in_a_checkout_and_in_an_installed_wheel(tmp_path, monkeypatch, project, top_level,
+                                                                package_data, expected):
+    package = fake_tree(tmp_path, project, top_level, package_data)
+    monkeypatch.setattr(shipped.resources, "files", lambda name: package if name == "ntmviz" else None)
+    assert shipped.shipped_folder() == tmp_path / expected
+    names = {"checkpoints": ["top"], "ntmviz/checkpoints": ["inside"] if package_data else []}[expected]
+    assert shipped.shipped_names() == names
 
 
 def test_checkpoint_path_takes_shipped_names_and_paths(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""The shipped memory-network checkpoints (ntmviz/checkpoints/babi_*-memn2n): they load as
+"""The shipped memory-network checkpoints (checkpoints/babi_*-memn2n): they load as
 memn2n models of their story task, answer held-out test-stream stories, attend to the
 supporting facts, and carry their cards."""
 
@@ -14,7 +14,7 @@ from ntmviz.evaluate import evaluate
 from ntmviz.mechanisms import measure
 from ntmviz.models.memn2n import MemN2N
 
-FOLDER = Path(__file__).resolve().parent.parent / "ntmviz" / "checkpoints"
+FOLDER = Path(__file__).resolve().parent.parent / "checkpoints"
 # name -> the fewest stories on which the hops' top memory is a supporting fact: the issue's 90%
 # for the one- and two-fact tasks; yes/no answers well but its hops attend to the supporting fact
 # on 79% [76, 81] of test stories (its card), so its bar is that card's claim, with room for 200 stories.

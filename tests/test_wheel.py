@@ -4,6 +4,12 @@ the CLI (record from a shipped checkpoint, figure), `Explorer.from_checkpoint` o
 checkpoint (a PNG figure and the HTML export from Python), and `ntmviz serve` opened in Chromium
 with every off-machine request blocked (and a figure saved with the app's button).
 
+The shipped checkpoints live in the checkout's top-level checkpoints/ (the design card's layout);
+the build maps them into the package (setup.py), so the wheel carries them as ntmviz/checkpoints/
+and the sdist carries the top-level folder it maps from: both hold every checkpoint and card, byte
+for byte the checkout's, and the installed package (and an editable install) serves them from any
+directory.
+
 The fresh environment holds the wheel and, beside it, exactly its declared dependencies and
 theirs (linked from this test environment's site-packages, so the test needs no network and
 takes seconds, not the minutes a download-and-unpack of torch takes): a module the package
@@ -13,6 +19,7 @@ imports without declaring it fails here. `pip check` confirms the declared versi
 from __future__ import annotations
 
 import importlib.metadata as md
+import json
 import os
 import re
 import subprocess
@@ -30,9 +37,11 @@ sys.path.insert(0, str(HERE / "browser"))
 
 from _serve import chromium, free_port, wait_until_up  # noqa: E402
 
+CHECKPOINTS = ROOT / "checkpoints"  # the shipped checkpoints and their cards, in the checkout
 SHIPPED = ("copy-ntm", "copy-lstm", "repeat_copy-ntm", "associative_recall-ntm", "associative_recall-lstm",
            "ngrams-ntm", "ngrams-lstm", "priority_sort-ntm", "babi_single-memn2n", "babi_two-memn2n",
            "babi_yes_no-memn2n")
+SHIPPED_FILES = sorted(p.name for p in CHECKPOINTS.iterdir() if p.suffix in (".safetensors", ".md"))
 RENDERER = ("palette.js", "data.js", "layout.js", "group.js", "draw.js", "views.js", "ntmviz.js", "ntmviz.css")
 
 
@@ -109,6 +118,36 @@ def fresh(tmp_path_factory):
     return python, work, wheel, sdist, env
 
 
+def wheel_files(wheel: Path, folder: str) -> dict[str, bytes]:
+    """{file name: bytes} of the files in `folder` (a path in the archive, ending in /) of a wheel."""
+    with zipfile.ZipFile(wheel) as z:
+        return {n[len(folder):]: z.read(n) for n in z.namelist() if n.startswith(folder) and not n.endswith("/")}
+
+
+def sdist_files(sdist: Path, folder: str) -> dict[str, bytes]:
+    """{file name: bytes} of the files in `folder` (below the sdist's top folder, ending in /)."""
+    with tarfile.open(sdist) as t:
+        out = {}
+        for member in t.getmembers():
+            name = member.name.split("/", 1)[1] if "/" in member.name else ""
+            if member.isfile() and name.startswith(folder):
+                out[name[len(folder):]] = t.extractfile(member).read()
+        return out
+
+
+def test_the_shipped_checkpoints_sit_in_the_checkouts_top_level_folder():
+    assert not (ROOT / "ntmviz" / "checkpoints").exists()  # the design card's layout: top level, mapped at build
+    for name in SHIPPED:
+        assert f"{name}.safetensors" in SHIPPED_FILES and f"{name}.md" in SHIPPED_FILES
+    assert len(SHIPPED_FILES) == 2 * len([n for n in SHIPPED_FILES if n.endswith(".safetensors")])  # each its card
+    # the wheel carries whatever the folder holds: only the files the repository tracks belong there
+    # (a checkpoint saved into it by hand would ship); untracked ones fail here, before a release
+    tracked = subprocess.run(["git", "ls-files", "--", "checkpoints"], cwd=ROOT, capture_output=True, text=True)
+    if tracked.returncode != 0:
+        pytest.skip("not a git checkout")
+    assert sorted(Path(n).name for n in tracked.stdout.split()) == sorted(p.name for p in CHECKPOINTS.iterdir())
+
+
 def test_wheel_and_sdist_carry_the_renderer_and_the_checkpoints(fresh):
     _, _, wheel, sdist, _ = fresh
     with zipfile.ZipFile(wheel) as z:
@@ -118,11 +157,72 @@ def test_wheel_and_sdist_carry_the_renderer_and_the_checkpoints(fresh):
     for files in (names, snames):
         for js in RENDERER:
             assert f"ntmviz/app/static/{js}" in files
-        for name in SHIPPED:
-            assert f"ntmviz/checkpoints/{name}.safetensors" in files and f"ntmviz/checkpoints/{name}.md" in files
         assert "ntmviz/kernels.cpp" in files and not any(n.endswith(".so") for n in files)  # source, never a build
-    assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
+    # every shipped checkpoint and card: in the wheel inside the package, in the sdist where the
+    # checkout keeps them (with setup.py, which maps them when a wheel is built from the sdist)
+    assert sorted(n for n in names if n.startswith("ntmviz/checkpoints/")) == [
+        f"ntmviz/checkpoints/{f}" for f in SHIPPED_FILES]
+    assert sorted(n for n in snames if n.startswith("checkpoints/")) == [f"checkpoints/{f}" for f in SHIPPED_FILES]
+    assert "setup.py" in snames and not any(n.startswith("ntmviz/checkpoints/") for n in snames)
+    assert not any(n.startswith(("tests/", "benchmarks/", "checkpoints/")) for n in names)
     assert wheel.stat().st_size < 8_000_000  # the checkpoints are small; nothing else big rides along
+
+
+def test_wheel_and_sdist_carry_the_checkouts_checkpoints_byte_for_byte(fresh):
+    python, work, wheel, sdist, env = fresh
+    checkout = {f: (CHECKPOINTS / f).read_bytes() for f in SHIPPED_FILES}
+    assert wheel_files(wheel, "ntmviz/checkpoints/") == checkout
+    assert sdist_files(sdist, "checkpoints/") == checkout
+    # and the installed package holds the same bytes
+    folder = Path(run([python, "-c", "from ntmviz.shipped import shipped_folder; print(shipped_folder())"],
+                      cwd=work, env=env).stdout.strip())
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == checkout
+
+
+def test_installed_package_serves_the_shipped_checkpoints_from_any_directory(fresh):
+    python, work, _, _, env = fresh
+    code = ("import json, ntmviz\n"
+            "from ntmviz.shipped import shipped_folder, shipped_names, checkpoint_path\n"
+            "from ntmviz.app import Explorer\n"
+            "e = Explorer.default()\n"
+            "print(json.dumps({'package': ntmviz.__file__, 'folder': str(shipped_folder()), 'names': shipped_names(),\n"
+            "                  'copy': str(checkpoint_path('copy-ntm')), 'opened': e.state.episode.meta['checkpoint'],\n"
+            "                  'listed': sorted(e.sources.checkpoint.options)}))\n")
+    out = json.loads(run([python, "-c", code], cwd=work, env=env).stdout.strip().splitlines()[-1])
+    package = Path(out["package"]).parent
+    assert "/venv/" in str(package) and Path(out["folder"]) == package / "checkpoints"  # package data
+    assert out["names"] == sorted(f[: -len(".safetensors")] for f in SHIPPED_FILES if f.endswith(".safetensors"))
+    assert out["copy"] == str(package / "checkpoints" / "copy-ntm.safetensors")
+    assert out["opened"] == "copy-ntm.safetensors"
+    assert out["listed"] == sorted(f for f in SHIPPED_FILES if f.endswith(".safetensors"))
+    cli = work.parent / "venv" / "bin" / "ntmviz"
+    report = json.loads(run([cli, "eval", "--checkpoint", "copy-ntm", "--lengths", "3", "--samples", "4", "--json"],
+                            cwd=work, env=env).stdout)
+    assert report["checkpoint"] == out["copy"] and report["task"] == "copy"
+
+
+def test_an_editable_install_serves_the_checkouts_checkpoints(fresh, tmp_path):
+    """`pip install -e .`: ntmviz imported from the checkout finds the top-level checkpoints/."""
+    _, work, _, _, env = fresh
+    dist = tmp_path / "dist"
+    # the backend's own editable build (PEP 660), offline as the wheel's build is
+    run([sys.executable, "-c", "import sys; from setuptools import build_meta as b; b.build_editable(sys.argv[1])",
+         dist], cwd=ROOT)
+    [editable] = dist.glob("ntmviz-*.whl")
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=tmp_path)
+    python = venv / "bin" / "python"
+    site = Path(run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                    cwd=tmp_path).stdout.strip())
+    (site / "ntmviz-test-deps.pth").write_text(str(work.parent / "deps") + "\n")  # the wheel's venv's dependencies
+    run([sys.executable, "-m", "pip", "--disable-pip-version-check", "--python", python, "install", "--no-deps",
+         "--no-index", editable], cwd=tmp_path)
+    code = ("import ntmviz\n"
+            "from ntmviz.shipped import shipped_folder, checkpoint_path\n"
+            "print(ntmviz.__file__); print(shipped_folder()); print(checkpoint_path('copy-ntm'))\n")
+    package, folder, copy = run([python, "-c", code], cwd=work, env=env).stdout.split()
+    assert Path(package) == ROOT / "ntmviz" / "__init__.py"
+    assert Path(folder) == CHECKPOINTS and Path(copy) == CHECKPOINTS / "copy-ntm.safetensors"
 
 
 def test_installed_package_runs_from_another_directory(fresh):
@@ -196,6 +296,9 @@ def test_served_page_in_chromium(fresh, tmp_path):
                 if (el.shadowRoot && walk(el.shadowRoot)) return true; } return false; }; return walk(document); }""",
                                    timeout=120_000)
             assert page.get_by_text(re.compile(r"from copy-ntm\.safetensors")).count() >= 1
+            # the checkpoint picker lists every shipped checkpoint, from the installed package
+            listed = {t.strip() for t in page.locator("select option").all_text_contents()}
+            assert {f for f in SHIPPED_FILES if f.endswith(".safetensors")} <= listed, listed
             # a figure from the app: the head locations at the step on screen, as SVG
             with page.expect_download(timeout=120_000) as info:
                 page.locator(".ntmviz-view[data-view=heads]").get_by_role("button", name="Save figure as SVG").click()

@@ -38,7 +38,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-CHECKPOINT = ROOT / "ntmviz" / "checkpoints" / "copy-ntm.safetensors"
+CHECKPOINT = ROOT / "checkpoints" / "copy-ntm.safetensors"
 sys.path.insert(0, str(HERE))  # for `from _serve import ...` whatever the import mode
 
 from _serve import CHROMIUM, chromium, free_port, is_local, wait_until_up  # noqa: E402
@@ -306,7 +306,7 @@ def explorer_on(browser, checkpoints: tuple[str, ...], folder: Path, viewport=(1
 
     folder.mkdir(parents=True, exist_ok=True)
     for name in checkpoints:
-        shutil.copy(ROOT / "ntmviz" / "checkpoints" / f"{name}.safetensors", folder)
+        shutil.copy(ROOT / "checkpoints" / f"{name}.safetensors", folder)
     explorers = []
 
     def factory():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CHECKPOINTS = HERE.parent.parent / "ntmviz" / "checkpoints"
+CHECKPOINTS = HERE.parent.parent / "checkpoints"
 
 # [view kind, step, playback group] of every painted view of the page, through Panel's shadow roots
 STEPS_JS = """() => {

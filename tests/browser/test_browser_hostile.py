@@ -14,7 +14,7 @@ import ntmviz
 from ntmviz.app import export_html
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-CHECKPOINT = ROOT / "ntmviz" / "checkpoints" / "copy-ntm.safetensors"
+CHECKPOINT = ROOT / "checkpoints" / "copy-ntm.safetensors"
 TIMEOUT_MS = 60_000
 
 GOOD = '<img src=x onerror="window.__pwned=1">.safetensors'

@@ -18,7 +18,7 @@ import ntmviz  # noqa: E402
 from ntmviz.app import export_html  # noqa: E402
 
 ROOT = HERE.parent.parent
-CHECKPOINT = ROOT / "ntmviz" / "checkpoints" / "copy-ntm.safetensors"
+CHECKPOINT = ROOT / "checkpoints" / "copy-ntm.safetensors"
 
 # Elements (through shadow roots) whose right edge is past the window's width, and the page's
 # scroll width: a wide element names the view that overflows.

@@ -208,7 +208,7 @@ def test_open_a_checkpoint_file(explorer_page):
     from pathlib import Path
 
     app = explorer_page
-    lstm = Path(__file__).resolve().parent.parent.parent / "ntmviz" / "checkpoints" / "copy-lstm.safetensors"
+    lstm = Path(__file__).resolve().parent.parent.parent / "checkpoints" / "copy-lstm.safetensors"
     app.page.get_by_role("button", name="Type an input · files").click()  # the files are one click away
     app.page.get_by_role("button", name="Open checkpoint", exact=True).set_input_files(str(lstm))
     # its episode on show: recorded by the opened model (an LSTM baseline: no memory to show)

@@ -16,7 +16,7 @@ from _renderer import signed_colour  # noqa: E402
 from _serve import served  # noqa: E402
 
 ROOT = HERE.parent.parent
-NGRAMS = ROOT / "ntmviz" / "checkpoints" / "ngrams-ntm.safetensors"
+NGRAMS = ROOT / "checkpoints" / "ngrams-ntm.safetensors"
 LENGTH = 1000
 
 MEMORY_JS = """(points) => {
