@@ -32,7 +32,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECKPOINT = ROOT / "ntmviz" / "checkpoints" / "copy-ntm.safetensors"
+CHECKPOINT = ROOT / "checkpoints" / "copy-ntm.safetensors"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -40,11 +40,11 @@ T = 100
 
 APP = """
 import os
-import panel as pn
+import ntmviz.app
 from ntmviz.episode import Episode
 from ntmviz.app import Explorer
 
-pn.extension()
+ntmviz.app.extension()
 Explorer(Episode.load(os.environ["NTMVIZ_BENCH_EPISODE"]), folder=os.environ.get("NTMVIZ_CHECKPOINTS", "checkpoints")).servable(title="ntmviz explorer")
 """
 
@@ -275,7 +275,7 @@ def main() -> None:
                 episode = record_episode(n, m, Path(tmp) / f"episode-{n}x{m}.safetensors")
                 print(f"measuring {n}x{m}, T={T} ...", file=sys.stderr, flush=True)
                 with Server(app, env={"NTMVIZ_BENCH_EPISODE": str(episode),
-                                      "NTMVIZ_CHECKPOINTS": str(ROOT / "ntmviz" / "checkpoints")}) as server:
+                                      "NTMVIZ_CHECKPOINTS": str(ROOT / "checkpoints")}) as server:
                     r = measure(browser, server.url, args.seconds)
                 rows.append(((n, m), r))
         finally:

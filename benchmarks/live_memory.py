@@ -45,7 +45,8 @@ def main() -> None:
     config = RunConfig(task_options={"max_length": args.length}, memory_slots=args.slots, memory_width=8,
                        controller_size=64, lr=1e-3, optimizer="adam", batch_size=8, steps=10**9,
                        snapshot_every=args.every, max_snapshots=args.max_snapshots,
-                       metrics_limit=args.metrics_limit, history_limit=args.history_limit)
+                       metrics_limit=args.metrics_limit, history_limit=args.history_limit,
+                       validate_every=0)  # memory alone: no validation (RunConfig validates every 500 steps)
     run = new_run(config)
     print(f"live run: copy up to {args.length}, N={args.slots}, a snapshot every {args.every} steps, "
           f"at most {args.max_snapshots} snapshots, {args.metrics_limit} metrics, "

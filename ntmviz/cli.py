@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from .config import TrainConfig, settings
 from .errors import ConfigError, NtmvizError
 from .files import atomic_write
 
@@ -40,58 +41,88 @@ def _option(text: str) -> tuple[str, object]:
         return key, value
 
 
+# What `ntmviz train` adds to a setting's own help (config.py), for the command line alone.
+_TRAIN_NOTES = {
+    "batch_size": "on --resume, the run's",
+    "lr": "on --resume, the run's",
+    "seeds": "with more than one seed, --out NAME.safetensors becomes NAME-seedS.safetensors per seed",
+    "validate_every": "each model's best is written as NAME.best.safetensors (fewest bit errors, then lowest "
+                      "loss; n-grams: lowest loss)",
+}
+
+
+def _add_settings(parser, cls, *, names=None, notes=None, with_defaults: bool = False) -> None:
+    """An option per field of the config `cls` (config.settings): its name, type and help from
+    the field, its default in the help. Without `with_defaults` every option's value is None
+    unless given, so the caller can tell what was asked for (and a resumed run keeps the rest);
+    `_given` reads them back. Bounds and choices are checked by the config, in one line."""
+    notes = notes or {}
+    for s in settings(cls):
+        if names is not None and s.name not in names:
+            continue
+        if s.type is list:  # seeds: text such as 0-7 or 0,3,5 (train.parse_seeds)
+            default = ",".join(map(str, s.default))
+        else:
+            default = s.default
+        said = [s.help]
+        if s.type is not dict and s.default is not None:
+            said.append(f"default {default}")
+        if s.name in notes:
+            said.append(notes[s.name])
+        text = "; ".join(said).replace("%", "%%")
+        kwargs = dict(dest=s.name, help=text, default=default if with_defaults else None)
+        if s.type is dict:
+            kwargs.update(type=_option, action="append", metavar="KEY=VALUE", default=None)
+        elif s.type is list:
+            kwargs.update(metavar="SEEDS")
+        else:
+            kwargs.update(type=s.type)
+            if "K steps" in s.help or "K stages" in s.help:
+                kwargs.update(metavar="K")
+        parser.add_argument(s.option, **kwargs)
+
+
+def _given(args, cls) -> dict:
+    """The config fields the command line gave (see _add_settings), as the config takes them."""
+    from .train import parse_seeds
+
+    given = {}
+    for s in settings(cls):
+        value = getattr(args, s.name, None)
+        if value is None:
+            continue
+        if s.type is dict:
+            value = dict(value)
+        elif s.type is list:
+            value = parse_seeds(value, what=s.option)
+        given[s.name] = value
+    return given
+
+
+def sweep_keys() -> list[str]:
+    from .sweep import keys
+
+    return list(keys())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ntmviz", description="Train, evaluate, record and explore Neural Turing Machines.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model (or one per seed, at once) on a task, writing checkpoints")
-    t.add_argument("--task", default="copy", help="copy, repeat_copy, associative_recall, ngrams, priority_sort; "
-                   "for --model memn2n the story tasks babi_single, babi_two, babi_yes_no")
-    t.add_argument("--task-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
-                   help="override a task field, e.g. max_length=10 (repeatable)")
-    t.add_argument("--model", default="ntm", help="ntm, lstm, or memn2n (for the story tasks babi_*)")
-    t.add_argument("--batch-size", type=int, default=None,
-                   help="sequences per step for each model (default 32; on --resume, the run's)")
-    t.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3 for Adam, 1e-4 for RMSProp)")
-    t.add_argument("--optimizer", default="adam", choices=["adam", "rmsprop"],
-                   help="Adam, or RMSProp with momentum 0.9 (the paper's)")
-    t.add_argument("--clip", type=float, default=10.0, help="clip each model's gradient norm (0: off)")
-    t.add_argument("--curriculum", type=int, default=0, metavar="K",
-                   help="grow lengths (repeats, items) over K stages, moving on below --curriculum-threshold (0: off)")
-    t.add_argument("--curriculum-threshold", type=float, default=0.5, help="bit errors per sequence to move on")
-    t.add_argument("--steps", type=int, default=2000, help="train until this many steps in all")
+    _add_settings(t, TrainConfig, notes=_TRAIN_NOTES)  # --task, --model, --lr, --memory-slots, ...: config.py
     t.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when there is one)")
     t.add_argument("--seed", type=int, default=None, help="the seed of a single run (default 0; the same as --seeds N)")
-    t.add_argument("--seeds", default=None, metavar="SEEDS",
-                   help="train one model per seed at once, as one batched computation: 0-7, or 0,3,5. "
-                        "With more than one seed, --out NAME.safetensors becomes NAME-seedS.safetensors per seed")
     t.add_argument("--threads", type=int, default=1,
                    help="CPU threads for torch (1 is fastest for these small models)")
     t.add_argument("--out", type=Path, default=None,
                    help="checkpoint to write (default runs/model.safetensors; on --resume, the resumed files)")
     t.add_argument("--resume", type=Path, nargs="+", default=None, metavar="CHECKPOINT",
                    help="continue from this checkpoint, or from an ensemble's checkpoints (one per seed)")
-    t.add_argument("--checkpoint-every", type=int, default=500, metavar="K", help="write the checkpoints every K steps")
     t.add_argument("--slim", action="store_true",
                    help="write checkpoints without optimiser state (3x smaller; a resumed run restarts Adam)")
     t.add_argument("--eval-samples", type=int, default=200,
                    help="validation-stream sequences each model is scored on at the end")
-    t.add_argument("--validate-every", type=int, default=None, metavar="K",
-                   help="score every model on the validation stream every K steps (default: --checkpoint-every) "
-                        "and keep each model's best as NAME.best.safetensors (fewest bit errors, then lowest loss; "
-                        "n-grams: lowest loss)")
-    t.add_argument("--validation-samples", type=int, default=200, help="validation-stream sequences per check")
-    t.add_argument("--memory-slots", type=int, default=128, help="N, memory slots")
-    t.add_argument("--memory-width", type=int, default=20, help="M, numbers per slot")
-    t.add_argument("--read-heads", type=int, default=1, help="R, read heads")
-    t.add_argument("--write-heads", type=int, default=1, help="W, write heads")
-    t.add_argument("--controller", default="lstm", help="lstm or feedforward")
-    t.add_argument("--controller-size", type=int, default=100, help="controller units per layer")
-    t.add_argument("--controller-layers", type=int, default=1, help="controller layers")
-    t.add_argument("--hidden-size", type=int, default=256, help="LSTM baseline: units per layer")
-    t.add_argument("--layers", type=int, default=3, help="LSTM baseline: layers")
-    t.add_argument("--hops", type=int, default=3, help="memory network: hops")
-    t.add_argument("--embedding-size", type=int, default=20, help="memory network: embedding size d")
     t.add_argument("--quiet", action="store_true", help="a plain log line every 100 steps instead of a progress bar")
 
     e = sub.add_parser("eval", help="score a checkpoint on held-out sequences, with 95%% intervals, at several sizes")
@@ -147,16 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--title", default=None, help="the figure's title (default: the view's; '' for none)")
 
     w = sub.add_parser("sweep", help="train every combination of a grid of settings for every seed, on Dask")
-    w.add_argument("--task", default="copy", help="copy, repeat_copy, associative_recall, ngrams, priority_sort")
-    w.add_argument("--model", default="ntm", help="ntm or lstm")
+    w.add_argument("--task", default=TrainConfig.default("task"),
+                   help="copy, repeat_copy, associative_recall, ngrams, priority_sort")
+    w.add_argument("--model", default=TrainConfig.default("model"), help="ntm or lstm")
     w.add_argument("--seeds", default="0-3", help="seeds of every combination: 0-15, or 0,3,5 (default 0-3)")
     w.add_argument("--grid", nargs="*", default=[], metavar="KEY=V1,V2",
-                   help="settings to vary, e.g. lr=1e-3,3e-3 heads=1,2 (keys: lr, batch_size, optimizer, clip, "
-                        "curriculum, steps, heads, read_heads, write_heads, controller, controller_size, "
-                        "controller_layers, memory_slots, memory_width, shift_range, hidden_size, layers, task.FIELD)")
+                   help="settings to vary, e.g. lr=1e-3,3e-3 heads=1,2 (keys: " + ", ".join(sweep_keys())
+                        + ", task.FIELD)")
     w.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="settings every combination shares")
-    w.add_argument("--steps", type=int, default=2000, help="training steps per run (or vary `steps` in the grid)")
-    w.add_argument("--validation-samples", type=int, default=200, help="validation-stream sequences scoring each run")
+    _add_settings(w, TrainConfig, names=("steps", "validation_samples"), with_defaults=True,
+                  notes={"steps": "per run (or vary `steps` in the grid)", "validation_samples": "scoring each run"})
     w.add_argument("--ensemble-size", type=int, default=4, help="seeds trained together in one Dask task")
     w.add_argument("--out", type=Path, required=True, help="the sweep's folder: checkpoints, cards, summary.csv/.md")
     w.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
@@ -195,12 +226,12 @@ def _cpu_name() -> str:
 
 
 class _Progress:
-    """tqdm progress bar (or a log line every 100 steps) and periodic checkpoints."""
+    """tqdm progress bar (or a log line every 100 steps)."""
 
-    def __init__(self, args, total: int, start: int, save):
+    def __init__(self, args, total: int, start: int):
         from tqdm import tqdm
 
-        self.args, self.save = args, save
+        self.args = args
         self.bar = tqdm(total=total, initial=start, unit="step", disable=args.quiet, dynamic_ncols=True)
 
     def on_step(self, trainer, m) -> None:
@@ -213,44 +244,9 @@ class _Progress:
                   f"seq/s {m.rate:.0f} seconds {m.seconds:.0f}{stage}{alive}", flush=True)
         if m.step % 10 == 0:
             self.bar.set_postfix_str(f"loss={m.loss:.3f}, bits={m.bit_errors:.3f}, seq/s={m.rate:.0f}{alive}")
-        if m.step % self.args.checkpoint_every == 0:
-            self.save()
 
     def on_end(self, trainer, reason: str) -> None:
         self.bar.close()
-
-
-class _Validation:
-    """Every K steps: each model on the same validation-stream sequences; a model's best so
-    far (task.validation_key: fewest bit errors, then lowest loss) is written to its `best`
-    path. Validation chooses the stopping point; the test stream (ntmviz eval) reports."""
-
-    def __init__(self, every: int, samples: int, best_paths: list[Path], save_best):
-        self.every, self.samples, self.best_paths, self.save_best = every, samples, best_paths, save_best
-        self.best: dict[int, tuple[float, ...]] = {}
-
-    def on_start(self, trainer) -> None:
-        for k, v in enumerate(trainer.validation):  # a resumed run keeps the best it had
-            if v["step"]:
-                self.best[k] = min(map(trainer.task.validation_key, v["bit_errors"], v["loss"]))
-
-    def on_step(self, trainer, m) -> None:
-        if m.step % self.every:
-            return
-        from .evaluate import evaluate
-
-        scores = evaluate(trainer.model, trainer.task, stream="validation", seed=0, samples=self.samples)
-        for k, score in enumerate(scores):
-            if not trainer.alive[k]:
-                continue
-            v = trainer.validation[k]
-            v["step"].append(m.step)
-            v["bit_errors"].append(score.bit_errors)
-            v["loss"].append(score.loss)
-            key = trainer.task.validation_key(score.bit_errors, score.loss)
-            if k not in self.best or key < self.best[k]:
-                self.best[k] = key
-                self.save_best(k, self.best_paths[k], m.step)
 
 
 def best_path(path: Path) -> Path:
@@ -290,81 +286,65 @@ def _check_positive(name: str, value: int | None) -> None:
 
 def cmd_train(args) -> int:
     from . import checkpoint as ckpt_io
-    from .config import LSTMConfig, MemN2NConfig, NTMConfig
     from .evaluate import evaluate
     from .models import build_model, pick_device
-    from .tasks import get_task
-    from .train import Trainer, TrainingDiverged, check_memory, parse_seeds
+    from .train import Checkpoints, Trainer, TrainingDiverged, Validation, check_memory
 
-    for name in ("batch_size", "steps", "checkpoint_every", "eval_samples", "threads", "validate_every",
-                 "validation_samples"):
+    for name in ("eval_samples", "threads"):
         _check_positive("--" + name.replace("_", "-"), getattr(args, name))
     if args.seed is not None and args.seeds is not None:
         raise ConfigError("give --seed or --seeds, not both")
     if args.seed is not None and args.seed < 0:
         raise ConfigError(f"--seed must be a non-negative integer, got {args.seed}")
+    given = _given(args, TrainConfig)
+    if args.seed is not None:
+        given["seeds"] = [args.seed]
+    config = TrainConfig(**given)  # every setting not given: its default (config.py); ConfigError if one is bad
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     if args.resume is not None:
         if args.seeds is not None or args.seed is not None:
             raise ConfigError("a resumed run keeps its seeds: drop --seed/--seeds")
         ckpts = [ckpt_io.load(path, device=device) for path in args.resume]
-        trainer = Trainer.resume_from(ckpts, batch_size=args.batch_size, lr=args.lr)
+        trainer = Trainer.resume_from(ckpts, batch_size=given.get("batch_size"), lr=given.get("lr"))
         paths = member_paths(args.out, trainer.seeds) if args.out else list(args.resume)
         print(f"resuming {len(ckpts)} model(s) at step {trainer.step} ({trainer.sequences} sequences each)",
               file=sys.stderr)
     else:
-        seeds = parse_seeds(args.seeds) if args.seeds is not None else [args.seed or 0]
-        task = get_task(args.task, **dict(args.task_option))
-        if args.model == "ntm":
-            config = NTMConfig(task.input_size, task.output_size, args.memory_slots, args.memory_width,
-                               args.read_heads, args.write_heads, args.controller, args.controller_size,
-                               args.controller_layers)
-        elif args.model == "lstm":
-            config = LSTMConfig(task.input_size, task.output_size, args.hidden_size, args.layers)
-        elif args.model == "memn2n":
-            if not hasattr(task, "vocab_size"):
-                raise ConfigError(f"a memory network reads stories: --task babi_single, babi_two or babi_yes_no, "
-                                  f"not {task.name}")
-            config = MemN2NConfig(task.input_size, task.output_size, task.vocab_size, task.required_slots(),
-                                  args.embedding_size, args.hops)
-        else:
-            raise ConfigError(f"unknown model {args.model!r}; expected ntm, lstm or memn2n")
-        batch_size = args.batch_size or 32
-        check_memory(config, task, len(seeds) * batch_size, f"--seeds with {len(seeds)} models at batch {batch_size}")
-        model = build_model(config, seeds=seeds).to(device)
-        lr = args.lr if args.lr is not None else (1e-3 if args.optimizer == "adam" else 1e-4)
-        trainer = Trainer(model, task, seeds=seeds, batch_size=batch_size, lr=lr, optimizer=args.optimizer,
-                          clip=args.clip, curriculum=args.curriculum, curriculum_threshold=args.curriculum_threshold)
+        seeds = list(config.seeds)
+        task = config.build_task()
+        model_config = config.model_config(task)
+        batch_size = config.batch_size
+        check_memory(model_config, task, len(seeds) * batch_size,
+                     f"--seeds with {len(seeds)} models at batch {batch_size}")
+        model = build_model(model_config, seeds=seeds).to(device)
+        trainer = Trainer(model, task, seeds=seeds, **config.trainer_options())
         paths = member_paths(args.out or Path("runs/model.safetensors"), seeds)
     hardware = f"{_cpu_name()}, {torch.get_num_threads()} torch thread(s), {device}"
+    every = config.checkpoint_every
+    checkpoints = Checkpoints(paths, every, with_optimizer=not args.slim, extra_meta={"hardware": hardware})
+    best = [best_path(p) for p in paths]
 
-    def save_all() -> None:
-        for k, path in enumerate(paths):
-            trainer.save(path, member=k, with_optimizer=not args.slim, extra_meta={"hardware": hardware})
+    def save_best(trainer, k: int, step: int) -> None:
+        trainer.save(best[k], member=k, with_optimizer=False,
+                     extra_meta={"hardware": hardware, "chosen_by": f"validation stream (seed 0, "
+                                 f"{config.validation_samples} sequences): {trainer.task.choice_rule}, at step {step}"})
 
-    def save_best(k: int, path: Path, step: int) -> None:
-        trainer.save(path, member=k, with_optimizer=False,
-                     extra_meta={"hardware": hardware, "chosen_by": f"validation stream (seed 0, {args.validation_samples} "
-                                 f"sequences): {trainer.task.choice_rule}, at step {step}"})
-
-    progress = _Progress(args, args.steps, trainer.step, save_all)
-    validation = _Validation(args.validate_every or args.checkpoint_every, args.validation_samples,
-                             [best_path(p) for p in paths], save_best)
-    trainer.callbacks += [validation, progress]
+    validation = Validation(config.validation_period, config.validation_samples, on_best=save_best)
+    trainer.callbacks += [validation, checkpoints, _Progress(args, config.steps, trainer.step)]
     signals = _Signals(trainer)
     signals.install()
     try:
-        reason = trainer.run(args.steps)
+        reason = trainer.run(config.steps)
     except KeyboardInterrupt:
         print(f"\ninterrupted again at step {trainer.step}: not saved; the last checkpoints are those of every "
-              f"{args.checkpoint_every} steps", file=sys.stderr)
+              f"{every} steps", file=sys.stderr)
         return 130
     except TrainingDiverged as exc:
         print(f"ntmviz: training stopped: {exc}; the last good checkpoints are {', '.join(map(str, paths))} "
-              f"(written every {args.checkpoint_every} steps)", file=sys.stderr)
+              f"(written every {every} steps)", file=sys.stderr)
         return 1
-    save_all()
+    checkpoints.save(trainer)
     if reason == "stopped":
         again = " ".join(str(p) for p in paths)
         print(f"\ninterrupted at step {trainer.step}; saved {again} (continue with --resume {again})", file=sys.stderr)
@@ -455,7 +435,7 @@ def cmd_sweep(args) -> int:
     from .sweep import Sweep, parse_grid, parse_value, run_sweep
     from .train import parse_seeds
 
-    for name in ("steps", "validation_samples", "ensemble_size", "workers"):
+    for name in ("ensemble_size", "workers"):
         _check_positive("--" + name.replace("_", "-"), getattr(args, name))
     fixed = {}
     for item in args.set:
@@ -569,9 +549,11 @@ def cmd_serve(args) -> int:
             raise ConfigError(f"--sweep {folder}: no such folder")
     import panel as pn
 
-    from .app import Explorer
+    from .app import Explorer, extension
     from .app.explorer import default_folder
     from .shipped import checkpoint_path
+
+    extension()  # every stylesheet and script from this server (see ntmviz/app/local_resources.py)
 
     folders = default_folder(args.checkpoints)
     checkpoint = checkpoint_path(args.checkpoint) if args.checkpoint else None

@@ -1,58 +1,203 @@
-"""Model configurations as dataclasses; a checkpoint carries one, so it rebuilds its model.
+"""Configurations as dataclasses: the one place each setting's default, bounds and help live.
 
-`from_dict(to_dict(cfg)) == cfg` for every config, and both are plain JSON.
+Model configs (NTMConfig, LSTMConfig, MemN2NConfig): a checkpoint carries one, so it rebuilds its
+model; `from_dict(to_dict(cfg)) == cfg` for every config, and both are plain JSON.
+
+TrainConfig: what a training run is, shared by `ntmviz train`, sweeps and the Train tab: the task,
+the model kind and every model setting (the model configs' own fields, copied with their
+defaults, bounds and help), the trainer's options, steps, seeds and the validation and
+checkpoint periods. The CLI's options (cli.py), the keys a sweep may vary (sweep.py) and the
+app's RunConfig (app/live.py, a subclass) are all built from these fields; nothing restates a
+default.
+
+Each field carries its metadata (`setting`): help text, bounds, soft bounds (the range a form
+offers), choices. `settings(cls)` lists them as Setting tuples, for whoever builds options or
+widgets; `check_value` checks one value against its field, with the message every caller gives.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Iterator, NamedTuple, Union
 
 from .errors import ConfigError
 
 CONTROLLERS = ("lstm", "feedforward")
 MEMORY_INITS = ("constant", "learned", "random")
+# Each optimiser and the learning rate it trains with unless one is given (RMSProp as the paper).
+OPTIMIZERS = {"adam": 1e-3, "rmsprop": 1e-4}
+MODEL_KINDS = ("ntm", "lstm", "memn2n")
+
+_MISSING = dataclasses.MISSING
 
 
-def _positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+def setting(default: Any = _MISSING, *, help: str, type: type | None = None, factory: Any = None,
+            bounds: tuple[float | None, float | None] | None = None,
+            inclusive_bounds: tuple[bool, bool] = (True, True),
+            softbounds: tuple[float | None, float | None] | None = None, choices: tuple | None = None,
+            role: str | None = None, derived: bool = False, flag: str | None = None) -> Any:
+    """A dataclass field that carries what every front end needs to offer it:
+
+    help: one line, as the CLI's --help shows it; bounds: the values allowed (low, high; None:
+    unbounded), `inclusive_bounds` saying whether each end is allowed; softbounds: the range a
+    form offers (the Train tab refuses values past it); choices: the values allowed, for text;
+    role "trainer": an option of the Trainer itself; derived: set from the task, never by hand;
+    flag: the CLI's option name when it is not the field's (without the leading --).
+    The type is the default's unless given (needed when the default is None or a factory)."""
+    kind = type or _type_of(default if factory is None else factory())
+    metadata = {"help": help, "type": kind, "bounds": bounds, "inclusive_bounds": inclusive_bounds,
+                "softbounds": softbounds, "choices": choices, "role": role, "derived": derived, "flag": flag}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _type_of(value: Any) -> type | None:
+    return None if value is _MISSING or value is None else type(value)
+
+
+class Setting(NamedTuple):
+    """One field of a config as the front ends see it (`settings(cls)`)."""
+
+    name: str
+    default: Any  # _MISSING (dataclasses.MISSING) for a field without one
+    type: type  # int, float, str, list (of seeds), dict
+    help: str
+    bounds: tuple | None = None
+    inclusive_bounds: tuple[bool, bool] = (True, True)
+    softbounds: tuple | None = None
+    choices: tuple | None = None
+    role: str | None = None
+    derived: bool = False
+    flag: str | None = None
+    owner: str = "train"  # "train", or the model kind whose config the field comes from
+
+    @property
+    def option(self) -> str:
+        """The CLI's option: --memory-slots, --task-option, ..."""
+        return "--" + (self.flag or self.name.replace("_", "-"))
+
+
+def settings(cls) -> Iterator[Setting]:
+    """Every field of a config class (or instance) that carries metadata, in declaration order,
+    with its default, bounds, help and choices."""
+    for f in dataclasses.fields(cls):
+        if "help" not in f.metadata:
+            continue
+        m = f.metadata
+        default = f.default if f.default is not _MISSING else (
+            f.default_factory() if f.default_factory is not _MISSING else _MISSING)
+        yield Setting(f.name, default, m["type"], m["help"], m["bounds"], m["inclusive_bounds"], m["softbounds"],
+                      m["choices"], m["role"], m["derived"], m["flag"], m.get("model", getattr(cls, "kind", "train")))
+
+
+def setting_of(cls, name: str) -> Setting:
+    """One field's Setting; KeyError if the class has no such field."""
+    for s in settings(cls):
+        if s.name == name:
+            return s
+    raise KeyError(name)
+
+
+def check_value(s: Setting, value: Any, what: str | None = None) -> None:
+    """ConfigError (one line, naming `what` or the field, and the value) unless `value` is of the
+    field's type, within its bounds and among its choices. None passes where the default is None."""
+    what = what or s.name
+    if value is None and s.default is None:
+        return
+    if s.type is int:
+        if not isinstance(value, int) or isinstance(value, bool) or not _within(value, s.bounds, s.inclusive_bounds):
+            raise ConfigError(f"{what} must be {_describe(s, 'integer')}, got {value!r}")
+    elif s.type is float:
+        if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
+                or not _within(value, s.bounds, s.inclusive_bounds)):
+            raise ConfigError(f"{what} must be {_describe(s, 'number')}, got {value!r}")
+    elif s.choices is not None and value not in s.choices:
+        raise ConfigError(f"unknown {what} {value!r}; expected {_either(s.choices)}")
+
+
+def _within(value: float, bounds, inclusive) -> bool:
+    if bounds is None:
+        return True
+    low, high = bounds
+    if low is not None and (value < low or (value == low and not inclusive[0])):
+        return False
+    if high is not None and (value > high or (value == high and not inclusive[1])):
+        return False
+    return True
+
+
+def _describe(s: Setting, noun: str) -> str:
+    """'a positive integer', 'a non-negative integer', 'a number above 0', 'an integer from 1 to 8'."""
+    low, high = s.bounds or (None, None)
+    closed_low, closed_high = s.inclusive_bounds
+    if high is None and noun == "integer" and low in (0, 1) and closed_low:
+        return "a positive integer" if low == 1 else "a non-negative integer"
+    parts = []
+    if low is not None:
+        parts.append(f"at least {low:g}" if closed_low else f"above {low:g}")
+    if high is not None:
+        parts.append(f"at most {high:g}" if closed_high else f"below {high:g}")
+    return ("an integer" if noun == "integer" else "a number") + (" " + " and ".join(parts) if parts else "")
+
+
+def _either(choices) -> str:
+    names = [str(c) for c in choices]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def check_fields(config) -> None:
+    """Check every field of `config` that carries metadata (check_value); ConfigError on the first bad one."""
+    for s in settings(config):
+        check_value(s, getattr(config, s.name))
+
+
+
+_POSITIVE = (1, None)
+_STEPS = (1, 10**9)  # what a form offers for a count of steps
+
+
+def _size(what: str, *, high: int = 4096, **more) -> Any:
+    """A positive integer field; a form offers 1 .. high (enough for any model here)."""
+    return dict(type=int, bounds=_POSITIVE, softbounds=(1, high), help=what, **more)
 
 
 @dataclass(frozen=True)
 class NTMConfig:
     """A Neural Turing Machine: controller, R read heads, W write heads, an N x M memory."""
 
-    input_size: int
-    output_size: int
-    memory_slots: int = 128  # N
-    memory_width: int = 20  # M
-    read_heads: int = 1  # R
-    write_heads: int = 1  # W
-    controller: str = "lstm"  # "lstm" or "feedforward"
-    controller_size: int = 100
-    controller_layers: int = 1
-    shift_range: int = 1  # shifts -shift_range .. +shift_range, so S = 2 * shift_range + 1
-    memory_init: str = "constant"  # "constant", "learned" or "random"
-    memory_init_value: float = 1e-6  # the constant, or the std of the random init
+    input_size: int = setting(help="inputs per step (the task's)", type=int, bounds=_POSITIVE, derived=True)
+    output_size: int = setting(help="outputs per step (the task's)", type=int, bounds=_POSITIVE, derived=True)
+    memory_slots: int = setting(128, **_size("N, memory slots"))
+    memory_width: int = setting(20, **_size("M, numbers per slot", high=1024))
+    read_heads: int = setting(1, **_size("R, read heads", high=8))
+    write_heads: int = setting(1, **_size("W, write heads", high=8))
+    controller: str = setting("lstm", choices=CONTROLLERS, help="the controller: lstm or feedforward")
+    controller_size: int = setting(100, **_size("controller units per layer"))
+    controller_layers: int = setting(1, **_size("controller layers", high=8))
+    # shifts -shift_range .. +shift_range, so S = 2 * shift_range + 1
+    shift_range: int = setting(1, bounds=(0, None), softbounds=(0, 8),
+                               help="shifts a head may make each step: -K .. +K")
+    memory_init: str = setting("constant", choices=MEMORY_INITS,
+                               help="the memory before the first step: constant, learned or random")
+    memory_init_value: float = setting(1e-6, bounds=(0, None),
+                                       help="the initial memory's constant, or the std of the random init")
 
     kind = "ntm"
 
     def __post_init__(self) -> None:
-        for name in ("input_size", "output_size", "memory_slots", "memory_width", "read_heads",
-                     "write_heads", "controller_size", "controller_layers"):
-            _positive(name, getattr(self, name))
-        if not isinstance(self.shift_range, int) or self.shift_range < 0:
-            raise ConfigError(f"shift_range must be a non-negative integer, got {self.shift_range!r}")
+        check_fields(self)
         if self.shift_width > self.memory_slots:
             raise ConfigError(
                 f"shift range -{self.shift_range}..+{self.shift_range} ({self.shift_width} shifts) "
                 f"is wider than the memory's {self.memory_slots} slots")
-        if self.controller not in CONTROLLERS:
-            raise ConfigError(f"controller must be one of {CONTROLLERS}, got {self.controller!r}")
-        if self.memory_init not in MEMORY_INITS:
-            raise ConfigError(f"memory_init must be one of {MEMORY_INITS}, got {self.memory_init!r}")
+
+    @classmethod
+    def for_task(cls, task, **settings: Any) -> "NTMConfig":
+        """The config that reads and writes `task`'s inputs and outputs, with these settings."""
+        return cls(task.input_size, task.output_size, **settings)
 
     @property
     def shift_width(self) -> int:
@@ -69,16 +214,19 @@ class NTMConfig:
 class LSTMConfig:
     """The baseline: a stack of LSTM layers and a linear output."""
 
-    input_size: int
-    output_size: int
-    hidden_size: int = 256
-    layers: int = 3
+    input_size: int = setting(help="inputs per step (the task's)", type=int, bounds=_POSITIVE, derived=True)
+    output_size: int = setting(help="outputs per step (the task's)", type=int, bounds=_POSITIVE, derived=True)
+    hidden_size: int = setting(256, **_size("LSTM baseline: units per layer"))
+    layers: int = setting(3, **_size("LSTM baseline: layers", high=8))
 
     kind = "lstm"
 
     def __post_init__(self) -> None:
-        for name in ("input_size", "output_size", "hidden_size", "layers"):
-            _positive(name, getattr(self, name))
+        check_fields(self)
+
+    @classmethod
+    def for_task(cls, task, **settings: Any) -> "LSTMConfig":
+        return cls(task.input_size, task.output_size, **settings)
 
 
 @dataclass(frozen=True)
@@ -86,25 +234,170 @@ class MemN2NConfig:
     """An end-to-end memory network (Sukhbaatar et al. 2015) over stories of word ids: K hops
     over up to N sentence memories of d numbers, adjacent weight tying (memn2n.py)."""
 
-    input_size: int  # words per sentence, I
-    output_size: int  # answer words O: word ids 1..O
-    vocab_size: int  # V, padding id 0 included
-    memory_slots: int = 10  # N, sentences a story may have
-    embedding_size: int = 20  # d
-    hops: int = 3  # K
+    input_size: int = setting(help="I, words per sentence (the task's)", type=int, bounds=_POSITIVE, derived=True)
+    output_size: int = setting(help="O, answer words: word ids 1..O (the task's)", type=int, bounds=_POSITIVE,
+                               derived=True)
+    vocab_size: int = setting(help="V, padding id 0 included (the task's)", type=int, bounds=_POSITIVE, derived=True)
+    memory_slots: int = setting(10, **_size("N, sentences a story may have (the task's)"), derived=True)
+    embedding_size: int = setting(20, **_size("memory network: embedding size d"))
+    hops: int = setting(3, **_size("memory network: hops K", high=16))
 
     kind = "memn2n"
 
     def __post_init__(self) -> None:
-        for name in ("input_size", "output_size", "vocab_size", "memory_slots", "embedding_size", "hops"):
-            _positive(name, getattr(self, name))
+        check_fields(self)
         if self.output_size >= self.vocab_size:
             raise ConfigError(f"{self.output_size} answer words need a vocabulary of more than "
                               f"{self.output_size} words (id 0 is padding), got {self.vocab_size}")
 
+    @classmethod
+    def for_task(cls, task, **settings: Any) -> "MemN2NConfig":
+        """A memory network for a story task: its sentence length, answers, vocabulary and story length."""
+        if not hasattr(task, "vocab_size"):
+            raise ConfigError(f"a memory network reads stories: --task babi_single, babi_two or babi_yes_no, "
+                              f"not {task.name}")
+        return cls(task.input_size, task.output_size, task.vocab_size, task.required_slots(), **settings)
+
 
 ModelConfig = Union[NTMConfig, LSTMConfig, MemN2NConfig]
-_KINDS = {"ntm": NTMConfig, "lstm": LSTMConfig, "memn2n": MemN2NConfig}
+MODEL_CONFIGS = {"ntm": NTMConfig, "lstm": LSTMConfig, "memn2n": MemN2NConfig}
+_KINDS = MODEL_CONFIGS
+
+
+def model_settings(*kinds: str) -> dict[str, Setting]:
+    """The settings of these model kinds (all by default) that a person chooses (not derived from
+    the task), by name; each Setting's owner is its kind. A name two kinds share is one setting."""
+    out: dict[str, Setting] = {}
+    for kind in kinds or MODEL_KINDS:
+        for s in settings(MODEL_CONFIGS[kind]):
+            if s.derived:
+                continue
+            if s.name in out and out[s.name][1:-1] != s[1:-1]:
+                raise TypeError(f"{s.name} is a setting of two models with different defaults or bounds")
+            out.setdefault(s.name, s._replace(owner=kind))
+    return out
+
+
+def model_config(kind: str, task, /, **settings: Any) -> ModelConfig:
+    """The `kind` model's config for `task` from flat settings (the kind's own fields are taken,
+    the rest ignored): what `ntmviz train`, sweeps and the Train tab all build a model from."""
+    if kind not in MODEL_CONFIGS:
+        raise ConfigError(f"unknown model {kind!r}; expected {_either(MODEL_KINDS)}")
+    cls = MODEL_CONFIGS[kind]
+    own = {s.name for s in model_settings(kind).values()}
+    return cls.for_task(task, **{k: v for k, v in settings.items() if k in own})
+
+
+def _with_model_settings(cls):
+    """Add every model setting (model_settings()) to a class about to become a dataclass, as a
+    field of its own with the model config's default and metadata (and its kind as `model`)."""
+    annotations = cls.__dict__.get("__annotations__", {})
+    cls.__annotations__ = annotations
+    for name, s in model_settings().items():
+        source = next(f for f in dataclasses.fields(MODEL_CONFIGS[s.owner]) if f.name == name)
+        annotations[name] = source.type
+        setattr(cls, name, dataclasses.field(default=source.default, metadata={**source.metadata, "model": s.owner}))
+    return cls
+
+
+@dataclass
+@_with_model_settings
+class TrainConfig:
+    """A training run: the task, the model (its kind and, added from the model configs, every
+    model setting: memory_slots ... hops), how it trains and for how long, and which seeds.
+
+    `ntmviz train`'s options, a sweep's keys and the Train tab's fields are made from these
+    fields; the app's RunConfig adds what only a live run needs."""
+
+    task: str = setting("copy", help="copy, repeat_copy, associative_recall, ngrams, priority_sort; for --model "
+                                     "memn2n the story tasks babi_single, babi_two, babi_yes_no")
+    task_options: dict = setting(factory=dict, flag="task-option",
+                                 help="override a task field, e.g. max_length=10 (repeatable)")
+    model: str = setting("ntm", choices=MODEL_KINDS, help="ntm, lstm, or memn2n (for the story tasks babi_*)")
+    batch_size: int = setting(32, bounds=_POSITIVE, softbounds=(1, 4096), role="trainer",
+                              help="sequences per step for each model")
+    lr: float | None = setting(None, type=float, bounds=(0, None), inclusive_bounds=(False, True),
+                               softbounds=(0, 10), role="trainer",
+                               help="learning rate (default: " + ", ".join(
+                                   f"{v:g} for {k}" for k, v in OPTIMIZERS.items()) + ")")
+    optimizer: str = setting("adam", choices=tuple(OPTIMIZERS), role="trainer",
+                             help="adam, or rmsprop with momentum (the paper's)")
+    momentum: float = setting(0.9, bounds=(0, 1), role="trainer", help="RMSProp's momentum")
+    clip: float = setting(10.0, bounds=(0, None), role="trainer", help="clip each model's gradient norm (0: off)")
+    curriculum: int = setting(0, bounds=(0, None), softbounds=(0, 100), role="trainer",
+                              help="grow lengths (repeats, items) over K stages, moving on below "
+                                   "curriculum_threshold (0: off)")
+    curriculum_threshold: float = setting(0.5, bounds=(0, None), inclusive_bounds=(False, True), role="trainer",
+                                          help="bit errors per sequence to move on to the next stage")
+    steps: int = setting(2000, bounds=_POSITIVE, softbounds=_STEPS, help="train until this many steps in all")
+    seeds: list = setting(factory=lambda: [0], type=list,
+                          help="one model per seed, trained together as one batched computation: 0-7, or 0,3,5")
+    checkpoint_every: int = setting(500, bounds=_POSITIVE, softbounds=_STEPS, help="write the checkpoints every K steps")
+    validate_every: int | None = setting(None, type=int, bounds=(0, None), softbounds=(0, 10**9),
+                                         help="score every model on the validation stream every K steps and keep "
+                                              "each model's best (default: every checkpoint_every steps; 0: never)")
+    validation_samples: int = setting(200, bounds=_POSITIVE, softbounds=(1, 100_000),
+                                      help="validation-stream sequences per check")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        seeds = self.seeds
+        if (not isinstance(seeds, (list, tuple)) or not seeds or len(set(seeds)) != len(seeds)
+                or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+            raise ConfigError(f"seeds must be distinct non-negative integers, got {seeds!r}")
+        if not isinstance(self.task_options, dict):
+            raise ConfigError(f"task_options must be a dict of task fields, got {self.task_options!r}")
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        """One field's default (the one source)."""
+        return setting_of(cls, name).default
+
+    @property
+    def learning_rate(self) -> float:
+        """lr, or the optimiser's own default."""
+        return self.lr if self.lr is not None else OPTIMIZERS[self.optimizer]
+
+    @property
+    def validation_period(self) -> int:
+        """Steps between two validations: validate_every, or checkpoint_every when it is None (0: never)."""
+        return self.checkpoint_every if self.validate_every is None else self.validate_every
+
+    def trainer_options(self) -> dict[str, Any]:
+        """The Trainer's own options (role "trainer"), the learning rate resolved."""
+        options = {s.name: getattr(self, s.name) for s in settings(self) if s.role == "trainer"}
+        options["lr"] = self.learning_rate
+        return options
+
+    def model_config(self, task) -> ModelConfig:
+        """The model config this run trains on `task`."""
+        return model_config(self.model, task, **{name: getattr(self, name) for name in model_settings()})
+
+    def build_task(self):
+        """The task with its options; ConfigError for an unknown task or a bad option."""
+        from .tasks import get_task
+
+        return get_task(self.task, **self.task_options)
+
+
+TRAINER_OPTIONS = tuple(s.name for s in settings(TrainConfig) if s.role == "trainer")
+
+
+def trainer_defaults(**given: Any) -> dict[str, Any]:
+    """The Trainer's options: each given one that is not None, else TrainConfig's default (the
+    learning rate: the optimiser's). Checked like TrainConfig's fields; ConfigError if one is bad."""
+    unknown = set(given) - set(TRAINER_OPTIONS)
+    if unknown:
+        raise TypeError(f"not trainer options: {sorted(unknown)}")
+    options = {}
+    for s in settings(TrainConfig):
+        if s.role == "trainer":
+            value = given.get(s.name)
+            options[s.name] = s.default if value is None else value
+            check_value(s, options[s.name])
+    if options["lr"] is None:
+        options["lr"] = OPTIMIZERS[options["optimizer"]]
+    return options
 
 
 def to_dict(config: ModelConfig) -> dict[str, Any]:

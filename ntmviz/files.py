@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 import zlib
 from pathlib import Path
 from typing import NamedTuple
@@ -50,14 +50,13 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
     """Write bytes to path via a temp file in the same folder and a rename: never half a file.
 
     A process killed at any point (even by SIGKILL) leaves either the old file or the new one
-    at `path`, never a mix; at worst a hidden `.NAME.*.tmp` file stays behind."""
+    at `path`, never a mix; at worst a hidden `.NAME.*.tmp` file stays behind. The file gets the
+    permissions any new file of this process gets (0666 less the umask), and the umask itself is
+    never touched (it belongs to the whole process: a served app writes from many threads)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _new_temp_file(path)
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -68,6 +67,22 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
         raise
     _fsync_folder(path.parent)
     return path
+
+
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _new_temp_file(path: Path) -> tuple[int, Path]:
+    """(fd, name) of a new hidden file `.NAME.<random>.tmp` beside `path`, made by this call
+    (O_EXCL: never an existing file or a planted symlink), mode 0666 for the umask to narrow as
+    it does for every new file (tempfile.mkstemp would make it 0600)."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, _TEMP_FLAGS, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path.parent}: no free temporary name for {path.name}")
 
 
 def _fsync_folder(folder: Path) -> None:

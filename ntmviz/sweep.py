@@ -28,52 +28,61 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from .config import Setting, TrainConfig, check_value, model_config, setting_of, settings
 from .errors import ConfigError
 from .files import atomic_write
 
 FORMAT = "ntmviz-sweep"
 VERSION = 1
 
-# The settings a grid (or --set) may vary, and what each must be.
-INT_KEYS = {"batch_size": 1, "steps": 1, "curriculum": 0, "heads": 1, "read_heads": 1, "write_heads": 1,
-            "controller_size": 1, "controller_layers": 1, "memory_slots": 1, "memory_width": 1, "shift_range": 0,
-            "hidden_size": 1, "layers": 1}
-FLOAT_KEYS = {"lr": 0.0, "clip": 0.0, "momentum": 0.0, "curriculum_threshold": 0.0}
-CHOICE_KEYS = {"optimizer": ("adam", "rmsprop"), "controller": ("lstm", "feedforward")}
-TRAINER_KEYS = ("lr", "batch_size", "optimizer", "clip", "momentum", "curriculum", "curriculum_threshold")
-MODEL_KEYS = ("read_heads", "write_heads", "controller", "controller_size", "controller_layers", "memory_slots",
-              "memory_width", "shift_range", "hidden_size", "layers")
+# The settings a grid (or --set) may vary: the Trainer's options, `steps`, and the NTM's and the LSTM
+# baseline's settings, each with its bounds and choices from its field in config.py; `heads` sets
+# read_heads and write_heads together; `task.FIELD` sets a field of the task.
+SWEPT_MODELS = ("ntm", "lstm")
+ALIASES = {"heads": ("read_heads", "write_heads")}
+
+
+def keys() -> dict[str, Setting]:
+    """Every key a sweep may vary, with what it must be (config.Setting), read from the config's fields."""
+    out = {s.name: s for s in settings(TrainConfig)
+           if s.role == "trainer" or s.name == "steps" or s.owner in SWEPT_MODELS}
+    for alias, names in ALIASES.items():
+        out[alias] = out[names[0]]._replace(name=alias, help=" and ".join(names))
+    return out
+
+
+TRAINER_KEYS = tuple(k for k, s in keys().items() if s.role == "trainer")
+MODEL_KEYS = tuple(k for k, s in keys().items() if s.owner in SWEPT_MODELS and k not in ALIASES)
 
 
 def parse_value(key: str, text: str) -> Any:
-    """One setting's value from text, checked; ConfigError names the key and the value."""
+    """One setting's value from text, checked against its field (config.py); ConfigError names the
+    key and the value."""
     if key.startswith("task."):
         try:
             return json.loads(text)
         except json.JSONDecodeError:
             return text
-    if key in INT_KEYS:
+    known = keys()
+    if key not in known:
+        raise ConfigError(f"unknown setting {key!r}; a grid can vary {', '.join(sorted(known))}, task.FIELD")
+    s = known[key]
+    if s.type in (int, float):
         try:
-            value = int(text)
+            value = s.type(text)
         except ValueError:
-            raise ConfigError(f"{key}: {text!r} is not an integer") from None
-        if value < INT_KEYS[key]:
-            raise ConfigError(f"{key}: {value} is below {INT_KEYS[key]}")
+            raise ConfigError(f"{key}: {text!r} is not {'an integer' if s.type is int else 'a number'}") from None
+        low, high = s.bounds or (None, None)
+        closed_low, closed_high = s.inclusive_bounds
+        if low is not None and (value < low or (value == low and not closed_low)):
+            raise ConfigError(f"{key}: {value} is below {low}" if closed_low else f"{key}: {value} must be above {low}")
+        if high is not None and (value > high or (value == high and not closed_high)):
+            raise ConfigError(f"{key}: {value} is above {high}" if closed_high else f"{key}: {value} must be below {high}")
+        check_value(s, value, key)
         return value
-    if key in FLOAT_KEYS:
-        try:
-            value = float(text)
-        except ValueError:
-            raise ConfigError(f"{key}: {text!r} is not a number") from None
-        if not value > FLOAT_KEYS[key] and not (key == "clip" and value == 0):
-            raise ConfigError(f"{key}: {value} must be above {FLOAT_KEYS[key]}")
-        return value
-    if key in CHOICE_KEYS:
-        if text not in CHOICE_KEYS[key]:
-            raise ConfigError(f"{key}: {text!r} is not one of {', '.join(CHOICE_KEYS[key])}")
-        return text
-    known = sorted([*INT_KEYS, *FLOAT_KEYS, *CHOICE_KEYS]) + ["task.FIELD"]
-    raise ConfigError(f"unknown setting {key!r}; a grid can vary {', '.join(known)}")
+    if s.choices is not None and text not in s.choices:
+        raise ConfigError(f"{key}: {text!r} is not one of {', '.join(s.choices)}")
+    return text
 
 
 def parse_grid(items: Iterable[str]) -> dict[str, list]:
@@ -94,12 +103,12 @@ class Sweep:
     """A sweep's definition: what sweep.json holds. Two runs of the same definition are one sweep."""
 
     task: str
-    model: str = "ntm"
+    model: str = TrainConfig.default("model")
     seeds: list[int] = field(default_factory=lambda: [0])
     grid: dict[str, list] = field(default_factory=dict)
     fixed: dict[str, Any] = field(default_factory=dict)  # settings every combination shares
-    steps: int = 2000
-    validation_samples: int = 200
+    steps: int = TrainConfig.default("steps")
+    validation_samples: int = TrainConfig.default("validation_samples")
     ensemble_size: int = 4  # seeds per Dask task (one seed ensemble)
 
     @classmethod
@@ -111,8 +120,12 @@ class Sweep:
         return sweep
 
     def check(self) -> None:
-        if self.model not in ("ntm", "lstm"):
-            raise ConfigError(f"unknown model {self.model!r}; expected ntm or lstm")
+        if self.model not in SWEPT_MODELS:
+            raise ConfigError(f"unknown model {self.model!r}; expected {' or '.join(SWEPT_MODELS)}")
+        for name in ("steps", "validation_samples"):
+            check_value(setting_of(TrainConfig, name), getattr(self, name), name)
+        if not isinstance(self.ensemble_size, int) or self.ensemble_size < 1:
+            raise ConfigError(f"ensemble_size must be a positive integer, got {self.ensemble_size!r}")
         if not self.seeds or min(self.seeds) < 0 or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds must be distinct non-negative integers, got {self.seeds}")
         for key, values in {**self.grid, **{k: [v] for k, v in self.fixed.items()}}.items():
@@ -156,24 +169,22 @@ def label(settings: dict[str, Any]) -> str:
 def build_run(sweep: Sweep, settings: dict[str, Any], seeds: list[int], check_only: bool = False):
     """(task, model config, trainer options, steps) of one combination; the model for `seeds`
     unless check_only."""
-    from .config import LSTMConfig, NTMConfig
     from .tasks import get_task
 
     task_options = {k[len("task."):]: v for k, v in settings.items() if k.startswith("task.")}
     task = get_task(sweep.task, **task_options)
-    model_options = {k: v for k, v in settings.items() if k in MODEL_KEYS}
-    foreign = [k for k in model_options if (k in ("hidden_size", "layers")) == (sweep.model == "ntm")]
-    if sweep.model == "lstm" and "heads" in settings:
-        foreign.append("heads")
+    known = keys()
+    model_options = {k: v for k, v in settings.items() if k in known and known[k].owner in SWEPT_MODELS}
+    foreign = [k for k in model_options if known[k].owner != sweep.model]
     if foreign:
         raise ConfigError(f"{', '.join(foreign)}: not a setting of the {sweep.model} model")
-    if "heads" in settings:
-        model_options.update(read_heads=settings["heads"], write_heads=settings["heads"])
-    if sweep.model == "ntm":
-        config = NTMConfig(task.input_size, task.output_size, **model_options)
+    for alias, names in ALIASES.items():
+        if alias in model_options:
+            value = model_options.pop(alias)
+            model_options.update({name: value for name in names})
+    config = model_config(sweep.model, task, **model_options)
+    if hasattr(config, "memory_slots"):
         task.check_fits(config.memory_slots)
-    else:
-        config = LSTMConfig(task.input_size, task.output_size, **model_options)
     trainer_options = {k: v for k, v in settings.items() if k in TRAINER_KEYS}
     steps = int(settings.get("steps", sweep.steps))
     if check_only:
@@ -191,8 +202,11 @@ def run_paths(folder: Path, combination: int, seed: int) -> dict[str, Path]:
             "row": base / f"seed{seed}.json", "partial": base / f"partial-seed{seed}.safetensors"}
 
 
+PARTIAL_EVERY = 200  # steps between a Dask task's partial checkpoints: a task run again loses at most these
+
+
 def train_ensemble(sweep_json: str, folder: str, combination: int, seeds: list[int],
-                   checkpoint_every: int = 200) -> list[dict]:
+                   checkpoint_every: int = PARTIAL_EVERY) -> list[dict]:
     """Train seeds `seeds` of combination `combination` as one ensemble; write each run's
     checkpoint, card and row; return the rows. Runs already finished are read, not redone; a
     task run again after its worker died resumes from the runs' partial checkpoints."""
@@ -201,7 +215,7 @@ def train_ensemble(sweep_json: str, folder: str, combination: int, seeds: list[i
     from . import checkpoint as ckpt_io
     from .cards import card_text, eval_table
     from .evaluate import evaluate
-    from .train import Trainer, TrainingDiverged
+    from .train import Checkpoints, Trainer, TrainingDiverged
 
     torch.set_num_threads(1)
     sweep, root = Sweep.from_json(sweep_json), Path(folder)
@@ -218,13 +232,7 @@ def train_ensemble(sweep_json: str, folder: str, combination: int, seeds: list[i
     else:
         trainer = Trainer(model, task, seeds=todo, **options)
 
-    class Partial:
-        def on_step(self, t, m):
-            if m.step % checkpoint_every == 0:
-                for k, p in enumerate(partial):
-                    t.save(p, member=k)
-
-    trainer.callbacks.append(Partial())
+    trainer.callbacks.append(Checkpoints(partial, checkpoint_every))
     started = time.perf_counter()
     status = "done"
     try:

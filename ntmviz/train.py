@@ -21,8 +21,16 @@ weights stay, and only after MAX_SKIPPED such batches in a row is it called dive
 When every model has diverged, `run` raises TrainingDiverged naming the step. A resume trains
 every model again, a diverged one from its last good weights (its phase records that).
 
-`pause()`, `resume()` and `stop()` may be called from any thread (and from a signal
-handler) while `run` works; they take effect between optimiser steps, never inside one.
+Pausing. `pause()`, `resume()` and `stop()` may be called from any thread (and from a signal
+handler) while `run` works; they take effect between optimiser steps, never inside one. This is
+the one pause of a run: while paused the loop holds between two steps and calls its callbacks'
+`on_pause(trainer)` when the hold begins and again whenever `wake()` is called (or every
+PAUSE_POLL seconds), so a callback can work on the model meanwhile (the live app saves and
+records there); `on_resume(trainer)` when the hold ends.
+
+Callbacks written once here, for the CLI, sweeps and the live app alike: `Validation` scores
+every model on the validation stream every K steps and keeps each one's best; `Checkpoints`
+writes every model's checkpoint every K steps (atomically: Trainer.save).
 """
 
 from __future__ import annotations
@@ -31,18 +39,20 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol, Sequence
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, Protocol, Sequence
 
 import torch
 
 from . import checkpoint as ckpt_io
+from .config import OPTIMIZERS, TRAINER_OPTIONS, trainer_defaults  # noqa: F401  (OPTIMIZERS: as before)
 from .errors import ConfigError, NtmvizError
 from .models import build_model, pick_device  # noqa: F401  (the app makes the models it trains through here)
 from .streams import stream_seed
 from .tasks import Batch
 from .thinning import thin_keys
 
-OPTIMIZERS = ("adam", "rmsprop")
+PAUSE_POLL = 0.1  # seconds between two on_pause calls of a paused run when nothing wakes it
 MAX_SKIPPED = 10  # overflowing gradients in a row before a model is called diverged
 
 # The task fields a curriculum grows, as (min field, max field) pairs: stage k of K trains
@@ -85,8 +95,12 @@ class StepMetrics(NamedTuple):
 
 
 class Callback(Protocol):
+    """Every method is optional; all run in the training thread, between optimiser steps."""
+
     def on_start(self, trainer: "Trainer") -> None: ...
     def on_step(self, trainer: "Trainer", metrics: StepMetrics) -> None: ...
+    def on_pause(self, trainer: "Trainer") -> None: ...  # held: when the hold begins, and on every wake()
+    def on_resume(self, trainer: "Trainer") -> None: ...  # the hold ended (resumed or stopped)
     def on_end(self, trainer: "Trainer", reason: str) -> None: ...
 
 
@@ -193,20 +207,23 @@ class Trainer:
     """Trains K models (NTMs or LSTM baselines) of one configuration on a task, one per seed;
     callbacks do everything else."""
 
-    def __init__(self, model: torch.nn.Module, task, *, seeds: int | Sequence[int] = 0, batch_size: int = 32,
-                 lr: float = 1e-3, optimizer: str = "adam", momentum: float = 0.9, clip: float = 10.0,
-                 log_every: int = 10, curriculum: int = 0, curriculum_threshold: float = 0.5,
+    def __init__(self, model: torch.nn.Module, task, *, seeds: int | Sequence[int] = 0,
+                 batch_size: int | None = None, lr: float | None = None, optimizer: str | None = None,
+                 momentum: float | None = None, clip: float | None = None, log_every: int = 10,
+                 curriculum: int | None = None, curriculum_threshold: float | None = None,
                  callbacks: list[Any] | None = None):
+        """The optimiser's options left None take config.TrainConfig's defaults (the learning
+        rate: the optimiser's own, config.OPTIMIZERS); ConfigError for a bad one."""
         self.seeds = [seeds] if isinstance(seeds, int) else [int(s) for s in seeds]
         K = len(self.seeds)
         if getattr(model, "models", 1) != K:
             raise ConfigError(f"the model holds {getattr(model, 'models', 1)} models for {K} seeds")
         if min(self.seeds) < 0:
             raise ConfigError(f"seeds must be non-negative, got {self.seeds}")
-        if optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-        if not isinstance(batch_size, int) or batch_size < 1 or not lr > 0:
-            raise ConfigError(f"batch size must be an integer >= 1 and lr > 0, got {batch_size} and {lr}")
+        o = trainer_defaults(batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum, clip=clip,
+                             curriculum=curriculum, curriculum_threshold=curriculum_threshold)
+        batch_size, lr, optimizer, momentum, clip = o["batch_size"], o["lr"], o["optimizer"], o["momentum"], o["clip"]
+        curriculum, curriculum_threshold = o["curriculum"], o["curriculum_threshold"]
         slots = getattr(model.config, "memory_slots", None)
         if slots is not None:
             task.check_fits(slots)
@@ -219,7 +236,7 @@ class Trainer:
         self.params = list(model.parameters())
         if optimizer == "adam":
             self.optimizer = torch.optim.Adam(self.params, lr=lr)
-        else:  # the paper's choice: RMSProp with momentum
+        else:  # the paper's choice: RMSProp with momentum (config.OPTIMIZERS names every optimiser)
             self.optimizer = torch.optim.RMSprop(self.params, lr=lr, momentum=momentum)
         self.callbacks = list(callbacks or [])
         # Curriculum: `curriculum` stages of growing size; a model moves to its next stage once
@@ -233,15 +250,15 @@ class Trainer:
         self.step = 0
         self.seconds = 0.0
         self.histories = [History() for _ in range(K)]
-        # Scores on the validation stream, per model, appended by whoever validates (the CLI):
+        # Scores on the validation stream, per model, appended by the Validation callback:
         # {"step": [...], "bit_errors": [...], "loss": [...]} each.
         self.validation: list[dict[str, list]] = [{"step": [], "bit_errors": [], "loss": []} for _ in range(K)]
         # The run's phases: what the optimiser was from which step on (resumes add phases).
         self.schedule: list[dict[str, Any]] = [self._phase(restarted=True)]
         self._previous = [p.detach().clone() for p in self.params]  # weights before the last update
-        self._running = threading.Event()
-        self._running.set()
+        self._pause = threading.Event()  # asked to hold between two steps
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a paused loop's on_pause is due (resumed, stopped, or wake())
 
     def _phase(self, restarted: bool) -> dict[str, Any]:
         return {"step": self.step, "lr": self.lr, "optimizer": self.optimizer_name,
@@ -270,18 +287,50 @@ class Trainer:
 
     # ---- control, from any thread -------------------------------------------------------------
     def pause(self) -> None:
-        self._running.clear()
+        """Hold the run after the current step (until resume() or stop())."""
+        self._pause.set()
 
     def resume(self) -> None:
-        self._running.set()
+        self._pause.clear()
+        self._wake.set()
 
     def stop(self) -> None:
+        """End the run after the current step ("stopped"); it also ends a pause."""
         self._stop.set()
-        self._running.set()  # wake a paused loop so it can end
+        self._wake.set()  # wake a paused loop so it can end
+
+    def wake(self) -> None:
+        """Have a paused loop call its callbacks' on_pause now (there is work for them)."""
+        self._wake.set()
 
     @property
     def paused(self) -> bool:
-        return not self._running.is_set()
+        """Whether a pause is asked for (the loop holds between two steps until resumed)."""
+        return self._pause.is_set()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether stop() has been called."""
+        return self._stop.is_set()
+
+    def _notify(self, event: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            method = getattr(cb, event, None)
+            if method is not None:
+                method(self, *args)
+
+    def _hold(self) -> None:
+        """Between two steps: hold while a pause is asked for and no stop (see the module docstring)."""
+        if not self._pause.is_set() or self._stop.is_set():
+            return
+        self._wake.clear()
+        self._notify("on_pause")
+        while self._pause.is_set() and not self._stop.is_set():
+            self._wake.wait(PAUSE_POLL)
+            self._wake.clear()
+            if self._pause.is_set() and not self._stop.is_set():
+                self._notify("on_pause")
+        self._notify("on_resume")
 
     # ---- the loop -----------------------------------------------------------------------------
     def task_at(self, k: int = 0):
@@ -427,14 +476,12 @@ class Trainer:
         true reason: "done", "stopped", "diverged", or "error" when anything else was raised.
         A `stop()` that comes before `run` begins is kept: the run ends at once, "stopped".
         """
-        for cb in self.callbacks:
-            getattr(cb, "on_start", lambda t: None)(self)
+        self._notify("on_start")
         reason = "done"
         rate = 0.0
         try:
             while self.step < steps:
-                if not self._running.is_set():
-                    self._running.wait()
+                self._hold()
                 if self._stop.is_set():
                     reason = "stopped"
                     break
@@ -448,8 +495,7 @@ class Trainer:
                 m = m._replace(seconds=self.seconds, rate=rate)
                 if self.step % self.log_every == 0 or self.step == 1:
                     self._log(m)
-                for cb in self.callbacks:
-                    getattr(cb, "on_step", lambda t, m: None)(self, m)
+                self._notify("on_step", m)
         except TrainingDiverged:
             reason = "diverged"
             raise
@@ -457,8 +503,7 @@ class Trainer:
             reason = "error"
             raise
         finally:
-            for cb in self.callbacks:
-                getattr(cb, "on_end", lambda t, r: None)(self, reason)
+            self._notify("on_end", reason)
         return reason
 
     # ---- checkpoints --------------------------------------------------------------------------
@@ -503,8 +548,7 @@ class Trainer:
                 raise ConfigError(f"{c.path} does not continue the same run as {first.path} "
                                   "(configuration, task and step must match)")
         meta = first.meta
-        options = {k: meta[k] for k in ("batch_size", "lr", "optimizer", "momentum", "clip", "curriculum",
-                                        "curriculum_threshold") if k in meta}
+        options = {k: meta[k] for k in TRAINER_OPTIONS if k in meta}
         options.update({k: v for k, v in overrides.items() if v is not None})
         seeds = [int(c.meta.get("seed", 0)) for c in ckpts]
         model = type(first.model).stack([c.model for c in ckpts]) if len(ckpts) > 1 else first.model
@@ -540,3 +584,81 @@ class Trainer:
             trainer.schedule.append({**phase, "revived_after_divergence": revived})
         trainer._previous = [p.detach().clone() for p in trainer.params]
         return trainer
+
+
+# ---- callbacks every front end shares -------------------------------------------------------------
+
+class Validation:
+    """Every `every` steps (0: never; may be changed while the run trains), every model still
+    training is scored on the same `samples` sequences of the validation stream (seed 0): its
+    mean bit errors and loss per sequence are appended to trainer.validation[k]. A model whose
+    score is NaN or infinite gets no entry, and the others go on.
+
+    Each model's best so far (task.validation_key: fewest bit errors, then lowest loss; n-grams:
+    lowest loss) is kept in `best`, and `on_best(trainer, k, step)` is called when model k has a
+    new best (the CLI writes NAME.best.safetensors there). A resumed run keeps the best its
+    recorded scores hold. Validation chooses; the test stream (`ntmviz eval`) reports."""
+
+    def __init__(self, every: int, samples: int, on_best: Callable[["Trainer", int, int], None] | None = None):
+        if not isinstance(every, int) or every < 0 or not isinstance(samples, int) or samples < 1:
+            raise ConfigError(f"validation needs every >= 0 and samples >= 1, got {every} and {samples}")
+        self.every, self.samples, self.on_best = every, samples, on_best
+        self.best: dict[int, tuple[float, ...]] = {}
+
+    def on_start(self, trainer: "Trainer") -> None:
+        for k, v in enumerate(trainer.validation):
+            keys = [trainer.task.validation_key(e, loss) for e, loss in zip(v["bit_errors"], v["loss"])
+                    if math.isfinite(e) and math.isfinite(loss)]
+            if keys:
+                self.best[k] = min(keys)
+
+    def on_step(self, trainer: "Trainer", metrics: StepMetrics) -> None:
+        every = int(self.every)
+        if every > 0 and metrics.step % every == 0:
+            self.validate(trainer, metrics.step)
+
+    def validate(self, trainer: "Trainer", step: int) -> None:
+        """Score every model still training now, as of training step `step`."""
+        from .evaluate import sequence_results
+
+        per_seq = sequence_results(trainer.model, trainer.task, stream="validation", seed=0, samples=self.samples)
+        errors, losses = per_seq["bit_errors"].mean(1).tolist(), per_seq["loss"].mean(1).tolist()
+        for k in range(len(trainer.validation)):
+            if not (trainer.alive[k] and math.isfinite(errors[k]) and math.isfinite(losses[k])):
+                continue
+            v = trainer.validation[k]
+            v["step"].append(step)
+            v["bit_errors"].append(errors[k])
+            v["loss"].append(losses[k])
+            key = trainer.task.validation_key(errors[k], losses[k])
+            if k not in self.best or key < self.best[k]:
+                self.best[k] = key
+                if self.on_best is not None:
+                    self.on_best(trainer, k, step)
+
+
+class Checkpoints:
+    """Every `every` steps (0: never), model k's checkpoint is written to paths[k] (Trainer.save:
+    atomically, so a kill at any moment leaves the previous file or the new one, and a diverged
+    model's file keeps its last good weights). `save(trainer)` writes them at any other moment
+    (the CLI's end of run). Without the optimiser (`with_optimizer=False`) the files are smaller
+    and a resume restarts the optimiser's moments."""
+
+    def __init__(self, paths: Sequence[str | Path], every: int, *, with_optimizer: bool = True,
+                 extra_meta: dict | None = None):
+        if not isinstance(every, int) or every < 0:
+            raise ConfigError(f"checkpoints every {every!r} steps: expected an integer >= 0")
+        self.paths, self.every = [Path(p) for p in paths], every
+        self.with_optimizer, self.extra_meta = with_optimizer, dict(extra_meta or {})
+
+    def on_start(self, trainer: "Trainer") -> None:
+        if len(self.paths) != trainer.models:
+            raise ConfigError(f"{len(self.paths)} checkpoint paths for {trainer.models} models")
+
+    def on_step(self, trainer: "Trainer", metrics: StepMetrics) -> None:
+        if self.every > 0 and metrics.step % self.every == 0:
+            self.save(trainer)
+
+    def save(self, trainer: "Trainer") -> list[Path]:
+        return [trainer.save(path, member=k, with_optimizer=self.with_optimizer, extra_meta=self.extra_meta)
+                for k, path in enumerate(self.paths)]

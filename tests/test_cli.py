@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -276,7 +277,8 @@ def test_eval_takes_a_shipped_checkpoint_by_name():
     run = ntmviz_cli("eval", "--checkpoint", "copy-ntm", "--lengths", "3", "--samples", 4, "--json")
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
-    assert report["task"] == "copy" and report["checkpoint"].endswith("ntmviz/checkpoints/copy-ntm.safetensors")
+    checkout = Path(ntmviz.__file__).resolve().parent.parent  # the checkout's top-level checkpoints/
+    assert report["task"] == "copy" and report["checkpoint"] == str(checkout / "checkpoints" / "copy-ntm.safetensors")
 
 
 @pytest.mark.parametrize("task_name, saved_at", [("copy", [1, 2]), ("ngrams", [1])])
@@ -285,22 +287,22 @@ def test_validation_keeps_the_checkpoint_best_by_the_tasks_own_measure(task_name
     cross-entropy: which bits a near-optimal predictor gets wrong is mostly luck)."""
     from types import SimpleNamespace
     import ntmviz.evaluate
-    from ntmviz.cli import _Validation
     from ntmviz.tasks import get_task
+    from ntmviz.train import Validation  # the callback `ntmviz train`, sweeps and the app share
 
     scores = iter([(10.0, 5.0), (8.0, 6.0)])  # step 2: fewer bit errors, higher loss
-    monkeypatch.setattr(ntmviz.evaluate, "evaluate", lambda *a, **k: [
-        SimpleNamespace(**dict(zip(("bit_errors", "loss"), next(scores))))])
+    monkeypatch.setattr(ntmviz.evaluate, "sequence_results", lambda *a, **k: dict(zip(
+        ("bit_errors", "loss"), (np.array([[v]]) for v in next(scores)))))
     trainer = SimpleNamespace(model=None, task=get_task(task_name), alive=[True],
                               validation=[{"step": [], "bit_errors": [], "loss": []}])
     saved = []
-    validation = _Validation(1, 5, ["best"], lambda k, path, step: saved.append(step))
+    validation = Validation(1, 5, on_best=lambda trainer, k, step: saved.append(step))
     validation.on_start(trainer)
     for step in (1, 2):
         validation.on_step(trainer, SimpleNamespace(step=step))
     assert saved == saved_at
     assert trainer.validation[0] == {"step": [1, 2], "bit_errors": [10.0, 8.0], "loss": [5.0, 6.0]}
-    again = _Validation(1, 5, ["best"], None)
+    again = Validation(1, 5)
     again.on_start(trainer)  # a resumed run's best, from the recorded scores
     assert again.best[0] == trainer.task.validation_key(*((10.0, 5.0) if task_name == "ngrams" else (8.0, 6.0)))
 

@@ -22,7 +22,7 @@ from ntmviz.files import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = sorted((ROOT / "ntmviz" / "checkpoints").glob("*.safetensors"))
+SHIPPED = sorted((ROOT / "checkpoints").glob("*.safetensors"))
 
 
 @pytest.fixture
@@ -179,3 +179,82 @@ def test_uploaded_bytes_over_the_limit_are_refused(episode, monkeypatch):
 
 def test_the_shipped_checkpoints_are_found():
     assert len(SHIPPED) >= 8, SHIPPED  # else the checks above ran on nothing
+
+
+# ---- atomic_write: the umask is the process's, never touched -------------------------------------
+def _umask_now() -> int | None:
+    """The process's umask read without setting it (Linux: /proc/self/status), else None."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return None
+
+
+def test_atomic_write_never_sets_the_umask(tmp_path, monkeypatch):
+    """A served app writes from many threads: flipping the umask for a moment would give another
+    thread's new file (or folder) the wrong permissions."""
+    import os
+    import threading
+
+    from ntmviz import files
+
+    def no_umask(*args):
+        raise AssertionError("atomic_write set the process's umask")
+
+    monkeypatch.setattr(files.os, "umask", no_umask)
+    files.atomic_write(tmp_path / "a.bin", b"x")
+    monkeypatch.undo()
+    if _umask_now() is None:
+        pytest.skip("no /proc/self/status to watch the umask from another thread")
+    # and, watched from another thread the whole time, it never moves
+    before, seen, stop = _umask_now(), set(), threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            seen.add(_umask_now())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for i in range(300):
+            files.atomic_write(tmp_path / f"f{i % 7}.bin", os.urandom(64))
+    finally:
+        stop.set()
+        watcher.join(timeout=30)
+    assert seen == {before}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_atomic_write_gives_the_permissions_of_any_new_file(tmp_path, umask):
+    import os
+    import stat
+
+    from ntmviz.files import atomic_write
+
+    old = os.umask(umask)  # the test sets the process's umask (nothing else runs here), then restores it
+    try:
+        path = atomic_write(tmp_path / "sub" / "file.bin", b"data")
+        plain = tmp_path / "plain.bin"
+        plain.write_bytes(b"data")
+        assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o666 & ~umask
+        atomic_write(path, b"new")  # replacing keeps to the same rule
+        assert path.read_bytes() == b"new" and stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    finally:
+        os.umask(old)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["file.bin"]  # no temporary left
+
+
+def test_atomic_write_never_writes_through_a_planted_temporary(tmp_path, monkeypatch):
+    """The temporary name is new and made by this call (O_EXCL): a symlink planted at it is skipped."""
+    from ntmviz import files
+
+    target = tmp_path / "victim.txt"
+    target.write_text("keep")
+    names = iter(["aaaaaaaaaaaa", "bbbbbbbbbbbb"])
+    monkeypatch.setattr(files.secrets, "token_hex", lambda n: next(names))
+    (tmp_path / ".out.bin.aaaaaaaaaaaa.tmp").symlink_to(target)
+    files.atomic_write(tmp_path / "out.bin", b"new")
+    assert target.read_text() == "keep" and (tmp_path / "out.bin").read_bytes() == b"new"

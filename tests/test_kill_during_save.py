@@ -6,8 +6,8 @@ calls). The child stops inside its second save, at a point chosen by the test: h
 writing the bytes, or with every byte written but before the rename. It says so on stdout;
 the test then kills it with SIGKILL (no handler, no cleanup can run) and opens the file.
 
-The pause is injected into the child (os.fdopen / os.fsync wrapped there), not into ntmviz:
-the code that runs up to the kill is the real atomic_write.
+The pause is injected into the child (os.open / os.fdopen / os.fsync wrapped there), not into
+ntmviz: the code that runs up to the kill is the real atomic_write.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ TINY = ["--task", "copy", "--task-option", "max_length=3", "--task-option", "bit
 
 # Prepended to each child's program: pause inside the SAVE-th call of atomic_write, at WHERE.
 PAUSE = textwrap.dedent("""
-    import os, sys, tempfile, time
+    import os, sys, time
     WHERE, SAVE = sys.argv[1], int(sys.argv[2])
     saves, save_fd = [0], [None]
-    real_fdopen, real_fsync, real_mkstemp = os.fdopen, os.fsync, tempfile.mkstemp
+    real_open, real_fdopen, real_fsync = os.open, os.fdopen, os.fsync
 
     def paused(what):
         print("PAUSED " + what, flush=True)
@@ -57,12 +57,13 @@ PAUSE = textwrap.dedent("""
         def __getattr__(self, name):
             return getattr(self.f, name)
 
-    def mkstemp(*args, **kwargs):  # atomic_write's temp file: one per save of the file sys.argv[3]
-        fd, name = real_mkstemp(*args, **kwargs)  # (train also writes NAME.best.safetensors: not counted)
-        if kwargs.get("suffix") == ".tmp" and kwargs.get("prefix") == "." + os.path.basename(sys.argv[3]) + ".":
+    def os_open(path, flags, *args, **kwargs):  # atomic_write's temp file: one per save of sys.argv[3]
+        fd = real_open(path, flags, *args, **kwargs)  # (train also writes NAME.best.safetensors: not counted)
+        name = os.path.basename(os.fspath(path))
+        if flags & os.O_EXCL and name.startswith("." + os.path.basename(sys.argv[3]) + ".") and name.endswith(".tmp"):
             saves[0] += 1
             save_fd[0] = fd if saves[0] == SAVE else None
-        return fd, name
+        return fd
 
     def fdopen(fd, *args, **kwargs):
         f = real_fdopen(fd, *args, **kwargs)
@@ -73,7 +74,7 @@ PAUSE = textwrap.dedent("""
         if fd == save_fd[0] and WHERE == "before-rename":
             paused("before-rename")
 
-    tempfile.mkstemp, os.fdopen, os.fsync = mkstemp, fdopen, fsync
+    os.open, os.fdopen, os.fsync = os_open, fdopen, fsync
 """)
 
 TRAIN = """

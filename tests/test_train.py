@@ -385,3 +385,140 @@ def test_ctrl_c_inside_the_optimiser_step_lets_that_step_finish_then_stops(task)
     assert trainer.step == straight.step == 3
     for name, value in weights(straight.model).items():
         assert torch.equal(weights(trainer.model)[name], value), name
+
+
+# ---- the callbacks every front end shares: validation, periodic checkpoints; the one pause ----------------
+
+def test_validation_scores_the_validation_stream_every_k_steps_and_keeps_the_best(task):
+    """Train.Validation: the scores are those of the validation stream (evaluate's, seed 0) at
+    steps K, 2K, ...; on_best fires exactly where a model's running best improves, by the task's
+    own key, and `best` holds the best key; each model of an ensemble on its own."""
+    from ntmviz.evaluate import evaluate
+    from ntmviz.train import Validation
+
+    class Check:  # runs right after Validation: the stream's own scores of the model as it is now
+        def __init__(self):
+            self.expected = []
+
+        def on_step(self, trainer, m):
+            if m.step % 2 == 0:
+                self.expected.append([(s.bit_errors, s.loss) for s in
+                                      evaluate(trainer.model, task, stream="validation", seed=0, samples=12)])
+
+    best_at = []
+    validation = Validation(2, 12, on_best=lambda trainer, k, step: best_at.append((k, step)))
+    check = Check()
+    trainer = ensemble(task, [0, 5], lr=3e-2, callbacks=[validation, check])
+    trainer.run(12)
+    for k in range(2):
+        v = trainer.validation[k]
+        assert v["step"] == [2, 4, 6, 8, 10, 12]
+        scored = list(zip(v["bit_errors"], v["loss"]))
+        assert [x for pair in scored for x in pair] == pytest.approx(
+            [x for e in check.expected for x in e[k]], rel=1e-5)
+        keys = [task.validation_key(e, loss) for e, loss in scored]
+        running, improved = None, []
+        for step, key in zip(v["step"], keys):
+            if running is None or key < running:
+                running = key
+                improved.append(step)
+        assert [s for j, s in best_at if j == k] == improved
+        assert validation.best[k] == min(keys)
+    again = Validation(2, 12)
+    again.on_start(trainer)  # a resumed run starts from the best it had
+    assert again.best == validation.best
+    off = Validation(0, 12)
+    lone = Trainer(tiny_ntm(task), task, batch_size=4, callbacks=[off])
+    lone.run(4)
+    assert lone.validation[0]["step"] == []  # 0: never
+
+
+def test_checkpoints_are_written_every_k_steps_atomically_and_resume_exactly(task, tmp_path, monkeypatch):
+    import ntmviz.files
+    from ntmviz.train import Checkpoints
+
+    straight = Trainer(tiny_ntm(task), task, batch_size=4, lr=3e-3, seeds=2)
+    straight.run(9)
+
+    path = tmp_path / "run.safetensors"
+    seen = {}
+
+    class Look:  # after Checkpoints: which step the file holds at every step
+        def on_step(self, trainer, m):
+            seen[m.step] = checkpoint.load(path, device="cpu").step if path.exists() else None
+
+    trainer = Trainer(tiny_ntm(task), task, batch_size=4, lr=3e-3, seeds=2,
+                      callbacks=[Checkpoints([path], 3), Look()])
+    trainer.run(7)  # as if killed after step 7: the file holds step 6
+    assert seen == {1: None, 2: None, 3: 3, 4: 3, 5: 3, 6: 6, 7: 6}
+    resumed = Trainer.resume_from(checkpoint.load(path, device="cpu"))
+    assert resumed.step == 6 and resumed.seeds == [2]
+    resumed.run(9)
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+    # a write that fails half way leaves the previous checkpoint whole, and no temporary file
+    real_replace = ntmviz.files.os.replace
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    resumed.callbacks.append(Checkpoints([path], 3))
+    monkeypatch.setattr(ntmviz.files.os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        resumed.run(12)
+    monkeypatch.setattr(ntmviz.files.os, "replace", real_replace)
+    assert checkpoint.load(path, device="cpu").step == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.safetensors"]
+
+
+def test_checkpoints_write_one_file_per_model_of_an_ensemble(task, tmp_path):
+    from ntmviz.train import Checkpoints
+
+    paths = [tmp_path / "a.safetensors", tmp_path / "b.safetensors"]
+    saver = Checkpoints(paths, 2, with_optimizer=False, extra_meta={"note": "x"})
+    trainer = ensemble(task, [3, 8], callbacks=[saver])
+    trainer.run(3)
+    loaded = [checkpoint.load(p, device="cpu") for p in paths]
+    assert [c.step for c in loaded] == [2, 2] and [c.meta["seed"] for c in loaded] == [3, 8]
+    assert all(c.optimizer_state is None and c.meta["note"] == "x" for c in loaded)
+    saver.save(trainer)  # any moment: the end of a run
+    assert checkpoint.load(paths[1], device="cpu").step == 3
+    with pytest.raises(ntmviz.ConfigError, match="2 checkpoint paths for 3 models"):
+        ensemble(task, [0, 1, 2], callbacks=[Checkpoints(paths, 2)]).run(1)
+
+
+def test_a_paused_loop_calls_on_pause_between_steps_and_on_resume(task):
+    """The one pause: the loop holds between two steps; on_pause runs when the hold begins and
+    again on every wake() (the live app serves requests there); on_resume when it ends."""
+    events = []
+
+    class Hooks:
+        def on_step(self, trainer, m):
+            events.append(("step", m.step))
+            if m.step == 2:
+                trainer.pause()
+
+        def on_pause(self, trainer):
+            events.append(("pause", trainer.step))
+
+        def on_resume(self, trainer):
+            events.append(("resume", trainer.step))
+
+    trainer = Trainer(tiny_ntm(task), task, batch_size=2, callbacks=[Hooks()])
+    thread = threading.Thread(target=trainer.run, args=(4,), daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while ("pause", 2) not in events and time.time() < deadline:
+        time.sleep(0.01)
+    assert trainer.paused and trainer.step == 2
+    count = events.count(("pause", 2))
+    trainer.wake()
+    while events.count(("pause", 2)) == count and time.time() < deadline:
+        time.sleep(0.01)
+    assert trainer.step == 2 and ("resume", 2) not in events
+    trainer.resume()
+    thread.join(30)
+    assert not thread.is_alive() and trainer.step == 4
+    assert events[:2] == [("step", 1), ("step", 2)] and events[-3:] == [("resume", 2), ("step", 3), ("step", 4)]
+    assert set(events[2:-3]) == {("pause", 2)}

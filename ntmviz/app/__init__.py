@@ -3,8 +3,8 @@ Episode, animated in the browser, in `panel serve apps/explorer.py` and in Jupyt
 
 Use
 ---
-    import panel as pn, ntmviz
-    pn.extension()
+    import panel as pn, ntmviz.app
+    ntmviz.app.extension()                             # pn.extension(), with nothing from off the machine
     ntmviz.app.Explorer(episode)                       # everything, on one shared step t
     ntmviz.app.Explorer.from_checkpoint(path, length=20, seed=0)
     ntmviz.app.MemoryView(episode)                     # any view alone (its own state) ...
@@ -43,8 +43,15 @@ Modules
                  Python), drawing.py (a small vector scene, its SVG and PNG writers)
     notebook.py  notebook outputs carry a self-contained rendering that shows when no kernel
                  answers (a notebook converted to HTML plays offline)
-    local_resources.py  installed on import: Panel's stylesheets and scripts come from the
-                 serving machine (or inline), never from a CDN, on every code path
+    local_resources.py  extension(): the explicit offline setup (Panel's stylesheets and scripts
+                 from the serving machine or inline, never from a CDN, on every code path; the
+                 renderer served once per page; the notebook outputs above), then pn.extension()
+    background.py  the one pool of threads for background work (recordings, uploads, figures,
+                 sweep folders), one torch thread each
+    cache.py     LRU: the bounded cache every module-level cache is made of
+
+Importing ntmviz.app changes nothing outside it (no patched class, no Panel setting, no display
+formatter, no file written, no thread started): `extension()` does what must be done, when called.
 
 How it moves
 ------------
@@ -106,25 +113,19 @@ Globals (window.__ntmviz):
              draws, see static/layout.js), ...}}; active: the id keys go to
 """
 
-from .local_resources import install as _install_local_resources
-
-# Before any component exists: every stylesheet and script from this machine (see local_resources.py).
-_install_local_resources()
-
-from .canvas import EpisodeCanvas  # noqa: E402
-from .explorer import Explorer  # noqa: E402
-from .export import export_html, export_html_string  # noqa: E402
-from .payload import describe, episode_payload  # noqa: E402
-from .sources import ModelSource, Sources, load_source, record_episode  # noqa: E402
-from .state import Playback  # noqa: E402
-from .views import EpisodeView, FocusView, HeadLocationsView, MemoryView, Player, SequenceView, SlotsView  # noqa: E402
-from .figures import Figure, figure, save_figure  # noqa: E402
-from . import notebook as _notebook  # noqa: E402
-
-_notebook.install()  # inside IPython: notebook outputs of the views also play without a kernel
+from .canvas import EpisodeCanvas
+from .explorer import Explorer
+from .export import export_html, export_html_string
+from .figures import Figure, figure, save_figure
+from .local_resources import extension
+from .payload import describe, episode_payload
+from .sources import ModelSource, Sources, load_source, record_episode
+from .state import Playback
+from .views import EpisodeView, FocusView, HeadLocationsView, MemoryView, Player, SequenceView, SlotsView
 
 __all__ = [
-    "Explorer", "Playback", "Player", "MemoryView", "HeadLocationsView", "FocusView", "SlotsView", "SequenceView",
+    "extension", "Explorer", "Playback", "Player", "MemoryView", "HeadLocationsView", "FocusView", "SlotsView",
+    "SequenceView",
     "EpisodeView", "EpisodeCanvas", "Sources", "ModelSource", "load_source", "record_episode",
     "export_html", "export_html_string", "episode_payload", "describe", "Figure", "figure", "save_figure",
 ]

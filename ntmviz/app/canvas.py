@@ -12,20 +12,25 @@ into one module, dropping the imports between them, for the component and the HT
 A served page loads the component's module once, by URL. Panel sends a JSComponent's `_esm`
 text with every instance, and the browser runs sucrase over each copy before its module cache
 is consulted: five views meant five 80 KB copies in each session's document. With `_bundle`
-naming a file, Panel sends its address instead (served by Panel's component route) and the
-browser imports it once per page. The file is generated next to this module at import
-(`renderer.generated.js`, not in git); where that folder cannot be written, the text is sent
-inline as before.
+naming a file, Panel sends its address instead and the browser imports it once per page.
+`serve_module()` (called by `ntmviz.app.extension()`, never at import) writes the module to the
+user's cache folder ($XDG_CACHE_HOME/ntmviz, else ~/.cache/ntmviz; never the installed package)
+as `renderer-<hash of its text>.js`, and registers that folder with Bokeh's server, which serves
+it at /static/extensions/ntmviz/ (Panel gives the file that address because it lies in a
+registered folder). A file per renderer version, about 110 KB, written once and checked by each
+process that serves it: a server left idle for weeks keeps it (a temporary folder can be emptied
+under it), and a killed one leaves nothing new behind. Without that call, or where the folder
+cannot be written, the text is sent inline.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import os
 import re
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from functools import partial
 from importlib import resources
 from importlib.abc import Traversable
@@ -37,6 +42,8 @@ import param
 from panel.custom import JSComponent
 
 from ..errors import NtmvizError
+from ..files import atomic_write
+from . import background
 
 STATIC = resources.files(__package__).joinpath("static")  # package data: found wherever ntmviz is installed
 MODULES = ("palette.js", "data.js", "layout.js", "group.js", "draw.js", "views.js", "ntmviz.js")  # dependencies first
@@ -44,7 +51,6 @@ MODULES = ("palette.js", "data.js", "layout.js", "group.js", "draw.js", "views.j
 _LOCAL_IMPORT = re.compile(r'^import\s*\{[^}]*\}\s*from\s*"\./[\w-]+\.js";[ \t]*\n', re.M)
 
 log = logging.getLogger(__name__)
-_WORKERS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ntmviz-figures")
 
 
 def bundle(modules: tuple[str, ...] = MODULES, folder: Traversable = STATIC) -> str:
@@ -95,25 +101,54 @@ export function render({ model, el }) {
 """
 
 
-def served_module(text: str, path: Path) -> Path | None:
-    """`path`, holding exactly `text` (written atomically when it differs), or None when it
-    cannot be written (a read-only install): then the component sends its module inline."""
+EXTENSION = "ntmviz"  # the renderer's address: /static/extensions/ntmviz/renderer-<hash>.js
+
+_served_lock = threading.Lock()
+
+
+def cache_folder() -> Path:
+    """$XDG_CACHE_HOME/ntmviz (an absolute XDG_CACHE_HOME), else ~/.cache/ntmviz."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(os.path.abspath(base)) / "ntmviz"
+
+
+def module_file(text: str, folder: Path) -> Path:
+    """`folder`/renderer-<first 16 hex digits of the SHA-256 of `text`>.js, holding exactly
+    `text` (written atomically when missing or different). A new text gets a new address, so a
+    browser never runs a stale copy it cached."""
+    path = folder / f"renderer-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:16]}.js"
     try:
-        if path.is_file() and path.read_text(encoding="utf-8") == text:
+        if path.read_text(encoding="utf-8") == text:
             return path
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    except (OSError, UnicodeDecodeError):
+        pass
+    return atomic_write(path, text.encode("utf-8"))
+
+
+def serve_module(component: type["EpisodeCanvas"] | None = None, folder: Path | None = None) -> Path | None:
+    """Have `component` (EpisodeCanvas) load its module by URL in served pages: its text in
+    `folder` (cache_folder()), that folder registered with Bokeh's server as the static extension
+    "ntmviz", and `_bundle` pointed at the file. Called again (each session of `panel serve` runs
+    the app's script), it only checks the file is still there. Returns the file, or None when it
+    cannot be written (then the text goes inline)."""
+    from bokeh.embed.bundle import extension_dirs
+
+    component = component or EpisodeCanvas
+    with _served_lock:
+        bundle = component._bundle
+        if isinstance(bundle, Path) and bundle.is_file() and extension_dirs.get(EXTENSION) == bundle.parent:
+            return bundle
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from a server run as another user
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    except OSError as exc:
-        log.info("ntmviz: sending the renderer inline (%s cannot be written: %s)", path, exc)
-        return None
-    return path
+            path = module_file(component._esm, folder or cache_folder())
+        except OSError as exc:
+            log.info("ntmviz: sending the renderer inline (%s cannot be written: %s)", folder or cache_folder(), exc)
+            component._bundle = None
+            return None
+        extension_dirs[EXTENSION] = path.parent
+        component._bundle = path
+        return path
 
 
 class EpisodeCanvas(JSComponent):
@@ -144,7 +179,7 @@ class EpisodeCanvas(JSComponent):
 
     _esm = RENDERER_JS + _ADAPTER
 
-    _bundle = served_module(_esm, Path(__file__).with_name("renderer.generated.js"))
+    _bundle = None  # the module's file, once serve_module() has written it
 
     _stylesheets = [RENDERER_CSS]
 
@@ -198,4 +233,4 @@ class EpisodeCanvas(JSComponent):
         if doc is None or doc.session_context is None:  # no server loop to keep free (Jupyter, tests)
             self._send_msg(make())
             return
-        _WORKERS.submit(lambda: doc.add_next_tick_callback(partial(self._send_msg, make())))
+        background.submit(lambda: doc.add_next_tick_callback(partial(self._send_msg, make())))

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from .cache import LRU
+
 FONT_FAMILY = "DejaVu Sans, Helvetica, Arial, sans-serif"
 INK = "#333333"
 MUTED = "#777777"
@@ -239,26 +241,28 @@ def to_svg(scene: Scene) -> str:
 
 
 # ---- PNG ------------------------------------------------------------------------------------------
-_FONTS: dict[tuple[int, bool], Any] = {}
+# By (pixel size, bold): a figure uses a handful of sizes at its scale, and the scale is the
+# user's (up to figures.MAX_SCALE), so a few figures at other scales fit and no more.
+_FONTS: LRU[tuple[int, bool], Any] = LRU(64)
 
 
 def _font(size: float, bold: bool):
     """DejaVu Sans (Linux, and beside matplotlib), else Arial / Helvetica, else Pillow's own."""
+    key = (max(1, round(size)), bold)
+    return _FONTS.get_or_make(key, lambda: _load_font(*key))
+
+
+def _load_font(size: int, bold: bool):
     from PIL import ImageFont
 
-    key = (max(1, round(size)), bold)
-    if key not in _FONTS:
-        names = (["DejaVuSans-Bold.ttf", "Arial Bold.ttf", "arialbd.ttf"] if bold else []) + \
-            ["DejaVuSans.ttf", "Arial.ttf", "arial.ttf", "Helvetica.ttc"]
-        font = None
-        for name in names:
-            try:
-                font = ImageFont.truetype(name, key[0])
-                break
-            except OSError:
-                continue
-        _FONTS[key] = font if font is not None else ImageFont.load_default(key[0])
-    return _FONTS[key]
+    names = (["DejaVuSans-Bold.ttf", "Arial Bold.ttf", "arialbd.ttf"] if bold else []) + \
+        ["DejaVuSans.ttf", "Arial.ttf", "arial.ttf", "Helvetica.ttc"]
+    for name in names:
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:
+            continue
+    return ImageFont.load_default(size)
 
 
 def _rgb(colour: str) -> tuple[int, int, int]:

@@ -2,6 +2,7 @@
 
     run = LiveRun.create(RunConfig(task="copy", task_options={"max_length": 5}, memory_slots=16,
                                    seeds=[0, 1, 2]))  # one model per seed, trained as one computation
+    run = LiveRun.create(RunConfig.quick())   # the Train tab's starting point: a small model
     run.start()                      # trains in a background thread
     run.pause(); run.resume()        # from any thread
     run.metrics_since(step)          # newest StepMetrics after `step` (a bounded window)
@@ -20,8 +21,8 @@ records an Episode of every model on one fixed probe input (a fixed seed of the 
 between two optimiser steps, so recording never races the optimiser. All K models are recorded
 in one batched run of the stacked model (the probe repeated K times): one forward pass of K
 rows, small beside a training step of K x batch rows forward and backward, so switching the
-seed on show needs no recording. With `validate_every`, every model is also scored on the
-validation stream every that many steps (Trainer.validation, as `ntmviz train` does). Anything else
+seed on show needs no recording. Every `validate_every` steps every model is also scored on the
+validation stream (train.Validation, the callback `ntmviz train` uses). Anything else
 that must read the model while the thread lives (saving, recording another input) goes
 through `call()`, which runs it in the training thread between steps (or while paused).
 
@@ -38,7 +39,13 @@ always stay), so the snapshots thin as they age and still span the whole run.
 
 Status. `status` is what the thread last reported, refined by what has been asked of it and
 not yet done: "pausing" (pause asked, the thread still in its step), "stopping" (stop asked,
-the thread still alive). Views derive their buttons from it alone.
+the thread still alive). Views derive their buttons from it alone. Pausing is the Trainer's own
+(Trainer.pause): the loop holds between two steps and calls this run's `on_pause`, where the
+run reports "paused" and serves `call()` requests.
+
+Settings. RunConfig is config.TrainConfig (every training setting, its default, bounds and
+help, the same as `ntmviz train`'s options) plus what only a live run needs (snapshots, bounds,
+threads); `RunConfig.quick()` is the Train tab's starting point.
 
 Divergence. A model whose loss, gradients or weights become NaN or Inf stops (the Trainer keeps
 its last good weights; its ModelStatus says why) and the others go on. Once every model has
@@ -60,7 +67,6 @@ import copy
 import dataclasses
 import itertools
 import logging
-import math
 import threading
 import time
 import weakref
@@ -72,13 +78,14 @@ from typing import Any, Callable, NamedTuple
 import torch
 
 from .. import checkpoint as ckpt_io
-from ..config import LSTMConfig, NTMConfig
+from ..config import TrainConfig, setting
 from ..episode import Episode, record
 from ..errors import ConfigError
 from ..train import build_model, pick_device
 from ..tasks import Batch
 from ..thinning import thin
 from ..train import StepMetrics, Trainer, TrainingDiverged, check_memory
+from ..train import Validation as ValidationCallback  # (Validation here is one score)
 
 STATUSES = ("ready", "running", "pausing", "paused", "stopping", "done", "stopped", "diverged", "failed")
 ENDED = ("done", "stopped", "diverged", "failed")
@@ -103,59 +110,52 @@ def stop_all(timeout: float = 10.0) -> None:
         run.join(timeout)
 
 
-@dataclass
-class RunConfig:
-    """What a new run trains: the task, the model and the main hyperparameters."""
+LIVE_MODELS = ("ntm", "lstm")  # what the Train tab trains (a memory network needs stories: `ntmviz train`)
 
-    task: str = "copy"
-    task_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"max_length": 5}
-    model: str = "ntm"  # "ntm" or "lstm"
-    memory_slots: int = 128  # N
-    memory_width: int = 20  # M
-    read_heads: int = 1  # R
-    write_heads: int = 1  # W
-    controller_size: int = 100  # NTM controller size; the LSTM's hidden size
-    lstm_layers: int = 3
-    lr: float = 1e-4
-    batch_size: int = 16
-    optimizer: str = "rmsprop"
-    seeds: list[int] = field(default_factory=lambda: [0])  # one model per seed (train.parse_seeds)
-    steps: int = 100_000  # stop after this many steps in all
-    snapshot_every: int = 100  # K
-    probe_seed: int = 0
-    validate_every: int = 0  # score every model on the validation stream every this many steps (0: never)
-    validation_samples: int = 100  # validation-stream sequences per score
-    max_snapshots: int = 60
-    snapshot_bytes: int = 256 * 2**20  # at most this many bytes of snapshot episodes are kept
-    metrics_limit: int = 5000
-    history_limit: int = 2000
+
+@dataclass
+class RunConfig(TrainConfig):
+    """What a live run trains: every field of config.TrainConfig (the task, the model and its
+    settings, the trainer's options, steps, seeds, the validation period), with the defaults
+    `ntmviz train` has, and what only a live run needs."""
+
+    snapshot_every: int = setting(100, bounds=(1, None), softbounds=(1, 10**9),
+                                  help="record every model on the probe input every K steps")
+    probe_seed: int = setting(0, bounds=(0, None), help="the seed of the probe input the snapshots record")
+    max_snapshots: int = setting(60, bounds=(2, None), help="snapshots kept at most (thinned as they age)")
+    snapshot_bytes: int = setting(256 * 2**20, bounds=(1, None), help="bytes of snapshot episodes kept at most")
+    metrics_limit: int = setting(5000, bounds=(1, None), help="the newest steps whose metrics are kept")
+    history_limit: int = setting(2000, bounds=(4, None), help="points of each model's thinned whole-run curve")
     device: str | None = None  # None: CUDA when there is one
     threads: int | None = 1  # torch intra-op threads of the training thread (None: torch's default)
 
+    @classmethod
+    def quick(cls, **changes: Any) -> "RunConfig":
+        """The Train tab's starting point: a small NTM on short inputs that learns within minutes
+        on a CPU (Adam at 3e-3), snapshots every 50 steps, validation every 100, until stopped.
+        These override the defaults; they restate none."""
+        return cls(**{**QUICK, **changes})
+
     def build(self) -> tuple[torch.nn.Module, Any]:
         """(model on its device, task); ConfigError if they do not fit together."""
-        from ..tasks import get_task
-
-        task = get_task(self.task, **self.task_options)
-        if self.model == "ntm":
-            config = NTMConfig(input_size=task.input_size, output_size=task.output_size,
-                               memory_slots=self.memory_slots, memory_width=self.memory_width,
-                               read_heads=self.read_heads, write_heads=self.write_heads,
-                               controller_size=self.controller_size)
-            task.check_fits(self.memory_slots)
-        elif self.model == "lstm":
-            config = LSTMConfig(input_size=task.input_size, output_size=task.output_size,
-                                hidden_size=self.controller_size, layers=self.lstm_layers)
-        else:
+        if self.model not in LIVE_MODELS:
             raise ConfigError(f"model must be 'ntm' or 'lstm', got {self.model!r}")
+        task = self.build_task()
+        config = self.model_config(task)
+        slots = getattr(config, "memory_slots", None)
+        if slots is not None:
+            task.check_fits(slots)
         seeds = [int(s) for s in self.seeds]
-        if not seeds or min(seeds) < 0:
-            raise ConfigError(f"seeds must be a non-empty list of non-negative integers, got {self.seeds}")
         check_memory(config, task, len(seeds) * self.batch_size,
                      f"{len(seeds)} seed(s) at batch {self.batch_size}")
         # model k starts from seed k's weights, as `ntmviz train --seeds` does
         model = build_model(config, seeds=seeds).to(pick_device(self.device))
         return model, task
+
+
+QUICK = dict(task_options={"max_length": 5}, memory_slots=16, memory_width=8, controller_size=64, hidden_size=64,
+             lr=3e-3, batch_size=16, steps=100_000, snapshot_every=50, validate_every=100,
+             validation_samples=100)
 
 
 class Snapshot(NamedTuple):
@@ -258,36 +258,34 @@ def probe_batch(task, seed: int = 0):
 class LiveRun:
     """One training run in a background thread; see the module docstring."""
 
-    def __init__(self, trainer: Trainer, *, steps: int = 100_000, snapshot_every: int = 100,
-                 probe_seed: int = 0, max_snapshots: int = 60, snapshot_bytes: int = 256 * 2**20,
-                 validate_every: int = 0, validation_samples: int = 100, metrics_limit: int = 5000,
-                 history_limit: int = 2000, threads: int | None = 1, name: str | None = None,
-                 source: str = "new model"):
-        if snapshot_every < 1 or max_snapshots < 2:
-            raise ConfigError("snapshot_every must be >= 1 and max_snapshots >= 2")
-        if validate_every < 0 or validation_samples < 1:
-            raise ConfigError("validate_every must be >= 0 and validation_samples >= 1")
+    def __init__(self, trainer: Trainer, config: RunConfig | None = None, *, name: str | None = None,
+                 source: str = "new model", **options: Any):
+        """Run `trainer` live with `config`'s live settings (its training settings are the trainer's
+        own), any RunConfig field in `options` changed (e.g. steps=..., snapshot_every=...)."""
+        config = dataclasses.replace(config or RunConfig(), **options)  # ConfigError for a bad value
+        self.config = config
         self.id = next(_ids)
         self.name = name or f"run-{self.id}"
         self.trainer = trainer
         self.task = trainer.task
-        self.steps = int(steps)
-        self.snapshot_every = int(snapshot_every)  # may be changed while running
-        self.max_snapshots = int(max_snapshots)
-        self.snapshot_bytes = int(snapshot_bytes)
-        self.validate_every = int(validate_every)  # may be changed while running
-        self.validation_samples = int(validation_samples)
-        self.threads = threads
+        self.steps = config.steps  # in all
+        self.snapshot_every = config.snapshot_every  # may be changed while running
+        self.max_snapshots = config.max_snapshots
+        self.snapshot_bytes = config.snapshot_bytes
+        self.validation_samples = config.validation_samples
+        self.threads = config.threads
         self.source = source
         self.seeds = list(trainer.seeds)
-        self.probe = probe_batch(self.task, probe_seed)
+        self.probe_seed = config.probe_seed
+        self.probe = probe_batch(self.task, self.probe_seed)
         self._probe_rows = Batch.concat([self.probe] * trainer.models)  # model k answers row k
-        self.probe_seed = probe_seed
         for history in trainer.histories:
-            history.limit = history_limit
-        trainer.callbacks.append(self)
+            history.limit = config.history_limit
+        # validation (before this run's own callback, which publishes its scores)
+        self._validation = ValidationCallback(config.validation_period, config.validation_samples)
+        trainer.callbacks += [self._validation, self]
         self._lock = threading.Lock()  # guards everything below that the thread publishes
-        self._metrics: deque[StepMetrics] = deque(maxlen=metrics_limit)
+        self._metrics: deque[StepMetrics] = deque(maxlen=config.metrics_limit)
         self._snapshots: list[Snapshot] = []
         self._version = 0
         self._status = "ready"
@@ -296,41 +294,42 @@ class LiveRun:
         self._models = self._model_statuses()
         self._good_state: _GoodState | None = None
         self._requests: deque[_Request] = deque()
-        self._wake = threading.Event()
-        # Pausing is ours, not Trainer.pause(): the thread then always holds inside a callback,
-        # between two steps, where it can still serve call() requests and report "paused".
-        self._pause = threading.Event()
-        self._stopping = False
         self._thread: threading.Thread | None = None
         with _RUNS_LOCK:
             _RUNS.add(self)
 
+    @property
+    def validate_every(self) -> int:
+        """Steps between two validations (0: never); may be changed while running."""
+        return self._validation.every
+
+    @validate_every.setter
+    def validate_every(self, every: int) -> None:
+        self._validation.every = int(every)
+
     # ---- constructors ---------------------------------------------------------------------
     @classmethod
     def create(cls, config: RunConfig, **options: Any) -> "LiveRun":
-        """A run of a fresh model built from `config`."""
+        """A run of a fresh model built from `config` (any RunConfig field in `options` changed)."""
+        config = dataclasses.replace(config, **options)
         model, task = config.build()
-        trainer = Trainer(model, task, batch_size=config.batch_size, lr=config.lr,
-                          optimizer=config.optimizer, seeds=list(config.seeds), log_every=1)
-        kwargs = dict(steps=config.steps, snapshot_every=config.snapshot_every, probe_seed=config.probe_seed,
-                      max_snapshots=config.max_snapshots, snapshot_bytes=config.snapshot_bytes,
-                      validate_every=config.validate_every, validation_samples=config.validation_samples,
-                      metrics_limit=config.metrics_limit, history_limit=config.history_limit,
-                      threads=config.threads)
-        kwargs.update(options)
-        return cls(trainer, **kwargs)
+        trainer = Trainer(model, task, seeds=list(config.seeds), log_every=1, **config.trainer_options())
+        return cls(trainer, config)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, *, lr: float | None = None, batch_size: int | None = None,
-                        steps: int = 100_000, device: str | None = None, **options: Any) -> "LiveRun":
-        """A run that continues a checkpoint's training (Trainer.resume_from) for `steps` more steps."""
-        ckpt = ckpt_io.load(path, device=pick_device(device))
+    def from_checkpoint(cls, path: str | Path, config: RunConfig | None = None, *, lr: float | None = None,
+                        batch_size: int | None = None, **options: Any) -> "LiveRun":
+        """A run that continues a checkpoint's training (Trainer.resume_from) for `config.steps`
+        more steps, with `config`'s live settings (any RunConfig field in `options` changed); its
+        learning rate and batch size are the checkpoint's unless given."""
+        config = dataclasses.replace(config or RunConfig(), **options)
+        ckpt = ckpt_io.load(path, device=pick_device(config.device))
         if ckpt.family.steps != "inputs":  # its snapshots would need stories, not sequences
             raise ConfigError(f"{Path(path).name} is a memory network: train it with ntmviz train --model memn2n "
                               f"--resume; the Train tab trains NTMs and LSTMs")
         trainer = Trainer.resume_from(ckpt, lr=lr, batch_size=batch_size)
         trainer.log_every = 1
-        return cls(trainer, steps=trainer.step + steps, source=Path(path).name, **options)
+        return cls(trainer, config, steps=trainer.step + config.steps, source=Path(path).name)
 
     # ---- control, from any thread ---------------------------------------------------------
     def start(self) -> None:
@@ -342,23 +341,20 @@ class LiveRun:
         self._thread.start()
 
     def pause(self) -> None:
-        """Hold the run after the current step (status "paused" once it holds)."""
-        self._pause.set()
+        """Hold the run after the current step (status "paused" once it holds): Trainer.pause."""
+        self.trainer.pause()
 
     def resume(self) -> None:
-        self._pause.clear()
-        self._wake.set()
+        self.trainer.resume()
 
     @property
     def paused(self) -> bool:
         """Whether a pause is asked for (the thread holds between two steps)."""
-        return self._pause.is_set()
+        return self.trainer.paused
 
     def stop(self) -> None:
         """Ask the thread to end after the current step (it also leaves a pause)."""
-        self._stopping = True
         self.trainer.stop()
-        self._wake.set()
 
     def join(self, timeout: float | None = 10.0) -> bool:
         """Wait for the thread to end; True when it has."""
@@ -380,11 +376,11 @@ class LiveRun:
         """One of STATUSES: what the thread reported, refined by what is asked and not yet done."""
         with self._lock:
             status = self._status
-        if status in ("running", "paused") and self._stopping:
+        if status in ("running", "paused") and self.trainer.stopping:
             return "stopping"
-        if status == "running" and self._pause.is_set():
+        if status == "running" and self.trainer.paused:
             return "pausing"
-        if status == "paused" and not self._pause.is_set():
+        if status == "paused" and not self.trainer.paused:
             return "running"  # resume asked: the thread wakes within 0.1 s
         return status
 
@@ -457,7 +453,7 @@ class LiveRun:
         request = _Request(fn)
         with self._lock:
             self._requests.append(request)
-        self._wake.set()
+        self.trainer.wake()  # a paused loop serves it at once
         deadline = time.monotonic() + timeout
         while not request.done.wait(0.05):
             if not self.alive:  # the thread ended before it got to it
@@ -561,21 +557,6 @@ class LiveRun:
         with self._lock:
             self._models = models
 
-    def _validate(self, trainer: Trainer) -> None:
-        """Score every model still training on the validation stream (the same sequences for
-        all, as `ntmviz train` does); a diverged model's NaN does not stop the others'."""
-        from ..evaluate import sequence_results
-
-        per_seq = sequence_results(trainer.model, trainer.task, stream="validation", seed=0,
-                                   samples=self.validation_samples)
-        errors, losses = per_seq["bit_errors"].mean(1).tolist(), per_seq["loss"].mean(1).tolist()
-        for k in range(trainer.models):
-            if trainer.alive[k] and math.isfinite(errors[k]) and math.isfinite(losses[k]):
-                v = trainer.validation[k]
-                v["step"].append(trainer.step)
-                v["bit_errors"].append(errors[k])
-                v["loss"].append(losses[k])
-
     def _snapshot(self, metrics: StepMetrics | None) -> None:
         trainer = self.trainer
         # every model at once: the probe repeated K times, row k answered by model k
@@ -623,40 +604,33 @@ class LiveRun:
                 request.claimed = True
             request.execute()
 
-    def _hold_while_paused(self, trainer: Trainer) -> None:
-        if not self._pause.is_set() or self._stopping:
-            return
-        self._set_status("paused")
-        while self._pause.is_set() and not self._stopping:
-            self._serve_requests()
-            self._wake.wait(0.1)
-            self._wake.clear()
-        self._set_status("running")
-
     # Trainer callbacks (training thread)
     def on_start(self, trainer: Trainer) -> None:
-        if self._stopping:  # stop() came before run() began: the Trainer ends at once
+        if trainer.stopping:  # stop() came before run() began: the Trainer ends at once
             return
         with self._lock:
             empty = not self._snapshots
         if empty:
             self._snapshot(None)
         self._publish_models()
-        self._hold_while_paused(trainer)
 
     def on_step(self, trainer: Trainer, metrics: StepMetrics) -> None:
         with self._lock:
             self._metrics.append(metrics)
             self._latest = metrics
-        every = int(self.validate_every)
-        if every > 0 and trainer.step % every == 0:
-            self._validate(trainer)
-        self._publish_models()
+        self._publish_models()  # with the validation scores of this step (train.Validation ran first)
         if trainer.step % max(1, int(self.snapshot_every)) == 0:
             self._snapshot(metrics)
         self._serve_requests()
-        self._hold_while_paused(trainer)
         time.sleep(0)  # let the server's thread have the interpreter
+
+    def on_pause(self, trainer: Trainer) -> None:
+        """The Trainer holds between two steps (Trainer.pause): report it, serve what is asked."""
+        self._set_status("paused")
+        self._serve_requests()
+
+    def on_resume(self, trainer: Trainer) -> None:
+        self._set_status("running")
 
     def on_end(self, trainer: Trainer, reason: str) -> None:
         self._publish_models()  # e.g. the models that diverged in the step that ended the run
@@ -671,17 +645,10 @@ class LiveRun:
 
 
 def new_run(config: RunConfig | None = None, checkpoint: str | Path | None = None, **overrides: Any) -> LiveRun:
-    """A run of a fresh model (`config`) or continuing `checkpoint` (lr, batch_size, steps
-    and the snapshot options taken from `config` when given)."""
+    """A run of a fresh model (`config`, any field in `overrides` changed) or continuing
+    `checkpoint` with `config`'s live settings (lr and batch_size only when in `overrides`)."""
     config = config or RunConfig()
     if checkpoint:
-        return LiveRun.from_checkpoint(
-            checkpoint, lr=overrides.pop("lr", None), batch_size=overrides.pop("batch_size", None),
-            steps=config.steps, device=config.device, snapshot_every=config.snapshot_every,
-            probe_seed=config.probe_seed, max_snapshots=config.max_snapshots,
-            snapshot_bytes=config.snapshot_bytes, validate_every=config.validate_every,
-            validation_samples=config.validation_samples, metrics_limit=config.metrics_limit,
-            history_limit=config.history_limit, threads=config.threads)
-    if overrides:
-        config = dataclasses.replace(config, **overrides)
-    return LiveRun.create(config)
+        lr, batch_size = overrides.pop("lr", None), overrides.pop("batch_size", None)
+        return LiveRun.from_checkpoint(checkpoint, config, lr=lr, batch_size=batch_size, **overrides)
+    return LiveRun.create(config, **overrides)

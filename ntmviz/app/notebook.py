@@ -12,8 +12,9 @@ offlineFallback):
 - with no answer after a moment (or at once when the page loaded without Bokeh), the fallback
   shows in place of the live views, with a player of its own.
 
-`install()` (called when ntmviz.app is imported inside IPython) registers `mimebundle` as the
-display formatter of Panel objects; it only changes outputs that hold ntmviz views. Plain use:
+`install()` (called by `ntmviz.app.extension()` inside IPython, never at import) registers
+`mimebundle` as the display formatter of Panel objects; it only changes outputs that hold ntmviz
+views. Plain use:
 
     offline_html(obj)   # the hidden fallback for any Panel object or Viewer, or None
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import sys
 import uuid
 from typing import Any
 
@@ -117,23 +119,21 @@ def mimebundle(obj, include=None, exclude=None):
     return data, metadata
 
 
-_INSTALLED: set[int] = set()
-
-
 def install(ipython=None) -> bool:
-    """Register `mimebundle` for Panel objects in this IPython session (once); False outside IPython."""
+    """Register `mimebundle` for Panel objects in this IPython session (again: no change); False
+    outside IPython."""
     if ipython is None:
-        try:
-            from IPython import get_ipython
-        except ImportError:
+        if "IPython" not in sys.modules:  # not inside IPython: nothing to register, nothing to import
             return False
+        from IPython import get_ipython
+
         ipython = get_ipython()
-    if ipython is None or id(ipython) in _INSTALLED:
-        return ipython is not None
+    if ipython is None:
+        return False
     from panel.viewable import Viewable, Viewer
 
     formatter = ipython.display_formatter.mimebundle_formatter
-    formatter.for_type(Viewable, mimebundle)
-    formatter.for_type(Viewer, mimebundle)
-    _INSTALLED.add(id(ipython))
+    for cls in (Viewable, Viewer):
+        if formatter.type_printers.get(cls) is not mimebundle:
+            formatter.for_type(cls, mimebundle)
     return True

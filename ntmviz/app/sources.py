@@ -12,10 +12,10 @@ a pattern, run; open an episode file; save the current episode. Every failure sh
 message in `alert` and leaves the loaded episode as it was; an unexpected one also goes to the
 log with its traceback.
 
-In a served session, Run and opening an episode file work off the event loop (a small shared
-pool of threads, one torch thread each), so a long recording (n-grams at 4999 steps) blocks
-neither this session nor any other; meanwhile Run and the file picker are disabled and say what
-is going on. Files travel from the browser in pieces, size-checked first (upload.py).
+In a served session, Run and opening an episode file work off the event loop (the app's one
+pool of threads, background.py), so a long recording (n-grams at 4999 steps) blocks neither this
+session nor any other; meanwhile Run and the file picker are disabled and say what is going on.
+Files travel from the browser in pieces, size-checked first (upload.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import io
 import json
 import logging
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -45,6 +44,8 @@ from ..errors import ConfigError, FileFormatError, NtmvizError
 from ..files import MAX_EPISODE_BYTES, MB
 from ..shipped import checkpoint_path, split_folders
 from ..train import build_model
+from . import background
+from .cache import LRU
 from .fields import SEED_MAX, number_field, read_int, read_seed, set_number, smallest_valid
 from .messages import clear, show_error, text
 from .state import Playback
@@ -116,7 +117,9 @@ def checkpoint_options(*folders: str | Path | None) -> dict[str, str]:
 
 
 _HEADER_LIMIT = 64 << 20  # a checkpoint header larger than this is not read for its task
-_HEADERS: dict[tuple, tuple[str, int, Family] | None] = {}
+# One per checkpoint file version the pickers list (the shipped ones, the Train tab's runs/, every
+# run of a sweep: a few hundred), each a small tuple: at most a few MB.
+_HEADERS: LRU[tuple, tuple[str, int, Family] | None] = LRU(1024)
 
 
 def checkpoint_header(path: str | Path) -> tuple[str, int, Family] | None:
@@ -128,11 +131,7 @@ def checkpoint_header(path: str | Path) -> tuple[str, int, Family] | None:
     except OSError:
         return None
     key = (str(path), stat.st_mtime_ns, stat.st_size)
-    if key not in _HEADERS:
-        if len(_HEADERS) > 256:
-            _HEADERS.clear()
-        _HEADERS[key] = _read_header(path)
-    return _HEADERS[key]
+    return _HEADERS.get_or_make(key, partial(_read_header, path))
 
 
 def _read_header(path: str | Path) -> tuple[str, int, Family] | None:
@@ -191,20 +190,12 @@ def open_checkpoint_bytes(data: bytes, name: str) -> ModelSource:
                        meta={"step": ckpt.step, "sequences": ckpt.sequences})
 
 
-def _one_torch_thread() -> None:
-    # Measured on this 2-core machine: recording n-grams at 4999 steps took 5.7 s of CPU with
-    # one intra-op thread and 7.8 s with two, and with two threads under load the wall time
-    # balloons (the OpenMP threads spin against the server and training threads). The count
-    # belongs to the calling thread (OpenMP), so the server's own threads keep theirs.
-    torch.set_num_threads(1)
-
-
-# Recordings and file parsing of every session of the served app: two at a time on 2 cores;
-# more wait their turn here rather than slowing each other.
-_WORKERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ntmviz-sources", initializer=_one_torch_thread)
-
-_SOURCES: dict[tuple, ModelSource] = {}
-_EPISODES: dict[tuple, Episode] = {}
+# Loaded checkpoints, shared by every session (a session keeps its own reference to the one it
+# shows): the shipped ones (11, under 1 MB each) and a few the users open or pick from a sweep.
+_SOURCES: LRU[tuple, ModelSource] = LRU(16)
+# The episode each new session opens on, per checkpoint file, length and seed: small at the
+# tasks' own sizes (tens of KB), but `Explorer.from_checkpoint(path, length=5000)` makes ~97 MB.
+_EPISODES: LRU[tuple, Episode] = LRU(8, weigh=lambda episode: episode.nbytes, max_weight=256 * MB)
 
 
 def _file_key(path: Path) -> tuple:
@@ -215,14 +206,11 @@ def _file_key(path: Path) -> tuple:
 def load_source(path: str | Path, cache: bool = True) -> ModelSource:
     """A checkpoint as a ModelSource; FileFormatError if it cannot be read.
 
-    Loaded once per process while the file is unchanged (sessions of the served app share
-    it; recording never changes a model)."""
+    Loaded once per process while the file is unchanged and among the last few loaded
+    (sessions of the served app share it; recording never changes a model)."""
     path = checkpoint_path(path)  # a shipped checkpoint's name ("copy-ntm") works too
     if cache and path.is_file():
-        key = _file_key(path)
-        if key not in _SOURCES:
-            _SOURCES[key] = load_source(path, cache=False)
-        return _SOURCES[key]
+        return _SOURCES.get_or_make(_file_key(path), partial(load_source, path, cache=False))
     ckpt = load_checkpoint(path, device="cpu")
     note = ""
     if ckpt.task is None:
@@ -231,15 +219,14 @@ def load_source(path: str | Path, cache: bool = True) -> ModelSource:
                        note=note, meta={"step": ckpt.step, "sequences": ckpt.sequences})
 
 
-_UNTRAINED: dict[int, ModelSource] = {}
+# By seed: the app asks for seed 0 only (the fallback of every session); Python callers for others.
+_UNTRAINED: LRU[int, ModelSource] = LRU(4)
 
 
 def untrained_source(seed: int = 0) -> ModelSource:
     """An untrained NTM for the copy task (the fallback when no checkpoint is shipped), its
-    weights drawn with `seed`; made once per process and seed."""
-    if seed not in _UNTRAINED:
-        _UNTRAINED[seed] = _make_untrained(seed)
-    return _UNTRAINED[seed]
+    weights drawn with `seed`; made once per process and seed (while it is among the last few)."""
+    return _UNTRAINED.get_or_make(seed, partial(_make_untrained, seed))
 
 
 def _make_untrained(seed: int) -> ModelSource:
@@ -318,11 +305,7 @@ def cached_episode(source: ModelSource, length: int | None = None, seed: int = 0
         key = (UNTRAINED, length, seed)
     else:
         return record_episode(source, length, seed)
-    if key not in _EPISODES:
-        if len(_EPISODES) > 16:
-            _EPISODES.clear()
-        _EPISODES[key] = record_episode(source, length, seed)
-    return _EPISODES[key]
+    return _EPISODES.get_or_make(key, partial(record_episode, source, length, seed))
 
 
 def record_episode(source: ModelSource, length: int | None = None, seed: int = 0,
@@ -588,7 +571,7 @@ class Sources(Viewer):
             result = self._guard(job, what, name)
             # Back to this session's event loop: the one thread-safe way into a Bokeh document.
             doc.add_next_tick_callback(partial(self._finish, result))
-        _WORKERS.submit(work)
+        background.submit(work)
 
     def _finish(self, result) -> None:
         try:

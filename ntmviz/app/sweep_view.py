@@ -23,7 +23,7 @@ Sweep folders offered: the folder typed in (a path on the server), and every swe
 the search folders (each folder that is a sweep, and each of its subfolders that is): where the
 Train tab saves (runs/), sweeps/, `ntmviz serve --sweep DIR` and $NTMVIZ_SWEEPS
 (os.pathsep-joined). In a served session reading a folder and recording for Compare run off
-the event loop; the buttons say so meanwhile.
+the event loop (the app's one pool of threads, background.py); the buttons say so meanwhile.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import json
 import logging
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -50,6 +49,8 @@ from ..files import MAX_CHECKPOINT_BYTES, read_file, read_safetensors
 from ..shipped import split_folders
 from ..sweep import SweepFolder, label, read_folder, run_paths
 from ..thinning import thin_keys
+from . import background
+from .cache import LRU
 from .messages import clear, show_error, text
 
 log = logging.getLogger(__name__)
@@ -58,16 +59,6 @@ ENV = "NTMVIZ_SWEEPS"  # more folders to look for sweeps in, os.pathsep-joined
 CURVE_POINTS = 400  # per curve sent to the browser (thinned as every history is: thinning.py)
 CHOOSE, NONE_FOUND = "(choose one)", "(none found)"
 OUTCOMES = (("solved", "#2ca02c"), ("not solved", "#d62728"), ("no bar to solve", "#7f7f7f"))
-
-
-def _one_torch_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)  # as Sources' recordings: the server's other threads keep theirs
-
-
-# Reading folders and recording pairs, for every session: one at a time.
-_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ntmviz-sweep", initializer=_one_torch_thread)
 
 
 def sweep_folders(extra=(), env: bool = True) -> list[Path]:
@@ -108,7 +99,9 @@ class Curves:
     sequences: int = 0
 
 
-_CURVES: dict[tuple, Curves] = {}
+# One per run of the sweeps on show (a sweep has a few hundred), each at most CURVE_POINTS points
+# and the validation checks: about 20 KB, so at most ~20 MB. Refresh reads only runs that changed.
+_CURVES: LRU[tuple, Curves] = LRU(1024)
 
 
 def read_curves(path: str | Path) -> Curves:
@@ -117,30 +110,29 @@ def read_curves(path: str | Path) -> Curves:
     path = Path(path)
     stat = path.stat()
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    if key not in _CURVES:
-        from ..checkpoint import FORMAT, VERSION
+    return _CURVES.get_or_make(key, partial(_read_curves, path))
 
-        if len(_CURVES) > 1024:
-            _CURVES.clear()
-        header = read_safetensors(read_file(path, "checkpoint", MAX_CHECKPOINT_BYTES), str(path), FORMAT,
-                                  VERSION).metadata
-        try:
-            meta = json.loads(header.get("meta") or "{}")
-            history, valid = meta.get("history") or {}, meta.get("validation") or {}
-            xs, ys = [float(v) for v in history.get("sequences", [])], [float(v) for v in history.get("bit_errors", [])]
-            batch = int(meta.get("batch_size") or 1)
-            vx = [float(s) * batch for s in valid.get("step", [])]
-            vy = [float(v) for v in valid.get("bit_errors", [])]
-            sequences = int(header.get("sequences", 0))
-        except (ValueError, TypeError, AttributeError) as exc:
-            from ..errors import FileFormatError
 
-            raise FileFormatError(f"{path}: no readable learning curve in its metadata ({exc})") from None
-        n = min(len(xs), len(ys))
-        keep = thin_keys(xs[:n], CURVE_POINTS) if n >= 2 else list(range(n))
-        _CURVES[key] = Curves(([xs[i] for i in keep], [ys[i] for i in keep]),
-                              (vx[:len(vy)], vy[:len(vx)]), sequences)
-    return _CURVES[key]
+def _read_curves(path: Path) -> Curves:
+    from ..checkpoint import FORMAT, VERSION
+
+    header = read_safetensors(read_file(path, "checkpoint", MAX_CHECKPOINT_BYTES), str(path), FORMAT,
+                              VERSION).metadata
+    try:
+        meta = json.loads(header.get("meta") or "{}")
+        history, valid = meta.get("history") or {}, meta.get("validation") or {}
+        xs, ys = [float(v) for v in history.get("sequences", [])], [float(v) for v in history.get("bit_errors", [])]
+        batch = int(meta.get("batch_size") or 1)
+        vx = [float(s) * batch for s in valid.get("step", [])]
+        vy = [float(v) for v in valid.get("bit_errors", [])]
+        sequences = int(header.get("sequences", 0))
+    except (ValueError, TypeError, AttributeError) as exc:
+        from ..errors import FileFormatError
+
+        raise FileFormatError(f"{path}: no readable learning curve in its metadata ({exc})") from None
+    n = min(len(xs), len(ys))
+    keep = thin_keys(xs[:n], CURVE_POINTS) if n >= 2 else list(range(n))
+    return Curves(([xs[i] for i in keep], [ys[i] for i in keep]), (vx[:len(vy)], vy[:len(vx)]), sequences)
 
 
 @dataclass
@@ -557,10 +549,10 @@ class SweepView(Viewer):
         def work():
             result = self._guard(job)
             doc.add_next_tick_callback(partial(self._finish, apply, result, True))
-        _POOL.submit(work)
+        background.submit(work)
         return True
 
-    def _finish(self, apply, result, background: bool = False) -> bool:
+    def _finish(self, apply, result, from_background: bool = False) -> bool:
         try:
             ok, value = result
             if not ok:
@@ -569,7 +561,7 @@ class SweepView(Viewer):
             self._ok()
             return True
         finally:
-            if background:
+            if from_background:
                 self._set_busy(None)
 
     def _set_busy(self, note: str | None) -> None:

@@ -52,6 +52,7 @@ nothing changes under a user who is scrubbing. Save and Download write the seed 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import math
@@ -67,6 +68,7 @@ from bokeh.palettes import Category20
 from bokeh.plotting import figure
 from panel.viewable import Viewer
 
+from ..config import setting_of
 from ..errors import ConfigError, NtmvizError
 from .fields import number_field, read_float, read_int, read_seeds, seeds_text, set_number, smallest_valid
 from .leave_guard import LeaveGuard
@@ -96,6 +98,17 @@ _ALIVE_STATE = {"running": "training", "pausing": "training", "stopping": "train
 def seed_colour(k: int) -> str:
     """The colour of the k-th seed of a run (its lines, markers and table swatch)."""
     return _SEED_COLOURS[k % len(_SEED_COLOURS)]
+
+
+def form_range(name: str) -> tuple:
+    """(low, high) a field of the form accepts: its setting's soft bounds (config.py), else its bounds."""
+    s = setting_of(RunConfig, name)
+    return s.softbounds or s.bounds
+
+
+def _read_setting(widget, name: str) -> int:
+    low, high = form_range(name)
+    return read_int(widget, minimum=low, maximum=high)
 
 
 def _task_names() -> list[str]:
@@ -194,9 +207,7 @@ class TrainingView(Viewer):
     def __init__(self, config: RunConfig | None = None, *, state: Playback | None = None,
                  show_views: bool = True, guard_in_panel: bool = True, **params):
         super().__init__(state=state or Playback(), **params)
-        self.config = config or RunConfig(task_options={"max_length": 5}, memory_slots=16, memory_width=8,
-                                          controller_size=64, lr=3e-3, optimizer="adam", snapshot_every=50,
-                                          validate_every=100)
+        self.config = config or RunConfig.quick()  # the defaults (config.py) with the Train tab's small model
         c = self.config
         self._cursor = 0  # the newest step already streamed
         self._stride = 1  # stream every stride-th step (doubles when the curve is full)
@@ -255,14 +266,14 @@ class TrainingView(Viewer):
         self.read_heads = number_field("Read heads", c.read_heads, **wide)
         self.write_heads = number_field("Write heads", c.write_heads, **wide)
         self.controller_size = number_field("Controller size", c.controller_size, **wide)
-        self.lr = number_field("Learning rate", c.lr, **wide)
+        self.lr = number_field("Learning rate", c.learning_rate, **wide)
         self.batch_size = number_field("Batch size", c.batch_size, **wide)
         self.steps = number_field("Steps", c.steps, **wide)
         self.snapshot_every = number_field("Snapshot every (steps)", c.snapshot_every, **wide)
         self.seeds = pn.widgets.TextInput(label="Seeds", value=seeds_text(c.seeds),
                                           description="One model per seed, trained together: one seed (0), a "
                                                       f"range (0-7) or a list (0,3,5), at most {MAX_SEEDS}", **wide)
-        self.validate_every = number_field("Validate every (steps)", c.validate_every,
+        self.validate_every = number_field("Validate every (steps)", c.validation_period,
                                            description="Score every seed on the validation stream every this "
                                                        "many steps (0: never)", **wide)
         self.start_button = pn.widgets.Button(label="Start", color="primary")
@@ -362,7 +373,7 @@ class TrainingView(Viewer):
 
     def _k_changed(self, event) -> None:
         try:
-            every = read_int(self.snapshot_every, minimum=1, maximum=10**9)
+            every = _read_setting(self.snapshot_every, "snapshot_every")
         except ConfigError as exc:
             self._fail(str(exc))
             return
@@ -371,7 +382,7 @@ class TrainingView(Viewer):
 
     def _validate_every_changed(self, event) -> None:
         try:
-            every = read_int(self.validate_every, minimum=0, maximum=10**9)
+            every = _read_setting(self.validate_every, "validate_every")
         except ConfigError as exc:
             self._fail(str(exc))
             return
@@ -402,22 +413,18 @@ class TrainingView(Viewer):
                 self.size, minimum=_smallest_size(self.task.value, field_name), maximum=MAX_STEPS,
                 why=f" for {task} (the {what})")
         ints = {}
-        for name, low, high in (("memory_slots", 1, 4096), ("memory_width", 1, 1024), ("read_heads", 1, 8),
-                                ("write_heads", 1, 8), ("controller_size", 1, 4096), ("batch_size", 1, 4096),
-                                ("steps", 1, 10**9), ("snapshot_every", 1, 10**9)):
-            if from_checkpoint and name not in ("batch_size", "steps", "snapshot_every"):
-                ints[name] = getattr(c, name)  # the checkpoint's own; the field is disabled
-            else:
-                ints[name] = read_int(getattr(self, name), minimum=low, maximum=high)
-        ints["validate_every"] = read_int(self.validate_every, minimum=0, maximum=10**9)
+        for name in ("memory_slots", "memory_width", "read_heads", "write_heads", "controller_size", "batch_size",
+                     "steps", "snapshot_every", "validate_every"):
+            if not from_checkpoint or name in ("batch_size", "steps", "snapshot_every", "validate_every"):
+                ints[name] = _read_setting(getattr(self, name), name)  # else the checkpoint's own: disabled
+        if self.model.value == "lstm" and "controller_size" in ints:  # one field: the LSTM's size
+            ints["hidden_size"] = ints.pop("controller_size")
         seeds = list(c.seeds) if from_checkpoint else read_seeds(self.seeds, limit=MAX_SEEDS)
-        lr = read_float(self.lr, above=0, maximum=10)
-        return RunConfig(
-            task=self.task.value, task_options=task_options, model=self.model.value, lstm_layers=c.lstm_layers,
-            lr=lr, optimizer=c.optimizer, seeds=seeds, probe_seed=c.probe_seed, max_snapshots=c.max_snapshots,
-            snapshot_bytes=c.snapshot_bytes, validation_samples=c.validation_samples,
-            metrics_limit=c.metrics_limit, history_limit=c.history_limit, device=c.device, threads=c.threads,
-            **ints)
+        low, high = form_range("lr")
+        lr = read_float(self.lr, above=low, maximum=high)
+        # everything else (the optimiser, the snapshots' bounds, ...) stays this view's config's
+        return dataclasses.replace(c, task=self.task.value, task_options=task_options, model=self.model.value,
+                                   lr=lr, seeds=seeds, **ints)
 
     # ---- actions -------------------------------------------------------------------------------
     def _fail(self, text: str) -> None:

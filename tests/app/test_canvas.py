@@ -31,16 +31,14 @@ def test_bundle_refuses_imports_it_cannot_join(tmp_path):
         bundle(("a.js",), tmp_path)
 
 
-def test_the_served_module_file_is_written_once_and_refreshed_when_stale(tmp_path):
-    from ntmviz.app.canvas import EpisodeCanvas, served_module
+def test_the_served_module_is_named_by_its_text(tmp_path):
+    """A new renderer gets a new address, so a browser never runs a stale copy it cached; the file
+    goes where it is told (ntmviz.app.extension() gives it a private folder: tests/app/test_extension.py)."""
+    from ntmviz.app.canvas import module_file
 
-    path = tmp_path / "renderer.generated.js"
-    assert served_module("one", path) == path and path.read_text() == "one"
-    mtime = path.stat().st_mtime_ns
-    assert served_module("one", path) == path and path.stat().st_mtime_ns == mtime  # unchanged: not rewritten
-    assert served_module("two", path) == path and path.read_text() == "two"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["renderer.generated.js"]  # no temporary left
-    # a folder that cannot be written: None, and the component sends its text inline
-    assert served_module("one", tmp_path / "missing" / "renderer.generated.js") is None
-    # the installed component's file holds exactly its module
-    assert EpisodeCanvas._bundle.read_text(encoding="utf-8") == EpisodeCanvas._esm
+    one = module_file("one", tmp_path)
+    assert one.parent == tmp_path and one.read_text() == "one" and re.fullmatch(r"renderer-[0-9a-f]{16}\.js", one.name)
+    assert module_file("one", tmp_path) == one
+    two = module_file("two", tmp_path)
+    assert two != one and two.read_text() == "two"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([one.name, two.name])  # nothing else written

@@ -82,6 +82,24 @@ def test_pause_and_resume_keep_the_step_count(runs):
     assert steps == list(range(1, len(steps) + 1))  # no step lost or repeated
 
 
+def test_the_pause_is_the_trainers_and_a_paused_run_serves_requests(runs, tmp_path):
+    """One pause mechanism: LiveRun.pause is Trainer.pause; the held loop serves save() at once."""
+    run = runs(small(snapshot_every=1000))
+    run.start()
+    wait_for(lambda: run.step >= 2, what="a few steps")
+    run.pause()
+    assert run.trainer.paused and run.paused
+    wait_for(lambda: run.status == "paused", what="the pause")
+    at = run.step
+    started = time.monotonic()
+    path = run.save(tmp_path / "paused.safetensors")
+    assert time.monotonic() - started < 5
+    assert checkpoint.load(path).step == at == run.step
+    run.trainer.resume()  # the trainer's resume is the run's
+    wait_for(lambda: run.step > at, what="steps after resuming")
+    assert run.status == "running" and not run.paused
+
+
 def test_stop_frees_the_thread(runs):
     before = threading.active_count()
     run = runs()
@@ -189,7 +207,7 @@ def test_save_while_running_writes_a_resumable_checkpoint(runs, tmp_path):
 
 
 def test_lstm_run_records_episodes_without_memory(runs):
-    run = runs(small(model="lstm", controller_size=8, lstm_layers=1, steps=3, snapshot_every=1))
+    run = runs(small(model="lstm", hidden_size=8, layers=1, steps=3, snapshot_every=1))
     run.start()
     assert run.join(60)
     _, snaps = run.snapshots()

@@ -10,7 +10,7 @@ import re
 import panel as pn
 from IPython.core.interactiveshell import InteractiveShell
 
-from ntmviz.app import Explorer, FocusView, MemoryView, Playback, Player
+from ntmviz.app import Explorer, FocusView, MemoryView, Playback, Player, extension
 from ntmviz.app.notebook import install, mimebundle, offline_html
 from ntmviz.app.payload import decode_array
 
@@ -23,7 +23,7 @@ def parts_of(html: str) -> list[dict]:
 
 
 def test_a_layout_of_views_gets_one_part_per_playback_state(episode, other_episode):
-    pn.extension()
+    extension()
     state = Playback(episode)
     layout = pn.Column(Player(state=state), pn.Row(MemoryView(state=state, diff=True), FocusView(state=state)),
                        MemoryView(other_episode))

@@ -431,7 +431,7 @@ def test_compare_an_ntm_and_an_lstm_checkpoint_on_one_input(tmp_path):
     from ntmviz.app.compare import Compare, checkpoint_pair
 
     _, ntm = _trained_checkpoint(tmp_path, "a-ntm.safetensors")
-    _, lstm = _trained_checkpoint(tmp_path, "b-lstm.safetensors", model="lstm", controller_size=8, lstm_layers=1)
+    _, lstm = _trained_checkpoint(tmp_path, "b-lstm.safetensors", model="lstm", hidden_size=8, layers=1)
     left, right = checkpoint_pair(ntm, lstm, length=3, seed=2)
     assert (left.inputs == right.inputs).all() and left.has_memory and right.memory is None
 
@@ -714,3 +714,35 @@ def test_while_training_the_tables_numbers_change_at_most_every_table_period(vie
     hist = run.histories()
     assert table_rows(view) == {k: expected_row(view, k, "paused") for k in range(3)}  # paused: at once
     assert table_rows(view)[0][1] == f"{hist[0]['loss'][-1]:.3f}"
+
+
+def test_the_form_shows_the_one_source_of_defaults(tmp_path, monkeypatch):
+    """A fresh Train tab reads back exactly RunConfig.quick() (config.py's defaults with the tab's
+    small model), and its limits are the settings' own: a cap changed there is the form's cap."""
+    import dataclasses
+
+    from ntmviz.app import run_settings
+    from ntmviz.config import setting_of
+
+    v = TrainingView(folder=str(tmp_path), save_folder=str(tmp_path), show_views=False)
+    assert v.run_config() == RunConfig.quick()
+    assert v.memory_slots.value == str(RunConfig.quick().memory_slots)
+    v.model.value = "lstm"  # one size field: the LSTM's hidden size
+    assert v.run_config() == dataclasses.replace(RunConfig.quick(), model="lstm")
+    v.model.value = "ntm"
+    cap = setting_of(RunConfig, "memory_slots").softbounds[1]
+    v.memory_slots.value = str(cap + 1)
+    assert v.start() is None and f"at most {cap:,}" in v.message
+    wider = {"memory_slots": (1, 10**6)}  # the setting's soft bounds changed: the form follows
+    monkeypatch.setattr(training_view_module, "setting_of", lambda cls, name: setting_of(cls, name)._replace(
+        softbounds=wider.get(name, setting_of(cls, name).softbounds)))
+    assert v.run_config().memory_slots == cap + 1
+    # the same settings as param parameters, for widgets made with from_param
+    Settings = run_settings.settings_class(RunConfig.quick())
+    form = Settings()
+    assert form.memory_slots == 16 and form.param.memory_slots.softbounds == (1, cap)
+    assert form.param.optimizer.objects == ["adam", "rmsprop"] and form.param.lr.doc.startswith("learning rate")
+    form.memory_slots = 32
+    assert run_settings.to_config(form, RunConfig.quick()) == RunConfig.quick(memory_slots=32)
+    with pytest.raises(ValueError):
+        form.memory_slots = 0

@@ -99,9 +99,13 @@ def served(factory: Callable[[], object], *, path: str = "app", session_lifetime
     """Serve `factory()` (called once per browser session) at http://127.0.0.1:<port>/<path>.
 
     `session_lifetime_ms` shortens how long the server keeps a closed page's session (and how
-    often it checks), so session-destroyed callbacks run within about a second."""
+    often it checks), so session-destroyed callbacks run within about a second.
+    Sets up ntmviz's offline rules first (ntmviz.app.extension()), as `ntmviz serve` does."""
     import panel as pn
 
+    import ntmviz.app
+
+    ntmviz.app.extension()
     port = free_port()
     extra = {}
     if session_lifetime_ms is not None:

@@ -140,10 +140,10 @@ def test_own_model_episode_in_a_served_explorer(browser, browser_helpers, tmp_pa
     path = own_episode().save(tmp_path / "own.safetensors")
     app_file = tmp_path / "own_explorer.py"
     app_file.write_text(
-        "import panel as pn\n"
+        "import ntmviz.app\n"
         "from ntmviz import Episode\n"
         "from ntmviz.app import Explorer\n"
-        "pn.extension()\n"
+        "ntmviz.app.extension()\n"
         f"Explorer(Episode.load({str(path)!r})).servable(title='own model')\n")
     served = browser_helpers.serve_app(app_file)
     try:
