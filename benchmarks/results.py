@@ -2,10 +2,10 @@
 
     .venv/bin/pip install -e ".[results]"   # matplotlib: only this script needs it
     .venv/bin/python benchmarks/results.py [--samples 1000] [--seed 0]
-        # rewrites the README's results section and benchmarks/results.png
+        # rewrites docs/results.md's results section and benchmarks/results.png
     .venv/bin/python benchmarks/results.py --plot-only   # redraws the plot only (no evaluation)
     .venv/bin/python benchmarks/results.py --check --seed 7  # measures again with other sequences and
-        # sets each new mean beside the README's interval; writes nothing
+        # sets each new mean beside docs/results.md's interval; writes nothing
 
 Every cell is the mean bit errors per sequence on `--samples` test-stream sequences (seed
 `--seed`) with its 95% interval; both models of a row pair answer the same sequences. Each
@@ -27,6 +27,7 @@ per sequence, or for n-grams the cross-entropy (what validation chooses on there
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from pathlib import Path
 
@@ -34,6 +35,7 @@ import torch
 
 from ntmviz import checkpoint
 from ntmviz.evaluate import evaluate
+from ntmviz.files import atomic_write
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = ROOT / "checkpoints"
@@ -42,6 +44,7 @@ KINDS = {"ntm": "NTM", "lstm": "LSTM", "lstm-paper": "LSTM at the paper's size"}
 COLOURS = {"ntm": "tab:blue", "lstm": "tab:orange", "lstm-paper": "tab:green"}
 TASKS = ("copy", "repeat_copy", "associative_recall", "ngrams", "priority_sort")
 PLOT = ROOT / "benchmarks" / "results.png"
+PAGE = ROOT / "docs" / "results.md"  # the page the tables live in; links in them are relative to it
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 NUMBER = r"(-?\d+(?:\.\d+)?)"
 INTERVAL = re.compile(rf"^{NUMBER} \[{NUMBER}, {NUMBER}\]( \(\d+ wrong\))?$")
@@ -67,7 +70,7 @@ def row_label(kind: str, task_name: str, parameters: int, sequences: int, from_c
     """A table row's model: its kind, size and training; a paper-size baseline's also names its card."""
     label = f"{KINDS[kind]} ({parameters:,} parameters, {sequences / 1000:,.0f}K sequences"
     if kind == "lstm-paper":  # weights only a local training run has: the card says how to make them
-        card = paths(task_name)[kind].with_suffix(".md").relative_to(ROOT)
+        card = Path(os.path.relpath(paths(task_name)[kind].with_suffix(".md"), PAGE.parent))
         label += f"; weights not shipped, {'numbers from ' if from_card else ''}[its card]({card})"
     return label + ")"
 
@@ -127,10 +130,10 @@ def card_row(task_name: str, labels: list[str], args) -> list[str]:
     card = path.with_suffix(".md")
     if path.exists() or not card.exists() or args.check:
         return []
-    where = card.relative_to(ROOT)
+    where = Path(os.path.relpath(card, PAGE.parent))  # the link, from the page; its text names the file from the top
     scores = card_scores(card.read_text(), args.samples, args.seed)
     if scores is None:
-        return [f"| {KINDS['lstm-paper']} (weights not shipped) | see [{where}]({where}) |" + " |" * (len(labels) - 1)]
+        return [f"| {KINDS['lstm-paper']} (weights not shipped) | see [{card.relative_to(ROOT)}]({where}) |" + " |" * (len(labels) - 1)]
     label = row_label("lstm-paper", task_name, scores["parameters"], scores["sequences"], from_card=True)
     if "gap" in scores:
         cells = gap_cells(*scores["bits"], *scores["gap"])
@@ -186,7 +189,7 @@ def tables_of(lines: list[str]) -> dict[str, list[list[str]]]:
 
 
 def compare(claimed: list[str], measured: list[str]) -> tuple[list[str], int, int, int]:
-    """Each interval cell of the README's block (claimed) beside the same cell measured again.
+    """Each interval cell of docs/results.md's block (claimed) beside the same cell measured again.
 
     Cells pair by task heading, row label and column; cells without an interval, or rows one side
     lacks, are left out. Returns Markdown rows and how many cells were compared, how many new means
@@ -268,7 +271,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed within the test stream")
     parser.add_argument("--plot-only", action="store_true", help="redraw results.png from the checkpoints' curves only")
     parser.add_argument("--check", action="store_true",
-                        help="measure again (use a new --seed) and compare with the README's intervals; write nothing")
+                        help="measure again (use a new --seed) and compare with docs/results.md's intervals; write nothing")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.plot_only:
@@ -288,18 +291,18 @@ def main() -> None:
         lines += rows
         if runs:
             curves[task] = runs
-    lines += ["![learning curves](benchmarks/results.png)", "", END]
+    lines += [f"![learning curves]({os.path.relpath(PLOT, PAGE.parent)})", "", END]
 
-    readme = ROOT / "README.md"
-    text = readme.read_text()
+    page = PAGE
+    text = page.read_text()
     if args.check:
         claimed = text.split(BEGIN, 1)[1].split(END, 1)[0].splitlines() if BEGIN in text else []
         rows, compared, inside, near = compare(claimed, lines)
-        print(f"\nthe README's numbers measured again on test-stream seed {args.seed}, {args.samples} sequences per cell\n")
-        print("| task | model | column | README | this seed | inside its interval | within 1.4 half-widths |")
+        print(f"\ndocs/results.md's numbers measured again on test-stream seed {args.seed}, {args.samples} sequences per cell\n")
+        print("| task | model | column | claimed | this seed | inside its interval | within 1.4 half-widths |")
         print("| --- | --- | --- | ---: | ---: | --- | --- |")
         print("\n".join(rows))
-        print(f"\n{inside} of {compared} new means inside the README's 95% intervals (about 83% expected), "
+        print(f"\n{inside} of {compared} new means inside the claimed 95% intervals (about 83% expected), "
               f"{near} of {compared} within 1.4 half-widths of its means (about 95% expected)")
         return
     block = "\n".join(lines)
@@ -308,9 +311,9 @@ def main() -> None:
         text = head + block + rest.split(END, 1)[1]
     else:
         text += "\n" + block + "\n"
-    readme.write_text(text)  # before the plot: a failed drawing loses no measurement
+    atomic_write(page, text.encode())  # before the plot: a failed drawing loses no measurement
     plot(curves, PLOT)
-    print(f"updated {readme} and {PLOT}")
+    print(f"updated {page} and {PLOT}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""benchmarks/results.py --check: the README's intervals against numbers measured again."""
+"""benchmarks/results.py --check: docs/results.md's intervals against numbers measured again."""
 
 import importlib.util
 from pathlib import Path
@@ -130,6 +130,7 @@ def test_a_baseline_without_weights_gets_its_row_from_its_card(tmp_path, monkeyp
 
     monkeypatch.setattr(results, "ROOT", tmp_path)
     monkeypatch.setattr(results, "BASELINES", tmp_path / "baselines")
+    monkeypatch.setattr(results, "PAGE", tmp_path / "docs" / "results.md")  # links run from the page's folder
     (tmp_path / "baselines").mkdir()
     task = get_task("copy", bits=3, max_length=4)
     model = build_model(ntmviz.LSTMConfig(task.input_size, task.output_size, 8, 1), seeds=[0])
@@ -137,7 +138,7 @@ def test_a_baseline_without_weights_gets_its_row_from_its_card(tmp_path, monkeyp
     (tmp_path / "baselines" / "copy-lstm-paper.md").write_text(text)
     args = argparse.Namespace(samples=40, seed=3, check=False)
     lo, hi = score.interval
-    link = "[its card](baselines/copy-lstm-paper.md)"
+    link = "[its card](../baselines/copy-lstm-paper.md)"
     assert results.card_row("copy", ["training range", "4", "8"], args) == [
         f"| LSTM at the paper's size (123,456 parameters, 888K sequences; weights not shipped, numbers from {link}) | "
         f"{score.bit_errors:.2f} [{lo:.2f}, {hi:.2f}] | {at4.bit_errors:.2f} [{at4.interval[0]:.2f}, {at4.interval[1]:.2f}] "
@@ -145,5 +146,5 @@ def test_a_baseline_without_weights_gets_its_row_from_its_card(tmp_path, monkeyp
     # measured on other sequences: the row points to the card; with --check nothing stands in
     other = argparse.Namespace(samples=1000, seed=3, check=False)
     assert results.card_row("copy", ["training range", "4", "8"], other) == [
-        "| LSTM at the paper's size (weights not shipped) | see [baselines/copy-lstm-paper.md](baselines/copy-lstm-paper.md) | | |"]
+        "| LSTM at the paper's size (weights not shipped) | see [baselines/copy-lstm-paper.md](../baselines/copy-lstm-paper.md) | | |"]
     assert results.card_row("copy", ["training range", "4"], argparse.Namespace(samples=40, seed=3, check=True)) == []
