@@ -1,4 +1,5 @@
-"""Notebook outputs that still show, play and scrub without a kernel.
+"""Notebook outputs that still show, play and scrub without a kernel, and whose updates arrive
+in the order they were made.
 
 A Panel object displayed in Jupyter renders through Bokeh and talks to the kernel; saved and
 converted to HTML (nbconvert), or opened where no kernel runs, it is blank. So every notebook
@@ -12,11 +13,26 @@ offlineFallback):
 - with no answer after a moment (or at once when the page loaded without Bokeh), the fallback
   shows in place of the live views, with a player of its own.
 
+Updates in order. Panel sends a live output's updates over a Jupyter comm that only the browser
+can open, once it has drawn the output, and the kernel handles that request only when it gets to
+it, after the cells queued before it. So with Run All, what the next cells change (a training run
+started, pulled, stopped) is made while the comm is still shut. Panel 1.9 (panel/io/notebook.py,
+`push`) then makes each update's message at once and retries each one on a timer of its own
+every 0.1 s until the comm is open, so when it opens they go out in the order of their timers,
+not the order they were made: an older value lands last (the Train tab stuck at "Running" with
+Start disabled while Python holds "Stopped"), and a message naming a model by reference can
+arrive before the message that created it, which Bokeh refuses as a whole ("reference <id> isn't
+known"). Python counts both as sent and never sends them again. So `mimebundle` gives each
+output's comm an outbox while it is shut (`keep_in_order`): what Panel sends waits there, in
+order, and goes out in that order the moment the browser opens the comm, before anything sent
+after it. Run cell by cell, the comm is open before anything changes and nothing differs.
+
 `install()` (called by `ntmviz.app.extension()` inside IPython, never at import) registers
-`mimebundle` as the display formatter of Panel objects; it only changes outputs that hold ntmviz
-views. Plain use:
+`mimebundle` as the display formatter of Panel objects; the fallback goes only into outputs that
+hold ntmviz views, the outbox onto every Panel output's comm. Plain use:
 
     offline_html(obj)   # the hidden fallback for any Panel object or Viewer, or None
+    keep_in_order(comm) # a Panel server comm not open yet: what is sent waits, in order
 """
 
 from __future__ import annotations
@@ -25,6 +41,7 @@ import html
 import json
 import logging
 import sys
+import threading
 import uuid
 from typing import Any
 
@@ -96,14 +113,96 @@ def wrap(live_html: str, fallback: str, token: str) -> str:
             f'<div class="ntmviz-live">{live_html}</div>{fallback}</div>')
 
 
+class _Outbox:
+    """Stands in for the Jupyter comm of a Panel server comm the browser has not opened yet:
+    keeps what is sent, in order. It is truthy, so Panel's `push` sends to it at once instead of
+    retrying each message on a timer of its own. Once the comm is open it forwards (a sender that
+    took it just before the swap still lands after what was kept)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pending: list[tuple[Any, Any, list]] = []
+        self.forward = None  # the open Jupyter comm
+
+    def send(self, data=None, metadata=None, buffers=None) -> None:
+        with self.lock:
+            if self.forward is None:
+                self.pending.append((data, metadata, list(buffers or [])))
+                return
+        self.forward.send(data, metadata=metadata, buffers=buffers)
+
+    def close(self, *args, **kwargs) -> None:  # the output was cleaned up before it was ever shown
+        with self.lock:
+            self.pending.clear()
+
+    def on_msg(self, callback) -> None:  # a server comm receives nothing
+        pass
+
+
+def keep_in_order(comm) -> bool:
+    """Until the browser opens `comm` (Panel's server comm of one output, a pyviz_comms
+    JupyterComm), keep what is sent over it, in order, and send it all as the comm opens, before
+    anything sent after (see the module docstring). False, and nothing changed, for a comm that
+    is open already or of another kind.
+
+    Panel stores a message as it is made (panel/io/model.py `diff` takes the document's held
+    events and counts the models it carries as the browser's), so the order of sending is the
+    only thing that must be kept; what is kept is what Panel would have sent, byte for byte."""
+    from pyviz_comms import JupyterComm
+
+    if not isinstance(comm, JupyterComm) or comm._comm is not None or "init" in vars(comm):
+        return False
+    outbox = _Outbox()
+    comm._comm = outbox
+    init = comm.init
+
+    def opened(*args, **kwargs):
+        """The browser opened the comm (its client comm's on_open calls comm.init(),
+        panel/viewable.py): open the Jupyter comm, send what waited, then forward."""
+        with outbox.lock:
+            if outbox.forward is not None:  # opened again (the output drawn anew): as Panel does
+                return init(*args, **kwargs)
+            comm._comm = None
+            try:
+                result = init(*args, **kwargs)  # sets comm._comm to the Jupyter comm
+            except BaseException:
+                comm._comm = outbox
+                raise
+            for data, metadata, buffers in outbox.pending:
+                comm._comm.send(data, metadata=metadata, buffers=buffers)
+            outbox.pending.clear()
+            outbox.forward = comm._comm
+        return result
+
+    comm.init = opened
+    return True
+
+
+def _comm_of(metadata) -> Any:
+    """The server comm of the output whose mimebundle metadata is `metadata`, or None."""
+    from panel.io.notebook import EXEC_MIME
+    from panel.io.state import state
+
+    ref = (metadata or {}).get(EXEC_MIME, {}).get("id") if isinstance(metadata, dict) else None
+    view = state._views.get(ref) if ref else None
+    return view[3] if view else None
+
+
 def mimebundle(obj, include=None, exclude=None):
-    """Panel's notebook output for `obj`, with the fallback added to its HTML when it holds
-    ntmviz views (see the module docstring)."""
+    """Panel's notebook output for `obj`, its updates kept in order until the browser opens its
+    comm, with the fallback added to its HTML when it holds ntmviz views (see the module
+    docstring)."""
     from panel.viewable import Viewer
 
     viewable = obj._create_view() if isinstance(obj, Viewer) else obj  # as Panel's Viewer renders itself
     bundle = viewable._repr_mimebundle_(include, exclude)
     data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+    try:
+        comm = _comm_of(metadata)
+        if comm is not None:
+            keep_in_order(comm)
+    except Exception:  # the output must show whatever happens here; the log has why
+        log.exception("ntmviz: this output's updates are sent as Panel sends them")
     if data is None:  # Panel shows nothing (e.g. pn.extension() not run): the views still can
         data, metadata = {"text/plain": repr(obj)}, metadata or {}
     if not isinstance(data, dict):
