@@ -11,13 +11,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bokeh.document import Document
+from bokeh.models import (CustomJSTickFormatter, GlyphRenderer, HoverTool, Line, LinearScale, LogScale, MultiLine,
+                          Plot, Scatter, Segment)
+from bokeh.plotting import figure as Figure
 
 import ntmviz
 from ntmviz import checkpoint
 from ntmviz.app.compare import checkpoint_pair
 from ntmviz.app.explorer import Explorer
 from ntmviz.app.sources import load_source, record_episode
-from ntmviz.app.sweep_view import OUTCOMES, SweepView, find_sweeps, read_curves
+from ntmviz.app import charts
+from ntmviz.app.sweep_view import (DODGE, HOVER_POINTS, KEY_COLOUR, OUTCOME_STYLE, Curves, Run, SweepView,
+                                   find_sweeps, learning_chart, log_floor_for, read_curves, run_lines)
 from ntmviz.sweep import Sweep, read_folder, run_paths, train_ensemble, write_summary
 
 # A copy task small enough that some runs solve it in 200 steps and some do not (measured: lr 1e-4
@@ -86,40 +92,246 @@ def test_the_table_holds_the_rows_on_disk(sweep_folder):
     assert f"4 of 4 runs finished, {how_many} solved" in view.summary.object.replace("&#44;", ",")
 
 
-def test_the_curves_are_the_checkpoint_histories_coloured_by_solved(sweep_folder):
-    view = SweepView(sweep_folder)
-    colours = dict(OUTCOMES)
+def drawn(view) -> Figure:
+    """The Bokeh figure the view's chart pane puts in the page."""
+    root = view.plot.get_root(Document())
+    [fig] = root.select({"type": Plot})
+    return fig
 
-    def drawn():
-        out = {}
-        for outcome, sources in view.curve_sources.items():
-            for xs, ys, run in zip(*(sources["train"].data[k] for k in ("xs", "ys", "run"))):
-                out[run] = (outcome, xs, ys)
-        return out
 
-    curves = drawn()
-    assert len(curves) == 4  # none selected: every run
+DASHES = {"solid": (), "dashed": (6,), "dotted": (2, 4)}  # Bokeh's named dash patterns
+
+
+def dash_of(glyph) -> tuple:
+    """A glyph's line dash as its pattern, whether given by name or as the pattern."""
+    return DASHES[glyph.line_dash] if isinstance(glyph.line_dash, str) else tuple(glyph.line_dash)
+
+
+def renderers(fig: Figure, glyph: type) -> list[GlyphRenderer]:
+    return [r for r in fig.renderers if isinstance(r.glyph, glyph)]
+
+
+def lines_by_run(fig: Figure, width: float = 1.5) -> dict[str, tuple]:
+    """{run: (colour, dash, xs, ys)} of the lines `width` wide (1.5 training, 3 validation): one
+    MultiLine per outcome, a line per run."""
+    out = {}
+    for r in renderers(fig, MultiLine):
+        if r.glyph.line_width != width:
+            continue
+        assert r.glyph.line_color == "colour"  # a colour per line, from the source
+        data = r.data_source.data
+        for run, colour, xs, ys in zip(data["run"], data["colour"], data["xs"], data["ys"], strict=True):
+            out[run] = (colour, dash_of(r.glyph), list(xs), list(ys))
+    return out
+
+
+def points_by_run(fig: Figure, *columns: str, marker: str | None = None) -> dict[str, list]:
+    """{run: [(marker, colour, *columns) of each of its points]} of the Scatters that hold `columns`
+    (their 'label' column starts with the run's name)."""
+    out: dict[str, list] = {}
+    for r in renderers(fig, Scatter):
+        data = r.data_source.data
+        if not all(c in data for c in ("label", *columns)):
+            continue
+        for i, label in enumerate(data["label"]):
+            out.setdefault(label.split(":")[0], []).append(
+                (r.glyph.marker, colour_of(r, i), *[data[c][i] for c in columns]))
+    return out
+
+
+def colour_of(renderer: GlyphRenderer, i: int) -> str:
+    """The colour glyph i is drawn in: its row's 'color' (HoloViews' column for a colour per row), or
+    the glyph's one colour (HoloViews makes one of a column that holds a single value)."""
+    data = renderer.data_source.data
+    return data["color"][i] if "color" in data else renderer.glyph.line_color
+
+
+def test_the_chart_draws_each_history_in_its_settings_colour_and_its_outcome_style(sweep_folder):
+    view = SweepView(sweep_folder, smoothing=0.0)
+    fig = drawn(view)
+    dark, light = charts.sequential(2)  # lr 1e-4 (the smaller: darker), lr 3e-2
+    colour = {1e-4: dark, 3e-2: light}
+    lines = lines_by_run(fig)
+    assert sorted(lines) == sorted(r.name for r in view.runs)  # none selected: every run
+    ends = points_by_run(fig, "sequences", "y", "bit_errors", "low", "high")
     for run in view.runs:
         meta = checkpoint.load(run.checkpoint).meta
-        outcome, xs, ys = curves[run.title]
-        assert outcome == ("solved" if run.row["solved"] else "not solved")
+        lr, solved = run.settings["lr"], run.row["solved"]
+        line_colour, dash, xs, ys = lines[run.name]
         assert xs == meta["history"]["sequences"] and ys == pytest.approx(meta["history"]["bit_errors"])
         assert len(xs) == 21  # a point every 10 steps, and step 1
-        ends = view.curve_sources[outcome]["end"].data
-        i = ends["run"].index(run.title)
-        assert (ends["y"][i], ends["low"][i], ends["high"][i]) == (run.row["bit_errors"], *run.row["interval"])
-        assert ends["x"][i] == 200 * 8  # sequences seen: steps x batch
-    # each outcome's lines, bars and dots are drawn in its colour
-    for renderer in view.figure.renderers:
-        source, glyph = renderer.data_source, renderer.glyph
-        outcome = next(o for o, s in view.curve_sources.items() if source in s.values())
-        assert (glyph.fill_color if hasattr(glyph, "fill_color") else glyph.line_color) == colours[outcome]
-    # selecting runs draws only theirs
+        assert line_colour == colour[lr]  # colour: the settings, whatever the outcome
+        assert dash == (() if solved else (6,))  # solid: solved; dashed: not
+        [(marker, dot_colour, *point)] = ends[run.name]
+        assert (marker, dot_colour) == ("circle" if solved else "x", colour[lr])
+        assert point == [200 * 8, run.row["bit_errors"], run.row["bit_errors"], *run.row["interval"]]
+    # every run's interval as a vertical bar in its colour
+    bars = sorted((colour_of(r, i), lo, hi) for r in renderers(fig, Segment)
+                  for i, (x0, x1, lo, hi) in enumerate(zip(*(r.data_source.data[k]
+                                                             for k in ("x0", "x1", "low", "high"))))
+                  if x0 == x1)
+    assert bars == sorted((colour[r.settings["lr"]], *r.row["interval"]) for r in view.runs)
+    # the legend: the settings' colours, in the settings' order, then the line styles on show
+    [legend] = fig.legend
+    assert legend.items[0].label.field == "color"  # an entry per value of the settings column
+    [key] = legend.items[0].renderers
+    assert list(key.data_source.data["color"]) == ["lr=0.0001", "lr=0.03"]
+    mapper = key.glyph.fill_color.transform
+    assert dict(zip(mapper.factors, mapper.palette)) == {"lr=0.0001": dark, "lr=0.03": light}
+    outcomes = [o for o in OUTCOME_STYLE if any(r.outcome == o for r in view.runs)]
+    assert [item.label.value for item in legend.items[1:]] == outcomes
+    key = next(item for item in legend.items[1:] if item.label.value == "not solved")
+    assert sorted((type(r.glyph).__name__, r.glyph.line_color, getattr(r.glyph, "marker", None),
+                   dash_of(r.glyph)) for r in key.renderers) == [
+        ("Line", KEY_COLOUR, None, (6,)), ("Scatter", KEY_COLOUR, "x", ())]
+    assert legend.click_policy == "none"  # one entry draws every settings' key: a click would hide them all
+    # hovering along x shows every run's point there, on its line
+    [hover] = [t for t in fig.tools if isinstance(t, HoverTool) and t.mode == "vline"]
+    assert hover.tooltips == [("bit errors", "@{bit_errors}{0.[000]} at @{sequences}{0,0} sequences, @{label}")]
+    [hovered] = hover.renderers
+    data = hovered.data_source.data
+    assert isinstance(hovered.glyph, Line) and hovered.glyph.line_alpha == 0  # read by the hover, never seen
+    for run in view.runs:
+        mine = [i for i, label in enumerate(data["label"]) if label == f"{run.name}: lr={run.settings['lr']} "
+                                                                       f"({run.outcome})"]
+        assert mine == list(range(mine[0], mine[0] + len(mine)))  # one piece
+        assert [data["sequences"][i] for i in mine] == lines[run.name][2]
+        assert [data["bit_errors"][i] for i in mine] == pytest.approx(lines[run.name][3])
+        assert mine[0] == 0 or (np.isnan(data["sequences"][mine[0] - 1]) and data["label"][mine[0] - 1] == "")
+    assert isinstance(fig.xaxis[0].formatter, CustomJSTickFormatter) and isinstance(fig.y_scale, LinearScale)
+
+    # selecting runs draws only theirs, each in the colour it had among all
     view.selection = [2]
-    assert list(drawn()) == [view.runs[2].title]
+    assert list(lines_by_run(drawn(view))) == [view.runs[2].name]
+    assert lines_by_run(drawn(view))[view.runs[2].name][0] == colour[view.runs[2].settings["lr"]]
     assert view.source.selected.indices == [2]  # the table shows the selection too
     view.source.selected.indices = [0, 3]  # ticked in the table
-    assert view.selection == [0, 3] and sorted(drawn()) == sorted([view.runs[0].title, view.runs[3].title])
+    assert view.selection == [0, 3] and sorted(lines_by_run(drawn(view))) == sorted([view.runs[0].name,
+                                                                                     view.runs[3].name])
+
+
+def test_smoothing_and_the_log_scale(sweep_folder):
+    view = SweepView(sweep_folder)
+    assert view.smoothing == 0.6 and not view.log_scale  # the defaults
+    history = {r.name: checkpoint.load(r.checkpoint).meta["history"]["bit_errors"] for r in view.runs}
+    lines = lines_by_run(drawn(view))
+    for name, raw in history.items():
+        np.testing.assert_allclose(lines[name][3], charts.smooth(raw, 0.6))
+    assert "smoothed (weight 0.6)" in view.curves_note.object.replace("&#40;", "(").replace("&#41;", ")").replace(
+        "&#46;", ".")
+    slider = view.smoothing_slider
+    slider._process_events({"value": 0.7})  # the browser while the slider is dragged: no redraw yet
+    assert view.smoothing == 0.6
+    slider._process_events({"value": 0.9, "value_throttled": 0.9})  # and when it is let go
+    assert view.smoothing == 0.9
+    lines = lines_by_run(drawn(view))
+    for name, raw in history.items():
+        np.testing.assert_allclose(lines[name][3], charts.smooth(raw, 0.9))
+    # the log scale: zeros at a power of ten below the smallest value logged, the hover keeps the value
+    view.log_toggle.value = True
+    assert view.log_scale
+    fig = drawn(view)
+    assert isinstance(fig.y_scale, LogScale) and isinstance(fig.yaxis[0].formatter, CustomJSTickFormatter)
+    floor = charts.log_floor(*history.values(), *[[r.row["bit_errors"], *r.row["interval"]] for r in view.runs])
+    assert floor == log_floor_for(view.runs) and 0 < floor < 0.1
+    lines = lines_by_run(fig)
+    [hover] = [t for t in fig.tools if isinstance(t, HoverTool) and t.mode == "vline"]
+    hovered = hover.renderers[0].data_source.data
+    for name, raw in history.items():
+        smooth = charts.smooth(raw, 0.9)
+        np.testing.assert_allclose(lines[name][3], np.maximum(smooth, floor))
+        mine = [i for i, label in enumerate(hovered["label"]) if label.startswith(f"{name}: ")]
+        np.testing.assert_allclose([hovered["y"][i] for i in mine], np.maximum(smooth, floor))  # on the line
+        np.testing.assert_allclose([hovered["bit_errors"][i] for i in mine], smooth)  # says the value
+    scores = [r.row["bit_errors"] for r in view.runs]
+    assert 0.0 in scores  # a solved run scores 0: drawn at the floor
+    ends = points_by_run(fig, "y", "bit_errors", "low")
+    assert {run: tuple(p[-1][2:4]) for run, p in ends.items()} == {
+        r.name: (max(r.row["bit_errors"], floor), r.row["bit_errors"]) for r in view.runs}
+    assert f"zeros are drawn at {floor:g}" in view.curves_note.object.replace("&#46;", ".")
+    view.smoothing = 0.0
+    assert "smoothed" not in view.curves_note.object and drawn(view).yaxis[0].axis_label == "bit errors per sequence"
+
+
+def _run(name: str, settings: dict, solved, train, validation=((), ()), score=0.5, interval=(0.25, 0.75)) -> Run:
+    c, s = name[1:].split("/seed")
+    row = {"combination": int(c), "seed": int(s), "solved": solved, "bit_errors": score, "interval": list(interval)}
+    return Run(row, settings, Path(f"/nowhere/{name}.safetensors"),
+               Curves((list(train[0]), list(train[1])), (list(validation[0]), list(validation[1])), 300))
+
+
+def test_run_lines_and_the_chart_of_several_settings_validation_checks_and_no_bar():
+    runs = [_run("c2/seed0", {"lr": 1e-2, "model": "ntm"}, True, ([0, 100, 300], [3.0, 1.0, 0.0])),
+            _run("c0/seed0", {"lr": 1e-3, "model": "ntm"}, False, ([0, 300], [3.0, 2.0]),
+                 validation=([100, 300], [2.5, 1.5])),
+            _run("c0/seed1", {"lr": 1e-3, "model": "ntm"}, False, ([0, 300], [2.0, 2.2])),
+            _run("c1/seed0", {"lr": 1e-3, "model": "lstm"}, None, ([0, 150, 300], [np.nan, np.inf, 1.0]))]
+    lines = run_lines(runs)
+    # ordered by the settings (lr, then model as text), then outcome, combination, seed
+    assert [(r.run, r.settings, r.outcome) for r in lines] == [
+        ("c1/seed0", "lr=0.001, model=lstm", "no bar to solve"), ("c0/seed0", "lr=0.001, model=ntm", "not solved"),
+        ("c0/seed1", "lr=0.001, model=ntm", "not solved"), ("c2/seed0", "lr=0.01, model=ntm", "solved")]
+    # two keys vary: a colour per combination, in the settings' order
+    assert [r.colour for r in lines] == [charts.CATEGORICAL[i] for i in (0, 1, 1, 2)]
+    np.testing.assert_array_equal(lines[1].validation[0], [100, 300])
+    assert lines[2].validation[0].size == 0 and lines[3].end == (300.0, 0.5, 0.5, 0.25, 0.75)
+    # a run keeps its colour when shown alone, given every run; alone, nothing varies
+    assert run_lines([runs[0]], runs)[0].colour == charts.CATEGORICAL[2]
+    assert run_lines([runs[0]])[0].colour == charts.CATEGORICAL[0] and run_lines([runs[0]])[0].settings == "(defaults)"
+
+    fig = hv_render(learning_chart(lines))
+    # the lines: a MultiLine per outcome (and per kind), each line its run's colour
+    drawn = {(dash_of(r.glyph), r.glyph.line_width): dict(zip(r.data_source.data["run"],
+                                                                      r.data_source.data["colour"]))
+             for r in renderers(fig, MultiLine)}
+    assert drawn == {((2, 4), 1.5): {"c1/seed0": charts.CATEGORICAL[0]},  # dotted: no bar
+                     ((6,), 1.5): {"c0/seed0": charts.CATEGORICAL[1], "c0/seed1": charts.CATEGORICAL[1]},  # dashed
+                     ((6,), 3.0): {"c0/seed0": charts.CATEGORICAL[1]},  # the validation checks, thick
+                     ((), 1.5): {"c2/seed0": charts.CATEGORICAL[2]}}  # solid: solved
+    nan_line = lines_by_run(fig)["c1/seed0"][3]
+    assert np.isnan(nan_line[:2]).all() and nan_line[2] == 1.0  # a value missing or infinite is a gap
+    validation_tip = ("validation", "@{bit_errors}{0.[000]}")
+    [checks] = [t.renderers[0] for t in fig.tools
+                if isinstance(t, HoverTool) and validation_tip in t.tooltips]  # the checks' dots, with their hover
+    data = checks.data_source.data
+    assert (list(data["label"]), list(data["sequences"]), list(data["bit_errors"])) == (
+        ["c0/seed0: lr=0.001, model=ntm (not solved)"] * 2, [100, 300], [2.5, 1.5])
+    assert checks.glyph.marker == "circle" and colour_of(checks, 0) == charts.CATEGORICAL[1]
+    markers = {(run, p[0]) for run, ps in points_by_run(fig, "low").items() for p in ps}
+    assert markers == {("c1/seed0", "square"), ("c0/seed0", "x"), ("c0/seed1", "x"), ("c2/seed0", "circle")}
+    # end markers move right by a lane per combination of settings; the hover keeps the true x
+    ends = {run: ps[0] for run, ps in points_by_run(fig, "x", "sequences").items()}
+    assert {run: (p[2], p[3]) for run, p in ends.items()} == {
+        "c1/seed0": (300, 300), "c0/seed0": (300 + DODGE * 300, 300), "c0/seed1": (300 + DODGE * 300, 300),
+        "c2/seed0": (300 + 2 * DODGE * 300, 300)}
+    assert [i.label.value for i in fig.legend[0].items[1:]] == ["solved", "not solved", "no bar to solve"]
+
+
+def hv_render(chart) -> Figure:
+    return charts.holoviews().render(chart, backend="bokeh")
+
+
+def test_a_numeric_setting_is_coloured_in_order_of_its_values():
+    lrs = [3e-2, 1e-4, 1e-2, 1e-3]
+    runs = [_run(f"c{i}/seed0", {"lr": lr}, False, ([0, 300], [1.0, 1.0])) for i, lr in enumerate(lrs)]
+    lines = run_lines(runs)
+    assert [r.settings for r in lines] == ["lr=0.0001", "lr=0.001", "lr=0.01", "lr=0.03"]
+    assert [r.colour for r in lines] == charts.sequential(4)  # smallest darkest, evenly by rank
+    assert len({r.colour for r in lines}) == 4  # the issue: every unsolved run was one red
+
+
+def test_the_chart_keeps_its_size_whatever_the_number_of_runs():
+    def chart(n: int) -> Figure:
+        runs = [_run(f"c{i}/seed{s}", {"lr": 10.0 ** (-4 + i / 10)}, s == 0, (np.arange(300.0), np.ones(300)))
+                for i in range(n) for s in range(2)]
+        return hv_render(learning_chart(run_lines(runs)))
+
+    small, large = chart(2), chart(40)
+    assert len(small.renderers) == len(large.renderers)  # HoloViews' time grows with its elements squared
+    [hover] = [t for t in large.tools if isinstance(t, HoverTool) and t.mode == "vline"]
+    labels = hover.renderers[0].data_source.data["label"]
+    assert sum(1 for label in labels if label) == 80 * HOVER_POINTS  # thinned: each point carries its run's name
+    assert len(labels) == 80 * HOVER_POINTS + 79  # and a gap between two runs
 
 
 def test_a_validation_curve_is_read_as_the_cli_writes_it(tmp_path):
@@ -240,6 +452,13 @@ def test_hostile_folder_and_setting_names_are_text(sweep_folder, tmp_path):
     assert view.table.columns[1].title == "&lt;img src=x onerror=&quot;window.__pwned=1&quot;&gt;"
     assert view.source.data["g0"][0] == "<b>0.0001</b>"
     assert str(folder) in view.found.options  # Select options are text in the page
+    # the chart's legend and hover data hold the names as they are (Bokeh draws both as text)
+    fig = drawn(view)
+    names = [f"{HOSTILE}=<b>0.0001</b>", f"{HOSTILE}=<b>0.03</b>"]
+    assert list(fig.legend[0].items[0].renderers[0].data_source.data["color"]) == names
+    assert {label.split(": ", 1)[1].rsplit(" (", 1)[0] for r in renderers(fig, Scatter)
+            for label in r.data_source.data.get("label", [])} == set(names)
+    assert [r.colour for r in view.lines] == [charts.CATEGORICAL[i] for i in (0, 0, 1, 1)]  # text: unordered colours
     explorer = Explorer.default(sweeps=[str(folder)])
     explorer.sweep.selection = [0]
     assert explorer.sweep.open_in_explore()

@@ -1,19 +1,23 @@
 """The Sweep tab in real Chromium, every request off the machine blocked and failing the test:
 a real sweep folder (written by sweep.py's train_ensemble) under a folder whose name is markup.
-The table draws the rows on disk, the browser holds the checkpoints' curves, and Open in
-Explore records the ticked run and the Explore views show that episode."""
+The table draws the rows on disk, the chart draws the checkpoints' curves in their settings'
+colours, its axis labels are charts.compact()'s, hovering names the runs (as text), the log toggle
+redraws on a log axis, and Open in Explore records the ticked run and the Explore views show that
+episode."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 import torch
 from _serve import served
 
+from ntmviz.app import charts
 from ntmviz.sweep import Sweep, train_ensemble, write_summary
 
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
@@ -22,18 +26,49 @@ INJECTED = 'img[src="x"], b, svg[onload]'
 TINY = {"task.max_length": 2, "task.bits": 2, "memory_slots": 6, "memory_width": 4, "controller_size": 12,
         "batch_size": 8}
 
-# Every Bokeh ColumnDataSource in the page that holds curves: {run: [xs, ys]} of the training lines.
+# Every line of a run the page draws: {run: [colour, dash, xs, ys as drawn]}, from the chart's
+# Bokeh MultiLine renderers (one per outcome, a line per run, its colour in the source's 'colour').
 CURVES_JS = """() => {
   const out = {};
+  const value = p => (p !== null && typeof p === 'object' && 'value' in p) ? p.value : p;  // {value: v} or v
   for (const doc of window.Bokeh.documents) {
     for (const m of doc.all_models) {
-      const d = m.data;
-      if (!d || !d.xs || !d.run || !m.name || !m.name.startsWith('train:')) continue;
-      d.run.forEach((run, i) => { out[run] = [m.name.slice(6), Array.from(d.xs[i]), Array.from(d.ys[i])]; });
+      if (!m.glyph || m.glyph.constructor.__name__ !== 'MultiLine' || value(m.glyph.line_width) !== 1.5) continue;
+      const d = m.data_source.data;
+      Array.from(d.run).forEach((run, i) => {
+        out[run] = [d.colour[i], value(m.glyph.line_dash), Array.from(d.xs[i]), Array.from(d.ys[i])];
+      });
     }
   }
   return out;
 }"""
+
+# The y scale of every plot in the page, and what the count axes' formatter makes of some values.
+SCALES_JS = """() => Array.from(window.Bokeh.documents).flatMap(doc => Array.from(doc.all_models))
+  .filter(m => m.y_scale && m.renderers).map(m => m.y_scale.constructor.__name__)"""
+FORMAT_JS = """(values) => {
+  for (const doc of window.Bokeh.documents) for (const m of doc.all_models)
+    if (m.formatter && m.formatter.code) return m.formatter.doFormat(values, {loc: 0});
+  return null;
+}"""
+TICKS = [0, 7, 500, 999.4, 999.96, 1000, 1500, 12345, 102_500, 140_000, 999_999, 2_350_000, 1e9, -2500, 0.25,
+         100.25, 1e-5, 1.5e-7]
+
+
+def hover_chart(page, fraction: float) -> list[str]:
+    """Move the mouse over the chart at `fraction` of its width (half its height); the texts of
+    the tooltips that show."""
+    box = page.locator(".ntmviz-sweep-chart .bk-Canvas").first.bounding_box()
+    page.mouse.move(box["x"] + 5, box["y"] + 5)
+    page.mouse.move(box["x"] + box["width"] * fraction, box["y"] + box["height"] * 0.5, steps=4)
+    tips = page.locator(".bk-tooltip-content")  # in each tooltip's shadow root (Playwright's CSS pierces it)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        texts = [t for t in tips.all_inner_texts() if t.strip()]
+        if texts:
+            return texts
+        page.wait_for_timeout(200)
+    return []
 
 
 @pytest.fixture(scope="module")
@@ -113,15 +148,33 @@ def test_the_sweep_tab_draws_the_runs_and_opens_one_in_explore(browser, browser_
             assert str(sweep_folder) in page.get_by_role("combobox", name="Sweeps found").inner_text()
             assert_nothing_ran(page)
 
-            # the browser holds every run's training curve, in its outcome's line
+            # the browser draws every run's training curve (smoothed as the slider says), in its
+            # settings' colour (lr 1e-4 and 3e-2 apart, whatever the outcome) and its outcome's dash
             view = explorer.sweep
             curves = page.evaluate(CURVES_JS)
-            assert sorted(curves) == sorted(r.title for r in view.runs)
+            assert sorted(curves) == sorted(r.name for r in view.runs)
+            dark, light = charts.sequential(2)
             for run in view.runs:
-                outcome, xs, ys = curves[run.title]
-                assert outcome == ("solved" if run.row["solved"] else "not solved")
-                assert (xs, ys) == (run.curves.train[0], pytest.approx(run.curves.train[1]))
+                colour, dash, xs, ys = curves[run.name]
+                assert colour == {1e-4: dark, 3e-2: light}[run.settings["lr"]]
+                assert dash in (("solid", []) if run.row["solved"] else ("dashed", [6]))
+                assert xs == run.curves.train[0] and ys == pytest.approx(charts.smooth(run.curves.train[1], 0.6))
+            # the axis reads 500, 1k, 1.5k; the browser's labels are compact()'s
+            assert page.evaluate(FORMAT_JS, TICKS) == [charts.compact(v) for v in TICKS]
             page.screenshot(path=str(shots / "sweep-tab.png"), full_page=True)
+            # hovering shows every run at that x, named by its settings and outcome
+            tips = hover_chart(page, 0.45)
+            assert tips, "no tooltip"
+            said = {run.name for run in view.runs if any(
+                f"{run.name}: lr={run.settings['lr']} ({run.outcome})" in t for t in tips)}
+            assert len(said) >= 2, tips
+            page.screenshot(path=str(shots / "sweep-hover.png"), full_page=True)
+            # the log scale: the plot redrawn on a log y axis
+            page.mouse.move(0, 0)
+            page.get_by_role("button", name="Log scale").click()
+            app.wait(lambda _: page.evaluate(SCALES_JS) == ["LogScale"], "a log y axis")
+            assert view.log_scale
+            page.screenshot(path=str(shots / "sweep-log.png"), full_page=True)
 
             # tick the solved run, open it in Explore: its episode is what the views show
             solved = next(i for i, r in enumerate(view.runs) if r.row["solved"])
@@ -185,6 +238,9 @@ def test_a_hostile_sweep_typed_in_is_text_and_a_plain_folder_says_so(browser, br
             assert headers[1:3] == ["run", HOSTILE], headers
             cells = {cells[0]: cells for cells in rows_drawn(page).values()}
             assert cells["c1/seed0"][1] == "<b>0.03</b>"
+            # the chart's hover names the settings as text
+            tips = hover_chart(page, 0.45)
+            assert any(f"c0/seed0: {HOSTILE}=<b>0.0001</b> (not solved)" in t for t in tips), tips
             assert_nothing_ran(page)
             # another sweep of as many runs: every row drawn is the new one's (Bokeh's table keeps
             # its drawn rows when only the data changes and the row count does not)
