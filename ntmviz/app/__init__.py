@@ -35,8 +35,11 @@ Modules
     upload.py    EpisodeUpload: the file picker; checks the size in the browser, sends in pieces
     explorer.py  Explorer: the whole app (Explorer.default() is what apps/explorer.py serves);
                  tabs Explore, Train (training_view.py), Compare (compare.py), Sweep (sweep_view.py)
-    sweep_view.py  SweepView: a sweep folder's runs (table, learning curves coloured by solved or
-                 not), read from its rows and checkpoint headers; opens a run in Explore, two in Compare
+    sweep_view.py  SweepView: a sweep folder's runs (table, learning curves coloured by their
+                 settings, solved by line style), read from its rows and checkpoint headers;
+                 opens a run in Explore, two in Compare
+    charts.py    the chart helpers the Train and Sweep curves share (HoloViews options, compact
+                 axis labels, smoothing, colours from settings)
     export.py    export_html(episode, path) -> Path: the standalone page (atomic write)
     figures.py   figure(episode, view, step) -> Figure (.svg(), .png(scale), .save(path)): a view
                  at one step for a paper, in the screen's palette; palette.py (the palettes in
@@ -87,8 +90,9 @@ Controls (accessible names; the play button's name switches between "Play" and "
     (upload.py: size-checked, sent in pieces), buttons "Save episode" and "Export HTML".
     Errors show as an element with role="alert" (class ntmviz-error) holding the message.
     Sweep tab (sweep_view.py): textbox "Sweep folder", select "Sweeps found", buttons "Open
-    sweep", "Refresh", "Open in Explore", "Compare two runs"; the runs' table is a Bokeh
-    DataTable (.slick-row / .slick-cell; a checkbox per row selects it).
+    sweep", "Refresh", "Open in Explore", "Compare two runs", "Log scale"; slider "Smoothing";
+    the runs' table is a Bokeh DataTable (.slick-row / .slick-cell; a checkbox per row selects
+    it); the learning curves are in .ntmviz-sweep-chart.
 
 Elements:
     .ntmviz-view[data-view=player|memory|heads|focus|sequence]   one per view, with
