@@ -35,6 +35,12 @@ Modules
     upload.py    EpisodeUpload: the file picker; checks the size in the browser, sends in pieces
     explorer.py  Explorer: the whole app (Explorer.default() is what apps/explorer.py serves);
                  tabs Explore, Train (training_view.py), Compare (compare.py), Sweep (sweep_view.py)
+    training_view.py  TrainingView: the Train tab, made of train_form.py (the settings, from the
+                 config's fields through run_settings.py), run_buttons.py (Start/Pause/Resume/Stop
+                 follow the run's status), train_curves.py (loss and bit errors streaming through
+                 hv.streams.Buffer), seed_table.py, train_snapshots.py (the "Training step"
+                 slider and the views of a snapshot), run_record.py (the last state, static, for a
+                 notebook without a kernel) and needs_kernel.py; live.py runs the training thread
     sweep_view.py  SweepView: a sweep folder's runs (table, learning curves coloured by their
                  settings, solved by line style), read from its rows and checkpoint headers;
                  opens a run in Explore, two in Compare

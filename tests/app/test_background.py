@@ -18,9 +18,6 @@ import torch
 from ntmviz.app import background
 
 APP = Path(background.__file__).resolve().parent
-# training_view.py still runs its saves and joins on asyncio's default executor: it is being
-# rewritten (issue 26, "TrainingView in small parts"), and moves onto background.submit then.
-NOT_YET = {"training_view.py"}
 
 
 def test_one_pool_for_the_process():
@@ -56,7 +53,7 @@ def test_a_job_that_raises_is_logged(caplog):
 
 def test_no_other_pool_in_the_app():
     for path in sorted(APP.glob("*.py")):
-        if path.name in NOT_YET | {"background.py"}:
+        if path.name == "background.py":
             continue
         source = path.read_text(encoding="utf-8")
         assert not re.search(r"ThreadPoolExecutor\(|ProcessPoolExecutor\(|run_in_executor\(", source), path.name

@@ -1,7 +1,10 @@
-"""TrainingView without a browser: built with get_root(document, comm), driven from Python."""
+"""TrainingView without a browser: built with get_root(document, comm), driven from Python through
+its parts' public names (view.form, view.buttons, view.curves, view.seed_table, view.scrubber)."""
 
 import asyncio
+import html
 import math
+import re
 import threading
 import time
 
@@ -9,6 +12,7 @@ import panel as pn
 import pytest
 import torch
 from bokeh.document import Document
+from bokeh.models import GlyphRenderer, Legend, Plot, Scatter
 from pyviz_comms import Comm
 
 import ntmviz.app.training_view as training_view_module
@@ -38,27 +42,70 @@ def pull_until(view, predicate, timeout=90.0, what="condition"):
 @pytest.fixture
 def view(tmp_path):
     v = TrainingView(small(), save_folder=str(tmp_path), folder=str(tmp_path))
-    pn.panel(v).get_root(Document(), Comm())
+    v.root = pn.panel(v).get_root(Document(), Comm())  # the Bokeh models the page would get
     yield v
     v.stop()
     assert v.run is None or not v.run.alive
 
 
+def plots(view) -> dict[str, Plot]:
+    """The rendered charts by title."""
+    return {p.title.text: p for p in view.root.select({"type": Plot}) if p.title is not None and p.title.text}
+
+
+def legend_labels(plot) -> list[str]:
+    (legend,) = plot.select({"type": Legend})
+    return [item.label["value"] if isinstance(item.label, dict) else item.label.value for item in legend.items]
+
+
+def line_data(plot) -> dict[str, list]:
+    """What each seed's line in a rendered chart holds: its legend label -> its y values."""
+    (legend,) = plot.select({"type": Legend}) or (None,)
+    out = {}
+    for r in plot.select({"type": GlyphRenderer}):
+        if type(r.glyph).__name__ != "Line" or r.glyph.line_alpha == 0:  # not the hover's invisible carrier
+            continue
+        data = r.data_source.data
+        ys = [v for k, v in data.items() if k != "step"]
+        label = next((item.label["value"] if isinstance(item.label, dict) else item.label.value
+                      for item in (legend.items if legend else []) if r in item.renderers), "")
+        out[label] = [float(v) for v in ys[0]]
+    return out
+
+
 def test_start_streams_points_and_grows_the_snapshot_slider(view):
-    assert view.pause_button.disabled and view.stop_button.disabled and not view.start_button.disabled
+    b = view.buttons
+    assert b.pause.disabled and b.stop.disabled and not b.start.disabled and view.status == "ready"
     run = view.start()
-    assert run is not None and run.alive and run in live_runs()
-    assert view.start_button.disabled and not view.pause_button.disabled
-    pull_until(view, lambda: len(view.source.data["loss"]) >= 3, what="three curve points")
-    first_end = view.snapshot_slider.end
-    pull_until(view, lambda: view.snapshot_slider.end >= first_end + 2, what="the slider to grow")
-    assert view.snapshot_slider.value == view.snapshot_slider.end  # follows the newest
+    assert run is not None and run.alive and run in live_runs() and view.status == "running"
+    assert b.start.disabled and not b.pause.disabled
+    pull_until(view, lambda: len(view.curves.points(0)["loss"]) >= 3, what="three curve points")
+    first_end = view.scrubber.slider.end
+    pull_until(view, lambda: view.scrubber.slider.end >= first_end + 2, what="the slider to grow")
+    assert view.scrubber.slider.value == view.scrubber.slider.end  # follows the newest
     assert view.state.episode is view.snapshot.episode
-    assert view.state.episode.meta["training_step"] == view.snapshot.step
-    assert "sequences/s" in view.status.object
+    assert view.state.episode.meta["training_step"] == view.snapshot.step == view.shown_step
+    assert "sequences/s" in view.status_text
     assert view.progress.value > 0
-    steps = view.source.data["step"]
+    steps = view.curves.points(0)["step"]
     assert steps == sorted(steps) and len(set(steps)) == len(steps)
+
+
+def test_the_slider_reads_as_the_training_step(view):
+    """The slider's title is the training step of the snapshot under it, never its position."""
+    view.start()
+    pull_until(view, lambda: len(view.snapshot_list) >= 3, what="three snapshots")
+    view.pause()
+    pull_until(view, lambda: view.run.status == "paused", what="the pause")
+    s = view.scrubber
+    steps = [snap.step for snap in view.snapshot_list]
+    assert s.slider.format.args["steps"] == steps == s.steps == view.snapshot_steps
+    assert "toLocaleString" in s.slider.format.code
+    s.slider.value = 1
+    assert view.shown_step == steps[1] == 2 and s.slider_title == "Training step: 2"
+    s.show_step(steps[-1])
+    assert s.slider.value == len(steps) - 1 and view.shown_step == steps[-1]
+    assert s.slider_title == f"Training step: {steps[-1]:,}"
 
 
 def test_a_run_is_running_when_the_view_shows_it(view):
@@ -76,36 +123,72 @@ def test_scrub_back_shows_an_older_snapshot_in_the_shared_state(tmp_path):
     try:
         v.start()
         pull_until(v, lambda: len(v.snapshot_list) >= 3, what="three snapshots")
-        v.snapshot_slider.value = 0
+        v.scrubber.slider.value = 0
         assert state.episode is v.snapshot_list[0].episode
-        assert v.snapshot.step == 0 and not v.follow
-        assert "Snapshot 1 of" in v.snapshot_label.object
+        assert v.snapshot.step == 0 == v.shown_step and not v.scrubber.follow
+        assert v.scrubber.label.object.startswith("Snapshot 1 of")
         v.pull()
-        assert v.snapshot_slider.value == 0  # new snapshots do not pull the view away
-        v.snapshot_slider.value = v.snapshot_slider.end
-        assert v.follow
+        assert v.scrubber.slider.value == 0  # new snapshots do not pull the view away
+        v.scrubber.slider.value = v.scrubber.slider.end
+        assert v.scrubber.follow
     finally:
         v.stop()
 
 
+def test_before_start_the_tab_shows_no_other_model(tmp_path, episode):
+    """The explorer shares its state: before Start the Train tab does not show the explorer's
+    episode under its form, it says what its views will show; after, they show this run only."""
+    state = Playback(episode)  # the Explore tab's episode (another model)
+    v = TrainingView(small(steps=4), state=state, save_folder=str(tmp_path), folder=str(tmp_path))
+    pn.panel(v).get_root(Document(), Comm())
+    s = v.scrubber
+    assert s.area.objects == [s.note, s.show_button] and s.note.object == (
+        "Nothing trained yet. Press Start: the views here then show the model these settings describe, from its "
+        "untrained first step (step 0), a snapshot every 2 steps.")
+    v.form.snapshot_every.value = "3"
+    assert s.note.object.endswith("a snapshot every 3 steps.")
+    assert not s.show_button.visible and not s.showing_run and state.episode is episode
+    assert not v.run_area.visible and not s.scrub_area.visible  # no curves, no slider: no model yet
+    assert s.slider.disabled and s.label.object == "No snapshots yet."
+    v.start()
+    assert v.run_area.visible and s.scrub_area.visible
+    pull_until(v, lambda: v.run.ended and len(v.snapshot_list) >= 3, what="the run")
+    v.pull()
+    views = s.area.objects
+    assert s.showing_run and len(views) == 1 and state.episode is v.snapshot.episode
+    from ntmviz.app.canvas import EpisodeCanvas
+
+    canvases = views[0].select(EpisodeCanvas)  # the views on the page, in order, on the shared state
+    assert [c.kind for c in canvases] == ["player", "heads", "memory", "sequence"]
+    assert all(c.view.state is state for c in canvases)
+    state.episode = episode  # another tab shows another episode: the views go, a note says why
+    assert not s.showing_run and s.area.objects == [s.note, s.show_button] and s.show_button.visible
+    assert s.note.object.startswith("The views show an episode from another tab")
+    s.show_button.clicks += 1
+    assert state.episode is v.snapshot.episode and s.area.objects == views
+    v.stop()
+
+
 def test_pause_resume_and_stop_buttons(view):
+    b = view.buttons
     view.start()
     pull_until(view, lambda: view.run.step >= 2, what="two steps")
-    view.pause_button.clicks += 1
-    pull_until(view, lambda: "Paused" in view.status.object, what="the pause")
-    assert view.run.status == "paused"
-    assert view.pause_button.disabled and not view.resume_button.disabled
+    b.pause.clicks += 1
+    pull_until(view, lambda: view.status == "paused", what="the pause")
+    assert view.status_text.startswith("**Paused**")
+    assert b.pause.disabled and not b.resume.disabled
     at = view.run.step
     time.sleep(0.3)
     view.pull()
     assert view.run.step == at
-    view.resume_button.clicks += 1
+    b.resume.clicks += 1
     pull_until(view, lambda: view.run.step > at, what="training to go on")
-    view.stop_button.clicks += 1  # asks; never waits on the event loop
-    assert view.stop_button.disabled and view.start_button.disabled
-    pull_until(view, lambda: "Stopped" in view.status.object, what="the stop")
+    b.stop.clicks += 1  # asks; never waits on the event loop
+    assert b.stop.disabled and b.start.disabled
+    pull_until(view, lambda: view.status == "stopped", what="the stop")
+    assert view.status_text.startswith("**Stopped**")
     assert not view.run.alive
-    assert not view.start_button.disabled and view.stop_button.disabled
+    assert not b.start.disabled and b.stop.disabled
 
 
 def test_save_checkpoint_and_load_it_back(view, tmp_path):
@@ -117,15 +200,19 @@ def test_save_checkpoint_and_load_it_back(view, tmp_path):
     loaded = checkpoint.load(path, device="cpu")
     assert loaded.task.name == "copy" and loaded.step >= 2
     assert loaded.config.memory_slots == 8
-    data = view._checkpoint_file().getvalue()  # what "Download checkpoint" sends
+    data = view.checkpoint_file().getvalue()  # what "Download checkpoint" sends
     assert data[:8] and len(data) > 1000
     view.stop()
     # a new run can start from the saved file
     view.start_from.options = {"a new model": "", path.name: str(path)}
     view.start_from.value = str(path)
-    assert view.memory_slots.disabled
+    assert view.form.memory_slots.disabled and view.form.seeds.disabled
     run = view.start()
     assert run is not None and run.trainer.step == loaded.step
+    # its past curve comes first, at its own steps
+    past = view.curve(0)
+    assert past["sequences"] == run.histories()[0]["sequences"][:len(past["sequences"])]
+    assert past["step"][-1] == loaded.step
 
 
 def test_divergence_shows_a_message_naming_the_step(view):
@@ -139,42 +226,48 @@ def test_divergence_shows_a_message_naming_the_step(view):
     run.trainer.callbacks.append(Poison())
     pull_until(view, lambda: run.status == "diverged", what="the divergence")
     view.pull()
-    assert view.alert.visible and "step 4" in view.alert.object
+    assert view.alert.visible and "step 4" in view.alert.object and view.status == "diverged"
     assert view.snapshot_list  # still there to scrub
-    assert not view.start_button.disabled
+    assert not view.buttons.start.disabled
     assert view.save_checkpoint() is not None
 
 
 def test_bad_settings_show_a_message_and_start_nothing(view):
-    view.memory_slots.value = "1"  # the copy task of length 3 needs 3 slots
+    view.form.memory_slots.value = "1"  # the copy task of length 3 needs 3 slots
     assert view.start() is None
     assert view.alert.visible and "slots" in view.alert.object
     assert view.run is None
 
 
-def test_the_curve_is_thinned_not_grown(view):
+def test_the_curve_is_thinned_evenly_not_grown(view):
     view.max_points = 10
     view.start()
-    pull_until(view, lambda: view.run.step >= 30, what="30 steps")
-    steps = view.source.data["step"]
-    assert len(steps) <= 10 and view._stride > 1
-    # the start of the run stays, and the rest is every stride-th step: even, with no holes
-    assert steps[0] == 1 and [b - a for a, b in zip(steps[1:], steps[2:])] == [view._stride] * (len(steps) - 2)
-    assert steps[1] == view._stride and steps[-1] <= view.run.step
+    pull_until(view, lambda: view.run.step >= 40, what="40 steps")
+    view.pause()
+    pull_until(view, lambda: view.status == "paused", what="the pause")
+    steps = view.curves.points(0)["step"]
+    assert 5 <= len(steps) <= 10 and view.curves.drawn()["step"].tolist() == steps
+    # the start of the run stays, the newest rows are at most one spacing behind, and the gaps
+    # are even: the thinned rows nearest to evenly spaced steps, then rows that far apart
+    assert steps[0] == 1 and view.run.step - steps[-1] < 2 * view.curves._spacing + 1
+    gaps = [b - a for a, b in zip(steps, steps[1:])]
+    assert max(gaps) <= 2 * min(gaps) + 1, gaps
 
 
 def test_play_training_walks_through_the_snapshots(view):
     view.start()
     pull_until(view, lambda: len(view.snapshot_list) >= 3, what="three snapshots")
     view.pause()
-    view.play.value = True
-    assert view.snapshot_slider.value == 0
+    pull_until(view, lambda: view.status == "paused", what="the pause")  # no new snapshots while playing
+    s = view.scrubber
+    s.play.value = True
+    assert s.slider.value == 0
     seen = []
     for _ in range(len(view.snapshot_list) + 2):
         view.pull()
-        seen.append(view.snapshot_slider.value)
+        seen.append(s.slider.value)
     assert seen[:2] == [1, 2]
-    assert not view.play.value  # stops at the newest
+    assert not s.play.value  # stops at the newest
 
 
 class Gate:
@@ -205,41 +298,49 @@ def gate(monkeypatch):
 
 
 def test_buttons_follow_the_runs_status_not_the_click(view, gate):
+    b = view.buttons
     view.start()
     assert gate.inside.wait(60)
-    view.pause_button.clicks += 1  # asked while the thread is inside step 3
-    assert view.run.status == "pausing"
+    b.pause.clicks += 1  # asked while the thread is inside step 3
+    assert view.run.status == "pausing" and b.status == "pausing"
     for _ in range(3):  # pulls do not flip the buttons back: the run is still pausing
         view.pull()
-        assert view.pause_button.disabled and not view.resume_button.disabled
-        assert "Pausing" in view.status.object
+        assert b.pause.disabled and not b.resume.disabled
+        assert view.status_text.startswith("**Pausing**")
     gate.release.set()
-    pull_until(view, lambda: "Paused" in view.status.object, what="the pause")
-    assert view.pause_button.disabled and not view.resume_button.disabled
-    view.resume_button.clicks += 1
-    assert not view.pause_button.disabled and view.resume_button.disabled
+    pull_until(view, lambda: view.status == "paused", what="the pause")
+    assert b.pause.disabled and not b.resume.disabled
+    b.resume.clicks += 1
+    assert not b.pause.disabled and b.resume.disabled
     view.pull()
-    assert not view.pause_button.disabled and view.resume_button.disabled
+    assert not b.pause.disabled and b.resume.disabled
 
 
 def test_the_pull_stops_once_the_run_has_ended(view):
-    view.steps.value = "6"
+    view.form.steps.value = "6"
     view.start()
-    assert view._callback is not None and view._callback.running
-    pull_until(view, lambda: "Done" in view.status.object, what="the end of the run")
+    assert view.pulling
+    pull_until(view, lambda: view.status == "done", what="the end of the run")
     view.pull()  # the pull that sees the end shows it and stops pulling
-    assert not view._callback.running
+    assert not view.pulling
     assert view.snapshot_list[-1].step == 6  # the last snapshot was pulled before stopping
-    view.play.value = True  # Play training needs the pull again
-    assert view._callback.running
+    assert view.curves.drawn()["step"].tolist() == list(range(1, 7))  # every point sent at the end
+    view.scrubber.play.value = True  # Play training needs the pull again
+    assert view.pulling
     for _ in range(len(view.snapshot_list) + 1):
         view.pull()
-    assert not view.play.value and not view._callback.running
+    assert not view.scrubber.play.value and not view.pulling
 
 
 def test_save_and_download_run_off_the_event_loop(view, gate, tmp_path):
+    from ntmviz.app import background
+
     view.start()
     assert gate.inside.wait(60)  # a save now waits for the thread to finish step 3
+    b = view.buttons
+    threads = []
+    real_save = view.run.save
+    view.run.save = lambda *a: threads.append(threading.current_thread().name) or real_save(*a)
 
     async def wait_for(predicate, what):
         for _ in range(1200):
@@ -258,21 +359,22 @@ def test_save_and_download_run_off_the_event_loop(view, gate, tmp_path):
                 await asyncio.sleep(0.01)
 
         task = asyncio.ensure_future(ticker())
-        view.save_button.clicks += 1  # schedules the save; the click itself returns at once
+        b.save.clicks += 1  # schedules the save; the click itself returns at once
         await wait_for(lambda: ticks > 5, "the event loop to serve other work")
-        assert view.save_button.label == "Saving…" and view.save_button.disabled and view.download.disabled
-        assert "saving" in view.status.object and not view.saved
+        assert b.save.label == "Saving…" and b.save.disabled and b.download.disabled and b.busy == "saving"
+        assert view.status_text.endswith("· saving…") and not view.saved
         gate.release.set()
         await wait_for(lambda: view.saved, "the save")
-        assert view.save_button.label == "Save checkpoint" and not view.save_button.disabled
-        view.download._clicks += 1  # Download: the same, in a worker thread
-        await wait_for(lambda: view.download.data, "the download")
+        assert b.save.label == "Save checkpoint" and not b.save.disabled and not b.busy
+        b.download._clicks += 1  # Download: the same, on the background pool
+        await wait_for(lambda: b.download.data, "the download")
         task.cancel()
 
     asyncio.run(scenario())
     saved = checkpoint.load(view.saved, device="cpu")
     assert saved.step >= 3 and saved.task.name == "copy"
-    assert view.download.data.startswith("data:")
+    assert b.download.data.startswith("data:")
+    assert threads and all(t.startswith(background.THREAD_PREFIX) for t in threads)  # the app's one pool
 
 
 def test_the_stop_button_never_waits_for_the_training_thread(view, gate):
@@ -284,11 +386,11 @@ def test_the_stop_button_never_waits_for_the_training_thread(view, gate):
     joined = []
     real_join = run.join
     run.join = lambda *args, **kwargs: joined.append(args) or real_join(*args, **kwargs)
-    view.stop_button.clicks += 1
+    view.buttons.stop.clicks += 1
     assert joined == [] and run.alive and run.status == "stopping"
     gate.release.set()
     assert real_join(60) and run.status == "stopped"
-    pull_until(view, lambda: "topped" in view.status.object, what="the end shown")
+    pull_until(view, lambda: view.status == "stopped", what="the end shown")
 
 
 def test_the_session_backstop_stops_the_run_without_waiting_for_it(view, gate):
@@ -313,7 +415,7 @@ def test_a_lost_connection_pauses_the_run_and_a_reconnect_resumes_it(view):
     pull_until(view, lambda: view.run.step >= 2, what="two steps")
     view._connection_lost(ConnectionLost())
     assert view.run.status in ("pausing", "paused")  # at once, not when the session is dropped
-    pull_until(view, lambda: "Paused" in view.status.object, what="the pause")
+    pull_until(view, lambda: view.status == "paused", what="the pause")
     view._reconnected(ClientReconnected())
     at = view.run.step
     pull_until(view, lambda: view.run.step > at, what="training to go on")
@@ -328,11 +430,11 @@ def test_a_lost_connection_pauses_the_run_and_a_reconnect_resumes_it(view):
 
 def test_leaving_the_page_asks_while_a_run_holds_unsaved_steps(view):
     assert not view.guard.active
-    view.steps.value = "4"
+    view.form.steps.value = "4"
     view.start()
     view.pull()
     assert view.guard.active  # alive
-    pull_until(view, lambda: "Done" in view.status.object, what="the end")
+    pull_until(view, lambda: view.status == "done", what="the end")
     assert view.guard.active  # ended, 4 steps not saved
     assert view.save_checkpoint() is not None
     assert not view.guard.active
@@ -351,20 +453,30 @@ def test_leaving_the_page_asks_while_a_run_holds_unsaved_steps(view):
     ("lr", "fast", "Learning rate must be a number such as 0.001; \u201cfast\u201d is not one."),
 ])
 def test_settings_are_read_as_typed_or_refused_in_the_users_terms(view, field, typed, message):
-    getattr(view, field).value = typed
+    getattr(view.form, field).value = typed
     assert view.start() is None and view.run is None
     assert view.message == message
-    assert getattr(view, field).value == typed  # what the user typed stays, never rewritten
+    assert getattr(view.form, field).value == typed  # what the user typed stays, never rewritten
+
+
+def test_a_bad_snapshot_period_is_said_at_once_and_a_good_one_applies_to_the_run(view):
+    view.start()
+    view.form.snapshot_every.value = "0"
+    assert view.message == "Snapshot every (steps) must be at least 1; you typed 0." and view.alert.visible
+    view.form.snapshot_every.value = "7"
+    assert view.run.snapshot_every == 7 and view.form.settings.snapshot_every == 7
+    view.form.validate_every.value = "3"
+    assert view.run.validate_every == 3
 
 
 def test_recall_at_one_item_names_the_number_of_items_not_a_field(view):
-    view.task.value = "associative_recall"
-    view.size.value = "1"
+    view.form.task.value = "associative_recall"
+    view.form.size.value = "1"
     assert view.start() is None
     assert view.message == ("Longest input must be at least 2 for associative recall (the number of items); "
                             "you typed 1.")
-    view.task.value = "priority_sort"
-    view.size.value = "5"
+    view.form.task.value = "priority_sort"
+    view.form.size.value = "5"
     assert view.start() is None
     assert "at least 20 for priority sort (the number of inputs)" in view.message
 
@@ -413,14 +525,12 @@ def test_a_save_or_download_that_fails_unexpectedly_is_logged_with_its_traceback
     records = [r for r in caplog.records if r.name == "ntmviz.app.training_view"]
     assert len(records) == 3 and all(r.exc_info and isinstance(r.exc_info[1], OSError) for r in records)
     assert "No space left on device" in view.message
-    assert view.save_button.label == "Save checkpoint"  # no longer busy
+    assert view.buttons.save.label == "Save checkpoint" and not view.buttons.busy  # no longer busy
 
 
 # ---- Compare ------------------------------------------------------------------------------
 
 def _trained_checkpoint(tmp_path, name, **overrides):
-    from ntmviz.app.live import new_run
-
     run = new_run(small(steps=3, snapshot_every=1, **overrides))
     run.start()
     assert run.join(60) and run.status == "done"
@@ -479,21 +589,11 @@ def test_compare_two_training_snapshots_and_a_snapshot_with_a_checkpoint(view, t
 
 def table_rows(view) -> dict[int, list[str]]:
     """The seed table as the page shows it: data-seed -> the cells' text."""
-    import html
-    import re
-
     rows = {}
-    for seed, body in re.findall(r'<tr data-seed="(\d+)"[^>]*>(.*?)</tr>', view.seed_table.object):
+    for seed, body in re.findall(r'<tr data-seed="(\d+)"[^>]*>(.*?)</tr>', view.seed_table.html):
         cells = re.findall(r"<td[^>]*>(.*?)</td>", body)
         rows[int(seed)] = [html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in cells]
     return rows
-
-
-def legend_labels(fig) -> list[str]:
-    from bokeh.models import Legend
-
-    (legend,) = [r for r in fig.right if isinstance(r, Legend)]
-    return [item.label["value"] if isinstance(item.label, dict) else item.label.value for item in legend.items]
 
 
 def expected_row(view, k, state):
@@ -504,48 +604,54 @@ def expected_row(view, k, state):
     if m.validation is not None:
         valid = (f"{m.validation.bit_errors:.2f} (best {m.best_validation.bit_errors:.2f} at step "
                  f"{m.best_validation.step:,})")
-    shown = " (shown)" if k == view._member else ""
+    shown = " (shown)" if k == view.scrubber.member else ""
     return [f"\u25a0 seed {run.seeds[k]}{shown}", f"{hist['loss'][-1]:.3f}", f"{hist['bit_errors'][-1]:.2f}",
             "\u2014", state, valid]
 
 
 def test_three_seeds_train_as_one_run_with_a_curve_and_a_row_per_seed(view, tmp_path):
-    view.seeds.value = "0-2"
-    view.steps.value = "12"
-    view.validate_every.value = "4"
-    assert view.show_seed.visible is False and view.seed_table.visible is False  # one seed: as before
+    view.form.seeds.value = "0-2"
+    view.form.steps.value = "12"
+    view.form.validate_every.value = "4"
+    assert not view.scrubber.show_seed.visible and not view.seed_table.visible  # one seed: as before
     run = view.start()
     assert run is not None and run.trainer.models == 3 and run.seeds == [0, 1, 2]
     assert run.validate_every == 4
     pull_until(view, lambda: run.ended, what="the end of the run")
     view.pull()
-    assert view.show_seed.visible and view.seed_table.visible
+    assert view.scrubber.show_seed.visible and view.seed_table.visible
     hist = run.histories()
+    drawn = view.curves.drawn()
     for k in range(3):  # each seed's line is the Trainer's curve of that model
         data = view.curve(k)
         assert data["loss"] == hist[k]["loss"] and data["bit_errors"] == hist[k]["bit_errors"]
         assert data["sequences"] == hist[k]["sequences"] and len(data["loss"]) == 12
         assert data["loss"] == run.trainer.histories[k].loss
-    assert view.source.data["loss_2"] == hist[2]["loss"]  # one source, a column pair per seed
-    for fig in (view.loss_figure, view.errors_figure):
-        assert legend_labels(fig) == ["seed 0", "seed 1", "seed 2"]
+        assert drawn[f"loss_{k}" if k else "loss"].tolist() == hist[k]["loss"]  # one Buffer, a column per seed
+    charts = plots(view)
+    for title, name in (("Loss (nats per sequence)", "loss"), ("Bit errors per sequence", "bit_errors")):
+        assert legend_labels(charts[title]) == ["seed 0", "seed 1", "seed 2"]
+        lines = line_data(charts[title])  # what the page draws: each seed's line holds its values
+        assert {label: values for label, values in lines.items()} == {
+            f"seed {k}": [float(v) for v in hist[k][name]] for k in range(3)}
     assert table_rows(view) == {k: expected_row(view, k, "done") for k in range(3)}
-    assert "3 of 3 seeds training" in view.status.object and "sequences/s" in view.status.object
+    assert "3 of 3 seeds training" in view.status_text and "sequences/s" in view.status_text
     # shown by default: the seed best now on the validation stream (every seed has a score)
     models = run.models()
     best = min(range(3), key=lambda k: (models[k].validation.bit_errors, models[k].validation.loss, k))
-    assert view.show_seed.value == "best" and view.shown_seed == best
-    assert view.show_seed.options[f"best now (seed {best})"] == "best"
+    s = view.scrubber
+    assert s.show_seed.value == "best" and view.shown_seed == best
+    assert s.show_seed.options[f"best now (seed {best})"] == "best"
     last = run.snapshots()[1][-1]
     assert view.state.episode is last.episodes[best]
     # switching the seed switches the snapshots on show, at the same training step
     other = (best + 1) % 3
-    view.show_seed.value = other
+    s.show_seed.value = other
     assert view.shown_seed == other and view.state.episode is last.episodes[other]
     assert view.state.episode.meta["training_seed"] == other
-    assert f"seed {other}" in view.snapshot_label.object
-    assert [s.episode for s in view.snapshot_list] == [s.episodes[other] for s in run.snapshots()[1]]
-    view.snapshot_slider.value = 1
+    assert s.label.object.endswith(f"· seed {other}")
+    assert [x.episode for x in view.snapshot_list] == [x.episodes[other] for x in run.snapshots()[1]]
+    s.slider.value = 1
     assert view.state.episode is run.snapshots()[1][1].episodes[other]
     assert table_rows(view)[other][0].endswith("(shown)")
     # Save and Download write the seed on show
@@ -556,15 +662,15 @@ def test_three_seeds_train_as_one_run_with_a_curve_and_a_row_per_seed(view, tmp_
     assert loaded.meta["seed"] == other and loaded.meta["ensemble"]["member"] == other
     for name, t in run.trainer.model.member_state_dict(other).items():
         assert torch.equal(loaded.model.member_state_dict(0)[name], t), name
-    assert view.download.filename == f"copy-ntm-seed{other}-live.safetensors"
+    assert view.buttons.download.filename == f"copy-ntm-seed{other}-live.safetensors"
     downloaded = tmp_path / "downloaded.safetensors"
-    downloaded.write_bytes(view._checkpoint_file().getvalue())
+    downloaded.write_bytes(view.checkpoint_file().getvalue())
     assert checkpoint.load(downloaded, device="cpu").meta["seed"] == other
 
 
 def test_the_default_seed_follows_the_smoothed_training_loss_without_validation(view):
-    view.seeds.value = "3,5,8"
-    view.steps.value = "10"
+    view.form.seeds.value = "3,5,8"
+    view.form.steps.value = "10"
     run = view.start()
     pull_until(view, lambda: run.ended, what="the end of the run")
     view.pull()
@@ -614,8 +720,18 @@ def poison(monkeypatch):
     return p
 
 
+def marks_drawn(plot) -> list[tuple[float, float]]:
+    """The x marks a rendered chart draws: (step, value) each."""
+    out = []
+    for r in plot.select({"type": GlyphRenderer}):
+        if isinstance(r.glyph, Scatter):
+            data = r.data_source.data
+            out += [(float(x), float(y)) for x, y in zip(data["step"], data["y"])]
+    return out
+
+
 def test_a_diverged_seed_is_marked_while_the_others_go_on(view, poison):
-    view.seeds.value = "0-2"
+    view.form.seeds.value = "0-2"
     run = view.start()
     pull_until(view, lambda: run.step >= 12 and not run.models()[1].alive, what="seed 1 to diverge, others on")
     view.pull()
@@ -625,10 +741,10 @@ def test_a_diverged_seed_is_marked_while_the_others_go_on(view, poison):
     rows = table_rows(view)
     assert rows[1][4] == f"diverged: {reason}"
     assert rows[0][4] == rows[2][4] == "training"
-    assert "2 of 3 seeds training" in view.status.object
-    for fig in (view.loss_figure, view.errors_figure):
-        assert legend_labels(fig) == ["seed 0", "seed 1 (diverged)", "seed 2"]
-    assert "seed 1 (diverged)" in view.show_seed.options
+    assert "2 of 3 seeds training" in view.status_text
+    for plot in plots(view).values():
+        assert legend_labels(plot) == ["seed 0", "seed 1 (diverged)", "seed 2"]
+    assert "seed 1 (diverged)" in view.scrubber.show_seed.options
     # its line stops at its last good step, marked there; the others grow
     view.pause()
     pull_until(view, lambda: run.status == "paused", what="the pause")
@@ -637,15 +753,16 @@ def test_a_diverged_seed_is_marked_while_the_others_go_on(view, poison):
     assert view.curve(1)["loss"] == hist[1]["loss"] and len(hist[1]["loss"]) == 4
     assert view.curve(0)["loss"] == hist[0]["loss"] and len(hist[0]["loss"]) == run.step
     assert view.curve(1)["sequences"] == hist[1]["sequences"]
-    later = view.source.data["loss_1"][4:]  # NaN from its divergence on: the line stops there
+    later = view.curves.drawn()["loss_1"].tolist()[4:]  # NaN from its divergence on: the line stops there
     assert len(later) == run.step - 4 and all(math.isnan(v) for v in later)
-    assert view.marks.data["sequences"] == [hist[1]["sequences"][-1]]
-    assert view.marks.data["loss"] == [hist[1]["loss"][-1]]
-    assert view.marks.data["bit_errors"] == [hist[1]["bit_errors"][-1]]
+    assert view.curves.diverged == [1]
+    charts = plots(view)
+    assert marks_drawn(charts["Loss (nats per sequence)"]) == [(4.0, hist[1]["loss"][-1])]
+    assert marks_drawn(charts["Bit errors per sequence"]) == [(4.0, hist[1]["bit_errors"][-1])]
     assert rows[1][1] == f"{hist[1]['loss'][-1]:.3f}"  # its last good values stay in the table
     assert view.shown_seed != 1  # the best now is one still training
     # its snapshots can still be shown and saved: its last good weights
-    view.show_seed.value = 1
+    view.scrubber.show_seed.value = 1
     assert view.state.episode.meta["training_seed"] == 1
     path = view.save_checkpoint()
     assert path is not None and "seed1" in path.name
@@ -654,7 +771,7 @@ def test_a_diverged_seed_is_marked_while_the_others_go_on(view, poison):
 
 def test_every_seed_diverging_ends_the_run_with_a_message(view, poison):
     poison.members = [0, 1]
-    view.seeds.value = "0,1"
+    view.form.seeds.value = "0,1"
     run = view.start()
     pull_until(view, lambda: run.ended, what="the divergence")
     view.pull()
@@ -662,9 +779,9 @@ def test_every_seed_diverging_ends_the_run_with_a_message(view, poison):
     assert view.alert.visible and "every model diverged by step 5" in view.alert.object
     rows = table_rows(view)
     assert all(r[4].startswith("diverged: the loss became nan at step 5") for r in rows.values())
-    assert legend_labels(view.loss_figure) == ["seed 0 (diverged)", "seed 1 (diverged)"]
-    assert len(view.marks.data["loss"]) == 2
-    assert view.snapshot_list and not view.start_button.disabled  # as for one seed
+    assert legend_labels(plots(view)["Loss (nats per sequence)"]) == ["seed 0 (diverged)", "seed 1 (diverged)"]
+    assert len(view.curves.marks("loss")) == 2
+    assert view.snapshot_list and not view.buttons.start.disabled  # as for one seed
 
 
 @pytest.mark.parametrize("typed, message", [
@@ -677,37 +794,41 @@ def test_every_seed_diverging_ends_the_run_with_a_message(view, poison):
     ("4294967296", "Seeds: a seed must be at most 4,294,967,295; you typed 4,294,967,296."),
 ])
 def test_bad_seeds_show_a_message_and_start_nothing(view, typed, message):
-    view.seeds.value = typed
+    view.form.seeds.value = typed
     assert view.start() is None and view.run is None
     assert view.message == message and view.alert.visible
-    assert view.seeds.value == typed
+    assert view.form.seeds.value == typed
 
 
 def test_one_seed_keeps_the_single_run_view(view):
-    view.seeds.value = "7"
-    view.steps.value = "4"
+    view.form.seeds.value = "7"
+    view.form.steps.value = "4"
     run = view.start()
     pull_until(view, lambda: run.ended, what="the end")
     view.pull()
-    assert run.seeds == [7] and not view.show_seed.visible and not view.seed_table.visible
-    assert view.status.object.startswith("**Done** · step 4 of 4 · 16 sequences · ")
-    assert "seeds training" not in view.status.object
-    assert view.source.data["loss"] == run.histories()[0]["loss"]
+    assert run.seeds == [7] and not view.scrubber.show_seed.visible and not view.seed_table.visible
+    assert view.status_text.startswith("**Done** · step 4 of 4 · 16 sequences · ")
+    assert "seeds training" not in view.status_text
+    assert view.curve(0)["loss"] == run.histories()[0]["loss"]
+    loss = plots(view)["Loss (nats per sequence)"]
+    assert not loss.select({"type": Legend}) or not legend_labels(loss)  # no legend for one line
+    assert list(line_data(loss).values()) == [run.histories()[0]["loss"]]
     assert view.save_checkpoint().name == "copy-ntm-seed7-step4.safetensors"
 
 
 def test_while_training_the_tables_numbers_change_at_most_every_table_period(view):
     """Every redraw of the table lays the page out again: numbers alone wait table_period."""
     view.table_period = 3600
-    view.seeds.value = "0-2"
+    view.form.seeds.value = "0-2"
     run = view.start()
-    view.show_seed.value = 0  # a fixed seed: the choice of the best cannot redraw it
-    pull_until(view, lambda: run.step >= 3 and "training" in view.seed_table.object, what="a few steps")
-    shown = view.seed_table.object
+    view.scrubber.show_seed.value = 0  # a fixed seed: the choice of the best cannot redraw it
+    pull_until(view, lambda: run.step >= 3 and "training" in view.seed_table.html, what="a few steps")
+    shown = view.seed_table.html
     at = run.step
     pull_until(view, lambda: run.step >= at + 5, what="more steps")
     view.pull()
-    assert view._last[0][0] > at and view.seed_table.object == shown  # newer numbers, not yet shown
+    newest = view.curve(0)["loss"][-1]
+    assert table_rows(view)[0][1] != f"{newest:.3f}" and view.seed_table.html == shown  # not yet shown
     view.pause()
     pull_until(view, lambda: run.status == "paused", what="the pause")
     view.pull()
@@ -721,20 +842,22 @@ def test_the_form_shows_the_one_source_of_defaults(tmp_path, monkeypatch):
     small model), and its limits are the settings' own: a cap changed there is the form's cap."""
     import dataclasses
 
+    import ntmviz.app.train_form as train_form_module
     from ntmviz.app import run_settings
     from ntmviz.config import setting_of
 
     v = TrainingView(folder=str(tmp_path), save_folder=str(tmp_path), show_views=False)
     assert v.run_config() == RunConfig.quick()
-    assert v.memory_slots.value == str(RunConfig.quick().memory_slots)
-    v.model.value = "lstm"  # one size field: the LSTM's hidden size
+    assert v.form.memory_slots.value == str(RunConfig.quick().memory_slots) and v.form.settings.memory_slots == 16
+    v.form.model.value = "lstm"  # one size field: the LSTM's hidden size
+    assert v.form.settings.model == "lstm" and v.form.controller_size.label == "LSTM size"
     assert v.run_config() == dataclasses.replace(RunConfig.quick(), model="lstm")
-    v.model.value = "ntm"
+    v.form.model.value = "ntm"
     cap = setting_of(RunConfig, "memory_slots").softbounds[1]
-    v.memory_slots.value = str(cap + 1)
+    v.form.memory_slots.value = str(cap + 1)
     assert v.start() is None and f"at most {cap:,}" in v.message
     wider = {"memory_slots": (1, 10**6)}  # the setting's soft bounds changed: the form follows
-    monkeypatch.setattr(training_view_module, "setting_of", lambda cls, name: setting_of(cls, name)._replace(
+    monkeypatch.setattr(train_form_module, "setting_of", lambda cls, name: setting_of(cls, name)._replace(
         softbounds=wider.get(name, setting_of(cls, name).softbounds)))
     assert v.run_config().memory_slots == cap + 1
     # the same settings as param parameters, for widgets made with from_param

@@ -7,33 +7,26 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from _bokeh_js import DATA_LENGTH
 from _serve import served
 
 from ntmviz.app.live import RunConfig
-from ntmviz.app.training_view import TrainingView, column
+from ntmviz.app.training_view import TrainingView
 
-DATA_VALUES = """([id, column]) => {
-    for (const doc of Bokeh.documents) {
-        const model = doc.get_model_by_id(id);
-        if (model) {
-            const data = model.data;
-            return Array.from(data instanceof Map ? data.get(column) : data[column]);
-        }
+# What each chart's legend lists, and what the line of each entry holds: [[label, y values], ...]
+# per chart with a legend (HoloViews draws each line from its own source).
+LINES = """() => {
+    const out = [];
+    for (const doc of Bokeh.documents) for (const m of doc._all_models.values()) {
+        if (m.type !== "Legend" || !m.items.length) continue;
+        out.push(m.items.map((item) => {
+            const label = item.label != null && typeof item.label === 'object' ? item.label.value : item.label;
+            const r = item.renderers[0], data = r.data_source.data, field = r.glyph.y.field;
+            return [label, Array.from(data instanceof Map ? data.get(field) : data[field])];
+        }));
     }
-    return null;
+    return out;
 }"""
 
-LEGEND_LABELS = """(id) => {
-    for (const doc of Bokeh.documents) {
-        const legend = doc.get_model_by_id(id);
-        if (legend) return legend.items.map((item) => {
-            const label = item.label;
-            return label != null && typeof label === 'object' ? label.value : label;
-        });
-    }
-    return null;
-}"""
 
 TABLE_ROWS = """(rows) => rows.map((r) => [r.dataset.seed, [...r.cells].map((c) => c.textContent.trim())])"""
 
@@ -70,19 +63,12 @@ def wait_for(predicate, page, timeout=120.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def legend_id(fig) -> str:
-    from bokeh.models import Legend
-
-    (legend,) = [r for r in fig.right if isinstance(r, Legend)]
-    return legend.id
-
-
 def expected_rows(view, state: str) -> list[list]:
     """The table's rows as the run's own numbers say they should read."""
     run = view.run
     rows = []
     for k, (hist, m) in enumerate(zip(run.histories(), run.models())):
-        shown = " (shown)" if k == view._member else ""
+        shown = " (shown)" if k == view.scrubber.member else ""
         rows.append([str(m.seed), [f"\u25a0 seed {m.seed}{shown}", f"{hist['loss'][-1]:.3f}",
                                    f"{hist['bit_errors'][-1]:.2f}", "\u2014", state, "\u2014"]])
     return rows
@@ -130,12 +116,11 @@ def test_a_three_seed_run_in_the_browser(browser, browser_helpers, tmp_path):
             assert run.seeds == [0, 1, 2] and run.trainer.models == 3
 
             # a curve per seed fills in the page, and the legends name the seeds
-            columns = [column("loss", k) for k in range(3)]
-            source = view.source.id  # one source, a column per seed
-            wait_for(lambda: all(page.evaluate(DATA_LENGTH, [source, c]) >= 3 for c in columns), page,
-                     what="three points on every seed's curve")
-            for fig in (view.loss_figure, view.errors_figure):
-                assert page.evaluate(LEGEND_LABELS, legend_id(fig)) == ["seed 0", "seed 1", "seed 2"]
+            wait_for(lambda: (charts := page.evaluate(LINES)) and len(charts) == 2
+                     and all(len(values) >= 3 for chart in charts for _, values in chart), page,
+                     what="three points on every seed's line")
+            charts = page.evaluate(LINES)  # loss, bit errors: a legend entry per seed
+            assert [[label for label, _ in chart] for chart in charts] == [["seed 0", "seed 1", "seed 2"]] * 2
             page.get_by_text("3 of 3 seeds training").first.wait_for()
 
             # paused, the table lists every seed with the run's own numbers
@@ -146,8 +131,9 @@ def test_a_three_seed_run_in_the_browser(browser, browser_helpers, tmp_path):
                      what=f"the table to match the run: {rows.evaluate_all(TABLE_ROWS)} vs "
                           f"{expected_rows(view, 'paused')}")
             hist = run.histories()
-            for k, c in enumerate(columns):  # the page's curves hold every step of each seed
-                assert page.evaluate(DATA_VALUES, [source, c]) == hist[k]["loss"]
+            wait_for(lambda: any(chart == [[f"seed {k}", hist[k]["loss"]] for k in range(3)]
+                                 for chart in page.evaluate(LINES)), page, timeout=30,
+                     what="the loss chart's lines to hold every step of each seed")
             assert len(hist[0]["loss"]) == run.step
 
             # the views draw the seed on show; switching the seed switches them

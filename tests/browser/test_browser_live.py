@@ -169,38 +169,69 @@ def on_explore(views) -> bool:
     return "focus" in views and all(views[n]["frames"] >= 1 for n in ("player", "memory", "heads", "focus"))
 
 
-def test_switching_tabs_keeps_the_step(explorer_page):
-    app = explorer_page
-    last = app.steps() - 1
-    app.click("Last step")
-    app.wait_painted(step=last)
-    click_tab(app, "Train")
-    app.wait(lambda v: on_train(v) and {x["step"] for x in v.values()} == {last}, "the Train tab at the last step")
-    click_tab(app, "Explore")
-    app.wait(on_explore, "the Explore tab again")
-    app.page.wait_for_timeout(500)  # a late reset from the server would land here
-    app.wait_painted(step=last)
-    assert app.step() == last
-    app.assert_no_errors()
+def start_small_run(app, explorer, length: int = 3):
+    """On the Train tab: type a small run's settings and press Start; wait for its first snapshot
+    in the views. Returns the run."""
+    page = app.page
+    for label, value in (("Longest input", str(length)), ("Memory slots (N)", str(2 * length)), ("Word width (M)", "5"),
+                         ("Controller size", "16"), ("Steps", "100000"), ("Snapshot every (steps)", "5")):
+        page.get_by_label(label, exact=True).fill(value)
+    page.get_by_role("button", name="Start", exact=True).click()
+    view = explorer.training
+    run = wait_for(lambda: view.run, what=f"the run to start ({view.message})", page=page)
+    app.wait(lambda v: on_train(v) and v["heads"]["frames"] >= 1, "the run's first snapshot in the Train tab's views")
+    return run
 
 
-def test_switching_tabs_while_playing_never_goes_back(explorer_page):
-    app = explorer_page
-    app.set_slider(2, name="Speed")  # 2 steps a second: the switches happen mid-episode
-    app.click("Play")
-    app.wait(lambda v: v["player"]["step"] >= 2, "playback to start")
-    seen = [app.step()]
-    for tab, ready in (("Train", on_train), ("Explore", on_explore), ("Train", on_train), ("Explore", on_explore)):
-        click_tab(app, tab)
-        views = app.wait(lambda v: ready(v) and v, f"the {tab} tab")
-        assert views["player"]["playing"] is True  # playback goes on in the other tab's player
-        seen.append(app.step())
-        app.page.wait_for_timeout(300)
-        seen.append(app.step())
-    assert seen == sorted(seen), f"the step went back: {seen}"
-    assert seen[-1] < app.steps() - 1 or seen[0] > 0
-    app.click("Pause")
-    app.assert_no_errors()
+def stop_run(app, explorer, run) -> None:
+    """Stop the run from the page and wait until its end is shown (its last snapshot pulled)."""
+    app.page.get_by_role("button", name="Stop", exact=True).click()
+    wait_for(lambda: run.ended and not explorer.training.pulling, what="the stop shown", page=app.page)
+
+
+def test_the_train_tab_shows_its_own_run_and_shares_the_step(browser, browser_helpers, tmp_path):
+    """Before Start the Train tab shows no model (the Explore tab's is another: 128 slots); once
+    a run shows a snapshot, both tabs show it, on one step t."""
+    with browser_helpers.explorer_on(browser, ("copy-ntm",), tmp_path / "checkpoints") as (app, explorer):
+        app.click("Last step")
+        click_tab(app, "Train")
+        app.page.get_by_text("Nothing trained yet. Press Start").first.wait_for()
+        app.page.wait_for_timeout(500)
+        assert app.views() == {}  # no views of the Explore tab's model under the form
+        run = start_small_run(app, explorer)
+        episode = explorer.state.episode  # the run's snapshot (the shipped model has 128 slots)
+        assert episode.memory.shape[1] == 6 and "training_step" in episode.meta
+        app.click("Last step")
+        last = episode.steps - 1
+        app.wait(lambda v: on_train(v) and {x["step"] for x in v.values()} == {last}, "the Train tab at the last step")
+        stop_run(app, explorer, run)  # its last snapshot comes on show: the same probe, the step kept
+        click_tab(app, "Explore")
+        assert explorer.state.episode is explorer.training.snapshot.episode  # the run's newest, also in Explore
+        app.wait(lambda v: on_explore(v) and v["memory"]["steps"] == episode.steps, "the snapshot in Explore")
+        app.page.wait_for_timeout(500)  # a late reset from the server would land here
+        app.wait_painted(step=last)
+        assert app.step() == last
+
+
+def test_switching_tabs_while_playing_never_goes_back(browser, browser_helpers, tmp_path):
+    with browser_helpers.explorer_on(browser, ("copy-ntm",), tmp_path / "checkpoints") as (app, explorer):
+        click_tab(app, "Train")
+        run = start_small_run(app, explorer, length=10)  # a probe of 22 steps: 11 s at 2 a second
+        stop_run(app, explorer, run)
+        app.set_slider(2, name="Speed")  # 2 steps a second: the switches happen mid-episode
+        app.click("Play")
+        app.wait(lambda v: v["player"]["step"] >= 2, "playback to start")
+        seen = [app.step()]
+        for tab, ready in (("Explore", on_explore), ("Train", on_train), ("Explore", on_explore)):
+            click_tab(app, tab)
+            views = app.wait(lambda v: ready(v) and v, f"the {tab} tab")
+            assert views["player"]["playing"] is True  # playback goes on in the other tab's player
+            seen.append(app.step())
+            app.page.wait_for_timeout(300)
+            seen.append(app.step())
+        assert seen == sorted(seen), f"the step went back: {seen}"
+        assert seen[-1] < app.steps() - 1 or seen[0] > 0
+        app.click("Pause")
 
 
 def test_open_a_checkpoint_file(explorer_page):
