@@ -44,6 +44,7 @@ Modules
     sweep_view.py  SweepView: a sweep folder's runs (table, learning curves coloured by their
                  settings, solved by line style), read from its rows and checkpoint headers;
                  opens a run in Explore, two in Compare
+    sweep_chart.py  the Sweep tab's learning-curves chart (run_lines -> an hv.Overlay)
     charts.py    the chart helpers the Train and Sweep curves share (HoloViews options, compact
                  axis labels, smoothing, colours from settings)
     export.py    export_html(episode, path) -> Path: the standalone page (atomic write)

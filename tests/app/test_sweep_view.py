@@ -22,8 +22,9 @@ from ntmviz.app.compare import checkpoint_pair
 from ntmviz.app.explorer import Explorer
 from ntmviz.app.sources import load_source, record_episode
 from ntmviz.app import charts
-from ntmviz.app.sweep_view import (DODGE, HOVER_POINTS, KEY_COLOUR, OUTCOME_STYLE, Curves, Run, SweepView,
-                                   find_sweeps, learning_chart, log_floor_for, read_curves, run_lines)
+from ntmviz.app.sweep_chart import DODGE, HOVER_POINTS, KEY_COLOUR, OUTCOME_STYLE, learning_chart, log_floor_for, run_lines
+from ntmviz.app.sweep_view import (Curves, Run, SweepView,
+                                   find_sweeps, read_curves)
 from ntmviz.sweep import Sweep, read_folder, run_paths, train_ensemble, write_summary
 
 # A copy task small enough that some runs solve it in 200 steps and some do not (measured: lr 1e-4
