@@ -81,7 +81,7 @@ class TrainForm(Viewer):
     folder = param.String(default="checkpoints", doc="""
         The folder whose checkpoints can be trained further ("Start from").""")
 
-    save_folder = param.String(default="checkpoints", doc="""
+    save_folder = param.String(default="runs", doc="""
         Where the Train tab saves; its checkpoints are listed in "Start from" too.""")
 
     def __init__(self, config: RunConfig | None = None, **params):

@@ -114,8 +114,9 @@ class TrainingView(Viewer):
     folder = param.String(default="checkpoints", doc="""
         The folder whose checkpoints can be trained further ("Start from").""")
 
-    save_folder = param.String(default="checkpoints", doc="""
-        Where "Save checkpoint" writes.""")
+    save_folder = param.String(default="runs", doc="""
+        Where "Save checkpoint" writes (not the shipped checkpoints' folder: a run saved into it
+        would sit among them as if shipped).""")
 
     period = param.Integer(default=400, bounds=(50, 5000), doc="""
         Milliseconds between two pulls of the run's newest state.""")
