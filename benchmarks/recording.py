@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,6 +41,8 @@ from pathlib import Path
 import torch
 
 import ntmviz
+
+from checkout_worker import CheckoutWorker  # beside this script (sys.path[0] when run)
 
 TARGET = 1.2
 
@@ -76,32 +77,16 @@ def make_inputs(batch: int, steps: int) -> torch.Tensor:
 KINDS = {"plain": plain, "recorded": recorded}
 
 
-class Worker:
+class Worker(CheckoutWorker):
     """`plain` and `recorded` with one checkout's ntmviz, in a process of its own: this script with
-    `--worker` (the checkout first on PYTHONPATH and its working directory), which builds the same
-    model and times one call per request. With --against, both checkouts run so, alike."""
+    `--worker` (checkout_worker.py), which builds the same model and times one call per request.
+    With --against, both checkouts run so, alike."""
 
     def __init__(self, checkout: Path, threads: int | None):
-        self.checkout = checkout.resolve()
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker"]
-        if threads is not None:
-            cmd += ["--threads", str(threads)]
-        self.proc = subprocess.Popen(cmd, cwd=self.checkout, env={**os.environ, "PYTHONPATH": str(self.checkout)},
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        imported = Path(self.proc.stdout.readline().strip())
-        if self.checkout not in imported.parents:
-            self.proc.kill()
-            raise SystemExit(f"{checkout}: the worker imported {imported}")
+        super().__init__(Path(__file__), checkout, [] if threads is None else ["--threads", str(threads)])
 
     def timed(self, kind: str, batch: int, steps: int) -> tuple[float, float]:
-        self.proc.stdin.write(f"{kind} {batch} {steps}\n")
-        self.proc.stdin.flush()
-        wall, cpu = self.proc.stdout.readline().split()
-        return float(wall), float(cpu)
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait()
+        return self.ask(f"{kind} {batch} {steps}")
 
 
 def worker() -> None:

@@ -56,6 +56,8 @@ from ntmviz.evaluate import evaluate
 from ntmviz.tasks import get_task
 from ntmviz.train import Trainer
 
+from checkout_worker import CheckoutWorker  # beside this script (sys.path[0] when run)
+
 ROOT = Path(__file__).resolve().parent.parent
 TASK = get_task("copy")
 CONFIG = ntmviz.NTMConfig(TASK.input_size, TASK.output_size, 128, 20)
@@ -155,32 +157,18 @@ def row_value(trainers: dict[str, Trainer], row: str, threads: int, seconds: flo
     return (steps / wall, steps / cpu) if row == "batch 1" else (1000 * wall / steps, 1000 * cpu / steps)
 
 
-class Worker:
+class Worker(CheckoutWorker):
     """The rows of one checkout's ntmviz (--against): the in-process ones in a process of its own
-    (this script with `--worker`, the checkout first on PYTHONPATH and its working directory),
-    one measurement per request; the CLI row through cli_rate with that checkout."""
+    (this script with `--worker`: checkout_worker.py), one measurement per request; the CLI row
+    through cli_rate with that checkout."""
 
     def __init__(self, checkout: Path):
-        self.checkout = checkout.resolve()
-        env = {**os.environ, "PYTHONPATH": str(self.checkout)}
-        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker"], cwd=self.checkout,
-                                     env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        imported = Path(self.proc.stdout.readline().strip())  # once it has warmed up
-        if self.checkout not in imported.parents:
-            self.proc.kill()
-            raise SystemExit(f"{checkout}: the worker imported {imported}")
+        super().__init__(Path(__file__), checkout)  # answers once it has warmed up
 
     def value(self, row: str, threads: int, seconds: float) -> tuple[float, float | None]:
         if row == "batch 32 (CLI)":
             return cli_rate(threads, seconds * 2, self.checkout)
-        self.proc.stdin.write(f"{threads} {seconds} {row}\n")
-        self.proc.stdin.flush()
-        wall, cpu = self.proc.stdout.readline().split()
-        return float(wall), float(cpu)
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait()
+        return self.ask(f"{threads} {seconds} {row}")
 
 
 def worker() -> None:
