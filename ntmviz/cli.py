@@ -99,6 +99,12 @@ def _given(args, cls) -> dict:
     return given
 
 
+def sweep_models() -> list[str]:
+    from .sweep import sequence_models
+
+    return list(sequence_models())
+
+
 def sweep_keys() -> list[str]:
     from .sweep import keys
 
@@ -180,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("sweep", help="train every combination of a grid of settings for every seed, on Dask")
     w.add_argument("--task", default=TrainConfig.default("task"),
                    help="copy, repeat_copy, associative_recall, ngrams, priority_sort")
-    w.add_argument("--model", default=TrainConfig.default("model"), help="ntm or lstm")
+    w.add_argument("--model", default=TrainConfig.default("model"),
+                   help="a model that trains on the sequence tasks: " + ", ".join(sweep_models()))
     w.add_argument("--seeds", default="0-3", help="seeds of every combination: 0-15, or 0,3,5 (default 0-3)")
     w.add_argument("--grid", nargs="*", default=[], metavar="KEY=V1,V2",
                    help="settings to vary, e.g. lr=1e-3,3e-3 heads=1,2 (keys: " + ", ".join(sweep_keys())

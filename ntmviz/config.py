@@ -28,7 +28,7 @@ CONTROLLERS = ("lstm", "feedforward")
 MEMORY_INITS = ("constant", "learned", "random")
 # Each optimiser and the learning rate it trains with unless one is given (RMSProp as the paper).
 OPTIMIZERS = {"adam": 1e-3, "rmsprop": 1e-4}
-MODEL_KINDS = ("ntm", "lstm", "memn2n")
+MODEL_KINDS = ("ntm", "lstm", "memn2n", "dnc", "stack", "queue", "deque", "stack_rnn")
 
 _MISSING = dataclasses.MISSING
 
@@ -209,6 +209,11 @@ class NTMConfig:
         """H = R + W: every head, read heads first."""
         return self.read_heads + self.write_heads
 
+    def numbers_per_step(self, steps: int) -> int:
+        """About how many numbers one sequence keeps per step for backward (train.step_bytes)."""
+        return 3 * self.memory_slots * self.memory_width + 12 * self.heads * self.memory_slots \
+            + 12 * self.controller_size * self.controller_layers
+
 
 @dataclass(frozen=True)
 class LSTMConfig:
@@ -223,6 +228,9 @@ class LSTMConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+
+    def numbers_per_step(self, steps: int) -> int:
+        return 12 * self.hidden_size * self.layers
 
     @classmethod
     def for_task(cls, task, **settings: Any) -> "LSTMConfig":
@@ -244,6 +252,10 @@ class MemN2NConfig:
 
     kind = "memn2n"
 
+    def numbers_per_step(self, steps: int) -> int:
+        """One step per sentence: its words' vectors at every embedding level."""
+        return 3 * (self.hops + 1) * self.input_size * self.embedding_size
+
     def __post_init__(self) -> None:
         check_fields(self)
         if self.output_size >= self.vocab_size:
@@ -259,8 +271,106 @@ class MemN2NConfig:
         return cls(task.input_size, task.output_size, task.vocab_size, task.required_slots(), **settings)
 
 
-ModelConfig = Union[NTMConfig, LSTMConfig, MemN2NConfig]
-MODEL_CONFIGS = {"ntm": NTMConfig, "lstm": LSTMConfig, "memn2n": MemN2NConfig}
+@dataclass(frozen=True)
+class DNCConfig:
+    """A differentiable neural computer (Graves et al. 2016): an LSTM controller, R read heads
+    with read modes (backward, content, forward), one write head allocating by usage, an N x M
+    memory with a temporal link matrix (models/dnc.py)."""
+
+    input_size: int = setting(help="inputs per step (the task's)", type=int, bounds=_POSITIVE, derived=True)
+    output_size: int = setting(help="outputs per step (the task's)", type=int, bounds=_POSITIVE, derived=True)
+    memory_slots: int = setting(128, **_size("N, memory slots"))
+    memory_width: int = setting(20, **_size("M, numbers per slot", high=1024))
+    read_heads: int = setting(1, **_size("R, read heads", high=8))
+    controller_size: int = setting(100, **_size("controller units per layer"))
+
+    kind = "dnc"
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    def numbers_per_step(self, steps: int) -> int:
+        N = self.memory_slots
+        return 3 * N * self.memory_width + 4 * N * N + 20 * self.read_heads * N + 12 * self.controller_size
+
+    @classmethod
+    def for_task(cls, task, **settings: Any) -> "DNCConfig":
+        return cls(task.input_size, task.output_size, **settings)
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """A neural stack (Grefenstette et al. 2015): an LSTM controller that pushes a vector of
+    memory_width numbers with strength d, pops with strength u and reads the top of a
+    continuous stack each step (models/stack.py). Its rows grow with the sequence."""
+
+    input_size: int = setting(help="inputs per step (the task's)", type=int, bounds=_POSITIVE, derived=True)
+    output_size: int = setting(help="outputs per step (the task's)", type=int, bounds=_POSITIVE, derived=True)
+    memory_width: int = setting(20, **_size("M, numbers per slot", high=1024))
+    controller_size: int = setting(100, **_size("controller units per layer"))
+    pop_bias: float = setting(-1.0, bounds=(None, None), softbounds=(-10, 10),
+                              help="neural stack, queue, deque: the pop gate's initial bias (the paper's "
+                                   "appendix: negative, so the controller learns to push before it pops)")
+
+    kind = "stack"
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    def numbers_per_step(self, steps: int) -> int:
+        """The rows grow with the sequence: up to 2 x steps of them (a deque pushes at both ends)."""
+        return 2 * steps * (self.memory_width + 4) + 12 * self.controller_size
+
+    @classmethod
+    def for_task(cls, task, **settings: Any):
+        return cls(task.input_size, task.output_size, **settings)
+
+
+@dataclass(frozen=True)
+class QueueConfig(StackConfig):
+    """A neural queue: as the stack, but it reads and pops from the bottom (first in, first out)."""
+
+    kind = "queue"
+
+
+@dataclass(frozen=True)
+class DequeConfig(StackConfig):
+    """A neural deque: pushes, pops and reads at both ends, each end with its own strengths."""
+
+    kind = "deque"
+
+
+@dataclass(frozen=True)
+class StackRNNConfig:
+    """A stack-augmented RNN (Joulin & Mikolov 2015): a sigmoid RNN of controller_size units with
+    `stacks` stacks of scalars, each moved by a PUSH / POP / NO-OP distribution every step; the
+    RNN reads the top `read_depth` values of every stack (models/stack_rnn.py)."""
+
+    input_size: int = setting(help="inputs per step (the task's)", type=int, bounds=_POSITIVE, derived=True)
+    output_size: int = setting(help="outputs per step (the task's)", type=int, bounds=_POSITIVE, derived=True)
+    controller_size: int = setting(100, **_size("controller units per layer"))
+    stacks: int = setting(2, **_size("stack RNN: stacks", high=64))
+    stack_depth: int = setting(200, **_size("stack RNN: values each stack holds (deeper ones fall off)", high=100_000))
+    read_depth: int = setting(2, **_size("stack RNN: top values of each stack the RNN reads (k)", high=64))
+
+    kind = "stack_rnn"
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.read_depth > self.stack_depth:
+            raise ConfigError(f"read_depth {self.read_depth} is deeper than stack_depth {self.stack_depth}")
+
+    def numbers_per_step(self, steps: int) -> int:
+        return 2 * self.stacks * min(self.stack_depth, steps + 1) + 6 * self.controller_size
+
+    @classmethod
+    def for_task(cls, task, **settings: Any) -> "StackRNNConfig":
+        return cls(task.input_size, task.output_size, **settings)
+
+
+ModelConfig = Union[NTMConfig, LSTMConfig, MemN2NConfig, DNCConfig, StackConfig, StackRNNConfig]
+MODEL_CONFIGS = {"ntm": NTMConfig, "lstm": LSTMConfig, "memn2n": MemN2NConfig, "dnc": DNCConfig,
+                 "stack": StackConfig, "queue": QueueConfig, "deque": DequeConfig, "stack_rnn": StackRNNConfig}
 _KINDS = MODEL_CONFIGS
 
 
@@ -309,11 +419,13 @@ class TrainConfig:
     `ntmviz train`'s options, a sweep's keys and the Train tab's fields are made from these
     fields; the app's RunConfig adds what only a live run needs."""
 
-    task: str = setting("copy", help="copy, repeat_copy, associative_recall, ngrams, priority_sort; for --model "
-                                     "memn2n the story tasks babi_single, babi_two, babi_yes_no")
+    task: str = setting("copy", help="copy, repeat_copy, associative_recall, ngrams, priority_sort, reversal, "
+                                     "bigram_flip, allocation, anbn, anbncn, anbncndn, anb2n, anbmcnm; for "
+                                     "--model memn2n the story tasks babi_single, babi_two, babi_yes_no")
     task_options: dict = setting(factory=dict, flag="task-option",
                                  help="override a task field, e.g. max_length=10 (repeatable)")
-    model: str = setting("ntm", choices=MODEL_KINDS, help="ntm, lstm, or memn2n (for the story tasks babi_*)")
+    model: str = setting("ntm", choices=MODEL_KINDS,
+                         help="ntm, lstm, dnc, stack, queue, deque, stack_rnn, or memn2n (for the story tasks babi_*)")
     batch_size: int = setting(32, bounds=_POSITIVE, softbounds=(1, 4096), role="trainer",
                               help="sequences per step for each model")
     lr: float | None = setting(None, type=float, bounds=(0, None), inclusive_bounds=(False, True),

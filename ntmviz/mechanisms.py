@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from .episode import Episode, record
+from .models import family
 from .errors import ConfigError
 from .evaluate import check_request, mean_interval, wilson_interval
 from .streams import stream_seed
@@ -41,8 +42,19 @@ def trace_of(episode: Episode) -> Trace | None:
     """The arrays the mechanism metrics read, or None for an episode without memory."""
     if not episode.has_memory:
         return None
-    write = episode.write.weights if episode.write is not None else np.zeros((episode.steps, 0, episode.slots), np.float32)
-    return Trace(inputs=episode.inputs, read=episode.read.weights, write=write)
+    groups = {g.name: g for g in episode.family.groups}
+
+    def weights(role: str, fallback: str) -> np.ndarray:
+        # the heads that read (write) by the declaration, every such group's side by side;
+        # files without a declaration's roles name them "read" and "write"
+        names = [n for n, rec in episode.head_records() if getattr(groups.get(n), role + "s", False)]
+        names = names or [n for n, _ in episode.head_records() if n == fallback]
+        if not names:
+            return np.zeros((episode.steps, 0, episode.slots), np.float32)
+        return np.concatenate([episode.heads[n].weights for n in names], axis=1)
+
+    return Trace(inputs=episode.inputs, read=weights("read", "read"), write=weights("write", "write"),
+                 extra=episode.arrays())
 
 
 def task_of(episode: Episode) -> Task | None:
@@ -87,9 +99,17 @@ def readings(episode: Episode, task: Task | None = None, lag: int | None = None)
                           f"as configured takes {task.input_size}")
     values = task.measure_mechanisms(trace, lag)
     family = episode.family
-    return [(m, values[m.name] if family.name in m.families else
-             Reading(float("nan"), f"measured for {' and '.join(m.families)} models only (their algorithm); this "
-                                   f"episode's model: {family.title}")) for m in task.mechanisms]
+    mine = applying(task, family.name)
+    if mine:
+        return [(m, values[m.name]) for m in mine]
+    return [(m, Reading(float("nan"), f"measured for {' and '.join(m.families)} models only (their algorithm); "
+                                      f"this episode's model: {family.title}")) for m in task.mechanisms]
+
+
+def applying(task: Task, family: str) -> tuple[Mechanism, ...]:
+    """The task's mechanisms that are the algorithm of this family of model (Mechanism.families):
+    an NTM's copy is judged by its write walk, a DNC's by its allocation and links."""
+    return tuple(m for m in task.mechanisms if family in m.families)
 
 
 @dataclass
@@ -205,9 +225,11 @@ def record_held_out(model: torch.nn.Module, task: Task, *, stream: str = "test",
     sequences of `task`, the same for every model of an ensemble (model k's episodes are rows
     k*B .. (k+1)*B-1 of the recording)."""
     check_request(stream, samples)
-    if getattr(model.config, "memory_slots", None) is None:
-        raise ConfigError("an LSTM baseline has no memory: there are no heads to measure")
-    task.check_fits(model.config.memory_slots)
+    declared = family(model.config.kind)
+    if not declared.has_memory:
+        raise ConfigError(f"the {declared.title} has no memory: there are no heads to measure")
+    if hasattr(model.config, "memory_slots"):
+        task.check_fits(model.config.memory_slots)
     K = getattr(model, "models", 1)
     meta = {"stream": stream, "seed": seed}
     done, index = 0, 0
@@ -226,7 +248,7 @@ def measure(model: torch.nn.Module, task: Task, *, stream: str = "test", seed: i
     per model (K for a seed ensemble), all on the same sequences. Raises ConfigError for a
     model without memory. Each batch's episodes are measured and dropped as they come."""
     K = getattr(model, "models", 1)
-    tallies = [Tally(task) for _ in range(K)]
+    tallies = [Tally(task, model.config.kind) for _ in range(K)]
     if hasattr(model, "hops"):  # a memory network: its hop attentions are the reads, with no writes
         for tally, traces in zip(tallies, hop_traces(model, task, stream=stream, seed=seed, samples=samples,
                                                      batch_size=batch_size)):
@@ -277,30 +299,34 @@ class Tally:
     known (the lag most episodes fit, `model_lag`), so an episode that slipped by a step is
     measured against the model's own habit rather than explained away by the other lag."""
 
-    def __init__(self, task: Task):
+    def __init__(self, task: Task, family: str = "ntm"):
         self.task = task
+        self.mechanisms = applying(task, family)  # the family's algorithm's parts
         self.lags: list[int | None] = []
         self.values: dict[int | None, dict[str, list]] = {}  # lag -> name -> per-episode values (aggregate)
-        self.per_head = {m.name for m in task.mechanisms if m.per_head}
+        self.per_head = {m.name for m in self.mechanisms if m.per_head}
 
     def add(self, trace: Trace) -> None:
         best = self.task.playback_lag(trace)
         self.lags.append(best)
         for lag in (LAGS if best is not None else (None,)):
-            table = self.values.setdefault(lag, {m.name: [] for m in self.task.mechanisms})
+            table = self.values.setdefault(lag, {m.name: [] for m in self.mechanisms})
             for name, reading in self.task.measure_mechanisms(trace, lag).items():
+                if name not in table:
+                    continue
                 heads = reading.heads if name in self.per_head else None
                 table[name].append(reading.value if heads is None else heads)
 
     def results(self) -> tuple[int | None, list[Result]]:
         """(the lag used, one Result per mechanism)."""
         lag = model_lag(self.lags)
-        return lag, aggregate(self.task.mechanisms, self.values.get(lag, {}))
+        return lag, aggregate(self.mechanisms, self.values.get(lag, {}))
 
 
-def summarise(task: Task, traces) -> tuple[int | None, list[Result]]:
-    """Episodes' traces of one model -> (the playback lag used for all, one Result per mechanism)."""
-    tally = Tally(task)
+def summarise(task: Task, traces, family: str = "ntm") -> tuple[int | None, list[Result]]:
+    """Episodes' traces of one model of `family` -> (the playback lag used for all, one Result per
+    mechanism of its algorithm)."""
+    tally = Tally(task, family)
     for trace in traces:
         tally.add(trace)
     return tally.results()
@@ -311,11 +337,12 @@ def describe_for_cli(model: torch.nn.Module, task: Task, *, stream: str = "test"
     """(text for `ntmviz eval`, its JSON-ready dict): the mechanisms of a single model on the
     task's training range (Report.to_dict()), or, for a model without memory, one line saying
     there is nothing to measure (and {"note": that line})."""
-    if getattr(model.config, "memory_slots", None) is None:
-        note = "What the heads did: nothing to measure (an LSTM baseline has no memory)."
+    declared = family(model.config.kind)
+    if not declared.has_memory:
+        note = f"What the heads did: nothing to measure (the {declared.title} has no memory)."
         return note, {"note": note}
-    if not task.mechanisms:
-        note = f"What the heads did: the {task.name} task defines no mechanism metrics."
+    if not applying(task, declared.name):
+        note = f"What the heads did: the {task.name} task defines no mechanism metrics for the {declared.title}."
         return note, {"note": note}
     report = measure(model, task, stream=stream, seed=seed, samples=samples)[0]
     return report.table(), report.to_dict()

@@ -180,13 +180,7 @@ def step_bytes(config, task, rows: int) -> int:
     """About how much memory one training step holds for backward: `rows` sequences of the
     task's longest size, float32. A rough upper estimate, to refuse hopeless runs up front."""
     steps = task.at(task.largest_size).sample(1, seed=0).inputs.shape[1] if task.size_field else 1000
-    if config.kind == "ntm":
-        per_step = 3 * config.memory_slots * config.memory_width + 12 * config.heads * config.memory_slots \
-            + 12 * config.controller_size * config.controller_layers
-    elif config.kind == "memn2n":  # one step per sentence: its words' vectors at every embedding level
-        per_step = 3 * (config.hops + 1) * config.input_size * config.embedding_size
-    else:
-        per_step = 12 * config.hidden_size * config.layers
+    per_step = config.numbers_per_step(steps)
     return 4 * rows * steps * (per_step + 4 * config.output_size)
 
 

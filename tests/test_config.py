@@ -136,7 +136,7 @@ def _train_parser(build_parser=None):
 
 def test_every_model_setting_is_a_train_config_field_with_its_default_bounds_and_help():
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    chosen = 0
+    chosen = shared = 0
     for kind, cls in MODEL_CONFIGS.items():
         for f in dataclasses.fields(cls):
             if f.metadata["derived"]:  # from the task (sizes, a memory network's slots)
@@ -145,8 +145,11 @@ def test_every_model_setting_is_a_train_config_field_with_its_default_bounds_and
             mine = fields[f.name]
             assert mine.default == f.default, f.name
             assert {k: v for k, v in mine.metadata.items() if k != "model"} == dict(f.metadata), f.name
-            assert mine.metadata["model"] == kind
-    assert chosen == len(model_settings()) == 14
+            # a setting two kinds share (memory_slots: the NTM's and the DNC's) is owned by the first
+            first = next(k for k, c in MODEL_CONFIGS.items() if f.name in {g.name for g in dataclasses.fields(c)})
+            assert mine.metadata["model"] == first
+            shared += first != kind
+    assert chosen - shared == len(model_settings()) == 18
     assert "memory_slots" in model_settings("ntm") and "memory_slots" not in model_settings("memn2n")
 
 
@@ -208,11 +211,11 @@ def test_a_default_changed_in_the_config_reaches_the_cli_and_sweeps(monkeypatch)
 
 
 def test_sweep_keys_are_the_trainer_options_steps_and_the_ntm_and_lstm_settings():
-    from ntmviz.sweep import MODEL_KEYS, TRAINER_KEYS, Sweep, keys, parse_value
+    from ntmviz.sweep import MODEL_KEYS, TRAINER_KEYS, Sweep, keys, parse_value, sequence_models
 
     known = keys()
     trainer = [s.name for s in settings(TrainConfig) if s.role == "trainer"]
-    model = [*model_settings("ntm"), *model_settings("lstm")]
+    model = list(model_settings(*sequence_models()))
     assert set(known) == {*trainer, "steps", *model, "heads"}
     assert list(TRAINER_KEYS) == trainer and list(MODEL_KEYS) == model
     for name, s in known.items():
@@ -276,7 +279,7 @@ def ntmviz_ntm(task):
     (dict(lr=0.0), "lr must be a number above 0, got 0.0"),
     (dict(lr=float("nan")), "lr must be a number above 0"),
     (dict(optimizer="sgd"), "unknown optimizer 'sgd'; expected adam or rmsprop"),
-    (dict(model="gru"), "unknown model 'gru'; expected ntm, lstm or memn2n"),
+    (dict(model="gru"), "unknown model 'gru'; expected ntm, lstm, memn2n, dnc, stack, queue, deque or stack_rnn"),
     (dict(momentum=1.5), "momentum must be a number at least 0 and at most 1, got 1.5"),
     (dict(validate_every=-1), "validate_every must be a non-negative integer, got -1"),
     (dict(memory_slots=0), "memory_slots must be a positive integer, got 0"),

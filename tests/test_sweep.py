@@ -14,11 +14,15 @@ import sys
 import threading
 import time
 
+from dataclasses import dataclass
+
 import pytest
 
 import ntmviz
-from ntmviz import checkpoint
-from ntmviz.sweep import Sweep, parse_grid, run_paths, run_sweep
+from ntmviz import checkpoint, config, models
+from ntmviz.config import StackRNNConfig, setting, setting_of
+from ntmviz.contract import Family
+from ntmviz.sweep import Sweep, build_run, keys, parse_grid, run_paths, run_sweep, sequence_models
 
 distributed = pytest.importorskip("distributed", reason="sweeps need the cluster extra: pip install 'ntmviz[cluster]'")
 
@@ -121,6 +125,46 @@ def test_bad_definitions_are_refused_before_any_work(tmp_path):
     with pytest.raises(ntmviz.ConfigError, match="not a setting of the lstm model"):
         Sweep.create("copy", model="lstm", seeds=[0], grid={"heads": [1, 2]})
     assert not list(tmp_path.iterdir())
+
+
+def like(cls, name: str):
+    s = setting_of(cls, name)
+    return setting(s.default, help=s.help, type=s.type, bounds=s.bounds, softbounds=s.softbounds)
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    """A model kind sweep.py has never heard of, registered at test time alone."""
+
+    input_size: int = setting(help="inputs per step", type=int, bounds=(1, None), derived=True)
+    output_size: int = setting(help="outputs per step", type=int, bounds=(1, None), derived=True)
+    controller_size: int = like(StackRNNConfig, "controller_size")
+    stacks: int = like(StackRNNConfig, "stacks")
+
+    kind = "toy"
+
+    @classmethod
+    def for_task(cls, task, **settings):
+        return cls(task.input_size, task.output_size, **settings)
+
+
+def test_the_models_and_their_keys_come_from_the_configs(monkeypatch):
+    assert {"ntm", "lstm"} <= set(sequence_models()) and "memn2n" not in sequence_models()  # it reads stories
+    assert "hops" not in keys()
+    monkeypatch.setattr(config, "MODEL_KINDS", (*config.MODEL_KINDS, "toy"))
+    monkeypatch.setitem(config.MODEL_CONFIGS, "toy", ToyConfig)
+    assert "toy" not in sequence_models()  # no model registered for it yet
+    monkeypatch.setitem(models.FAMILIES, "toy", Family("toy", "Toy memory", memory="none"))
+    assert keys()["stacks"] == setting_of(ToyConfig, "stacks")._replace(owner=keys()["stacks"].owner)
+    sweep = Sweep.create("copy", model="toy", seeds=[0], grid={"stacks": [1, 3], "controller_size": [8]})
+    task, built, _, _ = build_run(sweep, sweep.combinations()[1], [0], check_only=True)
+    assert built == ToyConfig(task.input_size, task.output_size, controller_size=8, stacks=3)
+    with pytest.raises(ntmviz.ConfigError, match="heads: not a setting of the toy model"):
+        Sweep.create("copy", model="toy", seeds=[0], grid={"heads": [1, 2]})
+    with pytest.raises(ntmviz.ConfigError, match="stacks: not a setting of the ntm model"):
+        Sweep.create("copy", model="ntm", seeds=[0], grid={"stacks": [1, 2]})
+    with pytest.raises(ntmviz.ConfigError, match="unknown model 'memn2n'; expected one of ntm, lstm"):
+        Sweep.create("copy", model="memn2n", seeds=[0])
 
 
 def test_an_unreachable_scheduler_is_one_line_and_writes_nothing(tmp_path):

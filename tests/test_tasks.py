@@ -12,7 +12,8 @@ import torch
 from ntmviz.errors import ConfigError
 from ntmviz.tasks import TASKS, Batch, Task, get_task, task_from_dict
 
-NAMES = ["copy", "repeat_copy", "associative_recall", "ngrams", "priority_sort"]
+NAMES = ["copy", "repeat_copy", "associative_recall", "ngrams", "priority_sort", "reversal", "bigram_flip",
+         "allocation"]
 
 # Small configurations whose sizes vary from item to item, so padding is exercised everywhere.
 MIXED = {
@@ -21,6 +22,9 @@ MIXED = {
     "associative_recall": dict(min_items=2, max_items=5),
     "ngrams": dict(min_length=8, sequence_length=40),
     "priority_sort": dict(min_inputs=3, max_inputs=20, outputs=6),
+    "reversal": dict(min_length=2, max_length=7),
+    "bigram_flip": dict(min_length=2, max_length=8),
+    "allocation": dict(min_length=1, max_length=4, sequences=3),
 }
 
 
@@ -35,7 +39,7 @@ def rows(x: torch.Tensor) -> list[list[int]]:
 
 # ---- the registry and configuration ---------------------------------------------------------
 
-def test_registry_has_the_five_tasks():
+def test_registry_has_every_sequence_task():
     assert sorted(TASKS) == sorted(NAMES)
     for name in NAMES:
         task = get_task(name)

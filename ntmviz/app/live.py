@@ -45,7 +45,9 @@ run reports "paused" and serves `call()` requests.
 
 Settings. RunConfig is config.TrainConfig (every training setting, its default, bounds and
 help, the same as `ntmviz train`'s options) plus what only a live run needs (snapshots, bounds,
-threads); `RunConfig.quick()` is the Train tab's starting point.
+threads); `RunConfig.quick()` is the Train tab's starting point. A live run trains any model
+that trains on the sequence tasks (sweep.sequence_models: read from the configs and the
+registered families, so a new family needs no change here).
 
 Divergence. A model whose loss, gradients or weights become NaN or Inf stops (the Trainer keeps
 its last good weights; its ModelStatus says why) and the others go on. Once every model has
@@ -81,6 +83,7 @@ from .. import checkpoint as ckpt_io
 from ..config import TrainConfig, setting
 from ..episode import Episode, record
 from ..errors import ConfigError
+from ..sweep import sequence_models
 from ..train import build_model, pick_device
 from ..tasks import Batch
 from ..thinning import thin
@@ -110,9 +113,6 @@ def stop_all(timeout: float = 10.0) -> None:
         run.join(timeout)
 
 
-LIVE_MODELS = ("ntm", "lstm")  # what the Train tab trains (a memory network needs stories: `ntmviz train`)
-
-
 @dataclass
 class RunConfig(TrainConfig):
     """What a live run trains: every field of config.TrainConfig (the task, the model and its
@@ -138,8 +138,9 @@ class RunConfig(TrainConfig):
 
     def build(self) -> tuple[torch.nn.Module, Any]:
         """(model on its device, task); ConfigError if they do not fit together."""
-        if self.model not in LIVE_MODELS:
-            raise ConfigError(f"model must be 'ntm' or 'lstm', got {self.model!r}")
+        kinds = sequence_models()  # a memory network needs stories: `ntmviz train`
+        if self.model not in kinds:
+            raise ConfigError(f"model must be one of {', '.join(kinds)}, got {self.model!r}")
         task = self.build_task()
         config = self.model_config(task)
         slots = getattr(config, "memory_slots", None)
@@ -325,8 +326,8 @@ class LiveRun:
         config = dataclasses.replace(config or RunConfig(), **options)
         ckpt = ckpt_io.load(path, device=pick_device(config.device))
         if ckpt.family.steps != "inputs":  # its snapshots would need stories, not sequences
-            raise ConfigError(f"{Path(path).name} is a memory network: train it with ntmviz train --model memn2n "
-                              f"--resume; the Train tab trains NTMs and LSTMs")
+            raise ConfigError(f"{Path(path).name} is a memory network: train it with ntmviz train --model "
+                              f"{ckpt.config.kind} --resume; the Train tab trains models that take a step per input")
         trainer = Trainer.resume_from(ckpt, lr=lr, batch_size=batch_size)
         trainer.log_every = 1
         return cls(trainer, config, steps=trainer.step + config.steps, source=Path(path).name)

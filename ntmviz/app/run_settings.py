@@ -6,12 +6,16 @@
     config = to_config(form, RunConfig.quick())          # a RunConfig again, checked
 
     Train = form_class(RunConfig.quick())              # the Train tab's fields alone, labelled
-    Train().param.task.objects                          # the sequence tasks; model: NTM or LSTM
+    Train().param.task.objects                          # the sequence tasks
+    Train().param.model.objects                         # {"Neural Turing Machine": "ntm", ...}
+    model_fields("lstm")                                # ["hidden_size", "layers"]: its number fields
 
 Each parameter's default, bounds, soft bounds, choices and doc are its field's (config.py:
 `setting`), so a form built here offers what `ntmviz train`'s options and a sweep's keys offer;
 the defaults are those of the config given (RunConfig's own when none is). The Train tab's form
 (train_form.py) holds one instance of `form_class(...)`: the settings as last read from its fields.
+The models and their fields come from the configs (sweep.sequence_models, config.model_settings):
+a new model family needs no change here.
 """
 
 from __future__ import annotations
@@ -21,23 +25,30 @@ from typing import Iterable, Mapping
 
 import param
 
-from ..config import Setting, settings
-from .live import LIVE_MODELS, RunConfig
+from ..config import Setting, model_settings, settings
+from ..sweep import sequence_models
+from .live import RunConfig
 
 _UNSET = object()
 
-# The fields the Train tab offers, in its order, with their labels (what the page and its
-# messages call them). "controller_size" is the LSTM's hidden_size when the model is an LSTM.
+# The fields the Train tab offers besides the model's own, in its order, with their labels (what
+# the page and its messages call them).
 FORM_LABELS = {
-    "task": "Task", "model": "Model", "memory_slots": "Memory slots (N)", "memory_width": "Word width (M)",
-    "read_heads": "Read heads", "write_heads": "Write heads", "controller_size": "Controller size",
-    "lr": "Learning rate", "batch_size": "Batch size", "steps": "Steps",
+    "task": "Task", "model": "Model", "lr": "Learning rate", "batch_size": "Batch size", "steps": "Steps",
     "snapshot_every": "Snapshot every (steps)", "seeds": "Seeds", "validate_every": "Validate every (steps)",
 }
-# Fields the form holds without a field of their own: the LSTM's size (typed in "Controller
-# size") and the task's options (its largest size, typed in "Longest input").
-FORM_EXTRA = ("hidden_size", "task_options")
-MODEL_NAMES = {"ntm": "NTM", "lstm": "LSTM baseline"}
+# A model field's label when its name does not make a good one ("read_heads": "Read heads").
+MODEL_LABELS = {"memory_slots": "Memory slots (N)", "memory_width": "Word width (M)"}
+
+
+def field_label(name: str) -> str:
+    """What the page calls a field: its label above, else its name in words."""
+    return FORM_LABELS.get(name) or MODEL_LABELS.get(name) or name.replace("_", " ").capitalize()
+
+
+def model_fields(*kinds: str) -> list[str]:
+    """The number fields of these model kinds: their settings chosen by hand (not derived), in order."""
+    return [name for name, s in model_settings(*kinds).items() if s.type in (int, float)]
 
 
 def parameter(s: Setting, default=_UNSET, label: str | None = None) -> param.Parameter:
@@ -73,23 +84,26 @@ def settings_class(config: RunConfig | None = None, names: Iterable[str] | None 
 
 
 def form_class(config: RunConfig | None = None) -> type[param.Parameterized]:
-    """The Train tab's settings (FORM_LABELS and FORM_EXTRA), defaults from `config`
-    (RunConfig.quick() when None): "task" offers the sequence tasks (a memory network needs
-    stories: `ntmviz train`), "model" the kinds a live run trains (live.LIVE_MODELS), by name."""
+    """The Train tab's settings (FORM_LABELS, every field of the models it offers, and the task's
+    options), defaults from `config` (RunConfig.quick() when None): "task" offers the sequence
+    tasks and "model" the models that train on them (sweep.sequence_models), by their titles (a
+    memory network needs stories: `ntmviz train`)."""
     from ..tasks import TASKS
 
     config = config or RunConfig.quick()
     tasks = {name.replace("_", " "): name for name in TASKS}  # shown as words
     if config.task not in tasks.values():
         tasks[config.task] = config.task  # a config's own task is always offered
-    models = {MODEL_NAMES.get(kind, kind): kind for kind in LIVE_MODELS}
+    kinds = sequence_models()
+    models = {title: kind for kind, title in kinds.items()}
     overrides = {
-        "task": param.Selector(objects=tasks, default=config.task, label=FORM_LABELS["task"],
+        "task": param.Selector(objects=tasks, default=config.task, label=field_label("task"),
                                doc="the task the model learns (its inputs and what it must answer)"),
-        "model": param.Selector(objects=models, default=config.model, label=FORM_LABELS["model"],
-                                doc="an NTM, or the LSTM baseline (a memory network trains with `ntmviz train`)"),
+        "model": param.Selector(objects=models, default=config.model, label=field_label("model"),
+                                doc="the model that learns (a memory network trains with `ntmviz train`)"),
     }
-    return settings_class(config, names=[*FORM_LABELS, *FORM_EXTRA], name="TrainSettings", labels=FORM_LABELS,
+    names = [*FORM_LABELS, *model_fields(*kinds), "task_options"]
+    return settings_class(config, names=names, name="TrainSettings", labels={n: field_label(n) for n in names},
                           overrides=overrides)
 
 

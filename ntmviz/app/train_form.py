@@ -4,6 +4,7 @@
     form.settings.memory_slots          # 16: the settings as last read (run_settings.form_class)
     form.memory_slots.value = "32"      # typing a valid value updates form.settings at once
     form.settings.memory_slots = 64     # and setting one shows it in its field
+    form.model_fields                   # the chosen model's fields on show: memory_slots, ...
     config = form.config()              # a RunConfig; ConfigError naming the field otherwise
 
 The choices (task, model) are widgets made with `from_param` on the settings' parameters. The
@@ -12,8 +13,12 @@ so a number is read from the text with a message in the user's terms ("Memory sl
 at most 4,096; you typed 5,000."), and nothing typed is ever rewritten. Each field's range is its
 setting's soft bounds (config.py), so a limit changed there is the form's limit.
 
+The model's fields are its config's number settings (run_settings.model_fields): there is a field
+for every setting of every model offered, and the chosen model's alone are on the page and read.
+
 "Start from" picks a new model or a checkpoint to train further; with a checkpoint, the model's
-own settings (task, sizes, seed) are the checkpoint's and their fields are disabled.
+own settings (task, model and every model field, seed) are the checkpoint's and their fields
+are disabled.
 """
 
 from __future__ import annotations
@@ -29,24 +34,34 @@ from ..config import setting_of
 from ..errors import ConfigError
 from .fields import number_field, read_float, read_int, read_seeds, seeds_text, set_number, smallest_valid
 from .live import RunConfig
-from .run_settings import FORM_LABELS, form_class
+from .run_settings import field_label, form_class, model_fields
 from .sources import MAX_STEPS, checkpoint_options, runs_sequences
 
 NEW_MODEL = "a new model"
 MAX_SEEDS = 16  # seeds one run of the Train tab trains together (`ntmviz train --seeds` takes more)
 SIZE_LABEL = "Longest input"
-# The number fields, in the form's order (the size field comes first: it belongs to the task).
-NUMBERS = ("memory_slots", "memory_width", "read_heads", "write_heads", "controller_size", "lr", "batch_size",
-           "steps", "snapshot_every", "validate_every")
-NTM_ONLY = ("memory_slots", "memory_width", "read_heads", "write_heads")
-KEPT_FROM_CHECKPOINT = ("task", "size", "model", *NTM_ONLY, "controller_size", "seeds")  # the checkpoint's own
+# The number fields after the model's own, in the form's order (the size field belongs to the task).
+NUMBERS = ("lr", "batch_size", "steps", "snapshot_every", "validate_every")
+KEPT_FROM_CHECKPOINT = ("task", "size", "model", "seeds")  # the checkpoint's own, with every model field
 LIVE = ("snapshot_every", "validate_every")  # applied to a run while it trains
 
 
 def form_range(name: str) -> tuple:
     """(low, high) a field of the form accepts: its setting's soft bounds (config.py), else its bounds."""
     s = setting_of(RunConfig, name)
-    return s.softbounds or s.bounds
+    return s.softbounds or s.bounds or (None, None)
+
+
+def read_number(field: pn.widgets.TextInput, name: str) -> int | float:
+    """The number typed in a field of setting `name`: whole for an integer, within form_range."""
+    s, (low, high) = setting_of(RunConfig, name), form_range(name)
+    if s.type is int:
+        return read_int(field, minimum=low, maximum=high)
+    closed = s.inclusive_bounds[0]
+    value = read_float(field, above=None if closed else low, maximum=high)
+    if closed and low is not None and value < low:
+        raise ConfigError(f"{field.label} must be at least {low:g}; you typed {field.value.strip()}.")
+    return value
 
 
 def _task(name: str, **options: Any):
@@ -96,23 +111,28 @@ class TrainForm(Viewer):
         self.model = pn.widgets.Select.from_param(s.param.model, **wide)
         name, default = size_field(c.task)
         self.size = number_field(SIZE_LABEL, int(c.task_options.get(name, default)) if name else 1, **wide)
-        for field in NUMBERS:
+        models = model_fields(*s.param.model.objects.values())  # every field of every model offered
+        self.numbers = (*models, *NUMBERS)
+        self.kept = (*KEPT_FROM_CHECKPOINT, *models)  # the checkpoint's own
+        descriptions = {"validate_every": "Score every seed on the validation stream every this many steps "
+                                          "(0: never)", **{field: s.param[field].doc for field in models}}
+        for field in self.numbers:
             value = c.learning_rate if field == "lr" else (
                 c.validation_period if field == "validate_every" else getattr(c, field))
-            extra = {"description": "Score every seed on the validation stream every this many steps "
-                                    "(0: never)"} if field == "validate_every" else {}
-            setattr(self, field, number_field(FORM_LABELS[field], value, **extra, **wide))
-        self.seeds = pn.widgets.TextInput(label=FORM_LABELS["seeds"], value=seeds_text(c.seeds),
+            setattr(self, field, number_field(field_label(field), value, description=descriptions.get(field), **wide))
+        self.model_area = pn.Column(sizing_mode="stretch_width", margin=0)  # the chosen model's fields
+        self.seeds = pn.widgets.TextInput(label=field_label("seeds"), value=seeds_text(c.seeds),
                                           description="One model per seed, trained together: one seed (0), a "
                                                       f"range (0-7) or a list (0,3,5), at most {MAX_SEEDS}", **wide)
         self.note = pn.pane.Markdown("", styles={"font-size": "12px", "color": "#555"}, **wide)
         self._reading = False  # a field's text is being read into the settings
         self._settings_from_fields()  # what the fields show (e.g. the resolved learning rate)
-        for field in (*NUMBERS, "seeds", "size"):
+        for field in (*self.numbers, "seeds", "size"):
             getattr(self, field).param.watch(lambda e, f=field: self._typed(f), "value")
         s.param.watch(self._settings_changed, [n for n in s.param if n != "name"])
         self.start_from.param.watch(lambda _: self._sync_fields(), "value")
         self._sync_fields()
+        self._show_model_fields()
 
     # ---- reading the fields -------------------------------------------------------------------
     @property
@@ -120,19 +140,15 @@ class TrainForm(Viewer):
         """The checkpoint "Start from" names ('' for a new model)."""
         return self.start_from.value or ""
 
+    @property
+    def model_fields(self) -> list[str]:
+        """The chosen model's fields: those on the page, read into a config."""
+        return model_fields(self.settings.model)
+
     def _readers(self) -> dict[str, Callable[[], Any]]:
         """Field name -> a reader of its text (raising ConfigError in the user's terms)."""
-        def integer(field):
-            low, high = form_range(field)
-            return lambda: read_int(getattr(self, field), minimum=low, maximum=high)
-
-        def learning_rate():
-            low, high = form_range("lr")
-            return read_float(self.lr, above=low, maximum=high)
-
-        readers = {field: integer(field) for field in NUMBERS if field != "lr"}
-        readers.update(lr=learning_rate, size=self._read_size,
-                       seeds=lambda: read_seeds(self.seeds, limit=MAX_SEEDS))
+        readers = {field: (lambda f=field: read_number(getattr(self, f), f)) for field in self.numbers}
+        readers.update(size=self._read_size, seeds=lambda: read_seeds(self.seeds, limit=MAX_SEEDS))
         return readers
 
     def _read_size(self) -> dict:
@@ -146,18 +162,10 @@ class TrainForm(Viewer):
                      why=f" for {task.replace('_', ' ')} (the {what})")
         return {field: n}
 
-    def _target(self, field: str) -> str:
-        """The setting a field's value goes to: "Controller size" is the LSTM's hidden_size."""
-        if field == "size":
-            return "task_options"
-        if field == "controller_size" and self.settings.model == "lstm":
-            return "hidden_size"
-        return field
-
     def _apply(self, values: dict[str, Any]) -> None:
         self._reading = True
         try:
-            self.settings.param.update(**{self._target(f): v for f, v in values.items()})
+            self.settings.param.update(**{"task_options" if f == "size" else f: v for f, v in values.items()})
         finally:
             self._reading = False
 
@@ -188,8 +196,9 @@ class TrainForm(Viewer):
             if e.name == "task":
                 field, default = size_field(e.new)
                 set_number(self.size, default if field else 1)  # read back into task_options
-            if e.name in ("model", "task"):
                 self._sync_fields()
+            if e.name == "model":
+                self._show_model_fields()
             if self._reading:
                 continue
             if e.name == "seeds":
@@ -198,11 +207,7 @@ class TrainForm(Viewer):
                 field, _ = size_field(self.settings.task)
                 if field in e.new:
                     set_number(self.size, e.new[field])
-            elif e.name == "hidden_size" and self.settings.model == "lstm":
-                set_number(self.controller_size, e.new)
-            elif e.name == "controller_size" and self.settings.model == "lstm":
-                continue
-            elif e.name in NUMBERS and e.new is not None:
+            elif e.name in self.numbers and e.new is not None:
                 set_number(getattr(self, e.name), e.new)
 
     def config(self) -> RunConfig:
@@ -211,28 +216,29 @@ class TrainForm(Viewer):
         config's; from a checkpoint, its own settings are left as they are."""
         from_checkpoint = bool(self.checkpoint)
         readers = self._readers()
-        fields = ["size", *NUMBERS, "seeds"]
-        values = {f: readers[f]() for f in fields if not (from_checkpoint and f in KEPT_FROM_CHECKPOINT)}
+        fields = ["size", *self.model_fields, *NUMBERS, "seeds"]
+        values = {f: readers[f]() for f in fields if not (from_checkpoint and f in self.kept)}
         self._apply(values)
         s = self.settings
-        changes = {name: getattr(s, name) for name in (*NUMBERS, "seeds", "task_options", "task", "model")}
-        changes["hidden_size"] = s.hidden_size
+        changes = {name: getattr(s, name) for name in s.param if name != "name"}
         if from_checkpoint:  # the checkpoint's own task, model and seed: the base's stand in
-            for name in (*NTM_ONLY, "controller_size", "hidden_size", "seeds", "task", "model", "task_options"):
-                changes.pop(name)
+            changes = {name: value for name, value in changes.items() if name not in self.kept}
             changes["task_options"] = {}
         return dataclasses.replace(self.base, **changes)
 
     # ---- what is enabled ------------------------------------------------------------------------
     def _sync_fields(self) -> None:
         from_checkpoint = bool(self.checkpoint)
-        ntm = self.settings.model == "ntm"
-        for name in KEPT_FROM_CHECKPOINT:
-            getattr(self, name).disabled = from_checkpoint or (name in NTM_ONLY and not ntm)
+        for name in self.kept:
+            getattr(self, name).disabled = from_checkpoint
         self.size.disabled = from_checkpoint or not size_field(self.settings.task)[0]
-        self.controller_size.label = FORM_LABELS["controller_size"] if ntm else "LSTM size"
         self.note.object = ("Continues the checkpoint's training (its seed); learning rate, batch size "
                             "and validation apply." if from_checkpoint else "")
+
+    def _show_model_fields(self) -> None:
+        """The chosen model's fields on the page, two to a row."""
+        shown = [getattr(self, name) for name in self.model_fields]
+        self.model_area.objects = [pn.Row(*shown[i:i + 2]) for i in range(0, len(shown), 2)]
 
     def _start_options(self) -> dict[str, str]:
         options = checkpoint_options(self.folder, self.save_folder)  # a memory network trains from the CLI
@@ -247,7 +253,6 @@ class TrainForm(Viewer):
 
     def __panel__(self):
         return pn.Column(
-            self.start_from, self.note, self.task, self.size, self.model,
-            pn.Row(self.memory_slots, self.memory_width), pn.Row(self.read_heads, self.write_heads),
-            self.controller_size, pn.Row(self.lr, self.batch_size), pn.Row(self.steps, self.snapshot_every),
+            self.start_from, self.note, self.task, self.size, self.model, self.model_area,
+            pn.Row(self.lr, self.batch_size), pn.Row(self.steps, self.snapshot_every),
             pn.Row(self.seeds, self.validate_every), sizing_mode="stretch_width", margin=0)

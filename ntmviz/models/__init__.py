@@ -5,6 +5,8 @@ lengths)` that hands back a contract.Recording.
     ntm.py      the Neural Turing Machine (its declaration lives with its heads: heads.NTM)
     lstm.py     the paper's LSTM baseline (no memory)
     memn2n.py   end-to-end memory networks over stories
+    dnc.py      the differentiable neural computer (allocation, temporal links, read modes)
+    stack.py    neural stacks, queues and deques (continuous push, pop and read)
 
 `build_model(config)` makes the model a config describes; `family(kind)` its declaration.
 """
@@ -16,23 +18,26 @@ import torch
 from ..config import ModelConfig
 from ..contract import Family
 from ..errors import ConfigError
-from . import lstm, memn2n, ntm
+from . import dnc, lstm, memn2n, ntm, stack
+from .dnc import DNC
 from .lstm import LSTMBaseline
 from .memn2n import MemN2N
 from .ntm import NTM
+from .stack import NeuralStack
 
-MODELS = {"ntm": NTM, "lstm": LSTMBaseline, "memn2n": MemN2N}
-FAMILIES = {"ntm": ntm.FAMILY, "lstm": lstm.FAMILY, "memn2n": memn2n.FAMILY}
+MODELS = {"ntm": NTM, "lstm": LSTMBaseline, "memn2n": MemN2N, "dnc": DNC,
+          "stack": NeuralStack, "queue": NeuralStack, "deque": NeuralStack}
+FAMILIES = {"ntm": ntm.FAMILY, "lstm": lstm.FAMILY, "memn2n": memn2n.FAMILY, "dnc": dnc.FAMILY, **stack.FAMILIES}
 
 
 def family(kind: str) -> Family:
-    """The declaration of a model kind ("ntm", "lstm", "memn2n"), head counts unresolved."""
+    """The declaration of a model kind ("ntm", "lstm", "dnc", ...), head counts unresolved."""
     if kind not in FAMILIES:
         raise ConfigError(f"unknown model kind {kind!r}; expected one of {sorted(FAMILIES)}")
     return FAMILIES[kind]
 
 
-def build_model(config: ModelConfig, seeds: list[int] | None = None) -> NTM | LSTMBaseline | MemN2N:
+def build_model(config: ModelConfig, seeds: list[int] | None = None) -> torch.nn.Module:
     """The model a config describes: one model, or one per seed, each initialised from its own
     seed (so model k of seeds [0..7] is the model seed k alone would give). Leaves torch's
     global random state as it found it."""
@@ -56,4 +61,4 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-__all__ = ["NTM", "LSTMBaseline", "MemN2N", "MODELS", "FAMILIES", "family", "build_model", "pick_device"]
+__all__ = ["NTM", "LSTMBaseline", "MemN2N", "DNC", "NeuralStack", "MODELS", "FAMILIES", "family", "build_model", "pick_device"]

@@ -1,5 +1,6 @@
-"""The paper's five tasks (Graves, Wayne & Danihelka 2014, section 4), one module each, and
-bAbI-style story tasks for memory networks (babi.py).
+"""The paper's five tasks (Graves, Wayne & Danihelka 2014, section 4), one module each; the
+transduction tasks of neural stacks (reversal, bigram flipping) and the DNC's allocation task
+(transduction.py); and bAbI-style story tasks for memory networks (babi.py).
 
     task = get_task("copy", max_length=10)
     batch = task.sample(32, seed=0, device=model.device)   # Batch(inputs, targets, mask, lengths)
@@ -24,9 +25,11 @@ from .copy import Copy
 from .ngrams import NGrams
 from .priority_sort import PrioritySort
 from .repeat_copy import RepeatCopy
+from .transduction import Allocation, BigramFlip, Reversal
 
 TASKS: dict[str, type[Task]] = {
-    cls.name: cls for cls in (Copy, RepeatCopy, AssociativeRecall, NGrams, PrioritySort)
+    cls.name: cls for cls in (Copy, RepeatCopy, AssociativeRecall, NGrams, PrioritySort, Reversal, BigramFlip,
+                              Allocation)
 }
 # Story tasks (questions over sentences) for memory networks; not in TASKS, which lists the
 # sequence tasks an NTM or LSTM trains on (the app's Train tab offers those).
@@ -56,4 +59,4 @@ def task_from_dict(data: dict[str, Any]) -> Task:
 
 __all__ = ["Batch", "Task", "TASKS", "STORY_TASKS", "ALL_TASKS", "get_task", "task_from_dict",
            "Copy", "RepeatCopy", "AssociativeRecall", "NGrams", "PrioritySort",
-           "SingleFact", "TwoFacts", "YesNo"]
+           "SingleFact", "TwoFacts", "YesNo", "Reversal", "BigramFlip", "Allocation"]

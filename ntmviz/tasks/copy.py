@@ -20,9 +20,26 @@ import numpy as np
 
 from .base import Task, check_int, check_range, randint, span
 from .mechanism import (
-    LAGS, NOT_APPLICABLE, Mechanism, Reading, Trace, first_step, focus, locations, path, signed_step, slot_list,
-    walk_direction,
+    DNC, LAGS, NOT_APPLICABLE, Mechanism, Reading, Trace, first_step, focus, follows_links, least_used, locations,
+    path, signed_step, slot_list, walk_direction,
 )
+
+
+# Families whose memory is written where a head puts its weight: playback reads the same thing
+# in each of them (output j's vector read from the slot it was written to).
+WRITTEN = ("ntm", "dnc", "stack", "queue", "deque")
+
+LEAST_USED = Mechanism(
+    "least_used", "writes go to the least-used slot",
+    "The fraction of the L input steps whose write went to a slot of the smallest usage (within "
+    "0.01): the DNC's allocation. Its algorithm: 1.", "mean", 0.9,
+    "{value:.1%} of the writes went to a least-used slot", families=DNC)
+FOLLOWS_LINKS = Mechanism(
+    "follows_links", "reads follow the temporal links in write order",
+    "The fraction of playback reads after the first whose read mode is mostly forward and whose "
+    "location is where the forward link points: the DNC reads the vectors back in the order they "
+    "were written. Its algorithm for copy: 1.", "mean", 0.9,
+    "{value:.1%} of playback reads followed the forward temporal link", families=DNC)
 
 
 @dataclass(frozen=True)
@@ -60,9 +77,18 @@ class Copy(Task):
         return (f"copy: {self.bits}-bit vectors, length {span(self.min_length, self.max_length)}, "
                 f"T = 2L+1 steps, I={self.input_size}, O={self.output_size}")
 
+    def source(self, j: np.ndarray, L: np.ndarray) -> np.ndarray:
+        """Which input vector output j plays (j in 0..L-1, broadcast with L): copy plays them in
+        order; reversal and bigram flipping (transduction.py) in their own orders."""
+        return j
+
+    def lengths(self, rng: np.random.Generator, B: int) -> np.ndarray:
+        """[B] each item's length."""
+        return randint(rng, self.min_length, self.max_length, (B,))
+
     def _sample(self, batch_size: int, rng: np.random.Generator):
         B, W = batch_size, self.bits
-        L = randint(rng, self.min_length, self.max_length, (B,))  # [B]
+        L = self.lengths(rng, B)  # [B]
         Lmax = int(L.max())
         T = 2 * Lmax + 1
         vectors = rng.integers(0, 2, (B, Lmax, W)).astype(np.float32)  # [B, Lmax, W]
@@ -74,7 +100,7 @@ class Copy(Task):
         inputs[:, :, W] = t == Lc
 
         scored = (t > Lc) & (t <= 2 * Lc)  # [B, T]
-        source = np.clip(t - Lc - 1, 0, Lmax - 1)  # which vector each output step repeats
+        source = np.clip(self.source(t - Lc - 1, Lc), 0, Lmax - 1)  # which vector each output step plays
         targets = np.take_along_axis(vectors, source[..., None], 1) * scored[..., None]
         return inputs, targets, scored, 2 * L + 1
 
@@ -93,7 +119,7 @@ class Copy(Task):
             "playback", "read head replays the written slots",
             "The fraction of the L vectors whose playback read (the read at step L+1+j-lag for vector "
             "j) is on the slot vector j was written to. The paper's algorithm: 1.", "mean", 0.95,
-            "the read head reads {value:.1%} of vectors from the slot they were written to"),
+            "the read head reads {value:.1%} of vectors from the slot they were written to", families=WRITTEN),
         Mechanism(
             "playback_start", "playback starts where writing began",
             "Whether the first playback read (step L+1-lag) is on the first written slot. The paper's "
@@ -117,6 +143,8 @@ class Copy(Task):
             "The mean largest weight of the write head over the input steps 0 .. L-1 and of the read "
             "head over the L playback reads. The paper's algorithm: 1.", "mean", 0.9,
             "while writing and playing back, the heads put {value:.3f} of their weight on one slot"),
+        LEAST_USED,
+        FOLLOWS_LINKS,
     )
 
     def _input_length(self, trace: Trace) -> int | None:
@@ -135,8 +163,10 @@ class Copy(Task):
             return not_measured(self.mechanisms, "no delimiter, or no vectors before it")
         if lag is None:
             lag = self.playback_lag(trace)
-        out = {"write_walk": write_walk(trace, L)}
+        out = {"write_walk": write_walk(trace, L), "least_used": least_used(trace, list(range(L)))}
         read_steps = [L + 1 + j - lag for j in range(L)]
+        out["follows_links"] = follows_links(trace, read_steps[1:]) if L > 1 else \
+            Reading(NOT_APPLICABLE, "one vector: no link to follow")
         out["playback"] = playback(trace, read_steps, list(range(L)), L, lag)
         stored = stored_slots(trace, L)
         start, P = int(stored[0]), read_steps[0]

@@ -11,6 +11,7 @@ Shapes: T steps, I input width, R read and W write heads, N memory slots.
     Trace.inputs  [T, I]     what went in at each step
     Trace.read    [T, R, N]  the read heads' weightings (the ones used, after sharpening)
     Trace.write   [T, W, N]  the write heads' weightings
+    Trace.extra   {name: array}  the rest of the episode's arrays (a DNC's usage, read modes)
 
 A head's *location* at step t is its weighting's largest slot. With several heads of a kind,
 a step's location is the slot with the most weight summed over those heads: where that step's
@@ -43,6 +44,13 @@ class Trace(NamedTuple):
     inputs: np.ndarray  # [T, I]
     read: np.ndarray  # [T, R, N]
     write: np.ndarray  # [T, W, N]
+    # the episode's other arrays by their flat names (Episode.arrays()): "slot.usage" [T, N],
+    # "read.modes" [T, R, 3], ... for mechanisms of families that have them; None: none
+    extra: dict | None = None
+
+    def get(self, name: str) -> np.ndarray | None:
+        """One of `extra`'s arrays, or None."""
+        return (self.extra or {}).get(name)
 
     @property
     def slots(self) -> int:
@@ -212,3 +220,33 @@ def slot_list(slots, limit: int = 8) -> str:
     slots = [int(s) for s in slots]
     text = ", ".join(str(s) for s in slots[:limit])
     return text + (", ..." if len(slots) > limit else "")
+
+
+# ---- the DNC's mechanisms (Graves et al. 2016): allocation, temporal links, reuse ---------------
+# Each needs arrays only a DNC records (Trace.extra); without them a reading does not apply.
+
+DNC = ("dnc",)
+
+
+def least_used(trace: Trace, steps: list[int]) -> Reading:
+    """The fraction of `steps` whose write went to a least-used slot: the write location's usage
+    (slot.usage at that step: what the allocation read) within 0.01 of the smallest."""
+    usage = trace.get("slot.usage")
+    if usage is None or not steps:
+        return Reading(NOT_APPLICABLE, "the episode records no usage")
+    where = locations(trace.write)
+    hits = [t for t in steps if usage[t, where[t]] <= usage[t].min() + 0.01]
+    return Reading(len(hits) / len(steps), f"{len(hits)} of {len(steps)} writes went to a least-used slot")
+
+
+def follows_links(trace: Trace, steps: list[int]) -> Reading:
+    """The fraction of `steps` (reads after the first of a playback) whose read weighting came
+    mostly through the forward temporal link (read mode "forward" the largest, summed over the
+    read heads) and whose location is where the forward weighting points."""
+    modes, forward = trace.get("read.modes"), trace.get("read.forward")
+    if modes is None or forward is None or not steps:
+        return Reading(NOT_APPLICABLE, "the episode records no read modes")
+    where = locations(trace.read)
+    ahead = locations(forward)
+    hits = [t for t in steps if t < len(where) and modes[t].sum(0).argmax() == 2 and where[t] == ahead[t]]
+    return Reading(len(hits) / len(steps), f"{len(hits)} of {len(steps)} playback reads followed the forward link")

@@ -214,6 +214,13 @@ def test_lstm_run_records_episodes_without_memory(runs):
     assert snaps and snaps[-1].episode.memory is None
 
 
+def test_a_model_that_does_not_train_on_sequences_is_refused():
+    from ntmviz.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="^model must be one of ntm, lstm.*, got 'memn2n'$"):
+        small(model="memn2n").build()  # a memory network reads stories: `ntmviz train`
+
+
 def test_a_memory_too_small_for_the_task_is_refused():
     from ntmviz.errors import ConfigError
 

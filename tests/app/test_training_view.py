@@ -849,8 +849,9 @@ def test_the_form_shows_the_one_source_of_defaults(tmp_path, monkeypatch):
     v = TrainingView(folder=str(tmp_path), save_folder=str(tmp_path), show_views=False)
     assert v.run_config() == RunConfig.quick()
     assert v.form.memory_slots.value == str(RunConfig.quick().memory_slots) and v.form.settings.memory_slots == 16
-    v.form.model.value = "lstm"  # one size field: the LSTM's hidden size
-    assert v.form.settings.model == "lstm" and v.form.controller_size.label == "LSTM size"
+    v.form.model.value = "lstm"  # the LSTM's own fields: its hidden size and layers
+    assert v.form.settings.model == "lstm" and v.form.model_fields == ["hidden_size", "layers"]
+    assert v.form.hidden_size.label == "Hidden size" and v.form.hidden_size.value == "64"
     assert v.run_config() == dataclasses.replace(RunConfig.quick(), model="lstm")
     v.form.model.value = "ntm"
     cap = setting_of(RunConfig, "memory_slots").softbounds[1]
