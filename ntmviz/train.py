@@ -61,6 +61,7 @@ CURRICULUM_FIELDS = {
     "copy": [("min_length", "max_length")],
     "repeat_copy": [("min_length", "max_length"), ("min_repeats", "max_repeats")],
     "associative_recall": [("min_items", "max_items")],
+    **{name: [("min_n", "max_n")] for name in ("anbn", "anbncn", "anbncndn", "anb2n", "anbmcnm")},
 }
 
 

@@ -7,6 +7,7 @@ lengths)` that hands back a contract.Recording.
     memn2n.py   end-to-end memory networks over stories
     dnc.py      the differentiable neural computer (allocation, temporal links, read modes)
     stack.py    neural stacks, queues and deques (continuous push, pop and read)
+    stack_rnn.py  the stack-augmented RNN (stacks moved by push / pop / no-op distributions)
 
 `build_model(config)` makes the model a config describes; `family(kind)` its declaration.
 """
@@ -18,16 +19,18 @@ import torch
 from ..config import ModelConfig
 from ..contract import Family
 from ..errors import ConfigError
-from . import dnc, lstm, memn2n, ntm, stack
+from . import dnc, lstm, memn2n, ntm, stack, stack_rnn
 from .dnc import DNC
 from .lstm import LSTMBaseline
 from .memn2n import MemN2N
 from .ntm import NTM
 from .stack import NeuralStack
+from .stack_rnn import StackRNN
 
 MODELS = {"ntm": NTM, "lstm": LSTMBaseline, "memn2n": MemN2N, "dnc": DNC,
-          "stack": NeuralStack, "queue": NeuralStack, "deque": NeuralStack}
-FAMILIES = {"ntm": ntm.FAMILY, "lstm": lstm.FAMILY, "memn2n": memn2n.FAMILY, "dnc": dnc.FAMILY, **stack.FAMILIES}
+          "stack": NeuralStack, "queue": NeuralStack, "deque": NeuralStack, "stack_rnn": StackRNN}
+FAMILIES = {"ntm": ntm.FAMILY, "lstm": lstm.FAMILY, "memn2n": memn2n.FAMILY, "dnc": dnc.FAMILY, **stack.FAMILIES,
+            "stack_rnn": stack_rnn.FAMILY}
 
 
 def family(kind: str) -> Family:
@@ -61,4 +64,4 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-__all__ = ["NTM", "LSTMBaseline", "MemN2N", "DNC", "NeuralStack", "MODELS", "FAMILIES", "family", "build_model", "pick_device"]
+__all__ = ["NTM", "LSTMBaseline", "MemN2N", "DNC", "NeuralStack", "StackRNN", "MODELS", "FAMILIES", "family", "build_model", "pick_device"]

@@ -1,6 +1,6 @@
 """The paper's five tasks (Graves, Wayne & Danihelka 2014, section 4), one module each; the
 transduction tasks of neural stacks (reversal, bigram flipping) and the DNC's allocation task
-(transduction.py); and bAbI-style story tasks for memory networks (babi.py).
+(transduction.py); the counting languages of stack-augmented RNNs (languages.py); and bAbI-style story tasks for memory networks (babi.py).
 
     task = get_task("copy", max_length=10)
     batch = task.sample(32, seed=0, device=model.device)   # Batch(inputs, targets, mask, lengths)
@@ -22,6 +22,7 @@ from .associative_recall import AssociativeRecall
 from .babi import SingleFact, TwoFacts, YesNo
 from .base import Batch, Task
 from .copy import Copy
+from .languages import LANGUAGES, AnB2n, AnBmCnm, AnBn, AnBnCn, AnBnCnDn
 from .ngrams import NGrams
 from .priority_sort import PrioritySort
 from .repeat_copy import RepeatCopy
@@ -29,7 +30,7 @@ from .transduction import Allocation, BigramFlip, Reversal
 
 TASKS: dict[str, type[Task]] = {
     cls.name: cls for cls in (Copy, RepeatCopy, AssociativeRecall, NGrams, PrioritySort, Reversal, BigramFlip,
-                              Allocation)
+                              Allocation, *LANGUAGES)
 }
 # Story tasks (questions over sentences) for memory networks; not in TASKS, which lists the
 # sequence tasks an NTM or LSTM trains on (the app's Train tab offers those).
@@ -59,4 +60,5 @@ def task_from_dict(data: dict[str, Any]) -> Task:
 
 __all__ = ["Batch", "Task", "TASKS", "STORY_TASKS", "ALL_TASKS", "get_task", "task_from_dict",
            "Copy", "RepeatCopy", "AssociativeRecall", "NGrams", "PrioritySort",
-           "SingleFact", "TwoFacts", "YesNo", "Reversal", "BigramFlip", "Allocation"]
+           "SingleFact", "TwoFacts", "YesNo", "Reversal", "BigramFlip", "Allocation",
+           "AnBn", "AnBnCn", "AnBnCnDn", "AnB2n", "AnBmCnm"]
