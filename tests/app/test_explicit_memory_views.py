@@ -56,9 +56,11 @@ def test_every_view_draws_the_family_from_its_declaration(episode):
         np.testing.assert_array_equal(slots["state"][name], values[t])
     for name, values in episode.slot_matrices.items():
         np.testing.assert_array_equal(slots["matrices"][name], values[t])
-    svg = figure(episode, "slots", t).svg()
-    for name in episode.slot_state:
-        assert f'data-heatmap="slot-{name}"' in svg
+    if episode.slot_state:
+        svg = figure(episode, "slots", t).svg()
+        for name in episode.slot_state:
+            assert f'data-heatmap="slot-{name}"' in svg
+    assert "read 1" in figure(episode, "focus", t).svg()
 
 
 def test_the_dnc_shows_usage_links_and_the_read_modes():
