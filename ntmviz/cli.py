@@ -391,6 +391,12 @@ def cmd_eval(args) -> int:
     task = ckpt.task
     variants = [(str(size), task.at(size)) for size in args.lengths] if args.lengths else task.eval_variants()
     slots = getattr(ckpt.config, "memory_slots", None)
+    if slots is not None and not args.lengths:  # the task's own sizes: those the memory holds
+        too_big = [label for label, variant in variants if variant.required_slots() > slots]
+        if too_big:
+            print(f"sizes {', '.join(too_big)} need more than the model's {slots} memory slots: left out",
+                  file=sys.stderr)
+        variants = [(label, variant) for label, variant in variants if label not in too_big]
     for _, variant in variants:
         if slots is not None:
             variant.check_fits(slots)

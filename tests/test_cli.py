@@ -270,7 +270,7 @@ def test_eval_reports_what_the_heads_did(trained, tmp_path):
     checkpoint.save(path, lstm, task=get_task("copy", bits=3, max_length=3))
     run = ntmviz_cli("eval", "--checkpoint", path, "--lengths", "2", "--samples", 4)
     assert run.returncode == 0, run.stderr
-    assert "What the heads did: nothing to measure (an LSTM baseline has no memory)." in run.stdout
+    assert "What the heads did: nothing to measure (the LSTM baseline has no memory)." in run.stdout
 
 
 def test_eval_takes_a_shipped_checkpoint_by_name():

@@ -1,18 +1,25 @@
 """Tests for the counting languages (Joulin & Mikolov 2015, Table 2): the strings, the next-symbol
 targets, exactly the predictable steps scored, wrong predictions as the measure, the Table 2
-score, sampling and configuration."""
+score, sampling and configuration; and what a stack-augmented RNN's stacks did (the counting
+mechanisms) on hand-made traces and a recorded episode."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import numpy as np
 import pytest
 import torch
 
+import ntmviz
 from ntmviz.errors import ConfigError
-from ntmviz.tasks.languages import LANGUAGES, AnB2n, AnBmCnm, AnBn, AnBnCn, AnBnCnDn, string_index, table2
+from ntmviz.mechanisms import measure, readings
+from ntmviz.tasks.languages import (
+    DEPTH_TRACKS_COUNT, LANGUAGES, PUSHES_THEN_POPS, AnB2n, AnBmCnm, AnBn, AnBnCn, AnBnCnDn, string_index, table2,
+)
+from ntmviz.tasks.mechanism import Trace
 
 NAMES = [cls.name for cls in LANGUAGES]
 BY_NAME = {cls.name: cls for cls in LANGUAGES}
@@ -238,3 +245,157 @@ def test_lengths_at_a_fixed_size():
         assert batch.lengths.tolist() == [3 * per_string * 10] * 2
         assert np.isclose(batch.mask.sum(1).tolist(), 3 * (per_string - 1) * 10 if cls is not AnBmCnm
                           else 3 * 10).all()
+
+
+# ---- what the stacks did (stack-augmented RNN mechanisms) -------------------------------------------
+
+MOVE = {"P": 0, "O": 1, "N": 2}  # stack.action's order: push, pop, no-op
+
+
+def one_hot_symbols(text: str, alphabet: int) -> np.ndarray:
+    """'aabb' -> inputs [T, alphabet]."""
+    return np.eye(alphabet, dtype=np.float32)[["abcd".index(s) for s in text]]
+
+
+def stack_trace(text: str, alphabet: int, *moves: str, soft: float = 1.0) -> Trace:
+    """A stack-augmented RNN's trace of `text`: one string of moves per stack ('P' push, 'O' pop,
+    'N' no-op), `soft` of each step's action on its move (the rest shared by the other two), and
+    the memory [T+1, N, S] those moves give: a stack per column, top in slot 0, -1 empty, each push
+    putting 0.5 on top (exact for one-hot moves; stacks deep enough never to drop a value)."""
+    T, S = len(text), len(moves)
+    assert all(len(m) == T for m in moves)
+    action = np.full((T, S, 3), (1 - soft) / 2, np.float32)
+    memory = np.full((T + 1, T + 1, S), -1.0, np.float32)
+    for s, m in enumerate(moves):
+        for t, move in enumerate(m):
+            action[t, s, MOVE[move]] = soft
+            before = memory[t, :, s]
+            after = {"P": np.concatenate([[0.5], before[:-1]]), "O": np.concatenate([before[1:], [-1.0]]),
+                     "N": before}[move]
+            memory[t + 1, :, s] = after
+    empty = np.zeros((T, 0, T + 1), np.float32)
+    return Trace(one_hot_symbols(text, alphabet), empty, empty, extra={"stack.action": action, "memory": memory})
+
+
+def stack_values(task, trace) -> dict[str, tuple[float, tuple[float, ...]]]:
+    return {k: (r.value, r.heads) for k, r in task.measure_mechanisms(trace).items()}
+
+
+def test_the_languages_declare_their_counters_and_stack_rnn_mechanisms():
+    for cls in LANGUAGES:
+        assert cls.mechanisms == (PUSHES_THEN_POPS, DEPTH_TRACKS_COUNT)
+        assert cls.counter == (("ab", "c") if cls is AnBmCnm else ("a", "b"))
+    for m in (PUSHES_THEN_POPS, DEPTH_TRACKS_COUNT):
+        assert m.families == ("stack_rnn",) and m.per_head == "stack" and m.kind == "mean" and m.threshold == 0.9
+        assert m.passes(1.0) and not m.passes(0.89) and not m.passes(float("nan"))
+
+
+def test_counting_on_a_hand_checked_stream():
+    counted, expected, count = AnB2n().counting(one_hot_symbols("abbaabbbb", 2))
+    assert counted.all()
+    assert expected.tolist() == [0, 1, -1, 0, 0, 1, 1, -1, -1]  # push, pop while the count is above zero
+    assert count.tolist() == [1, 0, 0, 1, 2, 1, 0, 0, 0]
+    counted, expected, count = AnBnCn().counting(one_hot_symbols("aabbcc", 3))
+    assert counted.tolist() == [True] * 4 + [False] * 2 and expected.tolist() == [0, 0, 1, 1, -1, -1]
+    counted, expected, count = AnBmCnm().counting(one_hot_symbols("abccaabccc", 3))
+    assert counted.all() and count.tolist() == [1, 2, 1, 0, 1, 2, 3, 2, 1, 0]
+
+
+# anbn, two strings (n = 3, then 1): counts after each step 1 2 3 2 1 0 1 0.
+ANBN = "aaabbbab"
+COUNTER = "PPPOOOPO"  # the paper's counter: push on each a, pop on each b
+
+
+@pytest.mark.parametrize("other, actions, depth", [
+    ("PPPPPPPP", 4 / 8, 3 / 8),  # pushes on every step: the a's right; its depth 1..8 is the count at steps 0-2
+    ("PPPNNNPN", 4 / 8, 3 / 8),  # pushes on the a's, waits on the b's: depth 1 2 3 3 3 3 4 4
+    ("NNNNNNNN", 0.0, 2 / 8),  # never moves: empty, the count is 0 after the strings' last b's
+    ("OOOPPPOP", 0.0, 0.0),  # the moves swapped
+])
+def test_a_counting_stack_scores_one_and_others_exactly_less(other, actions, depth):
+    task = AnBn()
+    got = stack_values(task, stack_trace(ANBN, 2, COUNTER, other))
+    assert got == {"pushes_then_pops": (1.0, (1.0, actions)), "depth_tracks_count": (1.0, (1.0, depth))}
+    alone = stack_values(task, stack_trace(ANBN, 2, other))  # the wrong stack alone
+    assert alone == {"pushes_then_pops": (actions, (actions,)), "depth_tracks_count": (depth, (depth,))}
+
+
+def test_the_best_stack_is_reported_whichever_column_it_is():
+    got = AnBn().measure_mechanisms(stack_trace(ANBN, 2, "PPPNNNPN", COUNTER))
+    assert got["pushes_then_pops"].value == 1.0 and got["pushes_then_pops"].heads == (0.5, 1.0)
+    assert got["pushes_then_pops"].note == ("stack 2 pushed on 4 of 4 a's and popped on 4 of 4 b's while the count "
+                                            "was above zero (per stack: 50%, 100%)")
+    assert got["depth_tracks_count"].note == ("stack 2 held as many values as the count after 8 of 8 counted steps "
+                                              "(per stack: 38%, 100%); the count reached 3, the stack 3")
+
+
+def test_a_b_2n_scores_the_stack_that_counts_the_a_s_down_by_the_first_b_s():
+    # a b b, a a b b b b: the first stack pushes on each a and pops on every b (an empty stack
+    # stays empty); the second pushes on each a and pops only once the first is empty.
+    text = "abbaabbbb"
+    first, second = "POOPPOOOO", "PNOPPNNOO"
+    got = stack_values(AnB2n(), stack_trace(text, 2, first, second))
+    # scored actions: the 3 a's and the b's while the count is above zero (1 + 2): the second
+    # stack's waits there miss; its depth (1 1 0 1 2 2 2 1 0) meets the count (1 0 0 1 2 1 0 0 0) 5 times
+    assert got == {"pushes_then_pops": (1.0, (1.0, 3 / 6)), "depth_tracks_count": (1.0, (1.0, 5 / 9))}
+    waits = stack_values(AnB2n(), stack_trace(text, 2, "PNNPPNNNN"))  # never pops: depth 1 1 1 2 3 3 3 3 3
+    assert waits == {"pushes_then_pops": (3 / 6, (3 / 6,)), "depth_tracks_count": (1 / 9, (1 / 9,))}
+
+
+def test_a_b_m_c_n_plus_m_pushes_on_a_and_b_and_pops_on_c():
+    text = "abccaabccc"
+    got = stack_values(AnBmCnm(), stack_trace(text, 3, "PPOOPPPOOO", "PNOOPPNOOO"))
+    # the second waits on the b's: 2 of its 10 steps miss; its depth 1 1 0 0 1 2 2 1 0 0 meets the
+    # count 1 2 1 0 1 2 3 2 1 0 at 5 steps
+    assert got == {"pushes_then_pops": (1.0, (1.0, 8 / 10)), "depth_tracks_count": (1.0, (1.0, 5 / 10))}
+
+
+def test_later_blocks_are_not_scored():
+    # a a b b c c: the counter is the a's counted down by the b's; what the stack does on the c's
+    # (here: push them and pop nothing) is another counter's work
+    got = stack_values(AnBnCn(), stack_trace("aabbcc", 3, "PPOOPP"))
+    assert got == {"pushes_then_pops": (1.0, (1.0,)), "depth_tracks_count": (1.0, (1.0,))}
+
+
+def test_the_most_likely_action_counts_and_a_half_pushed_place_is_not_held():
+    soft = stack_values(AnBn(), stack_trace(ANBN, 2, COUNTER, soft=0.4))  # 0.4 on the move, 0.3 on each other
+    assert soft["pushes_then_pops"] == (1.0, (1.0,))
+    trace = stack_trace("ab", 2, "PO")
+    memory = trace.extra["memory"].copy()
+    memory[1, 0, 0] = -0.55  # after the a: a push of a third of 0.35 over an empty place (1/3 * 0.35 - 2/3)
+    got = AnBn().measure_mechanisms(trace._replace(extra={**trace.extra, "memory": memory}))
+    assert got["depth_tracks_count"].value == 0.5  # the a's step no longer holds its value
+
+
+def test_episodes_without_stack_arrays_do_not_apply():
+    inputs = one_hot_symbols(ANBN, 2)
+    weights = np.full((8, 1, 4), 0.25, np.float32)
+    for extra in (None, {"memory": np.zeros((9, 4, 3), np.float32)}):  # an LSTM-like trace, an NTM's memory
+        got = AnBn().measure_mechanisms(Trace(inputs, weights, weights, extra))
+        assert set(got) == {"pushes_then_pops", "depth_tracks_count"}
+        assert all(math.isnan(r.value) and "no stack actions" in r.note for r in got.values())
+    no_memory = stack_trace(ANBN, 2, COUNTER)
+    got = AnBn().measure_mechanisms(no_memory._replace(extra={"stack.action": no_memory.extra["stack.action"]}))
+    assert got["pushes_then_pops"].value == 1.0 and math.isnan(got["depth_tracks_count"].value)
+    wrong_width = stack_trace(ANBN, 2, COUNTER)._replace(extra={"stack.action": no_memory.extra["stack.action"],
+                                                                  "memory": np.zeros((9, 4, 3), np.float32)})
+    assert math.isnan(AnBn().measure_mechanisms(wrong_width)["depth_tracks_count"].value)
+
+
+def test_an_untrained_stack_rnn_is_measured_end_to_end():
+    task = AnBn(max_n=6, sequences=2)
+    torch.manual_seed(0)
+    model = ntmviz.models.build_model(ntmviz.config.model_config("stack_rnn", task, controller_size=8, stacks=2,
+                                                                 stack_depth=30))
+    episodes = ntmviz.episode.record(model, task.sample(3, seed=0), task=task)
+    assert {"stack.action", "memory"} <= set(episodes[0].arrays())
+    for episode in episodes:
+        got = readings(episode)
+        assert [m.name for m, _ in got] == ["pushes_then_pops", "depth_tracks_count"]
+        for m, r in got:
+            assert 0.0 <= r.value <= 1.0 and len(r.heads) == 2 and r.value == max(r.heads)
+            assert r.note.startswith("stack ")
+    [report] = measure(model, task, samples=4, batch_size=4)
+    assert [r.mechanism.name for r in report.results] == ["pushes_then_pops", "depth_tracks_count"]
+    assert all(r.samples == 4 and 0.0 <= r.value <= 1.0 and r.head in (0, 1) for r in report.results)
+    assert "(stack head " in report.results[0].title

@@ -64,4 +64,5 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-__all__ = ["NTM", "LSTMBaseline", "MemN2N", "DNC", "NeuralStack", "StackRNN", "MODELS", "FAMILIES", "family", "build_model", "pick_device"]
+__all__ = ["NTM", "LSTMBaseline", "MemN2N", "DNC", "NeuralStack", "StackRNN", "MODELS", "FAMILIES", "family",
+           "build_model", "pick_device"]

@@ -61,7 +61,7 @@ class Copy(Task):
 
     def __post_init__(self) -> None:
         check_int("bits", self.bits)
-        check_range("copy", "min_length", self.min_length, "max_length", self.max_length)
+        check_range(self.name.replace("_", " "), "min_length", self.min_length, "max_length", self.max_length)
 
     def required_slots(self) -> int:
         return self.max_length

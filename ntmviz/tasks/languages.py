@@ -33,6 +33,22 @@ Loss: the base class's binary cross-entropy over the one-hot outputs (a sigmoid 
 the measure is "answer_errors": a scored step is wrong when the most likely symbol is not the
 next one (`wrong_bits`), so the training loop's bit errors count wrong predictions.
 `table2` scores a model as the paper's Table 2 does, over n in a range.
+
+What the stacks did (mechanisms, for the stack-augmented RNN only: models/stack_rnn.py). The
+paper's account of what its model learned on a^n b^n: a stack pushes on every a and pops on
+every b, so its depth is the count of a's not yet matched. Each language names the counter its
+strings need first (`Language.counter`): the symbols that count up and those that count down,
+
+    anbn, anbncn, anbncndn, anb2n    up on a, down on b        (the end of the b's: n of them)
+    anbmcnm                          up on a and b, down on c  (the end of the c's: n + m)
+
+and two mechanisms ask whether one stack is that counter: "pushes_then_pops" (its most likely
+action is PUSH on every up step and POP on every down step while the count is above zero) and
+"depth_tracks_count" (the places it holds equal the count after every counted step). The
+count is ups minus downs so far, never below zero: on a^n b^2n it is zero from the n-th b on,
+where a counter that has emptied may pop or wait (an empty stack stays empty) but holds
+nothing. Later counters (b's counted down by c's on a^n b^n c^n, a second count of the a's for
+the second half of a^n b^2n) are another stack's work and are not measured here.
 """
 
 from __future__ import annotations
@@ -45,9 +61,46 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..streams import stream_seed
 from .base import Batch, Task, check_int, check_range, randint, span
+from .mechanism import NOT_APPLICABLE, Mechanism, Reading, Trace
 
 SYMBOLS = "abcd"
+
+# ---- what the stacks did ----------------------------------------------------------------------
+# A stack-augmented RNN's arrays (models/stack_rnn.py, by their flat names in Trace.extra):
+# "stack.action" [T, S, 3] each stack's distribution over (push, pop, no-op), and "memory"
+# [T+1, N, S]: the stacks, a column each, before step 0 and after each step, top in slot 0, -1 empty.
+
+STACK_RNN = ("stack_rnn",)
+PUSH, POP = 0, 1  # indices in "stack.action" (models/stack_rnn.ACTIONS: push, pop, no-op)
+# A place holds a value when above this: halfway between an empty place (-1, stack_rnn.EMPTY)
+# and the smallest value a push puts there (0: pushed values are sigmoids, in 0..1).
+HELD = -0.5
+
+PUSHES_THEN_POPS = Mechanism(
+    "pushes_then_pops", "a stack pushes the count up and pops it down",
+    "Each stack alone, on the steps of the language's counter (a^n b^n: up on each a, down on each "
+    "b; a^n b^m c^(n+m): up on a and b, down on c): the fraction of them where the stack's most "
+    "likely action is PUSH on an up step, POP on a down step. The count is ups minus downs so far, "
+    "never below zero; a down step at count zero (a^n b^2n's second n b's) is not scored. The "
+    "episode's value is its best stack's; over many episodes one stack per model is reported. The "
+    "counting algorithm: 1. Threshold 0.9: a few steps may go otherwise (a push or pop still "
+    "undecided at the switch from one block to the next), while near-uniform actions, or a stack "
+    "that pushes on every step, score about a third or a half.", "mean", 0.9,
+    "the stack took the counter's action (push up, pop down) on {value:.1%} of the counted steps",
+    per_head="stack", families=STACK_RNN)
+DEPTH_TRACKS_COUNT = Mechanism(
+    "depth_tracks_count", "a stack's depth is the count",
+    "Each stack alone: after each step of a counted symbol (up or down, a down step at count zero "
+    "included), whether the number of places the stack holds (values above -0.5, halfway between "
+    "an empty place, -1, and a pushed value, 0..1) equals the count of ups minus downs so far; the "
+    "fraction of those steps where it does. The episode's value is its best stack's. The counting "
+    "algorithm: 1, its stack empty at the start of every string. Threshold 0.9: a few steps may be "
+    "off (a push or pop taken by halves leaves a place near -0.5), while a stack that only grows "
+    "or never moves matches the count on few steps.", "mean", 0.9,
+    "the stack held as many values as the count on {value:.1%} of the counted steps",
+    per_head="stack", families=STACK_RNN)
 
 
 @dataclass(frozen=True)
@@ -71,6 +124,10 @@ class Language(Task):
     pattern: ClassVar[str] = ""  # the language in words, "a^n b^n"
     counted_from: ClassVar[int] = 1  # the block whose first symbol fixes the rest of the string
     lowest_n: ClassVar[int] = 1  # the smallest size the language has
+    # The counter a stack keeps first (module docstring): (symbols that count up, symbols that
+    # count down). A stack of the counting algorithm pushes on each up symbol and pops on each
+    # down symbol while the count is above zero, so its depth is the count.
+    counter: ClassVar[tuple[str, str]] = ("a", "b")
 
     def __post_init__(self) -> None:
         check_range(self.name, "min_n", self.min_n, "max_n", self.max_n, minimum=self.lowest_n)
@@ -139,6 +196,79 @@ class Language(Task):
         mask = inside & (block % len(parts) >= self.counted_from)
         return inputs, targets, mask, L
 
+    # ---- what the stacks did (module docstring) ----------------------------------------------
+    mechanisms = (PUSHES_THEN_POPS, DEPTH_TRACKS_COUNT)
+
+    def counting(self, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """inputs [T, I] one-hot (a zero row: no symbol) -> the counter's steps: (counted [T]
+        bool, the steps of an up or down symbol; expected [T] int, PUSH on an up step, POP on a
+        down step at a count above zero, -1 elsewhere; count [T], ups minus downs after each
+        step, never below zero)."""
+        x = np.asarray(inputs)
+        symbols = np.where(x.max(-1) > 0.5, x.argmax(-1), -1) if x.size else np.zeros(len(x), int)
+        ups = [SYMBOLS.index(c) for c in self.counter[0]]
+        downs = [SYMBOLS.index(c) for c in self.counter[1]]
+        counted = np.zeros(len(x), bool)
+        expected = np.full(len(x), -1)
+        count = np.zeros(len(x), int)
+        level = 0
+        for t, s in enumerate(symbols.tolist()):
+            if s in ups:
+                counted[t], expected[t] = True, PUSH
+                level += 1
+            elif s in downs:
+                counted[t] = True
+                if level > 0:
+                    expected[t] = POP
+                    level -= 1
+            count[t] = level
+        return counted, expected, count
+
+    def measure_mechanisms(self, trace: Trace, lag: int | None = None) -> dict[str, Reading]:
+        action, memory = trace.get("stack.action"), trace.get("memory")
+        T = len(trace.inputs)
+        if action is None:
+            why = "the episode records no stack actions (the stack-augmented RNN's)"
+            return {m.name: Reading(NOT_APPLICABLE, why) for m in self.mechanisms}
+        counted, expected, count = self.counting(trace.inputs)
+        if not counted.any() or action.shape[0] != T:
+            why = (f"no {self.counter[0][0]}'s or {self.counter[1][0]}'s to count" if not counted.any() else
+                   f"{action.shape[0]} steps of stack actions for {T} inputs")
+            return {m.name: Reading(NOT_APPLICABLE, why) for m in self.mechanisms}
+        return {"pushes_then_pops": self._pushes_then_pops(action, expected),
+                "depth_tracks_count": self._depth_tracks_count(memory, action.shape[1], counted, count)}
+
+    def _pushes_then_pops(self, action: np.ndarray, expected: np.ndarray) -> Reading:
+        scored = expected >= 0
+        if not scored.any():
+            return Reading(NOT_APPLICABLE, "no step to push or pop")
+        took = np.asarray(action).argmax(-1)[scored]  # [steps, S]
+        want = expected[scored, None]
+        hits = took == want  # [steps, S]
+        heads = hits.mean(0)
+        best = int(heads.argmax())
+        up, down = self.counter
+        pushes, pops = int(hits[want[:, 0] == PUSH, best].sum()), int(hits[want[:, 0] == POP, best].sum())
+        per = f" (per stack: {', '.join(f'{h:.0%}' for h in heads)})" if len(heads) > 1 else ""
+        note = (f"stack {best + 1} pushed on {pushes} of {int((want == PUSH).sum())} {'/'.join(up)}'s and popped "
+                f"on {pops} of {int((want == POP).sum())} {'/'.join(down)}'s while the count was above zero{per}")
+        return Reading(float(heads[best]), note, tuple(float(h) for h in heads))
+
+    def _depth_tracks_count(self, memory: np.ndarray | None, stacks: int, counted: np.ndarray,
+                            count: np.ndarray) -> Reading:
+        T = len(counted)
+        if memory is None or memory.ndim != 3 or memory.shape[0] != T + 1 or memory.shape[2] != stacks:
+            return Reading(NOT_APPLICABLE, "the episode records no stacks as memory columns ([T+1, N, stacks])")
+        depth = (np.asarray(memory)[1:] > HELD).sum(1)  # [T, S] places held after each step
+        hits = depth[counted] == count[counted, None]  # [steps, S]
+        heads = hits.mean(0)
+        best = int(heads.argmax())
+        per = f" (per stack: {', '.join(f'{h:.0%}' for h in heads)})" if len(heads) > 1 else ""
+        note = (f"stack {best + 1} held as many values as the count after {int(hits[:, best].sum())} of "
+                f"{len(hits)} counted steps{per}; the count reached {int(count.max())}, the stack "
+                f"{int(depth[:, best].max())}")
+        return Reading(float(heads[best]), note, tuple(float(h) for h in heads))
+
     # ---- scoring -----------------------------------------------------------------------------
     def wrong_bits(self, logits: Tensor, batch: Batch) -> Tensor:
         """Wrong predictions at each step, scored or not: [B, T] float32, 1 where the most likely
@@ -206,6 +336,7 @@ class AnBmCnm(Language):
     alphabet = 3
     counted_from = 2
     lowest_n = 2
+    counter = ("ab", "c")  # a's and b's pushed, counted down by the c's
 
     def blocks(self, n, rng):
         m = randint(rng, 1, n - 1, n.shape)
@@ -237,15 +368,17 @@ def string_index(inputs: Tensor) -> Tensor:
 
 
 def table2(predict: Callable[[Tensor], Tensor], task: Language, sizes: Sequence[int] = range(2, 61),
-           samples: int = 20, seed: int = 0, device: str | torch.device | None = None) -> Table2:
+           samples: int = 20, seed: int = 0, device: str | torch.device | None = None,
+           stream: str = "test") -> Table2:
     """Score `predict` (inputs [B, T, I] -> logits [B, T, O], e.g. a model of one member) on
     `samples` items of `task.at(n)` for every n in `sizes` (the paper: n up to 60, training
-    n < 20). A string counts as right when every one of its predictable symbols is (the next
-    string's a included), as the authors' evaluation counts them."""
+    n < 20), drawn from `stream` (streams.py: held out from training). A string counts as right
+    when every one of its predictable symbols is (the next string's a included), as the authors'
+    evaluation counts them."""
     ns, per_symbol, per_string = [], [], []
     right = total = 0
     for n in sizes:
-        batch = task.at(int(n)).sample(samples, seed=seed + int(n), device=device)
+        batch = task.at(int(n)).sample(samples, seed=stream_seed(stream, seed, int(n)), device=device)
         with torch.no_grad():
             logits = predict(batch.inputs)
         correct, scored = string_scores(logits, batch)
@@ -269,4 +402,4 @@ def string_scores(logits: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
 
 
 __all__ = ["Language", "AnBn", "AnBnCn", "AnBnCnDn", "AnB2n", "AnBmCnm", "LANGUAGES", "Table2", "table2",
-           "string_index", "string_scores"]
+           "string_index", "string_scores", "PUSHES_THEN_POPS", "DEPTH_TRACKS_COUNT"]
