@@ -15,6 +15,7 @@ from bokeh.document import Document
 from pyviz_comms import Comm
 
 from ntmviz.app import Explorer
+from ntmviz.app.export import export_html_string
 from ntmviz.app.figures import figure
 from ntmviz.app.payload import episode_payload
 from ntmviz.config import model_config
@@ -61,6 +62,8 @@ def test_every_view_draws_the_family_from_its_declaration(episode):
         for name in episode.slot_state:
             assert f'data-heatmap="slot-{name}"' in svg
     assert "read 1" in figure(episode, "focus", t).svg()
+    page = export_html_string(episode)  # one file that plays offline, the declaration inside
+    assert f'"name": "{episode.family.name}"' in page or f'"name":"{episode.family.name}"' in page
 
 
 def test_the_dnc_shows_usage_links_and_the_read_modes():
