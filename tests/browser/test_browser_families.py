@@ -15,6 +15,19 @@ from ntmviz import checkpoint
 from ntmviz.shipped import shipped_folder, shipped_names
 
 NEW = ("dnc", "stack", "queue", "deque", "stack_rnn")
+# The memory views painted in the page (shadow roots pierced): one per side in Compare.
+MEMORY_VIEWS_JS = """() => {
+  let n = 0;
+  const walk = (root) => {
+    for (const el of root.querySelectorAll('*')) {
+      if (el.classList && el.classList.contains('ntmviz-view') && el.dataset.view === 'memory'
+          && Number(el.dataset.frames) >= 1) n++;
+      if (el.shadowRoot) walk(el.shadowRoot);
+    }
+  };
+  walk(document);
+  return n;
+}"""
 SHIPPED = [n for n in shipped_names() if checkpoint.load(shipped_folder() / f"{n}.safetensors").config.kind in NEW]
 
 
@@ -75,5 +88,8 @@ def test_compare_a_stack_and_a_queue_on_one_reversal_input(browser, browser_help
                  "a stack beside a queue", timeout=120)
         left, right = compare.left.episode, compare.right.episode
         assert (left.inputs == right.inputs).all()  # the same reversal input on both sides
+        assert left.meta["task"] == right.meta["task"] == "reversal"
+        page.wait_for_function(MEMORY_VIEWS_JS.replace("return n;", "return n >= 2;"), timeout=120_000)
+        page.wait_for_timeout(500)
         page.screenshot(path=str(Path(os.environ.get("NTMVIZ_SCREENSHOTS", tmp_path)) / "compare-stack-queue.png"))
         app.assert_no_errors()
