@@ -263,19 +263,17 @@ class SnapshotScrubber(Viewer):
         mine = episode is not None and any(episode is e for s in self._all for e in s.episodes)
         self.showing_run = mine
         if mine and self._show_views and self._views is None:
-            from .views import FocusView, HeadLocationsView, MemoryView, Player, SequenceView, SlotsView
+            from .views import HeadLocationsView, MemoryView, Player, SequenceView, SlotsView
 
             # Head locations first: watching them turn from a smear into a diagonal is the point.
-            # What the declaration adds is drawn too: the slots' state (a DNC's usage and links,
-            # a stack's strengths) and the addressing stages (a DNC's allocation), as they form.
+            # The slots' state is drawn too where the declaration has one (a DNC's usage and links
+            # forming, a stack's strengths); the addressing stages are a click away in Explore.
             family = episode.family
-            extra = [FocusView(state=self.state)] if any(g.stages for g in family.groups) else []
-            if family.slot_state or family.slot_matrices or family.slot_coords:
-                extra.append(SlotsView(state=self.state))
+            slots = [SlotsView(state=self.state)] if family.slot_state or family.slot_matrices or family.slot_coords \
+                else []
             self._views = pn.Column(Player(state=self.state),
                                     pn.Row(HeadLocationsView(state=self.state), MemoryView(state=self.state)),
-                                    *([pn.Row(*extra)] if extra else []),
-                                    SequenceView(state=self.state), sizing_mode="stretch_width")
+                                    *slots, SequenceView(state=self.state), sizing_mode="stretch_width")
         if mine:
             objects = [self._views] if self._views is not None else []
         else:

@@ -159,8 +159,7 @@ def test_before_start_the_tab_shows_no_other_model(tmp_path, episode):
     from ntmviz.app.canvas import EpisodeCanvas
 
     canvases = views[0].select(EpisodeCanvas)  # the views on the page, in order, on the shared state
-    # an NTM's snapshot: its addressing stages too (the focus); no slot state, so no slots view
-    assert [c.kind for c in canvases] == ["player", "heads", "memory", "focus", "sequence"]
+    assert [c.kind for c in canvases] == ["player", "heads", "memory", "sequence"]  # an NTM: no slot state
     assert all(c.view.state is state for c in canvases)
     state.episode = episode  # another tab shows another episode: the views go, a note says why
     assert not s.showing_run and s.area.objects == [s.note, s.show_button] and s.show_button.visible

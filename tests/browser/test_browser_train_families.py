@@ -1,6 +1,6 @@
 """The Train view trains each new family live in real Chromium: pick the DNC in the form's Model
-list, Start, and its snapshots show the slots view (usage, links) beside the heads, from its
-declaration alone. The picture is kept as apps/screenshots/train-dnc.png when NTMVIZ_SCREENSHOTS
+list, Start, and its snapshots show the slots view (usage forming as allocation writes, links)
+beside the heads, from its declaration alone. The picture is kept as apps/screenshots/train-dnc.png when NTMVIZ_SCREENSHOTS
 is set."""
 
 import os
@@ -39,8 +39,8 @@ def test_a_dnc_trains_live_and_its_slots_appear(tmp_path):
         run = wait_for(lambda: view.run, what="the run to start")
         assert run.config.model == "dnc"
         wait_for(lambda: len(view.snapshot_list) >= 3, timeout=180, what="three snapshots")
-        wait_for(lambda: {"slots", "focus", "heads", "memory"} <= set(page.evaluate(VIEWS)), timeout=60,
-                 what="the slots, focus, heads and memory views of the DNC's snapshot")
+        wait_for(lambda: {"slots", "heads", "memory"} <= set(page.evaluate(VIEWS)), timeout=60,
+                 what="the slots, heads and memory views of the DNC's snapshot")
         episode = view.state.episode
         assert episode.family.name == "dnc" and set(episode.slot_state) == {"usage", "retention", "precedence"}
         assert page.evaluate(VIEWS)["slots"] >= 1  # painted
