@@ -15,7 +15,8 @@ from ntmviz.cli import build_parser
 
 EXPECTED = {"copy-ntm", "copy-lstm", "repeat_copy-ntm", "associative_recall-ntm", "associative_recall-lstm",
             "ngrams-ntm", "ngrams-lstm", "priority_sort-ntm", "babi_single-memn2n", "babi_two-memn2n",
-            "babi_yes_no-memn2n"}
+            "babi_yes_no-memn2n", "allocation-dnc", "copy-dnc", "reversal-stack", "reversal-queue", "reversal-deque",
+            "copy-queue", "anbn-stack_rnn"}
 
 
 ROOT = Path(__file__).resolve().parent.parent
