@@ -20,6 +20,7 @@ import inspect
 from pathlib import Path
 
 import pytest
+import torch
 
 HERE = Path(__file__).resolve().parent
 BROWSER_DIR = HERE / "browser"
@@ -122,3 +123,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if stale:
         terminalreporter.write_line(f"tests/conftest.py: SLOW entries that matched no test: {', '.join(stale)}",
                                     yellow=True)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch intra-op thread for the test: these tiny ops only wait on a second thread, most of
+    all on a busy 2-core machine. A module opts in with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

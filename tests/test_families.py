@@ -18,12 +18,7 @@ KINDS = ("dnc", "stack", "queue", "deque", "stack_rnn")
 SMALL = dict(memory_slots=6, memory_width=4, read_heads=1, controller_size=10, stacks=2, stack_depth=12)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def task_for(kind):

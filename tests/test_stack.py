@@ -27,13 +27,7 @@ CONFIGS = {"stack": StackConfig, "queue": QueueConfig, "deque": DequeConfig}
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny ops on a loaded 2-core machine: a second intra-op thread only waits (as test_dnc.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

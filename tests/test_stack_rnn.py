@@ -22,13 +22,7 @@ from ntmviz.tasks.languages import AnBn, AnBnCn
 from ntmviz.train import Trainer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny ops: one intra-op thread is fastest, most of all on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def make_model(seed=0, dtype=torch.float64, models=1, **changes) -> StackRNN:
