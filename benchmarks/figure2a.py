@@ -126,13 +126,18 @@ def main() -> int:
     print(block)
     if args.check:
         return 0
-    text = PAGE.read_text()
-    if BEGIN not in text:
-        raise SystemExit(f"{PAGE} has no {BEGIN} ... {END} block to replace")
-    text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-    atomic_write(PAGE, text.encode())
-    print(f"wrote {PAGE}")
+    replace_block(PAGE, BEGIN, END, block)
     return 0
+
+
+def replace_block(page: Path, begin: str, end: str, block: str) -> None:
+    """Write `block` (which starts with `begin` and ends with `end`) over the page's block between
+    those markers, atomically; SystemExit when the page has none."""
+    text = page.read_text()
+    if begin not in text:
+        raise SystemExit(f"{page} has no {begin} ... {end} block to replace")
+    atomic_write(page, re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S).encode())
+    print(f"wrote {page}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ sequences correctly").
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +25,9 @@ import torch
 
 from ntmviz import checkpoint
 from ntmviz.evaluate import mean_interval
-from ntmviz.files import atomic_write
 from ntmviz.tasks.languages import table2
+
+from figure2a import replace_block  # beside this script (sys.path[0] when run)
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "explicit-memory.md"
@@ -99,11 +99,7 @@ def main() -> int:
     print(block)
     if args.check:
         return 0
-    text = PAGE.read_text()
-    if BEGIN not in text:
-        raise SystemExit(f"{PAGE} has no {BEGIN} ... {END} block to replace")
-    atomic_write(PAGE, re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S).encode())
-    print(f"wrote {PAGE}")
+    replace_block(PAGE, BEGIN, END, block)
     return 0
 
 
