@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--task", default=None, help="the task to record (must be the checkpoint's)")
     r.add_argument("--length", type=int, default=None, help="sequence length (items for recall)")
     r.add_argument("--seed", type=int, default=0, help="seed of the sampled input (default 0)")
+    r.add_argument("--input", default=None, metavar="TEXT",
+                   help="a typed input instead of a sampled one, for tasks that take one (rows of bits for "
+                        "copy-like tasks, one per line); - reads it from standard input")
     r.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when there is one)")
     r.add_argument("--out", type=Path, required=True, help="the episode file to write (.safetensors)")
 
@@ -495,13 +498,23 @@ def cmd_record(args) -> int:
         raise ConfigError(f"{args.checkpoint}: the checkpoint names no task to record")
     if args.task is not None and args.task != task.name:
         raise ConfigError(f"{args.checkpoint} was trained on {task.name}, not {args.task}")
-    if args.length is not None:
-        task = task.at(args.length)
+    meta = {"seed": args.seed, "checkpoint": str(args.checkpoint), "length": args.length}
+    if args.input is not None:
+        if args.length is not None:
+            raise ConfigError("--input and --length both set the input: give one")
+        if not task.typed_input:
+            raise ConfigError(f"the {task.name} task takes no typed input")
+        typed = sys.stdin.read() if args.input == "-" else args.input
+        task, batch = task.typed(typed, args.seed)
+        meta.update(length=task.largest_size, pattern=typed.strip())
+    else:
+        if args.length is not None:
+            task = task.at(args.length)
+        batch = task.sample(1, seed=args.seed)
     slots = getattr(ckpt.config, "memory_slots", None)
     if slots is not None:
         task.check_fits(slots)
-    batch = task.sample(1, seed=args.seed, device=ckpt.model.device)
-    meta = {"seed": args.seed, "checkpoint": str(args.checkpoint), "length": args.length}
+    batch = batch.to(ckpt.model.device)
     episode = record(ckpt.model, batch, meta=meta, task=task)[0]
     episode.save(args.out)
     if "question" in episode.meta:  # a story: each hop a step

@@ -92,7 +92,7 @@ Controls (accessible names; the play button's name switches between "Play" and "
     keys (anywhere outside text fields): ArrowLeft / ArrowRight step, Space plays or
     pauses, Home / End jump; they go to the group last clicked or focused.
     Sources panel (Panel widgets): select "Checkpoint", inputs "Length" and "Seed",
-    textbox "Or type an input (copy-like tasks)", button "Run" (named "Recording…" and
+    textbox "Or type an input" (where the task takes one), button "Run" (named "Recording…" and
     disabled while a recording runs in the background), the file input under "Open episode"
     (upload.py: size-checked, sent in pieces), buttons "Save episode" and "Export HTML".
     Errors show as an element with role="alert" (class ntmviz-error) holding the message.

@@ -4,7 +4,7 @@ The functions here are plain Python (no Panel) so the CLI and tests can use them
 
     source = load_source("checkpoints/copy-ntm.safetensors")
     episode = record_episode(source, length=12, seed=3)             # a sampled input
-    episode = record_episode(source, pattern="0101 1100\\n1111 0000") # a typed input (copy-like)
+    episode = record_episode(source, pattern="0101 1100\\n1111 0000") # a typed input (Task.typed)
 
 `Sources` is the Panel panel that drives them: pick a checkpoint (from the checkpoints folder,
 the folder the Train tab saves to, or a file the user opens), choose a length and seed or type
@@ -245,56 +245,6 @@ def default_length(task: Any) -> int:
     return task.largest_size
 
 
-def task_bits(task: Any) -> int:
-    """Width of one typed row for a copy-like task."""
-    return int(getattr(task, "bits"))
-
-
-def parse_pattern(text: str, bits: int) -> np.ndarray:
-    """Rows of 0/1 characters, one vector per line -> float32 [L, bits].
-
-    Spaces, commas and underscores inside a row are ignored; blank lines are skipped.
-    Raises ConfigError naming the first bad row.
-    """
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        cleaned = "".join(ch for ch in line if ch not in " \t,_")
-        if not cleaned:
-            continue
-        bad = sorted({ch for ch in cleaned if ch not in "01"})
-        if bad:
-            raise ConfigError(f"row {number}: only 0 and 1 are allowed, found {' '.join(repr(c) for c in bad)}")
-        if len(cleaned) != bits:
-            raise ConfigError(f"row {number} has {len(cleaned)} bit(s); this task needs {bits} per row")
-        rows.append([float(ch) for ch in cleaned])
-    if not rows:
-        raise ConfigError(f"type at least one row of {bits} bits (0 or 1)")
-    return np.asarray(rows, dtype=np.float32)
-
-
-def pattern_batch(task: Any, rows: np.ndarray, seed: int = 0):
-    """A batch of one item whose vectors are `rows` [L, bits], for copy and repeat copy.
-
-    The rest of the item (e.g. the repeat count) comes from sampling with `seed`."""
-    from ..tasks import Batch
-
-    if not task.typed_input:
-        raise ConfigError(f"typed inputs work for copy-like tasks, not {task.name}")
-    L, W = rows.shape
-    fixed = task.at(L)
-    base = fixed.sample(1, seed=seed)
-    inputs, targets, mask = (x.clone() for x in (base.inputs, base.targets, base.mask))
-    vec = torch.from_numpy(rows)
-    inputs[0, :L, :W] = vec
-    T = int(base.lengths[0])
-    scored = torch.nonzero(mask[0] > 0).flatten().tolist()
-    if task.name == "repeat_copy":
-        scored = scored[:-1]  # the last scored step is the end marker, not a copy
-    for t in scored:
-        targets[0, t, :W] = vec[(t - L - 1) % L]
-    return Batch(inputs[:, :T], targets[:, :T], mask[:, :T], base.lengths)
-
-
 def cached_episode(source: ModelSource, length: int | None = None, seed: int = 0) -> Episode:
     """`record_episode(source, length, seed)`, recorded once per process for a checkpoint
     file (the default episode every new session of the served app opens on). Treat the
@@ -312,7 +262,7 @@ def record_episode(source: ModelSource, length: int | None = None, seed: int = 0
                    pattern: str | None = None) -> Episode:
     """Run `source`'s model on one input and return the recorded Episode.
 
-    With `pattern` (copy-like tasks), the typed rows are the input; else the task is fixed
+    With `pattern` (a task with typed_input), what was typed is the input; else the task is fixed
     at `length` (its largest training size by default) and sampled with `seed`. Raises an
     NtmvizError (ConfigError) with a one-line message for anything that cannot work.
     """
@@ -326,13 +276,11 @@ def record_episode(source: ModelSource, length: int | None = None, seed: int = 0
         meta["checkpoint"] = source.path.name
     if pattern is not None and pattern.strip():
         if not task.typed_input:
-            raise ConfigError(f"typed inputs work for copy-like tasks, not {task.name}")
-        rows = parse_pattern(pattern, task_bits(task))
-        fixed = task.at(len(rows))
+            raise ConfigError(f"the {task.name} task takes no typed input")
+        fixed, batch = task.typed(pattern, seed)
         if slots is not None:
             fixed.check_fits(slots)
-        batch = pattern_batch(task, rows, seed)
-        meta.update(length=len(rows), pattern=pattern.strip())
+        meta.update(length=fixed.largest_size, pattern=pattern.strip())
     else:
         length = default_length(task) if length is None else length
         if not isinstance(length, (int, np.integer)) or isinstance(length, bool) or length < 1:
@@ -432,7 +380,7 @@ class Sources(Viewer):
         self.seed = number_field("Seed", 0, description=f"A whole number from 0 to {SEED_MAX:,}",
                                  sizing_mode="stretch_width")
         self.pattern = pn.widgets.TextAreaInput(
-            label="Or type an input (copy-like tasks)", placeholder="one row of 0/1 bits per line, e.g.\n01101001",
+            label="Or type an input", placeholder="",
             rows=4, sizing_mode="stretch_width")
         self.run = pn.widgets.Button(label="Run", color="primary", description="Record a new episode",
                                      sizing_mode="stretch_width")
@@ -669,7 +617,8 @@ class Sources(Viewer):
             hint += f" Memory: {source.memory_slots} slots."
         self.pattern.visible = task.typed_input  # only where an input can be typed
         if task.typed_input:
-            hint += f" Typed rows need {task_bits(task)} bits each."
+            hint += f" {task.typed_hint}"
+            self.pattern.placeholder = task.typed_hint
         self.hint.object = text(hint)
 
     def __panel__(self):

@@ -61,6 +61,35 @@ class Batch(NamedTuple):
                      torch.cat([b.lengths for b in batches]))
 
 
+def batch_of(inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray, lengths: np.ndarray) -> Batch:
+    """A CPU Batch from numpy arrays (inputs [B, T, I], targets [B, T, O], mask [B, T], lengths [B])."""
+    return Batch(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32)),
+                 torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32)),
+                 torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)),
+                 torch.from_numpy(np.ascontiguousarray(lengths, dtype=np.int64)))
+
+
+def parse_bit_rows(text: str, bits: int) -> np.ndarray:
+    """Rows of 0/1 characters, one vector per line -> float32 [L, bits].
+
+    Spaces, tabs, commas and underscores inside a row are ignored; blank lines are skipped.
+    Raises ConfigError naming the first bad row."""
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        cleaned = "".join(ch for ch in line if ch not in " \t,_")
+        if not cleaned:
+            continue
+        bad = sorted({ch for ch in cleaned if ch not in "01"})
+        if bad:
+            raise ConfigError(f"row {number}: only 0 and 1 are allowed, found {' '.join(repr(c) for c in bad)}")
+        if len(cleaned) != bits:
+            raise ConfigError(f"row {number} has {len(cleaned)} bit(s); this task needs {bits} per row")
+        rows.append([float(ch) for ch in cleaned])
+    if not rows:
+        raise ConfigError(f"type at least one row of {bits} bits (0 or 1)")
+    return np.asarray(rows, dtype=np.float32)
+
+
 def bit_labels(bits: int) -> tuple[str, ...]:
     """("bit 0", ..., "bit {bits-1}")."""
     return tuple(f"bit {i}" for i in range(bits))
@@ -128,8 +157,10 @@ class Task:
     # How a recorded episode of this task is scored (a name in contract.MEASURES): its title,
     # sequence view and Compare show this, whatever model made the episode.
     measure: ClassVar[str] = "bit_errors"
-    # Whether a person can type this task's input as rows of bits (the copy-like tasks).
+    # Whether a person can type this task's input (`typed`), and a short example of what to type
+    # (the input box's placeholder and hint).
     typed_input: ClassVar[bool] = False
+    typed_hint: ClassVar[str] = ""
     # Validation chooses checkpoints and seeds on the fewest bit errors, then the lowest loss; or
     # on the loss alone where it is the task's measure and the bits a noisy view of it (n-grams).
     choose_on_loss: ClassVar[bool] = False
@@ -217,6 +248,18 @@ class Task:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
+    # ---- a typed input ---------------------------------------------------------------------
+    def typed(self, text: str, seed: int = 0) -> tuple["Task", "Batch"]:
+        """What a person typed, as (this task fixed at the input's size, a batch of one). Anything
+        not typed (e.g. a repeat count) is sampled with `seed`. Raises ConfigError with one line
+        in the user's terms for text the task cannot take. Tasks whose size the memory must hold
+        override this; the rest implement `typed_batch`."""
+        return self, self.typed_batch(text, seed)
+
+    def typed_batch(self, text: str, seed: int = 0) -> "Batch":
+        """The batch of one that `text` describes (see `typed`)."""
+        raise ConfigError(f"the {self.name} task takes no typed input")
+
     # ---- sampling --------------------------------------------------------------------------
     def sample(self, batch_size: int, *, seed: int | None = None, generator: torch.Generator | None = None,
                device: str | torch.device | None = None) -> Batch:
@@ -227,11 +270,7 @@ class Task:
         """
         check_int("batch_size", batch_size)
         rng = numpy_rng(make_generator(seed, generator))
-        inputs, targets, mask, lengths = self._sample(batch_size, rng)
-        batch = Batch(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32)),
-                      torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32)),
-                      torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)),
-                      torch.from_numpy(np.ascontiguousarray(lengths, dtype=np.int64)))
+        batch = batch_of(*self._sample(batch_size, rng))
         if device is not None and torch.device(device) != CPU:
             batch = batch.to(device)
         return batch

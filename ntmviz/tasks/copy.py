@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Task, check_int, check_range, randint, span
+from ..errors import ConfigError
+from .base import Batch, Task, batch_of, check_int, check_range, parse_bit_rows, randint, span
 from .mechanism import (
     DNC, LAGS, NOT_APPLICABLE, Mechanism, Reading, Trace, first_step, focus, follows_links, least_used, locations,
     path, signed_step, slot_list, walk_direction,
@@ -87,11 +88,15 @@ class Copy(Task):
         return randint(rng, self.min_length, self.max_length, (B,))
 
     def _sample(self, batch_size: int, rng: np.random.Generator):
-        B, W = batch_size, self.bits
-        L = self.lengths(rng, B)  # [B]
-        Lmax = int(L.max())
+        L = self.lengths(rng, batch_size)  # [B]
+        vectors = rng.integers(0, 2, (batch_size, int(L.max()), self.bits)).astype(np.float32)  # [B, Lmax, W]
+        return self._lay_out(vectors, L)
+
+    def _lay_out(self, vectors: np.ndarray, L: np.ndarray):
+        """vectors [B, Lmax, W], L [B] -> (inputs, targets, mask, lengths): each item's first L
+        vectors, a delimiter, then the L outputs in `source` order."""
+        B, Lmax, W = vectors.shape
         T = 2 * Lmax + 1
-        vectors = rng.integers(0, 2, (B, Lmax, W)).astype(np.float32)  # [B, Lmax, W]
         t = np.arange(T)[None]  # [1, T]
         Lc = L[:, None]  # [B, 1]
 
@@ -103,6 +108,20 @@ class Copy(Task):
         source = np.clip(self.source(t - Lc - 1, Lc), 0, Lmax - 1)  # which vector each output step plays
         targets = np.take_along_axis(vectors, source[..., None], 1) * scored[..., None]
         return inputs, targets, scored, 2 * L + 1
+
+    @property
+    def typed_hint(self) -> str:
+        return f"Type rows of {self.bits} bits (0 or 1), one vector per line."
+
+    def typed(self, text: str, seed: int = 0) -> tuple["Copy", Batch]:
+        """Typed rows of bits [L, bits] as the vectors; the task fixed at length L."""
+        rows = parse_bit_rows(text, self.bits)
+        L = len(rows)
+        fixed = self.at(L)
+        if not fixed.min_length <= L <= fixed.max_length:  # bigram flipping plays pairs: an even count
+            raise ConfigError(f"{self.name.replace('_', ' ')} takes {fixed.difficulty_name}s like "
+                              f"{fixed.max_length}, not {L} rows")
+        return fixed, batch_of(*fixed._lay_out(rows[None], np.array([L])))
 
     # ---- what the heads did ----------------------------------------------------------------
     # The paper's algorithm (section 4.1): write each vector to the next slot (+1 per step),

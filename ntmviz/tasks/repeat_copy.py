@@ -30,7 +30,8 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from .base import Batch, Task, check_int, check_range, randint, span
+from .base import (Batch, Task, batch_of, check_int, check_range, make_generator, numpy_rng, parse_bit_rows,
+                   randint, span)
 from .copy import not_measured, offset_words, playback, playback_fit, stored_slots, write_walk
 from .mechanism import Mechanism, Reading, Trace, first_step, focus, locations
 
@@ -90,12 +91,28 @@ class RepeatCopy(Task):
                 f"T = (R+1)L+2 steps, I={self.input_size}, O={self.output_size}")
 
     def _sample(self, batch_size: int, rng: np.random.Generator):
-        B, W = batch_size, self.bits
+        B = batch_size
         L = randint(rng, self.min_length, self.max_length, (B,))  # [B]
         R = randint(rng, self.min_repeats, self.max_repeats, (B,))  # [B]
+        vectors = rng.integers(0, 2, (B, int(L.max()), self.bits)).astype(np.float32)
+        return self._lay_out(vectors, L, R)
+
+    @property
+    def typed_hint(self) -> str:
+        return f"Type rows of {self.bits} bits (0 or 1), one vector per line; the seed picks the repeats."
+
+    def typed(self, text: str, seed: int = 0) -> tuple["RepeatCopy", Batch]:
+        """Typed rows of bits [L, bits] as the vectors; the repeat count drawn from `seed`."""
+        rows = parse_bit_rows(text, self.bits)
+        fixed = self.at(len(rows))
+        R = randint(numpy_rng(make_generator(seed, None)), self.min_repeats, self.max_repeats, (1,))
+        return fixed, batch_of(*fixed._lay_out(rows[None], np.array([len(rows)]), R))
+
+    def _lay_out(self, vectors: np.ndarray, L: np.ndarray, R: np.ndarray):
+        """vectors [B, Lmax, W], L [B] lengths, R [B] repeats -> (inputs, targets, mask, lengths)."""
+        B, Lmax, W = vectors.shape
         lengths = (R + 1) * L + 2
-        Lmax, T = int(L.max()), int(lengths.max())
-        vectors = rng.integers(0, 2, (B, Lmax, W)).astype(np.float32)
+        T = int(lengths.max())
         t = np.arange(T)[None]  # [1, T]
         Lc, Rc = L[:, None], R[:, None]  # [B, 1]
         end = Lc + 1 + Rc * Lc  # [B, 1] the end-marker step

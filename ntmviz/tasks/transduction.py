@@ -143,8 +143,6 @@ class Allocation(Task):
         for each sequence k:   L_k input steps (its vectors), 1 delimiter step, L_k output steps
     """
 
-    typed_input = True
-
     bits: int = 4
     min_length: int = 2
     max_length: int = 6

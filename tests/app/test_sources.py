@@ -12,38 +12,9 @@ from ntmviz import Episode
 from ntmviz.app import Playback
 from ntmviz.app.sources import (
     UNTRAINED, Sources, episode_bytes, episode_filename, find_checkpoints, load_source,
-    parse_pattern, pattern_batch, record_episode,
+    record_episode,
 )
 from ntmviz.errors import ConfigError
-
-
-def test_parse_pattern():
-    rows = parse_pattern("0101\n\n 1 1 0 0 \n", 4)
-    np.testing.assert_array_equal(rows, [[0, 1, 0, 1], [1, 1, 0, 0]])
-    with pytest.raises(ConfigError, match="row 2 has 3 bit"):
-        parse_pattern("0101\n010", 4)
-    with pytest.raises(ConfigError, match="only 0 and 1.*'2'"):
-        parse_pattern("0121", 4)
-    with pytest.raises(ConfigError, match="at least one row"):
-        parse_pattern("  \n", 4)
-
-
-def test_pattern_batch_copies_the_typed_rows():
-    from ntmviz.tasks import get_task
-
-    task = get_task("copy", bits=4)
-    rows = parse_pattern("1000\n0110\n0011", 4)
-    batch = pattern_batch(task, rows)
-    L = 3
-    assert batch.inputs.shape == (1, 2 * L + 1, 5)
-    np.testing.assert_array_equal(batch.inputs[0, :L, :4].numpy(), rows)
-    assert batch.inputs[0, L, 4] == 1
-    np.testing.assert_array_equal(batch.targets[0, L + 1:, :].numpy(), rows)
-    rc = get_task("repeat_copy", bits=4)
-    rbatch = pattern_batch(rc, rows, seed=2)
-    scored = np.nonzero(rbatch.mask[0].numpy())[0][:-1]
-    for t in scored:
-        np.testing.assert_array_equal(rbatch.targets[0, t, :4].numpy(), rows[(t - L - 1) % L])
 
 
 def test_record_from_checkpoint(checkpoint_dir):
@@ -385,10 +356,12 @@ def test_the_pattern_box_shows_only_for_tasks_that_take_typed_input(checkpoint_d
     sources = Sources(state, folder=checkpoint_dir)
     copy = str(checkpoint_dir / "copy-ntm.safetensors")
     assert sources.checkpoint.value == copy
-    assert sources.pattern.visible and "Typed rows need 8 bits each." in html.unescape(sources.hint.object)
+    hint = "Type rows of 8 bits (0 or 1), one vector per line."
+    assert sources.pattern.visible and hint in html.unescape(sources.hint.object)
+    assert sources.pattern.placeholder == hint
     sources.pattern.value = "10101010\n01010101"  # typed for the copy task
     sources.checkpoint.value = str(recall)
-    assert not sources.pattern.visible and "Typed rows" not in html.unescape(sources.hint.object)
+    assert not sources.pattern.visible and "Type rows" not in html.unescape(sources.hint.object)
     assert "associative recall" in html.unescape(sources.hint.object)
     # what was typed for the copy stays out of sight and out of the recording: Length and Seed run
     sources.length.value, sources.seed.value = "3", "2"

@@ -53,7 +53,7 @@ def test_run_records_a_story_from_the_shipped_list():
 
 def test_a_story_takes_no_typed_pattern_and_no_impossible_length():
     source = load_source(checkpoint_path(STORY))
-    with pytest.raises(ConfigError, match="typed inputs work for copy-like tasks"):
+    with pytest.raises(ConfigError, match="the babi_single task takes no typed input"):
         record_episode(source, pattern="0101")
     with pytest.raises(ConfigError, match="stories of 20 sentences needs 20 memory slots, the model has 10"):
         record_episode(source, length=20)

@@ -1,0 +1,104 @@
+"""Typed inputs are the task's own (Task.typed): each copy-like task lays typed rows out as it
+samples, so a reversal's typed targets are reversed, not copied."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ntmviz.errors import ConfigError
+from ntmviz.tasks import get_task
+from ntmviz.tasks.base import parse_bit_rows
+
+ROWS = "1000\n0110\n0011\n1111"
+
+
+def test_parse_bit_rows():
+    rows = parse_bit_rows("0101\n\n 1 1 0 0 \n", 4)
+    np.testing.assert_array_equal(rows, [[0, 1, 0, 1], [1, 1, 0, 0]])
+    with pytest.raises(ConfigError, match="row 2 has 3 bit"):
+        parse_bit_rows("0101\n010", 4)
+    with pytest.raises(ConfigError, match="only 0 and 1.*'2'"):
+        parse_bit_rows("0121", 4)
+    with pytest.raises(ConfigError, match="at least one row"):
+        parse_bit_rows("  \n", 4)
+
+
+@pytest.mark.parametrize("name, order", [("copy", [0, 1, 2, 3]), ("reversal", [3, 2, 1, 0]),
+                                         ("bigram_flip", [1, 0, 3, 2])])
+def test_typed_rows_are_played_in_the_task_s_order(name, order):
+    task = get_task(name, bits=4)
+    rows = parse_bit_rows(ROWS, 4)
+    fixed, batch = task.typed(ROWS)
+    L = 4
+    assert fixed.largest_size == L
+    assert batch.inputs.shape == (1, 2 * L + 1, 5)
+    np.testing.assert_array_equal(batch.inputs[0, :L, :4].numpy(), rows)
+    np.testing.assert_array_equal(batch.inputs[0, :, 4].numpy(), np.arange(2 * L + 1) == L)
+    np.testing.assert_array_equal(batch.mask[0].numpy(), np.arange(2 * L + 1) > L)
+    np.testing.assert_array_equal(batch.targets[0, L + 1:].numpy(), rows[order])
+    assert int(batch.lengths[0]) == 2 * L + 1
+
+
+def test_typed_rows_match_a_sampled_batch_of_the_same_vectors():
+    # the typed layout is the sampler's: sample, type the sampled vectors back, compare
+    task = get_task("reversal", bits=4).at(5)
+    sampled = task.sample(1, seed=11)
+    text = "\n".join("".join(str(int(v)) for v in row) for row in sampled.inputs[0, :5, :4].numpy())
+    _, typed = task.typed(text)
+    for a, b in zip(sampled, typed):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_bigram_flipping_takes_pairs_only():
+    with pytest.raises(ConfigError, match="not 3 rows"):
+        get_task("bigram_flip", bits=4).typed("1000\n0110\n0011")
+
+
+def test_repeat_copy_plays_the_typed_rows_r_times_with_r_from_the_seed():
+    task = get_task("repeat_copy", bits=4)
+    rows = parse_bit_rows(ROWS, 4)
+    repeats = set()
+    for seed in range(6):
+        fixed, batch = task.typed(ROWS, seed=seed)
+        L = 4
+        R = round(float(batch.inputs[0, L, 5]) * task.repeat_scale)
+        repeats.add(R)
+        assert task.min_repeats <= R <= task.max_repeats
+        assert int(batch.lengths[0]) == (R + 1) * L + 2
+        scored = np.nonzero(batch.mask[0].numpy())[0]
+        assert len(scored) == R * L + 1
+        for t in scored[:-1]:
+            np.testing.assert_array_equal(batch.targets[0, t, :4].numpy(), rows[(t - L - 1) % L])
+        assert batch.targets[0, scored[-1], 4] == 1
+        again = task.typed(ROWS, seed=seed)[1]
+        np.testing.assert_array_equal(again.inputs.numpy(), batch.inputs.numpy())
+    assert len(repeats) > 1  # the seed chooses the repeat count
+
+
+@pytest.mark.parametrize("name", ["associative_recall", "priority_sort", "allocation", "anbn"])
+def test_tasks_without_typed_input_say_so(name):
+    task = get_task(name)
+    assert not task.typed_input
+    with pytest.raises(ConfigError, match=f"the {name} task takes no typed input"):
+        task.typed("0101")
+
+
+def test_cli_records_a_typed_input_and_refuses_a_bad_one_in_one_line(tmp_path, capsys):
+    from ntmviz import Episode
+    from ntmviz.cli import main
+
+    out = tmp_path / "typed.safetensors"
+    assert main(["record", "--checkpoint", "reversal-stack", "--input", ROWS, "--out", str(out)]) == 0
+    episode = Episode.load(out)
+    rows = parse_bit_rows(ROWS, 4)
+    np.testing.assert_array_equal(episode.inputs[:4, :4], rows)
+    np.testing.assert_array_equal(episode.targets[5:, :4], rows[::-1])
+    assert episode.meta["pattern"] == ROWS and episode.meta["length"] == 4
+    capsys.readouterr()
+    for args, message in ((["--input", "1000\n01x0"], "row 2: only 0 and 1 are allowed, found 'x'"),
+                          (["--input", ROWS, "--length", "4"], "--input and --length both set the input")):
+        assert main(["record", "--checkpoint", "reversal-stack", *args, "--out", str(tmp_path / "bad.safetensors")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "bad.safetensors").exists()
