@@ -3,6 +3,8 @@ samples, so a reversal's typed targets are reversed, not copied."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -76,7 +78,36 @@ def test_repeat_copy_plays_the_typed_rows_r_times_with_r_from_the_seed():
     assert len(repeats) > 1  # the seed chooses the repeat count
 
 
-@pytest.mark.parametrize("name", ["associative_recall", "priority_sort", "allocation", "anbn"])
+@pytest.mark.parametrize("name", ["anbn", "anbncn", "anbncndn", "anb2n", "anbmcnm"])
+def test_a_language_s_typed_strings_are_laid_out_as_its_sampler_lays_them(name):
+    task = get_task(name)
+    for seed in range(5):
+        sampled = task.sample(1, seed=seed)
+        text = task.text(sampled)
+        fixed, typed = task.typed(text)
+        for a, b in zip(sampled, typed):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+        assert task.min_n <= fixed.max_n == fixed.min_n <= task.max_n
+
+
+def test_a_language_refuses_strings_outside_it_naming_them():
+    task = get_task("anb2n")
+    fixed, batch = task.typed("abb aabbbb")
+    assert fixed.max_n == 2 and int(batch.lengths[0]) == 9
+    # predictable from the first b on: a, b, b | a, a, b, b, b, b
+    np.testing.assert_array_equal(batch.mask[0].numpy(), [0, 1, 1, 0, 0, 1, 1, 1, 1])
+    np.testing.assert_array_equal(batch.targets[0].numpy().argmax(-1), [1, 1, 0, 0, 1, 1, 1, 1, 0])
+    for text, message in (("abb aabb", "'aabb' is not a string of a^n b^2n"),
+                          ("abbc", "'abbc': a^n b^2n is written with a, b only, not 'c'"),
+                          ("bba", "'bba' is not a string of a^n b^2n"),
+                          ("   ", "type at least one string of a^n b^2n")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            task.typed(text)
+    with pytest.raises(ConfigError, match=re.escape("'abc' is not a string of a^n b^m c^(n+m)")):
+        get_task("anbmcnm").typed("abc")
+
+
+@pytest.mark.parametrize("name", ["associative_recall", "priority_sort", "allocation"])
 def test_tasks_without_typed_input_say_so(name):
     task = get_task(name)
     assert not task.typed_input
@@ -102,3 +133,14 @@ def test_cli_records_a_typed_input_and_refuses_a_bad_one_in_one_line(tmp_path, c
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "bad.safetensors").exists()
+
+
+def test_the_explorer_records_a_typed_string_on_the_shipped_stack_rnn():
+    from ntmviz.app.sources import load_source, record_episode
+    from ntmviz.shipped import checkpoint_path
+
+    episode = record_episode(load_source(checkpoint_path("anbn-stack_rnn")), pattern="aaaabbbb ab")
+    np.testing.assert_array_equal(episode.inputs.argmax(-1), [0, 0, 0, 0, 1, 1, 1, 1, 0, 1])
+    assert episode.meta["pattern"] == "aaaabbbb ab" and episode.meta["length"] == 4
+    # the stacks' contents were recorded step by step, one column per stack
+    assert episode.memory.shape[0] == 11

@@ -54,6 +54,7 @@ the second half of a^n b^2n) are another stack's work and are not measured here.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
 from typing import Callable, ClassVar, NamedTuple, Sequence
 
@@ -62,7 +63,8 @@ import torch
 from torch import Tensor
 
 from ..streams import stream_seed
-from .base import Batch, Task, check_int, check_range, randint, span
+from ..errors import ConfigError
+from .base import Batch, Task, batch_of, check_int, check_range, randint, span
 from .mechanism import NOT_APPLICABLE, Mechanism, Reading, Trace
 
 SYMBOLS = "abcd"
@@ -120,6 +122,7 @@ class Language(Task):
     error_unit = "wrong predictions/seq"
     measure = "answer_errors"
 
+    typed_input = True  # strings of the language a person types: "aabb aaabbb"
     alphabet: ClassVar[int] = 2  # symbols a, b, ...
     pattern: ClassVar[str] = ""  # the language in words, "a^n b^n"
     counted_from: ClassVar[int] = 1  # the block whose first symbol fixes the rest of the string
@@ -172,6 +175,45 @@ class Language(Task):
                 out.append(" ")
             out.append(SYMBOLS[s])
         return "".join(out)
+
+    def size_of(self, runs: list[int]) -> int | None:
+        """A string's run lengths (one per block, in the alphabet's order) -> its size n, or None
+        when no string of the language has these runs."""
+        raise NotImplementedError
+
+    # ---- a typed input -----------------------------------------------------------------------
+    @property
+    def typed_hint(self) -> str:
+        return f"Type strings of {self.pattern} apart by spaces, e.g. {self._example()}."
+
+    def _example(self) -> str:
+        return " ".join(self.text(self.at(max(self.lowest_n, k)).sample(1, seed=k)).split()[0] for k in (2, 3))
+
+    def typed(self, text: str, seed: int = 0) -> tuple["Language", Batch]:
+        """Strings of the language apart by white space -> (the task at the largest n typed, one
+        item of those strings), scored as a sampled item is."""
+        words = text.split()
+        if not words:
+            raise ConfigError(f"type at least one string of {self.pattern}, e.g. {self._example()}")
+        letters = SYMBOLS[: self.alphabet]
+        runs_of, sizes = [], []
+        for word in words:
+            stray = sorted(set(word) - set(letters))
+            if stray:
+                raise ConfigError(f"{word!r}: {self.pattern} is written with {', '.join(letters)} only, "
+                                  f"not {', '.join(repr(c) for c in stray)}")
+            runs = [(letter, len(list(group))) for letter, group in itertools.groupby(word)]
+            n = self.size_of([k for _, k in runs]) if "".join(c for c, _ in runs) == letters else None
+            if n is None or n < self.lowest_n:
+                raise ConfigError(f"{word!r} is not a string of {self.pattern}")
+            runs_of.append(runs)
+            sizes.append(n)
+        symbol = np.array([letters.index(c) for runs in runs_of for c, k in runs for _ in range(k)])  # [L]
+        block = np.array([b for runs in runs_of for b, (_, k) in enumerate(runs) for _ in range(k)])  # [L]
+        following = np.append(symbol[1:], 0)  # the last string is followed by the next one's a
+        eye = np.eye(self.alphabet, dtype=np.float32)
+        return self.at(max(sizes)), batch_of(eye[symbol][None], eye[following][None],
+                                              (block >= self.counted_from)[None], np.array([len(symbol)]))
 
     # ---- sampling ----------------------------------------------------------------------------
     def _sample(self, batch_size: int, rng: np.random.Generator):
@@ -284,6 +326,9 @@ class AnBn(Language):
     name = "anbn"
     pattern = "a^n b^n"
 
+    def size_of(self, runs):
+        return runs[0] if runs[0] == runs[1] else None
+
     def blocks(self, n, rng):
         return [(0, n), (1, n)]
 
@@ -295,6 +340,9 @@ class AnBnCn(Language):
     name = "anbncn"
     pattern = "a^n b^n c^n"
     alphabet = 3
+
+    def size_of(self, runs):
+        return runs[0] if len(set(runs)) == 1 else None
 
     def blocks(self, n, rng):
         return [(0, n), (1, n), (2, n)]
@@ -308,6 +356,9 @@ class AnBnCnDn(Language):
     pattern = "a^n b^n c^n d^n"
     alphabet = 4
 
+    def size_of(self, runs):
+        return runs[0] if len(set(runs)) == 1 else None
+
     def blocks(self, n, rng):
         return [(0, n), (1, n), (2, n), (3, n)]
 
@@ -318,6 +369,9 @@ class AnB2n(Language):
 
     name = "anb2n"
     pattern = "a^n b^2n"
+
+    def size_of(self, runs):
+        return runs[0] if runs[1] == 2 * runs[0] else None
 
     def blocks(self, n, rng):
         return [(0, n), (1, 2 * n)]
@@ -337,6 +391,9 @@ class AnBmCnm(Language):
     counted_from = 2
     lowest_n = 2
     counter = ("ab", "c")  # a's and b's pushed, counted down by the c's
+
+    def size_of(self, runs):
+        return runs[2] if runs[2] == runs[0] + runs[1] else None
 
     def blocks(self, n, rng):
         m = randint(rng, 1, n - 1, n.shape)
