@@ -107,7 +107,25 @@ def test_a_language_refuses_strings_outside_it_naming_them():
         get_task("anbmcnm").typed("abc")
 
 
-@pytest.mark.parametrize("name", ["associative_recall", "priority_sort", "allocation"])
+def test_allocation_takes_sequences_a_blank_line_apart():
+    task = get_task("allocation", bits=4)
+    sampled = task.sample(1, seed=4)
+    # type the sampled item back: its sequences from the delimiters
+    inputs = sampled.inputs[0].numpy()
+    delims = np.flatnonzero(inputs[:, 4] > 0.5)
+    parts, start = [], 0
+    for d in delims:
+        parts.append("\n".join("".join(str(int(v)) for v in row) for row in inputs[start:d, :4]))
+        start = 2 * d - start + 1
+    fixed, typed = task.typed("\n\n".join(parts), seed=9)
+    assert fixed.sequences == task.sequences and fixed.max_length <= task.max_length
+    for a, b in zip(sampled, typed):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(ConfigError, match="sequence 2: row 1 has 3 bit"):
+        task.typed("1000\n0100\n\n100")
+
+
+@pytest.mark.parametrize("name", ["associative_recall", "priority_sort"])
 def test_tasks_without_typed_input_say_so(name):
     task = get_task(name)
     assert not task.typed_input

@@ -20,12 +20,13 @@ sequence it has played back and write the next one there.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ConfigError
-from .base import Task, check_int, check_range, randint, span
+from .base import Batch, Task, batch_of, check_int, check_range, parse_bit_rows, randint, span
 from .copy import FOLLOWS_LINKS, LEAST_USED, WRITTEN, Copy, not_measured, playback, playback_fit
 from .mechanism import DNC, NOT_APPLICABLE, Mechanism, Reading, Trace, first_step, follows_links, least_used, locations
 
@@ -143,6 +144,8 @@ class Allocation(Task):
         for each sequence k:   L_k input steps (its vectors), 1 delimiter step, L_k output steps
     """
 
+    typed_input = True
+
     bits: int = 4
     min_length: int = 2
     max_length: int = 6
@@ -177,16 +180,22 @@ class Allocation(Task):
     def _sample(self, batch_size: int, rng: np.random.Generator):
         B, W, K = batch_size, self.bits, self.sequences
         L = randint(rng, self.min_length, self.max_length, (B, K))  # [B, K]
+        vectors = rng.integers(0, 2, (B, K, self.max_length, W)).astype(np.float32)
+        return self._lay_out(vectors, L)
+
+    def _lay_out(self, vectors: np.ndarray, L: np.ndarray):
+        """vectors [B, K, Lmax, W], L [B, K] each sequence's length -> (inputs, targets, mask,
+        lengths): each sequence's vectors, a delimiter, its vectors again as targets, in turn."""
+        B, K, Lmax, W = vectors.shape
         lengths = (2 * L + 1).sum(1)  # [B]
         T = int(lengths.max())
         inputs = np.zeros((B, T, W + 1), np.float32)
         targets = np.zeros((B, T, W), np.float32)
         mask = np.zeros((B, T), np.float32)
-        vectors = rng.integers(0, 2, (B, K, self.max_length, W)).astype(np.float32)
         start = np.zeros(B, np.int64)
         for k in range(K):  # a few sequences: a loop over them, each vectorised over the batch
             Lk = L[:, k]
-            for i in range(self.max_length):
+            for i in range(Lmax):
                 on = i < Lk  # [B]
                 rows = np.flatnonzero(on)
                 inputs[rows, start[rows] + i, :W] = vectors[rows, k, i]
@@ -195,6 +204,27 @@ class Allocation(Task):
             inputs[np.arange(B), start + Lk, W] = 1
             start = start + 2 * Lk + 1
         return inputs, targets, mask, lengths
+
+    @property
+    def typed_hint(self) -> str:
+        return (f"Type rows of {self.bits} bits (0 or 1), one vector per line, a blank line between "
+                f"sequences.")
+
+    def typed(self, text: str, seed: int = 0) -> tuple["Allocation", Batch]:
+        """Sequences of typed rows, a blank line apart; the task fixed at the longest."""
+        groups = []
+        for k, part in enumerate(re.split(r"\n[ \t,_]*\n", text.strip())):
+            try:
+                groups.append(parse_bit_rows(part, self.bits))
+            except ConfigError as exc:
+                raise ConfigError(f"sequence {k + 1}: {exc}") from None
+        K, Lmax = len(groups), max(len(g) for g in groups)
+        vectors = np.zeros((1, K, Lmax, self.bits), np.float32)
+        for k, rows in enumerate(groups):
+            vectors[0, k, :len(rows)] = rows
+        L = np.array([[len(g) for g in groups]])
+        fixed = dataclasses.replace(self, min_length=int(L.min()), max_length=Lmax, sequences=K)
+        return fixed, batch_of(*fixed._lay_out(vectors, L))
 
     def _parts(self, trace: Trace) -> list[tuple[int, int]]:
         """(first input step, length) of each sequence, from the delimiters."""
