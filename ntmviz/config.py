@@ -26,6 +26,7 @@ from .errors import ConfigError
 
 CONTROLLERS = ("lstm", "feedforward")
 MEMORY_INITS = ("constant", "learned", "random")
+STACK_ACTIONS = ("soft", "discrete")
 # Each optimiser and the learning rate it trains with unless one is given (RMSProp as the paper).
 OPTIMIZERS = {"adam": 1e-3, "rmsprop": 1e-4}
 MODEL_KINDS = ("ntm", "lstm", "memn2n", "dnc", "stack", "queue", "deque", "stack_rnn")
@@ -352,6 +353,10 @@ class StackRNNConfig:
     stacks: int = setting(2, **_size("stack RNN: stacks", high=64))
     stack_depth: int = setting(200, **_size("stack RNN: values each stack holds (deeper ones fall off)", high=100_000))
     read_depth: int = setting(2, **_size("stack RNN: top values of each stack the RNN reads (k)", high=64))
+    test_actions: str = setting("soft", choices=STACK_ACTIONS,
+                                help="stack RNN: soft, or discrete (each action distribution replaced by the "
+                                     "one-hot of its likeliest action in evaluation and recording, the authors' "
+                                     "test-time option; training stays soft)")
 
     kind = "stack_rnn"
 

@@ -133,9 +133,8 @@ def test_the_stacks_discrete_limits():
 
 
 def test_discrete_actions_in_eval_mode_only():
-    model = make_model()
+    model = make_model(test_actions="discrete")
     x = one_hot_inputs(2, 6, 3)
-    model.discrete = True
     _, soft = model.train().run(x)
     assert not ((soft.moves == 0) | (soft.moves == 1)).all()
     _, hard = model.eval().run(x)
@@ -143,7 +142,21 @@ def test_discrete_actions_in_eval_mode_only():
     # one-hot moves push the exact value, pop or keep: every position holds EMPTY or a pushed value
     pushed = set(np.round(hard.values.numpy().ravel(), 12)) | {EMPTY}
     assert set(np.round(hard.stacks.numpy().ravel(), 12)) <= pushed
-    assert model.with_models(2).discrete
+    assert model.with_models(2).eval().discrete and not make_model().eval().discrete
+
+
+def test_a_checkpoint_keeps_discrete_test_actions(tmp_path):
+    from ntmviz import checkpoint
+
+    model = make_model(dtype=torch.float32, test_actions="discrete")
+    checkpoint.save(tmp_path / "hard.safetensors", model, task=AnBn())
+    loaded = checkpoint.load(tmp_path / "hard.safetensors").model.eval()
+    assert loaded.config.test_actions == "discrete" and loaded.discrete
+    x = one_hot_inputs(2, 6, 3, dtype=torch.float32)
+    _, run = loaded.run(x)
+    assert ((run.moves == 0) | (run.moves == 1)).all()
+    with pytest.raises(ConfigError, match="test_actions"):
+        StackRNNConfig(3, 2, test_actions="hard")
 
 
 # ---- the model's interface -------------------------------------------------------------------

@@ -28,9 +28,9 @@ NTM) the time loop runs as one autograd node with its backward written out: `_Se
 weight gradients of all steps come out of one product each. tests/test_stack_rnn.py checks it
 against a float64 loop of the equations above and with gradcheck.
 
-`discrete`: when set, a model in eval mode replaces each action distribution by the one-hot of
-its most likely action (the authors' "-hard" option: discrete actions at validation and test
-time). Training is unaffected.
+`test_actions` "discrete" (a config field, so a checkpoint keeps it): a model in eval mode
+replaces each action distribution by the one-hot of its most likely action (the authors' "-hard"
+option: discrete actions at validation and test time). Training is unaffected.
 
 Recorded (see FAMILY): the memory [T+1, N, S] holds the stacks, one column per stack, the top
 in slot 0, cut to the deepest position ever away from EMPTY (at least k slots). Head group
@@ -256,16 +256,18 @@ class StackRNN(Stacked):
         self.recurrent = _matrix(K, c.controller_size, c.controller_size + c.stacks * c.read_depth)  # [R | P]
         self.heads = StackedLinear(K, c.controller_size, 4 * c.stacks)  # A (3 rows per stack), then D
         self.output = StackedLinear(K, c.controller_size, c.output_size)  # V
-        self.discrete = False  # one-hot actions in eval mode (the authors' test-time discretisation)
 
     def with_models(self, models: int) -> "StackRNN":
-        fresh = StackRNN(self.config, models).to(self.device, self.output.weight.dtype)
-        fresh.discrete = self.discrete
-        return fresh
+        return StackRNN(self.config, models).to(self.device, self.output.weight.dtype)
 
     @property
     def device(self) -> torch.device:
         return self.output.weight.device
+
+    @property
+    def discrete(self) -> bool:
+        """Whether this step's actions are one-hot: in eval mode with test_actions "discrete"."""
+        return self.config.test_actions == "discrete" and not self.training
 
     def weights(self) -> Weights:
         """The operands of the batched products, transposed once per sequence."""
@@ -289,7 +291,7 @@ class StackRNN(Stacked):
         """inputs [P, T, I] -> logits [P, T, O] (P = K x B, model major)."""
         x_terms, depth = self._prepare(inputs)
         hiddens = _Sequence.apply(x_terms, *self.weights(), self.config.read_depth, depth,
-                                  self.discrete and not self.training)
+                                  self.discrete)
         return self.output(hiddens.reshape(*inputs.shape[:2], -1))  # y_t = V h_t for all steps at once
 
     def run(self, inputs: Tensor) -> tuple[Tensor, Run]:
@@ -297,7 +299,7 @@ class StackRNN(Stacked):
         with torch.no_grad():
             x_terms, depth = self._prepare(inputs)
             run = run_forward(x_terms, self.weights(), self.config.read_depth, depth,
-                              self.discrete and not self.training)
+                              self.discrete)
             return self.output(run.hiddens.reshape(*inputs.shape[:2], -1)), run
 
     # ---- recording -------------------------------------------------------------------------
