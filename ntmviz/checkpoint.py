@@ -8,10 +8,11 @@ atomically. `load(path)` rebuilds the model from the file alone:
 
 Tensor names: "model/<parameter>" for weights, "optim/<param index>/<key>" for optimiser
 state tensors; everything else (config, task, step, optimiser hyperparameters, metadata
-such as seed, wall time and a learning curve) lives in the JSON header, with checksums of
-the data and header (see files.py): a damaged file raises FileFormatError naming the damaged
-tensors. `ckpt.checksum` is "verified", or "absent" for a file written before checksums existed
-(the shipped checkpoints in checkpoints/ are such files and load as they are).
+such as seed, wall time, a learning curve and the path that trained it, `ckpt.compute`)
+lives in the JSON header, with checksums of the data and header (see files.py): a damaged
+file raises FileFormatError naming the damaged tensors. `ckpt.checksum` is "verified", or
+"absent" for a file written before checksums existed (the shipped checkpoints in
+checkpoints/ are such files and load as they are).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .errors import ConfigError, FileFormatError
 from .files import ABSENT, MAX_CHECKPOINT_BYTES, atomic_write, read_file, read_safetensors, seal
 from .contract import Family
 from .models import build_model, family, pick_device
+from .native import describe_compute
 
 FORMAT = "ntmviz-checkpoint"
 VERSION = 1
@@ -61,6 +63,13 @@ class Checkpoint:
         if self.checksum == ABSENT:
             return "this checkpoint carries no checksum (written before ntmviz stored them): not verified"
         return "checksums verified" if self.checksum else "not loaded from a file"
+
+    @property
+    def compute(self) -> str:
+        """One line on the path that trained the model (meta["compute"], written by the Trainer):
+        the compiled kernels with their compiler and flags, or torch ops on a device; "not
+        recorded" for a checkpoint written before ntmviz recorded it."""
+        return describe_compute(self.meta.get("compute"))
 
 
 def family_of(config: ModelConfig) -> Family:

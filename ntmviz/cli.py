@@ -407,6 +407,7 @@ def cmd_eval(args) -> int:
     for other, path in zip(seeds, args.seeds_from or []):
         if (other.config, other.task) != (ckpt.config, task):
             raise ConfigError(f"{path} is not the same configuration and task as {args.checkpoint}")
+    print(f"trained on: {ckpt.compute}", file=sys.stderr)  # the request is good: say what is being scored
 
     def score(model, variant) -> dict:
         return evaluate(model, variant, stream=args.stream, seed=args.seed, samples=args.samples)[0].to_dict()
@@ -605,9 +606,26 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "record": cmd_record, "export"
             "figure": cmd_figure, "serve": cmd_serve, "sweep": cmd_sweep}
 
 
+def check_device(text: str | None) -> None:
+    """--device names a device torch knows and this machine has: else one line (ConfigError), not a
+    traceback from deep inside torch once the model moves there."""
+    if text is None:
+        return
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise ConfigError(f"--device {text!r} is not a device torch knows (cpu, cuda, cuda:1, ...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {text}: this machine has no CUDA GPU that torch {torch.__version__} can use; "
+                          "use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {text}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_device(getattr(args, "device", None))
         return COMMANDS[args.command](args)
     except NtmvizError as exc:
         print(f"ntmviz: error: {exc}", file=sys.stderr)

@@ -8,38 +8,62 @@ the C++ loops do the same maths in two passes over each row's memory. They run o
 thread: splitting the rows over a second made training slower, the second thread contending
 with torch's own (benchmarks/README.md).
 
-The library is built on first use with the system's C++ compiler (a few seconds) and
-kept beside this file, or in ~/.cache/ntmviz when the package folder is read-only, under a
-name that hashes the source and the flags, so an edited source is rebuilt. Without a
-compiler, or with NTMVIZ_NATIVE=0, everything runs as torch ops (1.4-2.6x slower to train here) and
-one log line says why. tests/test_fused.py checks this path against the torch ops and the
-reference functions, values and gradients.
+Building and loading (docs/engine.md, "How the kernels are built and loaded"). The library is
+built on first use with the system's C++ compiler (a few seconds) into the user's own cache
+folder, cache_folder(): $NTMVIZ_KERNEL_CACHE, else $XDG_CACHE_HOME/ntmviz/kernels, else
+~/.cache/ntmviz/kernels; never the installed package. That folder is created mode 0700 and
+refused when another user owns it or group or others may write to it. A build is named by a
+hash of the source, the compiler, the flags and the CPU, and beside it a small JSON record holds
+the library's SHA-256 (with the compiler's version and the flags); every load reads the library
+through one open file, checks those bytes against the record and loads exactly them, so a
+changed, truncated or vanished file is never loaded. Builds take a file lock (fcntl.flock) in
+the folder: processes starting at once compile once. Builds for other CPUs or compilers stay;
+of one CPU's builds of other sources, the KEEP newest stay.
+
+Without a compiler, with NTMVIZ_NATIVE=0, or when anything above fails, everything runs as
+torch ops (1.4-2.6x slower to train here) and one log line says why. tests/test_fused.py checks
+this path against the torch ops and the reference functions, values and gradients;
+tests/test_native_trust.py the building and loading.
 """
 
 from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import logging
 import math
 import os
 import platform
 import shlex
 import shutil
+import stat
 import subprocess
 import tempfile
+import threading
+import time
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
+from .files import atomic_write
 from .heads import STEP_FIELDS, head_sizes, step_shapes
+
+try:
+    import fcntl
+except ImportError:  # not a POSIX system: no flock, and no .so to build either
+    fcntl = None
 
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("kernels.cpp")
+CACHE_ENV = "NTMVIZ_KERNEL_CACHE"  # a folder for the built kernels, instead of the user's cache
+KEEP = 4  # builds of other sources kept per CPU, compiler and flags (two installs sharing a cache)
+MAX_LIBRARY_BYTES = 64 << 20  # far above the library's ~100 kB: a bigger file is not ours
 # -march=native and -ffast-math: vectorised loops, reductions and exp/log (glibc's libmvec); fast
 # math only when compiling, because linking with it would switch the whole process's floats to
 # flush denormals to zero. The library's name hashes the CPU's features, since -march=native
@@ -54,12 +78,25 @@ _FIELDS = len(STEP_FIELDS)
 _EXTRAS = 3
 
 
+class Refused(Exception):
+    """Why the kernels are not used, in one line (logged; the step then runs as torch ops)."""
+
+
 def _compiler() -> list[str] | None:
     """$CXX (a command, e.g. "ccache g++"), else the first C++ compiler on the PATH."""
     if os.environ.get("CXX"):
         return shlex.split(os.environ["CXX"])
     found = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
     return [found] if found else None
+
+
+def _compiler_version(compiler: list[str]) -> str:
+    """The first line of `compiler --version`, e.g. "g++ (Debian 12.2.0-14) 12.2.0"."""
+    try:
+        out = subprocess.run([*compiler, "--version"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return next((line.strip() for line in out.splitlines() if line.strip()), "unknown")
 
 
 def _cpu() -> str:
@@ -72,44 +109,200 @@ def _cpu() -> str:
     return f"{platform.machine()} {platform.processor()} {flags}"
 
 
-def _build(compiler: list[str]) -> Path:
-    """Compile the source (once per source, flags and machine) and return the library's path."""
+def cache_folder() -> Path:
+    """Where the built kernels go: $NTMVIZ_KERNEL_CACHE, else $XDG_CACHE_HOME/ntmviz/kernels (an
+    absolute XDG_CACHE_HOME), else ~/.cache/ntmviz/kernels."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.path.abspath(os.path.expanduser(os.environ[CACHE_ENV])))
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(os.path.abspath(base)) / "ntmviz" / "kernels"
+
+
+def own_folder(folder: Path) -> Path:
+    """`folder`, created mode 0700 if missing; Refused unless it is a directory of this user's
+    that neither group nor others may write to (else they could put their code in our process)."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = os.stat(folder)
+    except OSError as exc:
+        raise Refused(f"the kernel cache {folder} cannot be made ({exc.strerror or exc})") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise Refused(f"the kernel cache {folder} is not a directory")
+    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        raise Refused(f"the kernel cache {folder} belongs to another user (uid {info.st_uid}); "
+                      f"set {CACHE_ENV} to a folder of your own")
+    if info.st_mode & 0o022:
+        raise Refused(f"the kernel cache {folder} can be written by group or others "
+                      f"(mode {stat.S_IMODE(info.st_mode):o}); chmod 700 it or set {CACHE_ENV}")
+    return folder
+
+
+@contextmanager
+def _locked(folder: Path):
+    """Hold `folder`/build.lock exclusively (fcntl.flock): one build at a time across processes.
+    The kernel drops the lock when its holder dies, so a killed build never blocks the next."""
+    if fcntl is None:
+        raise Refused("no file locks on this system (fcntl): the kernels are not built")
+    fd = os.open(folder / "build.lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+class Build(NamedTuple):
+    """One build's names: `kernels-<tag>.so` and its record `kernels-<tag>.json`; `key` names the
+    CPU, compiler and flags (builds of the same key for other sources are the stale ones)."""
+
+    library: str
+    record: str
+    key: str
+    source: str  # SHA-256 of kernels.cpp
+
+
+def _build_names(compiler: list[str]) -> Build:
     text = SOURCE.read_bytes()
-    tag = hashlib.sha256(text + " ".join([*compiler, *FLAGS, *LINK, _cpu()]).encode()).hexdigest()[:16]
-    name = f"kernels-{tag}.so"
-    here, cached = Path(__file__).parent, Path.home() / ".cache" / "ntmviz"
-    for folder in (here, cached):
-        if (folder / name).is_file():
-            return folder / name
-    for folder in (here, cached):
+    setting = " ".join([*compiler, *FLAGS, *LINK, _cpu()]).encode()
+    tag = hashlib.sha256(text + setting).hexdigest()[:16]
+    return Build(f"kernels-{tag}.so", f"kernels-{tag}.json", hashlib.sha256(setting).hexdigest()[:16],
+                 hashlib.sha256(text).hexdigest())
+
+
+def _read_checked(folder: Path, build: Build) -> tuple[bytes, dict[str, Any]]:
+    """The library's bytes, read through one open file and checked against the SHA-256 its record
+    holds, and the record. FileNotFoundError when either file is missing (not built yet, or
+    removed); Refused when they do not agree (a changed or truncated library)."""
+    path = folder / build.library
+    try:
+        record = json.loads((folder / build.record).read_text(encoding="utf-8"))
+        expected = record["sha256"]
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise Refused(f"the record {folder / build.record} is unreadable ({exc}): {path} not loaded; "
+                      f"delete both to rebuild") from None
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(MAX_LIBRARY_BYTES + 1)
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise Refused(f"{path} ({len(data)} bytes) does not match the SHA-256 recorded when it was built "
+                      f"(changed or truncated): not loaded; delete it to rebuild")
+    return data, record
+
+
+def _compile(compiler: list[str], folder: Path, build: Build) -> None:
+    """Compile and install one build (the caller holds the lock): the library, then its record,
+    each written whole or not at all; then the stale builds of this CPU and setting go."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{build.library}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        for command in ([*compiler, *FLAGS, "-c", str(SOURCE), "-o", tmp + ".o"],
+                        [*compiler, tmp + ".o", *LINK, "-o", tmp]):
+            try:
+                subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
+            except subprocess.CalledProcessError as exc:
+                raise Refused(_compile_failure(folder, build, command, exc)) from None
+            except (OSError, subprocess.SubprocessError) as exc:
+                raise Refused(f"building the kernels failed ({shlex.join(command[:1])}: {exc})") from None
+        data = Path(tmp).read_bytes()
+        record = {"library": build.library, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+                  "source_sha256": build.source, "key": build.key, "compiler": compiler,
+                  "compiler_version": _compiler_version(compiler), "flags": FLAGS, "link": LINK,
+                  "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        os.replace(tmp, folder / build.library)
+        atomic_write(folder / build.record, json.dumps(record, indent=1).encode())
+    finally:
+        for leftover in (tmp, tmp + ".o"):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+    _clean(folder, build)
+
+
+def _compile_failure(folder: Path, build: Build, command: list[str], exc: subprocess.CalledProcessError) -> str:
+    """One line for a compiler that failed: its first error line, and where its whole output went."""
+    output = f"$ {shlex.join(command)}\n{exc.stdout or ''}{exc.stderr or ''}"
+    lines = [line.strip() for line in output.splitlines()[1:] if line.strip()]
+    first = next((line for line in lines if "error" in line.lower()),
+                 lines[0] if lines else f"exit status {exc.returncode}")
+    where = folder / (build.library[:-3] + ".log")
+    try:
+        atomic_write(where, output.encode())
+        saved = f" (the compiler's output: {where})"
+    except OSError:
+        saved = ""
+    return f"building the kernels failed: {first}{saved}"
+
+
+def _clean(folder: Path, build: Build) -> None:
+    """Remove builds of other sources made for this CPU, compiler and flags beyond the KEEP newest
+    (ours among them), and what builds or loads killed midway left. Builds for other CPUs or
+    compilers, which may share this folder, stay."""
+    for leftover in [*folder.glob(".kernels-*.tmp*"), *folder.glob(".load-*.so")]:
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=name, suffix=".tmp")
+            if time.time() - leftover.stat().st_mtime > 3600:  # a live build or load takes seconds
+                leftover.unlink()
         except OSError:
             continue
-        os.close(fd)
+    same = []
+    for record_path in folder.glob("kernels-*.json"):
         try:
-            subprocess.run([*compiler, *FLAGS, "-c", str(SOURCE), "-o", tmp + ".o"], check=True,
-                           capture_output=True, text=True, timeout=300)
-            subprocess.run([*compiler, tmp + ".o", *LINK, "-o", tmp], check=True, capture_output=True, text=True,
-                           timeout=300)
-            os.chmod(tmp, 0o755)
-            os.replace(tmp, folder / name)  # atomic: a process building beside us sees all or nothing
-            if folder == here:  # builds of this install's earlier sources (a loaded one stays mapped);
-                for stale in folder.glob("kernels-*.so"):  # the shared cache may serve other installs
-                    if stale.name != name:
-                        stale.unlink(missing_ok=True)
-        finally:
-            for leftover in (tmp, tmp + ".o"):
-                if os.path.exists(leftover):
-                    os.unlink(leftover)
-        return folder / name
-    raise OSError(f"neither {here} nor {cached} can be written to")
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+            if record.get("key") == build.key:
+                same.append((record_path.stat().st_mtime, record_path))
+        except (OSError, ValueError, AttributeError):
+            continue  # not a record we can read: not ours to delete
+    same.sort(reverse=True)
+    for _, record_path in [entry for entry in same if entry[1].name != build.record][KEEP - 1:]:
+        record_path.with_suffix(".so").unlink(missing_ok=True)  # a process using it keeps its mapping
+        record_path.with_suffix(".log").unlink(missing_ok=True)
+        record_path.unlink(missing_ok=True)
+
+
+def _install(compiler: list[str], folder: Path) -> tuple[bytes, dict[str, Any]]:
+    """The checked bytes of this source's build in `folder` and its record, compiling it first
+    (under the lock, once across processes) when it is not there."""
+    build = _build_names(compiler)
+    try:
+        return _read_checked(folder, build)
+    except FileNotFoundError:
+        pass  # not built, or being built: whoever holds the lock builds it, the others wait and read
+    with _locked(folder):
+        try:
+            return _read_checked(folder, build)
+        except FileNotFoundError:
+            _compile(compiler, folder, build)
+        try:
+            return _read_checked(folder, build)
+        except FileNotFoundError as exc:
+            raise Refused(f"the kernels just built are gone ({exc.filename})") from None
+
+
+def _dlopen(data: bytes, folder: Path, name: str) -> ctypes.CDLL:
+    """Load exactly these bytes (those checked of `folder`/`name`), from a private copy under a new
+    name in `folder` (ours alone: mode 0700), removed once loaded. A new name each time: the loader
+    takes a name it has loaded before for that library again (so not /proc/self/fd/N of a memory
+    file, whose numbers come back), and the copy's inode, while any copy is mapped, is no other's."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".load-", suffix=".so")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return ctypes.CDLL(tmp)
+    except OSError as exc:  # the loader's words name the copy: name the cache file instead
+        raise Refused(f"the loader refused {folder / name} ({str(exc).replace(tmp, name)})") from None
+    finally:
+        os.unlink(tmp)
+
+
+_loaded: dict[str, Any] = {}  # the loaded build's record (compiler, flags, SHA-256), for compute_path
 
 
 @cache
 def library() -> ctypes.CDLL | None:
-    """The compiled kernels, built on first call; None when they cannot be (logged once)."""
+    """The compiled kernels, built on first call; None when they cannot be (one log line says why)."""
+    _loaded.clear()
     if os.environ.get("NTMVIZ_NATIVE", "1") == "0":
         log.info("ntmviz: NTMVIZ_NATIVE=0: the NTM step runs as torch ops")
         return None
@@ -117,11 +310,16 @@ def library() -> ctypes.CDLL | None:
     if compiler is None:
         log.warning("ntmviz: no C++ compiler found (set CXX); the NTM step runs as torch ops, slower")
         return None
+    folder = cache_folder()
     try:
-        lib = ctypes.CDLL(str(_build(compiler)))
-    except (OSError, subprocess.SubprocessError) as exc:
-        detail = getattr(exc, "stderr", "") or exc
-        log.warning("ntmviz: building the kernels failed; the NTM step runs as torch ops, slower: %s", detail)
+        data, record = _install(compiler, own_folder(folder))
+        lib = _dlopen(data, folder, record.get("library") or _build_names(compiler).library)
+    except Refused as exc:
+        log.warning("ntmviz: %s; the NTM step runs as torch ops, slower", _one_line(str(exc)))
+        return None
+    except OSError as exc:  # reading the folder, the lock, the library
+        log.warning("ntmviz: loading the kernels from %s failed (%s); the NTM step runs as torch ops, slower",
+                    folder, _one_line(str(exc)))
         return None
     dims = [ctypes.c_int64] * 6
     for suffix in _SUFFIX.values():
@@ -131,7 +329,62 @@ def library() -> ctypes.CDLL | None:
         getattr(lib, f"ntm_memory_backward_{suffix}").argtypes = dims + [ctypes.c_void_p] * (2 + (_FIELDS - 3) + 1 + _EXTRAS + 3 + 3)
         getattr(lib, f"ntm_lstm_forward_{suffix}").argtypes = [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 6
         getattr(lib, f"ntm_lstm_backward_{suffix}").argtypes = [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 7
+    _loaded.update(record, path=str(folder / record.get("library", "")))
     return lib
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def loaded_from() -> str | None:
+    """The cache file the loaded kernels were read from (they run from a checked copy of it)."""
+    return _loaded.get("path") if library() is not None else None
+
+
+# ---- which path a model trained on ---------------------------------------------------------------
+# A checkpoint's meta["compute"] records it: {"path": "kernels", "compiler": ..., "flags": ...},
+# {"path": "torch ops", "device": ...}, or (for a GPU kernel implementation of the step, when one
+# exists) {"path": "gpu kernel", "name": ..., "version": ...}; describe_compute reads any of them.
+
+_calls = threading.local()  # kernel calls made by this thread: the trainer's thread is the one that trains
+
+
+def calls() -> int:
+    """How many memory steps and LSTM cells this thread has run through the kernels (forward)."""
+    return getattr(_calls, "n", 0)
+
+
+def _count() -> None:
+    _calls.n = getattr(_calls, "n", 0) + 1
+
+
+def compute_path(device: torch.device | str, kernels_ran: bool) -> dict[str, Any]:
+    """What a checkpoint records of the path that trained it: the kernels (compiler and flags)
+    when they ran, else torch ops on `device`."""
+    # A GPU kernel for the step goes here: when it ran (counted as _count counts the kernels'
+    # calls), {"path": "gpu kernel", "name": ..., "version": ...}; describe_compute reads it as is.
+    if kernels_ran and library() is not None:
+        return {"path": "kernels", "compiler": _loaded.get("compiler_version", "unknown"),
+                "flags": " ".join(_loaded.get("flags", FLAGS)), "sha256": _loaded.get("sha256")}
+    return {"path": "torch ops", "device": str(device)}
+
+
+def describe_compute(record: dict[str, Any] | None) -> str:
+    """One line for a checkpoint's meta["compute"], e.g. "compiled CPU kernels (g++ ... 12.2.0; -O3 ...)"."""
+    if not isinstance(record, dict) or not record.get("path"):
+        return "not recorded"
+    path = str(record["path"])
+    if path == "kernels":
+        line = f"compiled CPU kernels ({record.get('compiler', 'compiler not recorded')}; {record.get('flags', '')})"
+    elif path == "torch ops":
+        line = f"torch ops on {record.get('device', 'a device not recorded')}"
+    else:  # a path added later (a GPU kernel): its name and whatever it records
+        details = ", ".join(f"{k} {v}" for k, v in record.items() if k not in ("path", "earlier", "from_step"))
+        line = f"{path} ({details})" if details else path
+    if "earlier" in record:  # a run resumed on another path
+        line += f"; before step {record.get('from_step', '?')}: {describe_compute(record['earlier'])}"
+    return line
 
 
 @cache
@@ -238,6 +491,7 @@ def forward(raw: Tensor, memory: Tensor, previous: Tensor, shift_width: int, rea
     P, H, N = previous.shape
     M, S, R = memory.shape[2], shift_width, read_heads
     out = Block(memory, _step_shapes(P, H, R, N, M, S), into)
+    _count()
     _kernel("memory_forward", memory.dtype)(P, H, R, N, M, S, raw.data_ptr(), memory.data_ptr(),
                                             previous.data_ptr(), *out.ptrs)
     step = Step(out)
@@ -271,6 +525,7 @@ def lstm_forward(gates: Tensor, cell: Tensor) -> tuple[Tensor, Tensor, LSTMSaved
     gates, cell = gates.contiguous(), cell.contiguous()
     P, C = cell.shape
     out = Block(cell, ((P, C), (P, C), (P, 4 * C), (P, C)))
+    _count()
     _kernel("lstm_forward", cell.dtype)(P, C, gates.data_ptr(), cell.data_ptr(), *out.ptrs)
     return out[0], out[1], LSTMSaved(cell, out)
 

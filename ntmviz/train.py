@@ -45,6 +45,7 @@ from typing import Any, Callable, NamedTuple, Protocol, Sequence
 import torch
 
 from . import checkpoint as ckpt_io
+from . import native
 from .config import OPTIMIZERS, TRAINER_OPTIONS, trainer_defaults  # noqa: F401  (OPTIMIZERS: as before)
 from .errors import ConfigError, NtmvizError
 from .models import build_model, pick_device  # noqa: F401  (the app makes the models it trains through here)
@@ -251,6 +252,10 @@ class Trainer:
         # The run's phases: what the optimiser was from which step on (resumes add phases).
         self.schedule: list[dict[str, Any]] = [self._phase(restarted=True)]
         self._previous = [p.detach().clone() for p in self.params]  # weights before the last update
+        # The path this process trains on (native.compute_path), once a step has run; until then a
+        # resumed run's recorded one. Checkpoints record it (meta["compute"]).
+        self.compute: dict[str, Any] | None = None
+        self._kernels_ran: bool | None = None  # None: no step in this process yet
         self._pause = threading.Event()  # asked to hold between two steps
         self._stop = threading.Event()
         self._wake = threading.Event()  # a paused loop's on_pause is due (resumed, stopped, or wake())
@@ -386,6 +391,7 @@ class Trainer:
     def train_step(self) -> StepMetrics:
         """One optimiser step of every model still training, each on a fresh batch of its own."""
         K = self.models
+        kernel_calls = native.calls()
         batch = self.batch(self.step)
         torch._foreach_copy_(self._previous, [p.detach() for p in self.params])  # to go back to if it diverges
         self.model.train()
@@ -443,6 +449,7 @@ class Trainer:
             self._raise_diverged()
 
         self.step += 1
+        self._note_compute(native.calls() > kernel_calls)
         errors = _per_model(self.task.bit_errors(logits.detach(), batch), K).tolist()
         model_loss = tuple(v if a else math.nan for v, a in zip(loss_list, self.alive))
         model_errors = tuple(v if a else math.nan for v, a in zip(errors, self.alive))
@@ -452,6 +459,21 @@ class Trainer:
         live = [k for k in range(K) if self.alive[k]]
         return StepMetrics(self.step, self.sequences, sum(loss_list[k] for k in live) / len(live),
                            sum(errors[k] for k in live) / len(live), self.seconds, 0.0, model_loss, model_errors)
+
+    def _note_compute(self, kernels_ran: bool) -> None:
+        """Record the path a step ran on: the kernels once any step of this process used them."""
+        if self._kernels_ran is None or (kernels_ran and not self._kernels_ran):
+            # the record of the steps before: a resumed run's ({} when its checkpoint has none)
+            earlier = self.compute if self._kernels_ran is None else (self.compute or {}).get("earlier")
+            self._kernels_ran = kernels_ran
+            now = native.compute_path(self.model.device, kernels_ran)
+            if earlier is not None:  # kept when those steps ran another way (or are not known)
+                same = {k: v for k, v in earlier.items() if k not in ("earlier", "from_step")} == now
+                if same:
+                    now.update({k: earlier[k] for k in ("earlier", "from_step") if k in earlier})
+                else:
+                    now.update(earlier=earlier, from_step=self.step - 1)
+            self.compute = now
 
     def _raise_diverged(self) -> None:
         if len(self.diverged) == 1:
@@ -513,6 +535,8 @@ class Trainer:
             "data_stream": "train", "validation": self.validation[member], "schedule": self.schedule,
             "skipped_batches": self.skipped[member],
         }
+        if self.compute is not None:
+            meta["compute"] = self.compute
         if self.models > 1:
             meta["ensemble"] = {"seeds": self.seeds, "member": member}
         if member in self.diverged:
@@ -558,6 +582,8 @@ class Trainer:
                 group["lr"] = trainer.lr
         trainer.step = first.step
         trainer.seconds = float(meta.get("train_seconds", 0.0))
+        recorded = meta.get("compute")
+        trainer.compute = recorded if isinstance(recorded, dict) else ({} if first.step else None)
         # Runs saved before phases were recorded start with what their metadata says.
         trainer.schedule = list(meta.get("schedule") or [
             {"step": 0, **{k: meta.get(k) for k in ("lr", "optimizer", "batch_size", "clip")}, "optimizer_state": "new"}])

@@ -144,38 +144,36 @@ def test_without_a_compiler_the_step_runs_as_torch_ops_and_says_so(monkeypatch, 
 
 
 def test_a_read_only_install_builds_its_kernels_in_the_users_cache(monkeypatch, tmp_path):
-    """Where the package folder cannot be written (a system-wide install), the library goes to
-    ~/.cache/ntmviz, and the next process finds it there instead of building again."""
-    package, home = tmp_path / "site-packages" / "ntmviz", tmp_path / "home"
-    package.mkdir(parents=True)
-    monkeypatch.setattr(native, "__file__", str(package / "native.py"))
-    monkeypatch.setattr(native.Path, "home", classmethod(lambda cls: home))
-    real_mkstemp = native.tempfile.mkstemp
-
-    def mkstemp(*args, dir=None, **kwargs):  # as root, permissions alone would not stop us
-        if Path(dir) == package:
-            raise PermissionError(13, "Read-only file system", str(dir))
-        return real_mkstemp(*args, dir=dir, **kwargs)
-
-    monkeypatch.setattr(native.tempfile, "mkstemp", mkstemp)
-    built = native._build(native._compiler())
-    assert built.parent == home / ".cache" / "ntmviz" and built.name.startswith("kernels-")
-    assert list(package.iterdir()) == [] and [p.name for p in built.parent.iterdir()] == [built.name]
-    stamp = built.stat().st_mtime_ns
-    assert native._build(native._compiler()) == built and built.stat().st_mtime_ns == stamp  # found, not rebuilt
-    lib = native.ctypes.CDLL(str(built))
-    assert hasattr(lib, "ntm_memory_forward_f32")
+    """The library goes to the user's cache ($XDG_CACHE_HOME/ntmviz/kernels here), never beside the
+    package (which may be read-only, or left behind by `pip uninstall`), and the next process finds
+    it there instead of building again."""
+    package = Path(native.__file__).parent
+    before = sorted(p.name for p in package.iterdir())
+    monkeypatch.delenv(native.CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    native.library.cache_clear()
+    try:
+        assert native.library() is not None
+        [built] = (tmp_path / "xdg" / "ntmviz" / "kernels").glob("kernels-*.so")
+        assert native.loaded_from() == str(built)
+        stamp = built.stat().st_mtime_ns
+        native.library.cache_clear()
+        assert native.library() is not None and built.stat().st_mtime_ns == stamp  # found, not rebuilt
+    finally:
+        monkeypatch.undo()
+        native.library.cache_clear()
+    assert sorted(p.name for p in package.iterdir()) == before
 
 
-def test_an_install_where_nothing_can_be_written_says_where_it_tried(monkeypatch, tmp_path):
-    package = tmp_path / "ntmviz"
-    package.mkdir()
-    monkeypatch.setattr(native, "__file__", str(package / "native.py"))
-    monkeypatch.setattr(native.Path, "home", classmethod(lambda cls: tmp_path / "home"))
-    def mkstemp(*args, **kwargs):
-        raise PermissionError(13, "denied")
-
-    monkeypatch.setattr(native.tempfile, "mkstemp", mkstemp)
-    cache = tmp_path / "home" / ".cache" / "ntmviz"
-    with pytest.raises(OSError, match=f"neither {package} nor {cache} can be written to"):
-        native._build(native._compiler())
+def test_an_install_where_nothing_can_be_written_says_where_it_tried(monkeypatch, tmp_path, caplog):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv(native.CACHE_ENV, str(tmp_path / "a-file" / "kernels"))
+    native.library.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="ntmviz.native"):
+            assert native.library() is None
+        assert f"the kernel cache {tmp_path / 'a-file' / 'kernels'} cannot be made" in caplog.text
+        assert "torch ops" in caplog.text
+    finally:
+        monkeypatch.undo()
+        native.library.cache_clear()

@@ -231,8 +231,11 @@ def test_installed_package_runs_from_another_directory(fresh):
                 cwd=work, env=env).stdout.split()
     assert "/venv/" in where[0] and not where[0].startswith(str(ROOT)), where
     assert int(where[1]) > 20_000
-    built = run([python, "-c", "from ntmviz import native; print(native.library()._name)"], cwd=work, env=env).stdout
-    assert "/venv/" in built and "kernels-" in built, built  # built from the installed source, beside it
+    cache = work.parent / "kernel-cache"  # the user's cache ($NTMVIZ_KERNEL_CACHE here), never the venv
+    built = run([python, "-c", "from ntmviz import native; assert native.library(); print(native.loaded_from())"],
+                cwd=work, env={**env, "NTMVIZ_KERNEL_CACHE": str(cache)}).stdout.strip()
+    assert Path(built).parent == cache and Path(built).name.startswith("kernels-"), built
+    assert not list(Path(where[0]).parent.glob("kernels-*")), "a library was written into the installed package"
     cli = [work.parent / "venv" / "bin" / "ntmviz"]
     helps = run([*cli, "figure", "--help"], cwd=work, env=env).stdout
     assert "--view" in helps and "--step" in helps and "--scale" in helps
