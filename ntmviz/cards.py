@@ -132,6 +132,7 @@ def card_text(ckpt, title: str, table: str) -> str:
         f"- model: {ckpt.config.kind}, {params:,} parameters, {ckpt.path.stat().st_size // 1024} KB on disk",
         f"- trained: {ckpt.step} steps, {ckpt.sequences:,} sequences, {meta.get('train_seconds', 0) / 60:.1f} min "
         f"of training on {meta.get('hardware', 'unrecorded hardware')}, torch {meta.get('torch', '?')}",
+        f"- computed by: {ckpt.compute}",
         f"- seed {meta.get('seed')}" + (f", one of seeds {ensemble['seeds']} trained together" if ensemble else ""),
         f"- data: training batches from the {meta.get('data_stream', 'old (pre-stream)')} stream; "
         f"this checkpoint was chosen by {meta.get('chosen_by') or 'nothing recorded (the last step of its run)'}",

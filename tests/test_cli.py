@@ -92,6 +92,7 @@ def test_eval_card_is_written_beside_the_checkpoint(trained, tmp_path):
     assert f"{ckpt.meta['seed']} ({ckpt.step})" in card and f"7 ({ckpt.step})" in card
     assert "at 4: from" in card and "under 1" in card
     assert "2 training batch(es) skipped because the gradient overflowed float32 (steps 12, 40)" in card
+    assert f"- computed by: {ckpt.compute}\n" in card and ckpt.compute != "not recorded"  # the trained run's path
 
 
 def test_record_writes_an_episode_of_the_asked_length(trained, tmp_path):
