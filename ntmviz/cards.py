@@ -88,8 +88,9 @@ def eval_table(report: dict, task) -> str:
         if hardest:
             far = sorted(row["hardest"]["bit_errors"] for row in seeds)
             below = GENERALISED_BELOW if unit == "bit errors" else task.solved_below  # a rate: the task's own bar
-            summary += (f"; {at}: from {far[0]:.3f} to {far[-1]:.3f}, {sum(e < below for e in far)} of "
-                        f"{len(seeds)} under {below:g}")
+            summary += f"; {at}: from {far[0]:.3f} to {far[-1]:.3f}"
+            if below is not None:  # a task with no bar (a pointer's wrong pointers) gives the spread alone
+                summary += f", {sum(e < below for e in far)} of {len(seeds)} under {below:g}"
         lines.append(summary)
     return "\n".join(lines)
 

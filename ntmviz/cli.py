@@ -518,8 +518,9 @@ def cmd_record(args) -> int:
     batch = batch.to(ckpt.model.device)
     episode = record(ckpt.model, batch, meta=meta, task=task)[0]
     episode.save(args.out)
-    if "question" in episode.meta:  # a story: each hop a step
-        print(f"recorded {episode.steps} hops over a story of {episode.meta['question']!r} "
+    if "question" in episode.meta:  # a story: each pass (a memory network's hop) a step
+        print(f"recorded {episode.steps} passes of the {episode.family.title} over a story of "
+              f"{episode.meta['question']!r} "
               f"(answer {episode.meta['answer']}, the model's {episode.meta['model_answer']}) to {args.out}")
     else:
         print(f"recorded {episode.steps} steps of {task.name} ({episode.score():.4g} {episode.error_name}) "

@@ -29,7 +29,7 @@ MEMORY_INITS = ("constant", "learned", "random")
 STACK_ACTIONS = ("soft", "discrete")
 # Each optimiser and the learning rate it trains with unless one is given (RMSProp as the paper).
 OPTIMIZERS = {"adam": 1e-3, "rmsprop": 1e-4}
-MODEL_KINDS = ("ntm", "lstm", "memn2n", "dnc", "stack", "queue", "deque", "stack_rnn")
+MODEL_KINDS = ("ntm", "lstm", "memn2n", "dnc", "stack", "queue", "deque", "stack_rnn", "dmn", "pointer", "seq2seq")
 
 _MISSING = dataclasses.MISSING
 
@@ -273,6 +273,41 @@ class MemN2NConfig:
 
 
 @dataclass(frozen=True)
+class DMNConfig:
+    """A dynamic memory network (Kumar et al. 2015) over stories of word ids: facts of d numbers
+    from up to N sentences, E passes of the episodic module's gates over them (models/dmn.py)."""
+
+    input_size: int = setting(help="I, words per sentence (the task's)", type=int, bounds=_POSITIVE, derived=True)
+    output_size: int = setting(help="O, answer words: word ids 1..O (the task's)", type=int, bounds=_POSITIVE,
+                               derived=True)
+    vocab_size: int = setting(help="V, padding id 0 included (the task's)", type=int, bounds=_POSITIVE, derived=True)
+    memory_slots: int = setting(10, **_size("N, sentences a story may have (the task's)"), derived=True)
+    embedding_size: int = setting(20, **_size("memory network: embedding size d"))
+    passes: int = setting(3, **_size("dynamic memory network: passes of the episodic module over the facts", high=16))
+
+    kind = "dmn"
+
+    def numbers_per_step(self, steps: int) -> int:
+        """One step per sentence: its words' vectors, its fact and the gate network's 5d per pass."""
+        d = self.embedding_size
+        return 3 * self.input_size * d + 6 * self.passes * d
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.output_size >= self.vocab_size:
+            raise ConfigError(f"{self.output_size} answer words need a vocabulary of more than "
+                              f"{self.output_size} words (id 0 is padding), got {self.vocab_size}")
+
+    @classmethod
+    def for_task(cls, task, **settings: Any) -> "DMNConfig":
+        """A dynamic memory network for a story task: its sentence length, answers, vocabulary and story length."""
+        if not hasattr(task, "vocab_size"):
+            raise ConfigError(f"a dynamic memory network reads stories: --task babi_single, babi_two or "
+                              f"babi_yes_no, not {task.name}")
+        return cls(task.input_size, task.output_size, task.vocab_size, task.required_slots(), **settings)
+
+
+@dataclass(frozen=True)
 class DNCConfig:
     """A differentiable neural computer (Graves et al. 2016): an LSTM controller, R read heads
     with read modes (backward, content, forward), one write head allocating by usage, an N x M
@@ -373,9 +408,98 @@ class StackRNNConfig:
         return cls(task.input_size, task.output_size, **settings)
 
 
-ModelConfig = Union[NTMConfig, LSTMConfig, MemN2NConfig, DNCConfig, StackConfig, StackRNNConfig]
+@dataclass(frozen=True)
+class PointerConfig:
+    """A pointer network (Vinyals, Fortunato & Jaitly 2015): an LSTM encoder over the inputs, an
+    LSTM decoder whose additive attention over the encoder's states is its output, a pointer at
+    one input per step (models/pointer.py). Its inputs are the pointer tasks' (tasks/geometry.py):
+    F numbers per input, then the flag "input" and the teacher's "previous" pointer."""
+
+    input_size: int = setting(help="I = F + 2: F numbers per input, a flag, the previous pointer (the task's)",
+                              type=int, bounds=(3, None), derived=True)
+    output_size: int = setting(help="O, the positions pointed over: the end, then the inputs (the task's)",
+                               type=int, bounds=(2, None), derived=True)
+    pointer_size: int = setting(128, **_size("pointer network: LSTM units of its encoder and decoder, and the "
+                                             "attention's width"))
+
+    kind = "pointer"
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    @property
+    def features(self) -> int:
+        """F, the numbers of one input (a number; a point's x, y)."""
+        return self.input_size - 2
+
+    def numbers_per_step(self, steps: int) -> int:
+        """An encoder and a decoder step, and the attention's tanh over every slot."""
+        return 24 * self.pointer_size + 2 * steps * self.pointer_size
+
+    @classmethod
+    def for_task(cls, task, **settings: Any) -> "PointerConfig":
+        if not hasattr(task, "pointer_features"):
+            raise ConfigError(f"a pointer network points at its inputs: --task sort_numbers, convex_hull or tsp, "
+                              f"not {task.name}")
+        return cls(task.input_size, task.output_size, **settings)
+
+
+ATTENTIONS = ("additive", "none")
+FEEDBACKS = ("answer", "bits")
+
+
+@dataclass(frozen=True)
+class Seq2SeqConfig:
+    """An RNN encoder-decoder (Bahdanau, Cho & Bengio 2015): a bidirectional GRU encoder of
+    encoder_size units per direction, a GRU decoder of decoder_size units, and additive attention
+    of attention_size units over the encoder's states; attention "none" is the same model whose
+    decoder sees only the encoder's final states (the paper's RNNenc). It reads tasks laid out as
+    copy is: input tokens, a delimiter (the last input channel), then the scored output phase
+    (models/seq2seq.py). `attention` is a choice, not a bool, so every front end (the command
+    line, the Train tab, sweeps) takes it as typed text."""
+
+    input_size: int = setting(help="inputs per step, the delimiter last (the task's)", type=int, bounds=(2, None),
+                              derived=True)
+    output_size: int = setting(help="outputs per step (the task's)", type=int, bounds=_POSITIVE, derived=True)
+    feedback: str = setting("answer", choices=FEEDBACKS, derived=True,
+                            help="what the decoder reads back of its previous output: its most likely answer "
+                                 "one-hot, or its bits (the task's measure)")
+    attention: str = setting("additive", choices=ATTENTIONS,
+                             help="encoder-decoder: additive (Bahdanau) attention over the encoder's states, or "
+                                  "none (the decoder sees only the encoder's final states)")
+    encoder_size: int = setting(64, **_size("encoder-decoder: GRU units per direction of the encoder"))
+    decoder_size: int = setting(64, **_size("encoder-decoder: GRU units of the decoder"))
+    attention_size: int = setting(64, **_size("encoder-decoder: units of the attention's energy layer"))
+
+    kind = "seq2seq"
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    @property
+    def attends(self) -> bool:
+        """Whether the decoder attends over the encoder's states."""
+        return self.attention == "additive"
+
+    def numbers_per_step(self, steps: int) -> int:
+        """Two encoder and one decoder GRU step, and the attention's tanh over every input."""
+        return 12 * self.encoder_size + 6 * self.decoder_size + steps * (self.attention_size + 2)
+
+    @classmethod
+    def for_task(cls, task, **settings: Any) -> "Seq2SeqConfig":
+        """An encoder-decoder for a task whose last input channel is the delimiter between its
+        input and its output phase (copy, reversal, symbol_reversal, dates, ...)."""
+        if not task.input_labels or task.input_labels[-1] != "delim":
+            raise ConfigError(f"an encoder-decoder reads an input, a delimiter, then writes its output: --task "
+                              f"symbol_reversal, dates, copy or reversal, not {task.name}")
+        feedback = "answer" if task.measure == "answer_errors" else "bits"
+        return cls(task.input_size, task.output_size, feedback, **settings)
+
+ModelConfig = Union[NTMConfig, LSTMConfig, MemN2NConfig, DNCConfig, StackConfig, StackRNNConfig, DMNConfig,
+                    PointerConfig]
 MODEL_CONFIGS = {"ntm": NTMConfig, "lstm": LSTMConfig, "memn2n": MemN2NConfig, "dnc": DNCConfig,
-                 "stack": StackConfig, "queue": QueueConfig, "deque": DequeConfig, "stack_rnn": StackRNNConfig}
+                 "stack": StackConfig, "queue": QueueConfig, "deque": DequeConfig, "stack_rnn": StackRNNConfig,
+                 "dmn": DMNConfig, "pointer": PointerConfig, "seq2seq": Seq2SeqConfig}
 _KINDS = MODEL_CONFIGS
 
 
@@ -426,11 +550,15 @@ class TrainConfig:
 
     task: str = setting("copy", help="copy, repeat_copy, associative_recall, ngrams, priority_sort, reversal, "
                                      "bigram_flip, allocation, anbn, anbncn, anbncndn, anb2n, anbmcnm; for "
-                                     "--model memn2n the story tasks babi_single, babi_two, babi_yes_no")
+                                     "--model memn2n or dmn the story tasks babi_single, babi_two, babi_yes_no; "
+                                     "for --model pointer sort_numbers, convex_hull, tsp; symbol_reversal, dates "
+                                     "(token tasks, for --model seq2seq and the rest)")
     task_options: dict = setting(factory=dict, flag="task-option",
                                  help="override a task field, e.g. max_length=10 (repeatable)")
     model: str = setting("ntm", choices=MODEL_KINDS,
-                         help="ntm, lstm, dnc, stack, queue, deque, stack_rnn, or memn2n (for the story tasks babi_*)")
+                         help="ntm, lstm, dnc, stack, queue, deque, stack_rnn, or memn2n or dmn (for the story "
+                              "tasks babi_*), or pointer (for sort_numbers, convex_hull, tsp), or seq2seq (an "
+                              "encoder-decoder with attention, for symbol_reversal, dates)")
     batch_size: int = setting(32, bounds=_POSITIVE, softbounds=(1, 4096), role="trainer",
                               help="sequences per step for each model")
     lr: float | None = setting(None, type=float, bounds=(0, None), inclusive_bounds=(False, True),

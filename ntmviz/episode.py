@@ -735,7 +735,9 @@ def record(
             sequence = {"inputs": x_np[b, :n], "targets": None if targets_np is None else targets_np[b, :n],
                         "mask": None if mask_np is None else mask_np[b, :n]}
         episodes.append(_from_item(item, family, {**base_meta, **extra.get("meta", {})}, sequence,
-                                   extra.get("slot_labels"), extra.get("optimum")))
+                                   # a task's labels name the slots of a family whose slots are its inputs
+                                   extra.get("slot_labels") if family.slot_labels else None,
+                                   extra.get("optimum")))
     return episodes[0] if single else episodes
 
 

@@ -225,7 +225,7 @@ def record_held_out(model: torch.nn.Module, task: Task, *, stream: str = "test",
     sequences of `task`, the same for every model of an ensemble (model k's episodes are rows
     k*B .. (k+1)*B-1 of the recording)."""
     check_request(stream, samples)
-    declared = family(model.config.kind)
+    declared = family(model.config.kind).resolve(model.config)  # a config may build a family without memory
     if not declared.has_memory:
         raise ConfigError(f"the {declared.title} has no memory: there are no heads to measure")
     if hasattr(model.config, "memory_slots"):
@@ -337,7 +337,7 @@ def describe_for_cli(model: torch.nn.Module, task: Task, *, stream: str = "test"
     """(text for `ntmviz eval`, its JSON-ready dict): the mechanisms of a single model on the
     task's training range (Report.to_dict()), or, for a model without memory, one line saying
     there is nothing to measure (and {"note": that line})."""
-    declared = family(model.config.kind)
+    declared = family(model.config.kind).resolve(model.config)  # a config may build a family without memory
     if not declared.has_memory:
         note = f"What the heads did: nothing to measure (the {declared.title} has no memory)."
         return note, {"note": note}

@@ -43,23 +43,30 @@ VERSION = 1
 ALIASES = {"heads": ("read_heads", "write_heads")}
 
 
-def sequence_models() -> dict[str, str]:
-    """The model kinds that train on the sequence tasks (tasks.TASKS), each with its family's
-    title: every kind of config.MODEL_KINDS whose config takes a sequence task and whose model is
-    registered (models.family) and takes a step per input step. Sweeps and the Train tab train these."""
+def sequence_models(task: Any = None) -> dict[str, str]:
+    """The model kinds that train on `task` (a Task; default: on any of tasks.SEQUENCE_TASKS), each
+    with its family's title: every kind of config.MODEL_KINDS whose model is registered
+    (models.family), takes a step per input step, and whose config takes the task (its
+    `for_task` raises nothing). Sweeps and the Train tab train these."""
     from .models import family
-    from .tasks import TASKS
+    from .tasks import SEQUENCE_TASKS
 
-    task = next(iter(TASKS.values()))()
+    tasks = [task] if task is not None else [cls() for cls in SEQUENCE_TASKS.values()]
     out = {}
     for kind in cfg.MODEL_KINDS:
         try:
-            cfg.MODEL_CONFIGS[kind].for_task(task)
             declared = family(kind)
-        except ConfigError:  # a memory network reads stories; a kind not registered yet builds nothing
+        except ConfigError:  # a kind not registered yet builds nothing
             continue
-        if declared.steps == "inputs":
+        if declared.steps != "inputs":  # a memory network reads stories
+            continue
+        for t in tasks:
+            try:
+                cfg.MODEL_CONFIGS[kind].for_task(t)
+            except ConfigError:  # a pointer network points at inputs; a task it cannot read
+                continue
             out[kind] = declared.title
+            break
     return out
 
 

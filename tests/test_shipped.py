@@ -16,7 +16,8 @@ from ntmviz.cli import build_parser
 EXPECTED = {"copy-ntm", "copy-lstm", "repeat_copy-ntm", "associative_recall-ntm", "associative_recall-lstm",
             "ngrams-ntm", "ngrams-lstm", "priority_sort-ntm", "babi_single-memn2n", "babi_two-memn2n",
             "babi_yes_no-memn2n", "allocation-dnc", "copy-dnc", "reversal-stack", "reversal-queue", "reversal-deque",
-            "copy-queue", "anbn-stack_rnn"}
+            "copy-queue", "anbn-stack_rnn", "babi_single-dmn", "sort_numbers-pointer", "symbol_reversal-attention",
+            "symbol_reversal-no_attention", "dates-attention"}
 
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,7 +6,7 @@
     config = to_config(form, RunConfig.quick())          # a RunConfig again, checked
 
     Train = form_class(RunConfig.quick())              # the Train tab's fields alone, labelled
-    Train().param.task.objects                          # the sequence tasks
+    Train().param.task.objects                          # the sequence tasks (tasks.SEQUENCE_TASKS)
     Train().param.model.objects                         # {"Neural Turing Machine": "ntm", ...}
     model_fields("lstm")                                # ["hidden_size", "layers"]: its number fields
 
@@ -87,11 +87,12 @@ def form_class(config: RunConfig | None = None) -> type[param.Parameterized]:
     """The Train tab's settings (FORM_LABELS, every field of the models it offers, and the task's
     options), defaults from `config` (RunConfig.quick() when None): "task" offers the sequence
     tasks and "model" the models that train on them (sweep.sequence_models), by their titles (a
-    memory network needs stories: `ntmviz train`)."""
-    from ..tasks import TASKS
+    memory network needs stories: `ntmviz train`). The form narrows "model" to those that take the
+    chosen task (train_form.py)."""
+    from ..tasks import SEQUENCE_TASKS
 
     config = config or RunConfig.quick()
-    tasks = {name.replace("_", " "): name for name in TASKS}  # shown as words
+    tasks = {name.replace("_", " "): name for name in SEQUENCE_TASKS}  # shown as words
     if config.task not in tasks.values():
         tasks[config.task] = config.task  # a config's own task is always offered
     kinds = sequence_models()

@@ -32,6 +32,7 @@ from panel.viewable import Viewer
 
 from ..config import setting_of
 from ..errors import ConfigError
+from ..sweep import sequence_models
 from .fields import number_field, read_float, read_int, read_seeds, seeds_text, set_number, smallest_valid
 from .live import RunConfig
 from .run_settings import field_label, form_class, model_fields
@@ -131,6 +132,7 @@ class TrainForm(Viewer):
             getattr(self, field).param.watch(lambda e, f=field: self._typed(f), "value")
         s.param.watch(self._settings_changed, [n for n in s.param if n != "name"])
         self.start_from.param.watch(lambda _: self._sync_fields(), "value")
+        self._offer_models()
         self._sync_fields()
         self._show_model_fields()
 
@@ -196,6 +198,7 @@ class TrainForm(Viewer):
             if e.name == "task":
                 field, default = size_field(e.new)
                 set_number(self.size, default if field else 1)  # read back into task_options
+                self._offer_models()
                 self._sync_fields()
             if e.name == "model":
                 self._show_model_fields()
@@ -234,6 +237,17 @@ class TrainForm(Viewer):
         self.size.disabled = from_checkpoint or not size_field(self.settings.task)[0]
         self.note.object = ("Continues the checkpoint's training (its seed); learning rate, batch size "
                             "and validation apply." if from_checkpoint else "")
+
+    def _offer_models(self) -> None:
+        """"Model" offers the models that take the chosen task (a pointer network points at its
+        inputs: the pointer tasks only); the chosen model stays if it does, else the first does."""
+        s = self.settings
+        kinds = sequence_models(_task(s.task))
+        options = {title: kind for kind, title in kinds.items()}
+        s.param.model.objects = options
+        self.model.options = options
+        if s.model not in kinds:
+            s.model = next(iter(kinds))
 
     def _show_model_fields(self) -> None:
         """The chosen model's fields on the page, two to a row."""

@@ -8,6 +8,9 @@ lengths)` that hands back a contract.Recording.
     dnc.py      the differentiable neural computer (allocation, temporal links, read modes)
     stack.py    neural stacks, queues and deques (continuous push, pop and read)
     stack_rnn.py  the stack-augmented RNN (stacks moved by push / pop / no-op distributions)
+    dmn.py      dynamic memory networks over stories (passes of attention gates over the facts)
+    pointer.py  pointer networks (an LSTM decoder whose attention over the encoded inputs is its output)
+    seq2seq.py  an RNN encoder-decoder with additive (Bahdanau) attention, or without (RNNenc)
 
 `build_model(config)` makes the model a config describes; `family(kind)` its declaration.
 """
@@ -19,18 +22,23 @@ import torch
 from ..config import ModelConfig
 from ..contract import Family
 from ..errors import ConfigError
-from . import dnc, lstm, memn2n, ntm, stack, stack_rnn
+from . import dmn, dnc, lstm, memn2n, ntm, pointer, seq2seq, stack, stack_rnn
+from .dmn import DMN
 from .dnc import DNC
 from .lstm import LSTMBaseline
 from .memn2n import MemN2N
 from .ntm import NTM
+from .pointer import PointerNetwork
+from .seq2seq import Seq2Seq
 from .stack import NeuralStack
 from .stack_rnn import StackRNN
 
 MODELS = {"ntm": NTM, "lstm": LSTMBaseline, "memn2n": MemN2N, "dnc": DNC,
-          "stack": NeuralStack, "queue": NeuralStack, "deque": NeuralStack, "stack_rnn": StackRNN}
+          "stack": NeuralStack, "queue": NeuralStack, "deque": NeuralStack, "stack_rnn": StackRNN, "dmn": DMN,
+          "pointer": PointerNetwork, "seq2seq": Seq2Seq}
 FAMILIES = {"ntm": ntm.FAMILY, "lstm": lstm.FAMILY, "memn2n": memn2n.FAMILY, "dnc": dnc.FAMILY, **stack.FAMILIES,
-            "stack_rnn": stack_rnn.FAMILY}
+            "stack_rnn": stack_rnn.FAMILY, "dmn": dmn.FAMILY, "pointer": pointer.FAMILY,
+            "seq2seq": seq2seq.FAMILY}
 
 
 def family(kind: str) -> Family:
@@ -64,5 +72,5 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-__all__ = ["NTM", "LSTMBaseline", "MemN2N", "DNC", "NeuralStack", "StackRNN", "MODELS", "FAMILIES", "family",
-           "build_model", "pick_device"]
+__all__ = ["NTM", "LSTMBaseline", "MemN2N", "DMN", "DNC", "NeuralStack", "StackRNN", "PointerNetwork", "Seq2Seq",
+           "MODELS", "FAMILIES", "family", "build_model", "pick_device"]

@@ -267,6 +267,21 @@ class Story(Task):
             "story's text). A model that answers from the right sentence: every story.", "rate", 0.9,
             "the top memory of the hops is not a supporting fact on {miss:.1%} of stories",
             families=("memn2n",)),
+        # A dynamic memory network's passes (models/dmn.py): each pass's gates over the facts.
+        Mechanism(
+            "pass_support", "a pass's gates peak on a supporting fact",
+            "Each pass's gates (one weighting over the story's sentences per pass) are read alone; the story "
+            "passes when the sentence with the largest gate of at least one pass is a supporting fact (found "
+            "from the story's text). A model that answers from the right sentences: every story.", "rate", 0.9,
+            "no pass's gates peak on a supporting fact on {miss:.1%} of stories",
+            families=("dmn",)),
+        Mechanism(
+            "every_fact", "every supporting fact is some pass's peak",
+            "As above, but the story passes only when each of its supporting facts is the largest gate of at "
+            "least one pass: with two supporting facts (babi_two) the passes must find both, one after the "
+            "other, as the paper's Figure 3 shows. With one supporting fact it is the line above.", "rate", 0.9,
+            "some supporting fact is no pass's peak on {miss:.1%} of stories",
+            families=("dmn",)),
     )
 
     def measure_mechanisms(self, trace: Trace, lag: int | None = None) -> dict[str, Reading]:
@@ -274,13 +289,23 @@ class Story(Task):
         attentions over its N = T - 1 sentences."""
         support = self.supporting_facts(trace.inputs)
         if not support:
-            return {"support": Reading(float("nan"), "no supporting fact in this story")}
+            none = Reading(float("nan"), "no supporting fact in this story")
+            return {"support": none, "pass_support": none, "every_fact": none}
         attention = trace.read.mean((0, 1))  # [N]
         top = int(attention.argmax())
         tops = [int(a.argmax()) for a in trace.read[:, 0]]
         note = (f"supporting facts {support}; top memory per hop {tops}; the mean's top is sentence {top} "
                 f"({attention[top]:.0%} of the attention)")
-        return {"support": Reading(1.0 if top in support else 0.0, note)}
+        return {"support": Reading(1.0 if top in support else 0.0, note), **_pass_peaks(trace.read, support)}
+
+
+def _pass_peaks(read: np.ndarray, support: list[int]) -> dict[str, Reading]:
+    """read [E, 1, N] each pass's gates -> the two pass readings (Story.mechanisms): whether some
+    pass peaks on a supporting fact, and whether every supporting fact is some pass's peak."""
+    peaks = [int(g.argmax()) for g in read[:, 0]]
+    note = f"supporting facts {support}; the gates' peak per pass {peaks}"
+    return {"pass_support": Reading(1.0 if set(peaks) & set(support) else 0.0, note),
+            "every_fact": Reading(1.0 if set(support) <= set(peaks) else 0.0, note)}
 
 
 def _move(rng, person: str, place: str) -> str:

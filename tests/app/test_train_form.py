@@ -21,7 +21,7 @@ from ntmviz.config import MemN2NConfig, NTMConfig, setting, setting_of
 from ntmviz.contract import Family
 from ntmviz.errors import ConfigError
 from ntmviz.sweep import sequence_models
-from ntmviz.tasks import TASKS, get_task
+from ntmviz.tasks import SEQUENCE_TASKS, get_task
 
 BOTH = {"Neural Turing Machine": "ntm", "LSTM baseline": "lstm"}  # offered, with any model added since
 
@@ -71,7 +71,7 @@ def form(tmp_path):
 def test_the_settings_class_is_made_from_the_config_fields():
     Settings = form_class(RunConfig.quick(seeds=[2, 4], memory_slots=24))
     s = Settings()
-    assert s.param.task.objects == {name.replace("_", " "): name for name in TASKS} and s.task == "copy"
+    assert s.param.task.objects == {name.replace("_", " "): name for name in SEQUENCE_TASKS} and s.task == "copy"
     assert BOTH.items() <= s.param.model.objects.items() and "memn2n" not in s.param.model.objects.values()
     assert s.param.model.objects == {title: kind for kind, title in sequence_models().items()}
     assert s.memory_slots == 24 and s.seeds == [2, 4] and s.lr == 3e-3
@@ -88,7 +88,7 @@ def test_the_settings_class_is_made_from_the_config_fields():
 def test_the_choices_are_widgets_on_the_settings(form):
     assert isinstance(form.task, pn.widgets.Select) and form.task.label == "Task"
     assert list(form.task.options)[:5] == ["copy", "repeat copy", "associative recall", "ngrams", "priority sort"]
-    assert list(form.task.options.values()) == list(TASKS)
+    assert list(form.task.options.values()) == list(SEQUENCE_TASKS)
     assert BOTH.items() <= form.model.options.items()
     form.task.value = "repeat_copy"  # the widget moves the setting ...
     assert form.settings.task == "repeat_copy"
@@ -148,6 +148,24 @@ def test_each_model_shows_its_own_fields_the_lstm_its_hidden_size(form):
     form.hidden_size.value = "5000"
     with pytest.raises(ConfigError, match="^Hidden size must be at most 4,096; you typed 5,000.$"):
         form.config()
+
+
+def test_the_models_offered_are_those_that_take_the_chosen_task(form):
+    everywhere = set(form.model.options.values())
+    assert "pointer" not in everywhere and {"ntm", "seq2seq"} <= everywhere  # copy, the first task
+    form.task.value = "convex_hull"  # a pointer network points at its inputs: the pointer tasks only
+    offered = set(form.model.options.values())
+    assert "pointer" in offered and "seq2seq" not in offered and form.settings.model == "ntm"
+    for kind in offered:  # each builds for the task; each left out does not
+        configs.model_config(kind, get_task("convex_hull"))
+    with pytest.raises(ConfigError):
+        configs.model_config("seq2seq", get_task("convex_hull"))
+    form.model.value = "pointer"
+    assert form.model_fields == ["pointer_size"] and shown(form) == ["Pointer size"]
+    assert form.config().model == "pointer"
+    form.task.value = "dates"  # the pointer network cannot read it: the first model that can is chosen
+    assert "pointer" not in form.model.options.values() and form.settings.model == "ntm"
+    assert form.model.value == "ntm" and shown(form)[0] == "Memory slots (N)"
 
 
 def test_a_kind_is_offered_when_its_config_takes_a_sequence_task_and_its_family_is_registered(toy_config,

@@ -1,5 +1,6 @@
 """Every shipped checkpoint of the family of explicit memory (the DNC, neural stacks, queues and
-deques, the stack RNN) in the served explorer, in Chromium with every request off the machine
+deques, the stack RNN; attention over encoded inputs: encoder-decoders, pointer networks, dynamic
+memory networks) in the served explorer, in Chromium with every request off the machine
 aborted: pick it in the Checkpoint list, Run, play, scrub; its views paint from its declaration
 (its slots view where it has slot state), "What the heads did" lists its family's mechanisms;
 and Compare puts a neural stack beside a neural queue on the same reversal input."""
@@ -14,7 +15,7 @@ import pytest
 from ntmviz import checkpoint
 from ntmviz.shipped import shipped_folder, shipped_names
 
-NEW = ("dnc", "stack", "queue", "deque", "stack_rnn")
+NEW = ("dnc", "stack", "queue", "deque", "stack_rnn", "seq2seq", "pointer", "dmn")
 # The memory views painted in the page (shadow roots pierced): one per side in Compare.
 MEMORY_VIEWS_JS = """() => {
   let n = 0;
