@@ -162,3 +162,31 @@ def test_the_explorer_records_a_typed_string_on_the_shipped_stack_rnn():
     assert episode.meta["pattern"] == "aaaabbbb ab" and episode.meta["length"] == 4
     # the stacks' contents were recorded step by step, one column per stack
     assert episode.memory.shape[0] == 11
+
+
+def test_a_task_with_no_size_hides_length_and_takes_a_typed_date(tmp_path):
+    import shutil
+
+    from ntmviz.app import Playback
+    from ntmviz.app.sources import Sources
+    from ntmviz.shipped import checkpoint_path
+
+    shutil.copy(checkpoint_path("dates-attention"), tmp_path)
+    sources = Sources(Playback(None), folder=tmp_path)
+    assert sources.checkpoint.value.endswith("dates-attention.safetensors")
+    assert not sources.length.visible and sources.pattern.visible  # no size to choose; a date to type
+    assert "Length sets" not in sources.hint.object
+    sources.seed.value = "4"
+    sampled = sources.run_model()
+    assert sampled is not None, sources.message
+    assert sampled.meta["task"] == "dates" and sampled.meta.get("length") is None
+    sources.pattern.value = "31 february 2001"  # no such day: a message, the episode kept
+    assert sources.run_model() is None and "february 2001 has 28 days" in sources.message
+    assert sources.state.episode is sampled
+    sources.pattern.value = "March 3rd, 1999"
+    typed = sources.run_model()
+    assert typed is not None and typed.meta["pattern"] == "March 3rd, 1999"
+    # the model's answer, read off the episode's outputs, is the date rewritten
+    tokens = typed.meta["output_labels"]
+    answer = "".join(tokens[i] for i in typed.outputs.argmax(-1)[typed.mask > 0])
+    assert answer.startswith("1999-03-03"), answer

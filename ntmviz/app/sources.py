@@ -240,9 +240,10 @@ def _make_untrained(seed: int) -> ModelSource:
                             "for the copy task, so its memory use is random.")
 
 
-def default_length(task: Any) -> int:
-    """A sensible size to record at: the task's largest training size."""
-    return task.largest_size
+def default_length(task: Any) -> int | None:
+    """A sensible size to record at: the task's largest training size (None for a task with no
+    size knob: its items are sampled as they are)."""
+    return task.largest_size if task.size_field else None
 
 
 def cached_episode(source: ModelSource, length: int | None = None, seed: int = 0) -> Episode:
@@ -281,6 +282,10 @@ def record_episode(source: ModelSource, length: int | None = None, seed: int = 0
         if slots is not None:
             fixed.check_fits(slots)
         meta.update(length=fixed.largest_size, pattern=pattern.strip())
+    elif not task.size_field:  # no size to choose: an item as the task samples it
+        if slots is not None:
+            task.check_fits(slots)
+        batch = task.sample(1, seed=int(seed))
     else:
         length = default_length(task) if length is None else length
         if not isinstance(length, (int, np.integer)) or isinstance(length, bool) or length < 1:
@@ -376,7 +381,7 @@ class Sources(Viewer):
                                             description="A model from the checkpoints folder, one the Train tab "
                                                         "saved, or one you opened", sizing_mode="stretch_width")
         task = source.task if source is not None else None
-        self.length = number_field("Length", default_length(task) if task else 10, sizing_mode="stretch_width")
+        self.length = number_field("Length", (default_length(task) or 10) if task else 10, sizing_mode="stretch_width")
         self.seed = number_field("Seed", 0, description=f"A whole number from 0 to {SEED_MAX:,}",
                                  sizing_mode="stretch_width")
         self.pattern = pn.widgets.TextAreaInput(
@@ -471,7 +476,8 @@ class Sources(Viewer):
         def job():
             source = self.get_source(key)
             typed = bool(pattern and pattern.strip())
-            size = check_length(source.task, length) if not typed and source.task is not None else None
+            sized = not typed and source.task is not None and source.task.size_field
+            size = check_length(source.task, length) if sized else None
             return source, record_episode(source, length=size, seed=check_seed(seed), pattern=pattern or None)
         return job
 
@@ -596,7 +602,7 @@ class Sources(Viewer):
     def _checkpoint_changed(self) -> None:
         self._describe_task()
         source = self._sources.get(self.checkpoint.value)
-        if source is not None and source.task is not None:
+        if source is not None and source.task is not None and source.task.size_field:
             set_number(self.length, default_length(source.task))
 
     def _describe_task(self) -> None:
@@ -612,7 +618,9 @@ class Sources(Viewer):
             return
         described = task.describe()
         end = "" if described.endswith(("?", ".", "!")) else "."
-        hint = f"{described}{end} Length sets the {getattr(task, 'difficulty_name', 'size')}."
+        self.length.visible = bool(task.size_field)  # a task with no size knob: Seed alone picks the input
+        hint = f"{described}{end}" + (f" Length sets the {getattr(task, 'difficulty_name', 'size')}."
+                                     if task.size_field else "")
         if source.memory_slots:
             hint += f" Memory: {source.memory_slots} slots."
         self.pattern.visible = task.typed_input  # only where an input can be typed

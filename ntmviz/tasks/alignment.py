@@ -231,7 +231,8 @@ class SymbolReversal(Transduction):
     size_field = "max_length"
     eval_sizes = (16, 24, 32)
     joiner = " "
-    typed_hint = "c a d b e"
+    typed_hint = "Type symbols apart by spaces, e.g. c a d b e."
+    example = "c a d b e"
 
     def __post_init__(self) -> None:
         check_int("symbols", self.symbols, minimum=2)
@@ -276,7 +277,7 @@ class SymbolReversal(Transduction):
             tokens = list(tokens[0])
         if not tokens:
             raise ConfigError(f"type some symbols ({self.input_tokens[0]} to {self.input_tokens[-1]}), e.g. "
-                              f"{self.typed_hint}")
+                              f"{self.example}")
         bad = [t for t in tokens if t not in self.input_tokens]
         if bad:
             raise ConfigError(f"{bad[0]!r} is not a symbol of this task: it uses the letters "
@@ -362,8 +363,9 @@ class Dates(Transduction):
 
     name = "dates"
     difficulty_name = "format"
-    size_field = "format"
-    typed_hint = "march 3rd, 1999"
+    size_field = ""  # no size to grow: a date is as long as its format writes it (`at(k)`: format k)
+    typed_hint = "Type a date as you would write it, e.g. march 3rd, 1999 or 03/03/99."
+    example = "march 3rd, 1999"
 
     def __post_init__(self) -> None:
         check_range("dates", "min_year", self.min_year, "max_year", self.max_year)
@@ -422,7 +424,7 @@ class Dates(Transduction):
         for text that is not a date of this task."""
         written = " ".join(str(text).lower().split())
         if not written:
-            raise ConfigError(f"type a date, e.g. {self.typed_hint}")
+            raise ConfigError(f"type a date, e.g. {self.example}")
         bad = sorted({c for c in written if c not in DATE_CHARACTERS})
         if bad:
             raise ConfigError(f"a date here uses letters, digits, spaces and , - . / only, not {' '.join(bad)}")

@@ -216,8 +216,9 @@ class Task:
 
     @property
     def largest_size(self) -> int:
-        """The largest size of the `at()` knob this configuration samples (its training range's top)."""
-        return int(getattr(self, self.size_field))
+        """The largest size of the `at()` knob this configuration samples (its training range's top);
+        0 for a task with no size knob (size_field ""): its items are what they are (dates)."""
+        return int(getattr(self, self.size_field)) if self.size_field else 0
 
     def at(self, difficulty: int) -> "Task":
         """A copy of this task fixed at one generalisation size (see each task)."""
