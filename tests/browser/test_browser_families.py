@@ -3,7 +3,8 @@ deques, the stack RNN; attention over encoded inputs: encoder-decoders, pointer 
 memory networks) in the served explorer, in Chromium with every request off the machine
 aborted: pick it in the Checkpoint list, Run, play, scrub; its views paint from its declaration
 (its slots view where it has slot state), "What the heads did" lists its family's mechanisms;
-and Compare puts a neural stack beside a neural queue on the same reversal input."""
+and Compare puts a neural stack beside a neural queue on the same reversal input, the NTM beside
+the DNC on one copy input, and attention beside none on one symbol reversal."""
 
 from __future__ import annotations
 
@@ -73,24 +74,34 @@ def test_pick_run_play_and_scrub(browser, browser_helpers, tmp_path, name):
         app.assert_no_errors()
 
 
-@pytest.mark.skipif(not {"reversal-stack", "reversal-queue"} <= set(SHIPPED), reason="needs both shipped")
-def test_compare_a_stack_and_a_queue_on_one_reversal_input(browser, browser_helpers, tmp_path):
-    with browser_helpers.explorer_on(browser, ("reversal-stack", "reversal-queue"), tmp_path / "checkpoints",
+PAIRS = [("reversal-stack", "reversal-queue", "reversal", {"stack", "queue"}, "compare-stack-queue.png"),
+         ("copy-ntm", "copy-dnc", "copy", {"ntm", "dnc"}, "compare-ntm-dnc.png"),
+         ("symbol_reversal-attention", "symbol_reversal-no_attention", "symbol_reversal", {"seq2seq"},
+          "compare-attention.png")]
+
+
+@pytest.mark.parametrize("left_name, right_name, task, kinds, shot", PAIRS, ids=[p[2] for p in PAIRS])
+def test_compare_two_memories_on_one_input(browser, browser_helpers, tmp_path, left_name, right_name, task, kinds,
+                                           shot):
+    """A stack beside a queue on one reversal input; the NTM beside the DNC on one copy input;
+    attention beside none on one symbol reversal."""
+    with browser_helpers.explorer_on(browser, (left_name, right_name), tmp_path / "checkpoints",
                                      viewport=(1400, 1000)) as (app, explorer):
         page = app.page
         page.locator(".bk-tab", has_text="Compare").first.click()
         app.button("Compare").wait_for()
-        page.get_by_label("Left", exact=True).select_option(label="reversal-stack.safetensors")
-        page.get_by_label("Right", exact=True).select_option(label="reversal-queue.safetensors")
+        page.get_by_label("Left", exact=True).select_option(label=f"{left_name}.safetensors")
+        page.get_by_label("Right", exact=True).select_option(label=f"{right_name}.safetensors")
         app.click("Compare")
         compare = explorer.compare
         app.wait(lambda _: compare.left.episode is not None and compare.right.episode is not None
-                 and {compare.left.episode.family.name, compare.right.episode.family.name} == {"stack", "queue"},
-                 "a stack beside a queue", timeout=120)
+                 and {compare.left.episode.family.name, compare.right.episode.family.name} == kinds,
+                 f"{left_name} beside {right_name}", timeout=120)
         left, right = compare.left.episode, compare.right.episode
-        assert (left.inputs == right.inputs).all()  # the same reversal input on both sides
-        assert left.meta["task"] == right.meta["task"] == "reversal"
-        page.wait_for_function(MEMORY_VIEWS_JS.replace("return n;", "return n >= 2;"), timeout=120_000)
+        assert (left.inputs == right.inputs).all()  # the same input on both sides
+        assert left.meta["task"] == right.meta["task"] == task
+        drawn = sum(e.family.has_memory for e in (left, right))  # attention's memory beside none
+        page.wait_for_function(MEMORY_VIEWS_JS.replace("return n;", f"return n >= {drawn};"), timeout=120_000)
         page.wait_for_timeout(500)
-        page.screenshot(path=str(Path(os.environ.get("NTMVIZ_SCREENSHOTS", tmp_path)) / "compare-stack-queue.png"))
+        page.screenshot(path=str(Path(os.environ.get("NTMVIZ_SCREENSHOTS", tmp_path)) / shot))
         app.assert_no_errors()
