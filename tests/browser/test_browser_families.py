@@ -105,3 +105,35 @@ def test_compare_two_memories_on_one_input(browser, browser_helpers, tmp_path, l
         page.wait_for_timeout(500)
         page.screenshot(path=str(Path(os.environ.get("NTMVIZ_SCREENSHOTS", tmp_path)) / shot))
         app.assert_no_errors()
+
+
+TYPED = [("dates-attention", "31 february 2001", "february 2001 has 28 days", "March 3rd, 1999"),
+         ("sort_numbers-pointer", "0.5, 1.7", "1.7", "0.42, 0.07, 0.91, 0.3"),
+         ("anbn-stack_rnn", "aabbb", "'aabbb' is not a string of a^n b^n", "aaaabbbb ab")]
+
+
+@pytest.mark.parametrize("name, bad, words, good", TYPED, ids=[t[0] for t in TYPED])
+def test_type_an_input_and_watch_it(browser, browser_helpers, tmp_path, name, bad, words, good):
+    """A typed input the task cannot take is a message under the field, the episode kept; one it
+    can take is recorded and plays."""
+    with browser_helpers.explorer_on(browser, ("copy-ntm", name), tmp_path / "checkpoints") as (app, explorer):
+        page = app.page
+        page.get_by_role("combobox", name="Checkpoint").select_option(label=f"{name}.safetensors")
+        app.show_files()
+        box = page.get_by_label("Or type an input", exact=True)
+        box.fill(bad)
+        before = explorer.state.episode
+        app.click("Run")
+        alert = page.get_by_role("alert").filter(has_text=words).first
+        alert.wait_for(timeout=60_000)
+        assert explorer.state.episode is before
+        box.fill(good)
+        app.click("Run")
+        app.wait(lambda _: explorer.state.episode is not before
+                 and explorer.state.episode.meta.get("pattern") == good, "the typed input's episode", timeout=120)
+        episode = explorer.state.episode
+        app.wait_painted(steps=episode.steps, timeout=120)
+        app.click("Play")
+        app.wait(lambda v: v["player"]["step"] >= 1, "playing")
+        app.click("Pause")
+        app.assert_no_errors()
