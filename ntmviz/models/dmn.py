@@ -45,9 +45,8 @@ from torch import Tensor, nn
 
 from ..config import DMNConfig
 from ..contract import Family, HeadGroup, Recording, Stage
-from ..errors import ConfigError
-from ..layers import Stacked, StackedLinear, rows_per_model
-from .memn2n import position_encoding
+from ..layers import Stacked, StackedLinear
+from .memn2n import position_encoding, read_story
 
 # Recorded, a story is an episode whose steps are the passes: each pass's gates over the facts are
 # the one read head's weighting at that step (its raw scores the stage before the softmax), the
@@ -148,21 +147,7 @@ class DMN(Stacked):
     def passes(self, inputs: Tensor) -> Passes:
         """inputs [P, T, L] -> every pass's gates, episodes and memories (module docstring)."""
         c = self.config
-        if inputs.dim() != 3 or inputs.shape[-1] != c.input_size:
-            raise ConfigError(f"inputs must be [batch, time, {c.input_size}], got {list(inputs.shape)}")
-        P, T, _ = inputs.shape
-        B = rows_per_model(P, self.models)
-        S = T - 1
-        if S < 1 or S > c.memory_slots:
-            raise ConfigError(f"a story of {S} sentences does not fit {c.memory_slots} facts")
-        ids = inputs.round().long()
-        if int(ids.min()) < 0 or int(ids.max()) >= c.vocab_size:
-            raise ConfigError(f"word ids must be in 0..{c.vocab_size - 1}, got {int(ids.min())}..{int(ids.max())}")
-        question, story = ids[:, 0], ids[:, 1:]  # [P, L], [P, S, L]
-        valid = (story > 0).any(-1)  # [P, S]
-        n = valid.sum(-1)  # [P]
-        recency = (n.unsqueeze(1) - 1 - torch.arange(S, device=ids.device)).clamp(min=0)  # [P, S]
-        which = (torch.arange(P, device=ids.device) // B).unsqueeze(1)  # [P, 1]
+        question, story, valid, recency, which = read_story(inputs, c, self.models, "facts")
         facts = self._embed(story, which.unsqueeze(-1)) + self.times[which, recency]  # [P, S, d]
         facts = facts * valid.unsqueeze(-1).to(facts.dtype)  # a padding sentence is no fact
         q = self._embed(question, which)  # [P, d]
@@ -179,7 +164,7 @@ class DMN(Stacked):
             memories.append(m)
             pass_logits.append(self.answer(torch.cat([m, q], -1)))
         return Passes(pass_logits[-1], torch.stack(pass_logits, 1), torch.stack(scores, 1), torch.stack(gates, 1),
-                      facts, q, torch.stack(episodes, 1), torch.stack(memories, 1), n)
+                      facts, q, torch.stack(episodes, 1), torch.stack(memories, 1), valid.sum(-1))
 
     def hops(self, inputs: Tensor) -> Passes:
         """`passes` under the name the memory networks' mechanism metric reads (mechanisms.py's

@@ -52,6 +52,38 @@ FAMILY = Family(
 )
 
 
+class Story(NamedTuple):
+    """A batch of stories as word ids, read once for every model that reads stories."""
+
+    question: Tensor  # [P, L] the question's word ids
+    story: Tensor  # [P, S, L] the sentences' word ids (0: padding)
+    valid: Tensor  # [P, S] whether a sentence has a word (a padding sentence is no memory)
+    recency: Tensor  # [P, S] sentences after this one (0: the last), for the temporal encoding
+    which: Tensor  # [P, 1] the model each row belongs to
+
+
+def read_story(inputs: Tensor, config, models: int, slots: str) -> Story:
+    """inputs [P, T, L] (step 0 the question, steps 1.. the sentences) -> a Story; ConfigError,
+    naming the model's `slots` ("memories", "facts"), for inputs that do not fit `config`."""
+    c = config
+    if inputs.dim() != 3 or inputs.shape[-1] != c.input_size:
+        raise ConfigError(f"inputs must be [batch, time, {c.input_size}], got {list(inputs.shape)}")
+    P, T, _ = inputs.shape
+    B = rows_per_model(P, models)
+    S = T - 1
+    if S < 1 or S > c.memory_slots:
+        raise ConfigError(f"a story of {S} sentences does not fit {c.memory_slots} {slots}")
+    ids = inputs.round().long()
+    if int(ids.min()) < 0 or int(ids.max()) >= c.vocab_size:
+        raise ConfigError(f"word ids must be in 0..{c.vocab_size - 1}, got {int(ids.min())}..{int(ids.max())}")
+    question, story = ids[:, 0], ids[:, 1:]  # [P, L], [P, S, L]
+    valid = (story > 0).any(-1)  # [P, S]
+    n = valid.sum(-1)  # [P]
+    recency = (n.unsqueeze(1) - 1 - torch.arange(S, device=ids.device)).clamp(min=0)  # [P, S]
+    which = (torch.arange(P, device=ids.device) // B).unsqueeze(1)  # [P, 1]
+    return Story(question, story, valid, recency, which)
+
+
 def position_encoding(ids: Tensor, d: int) -> Tensor:
     """ids [..., L] word ids (0: padding, words first) -> l [..., L, d]: the paper's weights,
     J = the sentence's own word count, zero on padding."""
@@ -105,21 +137,7 @@ class MemN2N(Stacked):
     def hops(self, inputs: Tensor) -> Hops:
         """inputs [P, T, L] -> every hop's attention and memories (see the module docstring)."""
         c = self.config
-        if inputs.dim() != 3 or inputs.shape[-1] != c.input_size:
-            raise ConfigError(f"inputs must be [batch, time, {c.input_size}], got {list(inputs.shape)}")
-        P, T, _ = inputs.shape
-        B = rows_per_model(P, self.models)
-        S = T - 1
-        if S < 1 or S > c.memory_slots:
-            raise ConfigError(f"a story of {S} sentences does not fit {c.memory_slots} memories")
-        ids = inputs.round().long()
-        if int(ids.min()) < 0 or int(ids.max()) >= c.vocab_size:
-            raise ConfigError(f"word ids must be in 0..{c.vocab_size - 1}, got {int(ids.min())}..{int(ids.max())}")
-        question, story = ids[:, 0], ids[:, 1:]  # [P, L], [P, S, L]
-        valid = (story > 0).any(-1)  # [P, S]
-        n = valid.sum(-1)  # [P]
-        recency = (n.unsqueeze(1) - 1 - torch.arange(S, device=ids.device)).clamp(min=0)  # [P, S]
-        which = (torch.arange(P, device=ids.device) // B).unsqueeze(1)  # [P, 1]
+        question, story, valid, recency, which = read_story(inputs, c, self.models, "memories")
         levels = [self._embed(self.words[:, h], story) + self.times[:, h][which, recency]
                   for h in range(c.hops + 1)]  # H + 1 of [P, S, d]
         u = self._embed(self.words[:, 0], question)  # [P, d]  B = A_1
@@ -133,7 +151,7 @@ class MemN2N(Stacked):
             attention.append(p)
             hop_logits.append(torch.einsum("pd,pod->po", u, answers))
         return Hops(hop_logits[-1], torch.stack(hop_logits, 1), torch.stack(attention, 1),
-                    torch.stack(levels[:-1], 1), torch.stack(levels[1:], 1), n)
+                    torch.stack(levels[:-1], 1), torch.stack(levels[1:], 1), valid.sum(-1))
 
     def record(self, inputs: Tensor, lengths: Sequence[int]) -> Recording:
         """inputs [P, T, L] -> each story as its hops (see FAMILY): n = length - 1 sentences,
