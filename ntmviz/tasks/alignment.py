@@ -35,7 +35,6 @@ from typing import Callable, ClassVar, NamedTuple, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
@@ -68,6 +67,7 @@ class Transduction(Task):
     name = "transduction"
     measure = "answer_errors"
     error_unit = "token errors/seq"
+    one_hot_outputs = True  # scored as one class of O per step (base.py)
     solved_below = 0.01
     typed_input = True
     mechanisms = (ALIGNED,)
@@ -132,18 +132,6 @@ class Transduction(Task):
     def typed_batch(self, text: str, seed: int = 0) -> Batch:
         """The batch of one that `text` is (parse), with its right output as targets."""
         return batch_of(*self.arrays([self.parse(text)]))
-
-    # ---- scoring ---------------------------------------------------------------------------
-    def sequence_loss(self, logits: Tensor, batch: Batch) -> Tensor:
-        """Cross-entropy of the softmax over the output tokens at scored steps: nats per sequence, [B]."""
-        self._check_logits(logits, batch)
-        nll = -(F.log_softmax(logits, -1) * batch.targets.to(logits.dtype)).sum(-1)  # [B, T]
-        return (nll * batch.mask.to(logits.dtype)).sum(-1)
-
-    def wrong_bits(self, logits: Tensor, batch: Batch) -> Tensor:
-        """1 at each step whose most likely token is not the target's, scored or not: [B, T]."""
-        self._check_logits(logits, batch)
-        return (logits.argmax(-1) != batch.targets.argmax(-1)).to(torch.float32)
 
     # ---- text ------------------------------------------------------------------------------
     def input_of(self, inputs: np.ndarray) -> list[str]:

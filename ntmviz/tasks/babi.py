@@ -39,7 +39,6 @@ from typing import ClassVar, NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
@@ -81,6 +80,7 @@ class Story(Task):
     solved_below = 0.05  # answer error rate
     error_unit = "answer error rate"
     measure = "answer_errors"
+    one_hot_outputs = True  # scored as one class of O per step (base.py)
     facts: ClassVar[int] = 1  # supporting facts per question
     min_story: ClassVar[int] = 1  # the fewest sentences that can hold the facts
 
@@ -236,18 +236,6 @@ class Story(Task):
                 "supporting": self.supporting_facts(batch.inputs[index, : n + 1].cpu().numpy())}})
         return extras
 
-    # ---- scoring ---------------------------------------------------------------------------
-    def sequence_loss(self, logits: Tensor, batch: Batch) -> Tensor:
-        """Cross-entropy over the answer words at the question: nats per story, [B]."""
-        self._check_logits(logits, batch)
-        nll = -(F.log_softmax(logits, -1) * batch.targets.to(logits.dtype)).sum(-1)  # [B, T]
-        return (nll * batch.mask.to(logits.dtype)).sum(-1)
-
-    def bit_errors(self, logits: Tensor, batch: Batch) -> Tensor:
-        """Wrong answers per story (0 or 1): [B] float32. Its mean is the answer error rate."""
-        self._check_logits(logits, batch)
-        wrong = (logits.argmax(-1) != batch.targets.argmax(-1)).to(torch.float32)  # [B, T]
-        return (wrong * batch.mask.to(torch.float32)).sum(-1)
 
     def render(self, batch: Batch, index: int = 0, outputs: Tensor | None = None) -> str:
         sentences, question, answer = self.story_text(batch, index)

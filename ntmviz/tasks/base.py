@@ -286,12 +286,22 @@ class Task:
             raise ConfigError(f"{self.name}: logits {list(logits.shape)} do not match targets "
                               f"{list(batch.targets.shape)}")
 
+    # How outputs are scored: False, each output channel is a bit (binary cross-entropy, every
+    # wrong bit counts); True, each step's output is one of O classes, its target one-hot (a
+    # softmax's cross-entropy, a step is wrong when its most likely class is not the target's):
+    # an answer word, a token, a pointer.
+    one_hot_outputs: ClassVar[bool] = False
+
     def sequence_loss(self, logits: Tensor, batch: Batch) -> Tensor:
-        """Binary cross-entropy with logits [B, T, O], summed over bits and scored steps:
-        nats per sequence, [B], differentiable."""
+        """Cross-entropy with logits [B, T, O] (binary per bit, or of a softmax over the classes:
+        one_hot_outputs), summed over scored steps: nats per sequence, [B], differentiable."""
         self._check_logits(logits, batch)
-        bce = F.binary_cross_entropy_with_logits(logits, batch.targets.to(logits.dtype), reduction="none")
-        return (bce.sum(-1) * batch.mask.to(logits.dtype)).sum(-1)
+        targets = batch.targets.to(logits.dtype)
+        if self.one_hot_outputs:
+            per_step = -(F.log_softmax(logits, -1) * targets).sum(-1)  # [B, T]
+        else:
+            per_step = F.binary_cross_entropy_with_logits(logits, targets, reduction="none").sum(-1)
+        return (per_step * batch.mask.to(logits.dtype)).sum(-1)
 
     def loss(self, logits: Tensor, batch: Batch) -> Tensor:
         """`sequence_loss` averaged over the batch: a differentiable scalar."""
@@ -303,8 +313,11 @@ class Task:
         return (self.wrong_bits(logits, batch) * batch.mask.to(torch.float32)).sum(-1)
 
     def wrong_bits(self, logits: Tensor, batch: Batch) -> Tensor:
-        """Wrong bits at each step, scored or not: [B, T] float32."""
+        """Wrong bits at each step, scored or not: [B, T] float32 (one_hot_outputs: 1 where the
+        most likely class is not the target's)."""
         self._check_logits(logits, batch)
+        if self.one_hot_outputs:
+            return (logits.argmax(-1) != batch.targets.argmax(-1)).to(torch.float32)
         return ((logits > 0) != (batch.targets > 0.5)).sum(-1).to(torch.float32)
 
     # Where the output falls into parts of its own (repeat copy: one per repeat), the name of a

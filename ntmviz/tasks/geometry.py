@@ -50,7 +50,6 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError
@@ -202,6 +201,7 @@ class PointerTask(Task):
     eval_sizes = (20, 50)
     measure = "answer_errors"
     error_unit = "wrong pointers/answer"
+    one_hot_outputs = True  # scored as one class of O per step (base.py)
     typed_input = True
     features: ClassVar[tuple[str, ...]] = ()  # the channels of one input
     least: ClassVar[int] = 1  # the fewest inputs an item may have
@@ -290,18 +290,6 @@ class PointerTask(Task):
         m = batch.mask[index].detach().cpu().numpy() > 0
         return [int(p) for p in x[m].argmax(-1)]
 
-    # ---- scoring ---------------------------------------------------------------------------
-    def sequence_loss(self, logits: Tensor, batch: Batch) -> Tensor:
-        """Cross-entropy of the pointers over the positions, on the answer's steps: nats per answer [B]."""
-        self._check_logits(logits, batch)
-        nll = -(F.log_softmax(logits, -1) * batch.targets.to(logits.dtype)).sum(-1)  # [B, T]
-        return (nll * batch.mask.to(logits.dtype)).sum(-1)
-
-    def bit_errors(self, logits: Tensor, batch: Batch) -> Tensor:
-        """Wrong pointers per answer (argmax against the target on the answer's steps): [B] float32."""
-        self._check_logits(logits, batch)
-        wrong = (logits.argmax(-1) != batch.targets.argmax(-1)).to(torch.float32)
-        return (wrong * batch.mask.to(torch.float32)).sum(-1)
 
     # ---- episodes and text ---------------------------------------------------------------------
     def slot_labels(self, values: np.ndarray) -> list[str]:
