@@ -238,8 +238,29 @@ class LSTMConfig:
         return cls(task.input_size, task.output_size, **settings)
 
 
+class StoryReader:
+    """What the configs of models that read stories share (their fields input_size, output_size,
+    vocab_size and memory_slots come from the story task): the checks, and `for_task`."""
+
+    reader = "a memory network"  # what the model is called in a message
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.output_size >= self.vocab_size:
+            raise ConfigError(f"{self.output_size} answer words need a vocabulary of more than "
+                              f"{self.output_size} words (id 0 is padding), got {self.vocab_size}")
+
+    @classmethod
+    def for_task(cls, task, **settings: Any):
+        """The model for a story task: its sentence length, answers, vocabulary and story length."""
+        if not hasattr(task, "vocab_size"):
+            raise ConfigError(f"{cls.reader} reads stories: --task babi_single, babi_two or babi_yes_no, "
+                              f"not {task.name}")
+        return cls(task.input_size, task.output_size, task.vocab_size, task.required_slots(), **settings)
+
+
 @dataclass(frozen=True)
-class MemN2NConfig:
+class MemN2NConfig(StoryReader):
     """An end-to-end memory network (Sukhbaatar et al. 2015) over stories of word ids: K hops
     over up to N sentence memories of d numbers, adjacent weight tying (memn2n.py)."""
 
@@ -257,23 +278,10 @@ class MemN2NConfig:
         """One step per sentence: its words' vectors at every embedding level."""
         return 3 * (self.hops + 1) * self.input_size * self.embedding_size
 
-    def __post_init__(self) -> None:
-        check_fields(self)
-        if self.output_size >= self.vocab_size:
-            raise ConfigError(f"{self.output_size} answer words need a vocabulary of more than "
-                              f"{self.output_size} words (id 0 is padding), got {self.vocab_size}")
-
-    @classmethod
-    def for_task(cls, task, **settings: Any) -> "MemN2NConfig":
-        """A memory network for a story task: its sentence length, answers, vocabulary and story length."""
-        if not hasattr(task, "vocab_size"):
-            raise ConfigError(f"a memory network reads stories: --task babi_single, babi_two or babi_yes_no, "
-                              f"not {task.name}")
-        return cls(task.input_size, task.output_size, task.vocab_size, task.required_slots(), **settings)
 
 
 @dataclass(frozen=True)
-class DMNConfig:
+class DMNConfig(StoryReader):
     """A dynamic memory network (Kumar et al. 2015) over stories of word ids: facts of d numbers
     from up to N sentences, E passes of the episodic module's gates over them (models/dmn.py)."""
 
@@ -286,25 +294,13 @@ class DMNConfig:
     passes: int = setting(3, **_size("dynamic memory network: passes of the episodic module over the facts", high=16))
 
     kind = "dmn"
+    reader = "a dynamic memory network"
 
     def numbers_per_step(self, steps: int) -> int:
         """One step per sentence: its words' vectors, its fact and the gate network's 5d per pass."""
         d = self.embedding_size
         return 3 * self.input_size * d + 6 * self.passes * d
 
-    def __post_init__(self) -> None:
-        check_fields(self)
-        if self.output_size >= self.vocab_size:
-            raise ConfigError(f"{self.output_size} answer words need a vocabulary of more than "
-                              f"{self.output_size} words (id 0 is padding), got {self.vocab_size}")
-
-    @classmethod
-    def for_task(cls, task, **settings: Any) -> "DMNConfig":
-        """A dynamic memory network for a story task: its sentence length, answers, vocabulary and story length."""
-        if not hasattr(task, "vocab_size"):
-            raise ConfigError(f"a dynamic memory network reads stories: --task babi_single, babi_two or "
-                              f"babi_yes_no, not {task.name}")
-        return cls(task.input_size, task.output_size, task.vocab_size, task.required_slots(), **settings)
 
 
 @dataclass(frozen=True)
