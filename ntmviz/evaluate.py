@@ -7,9 +7,8 @@ Sequences come from the validation or test stream (streams.py), never the traini
 Validation chooses (when to stop, which seed ships); test reports. Every model of an ensemble
 sees the same sequences, so seeds are compared on equal terms.
 
-Intervals are 95%: a percentile bootstrap of the mean for bit errors and loss (failures are
-rare and large, so the per-sequence counts are far from normal), and Wilson's score interval
-for the fraction of sequences without a wrong bit.
+Intervals are 95% (intervals.py): a percentile bootstrap of the mean for bit errors and loss,
+and Wilson's score interval for the fraction of sequences without a wrong bit.
 """
 
 from __future__ import annotations
@@ -21,36 +20,11 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
-from .streams import STREAMS, stream_seed
+from .intervals import mean_interval, wilson_interval  # noqa: F401  (evaluate's own names, as before)
+from .streams import check_request, stream_seed  # noqa: F401
 from .tasks import Batch
 
 LN2 = math.log(2.0)
-Z95 = 1.959963984540054
-BOOTSTRAP = 2000  # resamples: the interval's ends move by well under a tenth of its width between runs
-
-
-def mean_interval(values: np.ndarray, seed: int = 0) -> tuple[float, float]:
-    """95% percentile-bootstrap interval of the mean of `values` [n]."""
-    values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        return (math.nan, math.nan)
-    if np.all(values == values[0]):
-        return (float(values[0]), float(values[0]))
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, size=(BOOTSTRAP, values.size))].mean(1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return (float(low), float(high))
-
-
-def wilson_interval(successes: int, n: int) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion successes / n."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = successes / n
-    denom = 1 + Z95**2 / n
-    centre = (p + Z95**2 / (2 * n)) / denom
-    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 @dataclass
@@ -75,13 +49,6 @@ class Score:
     def summary(self) -> str:
         lo, hi = self.interval
         return f"{self.bit_errors:.3f} [{lo:.3f}, {hi:.3f}] bit errors/seq, {100 * self.exact:.1f}% exact (n={self.samples})"
-
-
-def check_request(stream: str, samples: int) -> None:
-    if stream not in STREAMS or stream == "train":
-        raise ConfigError(f"evaluation streams are validation and test, not {stream!r}")
-    if not isinstance(samples, int) or samples < 1:
-        raise ConfigError(f"samples must be a positive integer, got {samples!r}")
 
 
 def sequence_results(model: torch.nn.Module, task, *, stream: str = "test", seed: int = 0, samples: int = 1000,

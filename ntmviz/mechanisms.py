@@ -32,7 +32,8 @@ import torch
 from .episode import Episode, record
 from .models import family
 from .errors import ConfigError
-from .evaluate import check_request, mean_interval, wilson_interval
+from .intervals import mean_interval, wilson_interval
+from .streams import check_request
 from .streams import stream_seed
 from .tasks import Batch, Task, task_from_dict
 from .tasks.mechanism import LAGS, Mechanism, Reading, Trace

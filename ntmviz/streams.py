@@ -36,3 +36,11 @@ def stream_seed(stream: str, seed: int, index: int) -> int:
 def stream_of(seed: int) -> str:
     """Which stream a sampling seed belongs to."""
     return STREAMS[seed & 3]
+
+
+def check_request(stream: str, samples: int) -> None:
+    """An evaluation's stream (validation or test, never train) and sample count, or ConfigError."""
+    if stream not in STREAMS or stream == "train":
+        raise ConfigError(f"evaluation streams are validation and test, not {stream!r}")
+    if not isinstance(samples, int) or samples < 1:
+        raise ConfigError(f"samples must be a positive integer, got {samples!r}")

@@ -484,7 +484,8 @@ def by_length(predicts: dict[str, Callable[[Tensor], Tensor]], task: Transductio
     model) on the same `stream` sequences, grouped by input length: `samples` sequences of
     `task.at(L)` for each L in `lengths`, or (None) `samples` of `task` itself, grouped by the
     lengths they happen to have (dates: by format and month name)."""
-    from ..evaluate import check_request, wilson_interval  # evaluate imports the tasks
+    from ..intervals import wilson_interval
+    from ..streams import check_request
 
     check_request(stream, samples)
     variants = [(int(L), task.at(int(L))) for L in lengths] if lengths else [(0, task)]

@@ -591,7 +591,7 @@ def greedy_pointers(model: torch.nn.Module, batch: Batch) -> np.ndarray:
 def summary(scores: list[PolygonScore]) -> dict[str, Any]:
     """Table 1's numbers over many answers, with 95% intervals (Wilson for the rates, bootstrap
     for the mean coverage) and the count."""
-    from ..evaluate import mean_interval, wilson_interval
+    from ..intervals import mean_interval, wilson_interval
 
     n = len(scores)
     exact = sum(s.exact for s in scores)
