@@ -34,6 +34,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import panel as pn
 import param
 from panel.viewable import Viewer
@@ -44,9 +45,9 @@ from ..errors import ConfigError, NtmvizError
 from .fields import read_seed
 from .live import probe_batch
 from ..thinning import thin
-from .messages import article, bold, clear, show_error, text
+from .messages import bold, clear, show_error, text
 from .payload import score_text, shared_scales
-from .sources import check_length, checkpoint_header, checkpoint_options, runs_sequences
+from .sources import check_length, checkpoint_header, checkpoint_options
 from .state import Playback
 from .views import Player
 
@@ -76,6 +77,16 @@ def record_same_input(model, episode: Episode, meta: dict[str, Any] | None = Non
     meta = {**{k: v for k, v in episode.meta.items() if k in ("task", "seed", "length", "input_labels",
                                                                 "output_labels")}, **(meta or {})}
     return record(model, episode.inputs, episode.targets, mask=episode.mask, meta=meta)
+
+
+def same_input(a: Episode, b: Episode) -> bool:
+    """Whether two episodes were recorded on one input: the same per-step inputs, or (a story
+    answered in passes keeps none) the same slots' labels, targets and metadata's question."""
+    if a.inputs is not None or b.inputs is not None:
+        return a.inputs is not None and b.inputs is not None and a.inputs.shape == b.inputs.shape \
+            and bool((a.inputs == b.inputs).all())
+    return a.slot_labels == b.slot_labels and a.meta.get("question") == b.meta.get("question") \
+        and np.array_equal(a.targets, b.targets)
 
 
 def checkpoint_pair(path_a: str | Path, path_b: str | Path, length: int | None = None,
@@ -159,6 +170,7 @@ class Compare(Viewer):
                  titles: tuple[str, str] | None = None, training: Any = None, **params):
         group = f"ntmviz-compare-{uuid.uuid4().hex[:12]}"  # both sides: one step in the browser
         super().__init__(left=Playback(group=group), right=Playback(group=group), **params)
+        self._sampled = None  # (task, batch) the last checkpoint recorded on a sampled input
         self.training = training
         self._refreshing = False
         self._picked = False  # the user chose a pair: refreshing keeps it
@@ -199,7 +211,7 @@ class Compare(Viewer):
         """What can be compared: checkpoints in `folder` and `extra_folders`, then the live run's
         snapshots, each named and keyed by its training step."""
         out = {label: key for key, (label, _) in self._shown.items()}
-        out.update({k: v for k, v in checkpoint_options(self.folder, *self.extra_folders).items() if runs_sequences(v)})
+        out.update(checkpoint_options(self.folder, *self.extra_folders))
         steps = self._snapshot_steps()
         for step in thin(steps, float, MAX_SNAPSHOTS) if len(steps) > MAX_SNAPSHOTS else steps:
             out[f"training snapshot at step {step:,}"] = snapshot_key(step)
@@ -273,20 +285,26 @@ class Compare(Viewer):
                                   f"are thinned as a run goes on): pick another")
             return snap.episode
         ckpt = load_checkpoint(key, device="cpu")
-        if ckpt.family.steps != "inputs":
-            raise ConfigError(f"{Path(key).name} is {article(ckpt.family.title)}, which makes passes over one input: "
-                              f"Compare runs models that step through a sequence; open it in Explore")
         meta = {"source": Path(key).name}
-        if other is not None:
+        if other is not None and ckpt.family.steps == "inputs" and other.family.steps == "inputs":
             return record_same_input(ckpt.model, other, meta)
+        if other is not None:  # a story answered in passes: its episode keeps no per-step input, so the
+            # other side is recorded on the batch the first side was (the same story)
+            task, batch = self._sampled if self._sampled is not None else (None, None)
+            if task is None or ckpt.task is None or ckpt.task.name != task.name \
+                    or other.family.steps != ckpt.family.steps:
+                raise ConfigError(f"{Path(key).name} and the other side were trained on different tasks: "
+                                  f"Compare puts two models side by side on one input of one task")
+            return record(ckpt.model, batch, meta={**meta, "seed": other.meta.get("seed")}, task=task)[0]
         if ckpt.task is None:
             raise ConfigError(f"{Path(key).name} names no task to sample an input from")
         seed = read_seed(self.seed)
         length = None
-        if self.length.value.strip():
+        if self.length.value.strip() and ckpt.task.size_field:
             length = check_length(ckpt.task, self.length.value)
         task = ckpt.task.at(length) if length else ckpt.task
         batch = task.sample(1, seed=seed) if length else probe_batch(task, seed)
+        self._sampled = (task, batch)
         return record(ckpt.model, batch, meta={**meta, "seed": seed}, task=task)[0]
 
     def compare(self) -> bool:
@@ -294,6 +312,7 @@ class Compare(Viewer):
         a, b = self.left_pick.value, self.right_pick.value
         if not a or not b:
             return self._fail("Pick two sources (checkpoints, or snapshots of a training run).")
+        self._sampled = None  # (task, batch) the first checkpoint side was recorded on
         try:
             if b.startswith((SNAPSHOT, SHOWN)) and not a.startswith((SNAPSHOT, SHOWN)):
                 right = self._episode(b, None)
@@ -301,7 +320,7 @@ class Compare(Viewer):
             else:
                 left = self._episode(a, None)
                 right = self._episode(b, left)
-            if left.inputs.shape != right.inputs.shape or (left.inputs != right.inputs).any():
+            if not same_input(left, right):
                 raise ConfigError("the two sources were recorded on different inputs")
         except NtmvizError as exc:
             return self._fail(str(exc))

@@ -61,15 +61,24 @@ def test_a_story_takes_no_typed_pattern_and_no_impossible_length():
         record_episode(source, length=0)
 
 
-def test_compare_and_train_leave_memory_networks_out(tmp_path):
+def test_compare_puts_two_story_models_on_one_story_and_train_leaves_them_out(tmp_path):
     story = checkpoint_path(STORY)
     assert not runs_sequences(story) and runs_sequences(checkpoint_path("copy-ntm"))
     assert runs_sequences(tmp_path / "missing.safetensors")  # cannot tell: listed, then says what is wrong
     compare = Compare(folder=str(shipped_folder()))
-    assert str(story) not in compare.options().values() and str(checkpoint_path("copy-ntm")) in compare.options().values()
-    with pytest.raises(ConfigError, match="^babi_single-memn2n.safetensors is a.* memory network, which makes passes "
-                                          "over one input: Compare runs models that step through a sequence"):
-        compare._episode(str(story), None)
+    dmn = checkpoint_path("babi_single-dmn")
+    assert {str(story), str(dmn), str(checkpoint_path("copy-ntm"))} <= set(compare.options().values())
+    compare.left_pick.value, compare.right_pick.value = str(story), str(dmn)
+    assert compare.compare(), compare.message
+    left, right = compare.left.episode, compare.right.episode
+    assert (left.family.name, right.family.name) == ("memn2n", "dmn")
+    # one story on both sides: the same sentences, question and answer
+    assert left.slot_labels == right.slot_labels and left.meta["question"] == right.meta["question"]
+    assert left.meta["answer"] == right.meta["answer"] and (left.targets == right.targets).all()
+    # a story beside a sequence model: one line, the pair on show kept
+    compare.left_pick.value, compare.right_pick.value = str(story), str(checkpoint_path("copy-ntm"))
+    assert not compare.compare() and "trained on different tasks" in compare.message
+    assert compare.left.episode is left
     view = TrainingView(folder=str(shipped_folder()), save_folder=str(tmp_path))
     assert str(story) not in view.start_from.options.values()
     with pytest.raises(ConfigError, match="is a memory network: train it with ntmviz train --model memn2n"):
