@@ -1036,9 +1036,18 @@ def coords_layout(coords: np.ndarray, side: float) -> tuple[np.ndarray, float]:
     return px, float(np.clip(0.6 * nearest, 8.0, 40.0))
 
 
+def plane_path(weights: np.ndarray, t: int) -> list[int]:
+    """weights [T, N] one head's -> the slot it weighted most at each step 0..t, in order (a step
+    whose weights are all zero, a head that does not read there, adds none): the path drawn
+    through the slots' plane, a pointer's answer as it grows. views.js's planePath is the same."""
+    w = np.nan_to_num(np.asarray(weights[: t + 1], np.float64))
+    return [int(n) for n, top in zip(w.argmax(-1), w.max(-1)) if top > 0]
+
+
 def _slot_coords(scene: Scene, episode: Episode, t: int, shown: list[Head], x: float, y: float) -> tuple[float, float]:
     """The slots as points in their plane, each shown head's weighting at t as a disc around each
-    point (area proportional to weight) in its colour, labels beside the points. Returns (right, bottom)."""
+    point (area proportional to weight) in its colour, its path over steps 0..t (plane_path) as a
+    line in its colour, labels beside the points. Returns (right, bottom)."""
     side = 320.0
     coords = np.asarray(episode.slot_coords, np.float64)
     px, rmax = coords_layout(coords, side)
@@ -1046,6 +1055,10 @@ def _slot_coords(scene: Scene, episode: Episode, t: int, shown: list[Head], x: f
     scene.text(x, y, f"slots in their plane, weightings at step {t}", size=11, bold=True, baseline="top")
     scene.rect(x0, y0, side, side, stroke="#cccccc", width=1)
     for hd in shown:
+        path = plane_path(hd.rec.weights[:, hd.h], t)
+        for a, b in zip(path, path[1:]):
+            scene.line(x0 + px[a, 0], y0 + px[a, 1], x0 + px[b, 0], y0 + px[b, 1], stroke=hd.colour, width=1.5,
+                       name=f"path-{hd.key}")
         w = np.nan_to_num(np.asarray(hd.rec.weights[t, hd.h], np.float64))
         for n in range(len(px)):
             r = rmax * math.sqrt(max(0.0, float(w[n])))

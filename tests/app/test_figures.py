@@ -26,7 +26,7 @@ import torch
 import ntmviz
 from ntmviz import Episode
 from ntmviz.app import HeadLocationsView, MemoryView, Playback, SequenceView
-from ntmviz.app.figures import LABEL_ROOM, figure, save_figure
+from ntmviz.app.figures import LABEL_ROOM, figure, plane_path, save_figure
 from ntmviz.app.payload import EpisodePayload, decode_array, slot_pixels
 from ntmviz.contract import SlotField
 from ntmviz.errors import ConfigError
@@ -608,6 +608,27 @@ def test_slots_view_draws_coordinates_with_each_heads_weighting_as_discs(pointer
     # hidden: no discs, the points stay
     hidden = figure(ep, "slots", t, hidden={0}).svg()
     assert not named(hidden, "circle", "disc-pointer-1") and len(named(hidden, "circle", "point")) == ep.slots
+
+
+def test_slots_view_draws_each_heads_path_through_the_plane_so_far(pointer_like):
+    ep = pointer_like
+    w = ep.heads["pointer"].weights[:, 0].astype(np.float64)  # [T, N]
+    for t in range(ep.steps):
+        svg = figure(ep, "slots", t).svg()
+        centre = {n: (float(c.get("cx")), float(c.get("cy"))) for n, c in enumerate(named(svg, "circle", "point"))}
+        lines = named(svg, "line", "path-pointer-1")
+        # the slot of the largest weight at each step 0..t, joined in order, in the head's colour
+        expected = [int(np.argmax(w[s])) for s in range(t + 1) if w[s].max() > 0]
+        assert len(lines) == max(0, len(expected) - 1)
+        for line, (a, b) in zip(lines, zip(expected, expected[1:])):
+            assert (float(line.get("x1")), float(line.get("y1"))) == pytest.approx(centre[a], abs=1e-3)
+            assert (float(line.get("x2")), float(line.get("y2"))) == pytest.approx(centre[b], abs=1e-3)
+            assert line.get("stroke") == HEADS[0]
+    # a step where the head weighs nothing (no read there) adds no point to the path
+    quiet = ep.heads["pointer"].weights.copy()
+    quiet[1] = 0
+    assert plane_path(quiet[:, 0], 2) == [int(np.argmax(quiet[0, 0])), int(np.argmax(quiet[2, 0]))]
+    assert not named(figure(ep, "slots", 2, hidden={0}).svg(), "line", "path-pointer-1")  # hidden: no path
 
 
 def test_slots_view_only_when_the_family_declares_slots(episode):

@@ -632,7 +632,7 @@ def disc_radius(r: Renderer, stage: str, x: float, y: float, colour) -> float:
     return k
 
 
-def test_slots_in_a_plane_with_a_disc_per_weight(renderer):
+def test_slots_in_a_plane_with_a_disc_per_weight_and_each_heads_path(renderer):
     T, N = 3, 5
     xy = np.array([[0, 0], [1, 0], [0, 1], [1, 1], [0.5, 0.5]], np.float32)
     w = np.zeros((T, 1, N), np.float32)
@@ -654,11 +654,13 @@ def test_slots_in_a_plane_with_a_disc_per_weight(renderer):
 
     for t in range(T):
         r.seek(t)
+        path = [int(np.argmax(w[s, 0])) for s in range(t + 1)]  # the most weighted slot of each step so far
         for n in range(N):
             x, y = where(n)
             v = float(w[t, 0, n])
             if v < 0.005:
-                assert r.front("slots", "plane", [(x, y)])[0][3] == 0, (t, n)  # no disc
+                if n not in path:
+                    assert r.front("slots", "plane", [(x, y)])[0][3] == 0, (t, n)  # no disc, no path
                 continue
             radius = 3 + 14 * np.sqrt(v)  # the disc's area grows with the weight
             drawn = disc_radius(r, "plane", x, y, colour)
@@ -667,6 +669,14 @@ def test_slots_in_a_plane_with_a_disc_per_weight(renderer):
         x, y = where(best)
         ring = r.front("slots", "plane", [(x + 19, y)])[0]  # the most weighted slot is ringed
         assert ring[3] > 200 and near(ring, colour, 3), (t, ring)
+        # the path so far joins those slots in order, in the head's colour; nothing before step 1
+        for a, b in zip(path, path[1:]):
+            (xa, ya), (xb, yb) = where(a), where(b)
+            mid = r.front("slots", "plane", [((xa + xb) / 2, (ya + yb) / 2)])[0]
+            assert mid[3] > 60 and near(mid, colour, 12), (t, a, b, mid)
+        if t == 0:
+            x1, y1 = where(4)
+            assert r.front("slots", "plane", [((x + x1) / 2, (y + y1) / 2)])[0][3] == 0  # no path yet
     # a hidden head leaves the plane empty
     repaint(r, lambda: r.page.get_by_role("button", name="Hide pointer 1").click())
     for n in range(N):

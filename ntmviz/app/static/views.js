@@ -983,6 +983,20 @@ export class SlotsView extends View {
       if (!w) return;
       ctx.strokeStyle = hd.colour;
       ctx.fillStyle = hd.colour;
+      // its path so far: the slot it weighted most at each step 0..t (a pointer's answer growing)
+      const path = planePath(ep, hd, t);
+      if (path.length > 1) {
+        ctx.globalAlpha = 0.75;
+        ctx.lineWidth = 1.5;
+        ctx.beginPath();
+        path.forEach((n, i) => {
+          const [x, y] = planeXY(g, lo, hi, c[2 * n], c[2 * n + 1]);
+          if (i) ctx.lineTo(x, y);
+          else ctx.moveTo(x, y);
+        });
+        ctx.stroke();
+        ctx.globalAlpha = 1;
+      }
       let best = 0;
       for (let n = 0; n < ep.N; n++) {
         const v = w[partOf(ep.N, ep.D, n)];
@@ -1010,6 +1024,23 @@ export class SlotsView extends View {
       ctx.strokeRect(x - 6, y - 6, 12, 12);
     }
   }
+}
+
+// The slots head `hd` weighted most at steps 0..t, in order: a step whose weights have not arrived
+// or are all zero (a head that does not read there) adds none. figures.py's plane_path is the same.
+export function planePath(ep, hd, t) {
+  const path = [];
+  for (let s = 0; s <= t; s++) {
+    const w = headRow(ep, `${hd.group}.weights`, s, hd.h);
+    if (!w) continue;
+    let best = -1, top = 0;
+    for (let n = 0; n < ep.N; n++) {
+      const v = w[partOf(ep.N, ep.D, n)];
+      if (v > top) (top = v), (best = n);
+    }
+    if (best >= 0) path.push(best);
+  }
+  return path;
 }
 
 // ---- sequence: inputs, targets, outputs over time; the measure; the head vectors at t -----------
