@@ -9,12 +9,15 @@ ops. Two granularities share the same forward and backward code:
     run_sequence(...)        a whole sequence as ONE autograd node: the time loop runs
                              inside, and backward runs the loop in reverse; the weight
                              gradients of all steps come out of one product each
-    memory_step(...)         one step's heads -> address -> read -> write as one node
+    ops.named_step(...)      one step's heads -> address -> read -> write as one node: the
+                             registered operator torch.ops.ntmviz.memory_step (ops.py, above this)
     lstm_cell(...)           one LSTM cell's pointwise part as one node (used by step())
 
-Inside them, the memory step and the LSTM cell's pointwise part run as compiled loops on a
-CPU (native.py, kernels.cpp) and as the torch ops below anywhere else (a GPU, or no C++
-compiler): memory_forward / memory_backward and lstm_forward / lstm_backward choose.
+Inside them, the memory step runs as compiled loops on a CPU (native.py, kernels.cpp), as
+Triton kernels on a CUDA GPU with triton installed (triton_step.py), and as the torch ops
+below anywhere else: memory_forward / memory_backward choose (the operator's implementations,
+called without the dispatcher). The LSTM cell's pointwise part: compiled loops on a CPU, else
+torch ops (lstm_forward / lstm_backward).
 tests/test_fused.py checks both against the reference functions, values and gradients, and
 gradcheck in float64; tests/test_native.py checks one against the other at training sizes.
 
@@ -25,16 +28,19 @@ heads first), N slots, M word width, S shifts, C controller units, G = 4C (LSTM)
 
 from __future__ import annotations
 
+import logging
+import os
+from functools import cache
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from . import native
 from .addressing import EPS
 from .heads import PARAMS, STEP_FIELDS, activate
 
+log = logging.getLogger(__name__)
 
 # What one memory step returns, named once in heads.STEP_FIELDS (the kernels write the same
 # fields in the same order): weights [P, H, N] (w_t of every head: the next step's w_{t-1}),
@@ -62,13 +68,39 @@ def _wrapped_windows(w: Tensor, half: int) -> Tensor:
     return torch.cat([w[..., -half:], w, w[..., :half]], -1).unfold(-1, 2 * half + 1, 1)
 
 
+@cache
+def triton_kernels():
+    """ntmviz.triton_step (the step's Triton kernels, for CUDA tensors), or None where triton does not
+    import (one log line says why). NTMVIZ_TRITON=0 turns them off."""
+    if os.environ.get("NTMVIZ_TRITON", "1") == "0":
+        log.info("ntmviz: NTMVIZ_TRITON=0: the NTM step on a GPU runs as torch ops")
+        return None
+    try:
+        from . import triton_step
+    except ImportError as exc:
+        log.info("ntmviz: triton is not importable (%s): the NTM step on a GPU runs as torch ops", exc)
+        return None
+    return triton_step
+
+
+def on_triton(memory: Tensor) -> bool:
+    """Whether the step runs as the Triton kernels here: a CUDA float32/float64 tensor, triton importable."""
+    return memory.device.type == "cuda" and memory.dtype in (torch.float32, torch.float64) \
+        and triton_kernels() is not None
+
+
 def memory_forward(raw: Tensor, memory: Tensor, previous: Tensor, shift_width: int, read_heads: int,
                    into: Tensor | None = None) -> tuple[MemoryStep, tuple]:
     """raw [P, sum(head_sizes)], memory [P, N, M], previous [P, H, N]
-    -> (MemoryStep, what memory_backward needs). Compiled loops on a CPU (native.py), else torch ops.
-    into: where the compiled loops write the outputs (a row of native.steps_buffer, when recording)."""
+    -> (MemoryStep, what memory_backward needs). Compiled loops on a CPU (native.py), Triton kernels
+    on a CUDA GPU (triton_step.py), else torch ops: the registered operator's implementations (ops.py),
+    called here without the dispatcher. into: where the compiled loops write the outputs (a row of
+    native.steps_buffer, when recording)."""
     if native.usable(memory):  # a native.Step: MemoryStep's fields, each made into a tensor when asked for
         return native.forward(raw, memory, previous, shift_width, read_heads, into)
+    if on_triton(memory):
+        fields, saved = triton_kernels().run_forward(raw, memory, previous, shift_width, read_heads)
+        return MemoryStep(*fields[:len(STEP_FIELDS)]), saved
     return torch_memory_forward(raw, memory, previous, shift_width, read_heads)
 
 
@@ -77,6 +109,8 @@ def memory_backward(saved: tuple, read_heads: int, g_weights: Tensor | None, g_r
     """Gradients of one memory step: (g_raw, g_memory before the step, g_previous); None stands for zeros."""
     if isinstance(saved, native.Saved):
         return native.backward(saved, read_heads, g_weights, g_reads, g_memory)
+    if type(saved) is not tuple:  # a triton_step.Saved (the torch ops save a plain tuple)
+        return triton_kernels().run_backward(saved, read_heads, g_weights, g_reads, g_memory)
     return torch_memory_backward(saved, read_heads, g_weights, g_reads, g_memory)
 
 
@@ -241,43 +275,27 @@ def torch_lstm_backward(saved: tuple, g_hidden: Tensor | None, g_cell: Tensor | 
 
 # ---- single steps as autograd nodes (NTM.step) -----------------------------------------------------
 
-class _MemoryStep(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, raw, memory, previous, shift_width, read_heads):
-        out, saved = memory_forward(raw, memory, previous, shift_width, read_heads)
-        ctx.read_heads = read_heads
-        ctx.saved = saved  # not save_for_backward: `change` may be None
-        out = tuple(out)
-        ctx.mark_non_differentiable(*out[3:])
-        return out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g_weights, g_reads, g_memory, *_unused):
-        g_raw, g_mem, g_previous = memory_backward(ctx.saved, ctx.read_heads, g_weights, g_reads, g_memory)
-        return g_raw, g_mem, g_previous, None, None
-
-
-def memory_step(raw: Tensor, memory: Tensor, previous: Tensor, shift_width: int, read_heads: int) -> MemoryStep:
-    """Heads' activations, addressing, read and write of one step, as one autograd node.
-
-    raw [P, sum(head_sizes)] (the heads' linear output), memory [P, N, M], previous [P, H, N]
-    -> MemoryStep.
-    """
-    return MemoryStep(*_MemoryStep.apply(raw, memory, previous, shift_width, read_heads))
-
-
 class _LSTMCell(torch.autograd.Function):
     @staticmethod
     def forward(ctx, gates, cell):
         hidden, new_cell, saved = lstm_forward(gates, cell)
-        ctx.saved = saved  # not save_for_backward: its type says which backward to run
+        # through save_for_backward (torch's version checks and saved-tensor hooks apply): the kernels'
+        # outputs are one block, saved whole with its layout beside it; the torch ops' are a tuple
+        if isinstance(saved, native.LSTMSaved):
+            ctx.block_shapes = saved.block.shapes
+            ctx.save_for_backward(saved.cell, saved.block.flat)
+        else:
+            ctx.block_shapes = None
+            ctx.save_for_backward(*saved)
         return hidden, new_cell
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g_hidden, g_cell):
-        return lstm_backward(ctx.saved, g_hidden, g_cell)
+        saved = ctx.saved_tensors
+        if ctx.block_shapes is not None:
+            saved = native.LSTMSaved(saved[0], native.Block(saved[0], ctx.block_shapes, saved[1]))
+        return lstm_backward(saved, g_hidden, g_cell)
 
 
 def lstm_cell(gates: Tensor, cell: Tensor) -> tuple[Tensor, Tensor]:
@@ -496,3 +514,4 @@ def run_sequence(spec: Spec, x_in: Tensor, memory0: Tensor, weights0: Tensor,
     flat = [t for layer in layers for t in layer]
     hidden, reads = _Sequence.apply(spec, x_in, memory0, weights0, heads[0], heads[1], *flat)
     return hidden, reads, None
+

@@ -107,12 +107,46 @@ def head_sizes(heads: int, write_heads: int, width: int, shift_width: int) -> tu
 
 def step_shapes(P: int, H: int, R: int, N: int, M: int, S: int) -> tuple[tuple[int, ...], ...]:
     """The shape of each of STEP_FIELDS for P rows."""
-    shapes = {"weights": (P, H, N), "reads": (P, R, M), "memory": (P, N, M)}
-    for name, heads, shape in raw_layout(H, H - R, M, S):
+    return tuple(output_shapes(P, H, R, N, M, S)[: len(STEP_FIELDS)])
+
+
+# What the memory step's backward reads besides the step's fields: every implementation (the
+# compiled kernels, Triton, the registered operator in ops.py) returns these after STEP_FIELDS.
+SAVED = ("key_norm", "slot_norm", "cosine")  # returned beside the step's fields for the backward
+OUTPUTS = STEP_FIELDS + SAVED
+DIFFERENTIABLE = 3  # weights, reads, memory: the fields that carry on to the next step
+# What the backward reads, in the order the compiled kernels take them: every parameter and
+# stage, the weighting, then SAVED (the step's inputs memory and previous come first).
+BACKWARD_FIELDS = STEP_FIELDS[DIFFERENTIABLE:] + ("weights",) + SAVED
+
+
+def _any_layout(H, W, M, S) -> tuple[tuple[str, int, tuple], ...]:
+    """raw_layout, also for the symbolic sizes of a fake tensor (which its cache cannot hash)."""
+    if all(type(n) is int for n in (H, W, M, S)):
+        return raw_layout(H, W, M, S)
+    dims = {"M": M, "S": S}
+    return tuple((p.name, param_heads(p.name, H, W), tuple(dims[d] for d in p.shape)) for p in SHARED + WRITE_ONLY)
+
+
+def raw_width(H, W, M, S):
+    """Z: the numbers per row of the raw vector (heads.head_sizes summed)."""
+    total = 0
+    for _, heads, shape in _any_layout(H, W, M, S):
+        for d in shape:
+            heads = heads * d
+        total = total + heads
+    return total
+
+
+def output_shapes(P, H, R, N, M, S) -> list[tuple]:
+    """The shape of each of OUTPUTS for P rows: step_shapes, then SAVED's."""
+    shapes = {"weights": (P, H, N), "reads": (P, R, M), "memory": (P, N, M),
+              "key_norm": (P, H), "slot_norm": (P, N), "cosine": (P, H, N)}
+    for name, heads, shape in _any_layout(H, H - R, M, S):
         shapes[name] = (P, heads, *shape)
     for name in STAGE_NAMES:
         shapes[name] = (P, H, N)
-    return tuple(shapes[f] for f in STEP_FIELDS)
+    return [shapes[name] for name in OUTPUTS]
 
 
 def activate(raw: Tensor, heads: int, write_heads: int, width: int, shift_width: int) -> HeadParams:

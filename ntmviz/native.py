@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import importlib.metadata
 import json
 import logging
 import math
@@ -362,8 +363,13 @@ def _count() -> None:
 def compute_path(device: torch.device | str, kernels_ran: bool) -> dict[str, Any]:
     """What a checkpoint records of the path that trained it: the kernels (compiler and flags)
     when they ran, else torch ops on `device`."""
-    # A GPU kernel for the step goes here: when it ran (counted as _count counts the kernels'
-    # calls), {"path": "gpu kernel", "name": ..., "version": ...}; describe_compute reads it as is.
+    # the Triton kernels (triton_step.py) count their calls here too; they run on CUDA tensors only
+    if kernels_ran and torch.device(device).type == "cuda":
+        try:
+            version = importlib.metadata.version("triton")
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown"
+        return {"path": "gpu kernel", "name": "triton", "version": version, "device": str(device)}
     if kernels_ran and library() is not None:
         return {"path": "kernels", "compiler": _loaded.get("compiler_version", "unknown"),
                 "flags": " ".join(_loaded.get("flags", FLAGS)), "sha256": _loaded.get("sha256")}
@@ -511,6 +517,34 @@ def backward(saved: Saved, read_heads: int, g_weights: Tensor | None, g_reads: T
     _kernel("memory_backward", memory.dtype)(P, H, read_heads, N, M, S, memory.data_ptr(), previous.data_ptr(),
                                              *ptrs[3:_FIELDS], ptrs[0], *ptrs[_FIELDS:], *map(_ptr, given), *grads.ptrs)
     return grads[0], grads[1], grads[2]
+
+
+def forward_fields(raw: Tensor, memory: Tensor, previous: Tensor, shift_width: int, read_heads: int,
+                   out: list[Tensor]) -> None:
+    """forward, writing into separate tensors: `out` holds STEP_FIELDS' tensors, then |key| [P, H],
+    |slot| [P, N] and the cosines [P, H, N], each contiguous and of memory's dtype. The registered
+    operator (ops.py) returns these, and an operator's outputs may not share storage."""
+    raw, memory, previous = raw.contiguous(), memory.contiguous(), previous.contiguous()
+    P, H, N = previous.shape
+    _count()
+    _kernel("memory_forward", memory.dtype)(P, H, read_heads, N, memory.shape[2], shift_width, raw.data_ptr(),
+                                            memory.data_ptr(), previous.data_ptr(), *(t.data_ptr() for t in out))
+
+
+def backward_fields(memory: Tensor, previous: Tensor, saved: list[Tensor], read_heads: int,
+                    g_weights: Tensor | None, g_reads: Tensor | None, g_memory: Tensor | None,
+                    out: list[Tensor]) -> None:
+    """backward from separate tensors: `saved` holds the step's parameters and stages (STEP_FIELDS
+    from key to shifted), its weights, |key|, |slot| and the cosines, as forward_fields wrote them;
+    `out` receives (g_raw [P, Z], g_memory before the step [P, N, M], g_previous [P, H, N])."""
+    memory, previous = memory.contiguous(), previous.contiguous()
+    P, H, N = previous.shape
+    S = saved[STEP_FIELDS.index("shift") - 3].shape[2]
+    saved = [t.contiguous() for t in saved]  # kept alive while the kernel reads them
+    given = [None if g is None else g.contiguous() for g in (g_weights, g_reads, g_memory)]
+    _kernel("memory_backward", memory.dtype)(P, H, read_heads, N, memory.shape[2], S, memory.data_ptr(),
+                                             previous.data_ptr(), *(t.data_ptr() for t in saved),
+                                             *map(_ptr, given), *(t.data_ptr() for t in out))
 
 
 class LSTMSaved(NamedTuple):

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from ntmviz import fused, heads, native
+from ntmviz import fused, heads, native, ops
 from ntmviz.config import LSTMConfig, MemN2NConfig, NTMConfig
 from ntmviz.contract import MEASURES, Family, HeadGroup, Param, SlotField, Stage
 from ntmviz.errors import ConfigError
@@ -93,7 +93,7 @@ def test_raw_layout_and_step_shapes_follow_the_declaration(R, W):
     for usable in (False, True):
         if usable and native.library() is None:
             pytest.fail("the compiled kernels did not build")
-        step = fused.memory_step(raw, memory, previous, S, R) if usable else \
+        step = ops.named_step(raw, memory, previous, S, R) if usable else \
             fused.MemoryStep(*fused.torch_memory_forward(raw, memory, previous, S, R)[0])
         for name, shape in zip(heads.STEP_FIELDS, heads.step_shapes(P, H, R, N, M, S)):
             assert tuple(getattr(step, name).shape) == shape, name

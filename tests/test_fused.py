@@ -15,7 +15,8 @@ import torch.nn.functional as F
 import ntmviz
 from ntmviz import native
 from ntmviz.addressing import address, shift_index
-from ntmviz.fused import lstm_cell, memory_step
+from ntmviz.fused import lstm_cell
+from ntmviz.ops import named_step as memory_step
 from ntmviz.heads import activate, head_sizes
 from ntmviz.memory import read, write
 from ntmviz.models import build_model

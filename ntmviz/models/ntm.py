@@ -32,7 +32,8 @@ from torch import Tensor, nn
 from ..config import NTMConfig
 from ..contract import Recording
 from ..errors import ConfigError
-from ..fused import Layer, MemoryStep, SequenceTrace, Spec, lstm_cell, memory_step, run_sequence
+from ..fused import Layer, MemoryStep, SequenceTrace, Spec, lstm_cell, run_sequence
+from ..ops import named_step as memory_step
 from ..heads import NTM as FAMILY  # the NTM declares itself beside its heads
 from ..heads import WRITE_PARAMS, Heads
 from ..layers import Stacked, StackedLinear, StackedLSTMWeights, rows_per_model
@@ -156,7 +157,7 @@ class NTM(Stacked):
         return torch.baddbmm(b, both.reshape(self.models, -1, both.shape[-1]), w).reshape(*both.shape[:-1], -1)
 
     def _step(self, x_in: Tensor, state: NTMState, weights: _Weights) -> tuple[Tensor, NTMState, MemoryStep]:
-        """One step as a few autograd nodes (fused.lstm_cell, fused.memory_step), from the
+        """One step as a few autograd nodes (fused.lstm_cell, ops.named_step: the registered operator), from the
         first layer's x_t term x_in [K, B, G]. Returns (top layer's h [P, C], next state, the step)."""
         lstm = self.config.controller == "lstm"
         K = self.models
