@@ -133,6 +133,37 @@ def test_dnc_notebook_shows_another_librarys_dnc_with_usage_and_links(executed):
     assert "the loaded episode's arrays equal the recorded ones" in text, text
 
 
+ATTENTION = EXAMPLES / "attention.ipynb"
+
+
+def test_attention_notebook_trains_an_encoder_decoder_whose_heads_align_the_reversal(executed):
+    outputs = outputs_of(executed(ATTENTION))
+    panel_cells = [src for src, out in outputs if PANEL_MIME in out.get("data", {})]
+    assert any(src.strip() == "Explorer(episode)" for src in panel_cells), panel_cells
+    assert any("FocusView(state=state)" in src for src in panel_cells), panel_cells
+    text = printed(outputs)
+    trained = re.search(r"trained 400 steps in ([0-9.]+) s", text)
+    assert trained and float(trained.group(1)) < 60, text  # in the notebook, in under a minute
+    held_out = re.search(r"held-out, 1000 words: letters right ([0-9.]+); attention peak on the mirrored letter on "
+                         r"([0-9.]+) of (\d+) output steps", text)
+    assert held_out and float(held_out.group(1)) > 0.9 and float(held_out.group(2)) >= 0.9, text
+    assert 3 * 1000 <= int(held_out.group(3)) <= 8 * 1000, text  # every letter of words of 3-8 letters
+    # the recorded word: its letters name the slots, each of the two heads is a head over them
+    word, answer = re.search(r"^(\w+) -> (\w+)$", text, re.M).groups()
+    L = len(word)
+    episode = re.search(r"Episode\(custom, T=(\d+), N=(\d+), M=32, static memory, task='reversal'\) "
+                        r"heads \((\d+), 2, (\d+)\) slot labels (\[.*\])", text)
+    assert episode and [int(episode.group(k)) for k in (1, 2, 3, 4)] == [L] * 4, text
+    assert episode.group(5) == repr(list(word)), text
+    # where the heads together looked at each output step, against the mirrored position
+    peaks = {int(t): (out, int(n), letter) for t, out, n, letter in
+             re.findall(r"output (\d+) '(\w)': attention peak on input (\d+) '(\w)'", text)}
+    assert sorted(peaks) == list(range(L)), text
+    assert all(out == answer[t] and letter == word[n] for t, (out, n, letter) in peaks.items()), text
+    mirrored = sum(n == L - 1 - t for t, (_, n, _) in peaks.items())
+    assert mirrored >= 0.9 * L, text
+    assert sum(a == b for a, b in zip(answer, word[::-1])) >= 0.9 * L, text
+
 def test_training_notebook_trains_in_the_background(executed):
     outputs = outputs_of(executed(TRAINING))
     panel_cells = [src for src, out in outputs if PANEL_MIME in out.get("data", {})]
