@@ -114,7 +114,9 @@ def test_compare_two_memories_on_one_input(browser, browser_helpers, tmp_path, l
 
 TYPED = [("dates-attention", "31 february 2001", "february 2001 has 28 days", "March 3rd, 1999"),
          ("sort_numbers-pointer", "0.5, 1.7", "1.7", "0.42, 0.07, 0.91, 0.3"),
-         ("anbn-stack_rnn", "aabbb", "'aabbb' is not a string of a^n b^n", "aaaabbbb ab")]
+         ("anbn-stack_rnn", "aabbb", "'aabbb' is not a string of a^n b^n", "aaaabbbb ab"),
+         ("convex_hull-pointer", "0.1,0.2\n0.5,0.9", "at least 3",
+          "0.1,0.1\n0.9,0.15\n0.5,0.5\n0.85,0.9\n0.2,0.8\n0.45,0.3\n0.6,0.7\n0.3,0.55\n0.7,0.4\n0.15,0.45")]
 
 
 @pytest.mark.parametrize("name, bad, words, good", TYPED, ids=[t[0] for t in TYPED])
