@@ -76,3 +76,41 @@ def test_the_dnc_shows_usage_links_and_the_read_modes():
     assert [p["labels"] for p in modes if p["name"] == "modes"] == [["backward", "content", "forward"]]
     svg = figure(ep, "slots", 4).svg()
     assert "links" in svg and "usage" in svg
+
+
+ATTENTION = ("symbol_reversal-attention", "symbol_reversal-no_attention", "dates-attention", "sort_numbers-pointer",
+             "convex_hull-pointer", "babi_single-dmn")
+
+
+@pytest.mark.parametrize("name", ATTENTION)
+def test_the_attention_families_shipped_checkpoints_draw_from_their_declarations(name):
+    """Attention over encoded inputs (issue 28): each shipped checkpoint's episode in every view, a
+    figure and an export; what the focus returns at step t is the episode's own stages at t."""
+    from ntmviz.app.sources import load_source, record_episode
+    from ntmviz.shipped import checkpoint_path
+
+    episode = record_episode(load_source(checkpoint_path(name)), seed=5)
+    declared = episode.family
+    explorer = Explorer(episode)
+    pn.panel(explorer).get_root(Document(), Comm())
+    assert unescape(explorer.heading) == f"## ntmviz: inside a{'n' if declared.title[0] in 'AEIOU' else ''} " \
+                                         f"{declared.title}"
+    if not declared.has_memory:  # attention left out: the views say there is no memory to show
+        assert not explorer._cards["memory"].visible and not episode.head_records()
+        assert "comes from a model with no memory" in unescape(explorer._note.object) and explorer._note.visible
+        return
+    t = episode.steps - 1
+    explorer.state.t = t
+    heads = explorer.focus.frame()["heads"]
+    for group, rec in episode.head_records():
+        for stage, values in rec.stages.items():
+            np.testing.assert_array_equal(heads[f"{group} 1"][stage], values[t, 0])
+        np.testing.assert_allclose(rec.weights[t, 0].sum(), 1.0, atol=1e-5)  # attention: a distribution
+    labels = [str(x) for x in episode.slot_labels]
+    assert len(labels) == episode.slots
+    svg = figure(episode, "memory", t).svg()
+    assert all(label.replace("&", "&amp;").replace("<", "&lt;") in svg for label in labels if label.strip())
+    if declared.slot_coords:
+        assert 'data-name="point"' in figure(episode, "slots", t).svg()
+    page = export_html_string(episode)
+    assert f'"name": "{declared.name}"' in page or f'"name":"{declared.name}"' in page
