@@ -238,9 +238,17 @@ class LSTMConfig:
         return cls(task.input_size, task.output_size, **settings)
 
 
+@dataclass(frozen=True)
 class StoryReader:
-    """What the configs of models that read stories share (their fields input_size, output_size,
-    vocab_size and memory_slots come from the story task): the checks, and `for_task`."""
+    """What the configs of models that read stories share: the sizes the story task gives, the
+    word embedding's size, the checks and `for_task`."""
+
+    input_size: int = setting(help="I, words per sentence (the task's)", type=int, bounds=_POSITIVE, derived=True)
+    output_size: int = setting(help="O, answer words: word ids 1..O (the task's)", type=int, bounds=_POSITIVE,
+                               derived=True)
+    vocab_size: int = setting(help="V, padding id 0 included (the task's)", type=int, bounds=_POSITIVE, derived=True)
+    memory_slots: int = setting(10, **_size("N, sentences a story may have (the task's)"), derived=True)
+    embedding_size: int = setting(20, **_size("memory network: embedding size d"))
 
     reader = "a memory network"  # what the model is called in a message
 
@@ -264,12 +272,6 @@ class MemN2NConfig(StoryReader):
     """An end-to-end memory network (Sukhbaatar et al. 2015) over stories of word ids: K hops
     over up to N sentence memories of d numbers, adjacent weight tying (memn2n.py)."""
 
-    input_size: int = setting(help="I, words per sentence (the task's)", type=int, bounds=_POSITIVE, derived=True)
-    output_size: int = setting(help="O, answer words: word ids 1..O (the task's)", type=int, bounds=_POSITIVE,
-                               derived=True)
-    vocab_size: int = setting(help="V, padding id 0 included (the task's)", type=int, bounds=_POSITIVE, derived=True)
-    memory_slots: int = setting(10, **_size("N, sentences a story may have (the task's)"), derived=True)
-    embedding_size: int = setting(20, **_size("memory network: embedding size d"))
     hops: int = setting(3, **_size("memory network: hops K", high=16))
 
     kind = "memn2n"
@@ -279,18 +281,11 @@ class MemN2NConfig(StoryReader):
         return 3 * (self.hops + 1) * self.input_size * self.embedding_size
 
 
-
 @dataclass(frozen=True)
 class DMNConfig(StoryReader):
     """A dynamic memory network (Kumar et al. 2015) over stories of word ids: facts of d numbers
     from up to N sentences, E passes of the episodic module's gates over them (models/dmn.py)."""
 
-    input_size: int = setting(help="I, words per sentence (the task's)", type=int, bounds=_POSITIVE, derived=True)
-    output_size: int = setting(help="O, answer words: word ids 1..O (the task's)", type=int, bounds=_POSITIVE,
-                               derived=True)
-    vocab_size: int = setting(help="V, padding id 0 included (the task's)", type=int, bounds=_POSITIVE, derived=True)
-    memory_slots: int = setting(10, **_size("N, sentences a story may have (the task's)"), derived=True)
-    embedding_size: int = setting(20, **_size("memory network: embedding size d"))
     passes: int = setting(3, **_size("dynamic memory network: passes of the episodic module over the facts", high=16))
 
     kind = "dmn"
