@@ -53,6 +53,40 @@ class StackedLinear(nn.Module):
         return y.reshape(*x.shape[:-1], out_features)
 
 
+class StackedGRUCell(nn.Module):
+    """K GRU cells, their products named input and hidden (StackedLinear, initialised as it is;
+    `torch_init` re-draws both U(-1/sqrt(d), 1/sqrt(d)), as torch.nn.GRUCell does): x [P, in],
+    h [P, d] -> h' [P, d], gates r, z, n in torch's order:
+
+        r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)     z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+        n = tanh(W_in x + b_in + r * (W_hn h + b_hn))   h' = (1 - z) * n + z * h
+    """
+
+    def __init__(self, models: int, in_features: int, hidden: int, torch_init: bool = False):
+        super().__init__()
+        self.input = StackedLinear(models, in_features, 3 * hidden)
+        self.hidden = StackedLinear(models, hidden, 3 * hidden)
+        if torch_init:
+            bound = 1 / math.sqrt(hidden)
+            with torch.no_grad():
+                for layer in (self.input, self.hidden):
+                    layer.weight.uniform_(-bound, bound)
+                    layer.bias.uniform_(-bound, bound)
+
+    def step(self, x_terms: Tensor, h: Tensor) -> Tensor:
+        """x_terms [P, 3d] this step's input products (self.input(x), computed for every step at
+        once where the inputs are known ahead), h [P, d] -> h' [P, d]."""
+        xr, xz, xn = x_terms.chunk(3, -1)
+        hr, hz, hn = self.hidden(h).chunk(3, -1)
+        r = torch.sigmoid(xr + hr)
+        z = torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + r * hn)
+        return (1 - z) * n + z * h
+
+    def forward(self, x: Tensor, h: Tensor) -> Tensor:
+        return self.step(self.input(x), h)
+
+
 class StackedLSTMWeights(nn.Module):
     """One LSTM layer's weights for K models, named as torch.nn.LSTMCell names them:
     weight_ih [K, 4C, in], weight_hh [K, 4C, C], bias_ih and bias_hh [K, 4C] (gates i, f, g, o).

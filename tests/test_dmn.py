@@ -21,7 +21,8 @@ from ntmviz.errors import ConfigError
 from ntmviz.evaluate import evaluate
 from ntmviz.mechanisms import measure, readings
 from ntmviz.models import build_model
-from ntmviz.models.dmn import DMN, FAMILY, StackedGRUCell
+from ntmviz.layers import StackedGRUCell
+from ntmviz.models.dmn import DMN, FAMILY
 from ntmviz.shipped import checkpoint_path
 from ntmviz.streams import stream_seed
 from ntmviz.tasks import Batch, get_task

@@ -37,7 +37,6 @@ one-word answers, in place of the paper's answer GRU (every answer here is one w
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple, Sequence
 
 import torch
@@ -45,7 +44,7 @@ from torch import Tensor, nn
 
 from ..config import DMNConfig
 from ..contract import Family, HeadGroup, Recording, Stage
-from ..layers import Stacked, StackedLinear
+from ..layers import Stacked, StackedGRUCell, StackedLinear
 from .memn2n import position_encoding, read_story
 
 # Recorded, a story is an episode whose steps are the passes: each pass's gates over the facts are
@@ -83,33 +82,6 @@ class Passes(NamedTuple):
     sentences: Tensor  # [P] S_b, the story's sentences (the rest are padding)
 
 
-class StackedGRUCell(nn.Module):
-    """K GRU cells, named and initialised as torch.nn.GRUCell is (gates r, z, n; U(-1/sqrt(d),
-    1/sqrt(d))): x [P, in], h [P, d] -> h' [P, d].
-
-        r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)     z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
-        n = tanh(W_in x + b_in + r * (W_hn h + b_hn))   h' = (1 - z) * n + z * h
-    """
-
-    def __init__(self, models: int, in_features: int, hidden: int):
-        super().__init__()
-        self.input = StackedLinear(models, in_features, 3 * hidden)
-        self.hidden = StackedLinear(models, hidden, 3 * hidden)
-        bound = 1 / math.sqrt(hidden)
-        with torch.no_grad():
-            for layer in (self.input, self.hidden):
-                layer.weight.uniform_(-bound, bound)
-                layer.bias.uniform_(-bound, bound)
-
-    def forward(self, x: Tensor, h: Tensor) -> Tensor:
-        xr, xz, xn = self.input(x).chunk(3, -1)
-        hr, hz, hn = self.hidden(h).chunk(3, -1)
-        r = torch.sigmoid(xr + hr)
-        z = torch.sigmoid(xz + hz)
-        n = torch.tanh(xn + r * hn)
-        return (1 - z) * n + z * h
-
-
 class DMN(Stacked):
     """A dynamic memory network, or K of one configuration (a seed ensemble)."""
 
@@ -123,7 +95,7 @@ class DMN(Stacked):
         self.times = nn.Parameter(0.1 * torch.randn(K, c.memory_slots, d))
         self.gate_hidden = StackedLinear(K, 4 * d, d)  # W1, b1
         self.gate_out = StackedLinear(K, d, 1)  # w2, b2
-        self.memory = StackedGRUCell(K, d, d)
+        self.memory = StackedGRUCell(K, d, d, torch_init=True)
         self.answer = StackedLinear(K, 2 * d, c.output_size)
 
     def with_models(self, models: int) -> "DMN":

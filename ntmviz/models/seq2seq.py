@@ -56,7 +56,7 @@ from torch import Tensor, nn
 from ..config import Seq2SeqConfig
 from ..contract import Family, HeadGroup, Param, Recording, Stage
 from ..errors import ConfigError
-from ..layers import Stacked, StackedLinear, rows_per_model
+from ..layers import Stacked, StackedGRUCell, StackedLinear, rows_per_model
 from .ntm import check_inputs
 
 # Recorded (module docstring): the memory is the annotations, one slot per input token; the one head's
@@ -113,25 +113,6 @@ def delimiters(inputs: Tensor) -> Tensor:
     return first.long()
 
 
-class GRU(nn.Module):
-    """K GRU cells: input weights [K, 3U, in] and recurrent [K, 3U, U], each with its bias (torch's
-    GRU: gates r, z, n in that order)."""
-
-    def __init__(self, models: int, in_features: int, units: int):
-        super().__init__()
-        self.input = StackedLinear(models, in_features, 3 * units)
-        self.hidden = StackedLinear(models, units, 3 * units)
-
-    def step(self, x_terms: Tensor, h: Tensor) -> Tensor:
-        """x_terms [P, 3U] this step's input products (self.input(x)), h [P, U] -> h' [P, U]."""
-        xr, xz, xn = x_terms.chunk(3, -1)
-        hr, hz, hn = self.hidden(h).chunk(3, -1)
-        r = torch.sigmoid(xr + hr)
-        z = torch.sigmoid(xz + hz)
-        n = torch.tanh(xn + r * hn)
-        return (1 - z) * n + z * h
-
-
 class Run(NamedTuple):
     """What one run computed (J decoder steps, N = the longest input phase)."""
 
@@ -153,10 +134,10 @@ class Seq2Seq(Stacked):
         self.config = c = config
         self.models = K = models
         I, O, H, D, A = c.input_size, c.output_size, c.encoder_size, c.decoder_size, c.attention_size
-        self.forward_rnn = GRU(K, I, H)
-        self.backward_rnn = GRU(K, I, H)
+        self.forward_rnn = StackedGRUCell(K, I, H)
+        self.backward_rnn = StackedGRUCell(K, I, H)
         self.init = StackedLinear(K, H, D)  # W_init on b_0
-        self.decoder = GRU(K, O + 2 * H, D)
+        self.decoder = StackedGRUCell(K, O + 2 * H, D)
         self.output = StackedLinear(K, D + 2 * H + O, O)
         if c.attends:
             self.query = StackedLinear(K, D, A)  # W (with a bias)
