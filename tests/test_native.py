@@ -116,13 +116,17 @@ def test_without_the_kernels_the_step_runs_as_torch_ops_and_says_so(monkeypatch,
         native.library.cache_clear()
 
 
-def test_a_build_that_fails_is_logged_with_the_compilers_words(monkeypatch, caplog):
+def test_a_build_that_fails_is_logged_with_the_compilers_words(monkeypatch, caplog, tmp_path):
     monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
+    cache = tmp_path / "kernels"  # its failure's log goes here, not into the user's own cache
+    cache.mkdir(mode=0o700)
+    monkeypatch.setenv(native.CACHE_ENV, str(cache))
     native.library.cache_clear()
     try:
         with caplog.at_level(logging.WARNING, logger="ntmviz.native"):
             assert native.library() is None
         assert "building the kernels failed" in caplog.text and "torch ops" in caplog.text
+        assert [p.suffix for p in cache.glob("kernels-*")] == [".log"]  # the compiler's words, kept
     finally:
         monkeypatch.undo()
         native.library.cache_clear()
