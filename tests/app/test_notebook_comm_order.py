@@ -156,9 +156,22 @@ def contents(doc: Document) -> dict[str, tuple[str, Any]]:
         values = model.query_properties_with_values(lambda prop: prop.serialized, include_defaults=True)
         serializer = Serializer(references=refs, deferred=False)
         out[model.id] = (type(model).__name__, {
-            attr: json.loads(json.dumps(serializer.encode(value), sort_keys=True, default=str))
+            attr: unordered_sets(json.loads(json.dumps(serializer.encode(value), sort_keys=True, default=str)))
             for attr, value in values.items()})
     return out
+
+
+def unordered_sets(value: Any) -> Any:
+    """`value` with each encoded set's entries sorted: a set has no order, and Python's iteration
+    order of strings changes with the hash seed, so two equal sets may arrive in different orders."""
+    if isinstance(value, dict):
+        value = {k: unordered_sets(v) for k, v in value.items()}
+        if value.get("type") == "set" and isinstance(value.get("entries"), list):
+            value["entries"] = sorted(value["entries"], key=lambda e: json.dumps(e, sort_keys=True))
+        return value
+    if isinstance(value, list):
+        return [unordered_sets(v) for v in value]
+    return value
 
 
 def differences(python: Document, browser: Document, limit: int = 8) -> list[str]:

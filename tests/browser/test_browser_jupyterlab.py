@@ -55,7 +55,9 @@ NOTEBOOK_JS = """() => {
   if (!kernel) return null;
   const cells = nb.content.widgets.filter(c => c.model.type === 'code');
   return {kernel: kernel.status, counts: cells.map(c => c.model.executionCount),
-          running: cells.some(c => c.node.querySelector('.jp-InputPrompt').textContent.includes('*'))};
+          // a cell scrolled out of view may have no prompt drawn (JupyterLab renders on demand)
+          running: cells.some(c => c.model.executionState === 'running'
+                                   || (c.node.querySelector('.jp-InputPrompt')?.textContent || '').includes('*'))};
 }"""
 
 # Run code in the notebook's kernel; its printed text.

@@ -137,7 +137,9 @@ def test_train_in_the_browser(tmp_path):
             page.keyboard.press("ArrowLeft")
         wait_for(lambda: view.scrubber.slider.value == 0, what="the slider to reach the first snapshot")
         first = view.snapshot_list[0]
-        assert first.step == 0 and view.shown_step == 0
+        assert first.step == 0
+        # the server sets the slider's value, then its watchers show that snapshot: wait for them
+        wait_for(lambda: view.shown_step == 0, what="the first snapshot's step on show")
         wait_for(lambda: view.state.episode is first.episode, what="the first snapshot on show")
         page.get_by_text("Snapshot 1 of").first.wait_for(timeout=30_000)
         page.get_by_text("Training step: 0", exact=True).first.wait_for(timeout=30_000)  # its step, not its place
