@@ -207,6 +207,11 @@ class Family:
         return self.memory != "none"
 
     @property
+    def has_slots(self) -> bool:
+        """Whether the slots carry anything of their own to draw: state, matrices or coordinates."""
+        return bool(self.slot_state or self.slot_matrices or self.slot_coords)
+
+    @property
     def measure_info(self) -> Measure:
         return MEASURES[self.measure]
 

@@ -133,7 +133,7 @@ class _Side(Viewer):
         for part in (self._memory, self._focus, self._heads):
             part.visible = mem
         fam = ep.family if ep is not None else None
-        self._slots.visible = bool(mem and (fam.slot_state or fam.slot_matrices or fam.slot_coords))
+        self._slots.visible = bool(mem and fam.has_slots)
         self.note.visible = ep is not None and not mem
         self.note.object = text(f"No memory ({ep.title}): outputs and their score only." if ep is not None else "")
         source = ep.meta.get("source", "episode") if ep is not None else "nothing yet"

@@ -197,7 +197,7 @@ class Explorer(Viewer):
         if episode is not None and episode.has_memory:
             family = episode.family
             has.update(memory=True, focus=True, heads=True,
-                       slots=bool(family.slot_state or family.slot_matrices or family.slot_coords))
+                       slots=family.has_slots)
             many = len(episode.head_list()) > MANY_HEADS
         layout = MANY_HEADS_LAYOUT if many else FEW_HEADS_LAYOUT
         order = [self._cards[name] for name in layout]

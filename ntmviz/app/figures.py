@@ -122,8 +122,7 @@ def _check_scale(scale: float) -> float:
 
 def has_slots_view(episode: Episode) -> bool:
     """Whether the episode's family declares slot state, slot matrices or slot coordinates."""
-    f = episode.family
-    return bool(f.slot_state or f.slot_matrices or f.slot_coords)
+    return episode.family.has_slots
 
 
 def check_request(episode: Episode, view: str, step: int | None) -> int:

@@ -82,7 +82,7 @@ def _parts(canvases: list[EpisodeCanvas]) -> list[dict[str, Any]]:
         views = [v for v in ORDER if v in part["views"] and v != "player"]
         if not ep.has_memory:
             views = [v for v in views if v == "sequence"] or ["sequence"]
-        elif not (ep.family.slot_state or ep.family.slot_matrices or ep.family.slot_coords):
+        elif not ep.family.has_slots:
             views = [v for v in views if v != "slots"]  # as the explorer: slots only when declared
         title = describe(ep) if len(views) >= 3 else None
         payload = episode_payload(ep, tuple(views) + ("player",))

@@ -239,6 +239,7 @@ def declaration(episode: Episode) -> dict[str, Any]:
         "slot_state": [{"name": x.name, "doc": x.doc} for x in f.slot_state],
         "slot_matrices": [{"name": x.name, "doc": x.doc} for x in f.slot_matrices],
         "slot_coords": f.slot_coords,
+        "has_slots": f.has_slots,  # the slots view: the declaration's own answer, not rebuilt in the browser
     }
 
 

@@ -269,8 +269,7 @@ class SnapshotScrubber(Viewer):
             # The slots' state is drawn too where the declaration has one (a DNC's usage and links
             # forming, a stack's strengths); the addressing stages are a click away in Explore.
             family = episode.family
-            slots = [SlotsView(state=self.state)] if family.slot_state or family.slot_matrices or family.slot_coords \
-                else []
+            slots = [SlotsView(state=self.state)] if family.has_slots else []
             self._views = pn.Column(Player(state=self.state),
                                     pn.Row(HeadLocationsView(state=self.state), MemoryView(state=self.state)),
                                     *slots, SequenceView(state=self.state), sizing_mode="stretch_width")

@@ -8,7 +8,7 @@
 //                       groups: [{name, count, normalised, reads, writes, doc,
 //                                 stages: [{name, doc}, ..., {name: "weights"}],
 //                                 params: [{name, kind, symbol, doc, signed, centred, log, range}]}],
-//                       slot_state: [{name, doc}], slot_matrices: [{name, doc}], slot_coords},
+//                       slot_state: [{name, doc}], slot_matrices: [{name, doc}], slot_coords, has_slots},
 //              heads: [{group, h, label, colour, index}],
 //              arrays: {inputs, targets, outputs, mask, score, coords, <group>.weights.time,
 //                       slot.<name>.time},
@@ -72,7 +72,7 @@ const decodedCache = new WeakMap();
 export const MAX_CHUNKS = 8; // decoded chunks kept per view (least recently used go first)
 
 const NO_FAMILY = {name: "", title: "", memory: "none", steps: "inputs", groups: [], slot_state: [], slot_matrices: [],
-  slot_coords: false, measure: {name: "bit_errors", unit: "bit errors", marks: "wrong", total: "sum", doc: ""}};
+  slot_coords: false, has_slots: false, measure: {name: "bit_errors", unit: "bit errors", marks: "wrong", total: "sum", doc: ""}};
 
 // The decoded episode: typed arrays plus sizes and the declaration, built once per payload.
 export function episodeFrom(payload) {

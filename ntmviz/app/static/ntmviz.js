@@ -124,8 +124,7 @@ export function mountPage(el, payload, title) {
 // its slots; the memory views only when it has a memory).
 export function viewsFor(ep) {
   if (!ep || !ep.hasMemory) return ["player", "sequence"];
-  const fam = ep.family, slots = fam.slot_state.length || fam.slot_matrices.length || fam.slot_coords;
-  return ["player", "memory", "focus", "heads", ...(slots ? ["slots"] : []), "sequence"];
+  return ["player", "memory", "focus", "heads", ...(ep.family.has_slots ? ["slots"] : []), "sequence"];
 }
 
 // Views of one episode on one new group, laid out as the page lays them out: a player (kept in

@@ -763,7 +763,7 @@ export class SlotsView extends View {
 
   build(ep) {
     const fam = ep.family;
-    if (!ep.hasMemory || (!fam.slot_state.length && !fam.slot_matrices.length && !fam.slot_coords)) {
+    if (!ep.hasMemory || !fam.has_slots) {
       this.note(`${ep.title || "This model"} declares no state of its slots to show here.`);
       return (this.blank = true);
     }
@@ -802,7 +802,7 @@ export class SlotsView extends View {
       const c = ep.a.coords.data;
       let lo = Infinity, hi = -Infinity;
       for (let i = 0; i < c.length; i++) (lo = Math.min(lo, c[i])), (hi = Math.max(hi, c[i]));
-      this.plane = {g, stage, lo, hi};
+      this.plane = {g, stage, lo, hi, peaks: new Map()}; // peaks: each head's planePath memo
       const ctx = stage.bg.ctx;
       ctx.font = "bold " + FONT;
       ctx.fillStyle = INK;
@@ -984,7 +984,7 @@ export class SlotsView extends View {
       ctx.strokeStyle = hd.colour;
       ctx.fillStyle = hd.colour;
       // its path so far: the slot it weighted most at each step 0..t (a pointer's answer growing)
-      const path = planePath(ep, hd, t);
+      const path = planePath(ep, hd, t, this.plane.peaks);
       if (path.length > 1) {
         ctx.globalAlpha = 0.75;
         ctx.lineWidth = 1.5;
@@ -1026,19 +1026,26 @@ export class SlotsView extends View {
   }
 }
 
-// The slots head `hd` weighted most at steps 0..t, in order: a step whose weights have not arrived
-// or are all zero (a head that does not read there) adds none. figures.py's plane_path is the same.
-export function planePath(ep, hd, t) {
-  const path = [];
+// The slots head `hd` weighted most at steps 0..t, in order: a step whose weights are all zero (a
+// head that does not read there) adds none. figures.py's plane_path is the same. `peaks` (a Map
+// kept per episode) remembers each step's peak once its weights have arrived, so scrubbing costs
+// a lookup per step, not a pass over the slots (-2: not arrived yet; -1: no weight).
+export function planePath(ep, hd, t, peaks = new Map()) {
+  const name = `${hd.group}.weights`, key = `${name}/${hd.h}`;
+  if (!peaks.has(key)) peaks.set(key, new Int32Array(ep.T).fill(-2));
+  const memo = peaks.get(key), path = [];
   for (let s = 0; s <= t; s++) {
-    const w = headRow(ep, `${hd.group}.weights`, s, hd.h);
-    if (!w) continue;
-    let best = -1, top = 0;
-    for (let n = 0; n < ep.N; n++) {
-      const v = w[partOf(ep.N, ep.D, n)];
-      if (v > top) (top = v), (best = n);
+    if (memo[s] === -2) {
+      const w = headRow(ep, name, s, hd.h);
+      if (!w) continue; // not arrived: asked again on the next frame
+      let best = -1, top = 0;
+      for (let n = 0; n < ep.N; n++) {
+        const v = w[partOf(ep.N, ep.D, n)];
+        if (v > top) (top = v), (best = n);
+      }
+      memo[s] = best;
     }
-    if (best >= 0) path.push(best);
+    if (memo[s] >= 0) path.push(memo[s]);
   }
   return path;
 }
