@@ -29,6 +29,12 @@ sequence's error (`bit_errors`, reported as the answer error) is 1 when the argm
 wrong: its mean is the answer error rate. `stories()` gives the supporting facts of each
 sample as the generator made them; `supporting_facts()` finds them again from the text alone
 (the mechanism metric uses that, so it needs nothing beyond the story).
+
+A person can type a story (`typed`): one sentence per line or each ended by ".", then the
+question ending in "?", e.g. "mary went to the kitchen. john moved to the garden. where is mary?".
+The sentences are replayed through the generator's world (babi_world.py) and the question answered
+by the same `_answer` the generator uses, so the typed story's batch is laid out exactly as a
+drawn one of the same words.
 """
 
 from __future__ import annotations
@@ -42,18 +48,14 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError
-from .base import Batch, Task, check_int, check_range, numpy_rng, make_generator, span
+from .babi_world import (DROPS, GLUE, KINDS, MOVES, OBJECTS, PEOPLE, PLACES, QUESTIONS, SENTENCE_LENGTH, TAKES,
+                         YES_NO, World, drop_sentence, kind_of, move_sentence, read_question, read_sentence,
+                         split_story, take_sentence)
+from .base import Batch, Task, batch_of, check_int, check_range, numpy_rng, make_generator, span
 from .mechanism import Mechanism, Reading, Trace
 
-SENTENCE_LENGTH = 6  # words per sentence or question, padded with 0
-PEOPLE = ("mary", "john", "sandra", "daniel", "bill", "fred", "julie", "jeff")
-PLACES = ("kitchen", "garden", "hallway", "bathroom", "bedroom", "office", "cellar", "park")
-OBJECTS = ("football", "apple", "milk", "box", "key", "book")
-MOVES = ("went", "moved", "travelled", "journeyed")  # "<person> <move> to the <place>"
-TAKES = ("picked", "grabbed", "took")  # "<person> picked up the <object>", "<person> took the <object>"
-DROPS = ("dropped", "discarded")  # "<person> <drop> the <object>"
-GLUE = ("to", "the", "up", "where", "is", "in", "?")
-YES_NO = ("yes", "no")
+__all__ = ["SENTENCE_LENGTH", "PEOPLE", "PLACES", "OBJECTS", "MOVES", "TAKES", "DROPS", "GLUE", "YES_NO",
+           "Stories", "Story", "SingleFact", "YesNo", "TwoFacts", "STORY_TASKS"]
 
 
 class Stories(NamedTuple):
@@ -158,23 +160,28 @@ class Story(Task):
         """(n sentences, question, answer index, supporting sentence indices), or None to draw again."""
         raise NotImplementedError
 
-    def _stories(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-        B, L = batch_size, SENTENCE_LENGTH
-        n = rng.integers(self.min_sentences, self.max_sentences + 1, size=B)
-        T = int(n.max()) + 1
+    def _draw(self, n: int, rng: np.random.Generator) -> tuple[list[str], str, int, list[int]]:
+        """One story of n sentences with an answerable question (`_story`'s tuple)."""
+        for _ in range(1000):
+            story = self._story(n, rng)
+            if story is not None:
+                return story
+        # cannot happen for valid settings: every story length can hold the facts
+        raise ConfigError(f"{self.describe()}: could not write a story with an answerable question")
+
+    def _lay_out(self, stories: list[tuple[list[str], str, int, list[int]]]) -> tuple[np.ndarray, ...]:
+        """(sentences, question, answer index, supporting facts) per story -> (inputs [B, T, I],
+        targets [B, T, O], mask [B, T], lengths [B], answers [B], supporting [B, F]) as in the
+        module docstring; T = the most sentences + 1."""
+        B, L = len(stories), SENTENCE_LENGTH
+        lengths = np.asarray([len(sentences) + 1 for sentences, *_ in stories], np.int64)
+        T = int(lengths.max())
         inputs = np.zeros((B, T, L), np.float32)
         targets = np.zeros((B, T, len(self.answer_words)), np.float32)
         mask = np.zeros((B, T), np.float32)
         answers = np.zeros(B, np.int64)
         supporting = np.full((B, self.facts), -1, np.int64)
-        for b in range(B):
-            for _ in range(1000):
-                story = self._story(int(n[b]), rng)
-                if story is not None:
-                    break
-            else:  # cannot happen for valid settings: every story length can hold the facts
-                raise ConfigError(f"{self.describe()}: could not write a story with an answerable question")
-            sentences, question, answer, support = story
+        for b, (sentences, question, answer, support) in enumerate(stories):
             inputs[b, 0] = self.ids(question)
             for i, s in enumerate(sentences):
                 inputs[b, i + 1] = self.ids(s)
@@ -182,7 +189,11 @@ class Story(Task):
             mask[b, 0] = 1
             answers[b] = answer
             supporting[b, : len(support)] = support
-        return inputs, targets, mask, n + 1, answers, supporting
+        return inputs, targets, mask, lengths, answers, supporting
+
+    def _stories(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        n = rng.integers(self.min_sentences, self.max_sentences + 1, size=batch_size)
+        return self._lay_out([self._draw(int(k), rng) for k in n])
 
     def _sample(self, batch_size: int, rng: np.random.Generator):
         return self._stories(batch_size, rng)[:4]
@@ -195,6 +206,113 @@ class Story(Task):
         inputs, targets, mask, lengths, answers, supporting = self._stories(batch_size, rng)
         batch = Batch(*(torch.from_numpy(x) for x in (inputs, targets, mask, lengths.astype(np.int64))))
         return Stories(batch.to(device) if device is not None else batch, answers, supporting)
+
+    # ---- a typed story -------------------------------------------------------------------------
+    # A person types sentences and a question; the world (babi_world.py) replays the sentences
+    # and answers the question by the generator's own rules (`_answer`), and the story is laid
+    # out as the sampler lays out a drawn one.
+    typed_input = True
+    question_form: ClassVar[str] = ""  # the key in babi_world.QUESTIONS of the question this task asks
+
+    def _answer(self, asked: dict[str, str], world: World) -> tuple[int, list[int]]:
+        """The question's slot words and the world after the story -> (answer index, supporting
+        facts); ConfigError when the story does not determine the answer."""
+        raise NotImplementedError
+
+    def _example(self) -> tuple[list[str], dict[str, str]]:
+        """A short story this task tells: (sentences, the question's slot words)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _pick(words: tuple[str, ...], count: int) -> tuple[str, str]:
+        """The first two of a task's `count` words (the first twice when it has one)."""
+        return words[0], words[min(1, count - 1)]
+
+    def _question(self, asked: dict[str, str]) -> str:
+        """The question with these slot words, as the stories write it ("where is mary ?")."""
+        return QUESTIONS[self.question_form].format(**asked)
+
+    def typed_example(self) -> str:
+        """The example story as a person types it."""
+        sentences, asked = self._example()
+        return ". ".join(sentences) + ". " + _as_typed(self._question(asked))
+
+    @property
+    def typed_hint(self) -> str:
+        return ("Type a story, one sentence per line (or each ended by '.'), then a question ending in '?', "
+                f"e.g. {self.typed_example()}")
+
+    def known_words(self) -> dict[str, tuple[str, ...]]:
+        """The words of each kind (babi_world.KINDS: name, place, object, verb) this task knows."""
+        vocabulary = set(self.vocabulary)
+        return {kind: tuple(w for w in words if w in vocabulary) for kind, words in KINDS.items()}
+
+    def _unknown(self, word: str, words: list[str]) -> str:
+        """The message for a word outside the vocabulary, naming the known words of its kind."""
+        kind, known = kind_of(word, words), self.known_words()
+        if kind is None:
+            example = self._example()[0][0]
+            return f"'{word}' is not a word of {self.name}; its sentences are like '{example}'"
+        if not known[kind]:
+            return f"'{word}' is not a word of {self.name}: its stories have no {kind}s"
+        article = "an" if kind[0] in "aeiou" else "a"
+        return f"'{word}' is not {article} {kind} {self.name} knows: its {kind}s are {', '.join(known[kind])}"
+
+    def typed(self, text: str, seed: int = 0) -> tuple["Story", Batch]:
+        """A typed story -> (the task at its number of sentences, its batch of one). Nothing is
+        sampled: the answer follows from the story (`typed_stories`)."""
+        fixed, stories = self.typed_stories(text)
+        return fixed, stories.batch
+
+    def typed_stories(self, text: str) -> tuple["Story", Stories]:
+        """A typed story -> (the task at its number of sentences, the story as `stories` gives a
+        drawn one: its batch of one, its answer and supporting facts). One-line ConfigError for
+        a story this task cannot take or whose question it does not answer."""
+        example, example_question = self.typed_example(), _as_typed(self._question(self._example()[1]))
+        sentences, question = split_story(text)
+        if not sentences and question is None:
+            raise ConfigError(f"type a story: one sentence per line, then a question, e.g. {example}")
+        if question is None:
+            last = " ".join(sentences[-1])
+            if read_question(sentences[-1] + ["?"]) is not None:
+                raise ConfigError(f"end the question '{last}' with '?'")
+            raise ConfigError(f"end the story with a question ending in '?', e.g. {example_question}")
+        if not sentences:
+            raise ConfigError(f"the story has no sentences before its question; e.g. {example}")
+        n = len(sentences)
+        if n > self.max_sentences:
+            raise ConfigError(f"the story has {n} sentences; {self.name} holds at most {self.max_sentences} "
+                              f"(one memory slot each)")
+        asked = read_question(question)
+        if asked is None or asked[0] != self.question_form:
+            raise ConfigError(f"{self.name} asks questions like '{example_question}', not "
+                              f"'{_as_typed(' '.join(question))}'")
+        vocabulary = set(self.vocabulary)
+        for words in sentences + [question]:
+            for word in words:
+                if word not in vocabulary:
+                    raise ConfigError(self._unknown(word, words))
+        world, known = World(), self.known_words()
+        for i, words in enumerate(sentences):
+            event = read_sentence(words, known)
+            if event is None:
+                raise ConfigError(f"sentence {i + 1}, '{' '.join(words)}', is not one {self.name} tells; "
+                                  f"it tells {self._forms()}")
+            world.apply(event, i)
+        answer, support = self._answer(asked[1], world)
+        story = ([" ".join(words) for words in sentences], " ".join(question), answer, support)
+        inputs, targets, mask, lengths, answers, supporting = self._lay_out([story])
+        return self.at(n), Stories(batch_of(inputs, targets, mask, lengths), answers, supporting)
+
+    def _forms(self) -> str:
+        """Each kind of sentence this task tells, by example: "'mary went to the kitchen', ..."."""
+        known = self.known_words()
+        name, place = known["name"][0], known["place"][0]
+        forms = [move_sentence(name, MOVES[0], place)]
+        if known["object"]:
+            obj = known["object"][0]
+            forms += [take_sentence(name, verb, obj) for verb in TAKES] + [drop_sentence(name, DROPS[0], obj)]
+        return ", ".join(f"'{f}'" for f in forms)
 
     # ---- supporting facts from the text --------------------------------------------------------
     def _support_from_text(self, sentences: list[list[str]], question: list[str]) -> list[int]:
@@ -296,8 +414,13 @@ def _pass_peaks(read: np.ndarray, support: list[int]) -> dict[str, Reading]:
             "every_fact": Reading(1.0 if set(support) <= set(peaks) else 0.0, note)}
 
 
+def _as_typed(question: str) -> str:
+    """'where is mary ?' -> 'where is mary?', as a person writes it."""
+    return question.replace(" ?", "?")
+
+
 def _move(rng, person: str, place: str) -> str:
-    return f"{person} {MOVES[rng.integers(len(MOVES))]} to the {place}"
+    return move_sentence(person, MOVES[rng.integers(len(MOVES))], place)
 
 
 @dataclass(frozen=True)
@@ -306,28 +429,36 @@ class SingleFact(Story):
     that person's last move."""
 
     name = "babi_single"
+    question_form = "where_person"
 
     def describe(self) -> str:
         return (f"single supporting fact: stories of {span(self.min_sentences, self.max_sentences)} sentences, "
                 f"{self.people} people, {self.places} places; where is a person?")
 
-    def _walk(self, n: int, rng) -> tuple[list[str], dict[int, tuple[int, int]]]:
-        """n moves; {person: (place, sentence of the last move)}."""
-        where: dict[int, tuple[int, int]] = {}
+    def _walk(self, n: int, rng) -> tuple[list[str], World]:
+        """n moves, each to somewhere else than the person was; the world after them."""
+        world = World()
         sentences = []
         for i in range(n):
             p = int(rng.integers(self.people))
-            here = where.get(p, (-1, -1))[0]
+            here = world.place.get(p, -1)
             place = int(rng.choice([x for x in range(self.places) if x != here]))
-            where[p] = (place, i)
+            world.move(p, place, i)
             sentences.append(_move(rng, PEOPLE[p], PLACES[place]))
-        return sentences, where
+        return sentences, world
 
     def _story(self, n, rng):
-        sentences, where = self._walk(n, rng)
-        p = int(rng.choice(sorted(where)))
-        place, last = where[p]
-        return sentences, f"where is {PEOPLE[p]} ?", place, [last]
+        sentences, world = self._walk(n, rng)
+        asked = {"name": PEOPLE[int(rng.choice(sorted(world.place)))]}
+        return (sentences, self._question(asked), *self._answer(asked, world))
+
+    def _answer(self, asked, world):
+        return world.where_is_person(PEOPLE.index(asked["name"]))
+
+    def _example(self):
+        (a, b), (x, y) = self._pick(PEOPLE, self.people), self._pick(PLACES, self.places)
+        return [move_sentence(a, "went", x), move_sentence(b, "moved", y), move_sentence(a, "travelled", y)], \
+            {"name": a}
 
     def _support_from_text(self, sentences, question):
         person = question[2]
@@ -341,6 +472,7 @@ class YesNo(SingleFact):
     that person's last move."""
 
     name = "babi_yes_no"
+    question_form = "is_in"
 
     @property
     def answer_words(self) -> tuple[str, ...]:
@@ -355,12 +487,21 @@ class YesNo(SingleFact):
                 f"{self.people} people, {self.places} places; is a person in a place?")
 
     def _story(self, n, rng):
-        sentences, where = self._walk(n, rng)
-        p = int(rng.choice(sorted(where)))
-        place, last = where[p]
+        sentences, world = self._walk(n, rng)
+        p = int(rng.choice(sorted(world.place)))
+        place = world.place[p]
         yes = bool(rng.integers(2))
-        asked = place if yes else int(rng.choice([x for x in range(self.places) if x != place]))
-        return sentences, f"is {PEOPLE[p]} in the {PLACES[asked]} ?", 0 if yes else 1, [last]
+        there = place if yes else int(rng.choice([x for x in range(self.places) if x != place]))
+        asked = {"name": PEOPLE[p], "place": PLACES[there]}
+        return (sentences, self._question(asked), *self._answer(asked, world))
+
+    def _answer(self, asked, world):
+        place, support = world.where_is_person(PEOPLE.index(asked["name"]))
+        return YES_NO.index("yes" if PLACES[place] == asked["place"] else "no"), support
+
+    def _example(self):
+        (a, b), (x, y) = self._pick(PEOPLE, self.people), self._pick(PLACES, self.places)
+        return [move_sentence(a, "went", x), move_sentence(b, "moved", y)], {"name": a, "place": x}
 
     def _support_from_text(self, sentences, question):
         return super()._support_from_text(sentences, ["", "", question[1]])
@@ -377,6 +518,7 @@ class TwoFacts(Story):
     max_sentences: int = 12
 
     name = "babi_two"
+    question_form = "where_object"
     facts = 2
     min_story = 2
 
@@ -395,53 +537,51 @@ class TwoFacts(Story):
                 f"{self.people} people, {self.places} places, {self.objects} objects; where is an object?")
 
     def _story(self, n, rng):
-        place: dict[int, int] = {}  # person -> place
-        last_move: dict[int, int] = {}  # person -> sentence
-        holder: dict[int, int] = {}  # object -> person carrying it
-        known: dict[int, tuple[int, list[int]]] = {}  # object -> (place, supporting facts) once dropped
-        taken: dict[int, int] = {}  # object -> sentence of its last pick-up
+        world = World()
         sentences = []
         # Force one pick-up in the story: its sentence index, and a move before it.
         for i in range(n):
-            if i == n - 1 and not taken:
+            if i == n - 1 and not world.taken:
                 choices = ["take"]
             else:
                 choices = ["move", "move"]
-                if place and len(holder) < self.objects:
+                if world.place and len(world.holder) < self.objects:
                     choices.append("take")
-                if holder:
+                if world.holder:
                     choices.append("drop")
-            if i == 0 or not place:
+            if i == 0 or not world.place:
                 action = "move"
             else:
                 action = choices[int(rng.integers(len(choices)))]
-            if action == "move":
+            if action == "move":  # only a person somewhere can pick up
                 p = int(rng.integers(self.people))
-                x = int(rng.choice([y for y in range(self.places) if y != place.get(p, -1)]))
-                place[p], last_move[p] = x, i
+                x = int(rng.choice([y for y in range(self.places) if y != world.place.get(p, -1)]))
+                world.move(p, x, i)
                 sentences.append(_move(rng, PEOPLE[p], PLACES[x]))
             elif action == "take":
-                p = int(rng.choice(sorted(place)))
-                o = int(rng.choice([y for y in range(self.objects) if y not in holder]))
-                holder[o], taken[o] = p, i
-                known.pop(o, None)
-                verb = TAKES[rng.integers(len(TAKES))]
-                sentences.append(f"{PEOPLE[p]} {verb}{' up' if verb == 'picked' else ''} the {OBJECTS[o]}")
+                p = int(rng.choice(sorted(world.place)))
+                o = int(rng.choice([y for y in range(self.objects) if y not in world.holder]))
+                world.take(p, o, i)
+                sentences.append(take_sentence(PEOPLE[p], TAKES[rng.integers(len(TAKES))], OBJECTS[o]))
             else:
-                o = int(rng.choice(sorted(holder)))
-                p = holder.pop(o)
-                known[o] = (place[p], [last_move[p], i])
-                sentences.append(f"{PEOPLE[p]} {DROPS[rng.integers(len(DROPS))]} the {OBJECTS[o]}")
-        askable = sorted(set(holder) | set(known))
+                o = int(rng.choice(sorted(world.holder)))
+                p = world.holder[o]
+                world.drop(p, o, i)
+                sentences.append(drop_sentence(PEOPLE[p], DROPS[rng.integers(len(DROPS))], OBJECTS[o]))
+        askable = sorted(set(world.holder) | set(world.dropped))
         if not askable:
             return None
-        o = int(rng.choice(askable))
-        if o in holder:
-            p = holder[o]
-            at, support = place[p], sorted([taken[o], last_move[p]])
-        else:
-            at, support = known[o][0], sorted(known[o][1])
-        return sentences, f"where is the {OBJECTS[o]} ?", at, support
+        asked = {"object": OBJECTS[int(rng.choice(askable))]}
+        return (sentences, self._question(asked), *self._answer(asked, world))
+
+    def _answer(self, asked, world):
+        return world.where_is_object(OBJECTS.index(asked["object"]))
+
+    def _example(self):
+        a = self._pick(PEOPLE, self.people)[0]
+        (x, y), o = self._pick(PLACES, self.places), OBJECTS[0]
+        return ([move_sentence(a, "went", x), take_sentence(a, "picked", o), move_sentence(a, "travelled", y)],
+                {"object": o})
 
     def _support_from_text(self, sentences, question):
         obj = question[3]

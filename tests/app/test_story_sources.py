@@ -4,6 +4,7 @@ views that run sequences (Compare, the Train tab) leave them out or say why."""
 
 from __future__ import annotations
 
+import re
 import numpy as np
 import pytest
 import torch
@@ -51,9 +52,11 @@ def test_run_records_a_story_from_the_shipped_list():
     np.testing.assert_allclose(episode.read.weights.sum(-1), 1.0, atol=1e-5)
 
 
-def test_a_story_takes_no_typed_pattern_and_no_impossible_length():
+def test_a_typed_story_plays_a_bad_one_is_one_line_and_no_impossible_length():
     source = load_source(checkpoint_path(STORY))
-    with pytest.raises(ConfigError, match="the babi_single task takes no typed input"):
+    episode = record_episode(source, pattern="john went to the office. mary moved to the hallway.\nwhere is mary?")
+    assert episode.meta["answer"] == "hallway" and len(episode.slot_labels) == 2
+    with pytest.raises(ConfigError, match=re.escape("a story uses letters, spaces, '.' and '?' only, not '0' '1'")):
         record_episode(source, pattern="0101")
     with pytest.raises(ConfigError, match="stories of 20 sentences needs 20 memory slots, the model has 10"):
         record_episode(source, length=20)
