@@ -122,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, default=1,
                    help="CPU threads for torch (1 is fastest for these small models)")
     t.add_argument("--out", type=Path, default=None,
-                   help="checkpoint to write (default runs/model.safetensors; on --resume, the resumed files)")
+                   help="checkpoint to write, or a folder for TASK-MODEL.safetensors (default runs/model.safetensors; "
+                        "on --resume, the resumed files)")
     t.add_argument("--resume", type=Path, nargs="+", default=None, metavar="CHECKPOINT",
                    help="continue from this checkpoint, or from an ensemble's checkpoints (one per seed)")
     t.add_argument("--slim", action="store_true",
@@ -282,8 +283,11 @@ class _Signals:
         signal.signal(signal.SIGINT, self)  # even where a shell started us with SIGINT ignored
 
 
-def member_paths(out: Path, seeds: list[int]) -> list[Path]:
-    """Where each model of a run goes: `out` itself for one seed, NAME-seedS.SUFFIX per seed for more."""
+def member_paths(out: Path, seeds: list[int], name: str = "model") -> list[Path]:
+    """Where each model of a run goes: `out` itself for one seed, NAME-seedS.SUFFIX per seed for more.
+    A folder that exists (or ".") holds NAME.safetensors."""
+    if out.is_dir() or not out.name:
+        out = out / f"{name}.safetensors"
     if len(seeds) == 1:
         return [out]
     return [out.with_name(f"{out.stem}-seed{seed}{out.suffix}") for seed in seeds]
@@ -317,7 +321,8 @@ def cmd_train(args) -> int:
             raise ConfigError("a resumed run keeps its seeds: drop --seed/--seeds")
         ckpts = [ckpt_io.load(path, device=device) for path in args.resume]
         trainer = Trainer.resume_from(ckpts, batch_size=given.get("batch_size"), lr=given.get("lr"))
-        paths = member_paths(args.out, trainer.seeds) if args.out else list(args.resume)
+        paths = (member_paths(args.out, trainer.seeds, f"{trainer.task.name}-{trainer.model.config.kind}")
+                 if args.out else list(args.resume))
         print(f"resuming {len(ckpts)} model(s) at step {trainer.step} ({trainer.sequences} sequences each)",
               file=sys.stderr)
     else:
@@ -329,7 +334,7 @@ def cmd_train(args) -> int:
                      f"--seeds with {len(seeds)} models at batch {batch_size}")
         model = build_model(model_config, seeds=seeds).to(device)
         trainer = Trainer(model, task, seeds=seeds, **config.trainer_options())
-        paths = member_paths(args.out or Path("runs/model.safetensors"), seeds)
+        paths = member_paths(args.out or Path("runs/model.safetensors"), seeds, f"{task.name}-{model_config.kind}")
     hardware = f"{_cpu_name()}, {torch.get_num_threads()} torch thread(s), {device}"
     every = config.checkpoint_every
     checkpoints = Checkpoints(paths, every, with_optimizer=not args.slim, extra_meta={"hardware": hardware})

@@ -399,12 +399,17 @@ class StackRNNConfig:
         return cls(task.input_size, task.output_size, **settings)
 
 
+POINTER_OUTPUTS = ("pointer", "vocabulary")
+
+
 @dataclass(frozen=True)
 class PointerConfig:
     """A pointer network (Vinyals, Fortunato & Jaitly 2015): an LSTM encoder over the inputs, an
     LSTM decoder whose additive attention over the encoder's states is its output, a pointer at
     one input per step (models/pointer.py). Its inputs are the pointer tasks' (tasks/geometry.py):
-    F numbers per input, then the flag "input" and the teacher's "previous" pointer."""
+    F numbers per input, then the flag "input" and the teacher's "previous" pointer. Output
+    "vocabulary" is the paper's baseline on the same tasks: the same encoder, decoder and attention,
+    the attention read as a context and the answer a softmax over the O positions as words."""
 
     input_size: int = setting(help="I = F + 2: F numbers per input, a flag, the previous pointer (the task's)",
                               type=int, bounds=(3, None), derived=True)
@@ -412,8 +417,17 @@ class PointerConfig:
                                type=int, bounds=(2, None), derived=True)
     pointer_size: int = setting(128, **_size("pointer network: LSTM units of its encoder and decoder, and the "
                                              "attention's width"))
+    output: str = setting("pointer", choices=POINTER_OUTPUTS,
+                          help="pointer network: its attention is its answer (pointer), or, the paper's baseline, "
+                               "an encoder-decoder with attention whose answer is a softmax over a fixed "
+                               "vocabulary of positions (vocabulary)")
 
     kind = "pointer"
+
+    @property
+    def points(self) -> bool:
+        """Whether the attention is the answer (a pointer network), not read by a fixed output layer."""
+        return self.output == "pointer"
 
     def __post_init__(self) -> None:
         check_fields(self)

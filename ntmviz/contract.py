@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .errors import ConfigError
 
@@ -291,3 +291,25 @@ class Recording:
 
     family: Family
     items: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, eq=False)
+class _Chosen(Family):
+    """A kind's declaration whose config chooses the family it builds (chosen_by_config)."""
+
+    def resolve(self, config: Any) -> Family:
+        return self.__dict__["_choose"](config).resolve(config)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Family) and self.to_dict() == other.to_dict()
+
+    __hash__ = Family.__hash__
+
+
+def chosen_by_config(default: Family, choose: Callable[[Any], Family]) -> Family:
+    """The registry's declaration of a kind whose config picks one of several families (an
+    encoder-decoder with attention or without; a pointer network or its fixed-output baseline):
+    it reads, compares and serialises as `default`; `resolve(config)` is `choose(config)`, resolved."""
+    chosen = _Chosen(**{f.name: getattr(default, f.name) for f in dataclasses.fields(default)})
+    object.__setattr__(chosen, "_choose", choose)  # not a field: the declaration's data stay `default`'s
+    return chosen

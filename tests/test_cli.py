@@ -333,3 +333,13 @@ def test_an_ngrams_card_gives_every_seeds_gap_to_the_optimum(tmp_path):
     assert gaps[0] != gaps[1]  # two models, two gaps
     low, high = sorted(gaps)
     assert f"gap to the optimum from {low:.4f} to {high:.4f} bits per prediction" in card
+
+
+def test_out_may_name_a_folder(tmp_path):
+    """`--out DIR` (or `.`) writes TASK-MODEL.safetensors there, per seed for an ensemble; a file stays a file."""
+    from ntmviz.cli import member_paths
+    assert member_paths(tmp_path, [0], "tsp-pointer") == [tmp_path / "tsp-pointer.safetensors"]
+    assert member_paths(Path("."), [0, 2], "copy-ntm") == [Path("copy-ntm-seed0.safetensors"),
+                                                           Path("copy-ntm-seed2.safetensors")]
+    assert member_paths(tmp_path / "a.safetensors", [0, 1]) == [tmp_path / "a-seed0.safetensors",
+                                                                tmp_path / "a-seed1.safetensors"]

@@ -20,7 +20,7 @@ from ntmviz.episode import Episode, record
 from ntmviz.errors import ConfigError
 from ntmviz.mechanisms import readings
 from ntmviz.models import build_model, family
-from ntmviz.models.pointer import FAMILY, NOT_THERE, PointerNetwork
+from ntmviz.models.pointer import FAMILY, NOT_THERE, POINTERS, VOCABULARY, PointerNetwork
 from ntmviz.tasks import get_task
 from ntmviz.tasks.geometry import END, ConvexHull, SortNumbers, TravellingSalesman
 from ntmviz.train import Trainer
@@ -28,9 +28,10 @@ from ntmviz.train import Trainer
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
-def make_model(task, seed=0, size=6, models=1, dtype=torch.float64) -> PointerNetwork:
+def make_model(task, seed=0, size=6, models=1, dtype=torch.float64, output="pointer") -> PointerNetwork:
     torch.manual_seed(seed)
-    return PointerNetwork(PointerConfig(task.input_size, task.output_size, pointer_size=size), models).to(dtype)
+    config = PointerConfig(task.input_size, task.output_size, pointer_size=size, output=output)
+    return PointerNetwork(config, models).to(dtype)
 
 
 def reference(model: PointerNetwork, item: np.ndarray, teacher: bool, k: int = 0):
@@ -65,14 +66,27 @@ def reference(model: PointerNetwork, item: np.ndarray, teacher: bool, k: int = 0
         e.append(h)
     W1, W2 = model.w1[k].detach().double().numpy(), model.w2[k].detach().double().numpy()
     v = model.v[k].detach().double().numpy()
-    p, energies = 0, []
+    vocabulary = not model.config.points
+    if vocabulary:  # the baseline: its answer a softmax over the positions, read from [d_i; c_i]
+        W_out, b_out = model.w_out[k].detach().double().numpy(), model.b_out[k].detach().double().numpy()
+    p, energies, answers, contexts = 0, [], [], []
     for i in range(n + 1):
         if teacher:
             p = int(round(x[i, -1]))
-        h, c = cell(dec, z[p], h, c)
+        h, c = cell(dec, z[p] if p < len(z) else np.zeros(Fw + 1), h, c)  # a position past the inputs reads zeros
         u = np.array([v @ np.tanh(W1 @ ej + W2 @ h) for ej in e])
         energies.append(u)
-        p = int(np.argmax(u))
+        if vocabulary:
+            a = np.exp(u - u.max())
+            a /= a.sum()
+            context = a @ np.array(e)
+            answers.append(W_out @ np.concatenate([h, context]) + b_out)
+            contexts.append(context)
+            p = int(np.argmax(answers[-1]))
+        else:
+            p = int(np.argmax(u))
+    if vocabulary:
+        return np.array(e), np.array(energies), np.array(answers), np.array(contexts)
     return np.array(e), np.array(energies)
 
 
@@ -94,6 +108,25 @@ def test_the_batch_matches_the_papers_equations_item_by_item(task, teacher):
         e, u = reference(model, x[b].numpy(), teacher)
         np.testing.assert_allclose(logits[b, : n + 1, : n + 1], u, rtol=1e-10, atol=1e-12)
         assert np.all(logits[b, :, n + 1:] == NOT_THERE)  # positions the item does not have
+
+
+@pytest.mark.parametrize("teacher", [True, False])
+def test_the_vocabulary_baseline_matches_its_equations_item_by_item(task, teacher):
+    """Output "vocabulary": the same attention, read as a context; the answer over the positions as words."""
+    model = make_model(task, output="vocabulary").train(teacher)
+    batch = task.sample(5, seed=4)
+    x = batch.inputs.double()
+    run = model.run(x)
+    logits = model(x).detach().numpy()
+    assert logits.shape == (5, x.shape[1], task.output_size)
+    for b in range(5):
+        n = int(batch.lengths[b]) - 1
+        e, u, answers, contexts = reference(model, x[b].numpy(), teacher)
+        np.testing.assert_allclose(run.energies[b, : n + 1, : n + 1].detach().numpy(), u, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(logits[b, : n + 1], answers, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(run.contexts[b, : n + 1].detach().numpy(), contexts, rtol=1e-10, atol=1e-12)
+    # it answers over every position, those past an item's inputs too (it may name one it does not have)
+    assert np.all(logits > NOT_THERE)
 
 
 def test_teacher_forcing_reads_the_previous_channel_in_training_mode_only(task):
@@ -136,6 +169,34 @@ def test_the_declaration():
     assert group.name == "pointer" and group.count == 1 and group.normalised
     assert group.stage_names == ("energies", "weights")
     assert Family.from_dict(FAMILY.to_dict()) == FAMILY
+    # output "vocabulary" builds the baseline's family: its attention is a read, not the answer
+    task = get_task("convex_hull")
+    assert FAMILY.resolve(PointerConfig(task.input_size, task.output_size)) == POINTERS == FAMILY
+    baseline = FAMILY.resolve(PointerConfig(task.input_size, task.output_size, output="vocabulary"))
+    assert baseline == VOCABULARY and baseline.name == "pointer" and baseline.slot_coords
+    (attention,) = baseline.groups
+    assert attention.name == "attention" and attention.reads and attention.stage_names == ("energies", "weights")
+    with pytest.raises(ConfigError, match="unknown output 'words'; expected pointer or vocabulary"):
+        PointerConfig(task.input_size, task.output_size, output="words")
+
+
+def test_the_recorded_baseline_reads_its_attention_and_answers_over_positions():
+    task = get_task("convex_hull", min_n=4, max_n=6)
+    model = make_model(task, size=8, dtype=torch.float32, output="vocabulary")
+    batch = task.sample(3, seed=2)
+    episodes = record(model, batch, task=task)
+    with torch.inference_mode():
+        run = model.eval().run(batch.inputs)
+    for b, ep in enumerate(episodes):
+        N = int(batch.lengths[b])
+        assert ep.family == VOCABULARY and set(ep.heads) == {"attention"}
+        np.testing.assert_allclose(ep.outputs, torch.softmax(run.logits[b, :N], -1).numpy(), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(ep.heads["attention"].weights[:, 0], run.weights[b, :N, :N].numpy(), atol=1e-7)
+        np.testing.assert_allclose(ep.reads[:, 0], run.contexts[b, :N].numpy(), atol=1e-7)
+        # the reads are the attention's weighted sum of the memory (the encoder's states)
+        np.testing.assert_allclose(ep.reads[:, 0], ep.heads["attention"].weights[:, 0] @ ep.memory, atol=1e-5)
+        target = ep.targets.argmax(-1)
+        assert ep.score() == float(((ep.outputs.argmax(-1) != target) & (ep.mask > 0)).sum())
 
 
 @pytest.fixture

@@ -22,6 +22,17 @@ is the target pointer, read from the "previous" channel), its own argmax p_i = a
 in eval mode (evaluation, validation, recording). The logits [P, T, O] are the energies, with
 a large negative number at the positions an item does not have (j > n), so a softmax over O
 is a_i followed by zeros.
+
+Output "vocabulary" (config.output) is the paper's baseline, an encoder-decoder with attention
+on the same tasks: the same encoder, decoder and energies, but the attention is read, not
+answered with, and the answer is a softmax over the O positions as a fixed vocabulary of words
+(it may name a position the item does not have):
+
+    c_i      = sum_j a_ij e_j                              the context (the read)
+    logits_i = W_out [d_i; c_i] + b_out                    [O]
+    p_i      = argmax logits_i                             fed back as z_(p_i) (zeros past the inputs)
+
+Both feed back the input their previous answer names, so the two differ in the output layer only.
 """
 
 from __future__ import annotations
@@ -34,7 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import PointerConfig
-from ..contract import Family, HeadGroup, Recording, Stage
+from ..contract import Family, HeadGroup, Recording, Stage, chosen_by_config
 from ..errors import ConfigError
 from ..layers import Stacked, StackedLSTMWeights, rows_per_model
 
@@ -55,6 +66,24 @@ FAMILY = Family(
         "input), an LSTM decoder whose softmax over those slots is its answer. Points: the inputs in their plane "
         "(numbers on a line), the end drawn outside the unit square.",
 )
+VOCABULARY = Family(
+    name="pointer",
+    title="Encoder-decoder with attention (the pointer network's baseline)",
+    groups=(HeadGroup("attention", 1, reads=True, stages=(
+        Stage("energies", "u_j = v^T tanh(W1 e_j + W2 d_i): the score of each input (before the softmax)"),),
+        doc="the decoder's attention over the encoded inputs, read as a context c_i; the answer is a softmax "
+            "over the positions as a fixed vocabulary, not this attention"),),
+    memory="read-only",
+    slot_coords=True,
+    slot_labels=True,
+    measure="answer_errors",
+    doc="The baseline of Vinyals, Fortunato & Jaitly 2015 (LSTM with attention): the pointer network's encoder, "
+        "decoder and attention, the answer a softmax over the positions 0..O-1 as words, read from the decoder's "
+        "state and the attention's context.",
+)
+POINTERS = FAMILY
+# The registry's declaration: the pointer network, which resolves to the family a config builds.
+FAMILY = chosen_by_config(POINTERS, lambda config: POINTERS if config.points else VOCABULARY)
 
 
 class Pointers(NamedTuple):
@@ -62,6 +91,8 @@ class Pointers(NamedTuple):
 
     energies: Tensor  # [P, T, N] u, NOT_THERE where j > n
     weights: Tensor  # [P, T, N] the softmax of u (0 where j > n)
+    logits: Tensor  # [P, T, O] the answer's: u padded with NOT_THERE, or the vocabulary's
+    contexts: Tensor | None  # [P, T, C] c_i, what the vocabulary's output layer reads (None: pointer)
     memory: Tensor  # [P, N, C] the encoder's states e_0 .. e_N-1
     tokens: Tensor  # [P, N, F + 1] z_0 .. z_N-1: the end token, then the inputs
     counts: Tensor  # [P] n, each row's inputs
@@ -93,6 +124,10 @@ class PointerNetwork(Stacked):
         self.w1 = nn.Parameter(torch.empty(K, C, C).uniform_(-bound, bound))  # W1, on the encoder's states
         self.w2 = nn.Parameter(torch.empty(K, C, C).uniform_(-bound, bound))  # W2, on the decoder's state
         self.v = nn.Parameter(torch.empty(K, C).uniform_(-bound, bound))
+        if not c.points:  # the baseline's output layer over the positions as words
+            out_bound = 1 / math.sqrt(2 * C)
+            self.w_out = nn.Parameter(torch.empty(K, c.output_size, 2 * C).uniform_(-out_bound, out_bound))
+            self.b_out = nn.Parameter(torch.zeros(K, c.output_size))
 
     def with_models(self, models: int) -> "PointerNetwork":
         return PointerNetwork(self.config, models).to(self.device, self.v.dtype)
@@ -138,42 +173,55 @@ class PointerNetwork(Stacked):
         keys = torch.bmm(memory.reshape(K, B * N, C), self.w1.transpose(1, 2)).reshape(P, N, C)  # W1 e_j
         v = self.v.repeat_interleave(B, 0)  # [P, C]
 
+        O = c.output_size
+        fed = torch.nn.functional.pad(tokens, (0, 0, 0, O - N))  # [P, O, F + 1]: zeros past the inputs
         teacher = self.training
-        previous = inputs[:, :, -1].round().long().clamp(0, N - 1) if teacher else None  # [P, T]
+        previous = inputs[:, :, -1].round().long().clamp(0, O - 1) if teacher else None  # [P, T]
         pointer = torch.zeros(P, dtype=torch.long, device=inputs.device)
-        energies, weights = [], []
+        energies, weights, logits, contexts = [], [], [], []
         rows = torch.arange(P, device=inputs.device)
         for i in range(T):
             if teacher:
                 pointer = previous[:, i]
-            h, cell = lstm_cell(self.decoder, tokens[rows, pointer], h, cell, K)
+            h, cell = lstm_cell(self.decoder, fed[rows, pointer], h, cell, K)
             query = torch.bmm(h.reshape(K, B, C), self.w2.transpose(1, 2)).reshape(P, 1, C)  # W2 d_i
             u = (torch.tanh(keys + query) * v[:, None]).sum(-1)  # [P, N]
             u = u.masked_fill(~there, NOT_THERE)
             a = torch.softmax(u, -1)
             energies.append(u)
             weights.append(a)
-            pointer = u.argmax(-1)
-        return Pointers(torch.stack(energies, 1), torch.stack(weights, 1), memory, tokens, counts)
+            if c.points:
+                answer = torch.nn.functional.pad(u, (0, O - N), value=NOT_THERE)
+            else:
+                context = torch.bmm(a[:, None], memory)[:, 0]  # [P, C]
+                read = torch.cat([h, context], -1).reshape(K, B, 2 * C)
+                answer = (torch.bmm(read, self.w_out.transpose(1, 2)) + self.b_out[:, None]).reshape(P, O)
+                contexts.append(context)
+            logits.append(answer)
+            pointer = answer.argmax(-1)
+        return Pointers(torch.stack(energies, 1), torch.stack(weights, 1), torch.stack(logits, 1),
+                        torch.stack(contexts, 1) if contexts else None, memory, tokens, counts)
 
     def forward(self, inputs: Tensor) -> Tensor:
-        """inputs [P, T, I] -> logits [P, T, O]: the energies, NOT_THERE past each item's inputs."""
-        u = self.run(inputs).energies  # [P, T, N]
-        O = self.config.output_size
-        return torch.nn.functional.pad(u, (0, O - u.shape[-1]), value=NOT_THERE)
+        """inputs [P, T, I] -> logits [P, T, O]: the energies, NOT_THERE past each item's inputs
+        (or, output "vocabulary", the output layer's logits over the positions)."""
+        return self.run(inputs).logits
 
     def record(self, inputs: Tensor, lengths: Sequence[int]) -> Recording:
         """inputs [P, T, I] -> each item as T = n + 1 steps over N = n + 1 slots (n = length - 1):
-        outputs [T, O] the pointer's probabilities over the positions, memory [N, C] the encoder's
-        states, pointer.energies and pointer.weights [T, 1, N], coords [N, 2] the inputs in
-        their plane (a number v at (v, 0)), the end outside. Call under inference mode, in eval mode."""
+        outputs [T, O] the answer's probabilities over the positions, memory [N, C] the encoder's
+        states, <group>.energies and <group>.weights [T, 1, N] (group "pointer", or "attention"
+        for output "vocabulary", whose reads [T, 1, C] are the contexts), coords [N, 2] the inputs
+        in their plane (a number v at (v, 0)), the end outside. Call under inference mode, in eval mode."""
         run = self.run(inputs)
-        O = self.config.output_size
-        probs = torch.nn.functional.pad(run.weights, (0, O - run.weights.shape[-1])).float().cpu().numpy()
+        family = FAMILY.resolve(self.config)
+        group = family.groups[0].name
+        probs = torch.softmax(run.logits, -1).float().cpu().numpy()
         energies = run.energies.float().cpu().numpy()
         weights = run.weights.float().cpu().numpy()
         memory = run.memory.float().cpu().numpy()
         tokens = run.tokens.float().cpu().numpy()
+        contexts = None if run.contexts is None else run.contexts.float().cpu().numpy()
         Fw = self.config.features
         items = []
         for b, length in enumerate(lengths):
@@ -181,7 +229,9 @@ class PointerNetwork(Stacked):
             coords = np.zeros((N, 2), np.float32)
             coords[0] = END_COORDS[min(Fw, 2)]
             coords[1:, : min(Fw, 2)] = tokens[b, 1:N, : min(Fw, 2)]
-            items.append({"outputs": probs[b, :N], "memory": memory[b, :N],
-                          "pointer.energies": energies[b, :N, None, :N], "pointer.weights": weights[b, :N, None, :N],
-                          "coords": coords})
-        return Recording(FAMILY.resolve(self.config), items)
+            item = {"outputs": probs[b, :N], "memory": memory[b, :N], f"{group}.energies": energies[b, :N, None, :N],
+                    f"{group}.weights": weights[b, :N, None, :N], "coords": coords}
+            if contexts is not None:
+                item["reads"] = contexts[b, :N, None]
+            items.append(item)
+        return Recording(family, items)

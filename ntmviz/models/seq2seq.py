@@ -44,8 +44,6 @@ Without attention the family has no memory (the views show the sequence alone).
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -54,7 +52,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import Seq2SeqConfig
-from ..contract import Family, HeadGroup, Param, Recording, Stage
+from ..contract import Family, HeadGroup, Param, Recording, Stage, chosen_by_config
 from ..errors import ConfigError
 from ..layers import Stacked, StackedGRUCell, StackedLinear, rows_per_model
 from .ntm import check_inputs
@@ -83,22 +81,8 @@ NO_ATTENTION = Family(
     doc="The RNNenc baseline of Bahdanau et al. 2015: the decoder sees only the encoder's final states.")
 
 
-@dataclass(frozen=True, eq=False)
-class _Declared(Family):
-    """The registry's declaration of kind "seq2seq": the attention family, which resolves to the
-    family a config builds (NO_ATTENTION when its attention is "none"). Equal to ATTENTION, and to
-    what its JSON gives back."""
-
-    def resolve(self, config) -> Family:
-        return ATTENTION.resolve(config) if config.attends else NO_ATTENTION
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Family) and self.to_dict() == other.to_dict()
-
-    __hash__ = Family.__hash__
-
-
-FAMILY = _Declared(**{f.name: getattr(ATTENTION, f.name) for f in dataclasses.fields(ATTENTION)})
+# The registry's declaration: ATTENTION, which resolves to the family a config builds (NO_ATTENTION for "none").
+FAMILY = chosen_by_config(ATTENTION, lambda config: ATTENTION if config.attends else NO_ATTENTION)
 
 
 def delimiters(inputs: Tensor) -> Tensor:
