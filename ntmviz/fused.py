@@ -402,35 +402,108 @@ def _sequence_forward(spec: Spec, x_in: Tensor, memory0: Tensor, weights0: Tenso
     return hidden_all, reads_all, (tape if keep else None), traced
 
 
+# ---- the tape through save_for_backward ------------------------------------------------------------
+# _Sequence keeps every tensor its backward reads in ctx.save_for_backward, so torch's version checks
+# (a saved tensor changed in place before backward) and saved-tensor hooks (offloading, packing) see
+# them; ctx keeps only where each one sits. Each distinct tensor is saved once (a tensor saved twice
+# would be packed, and with copying hooks stored, twice): found by identity, one dict look-up each.
+
+class _Slots:
+    """The tensors to save, each once, and their positions: index(t) -> position (None for None)."""
+
+    def __init__(self):
+        self.tensors: list[Tensor] = []
+        self._at: dict[int, int] = {}  # id(tensor) -> position; every tensor here is alive meanwhile
+
+    def index(self, t: Tensor | None) -> int | None:
+        if t is None:
+            return None
+        i = self._at.get(id(t))
+        if i is None:
+            i = self._at[id(t)] = len(self.tensors)
+            self.tensors.append(t)
+        return i
+
+
+def _layout_of(saved, slots: _Slots) -> tuple | None:
+    """What memory_forward or lstm_forward saved -> (kind, shapes, positions of its tensors); None for None.
+    The kernels' outputs are one block: saved whole, its shapes beside it (as _LSTMCell does)."""
+    if saved is None:
+        return None
+    if isinstance(saved, native.Saved):
+        block = saved.step.block
+        return native.Saved, block.shapes, (slots.index(saved.memory), slots.index(saved.previous),
+                                            slots.index(block.flat))
+    if isinstance(saved, native.LSTMSaved):
+        return native.LSTMSaved, saved.block.shapes, (slots.index(saved.cell), slots.index(saved.block.flat))
+    if type(saved) is tuple:  # the torch ops: a tuple of tensors (or None)
+        return tuple, None, tuple(map(slots.index, saved))
+    # a triton_step.Saved (memory_backward tells them apart the same way): memory, previous, fields
+    return type(saved), None, tuple(map(slots.index, (saved.memory, saved.previous, *saved.fields)))
+
+
+def _at(tensors: tuple, i: int | None) -> Tensor | None:
+    """The saved tensor at position i (_Slots.index's inverse)."""
+    return None if i is None else tensors[i]
+
+
+def _rebuild(layout: tuple | None, tensors: tuple):
+    """_layout_of's inverse, from ctx.saved_tensors."""
+    if layout is None:
+        return None
+    kind, shapes, at = layout
+    parts = [_at(tensors, i) for i in at]
+    if kind is native.Saved:  # the kernels read raw addresses: contiguous, whatever a hook returned
+        memory, previous, flat = (t.contiguous() for t in parts)
+        return native.Saved(memory, previous, native.Step(native.Block(flat, shapes, flat)))
+    if kind is native.LSTMSaved:
+        cell, flat = (t.contiguous() for t in parts)
+        return native.LSTMSaved(cell, native.Block(flat, shapes, flat))
+    if kind is tuple:
+        return tuple(parts)
+    return kind(parts[0], parts[1], parts[2:])
+
+
 class _Sequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, spec, x_in, memory0, weights0, w_heads, b_heads, *flat_layers):
         layers = [Layer(*flat_layers[i:i + 3]) for i in range(0, len(flat_layers), 3)]
         hidden, reads, tape, _ = _sequence_forward(spec, x_in, memory0, weights0, (w_heads, b_heads),
                                                    layers, keep=True, record=False)
-        ctx.spec, ctx.tape, ctx.layers = spec, tape, layers
-        ctx.heads = (w_heads, b_heads)
-        ctx.memory0_weights0 = (memory0, weights0)
-        ctx.shape = x_in.shape
+        # Saved: what backward reads, nothing more (the biases' and memory0's values it does not read).
+        slots = _Slots()
+        ctx.w_heads = slots.index(w_heads)
+        ctx.weights0 = slots.index(weights0 if ctx.needs_input_grad[2] else None)  # for g_memory0 only
+        ctx.layers = [(slots.index(layer.w_in), slots.index(layer.w_rec), layer.bias is not None)
+                      for layer in layers]
+        # per step: per layer (below, rec, h, the LSTM's saved), then the memory step's saved
+        ctx.steps = [(tuple((slots.index(below), slots.index(rec), slots.index(h), _layout_of(lstm_saved, slots))
+                           for below, rec, lstm_saved, h in step_tape), _layout_of(saved, slots))
+                    for step_tape, saved in tape]
+        ctx.save_for_backward(*slots.tensors)
+        ctx.spec, ctx.shape, ctx.memory_width = spec, x_in.shape, memory0.shape[2]
         return hidden, reads
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g_hidden, g_reads_out):
-        spec, tape, layers = ctx.spec, ctx.tape, ctx.layers
-        w_heads, _ = ctx.heads
-        memory0, weights0 = ctx.memory0_weights0
+        spec = ctx.spec
+        saved_tensors = ctx.saved_tensors
+        w_heads = saved_tensors[ctx.w_heads]
+        weights0 = _at(saved_tensors, ctx.weights0)
+        layers = [(_at(saved_tensors, i), _at(saved_tensors, r), has_bias)  # w_in, w_rec, whether a bias
+                  for i, r, has_bias in ctx.layers]
         K, B, T, _ = ctx.shape
         P = K * B
         R, lstm, L = spec.read_heads, spec.lstm, spec.layers
-        M = memory0.shape[2]
+        M = ctx.memory_width
         if g_hidden is None:
-            g_hidden = torch.zeros(P, T, w_heads.shape[1], dtype=memory0.dtype, device=memory0.device)
+            g_hidden = torch.zeros(P, T, w_heads.shape[1], dtype=w_heads.dtype, device=w_heads.device)
         if g_reads_out is None:
-            g_reads_out = torch.zeros(P, T, R * M, dtype=memory0.dtype, device=memory0.device)
+            g_reads_out = torch.zeros(P, T, R * M, dtype=w_heads.dtype, device=w_heads.device)
         w_heads_t = w_heads.transpose(1, 2)
-        w_rec_t = [None if layer.w_rec is None else layer.w_rec.transpose(1, 2) for layer in layers]
-        w_in_t = [None if layer.w_in is None else layer.w_in.transpose(1, 2) for layer in layers]
+        w_in_t = [None if w_in is None else w_in.transpose(1, 2) for w_in, _, _ in layers]
+        w_rec_t = [None if w_rec is None else w_rec.transpose(1, 2) for _, w_rec, _ in layers]
         g_h_next = [None] * L  # gradient reaching h_t of each LSTM layer from step t+1
         g_c_next = [None] * L
         g_r_next = None  # gradient reaching r_t from step t+1's controller input
@@ -441,7 +514,10 @@ class _Sequence(torch.autograd.Function):
         recs = [[] for _ in range(L)]
         belows = [[] for _ in range(L)]
         for t in range(T - 1, -1, -1):
-            step_tape, saved = tape[t]
+            layer_slots, memory_layout = ctx.steps[t]
+            step_tape = [(_at(saved_tensors, b), _at(saved_tensors, r), _rebuild(lstm_layout, saved_tensors),
+                          saved_tensors[h]) for b, r, h, lstm_layout in layer_slots]
+            saved = _rebuild(memory_layout, saved_tensors)
             g_r = g_reads_out[:, t].reshape(P, R, M)
             if g_r_next is not None:
                 g_r = g_r + g_r_next
@@ -483,11 +559,11 @@ class _Sequence(torch.autograd.Function):
         g_b_heads = g_raw_all.sum(1, keepdim=True)
         flat_grads = []
         g_x_in = None
-        for i, layer in enumerate(layers):
+        for i, (w_in, w_rec, has_bias) in enumerate(layers):
             g_pre_all = over_time(g_pres[i])
-            g_w_in = weight_grad(belows[i], g_pre_all) if layer.w_in is not None else None
-            g_w_rec = weight_grad(recs[i], g_pre_all) if layer.w_rec is not None else None
-            g_bias = g_pre_all.sum(1, keepdim=True) if layer.bias is not None else None
+            g_w_in = weight_grad(belows[i], g_pre_all) if w_in is not None else None
+            g_w_rec = weight_grad(recs[i], g_pre_all) if w_rec is not None else None
+            g_bias = g_pre_all.sum(1, keepdim=True) if has_bias else None
             flat_grads += [g_w_in, g_w_rec, g_bias]
             if i == 0:
                 g_x_in = g_pre_all.reshape(K, B, T, -1)
