@@ -18,7 +18,8 @@ Rows, each measured with 1 and 2 torch threads in interleaved rounds (median of 
 - seeds 1 x 16 and 8 x 16: milliseconds per training step of one model at batch 16 and of an
   8-seed ensemble at batch 16 per seed (one batched computation); the ratio is the issue's target
 - reference b1: pytorch-ntm's own "ms/sequence" log at batch 1 (when --reference is given)
-- a GPU row of the same when CUDA is present
+- on a GPU (or `--device-rows DEVICE`): batch 1, 32, 256 and a 64-seed ensemble at batch 16, each on
+  the CPU and on the device in interleaved rounds of one run, and the device's speed over the CPU's
 
 Then "solved": a 2-seed ensemble (`--solve-seeds`), batch 16 per seed, Adam 3e-3, with a 4-stage
 curriculum of lengths, trained until one seed scores at least 99% exact sequences (and < 0.01
@@ -68,12 +69,15 @@ def make_trainer(seeds: list[int], batch_size: int, lr: float = 3e-3, device: st
                    curriculum=curriculum)
 
 
-def steps_for(trainer: Trainer, seconds: float) -> tuple[int, float, float]:
-    """(steps, wall seconds, this process's CPU seconds) of training steps for about `seconds`."""
+def steps_for(trainer: Trainer, seconds: float, sync=lambda: None) -> tuple[int, float, float]:
+    """(steps, wall seconds, this process's CPU seconds) of training steps for about `seconds`;
+    `sync` waits for a device's queued work before the clock is read (once, at the end: the host
+    may run ahead of the device meanwhile, as it does in training)."""
     done, start, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         trainer.train_step()
         done += 1
+    sync()
     return done, time.perf_counter() - start, time.process_time() - cpu
 
 
@@ -214,12 +218,43 @@ def measure(args) -> dict[tuple[str, int], list[tuple[float, float | None]]]:
     for _, side in sides:
         if side is not None:
             side.close()
-    if torch.cuda.is_available():
-        gpu = make_trainer([0], 32, device="cuda")
-        steps_for(gpu, 1.0)
-        steps, wall, _ = steps_for(gpu, args.seconds)
-        results[("GPU batch 32", 0)] = [(32 * steps / wall, None)]
     return results
+
+
+# The device rows (issue 29): (seeds, batch per seed), timed on the CPU and on the device in one run.
+DEVICE_ROWS = ((1, 1), (1, 32), (1, 256), (64, 16))
+
+
+def device_rows(args) -> None:
+    """Sequences per second of training steps at each DEVICE_ROWS shape, on the CPU (1 torch thread)
+    and on `args.device_rows` in interleaved rounds, and the device's ratio to the CPU. A device's
+    steps are timed to their end: torch.cuda.synchronize before the clock is read, so queued kernels
+    count. With `--device-rows cpu` the same code runs here against itself (ratios near 1)."""
+    device = args.device_rows
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    torch.set_num_threads(1)
+    load = os.getloadavg()
+    rates: dict[tuple[str, int, int], list[float]] = {}  # ("cpu" | "device", seeds, batch): one rate per round
+    for seeds, batch in DEVICE_ROWS:
+        trainers = {side: make_trainer(list(range(seeds)), batch, device=where)
+                    for side, where in (("cpu", "cpu"), ("device", device))}
+        for trainer in trainers.values():  # warm up: kernels built, caches filled
+            steps_for(trainer, 1.0)
+        for i in range(args.rounds):
+            for side in (("cpu", "device") if i % 2 == 0 else ("device", "cpu")):
+                sync()
+                steps, wall, _ = steps_for(trainers[side], args.seconds, sync if side == "device" else lambda: None)
+                rates.setdefault((side, seeds, batch), []).append(seeds * batch * steps / wall)
+    name = torch.cuda.get_device_name() if device.startswith("cuda") else device
+    print(f"\n{device} ({name}) beside the CPU (1 torch thread): copy as above, {args.rounds} interleaved rounds, "
+          f"median sequences per second of training; load average before {load[0]:.2f}, after "
+          f"{os.getloadavg()[0]:.2f}")
+    print(f"{'row':>18} {'cpu seq/s':>10} {device + ' seq/s':>14} {'ratio':>7}")
+    for seeds, batch in DEVICE_ROWS:
+        cpu = statistics.median(rates[("cpu", seeds, batch)])
+        there = statistics.median(rates[("device", seeds, batch)])
+        label = f"batch {batch}" if seeds == 1 else f"{seeds} seeds x {batch}"
+        print(f"{label:>18} {cpu:10.0f} {there:14.0f} {there / cpu:6.2f}x")
 
 
 TARGET_SECONDS = 45  # the engine-speed issue's time to solve copy
@@ -288,6 +323,9 @@ def main() -> None:
     parser.add_argument("--reference-python", default=sys.executable, help="the interpreter of its virtualenv")
     parser.add_argument("--against", type=Path, default=None,
                         help="another ntmviz checkout (e.g. the commit before a change) to time beside this one")
+    parser.add_argument("--device-rows", default="cuda" if torch.cuda.is_available() else None,
+                        help="also time batch 1, 32, 256 and a 64-seed ensemble on this device beside the CPU "
+                             "(default: cuda when there is a GPU; 'cpu' runs the same code against itself)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # see Against
     args = parser.parse_args()
     if args.worker:
@@ -296,6 +334,8 @@ def main() -> None:
 
     if not args.solve_only:
         print_table(args)
+        if args.device_rows:
+            device_rows(args)
     if args.solve_only or not args.no_solve:
         print(f"\nload average {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
         solve_spread(args)
