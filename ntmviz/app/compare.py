@@ -69,6 +69,22 @@ def checkpoint_signature(path: str | Path) -> tuple[str, int] | None:
     return None if header is None else header[:2]
 
 
+def record_beside(ckpt, other: Episode, sampled: tuple[Any, Any] | None, meta: dict[str, Any]) -> Episode:
+    """Checkpoint `ckpt` recorded on the input `other` was recorded on. With the (task, batch)
+    `other` was sampled from, and `ckpt` trained on that task (by name), it runs on that batch
+    with that task, so its episode has the task's own labels, answers and scores (a sorting's
+    numbers, a story's sentences); else on `other`'s per-step inputs (a snapshot, an episode on
+    show: no batch kept). A story answered in passes keeps no per-step input: it needs the batch."""
+    task, batch = sampled if sampled is not None else (None, None)
+    if task is not None and ckpt.task is not None and ckpt.task.name == task.name \
+            and ckpt.family.steps == other.family.steps and ckpt.model.config.input_size == task.input_size:
+        return record(ckpt.model, batch, meta={**meta, "seed": other.meta.get("seed")}, task=task)[0]
+    if ckpt.family.steps == "inputs" and other.family.steps == "inputs":
+        return record_same_input(ckpt.model, other, meta)
+    raise ConfigError(f"{meta.get('source', 'this checkpoint')} and the other side were trained on different "
+                      f"tasks: Compare puts two models side by side on one input of one task")
+
+
 def record_same_input(model, episode: Episode, meta: dict[str, Any] | None = None) -> Episode:
     """`model` run on `episode`'s input (and scored against its targets)."""
     if model.config.input_size != episode.inputs.shape[1]:
@@ -98,7 +114,7 @@ def checkpoint_pair(path_a: str | Path, path_b: str | Path, length: int | None =
     task = a.task.at(length) if length else a.task
     batch = probe_batch(task, seed) if not length else task.sample(1, seed=seed)
     left = record(a.model, batch, meta={"seed": seed, "source": Path(path_a).name}, task=task)[0]
-    right = record_same_input(b.model, left, {"source": Path(path_b).name})
+    right = record_beside(b, left, (task, batch), {"source": Path(path_b).name})
     return left, right
 
 
@@ -286,16 +302,8 @@ class Compare(Viewer):
             return snap.episode
         ckpt = load_checkpoint(key, device="cpu")
         meta = {"source": Path(key).name}
-        if other is not None and ckpt.family.steps == "inputs" and other.family.steps == "inputs":
-            return record_same_input(ckpt.model, other, meta)
-        if other is not None:  # a story answered in passes: its episode keeps no per-step input, so the
-            # other side is recorded on the batch the first side was (the same story)
-            task, batch = self._sampled if self._sampled is not None else (None, None)
-            if task is None or ckpt.task is None or ckpt.task.name != task.name \
-                    or other.family.steps != ckpt.family.steps:
-                raise ConfigError(f"{Path(key).name} and the other side were trained on different tasks: "
-                                  f"Compare puts two models side by side on one input of one task")
-            return record(ckpt.model, batch, meta={**meta, "seed": other.meta.get("seed")}, task=task)[0]
+        if other is not None:
+            return record_beside(ckpt, other, self._sampled, meta)
         if ckpt.task is None:
             raise ConfigError(f"{Path(key).name} names no task to sample an input from")
         seed = read_seed(self.seed)

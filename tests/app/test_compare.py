@@ -282,3 +282,22 @@ def test_hiding_a_head_hides_it_on_both_sides(three_checkpoints):
     cmp.left.hidden = [1]  # as the one Player's head key reports it
     assert cmp.right.hidden == [1]
     assert list(cmp._right_side.focus.frame()["heads"]) == ["read 1"]
+
+
+def test_both_sides_get_the_tasks_own_labels_and_answers():
+    """A pointer network beside its fixed-vocabulary baseline (shipped): the right side runs on the
+    left's own batch with the task, so both name the slots by their numbers and carry the answer."""
+    from ntmviz.shipped import shipped_folder
+
+    folder = shipped_folder()
+    cmp = Compare(folder=str(folder))
+    cmp.left_pick.value = str(folder / "sort_numbers-pointer.safetensors")
+    cmp.right_pick.value = str(folder / "sort_numbers-seq2seq.safetensors")
+    cmp.seed.value = "4"
+    assert cmp.compare(), cmp.message
+    left, right = cmp.left.episode, cmp.right.episode
+    assert (left.inputs == right.inputs).all() and left.meta["seed"] == right.meta["seed"] == 4
+    assert right.slot_labels == left.slot_labels and left.slot_labels[0] == "end"
+    assert [float(v) for v in left.slot_labels[1:]] == pytest.approx(left.inputs[:-1, 0], abs=5e-4)
+    assert right.meta["answer"] == left.meta["answer"] and "model_answer" in right.meta
+    assert right.family.title.startswith("Encoder-decoder with attention") and left.family.title == "Pointer network"

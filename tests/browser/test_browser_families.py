@@ -4,7 +4,8 @@ memory networks) in the served explorer, in Chromium with every request off the 
 aborted: pick it in the Checkpoint list, Run, play, scrub; its views paint from its declaration
 (its slots view where it has slot state), "What the heads did" lists its family's mechanisms;
 and Compare puts a neural stack beside a neural queue on the same reversal input, the NTM beside
-the DNC on one copy input, and attention beside none on one symbol reversal."""
+the DNC on one copy input, attention beside none on one symbol reversal, a memory network beside
+a DMN on one story, and a pointer network beside its fixed-vocabulary baseline on one list of numbers."""
 
 from __future__ import annotations
 
@@ -78,14 +79,16 @@ PAIRS = [("reversal-stack", "reversal-queue", "reversal", {"stack", "queue"}, "c
          ("copy-ntm", "copy-dnc", "copy", {"ntm", "dnc"}, "compare-ntm-dnc.png"),
          ("symbol_reversal-attention", "symbol_reversal-no_attention", "symbol_reversal", {"seq2seq"},
           "compare-attention.png"),
-         ("babi_single-memn2n", "babi_single-dmn", "babi_single", {"memn2n", "dmn"}, "compare-memn2n-dmn.png")]
+         ("babi_single-memn2n", "babi_single-dmn", "babi_single", {"memn2n", "dmn"}, "compare-memn2n-dmn.png"),
+         ("sort_numbers-pointer", "sort_numbers-seq2seq", "sort_numbers", {"pointer"}, "compare-pointer-seq2seq.png")]
 
 
 @pytest.mark.parametrize("left_name, right_name, task, kinds, shot", PAIRS, ids=[p[2] for p in PAIRS])
 def test_compare_two_memories_on_one_input(browser, browser_helpers, tmp_path, left_name, right_name, task, kinds,
                                            shot):
     """A stack beside a queue on one reversal input; the NTM beside the DNC on one copy input;
-    attention beside none on one symbol reversal; a memory network beside a DMN on one story."""
+    attention beside none on one symbol reversal; a memory network beside a DMN on one story; a
+    pointer network beside the encoder-decoder that answers over positions as words."""
     with browser_helpers.explorer_on(browser, (left_name, right_name), tmp_path / "checkpoints",
                                      viewport=(1400, 1000)) as (app, explorer):
         page = app.page
