@@ -7,7 +7,8 @@ model is a new declaration plus its maths; nothing under ntmviz/app/ changes.
 
     Family             one kind of model: the NTM, the LSTM baseline, a memory network, yours
       groups           kinds of head, in order (HeadGroup: "read", "write", "hop", ...)
-        stages         the weightings that led to a head's final one, in order (Stage)
+        stages         the weightings that led to a head's final one, in order (Stage; `signed`
+                       when they may be < 0: energies before a softmax)
         params         each head's numbers at each step (Param: a number, a distribution, a vector)
         normalised     True when a head's weighting sums to 1 over the slots; False when it may
                        sum to less (a DNC's gated write, its mixed read modes)
@@ -29,7 +30,8 @@ the word, ("S",) a distribution over shift offsets. A declaration's head counts 
 field names ("read_heads") until `resolve(config)` makes them numbers; an episode's are numbers.
 
 Declarations are plain data: `to_dict()` / `from_dict()` round-trip through JSON (episode files
-keep one in their header).
+keep one in their header). A field added later takes its default when an older dict lacks it
+(a stage saved before `signed` existed is unsigned).
 """
 
 from __future__ import annotations
@@ -87,10 +89,15 @@ MEASURES = {m.name: m for m in (
 
 @dataclass(frozen=True)
 class Stage:
-    """One addressing stage: a weighting over the slots that led to a head's final weighting."""
+    """One addressing stage: a weighting over the slots that led to a head's final weighting.
+
+    `signed`: its values may be < 0 (energies or scores before a softmax); it is drawn from a
+    centre line, each side on the column's largest |value|. Unsigned stages are >= 0, drawn as
+    bars from a baseline on the column's largest value."""
 
     name: str
     doc: str = ""
+    signed: bool = False
 
 
 @dataclass(frozen=True)
@@ -186,6 +193,9 @@ class Family:
                 check_name(f"{g.name} field", n)
             if len(set(names)) != len(names):
                 raise ConfigError(f"head group {g.name!r} names a stage or param twice")
+            for s in g.stages:
+                if not isinstance(s.signed, bool):
+                    raise ConfigError(f"stage {s.name!r}: signed must be true or false, got {s.signed!r}")
             for p in g.params:
                 if p.kind not in PARAM_KINDS:
                     raise ConfigError(f"param {p.name!r}: kind must be one of {PARAM_KINDS}, got {p.kind!r}")

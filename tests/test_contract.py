@@ -110,3 +110,46 @@ def test_order_and_distribution_labels_round_trip_and_are_checked():
     assert Family("x", "X").order == "read, write"
     with pytest.raises(ConfigError, match="order must be"):
         Family("x", "X", order="whenever")
+
+
+def test_a_signed_stage_round_trips_and_an_older_declaration_without_it_loads_unsigned():
+    """`Stage.signed` (energies before a softmax) survives JSON; a declaration saved before the
+    field existed (its stages {name, doc} only) loads with every stage unsigned, from a dict and
+    from an episode file whose header holds such a declaration."""
+    import numpy as np
+    from safetensors.numpy import save as st_save
+
+    from ntmviz.episode import Episode
+    from ntmviz.files import seal
+
+    declared = Family("attn", "Attention", memory="read-only", groups=(
+        HeadGroup("attention", 1, (Stage("energy", "e_j", signed=True), Stage("kept", "w")), reads=True),))
+    data = json.loads(json.dumps(declared.to_dict()))
+    assert [s["signed"] for s in data["groups"][0]["stages"]] == [True, False]
+    again = Family.from_dict(data)
+    assert again == declared and [s.signed for s in again.group("attention").stages] == [True, False]
+    # the older shape: no "signed" key on any stage
+    for s in data["groups"][0]["stages"]:
+        del s["signed"]
+    old = Family.from_dict(data)
+    assert [(s.name, s.doc, s.signed) for s in old.group("attention").stages] == [
+        ("energy", "e_j", False), ("kept", "w", False)]
+    with pytest.raises(ConfigError, match="signed must be true or false"):
+        Family.from_dict({**declared.to_dict(), "groups": [{**declared.to_dict()["groups"][0],
+                                                            "stages": [{"name": "energy", "signed": "yes"}]}]})
+    # an episode file written before: its header's declaration has no "signed"
+    T, N, M = 3, 4, 2
+    rng = np.random.default_rng(0)
+    energy = rng.standard_normal((T, 1, N)).astype(np.float32)
+    w = np.exp(energy) / np.exp(energy).sum(-1, keepdims=True)
+    ep = Episode.from_arrays(memory=rng.standard_normal((N, M)).astype(np.float32), heads={"attention": w},
+                             stages={"attention": {"energy": energy, "kept": w}}, family=declared)
+    assert ep.family.group("attention").stages[0].signed
+    fresh = Episode.from_bytes(ep.to_bytes())
+    assert fresh.family == declared
+    arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in ep.arrays().items()}
+    header = {"format": "ntmviz-episode", "version": "3", "meta": json.dumps(ep.meta),
+              "contents": json.dumps(sorted(arrays)), "family": json.dumps(data)}
+    loaded = Episode.from_bytes(seal(st_save(arrays, metadata=header)))
+    assert loaded.family == old and not any(s.signed for s in loaded.family.group("attention").stages)
+    np.testing.assert_array_equal(loaded.heads["attention"].stages["energy"], energy)  # negatives kept as saved

@@ -177,6 +177,7 @@ def test_the_declaration():
     assert FAMILY.memory == "read-only" and FAMILY.slot_labels and FAMILY.steps == "passes"
     read = FAMILY.group("read")
     assert read.stage_names == ("scores", "weights") and read.reads and read.normalised and read.count == 1
+    assert [s.signed for s in read.stages] == [True]  # w2 . tanh(...) + b2 may be < 0
     assert Family.from_dict(json.loads(json.dumps(FAMILY.to_dict()))) == FAMILY
 
 
@@ -233,6 +234,7 @@ def test_a_recorded_story_is_its_passes_over_its_facts(trained, tmp_path):
                                    atol=1e-5)
         # and against the float64 recomputation from the model's weights
         want = reference(model, batch.inputs[i, : n + 1].numpy())
+        np.testing.assert_allclose(ep.read.stages["scores"][:, 0], want["scores"], atol=1e-5)  # raw, signs and all
         np.testing.assert_allclose(ep.read.weights[:, 0], want["gates"], atol=1e-6)
         np.testing.assert_allclose(ep.memory, want["facts"], atol=1e-6)
         p = np.exp(want["logits"] - want["logits"].max(-1, keepdims=True))

@@ -167,7 +167,7 @@ def test_the_declaration():
     assert FAMILY.steps == "inputs" and FAMILY.measure == "answer_errors"
     (group,) = FAMILY.groups
     assert group.name == "pointer" and group.count == 1 and group.normalised
-    assert group.stage_names == ("energies", "weights")
+    assert group.stage_names == ("energies", "weights") and [s.signed for s in group.stages] == [True]
     assert Family.from_dict(FAMILY.to_dict()) == FAMILY
     # output "vocabulary" builds the baseline's family: its attention is a read, not the answer
     task = get_task("convex_hull")
@@ -176,6 +176,7 @@ def test_the_declaration():
     assert baseline == VOCABULARY and baseline.name == "pointer" and baseline.slot_coords
     (attention,) = baseline.groups
     assert attention.name == "attention" and attention.reads and attention.stage_names == ("energies", "weights")
+    assert [s.signed for s in attention.stages] == [True]
     with pytest.raises(ConfigError, match="unknown output 'words'; expected pointer or vocabulary"):
         PointerConfig(task.input_size, task.output_size, output="words")
 
@@ -216,9 +217,8 @@ def test_recorded_arrays_match_a_float64_recomputation(recorded):
         e, u = reference(model64, ep.inputs, teacher=False)  # recording runs in eval mode
         np.testing.assert_allclose(ep.memory, e, rtol=1e-4, atol=1e-5)
         energies = ep.heads["pointer"].stages["energies"][:, 0].astype(np.float64)
-        # the energies less each step's smallest: non-negative, a stage drawn from 0
-        np.testing.assert_allclose(energies, u - u.min(-1, keepdims=True), rtol=1e-4, atol=1e-4)
-        assert energies.min() == 0 and np.all(energies.min(-1) == 0)
+        # the energies as computed, signs and all (a signed stage)
+        np.testing.assert_allclose(energies, u, rtol=1e-4, atol=1e-4)
         # the weights are the softmax of the episode's own energies
         soft = np.exp(energies - energies.max(-1, keepdims=True))
         soft /= soft.sum(-1, keepdims=True)

@@ -180,6 +180,7 @@ def test_the_declarations():
     assert registered.resolve(Seq2SeqConfig(9, 8, attention="none")) == NO_ATTENTION
     group = ATTENTION.group("attention")
     assert group.reads and group.stage_names == ("energy", "weights") and not NO_ATTENTION.has_memory
+    assert [s.signed for s in group.stages] == [True]  # energies may be < 0: drawn from a centre line
 
 
 # ---- recording -----------------------------------------------------------------------------------
@@ -208,7 +209,7 @@ def test_recorded_attention_is_the_papers_from_the_episodes_own_arrays(episodes,
             query = head.query[t, 0].astype(np.float64)
             e = np.array([w["energy"] @ np.tanh(w["query.weight"] @ query + w["query.bias"]
                                                  + w["key.weight"] @ m + w["key.bias"]) for m in memory])
-            np.testing.assert_allclose(head.energy[t, 0], e - e.min(), atol=1e-5)
+            np.testing.assert_allclose(head.energy[t, 0], e, atol=1e-5)  # as computed, signs and all
             a = np.exp(e - e.max()) / np.exp(e - e.max()).sum()
             np.testing.assert_allclose(head.weights[t, 0], a, atol=1e-6)
             np.testing.assert_allclose(ep.reads[t, 0], a @ memory, atol=1e-5)  # the context

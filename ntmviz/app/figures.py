@@ -17,7 +17,8 @@ slot labels, and its measure (contract.MEASURES). What the episode lacks is left
                weighting at t in a strip beside it and its most weighted slot outlined
     heads      each shown head's weighting over time (slots down, steps across), step t marked
     focus      each shown head's stages at t, each column on its own scale (its max printed), and
-               its params of kind "number" and "distribution"
+               its params of kind "number" and "distribution"; a stage declared signed (energies
+               before a softmax) drawn from a centre line, v < 0 to its left, on max |v| ("±max")
     sequence   inputs, targets, outputs over time, the measure per step, and the vectors at t
                (params of kind "vector", and the read vectors of the group declared `reads`)
     slots      slot state (slot x time, and bars at t), slot matrices at t, slot coordinates with
@@ -71,6 +72,7 @@ LABEL_LINE = 12  # px per line of a slot label
 MAX_LABELLED_PX = 900  # a labelled slot axis grows to give each row a line, up to this tall
 MATRIX_ROWS = 160  # a slot x slot matrix is pooled to at most this many rows and columns (payload's MAX_MATRIX_PX)
 BAR_NOTE = "bars ÷ the column's max"
+SIGNED_NOTE = "bars ÷ the column's max (±: its max |value|)"  # a head with a signed stage
 MIN_BAR = 0.002  # focus bars shorter than this fraction of their column are left out (under 0.1 px)
 HIDDEN_FILL, HIDDEN_TEXT = "#dddddd", "#aaaaaa"  # a hidden head in a legend
 WRONG = "#ee0000"
@@ -642,14 +644,22 @@ def range_fraction(v: float, span: tuple[float, float], log: bool) -> float:
     return float(np.clip(f, 0.0, 1.0))
 
 
-def focus_columns(hd: Head, t: int, D: int) -> list[tuple[str, np.ndarray, float]]:
-    """[(stage name, [D] its weighting at t pooled to the rows, its max at t)] for each of the
-    group's stages, then "weights"."""
+def focus_columns(hd: Head, t: int, D: int) -> list[tuple[str, np.ndarray, float, bool]]:
+    """[(stage name, [D] its weighting at t pooled to the rows, its scale at t, signed)] for each of
+    the group's stages, then "weights". An unsigned stage's scale is its max (rows pooled to their
+    largest value); a signed one's (`Stage.signed`: it may be < 0) its max |value| (rows pooled to
+    the value of largest magnitude, a value that is not finite drawn as 0)."""
+    signed = {s.name for s in hd.group.stages if s.signed}
     out = []
     for name in hd.group.stage_names:
         a = hd.rec.weights if name == "weights" else hd.rec.stages[name]
-        w = np.nan_to_num(pool_slots(np.asarray(a[t, hd.h], np.float64), D, 0, False))
-        out.append((name, w, float(w.max()) if w.size else 0.0))
+        row = np.asarray(a[t, hd.h], np.float64)
+        if name in signed:
+            w = pool_slots(np.where(np.isfinite(row), row, 0.0), D, 0, True)
+            out.append((name, w, float(np.abs(w).max()) if w.size else 0.0, True))
+        else:
+            w = np.nan_to_num(pool_slots(row, D, 0, False))
+            out.append((name, w, float(w.max()) if w.size else 0.0, False))
     return out
 
 
@@ -709,6 +719,21 @@ def _focus_params(scene: Scene, hd: Head, t: int, x: float, y: float, width: flo
         y += 66
 
 
+def _signed_column(scene: Scene, hd: Head, stage: str, w: np.ndarray, m: float, x: float, y0: float,
+                   col_w: float, ph: float, bar_h: float, edge: float) -> None:
+    """A signed stage's column: its centre line (the baseline, 0) at x + 1 + half, each row's bar
+    |w| / m of half long, to the right of the line for w > 0 and to its left for w < 0."""
+    half = (col_w - 2) / 2
+    centre = x + 1 + half
+    scene.line(centre, y0 - 0.5, centre, y0 + ph + 0.5, stroke=INK, width=1, name=f"baseline-{hd.key}-{stage}")
+    if m <= 0:
+        return
+    for r in np.flatnonzero(np.abs(w) / m >= MIN_BAR):
+        length = float(abs(w[r]) / m) * half
+        scene.rect(centre if w[r] > 0 else centre - length, y0 + r * bar_h + edge, length,
+                   max(1.0, bar_h - 2 * edge), fill=hd.colour, name=f"bar-{hd.key}-{stage}")
+
+
 def _focus(episode: Episode, t: int, *, heads: list[Head], hidden: frozenset[int], title: str | None,
            **_) -> Scene:
     D, base = _rows(episode)
@@ -716,13 +741,16 @@ def _focus(episode: Episode, t: int, *, heads: list[Head], hidden: frozenset[int
     ph = axis.height(base)
     shown = _shown(heads, hidden)
     columns = {hd.index: focus_columns(hd, t, D) for hd in shown}
-    heads_text = {hd.index: [("0" if m <= 0 else f"max {fmt(m)}") for _, _, m in columns[hd.index]] for hd in shown}
+    heads_text = {hd.index: [("0" if m <= 0 else f"±{fmt(m)}" if signed else f"max {fmt(m)}")
+                             for _, _, m, signed in columns[hd.index]] for hd in shown}
     col_w = max([56.0] + [text_width(s, 9) + 4 for texts in heads_text.values() for s in texts]
                 + [text_width(name, 10) + 4 for hd in shown for name in hd.group.stage_names])
     gap = 10
     cols = max([1] + [len(hd.group.stage_names) for hd in shown])
     params_w = 220 if any(hd.group.params for hd in shown) else 0
-    block_w = max(cols * (col_w + gap), params_w, text_width(BAR_NOTE, 9) + 8)
+    notes = {hd.index: SIGNED_NOTE if any(c[3] for c in columns[hd.index]) else BAR_NOTE for hd in shown}
+    notes_w = max((text_width(n, 9) for n in notes.values()), default=text_width(BAR_NOTE, 9))
+    block_w = max(cols * (col_w + gap), params_w, notes_w + 8)
     params_h = max([0.0] + [_params_height(hd.group) for hd in shown])
     grid = Grid(axis, SlotAxis(episode, D, labels=False), block_w + 16, 46 + ph + 16 + params_h + 12, len(shown),
                 PAD + TITLE_H + 4)
@@ -739,11 +767,14 @@ def _focus(episode: Episode, t: int, *, heads: list[Head], hidden: frozenset[int
         x0, y0 = px + axis.room, py + 46
         scene.text(x0 + 2, py + 2, f"{hd.label} head", size=11, fill=hd.colour, bold=True, baseline="top")
         axis.draw(scene, x0 - 2, y0, ph)
-        for j, ((stage, w, m), head_text) in enumerate(zip(columns[hd.index], heads_text[hd.index])):
+        for j, ((stage, w, m, signed), head_text) in enumerate(zip(columns[hd.index], heads_text[hd.index])):
             x = x0 + j * (col_w + gap)
             scene.text(x, py + 18, stage, size=10, fill=MUTED, baseline="top")
             scene.text(x, py + 31, head_text, size=9, fill=INK, baseline="top")
             scene.rect(x + 0.5, y0 - 0.5, col_w, ph + 1, stroke="#dddddd", width=1)
+            if signed:
+                _signed_column(scene, hd, stage, w, m, x, y0, col_w, ph, bar_h, edge)
+                continue
             # the baseline the bars grow from: a flat stage reads as equal bars from it, not as nothing
             scene.line(x + 0.5, y0 - 0.5, x + 0.5, y0 + ph + 0.5, stroke=INK, width=1,
                        name=f"baseline-{hd.key}-{stage}")
@@ -752,7 +783,7 @@ def _focus(episode: Episode, t: int, *, heads: list[Head], hidden: frozenset[int
             for r in np.flatnonzero(w / m >= MIN_BAR):
                 scene.rect(x + 1, y0 + r * bar_h + edge, float(w[r] / m) * (col_w - 2), max(1.0, bar_h - 2 * edge),
                            fill=hd.colour, name=f"bar-{hd.key}-{stage}")
-        scene.text(x0, y0 + ph + 4, BAR_NOTE, size=9, fill=MUTED, baseline="top")
+        scene.text(x0, y0 + ph + 4, notes[hd.index], size=9, fill=MUTED, baseline="top")
         _focus_params(scene, hd, t, x0 - min(axis.room - 8, 40), y0 + ph + 18, block_w)
     y = grid.bottom
     if not shown:

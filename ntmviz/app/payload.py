@@ -47,7 +47,9 @@ pooled; the small arrays (inputs, keys, head parameters ...) stay exact float32.
 A focus stage is drawn on its own scale (its largest weight at the step), so when quantised it
 travels scaled per row: {"shape", "dtype": "u1", "rows": {"shape", "b64"} (float32: each row's
 largest value), "b64"}, index i of row k decoding to i / 255 * rows[k]. A content weighting whose
-peak is 0.01 keeps 255 levels below that peak, not 2.
+peak is 0.01 keeps 255 levels below that peak, not 2. A stage declared `signed` (energies before a
+softmax, which may be < 0) is pooled by largest magnitude, as memory is, and travels with
+"signed": true, rows[k] its largest |value| and index i decoding to (i - 127) / 127 * rows[k].
 
 Each view asks only for the arrays it draws (`view_arrays`); the HTML export sends them all.
 """
@@ -160,14 +162,17 @@ def encode_quantised(a: np.ndarray, signed: bool, scale: float | None = None) ->
 def decode_array(spec: dict[str, Any]) -> np.ndarray:
     """The inverse of `encode_array` / `encode_quantised` / `encode_row_scaled` (for tests and
     tools): float32 values; uint8 indices decode to the value of their colour (within
-    `quantisation_error` of the original), row-scaled ones to i / 255 of their row's largest value."""
+    `quantisation_error` of the original), row-scaled ones to i / 255 of their row's largest value
+    (signed: (i - 127) / 127 of its largest |value|)."""
     raw = base64.b64decode(spec["b64"])
     if spec.get("dtype", "f4") == "f4":
         return np.frombuffer(raw, dtype="<f4").reshape(spec["shape"])
     idx = np.frombuffer(raw, dtype=np.uint8).reshape(spec["shape"]).astype(np.float64)
     if "rows" in spec:  # each row on its own scale
-        rows = decode_array(spec["rows"]).astype(np.float64)
-        return (idx * rows[..., None] / 255).astype(np.float32)
+        rows = decode_array(spec["rows"]).astype(np.float64)[..., None]
+        if spec.get("signed"):
+            return ((idx - SIGNED_ZERO) * rows / SIGNED_ZERO).astype(np.float32)
+        return (idx * rows / 255).astype(np.float32)
     s = float(spec["scale"])
     out = (idx - SIGNED_ZERO) * s / SIGNED_ZERO if spec["signed"] else idx * s / 255
     return out.astype(np.float32)
@@ -175,12 +180,13 @@ def decode_array(spec: dict[str, Any]) -> np.ndarray:
 
 def quantisation_error(spec: dict[str, Any]) -> float:
     """The largest |decoded - original| an encoded array can have (0 for float32; for a
-    row-scaled array the bound of its largest row: row k's own is rows[k] / 510)."""
+    row-scaled array the bound of its largest row: row k's own is rows[k] / 510, signed rows[k] / 254)."""
     if spec.get("dtype", "f4") == "f4":
         return 0.0
     if "rows" in spec:
         rows = decode_array(spec["rows"])
-        return (float(rows.max()) if rows.size else 0.0) / 510.0 * (1 + 1e-4)  # (1e-4: the row's float32 rounding)
+        step = 2.0 * SIGNED_ZERO if spec.get("signed") else 510.0
+        return (float(rows.max()) if rows.size else 0.0) / step * (1 + 1e-4)  # (1e-4: the row's float32 rounding)
     return float(spec["scale"]) / (2.0 * SIGNED_ZERO if spec["signed"] else 510.0) * (1 + 1e-6)
 
 
@@ -230,8 +236,8 @@ def declaration(episode: Episode) -> dict[str, Any]:
                     "doc": measure.doc},
         "groups": [{"name": g.name, "count": g.count, "normalised": g.normalised, "reads": g.reads,
                     "writes": g.writes, "doc": g.doc,
-                    "stages": [{"name": s.name, "doc": s.doc} for s in g.stages]
-                    + [{"name": "weights", "doc": FINAL_STAGE_DOC}],
+                    "stages": [{"name": s.name, "doc": s.doc, "signed": s.signed} for s in g.stages]
+                    + [{"name": "weights", "doc": FINAL_STAGE_DOC, "signed": False}],
                     # every field a param declares, as it declares it, and its width K
                     "params": [_json_safe({**dataclasses.asdict(p), "width": _param_width(episode, g.name, p.name)})
                                for p in g.params]}
@@ -267,15 +273,26 @@ def _state_range(episode: Episode, name: str) -> tuple[float, float]:
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
 
-def encode_row_scaled(a: np.ndarray) -> dict[str, Any]:
+def encode_row_scaled(a: np.ndarray, signed: bool = False) -> dict[str, Any]:
     """Weightings [..., D] (>= 0) as uint8 on each row's own scale: {"shape", "dtype": "u1",
     "rows": float32 [...] (each row's largest value), "b64"}; index i of a row whose largest value
-    is m decodes to i m / 255 (within m / 510 of the value sent)."""
-    a = np.nan_to_num(np.asarray(a, dtype=np.float64), nan=0.0)
-    rows = a.max(-1) if a.size else np.zeros(a.shape[:-1])
-    scale = np.where(rows > 0, rows, 1.0)[..., None]
-    idx = np.clip(np.floor(255 * a / scale + 0.5), 0, 255).astype(np.uint8)
-    return {"shape": list(idx.shape), "dtype": "u1", "rows": encode_array(rows), "b64": _b64(np.ascontiguousarray(idx))}
+    is m decodes to i m / 255 (within m / 510 of the value sent).
+
+    signed (a stage that may be < 0): m is the row's largest |value|, v maps to round(127 + 127 v / m)
+    and "signed": true says so; index i decodes to (i - 127) m / 127 (within m / 254; 127 is exactly 0)."""
+    a = np.nan_to_num(np.asarray(a, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    if signed:
+        rows = np.abs(a).max(-1) if a.size else np.zeros(a.shape[:-1])
+        scale = np.where(rows > 0, rows, 1.0)[..., None]
+        idx = np.clip(np.floor(SIGNED_ZERO + SIGNED_ZERO * a / scale + 0.5), 0, 2 * SIGNED_ZERO).astype(np.uint8)
+    else:
+        rows = a.max(-1) if a.size else np.zeros(a.shape[:-1])
+        scale = np.where(rows > 0, rows, 1.0)[..., None]
+        idx = np.clip(np.floor(255 * a / scale + 0.5), 0, 255).astype(np.uint8)
+    out = {"shape": list(idx.shape), "dtype": "u1", "rows": encode_array(rows), "b64": _b64(np.ascontiguousarray(idx))}
+    if signed:
+        out["signed"] = True
+    return out
 
 
 def _is_slot_axis(name: str, family) -> tuple[int, ...]:
@@ -321,7 +338,7 @@ class EpisodePayload:
                                       if k in names and k in arrays}
         self.scales: dict[str, Any] = {}
         # per-step arrays, slot-pooled: name -> (array [T or T+1, ...], encoding)
-        # encoding: None float32, ("palette", signed, scale) uint8 palette indices, "rows" row-scaled
+        # encoding: None float32, ("palette", signed, scale) uint8 palette indices, ("rows", signed) row-scaled
         self._steps: dict[str, tuple[np.ndarray, Any]] = {}
         self.static = static = episode.static_memory
         if mem:
@@ -341,12 +358,13 @@ class EpisodePayload:
             big = pooled or a.size > QUANTISE_ABOVE
             self.whole["memory"] = (encode_quantised(a, True, self.scales["memory"]) if big else encode_array(a))
         focus = {f"{g.name}.{s.name}" for g in family.groups for s in g.stages}  # drawn on their own scale
+        signed_focus = {f"{g.name}.{s.name}" for g in family.groups for s in g.stages if s.signed}  # may be < 0
         for k in sorted(names):
             if k in self.whole or k.endswith(".time") or k == "memory.diff" or k not in arrays or (k == "memory" and static):
                 continue
             a = np.asarray(arrays[k])
             axes = _is_slot_axis(k, family)
-            signed = k == "memory" or k.startswith(("slot.", "matrix."))  # weightings are >= 0
+            signed = k == "memory" or k.startswith(("slot.", "matrix.")) or k in signed_focus  # weightings are >= 0
             for axis in axes:
                 a = pool_slots(a, self.matrix_rows if k.startswith("matrix.") else rows, axis, signed)
             quantise = bool(axes) and (pooled or a.size > QUANTISE_ABOVE)
@@ -360,7 +378,7 @@ class EpisodePayload:
                 lo, hi = self.scales[k]
                 encoding = ("palette", True, max(abs(lo), abs(hi)))
             elif k in focus or k.endswith(".weights"):
-                encoding = "rows" if k in focus else ("palette", False, 1.0)
+                encoding = ("rows", k in signed_focus) if k in focus else ("palette", False, 1.0)
             else:
                 encoding = None
             self._steps[k] = (a, encoding)
@@ -380,7 +398,8 @@ class EpisodePayload:
             else:
                 self.overview[k] = encode_quantised(a, False) if big else encode_array(a)
         # bytes per step: float32 values, uint8 indices (row-scaled ones with each row's float32 scale)
-        per_step = sum(a[0].size * (4 if enc is None else 1) + (4 * a[0].size // a.shape[-1] if enc == "rows" else 0)
+        per_step = sum(a[0].size * (4 if enc is None else 1)
+                       + (4 * a[0].size // a.shape[-1] if enc is not None and enc[0] == "rows" else 0)
                        for a, enc in self._steps.values())
         if step_budget is None or not per_step:
             self.K = max(1, T)
@@ -398,8 +417,8 @@ class EpisodePayload:
             part = a[t0:t1 + 1] if k == "memory" else a[t0:t1]
             if encoding is None:
                 out[k] = encode_array(part)
-            elif encoding == "rows":
-                out[k] = encode_row_scaled(part)
+            elif encoding[0] == "rows":
+                out[k] = encode_row_scaled(part, encoding[1])
             else:
                 _, signed, scale = encoding
                 out[k] = encode_quantised(part, signed, scale)

@@ -48,14 +48,15 @@ from ..layers import Stacked, StackedGRUCell, StackedLinear
 from .memn2n import position_encoding, read_story
 
 # Recorded, a story is an episode whose steps are the passes: each pass's gates over the facts are
-# the one read head's weighting at that step (its raw scores the stage before the softmax), the
-# facts are the slots (labelled by their sentences, which the task supplies) and the static
-# memory, and each pass's episode is the read vector. Only the last pass's answer is scored.
+# the one read head's weighting at that step (its raw scores the stage before the softmax, a signed
+# stage: w2 . tanh(...) + b2 may be < 0), the facts are the slots (labelled by their sentences,
+# which the task supplies) and the static memory, and each pass's episode is the read vector.
+# Only the last pass's answer is scored.
 FAMILY = Family(
     name="dmn",
     title="Dynamic memory network",
     groups=(HeadGroup("read", 1, stages=(Stage("scores", "the gate network's raw score of each fact, "
-                                                         "before the softmax over the facts"),),
+                                                         "before the softmax over the facts", signed=True),),
                       reads=True,
                       doc="each pass's attention gates over the story's facts (one step per pass); the "
                           "episode, the gates' weighted sum of the facts, is the read vector"),),

@@ -56,8 +56,8 @@ FAMILY = Family(
     name="pointer",
     title="Pointer network",
     groups=(HeadGroup("pointer", 1, stages=(
-        Stage("energies", "u_j = v^T tanh(W1 e_j + W2 d_i): the score of each input before the softmax, "
-                     "shifted so the smallest is 0 (its softmax is the weights)"),),
+        Stage("energies", "u_j = v^T tanh(W1 e_j + W2 d_i): the score of each input before the softmax "
+                     "(its softmax is the weights)", signed=True),),
         doc="the decoder's attention over the encoded inputs: its output, a pointer at one input per step"),),
     memory="read-only",
     slot_coords=True,
@@ -71,8 +71,8 @@ VOCABULARY = Family(
     name="pointer",
     title="Encoder-decoder with attention (the pointer network's baseline)",
     groups=(HeadGroup("attention", 1, reads=True, stages=(
-        Stage("energies", "u_j = v^T tanh(W1 e_j + W2 d_i): the score of each input before the softmax, "
-                     "shifted so the smallest is 0 (its softmax is the weights)"),),
+        Stage("energies", "u_j = v^T tanh(W1 e_j + W2 d_i): the score of each input before the softmax "
+                     "(its softmax is the weights)", signed=True),),
         doc="the decoder's attention over the encoded inputs, read as a context c_i; the answer is a softmax "
             "over the positions as a fixed vocabulary, not this attention"),),
     memory="read-only",
@@ -212,9 +212,10 @@ class PointerNetwork(Stacked):
     def record(self, inputs: Tensor, lengths: Sequence[int]) -> Recording:
         """inputs [P, T, I] -> each item as T = n + 1 steps over N = n + 1 slots (n = length - 1):
         outputs [T, O] the answer's probabilities over the positions, memory [N, C] the encoder's
-        states, <group>.energies (shifted: each step's smallest is 0) and <group>.weights [T, 1, N] (group "pointer", or "attention"
-        for output "vocabulary", whose reads [T, 1, C] are the contexts), coords [N, 2] the inputs
-        in their plane (a number v at (v, 0)), the end outside. Call under inference mode, in eval mode."""
+        states, <group>.energies (u as computed: a signed stage) and <group>.weights [T, 1, N]
+        (group "pointer", or "attention" for output "vocabulary", whose reads [T, 1, C] are the
+        contexts), coords [N, 2] the inputs in their plane (a number v at (v, 0)), the end outside.
+        Call under inference mode, in eval mode."""
         run = self.run(inputs)
         family = FAMILY.resolve(self.config)
         group = family.groups[0].name
@@ -231,10 +232,8 @@ class PointerNetwork(Stacked):
             coords = np.zeros((N, 2), np.float32)
             coords[0] = END_COORDS[min(Fw, 2)]
             coords[1:, : min(Fw, 2)] = tokens[b, 1:N, : min(Fw, 2)]
-            # a stage is drawn as bars from 0, so the energies are shifted to make each step's smallest 0
-            # (the softmax, the weights, is unchanged by a shift), as the encoder-decoder's are
-            u = energies[b, :N, None, :N]
-            item = {"outputs": probs[b, :N], "memory": memory[b, :N], f"{group}.energies": u - u.min(-1, keepdims=True),
+            # the item's own positions only: NOT_THERE (j > n) is not an energy
+            item = {"outputs": probs[b, :N], "memory": memory[b, :N], f"{group}.energies": energies[b, :N, None, :N],
                     f"{group}.weights": weights[b, :N, None, :N], "coords": coords}
             if contexts is not None:
                 item["reads"] = contexts[b, :N, None]

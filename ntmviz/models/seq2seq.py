@@ -33,10 +33,10 @@ cannot tell a row's padding from its output phase (both have zero inputs), so it
 the batch's last step; the mask scores only the row's own.
 
 Recorded (see FAMILY): the memory is read-only, the annotations h_j [L, 2H] of the row's L input
-tokens (slots labelled with the tokens by the task); one head, "attention", whose stages are
-the energies (shifted so the smallest is 0: a softmax does not change under a shift, so the
-weights are exactly the softmax of this stage) and whose weights are a_t; its read vector is
-the context c_t; its "query" param is s_{t-1}, the state the energies compare with each h_j.
+tokens (slots labelled with the tokens by the task); one head, "attention", whose stage is the
+energies e_t as computed (a signed stage: they may be < 0, and the weights are exactly their
+softmax) and whose weights are a_t; its read vector is the context c_t; its "query" param is
+s_{t-1}, the state the energies compare with each h_j.
 Every step of the episode is there, the input phase with zero weights (the decoder has not
 started), so the head's weightings over time are the paper's alignment matrix (Figure 3).
 Without attention the family has no memory (the views show the sequence alone).
@@ -64,8 +64,8 @@ ATTENTION = Family(
     title="Encoder-decoder with attention",
     groups=(HeadGroup(
         "attention", 1, reads=True, normalised=False,
-        stages=(Stage("energy", "the energies e_tj = v . tanh(W s_{t-1} + U h_j), shifted so the smallest is 0 "
-                                "(their softmax is the weights)"),),
+        stages=(Stage("energy", "the energies e_tj = v . tanh(W s_{t-1} + U h_j), before the softmax over the "
+                                "inputs (their softmax is the weights)", signed=True),),
         params=(Param("query", "vector", ("D",), "s", "the decoder's previous state s_{t-1}, which the energies "
                                                       "compare with each input's annotation"),),
         doc="the decoder's attention over the annotations of the input tokens: a softmax over them at each "
@@ -216,8 +216,9 @@ class Seq2Seq(Stacked):
     def record(self, inputs: Tensor, lengths: Sequence[int]) -> Recording:
         """inputs [P, T, I] -> each row cut to its n steps: outputs [n, O] (softmax, or sigmoid
         for feedback "bits"); with attention also memory [L, 2H] (the annotations),
-        attention.weights and attention.energy [n, 1, L], attention.query [n, 1, D], reads
-        [n, 1, 2H] (the contexts), zero off the output phase. Call under inference mode."""
+        attention.weights and attention.energy [n, 1, L] (the energies as computed, signed),
+        attention.query [n, 1, D], reads [n, 1, 2H] (the contexts), zero off the output phase.
+        Call under inference mode."""
         c = self.config
         run = self.run(inputs)
         if c.feedback == "bits":
@@ -228,9 +229,9 @@ class Seq2Seq(Stacked):
         family = FAMILY.resolve(c)
         if not c.attends:
             return Recording(family, [{"outputs": outputs[b, :n]} for b, n in enumerate(lengths)])
-        shifted = run.energies - run.energies.masked_fill(run.energies.isinf(), float("inf")).amin(-1, keepdim=True)
-        shifted = shifted.masked_fill(run.energies.isinf(), 0.0)
-        arrays = [x.float().cpu().numpy() for x in (run.annotations, run.weights, shifted, run.queries, run.contexts)]
+        # the energies' -inf past a row's L are cut off below (per_step keeps the first L)
+        arrays = [x.float().cpu().numpy()
+                  for x in (run.annotations, run.weights, run.energies, run.queries, run.contexts)]
         annotations, weights, energies, queries, contexts = arrays
         items = []
         for b, n in enumerate(lengths):

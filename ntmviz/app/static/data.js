@@ -6,7 +6,7 @@
 //              output_labels,
 //              family: {name, title, memory, steps, measure: {name, unit, marks, total, doc},
 //                       groups: [{name, count, normalised, reads, writes, doc,
-//                                 stages: [{name, doc}, ..., {name: "weights"}],
+//                                 stages: [{name, doc, signed}, ..., {name: "weights", signed: false}],
 //                                 params: [{name, kind, symbol, doc, signed, centred, log, range}]}],
 //                       slot_state: [{name, doc}], slot_matrices: [{name, doc}], slot_coords, has_slots},
 //              heads: [{group, h, label, colour, index}],
@@ -15,7 +15,11 @@
 //              scales: {memory, memory.diff, slot.<name>: [low, high], matrix.<name>},
 //              steps: {K, count, names, chunks: {"c": {name: array}}}}
 //   array  = {shape, b64} (float32) | {shape, dtype: "u1", signed, scale, b64} (palette indices)
-//          | {shape, dtype: "u1", rows: {shape, b64}, b64} (each row on its own scale)
+//          | {shape, dtype: "u1", rows: {shape, b64}, signed?, b64} (each row on its own scale)
+//
+// A stage's `signed` (energies before a softmax) says its values may be < 0: the focus view draws
+// it from a centre line, each side on the column's largest |value|; its row-scaled arrays carry
+// "signed": true (index i of a row of largest |value| m is (i - 127) m / 127).
 //
 // The renderer knows no model's kind: it draws the groups, stages, params and slot fields the
 // declaration names.
@@ -41,10 +45,12 @@ export function decode(spec) {
   if (spec.data instanceof Float32Array) return spec;
   const bytes = base64Bytes(spec.b64);
   if (spec.dtype === "u1" && spec.rows) {
-    // each row (the last axis) on its own scale: index i of a row whose largest value is m is i m / 255
+    // each row (the last axis) on its own scale: index i of a row whose largest value is m is i m / 255;
+    // signed, m is its largest |value| and i is (i - 127) m / 127 (127: exactly 0)
     const rows = decode(spec.rows).data, width = spec.shape[spec.shape.length - 1] || 1;
     const data = new Float32Array(bytes.length);
-    for (let i = 0; i < bytes.length; i++) data[i] = (bytes[i] * rows[Math.floor(i / width)]) / 255;
+    if (spec.signed) for (let i = 0; i < bytes.length; i++) data[i] = ((bytes[i] - 127) * rows[Math.floor(i / width)]) / 127;
+    else for (let i = 0; i < bytes.length; i++) data[i] = (bytes[i] * rows[Math.floor(i / width)]) / 255;
     return {shape: spec.shape, data, approx: true, rowScaled: true};
   }
   if (spec.dtype === "u1") {

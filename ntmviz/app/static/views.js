@@ -594,12 +594,16 @@ export class FocusView extends View {
     });
   }
 
-  // A stage's weighting of head hd at t over the D rows, and its largest value.
-  column(hd, name, t) {
+  // A stage's weighting of head hd at t over the D rows, and its largest value (a signed stage:
+  // its largest |value|, the scale of both sides of its centre line).
+  column(hd, name, t, signed) {
     const w = headRow(this.ep, `${hd.group}.${name}`, t, hd.h);
     if (!w) return null;
     let max = 0, at = 0;
-    for (let r = 0; r < w.length; r++) if (w[r] > max) (max = w[r]), (at = r);
+    for (let r = 0; r < w.length; r++) {
+      const v = signed ? Math.abs(w[r]) : w[r];
+      if (v > max && (!signed || Number.isFinite(v))) (max = v), (at = r);
+    }
     return {w, max, at};
   }
 
@@ -614,11 +618,14 @@ export class FocusView extends View {
     if (stage && y >= g.y0 && y < g.y0 + g.ph) {
       const r = rowAtY(y, g.y0, g.ph, ep.D);
       this.group.setHoverRow(r);
-      const col = this.column(hd, stage.name, t);
+      const col = this.column(hd, stage.name, t, stage.signed);
       if (!col) return null;
       const arr = frame(ep, `${hd.group}.${stage.name}`, t);
-      return `${hd.label}, step ${t}, ${slotText(ep, r)}: ${stage.name} ${ep.D < ep.N ? "max " : ""}${approx(arr, col.w[r])}` +
-        ` (this column's largest: ${fmt(col.max)} at ${slotText(ep, col.at)})`;
+      // a signed stage's value with its sign; its largest is the one of largest |value|
+      const pooled = ep.D < ep.N ? (stage.signed ? "largest |value| " : "max ") : "";
+      const largest = stage.signed ? `largest |value|: ${fmt(col.w[col.at])}` : `largest: ${fmt(col.max)}`;
+      return `${hd.label}, step ${t}, ${slotText(ep, r)}: ${stage.name} ${pooled}${approx(arr, col.w[r])}` +
+        ` (this column's ${largest} at ${slotText(ep, col.at)})`;
     }
     this.group.setHoverRow(null);
     if (y >= g.paramsY) {
@@ -651,8 +658,9 @@ export class FocusView extends View {
       ctx.textAlign = "left";
       group.stages.forEach((st, j) => {
         const x = g.x0 + j * (g.colW + g.gap);
-        const col = this.column(hd, st.name, t);
+        const col = this.column(hd, st.name, t, st.signed);
         if (!col) return;
+        if (st.signed) return this.drawSigned(ctx, x, g, col, rows, rowH, hd.colour);
         // the column's own scale: its largest weight at t fills the column; its value is written
         // above it, so a flat stage (every bar the same) and a peaked one both read
         ctx.fillStyle = MUTED;
@@ -676,6 +684,35 @@ export class FocusView extends View {
       if (hover != null && hover < D) markRow(ctx, g.x0, g.y0 + (hover * g.ph) / D, g.blockW - 8, g.ph / D);
       this.drawParams(ctx, hd, group, g, t);
     }
+  }
+
+  // A signed stage's column (energies before a softmax): a centre line at c = x + 2 + half, each
+  // row's bar |v| / max|v| of half from it, right for v > 0 (from c + 1), left for v < 0 (ending
+  // at c), in the head's colour; "±max" above. Rows pooled to the pixels keep the value of largest
+  // magnitude (+ over - on a tie), as payload.py pools them.
+  drawSigned(ctx, x, g, col, rows, rowH, colour) {
+    const D = this.ep.D, half = Math.floor((g.colW - 4) / 2), c = x + 2 + half;
+    ctx.fillStyle = MUTED;
+    ctx.fillText(col.max > 0 ? fitText(ctx, `±${fmt(col.max)}`, g.colW + g.gap - 2) : "0", x + 1, 30);
+    ctx.fillStyle = colour;
+    ctx.beginPath();
+    if (col.max > 0) {
+      for (let r = 0; r < rows; r++) {
+        const n0 = Math.floor((r * D) / rows), n1 = Math.max(n0 + 1, Math.floor(((r + 1) * D) / rows));
+        let v = 0;
+        for (let n = n0; n < n1; n++) {
+          const u = col.w[n];
+          if (Math.abs(u) > Math.abs(v) || (u === -v && u > 0)) v = u;
+        }
+        const len = (Math.abs(v) / col.max) * half;
+        if (len < 0.25) continue;
+        const y = g.y0 + r * rowH + (rowH > 4 ? 1 : 0), hgt = Math.max(1, rowH - (rowH > 4 ? 2 : 0));
+        ctx.rect(v > 0 ? c + 1 : c - len, y, len, hgt);
+      }
+    }
+    ctx.fill();
+    ctx.fillStyle = INK; // the centre line: 0, where both sides start
+    ctx.fillRect(c, g.y0, 1, g.ph);
   }
 
   // The head's numbers: one line each ("β beta 3.21", with a bar on its declared range) and its
