@@ -609,8 +609,8 @@ class Episode:
 def infer_family(episode: Episode, title: str | None = None, measure: str | None = None,
                  normalised: dict[str, bool] | None = None) -> Family:
     """The declaration an episode's arrays imply: its groups with their stages and params in
-    order (a [T, H] param is a number, a [T, H, K] one a vector, or a distribution where its
-    rows sum to 1), its slot state and matrices, coordinates and labels. Version 1 and 2 NTM
+    order (a stage signed where it has a value < 0; a [T, H] param is a number, a [T, H, K] one a
+    vector, or a distribution where its rows sum to 1), its slot state and matrices, coordinates and labels. Version 1 and 2 NTM
     episodes (the NTM's array names) get the NTM's meanings. Title and measure from the
     metadata ("model" kind, "scoring") where not given."""
     meta = episode.meta or {}
@@ -632,7 +632,9 @@ def infer_family(episode: Episode, title: str | None = None, measure: str | None
             else:
                 params.append(Param(p, "vector", ("K",), signed=bool(np.any(a < 0))))
         norm = (normalised or {}).get(name, True)
-        groups.append(HeadGroup(name, rec.heads, tuple(Stage(s) for s in rec.stages), tuple(params), normalised=norm,
+        # a stage with a value < 0 (energies before a softmax) is signed, drawn whole from a centre line
+        stages = tuple(Stage(s, signed=bool(np.any(np.asarray(a) < 0))) for s, a in rec.stages.items())
+        groups.append(HeadGroup(name, rec.heads, stages, tuple(params), normalised=norm,
                                 reads=name == "read" and episode.reads is not None,
                                 writes=name == "write" and not episode.static_memory))
     memory = "none" if not episode.has_memory else "read-only" if episode.static_memory or "write" not in \

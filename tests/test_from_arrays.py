@@ -147,6 +147,19 @@ def test_from_arrays_memory_network_shape():
     ep.validate()
 
 
+def test_from_arrays_declares_a_stage_with_negative_values_signed(tmp_path):
+    """Energies before a softmax, given without a family: that stage is signed (drawn whole), the others not."""
+    a = memnet_arrays()
+    energies = np.random.default_rng(5).standard_normal((T, 1, N)).astype(np.float32)
+    ep = Episode.from_arrays(**{**a, "stages": {"energies": energies, "hop 1": a["stages"]["hop 1"]}})
+    (group,) = ep.family.groups
+    assert [(s.name, s.signed) for s in group.stages] == [("energies", True), ("hop 1", False)]
+    ep.save(tmp_path / "e.safetensors")
+    back = Episode.load(tmp_path / "e.safetensors")
+    assert [s.signed for s in back.family.groups[0].stages] == [True, False]
+    np.testing.assert_array_equal(back.read.stages["energies"], energies)
+
+
 def test_from_arrays_round_trips_through_a_file_keeping_stage_order(tmp_path):
     a = memnet_arrays()
     # names that sort the other way round: the file keeps the given order, not the sorted one
