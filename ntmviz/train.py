@@ -21,6 +21,20 @@ weights stay, and only after MAX_SKIPPED such batches in a row is it called dive
 When every model has diverged, `run` raises TrainingDiverged naming the step. A resume trains
 every model again, a diverged one from its last good weights (its phase records that).
 
+Read-backs. A step reads nothing back from the device: which models train, their overflowing
+batches in a row, the masking of a stopped model's gradients, weights and moments all stay
+device tensors, and each step leaves its per-model loss, bit errors, gradient norm and verdicts
+on the device. `run` reads the steps back together (one `_to_host` call) every `sync_every`
+steps, and where the host needs the truth: before a pause or a stop, at the end of the run,
+while a curriculum still grows (the next batch depends on this step's errors), and at every
+step a callback's `needs_model_at(step)` asks for. Then it does each step's bookkeeping in
+order, as the step itself once did (a model that diverged is recorded at its true step; when
+all have, the trainer is put back to the step before, as if the later steps never ran), and
+calls `on_step` for it. So `on_step` may hear of a step up to `sync_every - 1` steps late, with
+the model already further on; `trainer.alive`, `histories`, `stages` ... are then those of the
+step being told. Read back every step (sync_every=1, the CPU's default) everything happens as
+each step ends.
+
 Pausing. `pause()`, `resume()` and `stop()` may be called from any thread (and from a signal
 handler) while `run` works; they take effect between optimiser steps, never inside one. This is
 the one pause of a run: while paused the loop holds between two steps and calls its callbacks'
@@ -97,9 +111,14 @@ class StepMetrics(NamedTuple):
 
 
 class Callback(Protocol):
-    """Every method is optional; all run in the training thread, between optimiser steps."""
+    """Every method is optional; all run in the training thread, between optimiser steps.
+
+    `on_step` is called once per step, in order, when the step has been read back (see the module
+    docstring): at once for the steps `needs_model_at` asked for (the model, the optimiser and
+    trainer.step are then those of metrics.step), else possibly a few steps later."""
 
     def on_start(self, trainer: "Trainer") -> None: ...
+    def needs_model_at(self, step: int) -> bool: ...  # after each step: True reads back now, on_step before the next
     def on_step(self, trainer: "Trainer", metrics: StepMetrics) -> None: ...
     def on_pause(self, trainer: "Trainer") -> None: ...  # held: when the hold begins, and on every wake()
     def on_resume(self, trainer: "Trainer") -> None: ...  # the hold ended (resumed or stopped)
@@ -199,6 +218,57 @@ def _per_model(x: torch.Tensor, models: int) -> torch.Tensor:
     return x.reshape(models, -1).mean(1)
 
 
+def _to_host(x: torch.Tensor) -> list:
+    """The one read of the training steps' results from the device (one call per read-back;
+    tests/test_host_syncs.py counts them). On a GPU it waits for every queued kernel."""
+    return x.tolist()
+
+
+def default_sync_every(device: torch.device | str) -> int:
+    """Steps between two read-backs when the Trainer is not told: 1 on the CPU, 16 elsewhere.
+
+    On the CPU a step's values are in host memory as soon as it ends and nothing is queued
+    ahead, so a read-back costs nothing, and reading back every step keeps everything as it
+    always was: callbacks hear of each step as it ends. On a GPU a read-back makes the host wait
+    until every queued kernel has run, so it cannot queue the next step meanwhile; 16 steps
+    between two read-backs let it run ahead, and callbacks hear of a step at most 15 steps late."""
+    return 1 if torch.device(device).type == "cpu" else 16
+
+
+def _upload(batch: Batch, device: torch.device) -> Batch:
+    """The batch on the model's device. A CUDA copy from ordinary (pageable) host memory waits
+    for the device to finish everything queued; from pinned memory it is queued like a kernel."""
+    if device.type != "cuda":
+        return batch.to(device)
+    return Batch(*(x.pin_memory().to(device, non_blocking=True) for x in batch))
+
+
+def _trailing_run(steps: list[int], last: int) -> int:
+    """How many of the steps up to `last` are in `steps` without a gap (at most MAX_SKIPPED)."""
+    n = 0
+    while n < MAX_SKIPPED and n < len(steps) and steps[-1 - n] == last - n:
+        n += 1
+    return n
+
+
+def _rows(x: torch.Tensor, K: int) -> tuple[int, ...]:
+    """The shape that broadcasts a [K] per-model vector over x's rows ([K, ...])."""
+    return (K,) + (1,) * (x.dim() - 1)
+
+
+# What each step leaves on the device for the host, one [K] row each of its [7, K] record.
+RECORD = ("loss", "bit_errors", "norm", "lost_loss", "skipped", "lost_skipped", "lost_weights")
+
+
+class _StepInfo(NamedTuple):
+    """What the host itself knows of a step not read back yet."""
+
+    seconds: float  # host time spent on it (on a GPU: queuing it)
+    had_state: bool  # the optimiser had state before it (its first step creates it)
+    kernels: bool  # the native kernels ran
+    failed: str  # the optimiser's step raised this RuntimeError ("" when it did not)
+
+
 class Trainer:
     """Trains K models (NTMs or LSTM baselines) of one configuration on a task, one per seed;
     callbacks do everything else."""
@@ -207,9 +277,14 @@ class Trainer:
                  batch_size: int | None = None, lr: float | None = None, optimizer: str | None = None,
                  momentum: float | None = None, clip: float | None = None, log_every: int = 10,
                  curriculum: int | None = None, curriculum_threshold: float | None = None,
-                 callbacks: list[Any] | None = None):
+                 callbacks: list[Any] | None = None, sync_every: int | None = None):
         """The optimiser's options left None take config.TrainConfig's defaults (the learning
-        rate: the optimiser's own, config.OPTIMIZERS); ConfigError for a bad one."""
+        rate: the optimiser's own, config.OPTIMIZERS); ConfigError for a bad one. `sync_every`:
+        steps between two read-backs (None: default_sync_every of the model's device)."""
+        if sync_every is None:
+            sync_every = default_sync_every(model.device)
+        if not isinstance(sync_every, int) or isinstance(sync_every, bool) or sync_every < 1:
+            raise ConfigError(f"sync_every must be an integer >= 1, got {sync_every!r}")
         self.seeds = [seeds] if isinstance(seeds, int) else [int(s) for s in seeds]
         K = len(self.seeds)
         if getattr(model, "models", 1) != K:
@@ -229,6 +304,7 @@ class Trainer:
         self.model, self.task = model, task
         self.batch_size, self.lr, self.clip = batch_size, lr, clip
         self.optimizer_name, self.momentum, self.log_every = optimizer, momentum, log_every
+        self.sync_every = sync_every
         self.params = list(model.parameters())
         if optimizer == "adam":
             self.optimizer = torch.optim.Adam(self.params, lr=lr)
@@ -256,6 +332,16 @@ class Trainer:
         # resumed run's recorded one. Checkpoints record it (meta["compute"]).
         self.compute: dict[str, Any] | None = None
         self._kernels_ran: bool | None = None  # None: no step in this process yet
+        # The device's side of the bookkeeping (see "Read-backs" above): loaded from the host's
+        # when a step finds them missing or `alive` changed outside the loop.
+        self._alive_dev: torch.Tensor | None = None  # [K] bool, the models training
+        self._skip_run: torch.Tensor | None = None  # [K] int64, overflowing batches in a row up to now
+        self._alive_seen: list[bool] = []  # the host's `alive` as the device last agreed with it
+        self._moments_before: list[torch.Tensor] = []  # the optimiser's moments before the last step
+        self._pending: list[torch.Tensor] = []  # a [7, K] float64 RECORD per step not read back yet
+        self._pending_info: list[_StepInfo] = []
+        self._behind = 0  # while on_step hears of a step late: how many steps the model is further on
+        self._rate = 0.0
         self._pause = threading.Event()  # asked to hold between two steps
         self._stop = threading.Event()
         self._wake = threading.Event()  # a paused loop's on_pause is due (resumed, stopped, or wake())
@@ -347,7 +433,7 @@ class Trainer:
         (seed k, step, its curriculum stage) alone, padded at the end to the longest T."""
         parts = [self.task_at(k).sample(self.batch_size, seed=stream_seed("train", seed, step))
                  for k, seed in enumerate(self.seeds)]
-        return Batch.concat(parts).to(self.model.device)
+        return _upload(Batch.concat(parts), self.model.device)
 
     def _advance_curriculum(self, k: int, bit_errors: float) -> None:
         if not self.curriculum or self.stages[k] >= self.curriculum:
@@ -358,9 +444,9 @@ class Trainer:
             self.stages[k] += 1
             self._smoothed_errors[k] = None
 
-    def _mark_diverged(self, k: int, what: str) -> None:
+    def _mark_diverged(self, k: int, what: str, step: int) -> None:
         self.alive[k] = False
-        self.diverged[k] = f"{what} at step {self.step + 1}; its weights are those of step {self.step}"
+        self.diverged[k] = f"{what} at step {step}; its weights are those of step {step - 1}"
 
     def _per_model_grad_norms(self) -> torch.Tensor:
         """[K] gradient norm of each model over all its parameters, in float64: an exploding but
@@ -371,97 +457,196 @@ class Trainer:
                  for p in self.params if p.grad is not None]
         return torch.linalg.vector_norm(torch.stack(norms), dim=0)
 
-    def _freeze(self, models: list[int]) -> None:
-        """Put these models back to their weights before this update. Their gradients were
-        zero, so the update only decayed their optimiser moments; a diverged model's moments
-        are zeroed as well (they may hold what led it astray)."""
-        dead = [k for k in models if not self.alive[k]]
-        with torch.no_grad():
-            if models:
-                index = torch.tensor(models, device=self.model.device)
-                for p, prev in zip(self.params, self._previous):
-                    p.index_copy_(0, index, prev.index_select(0, index))
-            if dead:
-                index = torch.tensor(dead, device=self.model.device)
-                for p in self.params:
-                    for value in self.optimizer.state.get(p, {}).values():
-                        if isinstance(value, torch.Tensor) and value.shape == p.shape:
-                            value.index_fill_(0, index, 0.0)
+    def _moments(self) -> list[torch.Tensor]:
+        """The optimiser's state that has a row per model (its moments; not its step count)."""
+        return [value for p in self.params for value in self.optimizer.state.get(p, {}).values()
+                if isinstance(value, torch.Tensor) and value.shape == p.shape]
+
+    def _load_device_state(self) -> None:
+        """The device's bookkeeping from the host's: which models train, and each one's
+        overflowing batches in a row up to this step."""
+        device = self.model.device
+        self._alive_dev = torch.tensor(self.alive, dtype=torch.bool, device=device)
+        self._skip_run = torch.tensor([_trailing_run(s, self.step) for s in self.skipped], device=device)
+        self._alive_seen = list(self.alive)
 
     def train_step(self) -> StepMetrics:
-        """One optimiser step of every model still training, each on a fresh batch of its own."""
+        """One optimiser step of every model still training, each on a fresh batch of its own,
+        read back at once (`run` reads back every `sync_every` steps). Raises TrainingDiverged
+        when no model is left."""
+        self._device_step()
+        return self._settle(account=False, notify=False)
+
+    def _device_step(self) -> None:
+        """Queue one optimiser step of every model still training and leave what the host needs
+        of it on the device (self._pending); nothing is read back. A model whose loss, gradient
+        norm or updated weights are not finite is masked with tensor ops, as the host's
+        bookkeeping (_replay) will record it."""
         K = self.models
+        if self._alive_dev is None or self.alive != self._alive_seen:
+            self._load_device_state()
+        started = time.perf_counter()
         kernel_calls = native.calls()
         batch = self.batch(self.step)
         torch._foreach_copy_(self._previous, [p.detach() for p in self.params])  # to go back to if it diverges
+        moments = self._moments()
+        if moments:  # to go back to if every model stops before the update
+            if [(m.shape, m.dtype) for m in moments] != [(m.shape, m.dtype) for m in self._moments_before]:
+                self._moments_before = [torch.empty_like(m) for m in moments]
+            torch._foreach_copy_(self._moments_before, moments)
         self.model.train()
         logits = self.model(batch.inputs)
-        seq_loss = self.task.sequence_loss(logits, batch)  # [P]
-        losses = _per_model(seq_loss, K)  # [K]
+        losses = _per_model(self.task.sequence_loss(logits, batch), K)  # [K]
+        alive = self._alive_dev  # [K] the models training when the step began
         finite_loss = torch.isfinite(losses)
-        alive = torch.tensor(self.alive, device=losses.device) & finite_loss
+        stepping = alive & finite_loss
         # Each model's gradient is that of its own mean loss, as if it trained alone.
-        total = torch.where(alive, losses, torch.zeros_like(losses)).sum()
+        total = torch.where(stepping, losses, torch.zeros_like(losses)).sum()
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         norms = self._per_model_grad_norms()
-        alive &= torch.isfinite(norms)
+        finite_norm = torch.isfinite(norms)
+        stepping = stepping & finite_norm
         clip = self.clip or math.inf
-        scale = torch.where(alive, (clip / (norms + 1e-6)).clamp(max=1.0), torch.zeros_like(norms)).float()
-        all_alive = bool(alive.all())
+        scale = torch.where(stepping, (clip / (norms + 1e-6)).clamp(max=1.0), torch.zeros_like(norms)).float()
         for p in self.params:
             if p.grad is not None:
-                shape = (K,) + (1,) * (p.dim() - 1)
-                p.grad.mul_(scale.view(shape))
-                if not all_alive:  # 0 * NaN is NaN: a diverged model's gradients are set, not scaled
-                    p.grad.masked_fill_(~alive.view(shape), 0.0)
+                p.grad.mul_(scale.view(_rows(p, K)))
+                p.grad.masked_fill_(~stepping.view(_rows(p, K)), 0.0)  # 0 * NaN is NaN: set, not scaled
 
-        loss_list, finite_list, norm_list = losses.tolist(), finite_loss.tolist(), norms.tolist()
-        skipping = []
-        for k in range(K):
-            if self.alive[k] and not finite_list[k]:
-                self._mark_diverged(k, f"the loss became {loss_list[k]}")
-            elif self.alive[k] and not math.isfinite(norm_list[k]):
-                skipping.append(k)
-                run = self.skipped[k]
-                run.append(self.step + 1)
-                if len(run) >= MAX_SKIPPED and run[-MAX_SKIPPED] == self.step + 2 - MAX_SKIPPED:
-                    skipping.pop()
-                    self._mark_diverged(k, f"the gradients became {norm_list[k]} on {MAX_SKIPPED} batches in a row")
-        if not any(self.alive):
-            self._raise_diverged()
-
+        lost_loss = alive & ~finite_loss  # diverged: its loss is NaN or Inf
+        skipped = alive & finite_loss & ~finite_norm  # its gradient overflowed: this batch is skipped
+        run = torch.where(skipped, self._skip_run + 1, torch.zeros_like(self._skip_run))
+        lost_skipped = skipped & (run >= MAX_SKIPPED)  # ... MAX_SKIPPED batches in a row: diverged
+        updating = alive & ~lost_loss & ~lost_skipped
+        failed = ""
         try:
             self.optimizer.step()
-        except RuntimeError as exc:  # e.g. an update too large for float32
-            for k in range(K):
-                if self.alive[k]:
-                    self._mark_diverged(k, f"the update failed ({exc})")
-            self._freeze(list(range(K)))
-            self._raise_diverged()
+        except RuntimeError as exc:  # e.g. an update too large for float32: every model stops (_replay)
+            failed = str(exc)
         with torch.no_grad():
             sums = torch.stack([p.reshape(K, -1).sum(1) for p in self.params]).sum(0)
-        for k, ok in enumerate(torch.isfinite(sums).tolist()):
-            if self.alive[k] and not ok:
-                self._mark_diverged(k, "the weights became non-finite")
-        self._freeze(sorted(set(skipping) | {k for k in range(K) if not self.alive[k]}))
-        if not any(self.alive):
-            self._raise_diverged()
-
+            lost_weights = updating & ~torch.isfinite(sums)
+            after = torch.zeros_like(updating) if failed else updating & ~lost_weights
+            # Models that skipped or stopped go back to their weights before this update. Their
+            # gradients were zero, so the update only decayed their moments; a stopped model's
+            # moments are zeroed (they may hold what led it astray). When no model got to the
+            # update, the moments are those before it, as if it never ran.
+            restore = skipped | ~after
+            for p, prev in zip(self.params, self._previous):
+                torch.where(restore.view(_rows(p, K)), prev, p, out=p)
+            for value in self._moments():
+                value.masked_fill_(~after.view(_rows(value, K)), 0.0)
+            if moments:
+                went_on = updating.any()
+                for value, before in zip(self._moments(), self._moments_before):
+                    torch.where(went_on, value, before, out=value)
+            self._alive_dev, self._skip_run = after, run
+            errors = _per_model(self.task.bit_errors(logits.detach(), batch), K)
+            record = torch.stack([x.to(torch.float64) for x in (losses.detach(), errors, norms, lost_loss, skipped,
+                                                                 lost_skipped, lost_weights)])  # RECORD
+        self._pending.append(record)
+        self._pending_info.append(_StepInfo(time.perf_counter() - started, bool(moments),
+                                            native.calls() > kernel_calls, failed))
         self.step += 1
-        self._note_compute(native.calls() > kernel_calls)
-        errors = _per_model(self.task.bit_errors(logits.detach(), batch), K).tolist()
-        model_loss = tuple(v if a else math.nan for v, a in zip(loss_list, self.alive))
+
+    def _read_back_due(self, steps: int) -> bool:
+        """Whether to read back after the step just queued (every callback is asked, always)."""
+        asked = [ask(self.step) for cb in self.callbacks if (ask := getattr(cb, "needs_model_at", None))]
+        growing = self.curriculum and any(a and s < self.curriculum for a, s in zip(self.alive, self.stages))
+        return bool(any(asked) or growing or len(self._pending) >= self.sync_every or self.step >= steps
+                    or self._pending_info[-1].failed or self._pause.is_set() or self._stop.is_set())
+
+    def _settle(self, *, account: bool = True, notify: bool = True) -> StepMetrics | None:
+        """Read back every pending step at once and do the host's bookkeeping of each, in order;
+        `account` adds its time, rate and learning-curve point, `notify` then calls on_step.
+        Returns the last step's metrics (None when nothing was pending)."""
+        if not self._pending:
+            return None
+        started = time.perf_counter()
+        records = _to_host(torch.stack(self._pending))  # [n, 7, K]
+        infos = self._pending_info
+        self._pending, self._pending_info = [], []
+        n, last = len(records), self.step
+        seconds = (sum(i.seconds for i in infos) + time.perf_counter() - started) / n  # spread evenly
+        m = None
+        for i, (record, info) in enumerate(zip(records, infos)):
+            step = last - n + 1 + i
+            m = self._replay(step, record, info, last)
+            if account:
+                m = self._account(m, seconds)
+            if notify:
+                self._behind = last - step
+                try:
+                    self._notify("on_step", m)
+                except BaseException:  # the run ends here; the host's bookkeeping still catches up with the model
+                    self._behind = 0
+                    for j in range(i + 1, n):
+                        try:
+                            self._account(self._replay(step + j - i, records[j], infos[j], last), seconds)
+                        except TrainingDiverged:  # put back to the step before; the callback's error is the one raised
+                            break
+                    raise
+                self._behind = 0
+        return m
+
+    def _replay(self, step: int, record: list[list[float]], info: _StepInfo, last: int) -> StepMetrics:
+        """The host's bookkeeping of training step `step` from its read-back record, as the step
+        itself once did it (the model has done `last` steps). Raises TrainingDiverged when no model
+        is left, with the trainer put back to step - 1 (_all_diverged)."""
+        K = self.models
+        losses, errors, norms, lost_loss, skipped, lost_skipped, lost_weights = record
+        for k in range(K):
+            if lost_loss[k]:
+                self._mark_diverged(k, f"the loss became {losses[k]}", step)
+            elif skipped[k]:
+                self.skipped[k].append(step)
+                if lost_skipped[k]:
+                    self._mark_diverged(k, f"the gradients became {norms[k]} on {MAX_SKIPPED} batches in a row", step)
+        if not any(self.alive):
+            self._all_diverged(step, last, updated=False, had_state=info.had_state)
+        if info.failed:
+            for k in range(K):
+                if self.alive[k]:
+                    self._mark_diverged(k, f"the update failed ({info.failed})", step)
+            self._all_diverged(step, last, updated=True, had_state=info.had_state)
+        for k in range(K):
+            if lost_weights[k]:
+                self._mark_diverged(k, "the weights became non-finite", step)
+        if not any(self.alive):
+            self._all_diverged(step, last, updated=True, had_state=info.had_state)
+        self._alive_seen = list(self.alive)
+        self._note_compute(info.kernels, step)
+        model_loss = tuple(v if a else math.nan for v, a in zip(losses, self.alive))
         model_errors = tuple(v if a else math.nan for v, a in zip(errors, self.alive))
         for k in range(K):
             if self.alive[k]:
                 self._advance_curriculum(k, errors[k])
         live = [k for k in range(K) if self.alive[k]]
-        return StepMetrics(self.step, self.sequences, sum(loss_list[k] for k in live) / len(live),
+        return StepMetrics(step, step * self.batch_size, sum(losses[k] for k in live) / len(live),
                            sum(errors[k] for k in live) / len(live), self.seconds, 0.0, model_loss, model_errors)
 
-    def _note_compute(self, kernels_ran: bool) -> None:
-        """Record the path a step ran on: the kernels once any step of this process used them."""
+    def _all_diverged(self, step: int, last: int, *, updated: bool, had_state: bool) -> None:
+        """Every model diverged at `step` (after its update, or before it), and the device has run
+        on to step `last`: put the trainer where that step left it (at step - 1) and raise
+        TrainingDiverged. The weights and moments already are there (every step since put them
+        back); the optimiser's step counts go back, and its state goes if that step was its first."""
+        extra = last - step + (0 if updated else 1)  # optimiser steps that run would never have taken
+        if not (updated or had_state):
+            self.optimizer.state.clear()  # its first step: it had no state yet
+        elif extra:
+            for state in self.optimizer.state.values():
+                count = state.get("step")
+                if isinstance(count, torch.Tensor):
+                    count.sub_(extra)
+                elif count is not None:
+                    state["step"] = count - extra
+        self.step = step - 1
+        self._alive_dev = None  # the host's `alive` is the truth again
+        self._raise_diverged()
+
+    def _note_compute(self, kernels_ran: bool, step: int) -> None:
+        """Record the path step `step` ran on: the kernels once any step of this process used them."""
         if self._kernels_ran is None or (kernels_ran and not self._kernels_ran):
             # the record of the steps before: a resumed run's ({} when its checkpoint has none)
             earlier = self.compute if self._kernels_ran is None else (self.compute or {}).get("earlier")
@@ -472,7 +657,7 @@ class Trainer:
                 if same:
                     now.update({k: earlier[k] for k in ("earlier", "from_step") if k in earlier})
                 else:
-                    now.update(earlier=earlier, from_step=self.step - 1)
+                    now.update(earlier=earlier, from_step=step - 1)
             self.compute = now
 
     def _raise_diverged(self) -> None:
@@ -480,6 +665,17 @@ class Trainer:
             raise TrainingDiverged(next(iter(self.diverged.values())))
         raise TrainingDiverged(f"every model diverged by step {self.step + 1}: " + "; ".join(
             f"seed {self.seeds[k]}: {msg}" for k, msg in sorted(self.diverged.items())))
+
+    def _account(self, m: StepMetrics, seconds: float) -> StepMetrics:
+        """A read-back step's share of the training time, the smoothed rate, its curve point."""
+        self.seconds += seconds
+        # Exponential moving average of the rate: smooth, and needs no window.
+        now = self.batch_size * sum(self.alive) / max(seconds, 1e-9)
+        self._rate = now if self._rate == 0 else 0.9 * self._rate + 0.1 * now
+        m = m._replace(seconds=self.seconds, rate=self._rate)
+        if m.step % self.log_every == 0 or m.step == 1:
+            self._log(m)
+        return m
 
     def _log(self, m: StepMetrics) -> None:
         for k, history in enumerate(self.histories):
@@ -495,24 +691,18 @@ class Trainer:
         """
         self._notify("on_start")
         reason = "done"
-        rate = 0.0
+        self._rate = 0.0
         try:
             while self.step < steps:
+                if self._pause.is_set() or self._stop.is_set():
+                    self._settle()  # (asked for after the last read-back) the host holds or ends on the truth
                 self._hold()
                 if self._stop.is_set():
                     reason = "stopped"
                     break
-                start = time.perf_counter()
-                m = self.train_step()
-                elapsed = time.perf_counter() - start
-                self.seconds += elapsed
-                # Exponential moving average of the rate: smooth, and needs no window.
-                now = self.batch_size * sum(self.alive) / max(elapsed, 1e-9)
-                rate = now if rate == 0 else 0.9 * rate + 0.1 * now
-                m = m._replace(seconds=self.seconds, rate=rate)
-                if self.step % self.log_every == 0 or self.step == 1:
-                    self._log(m)
-                self._notify("on_step", m)
+                self._device_step()
+                if self._read_back_due(steps):
+                    self._settle()
         except TrainingDiverged:
             reason = "diverged"
             raise
@@ -520,12 +710,20 @@ class Trainer:
             reason = "error"
             raise
         finally:
+            if self._pending:  # something was raised between two read-backs: catch the bookkeeping up
+                try:
+                    self._settle(notify=False)
+                except TrainingDiverged:  # put back to the step before; what was raised is the one to report
+                    pass
             self._notify("on_end", reason)
         return reason
 
     # ---- checkpoints --------------------------------------------------------------------------
     def meta(self, member: int = 0) -> dict[str, Any]:
         """What model `member`'s checkpoint records about the run besides the weights."""
+        if self._behind:
+            raise NtmvizError(f"the model is {self._behind} step(s) past the step on_step is told of: "
+                              "save it at a step the callback's needs_model_at(step) asks for")
         meta = {
             "seed": self.seeds[member], "batch_size": self.batch_size, "lr": self.lr,
             "optimizer": self.optimizer_name, "momentum": self.momentum, "clip": self.clip,
@@ -609,7 +807,24 @@ class Trainer:
 
 # ---- callbacks every front end shares -------------------------------------------------------------
 
-class Validation:
+class _EveryK:
+    """A callback that acts on the model every `every` steps (0: never): it asks the Trainer to
+    read back at those steps (needs_model_at), so on_step hears of them before the next step.
+    A step it declined is never acted on, even if `every` changed before on_step heard of it."""
+
+    every: int
+    _asked: int | None = None  # the step needs_model_at was last asked about (None: never asked)
+
+    def needs_model_at(self, step: int) -> bool:
+        self._asked = step
+        return self._due(step)
+
+    def _due(self, step: int) -> bool:
+        every = int(self.every)
+        return every > 0 and step % every == 0 and self._asked in (None, step)
+
+
+class Validation(_EveryK):
     """Every `every` steps (0: never; may be changed while the run trains), every model still
     training is scored on the same `samples` sequences of the validation stream (seed 0): its
     mean bit errors and loss per sequence are appended to trainer.validation[k]. A model whose
@@ -627,6 +842,7 @@ class Validation:
         self.best: dict[int, tuple[float, ...]] = {}
 
     def on_start(self, trainer: "Trainer") -> None:
+        self._asked = None
         for k, v in enumerate(trainer.validation):
             keys = [trainer.task.validation_key(e, loss) for e, loss in zip(v["bit_errors"], v["loss"])
                     if math.isfinite(e) and math.isfinite(loss)]
@@ -634,8 +850,7 @@ class Validation:
                 self.best[k] = min(keys)
 
     def on_step(self, trainer: "Trainer", metrics: StepMetrics) -> None:
-        every = int(self.every)
-        if every > 0 and metrics.step % every == 0:
+        if self._due(metrics.step):
             self.validate(trainer, metrics.step)
 
     def validate(self, trainer: "Trainer", step: int) -> None:
@@ -658,7 +873,7 @@ class Validation:
                     self.on_best(trainer, k, step)
 
 
-class Checkpoints:
+class Checkpoints(_EveryK):
     """Every `every` steps (0: never), model k's checkpoint is written to paths[k] (Trainer.save:
     atomically, so a kill at any moment leaves the previous file or the new one, and a diverged
     model's file keeps its last good weights). `save(trainer)` writes them at any other moment
@@ -673,11 +888,12 @@ class Checkpoints:
         self.with_optimizer, self.extra_meta = with_optimizer, dict(extra_meta or {})
 
     def on_start(self, trainer: "Trainer") -> None:
+        self._asked = None
         if len(self.paths) != trainer.models:
             raise ConfigError(f"{len(self.paths)} checkpoint paths for {trainer.models} models")
 
     def on_step(self, trainer: "Trainer", metrics: StepMetrics) -> None:
-        if self.every > 0 and metrics.step % self.every == 0:
+        if self._due(metrics.step):
             self.save(trainer)
 
     def save(self, trainer: "Trainer") -> list[Path]:

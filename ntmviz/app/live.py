@@ -615,14 +615,19 @@ class LiveRun:
             self._snapshot(None)
         self._publish_models()
 
+    def needs_model_at(self, step: int) -> bool:
+        """Snapshot steps are read back at once (Trainer.sync_every), so the snapshot is of that step."""
+        return step % max(1, int(self.snapshot_every)) == 0
+
     def on_step(self, trainer: Trainer, metrics: StepMetrics) -> None:
         with self._lock:
             self._metrics.append(metrics)
             self._latest = metrics
         self._publish_models()  # with the validation scores of this step (train.Validation ran first)
-        if trainer.step % max(1, int(self.snapshot_every)) == 0:
-            self._snapshot(metrics)
-        self._serve_requests()
+        if metrics.step == trainer.step:  # not told late: the model is that of this step
+            if trainer.step % max(1, int(self.snapshot_every)) == 0:
+                self._snapshot(metrics)
+            self._serve_requests()
         time.sleep(0)  # let the server's thread have the interpreter
 
     def on_pause(self, trainer: Trainer) -> None:
