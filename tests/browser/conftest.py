@@ -41,6 +41,7 @@ ROOT = HERE.parent.parent
 CHECKPOINT = ROOT / "checkpoints" / "copy-ntm.safetensors"
 sys.path.insert(0, str(HERE))  # for `from _serve import ...` whatever the import mode
 
+from _renderer import Renderer, block_offsite, static_site  # noqa: E402
 from _serve import CHROMIUM, chromium, free_port, is_local, wait_until_up  # noqa: E402
 
 TIMEOUT_MS = 60_000  # generous: these machines are loaded
@@ -119,6 +120,33 @@ def browser():
     assert Path(CHROMIUM).is_file(), f"the browser tests need Chromium at {CHROMIUM}"
     with chromium() as b:
         yield b
+
+
+# ---- the static renderer (_renderer.py): views drawn from crafted payloads, no server ------------------
+@pytest.fixture(scope="module")
+def site():
+    with static_site() as url:
+        yield url
+
+
+@pytest.fixture
+def renderer(browser, site, request):
+    """A Renderer on the static site, in a page of the module's RENDERER_VIEWPORT (default 1400 x
+    1000) with every off-site request blocked; the test fails on a page error, a console error or
+    an off-site request."""
+    width, height = getattr(request.module, "RENDERER_VIEWPORT", (1400, 1000))
+    context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=1)
+    offsite: list[str] = []
+    block_offsite(context, site.rstrip("/"), offsite)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(site)
+    yield Renderer(page)
+    context.close()
+    assert not errors, errors
+    assert not offsite, offsite
 
 
 # ---- a page on the explorer --------------------------------------------------------------------------

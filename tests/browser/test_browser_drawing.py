@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from _renderer import (
-    HEADS, Renderer, as_json, block_offsite, head_colour, signed_colour, state_colour, static_site, unit_colour,
+    HEADS, as_json, head_colour, signed_colour, state_colour, unit_colour,
 )
 from ntmviz.app.payload import (
     blocks, decode_array, episode_payload, palette_index, pool_slots,
@@ -58,28 +58,6 @@ def crafted_episode(T=T, N=N, M=M, mask=None, memory=None, write_slots=None, rea
                    mask=None if mask is None else np.asarray(mask, np.float32), memory=memory,
                    reads=np.zeros((T, 1, M), np.float32), read=heads(rs, False), write=heads(ws, True),
                    meta={"task": "crafted"})
-
-
-@pytest.fixture(scope="module")
-def site():
-    with static_site() as url:
-        yield url
-
-
-@pytest.fixture
-def renderer(browser, site):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
-    offsite: list[str] = []
-    block_offsite(context, site.rstrip("/"), offsite)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.goto(site)
-    yield Renderer(page)
-    context.close()
-    assert not errors, errors
-    assert not offsite, offsite
 
 
 def cell_centres(g, rows, cols):

@@ -18,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "app"))
 
-from _renderer import Renderer, as_json, block_offsite, static_site  # noqa: E402
+from _renderer import as_json  # noqa: E402
 
 from ntmviz.app import palette  # noqa: E402
 from ntmviz.app.figures import figure  # noqa: E402
@@ -31,28 +31,6 @@ def _cell_fill(svg, name, r, c):
     from test_figures import cell_fill
 
     return cell_fill(svg, name, r, c)
-
-
-@pytest.fixture(scope="module")
-def site():
-    with static_site() as url:
-        yield url
-
-
-@pytest.fixture
-def renderer(browser, site):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
-    offsite: list[str] = []
-    block_offsite(context, site.rstrip("/"), offsite)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.goto(site)
-    yield Renderer(page)
-    context.close()
-    assert not errors, errors
-    assert not offsite, offsite
 
 
 @pytest.fixture(scope="module")

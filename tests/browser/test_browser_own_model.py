@@ -8,9 +8,8 @@ Every non-loopback request is aborted and fails the test."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from _renderer import Renderer, as_json, block_offsite, head_colour, signed_colour, static_site, unit_colour
+from _renderer import as_json, head_colour, signed_colour, unit_colour
 from ntmviz.app.payload import episode_payload
 from ntmviz.episode import Episode
 
@@ -28,28 +27,6 @@ def own_episode() -> Episode:
     return Episode.from_arrays(memory=memory, read_weights=np.stack([hop1, hop2])[:, None],
                                stages={"hop 1": np.tile(hop1, (T, 1, 1)), "hop 2": np.tile(hop2, (T, 1, 1))},
                                slot_labels=HOSTILE, meta={"task": "babi", "model": "memn2n"})
-
-
-@pytest.fixture(scope="module")
-def site():
-    with static_site() as url:
-        yield url
-
-
-@pytest.fixture
-def renderer(browser, site):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
-    offsite: list[str] = []
-    block_offsite(context, site.rstrip("/"), offsite)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.goto(site)
-    yield Renderer(page)
-    context.close()
-    assert not errors, errors
-    assert not offsite, offsite
 
 
 # every drawn stage's name, in the page and in Panel's shadow roots

@@ -9,9 +9,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 
-from _renderer import Renderer, as_json, block_offsite, head_colour, static_site
+from _renderer import Renderer, as_json, head_colour
 from ntmviz.app.payload import decode_array, encode_row_scaled, episode_payload
 from ntmviz.contract import Family, HeadGroup, Stage
 from ntmviz.episode import Episode
@@ -22,26 +21,7 @@ ENERGY = np.array([[0.3, 1.2, -0.1, 0.0, 0.6, -0.4, 0.9],
                    [-0.5, -0.7, -0.2, -1.0, -0.3, -0.9, -0.6]], np.float32)  # T = 3, N = 7
 
 
-@pytest.fixture(scope="module")
-def site():
-    with static_site() as url:
-        yield url
-
-
-@pytest.fixture
-def renderer(browser, site):
-    context = browser.new_context(viewport={"width": 1000, "height": 800}, device_scale_factor=1)
-    offsite: list[str] = []
-    block_offsite(context, site.rstrip("/"), offsite)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.goto(site)
-    yield Renderer(page)
-    context.close()
-    assert not errors, errors
-    assert not offsite, offsite
+RENDERER_VIEWPORT = (1000, 800)  # the renderer fixture's page (conftest.py)
 
 
 def fmt(v: float) -> str:

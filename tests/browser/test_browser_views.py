@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 
 from _renderer import (
-    DEEP_PURPLE, HEADS, Renderer, as_json, block_offsite, head_colour, hex_rgb, signed_colour, state_colour,
-    static_site, unit_colour,
+    DEEP_PURPLE, HEADS, Renderer, as_json, head_colour, hex_rgb, signed_colour, state_colour,
+    unit_colour,
 )
 from ntmviz.app.payload import EpisodePayload, blocks, episode_payload
 from ntmviz.contract import SlotField
@@ -38,28 +38,6 @@ BAND = (255, 200, 0)  # the slot row under the pointer, drawn at 28 % over the f
 BAR_TRACK = (238, 238, 238)  # "#eee": the track a number's bar and a distribution's bars sit on
 STATE_BAR = (90, 42, 140)  # "#5a2a8c": a slot's value at t
 COST_UP, COST_DOWN = (192, 57, 43), (33, 102, 172)  # "#c0392b" above the optimum, "#2166ac" below
-
-
-@pytest.fixture(scope="module")
-def site():
-    with static_site() as url:
-        yield url
-
-
-@pytest.fixture
-def renderer(browser, site):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
-    offsite: list[str] = []
-    block_offsite(context, site.rstrip("/"), offsite)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.goto(site)
-    yield Renderer(page)
-    context.close()
-    assert not errors, errors
-    assert not offsite, offsite
 
 
 def fmt(v: float) -> str:
