@@ -136,3 +136,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(params=["compiled", "torch ops"])
+def fast_path(request, monkeypatch):
+    """Each test twice: with the compiled kernels (native.py; they must build here) and with the
+    torch ops (the kernels switched off). A module opts in with
+    `pytestmark = pytest.mark.usefixtures("fast_path")`; the value says which path runs."""
+    from ntmviz import native
+
+    if request.param == "torch ops":
+        monkeypatch.setattr(native, "usable", lambda tensor: False)
+    else:
+        assert native.library() is not None, "the compiled kernels did not build (is there a C++ compiler?)"
+    return request.param

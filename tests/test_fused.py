@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 
 import ntmviz
-from ntmviz import native
 from ntmviz.addressing import address, shift_index
 from ntmviz.fused import lstm_cell
 from ntmviz.ops import named_step as memory_step
@@ -24,13 +23,7 @@ from ntmviz.models import build_model
 P, N, M = 3, 7, 5
 
 
-@pytest.fixture(autouse=True, params=["compiled", "torch ops"])
-def fast_path(request, monkeypatch):
-    if request.param == "torch ops":
-        monkeypatch.setattr(native, "usable", lambda tensor: False)
-    else:
-        assert native.library() is not None, "the compiled kernels did not build (is there a C++ compiler?)"
-    return request.param
+pytestmark = pytest.mark.usefixtures("fast_path")  # every test with the kernels and with the torch ops (conftest.py)
 
 
 def reference_memory_step(raw, memory, previous, shift_width, read_heads):

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 import ntmviz
-from ntmviz import native
 from ntmviz.fused import Layer, Spec, run_sequence
 from ntmviz.heads import raw_width
 from ntmviz.models import build_model
@@ -22,13 +21,7 @@ K, B, T, N, M, C = 2, 3, 7, 6, 5, 4  # small, unequal sizes
 R, W, S = 2, 1, 3
 
 
-@pytest.fixture(autouse=True, params=["compiled", "torch ops"])
-def fast_path(request, monkeypatch):
-    if request.param == "torch ops":
-        monkeypatch.setattr(native, "usable", lambda tensor: False)
-    else:
-        assert native.library() is not None, "the compiled kernels did not build (is there a C++ compiler?)"
-    return request.param
+pytestmark = pytest.mark.usefixtures("fast_path")  # every test with the kernels and with the torch ops (conftest.py)
 
 
 def sequence_inputs(lstm: bool, seed: int = 0) -> tuple[Spec, dict[str, torch.Tensor]]:
