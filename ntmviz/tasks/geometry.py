@@ -176,14 +176,15 @@ def answer_of(pointers) -> list[int]:
 # ---- the tasks ------------------------------------------------------------------------------
 
 SUCCESSOR = Mechanism(
-    "successor", "the pointer's peak is the next item",
-    "The fraction of an answer's steps (its end included) whose pointer peak is the successor of "
+    "successor", "the attention's peak is the next item",
+    "The fraction of an answer's steps (its end included) whose attention peak (a pointer network's "
+    "pointer; its baseline's read) is the successor of "
     "the previous step's peak in the true answer: the first item at step 0, then each item's next "
     "(the next number up; the next hull point counter-clockwise; the next city of the tour), the end "
     "after the last. A peak off the answer (a point inside the hull) has no successor: the step "
     "after it misses. So a slip costs a step or two, not the rest of the answer. The algorithm: 1.",
     "mean", 0.9,
-    "the pointer's peak went to the next item on {value:.1%} of steps", families=("pointer",))
+    "the attention's peak went to the next item on {value:.1%} of steps", families=("pointer",))
 
 
 @dataclass(frozen=True)
