@@ -120,6 +120,8 @@ TYPED = [("dates-attention", "31 february 2001", "february 2001 has 28 days", "M
          ("anbn-stack_rnn", "aabbb", "'aabbb' is not a string of a^n b^n", "aaaabbbb ab"),
          ("convex_hull-pointer", "0.1,0.2\n0.5,0.9", "at least 3",
           "0.1,0.1\n0.9,0.15\n0.5,0.5\n0.85,0.9\n0.2,0.8\n0.45,0.3\n0.6,0.7\n0.3,0.55\n0.7,0.4\n0.15,0.45"),
+         ("tsp-pointer", "0.1,0.2\n0.5,0.9", "a tour needs at least 3 points",
+          "0.1,0.1\n0.9,0.2\n0.5,0.5\n0.4,0.95\n0.7,0.8\n0.2,0.6"),
          ("babi_single-dmn", "bob went to the kitchen. where is bob?", "'bob' is not a name babi_single knows",
           "Mary went to the kitchen.\nJohn moved to the garden.\nMary travelled to the office.\nWhere is Mary?")]
 
