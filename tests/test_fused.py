@@ -127,6 +127,8 @@ CONFIGS = {
     "lstm, 2 layers, 2R 3W": dict(controller_layers=2, read_heads=2, write_heads=3),
     "feed-forward, 2 layers": dict(controller="feedforward", controller_layers=2),
     "learned memory, shift 2": dict(memory_init="learned", shift_range=2),
+    "lstm, 2 layers, 2R 3W, learned memory": dict(controller_layers=2, read_heads=2, write_heads=3,
+                                                  memory_init="learned"),
 }
 
 

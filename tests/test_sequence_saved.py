@@ -10,12 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-import ntmviz
 from ntmviz.fused import Layer, Spec, run_sequence
 from ntmviz.heads import raw_width
-from ntmviz.models import build_model
-
-from test_fused import reference_forward  # the step-by-step composition of the pure reference functions
 
 K, B, T, N, M, C = 2, 3, 7, 6, 5, 4  # small, unequal sizes
 R, W, S = 2, 1, 3
@@ -74,25 +70,7 @@ def grads(spec: Spec, t: dict[str, torch.Tensor], hidden=None, reads=None) -> tu
     return torch.autograd.grad(loss(hidden, reads), list(learned(t).values()))
 
 
-# ---- (1) the gradients are the reference's ---------------------------------------------------------
-
-@pytest.mark.parametrize("changes", [dict(controller_layers=2, read_heads=2, write_heads=3, memory_init="learned"),
-                                     dict(controller="feedforward", controller_layers=2)],
-                         ids=["lstm, 2 layers, learned memory", "feed-forward, 2 layers"])
-def test_gradients_through_the_sequence_are_the_references(changes):
-    config = ntmviz.NTMConfig(input_size=4, output_size=3, memory_slots=N, memory_width=M, controller_size=9,
-                              **changes)
-    model = build_model(config, seeds=[1]).double()
-    x = torch.rand(2, 6, 4, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    fast, ref = model(x), reference_forward(model, x)
-    torch.testing.assert_close(fast, ref)
-    probe = torch.randn(fast.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
-    params = list(model.parameters())
-    fast_grads = torch.autograd.grad((fast * probe).sum(), params)
-    ref_grads = torch.autograd.grad((ref * probe).sum(), params)
-    for (name, _), a, b in zip(model.named_parameters(), fast_grads, ref_grads):
-        torch.testing.assert_close(a, b, msg=name)
-
+# ---- (1) the gradients are the reference's (the model's against the pure functions: test_fused.py) --
 
 @pytest.mark.parametrize("lstm", [True, False], ids=["lstm", "feed-forward"])
 def test_run_sequence_gradcheck(lstm):
