@@ -104,6 +104,11 @@ class SnapshotScrubber(Viewer):
         # the slider, Play and the caption: on the page once there is a run (reset)
         self.scrub_area = pn.Column(self.controls(), self.label, visible=False, **wide)
         self.slider.param.watch(self._scrubbed, "value")
+        # Bokeh redraws a slider's title when its value or title changes, not its formatter: when a
+        # thinning swaps the steps under an unchanged index, the title would read a step no longer
+        # there. Flipping show_value twice redraws it with the new formatter (and ends as it was).
+        self.slider.jscallback(format="source.show_value = !source.show_value; "
+                                      "source.show_value = !source.show_value;")
         self.play.param.watch(self._play_toggled, "value")
         self.show_seed.param.watch(self._seed_picked, "value")
         self.state.param.watch(lambda _: self._owned(), "episode")
