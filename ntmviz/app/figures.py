@@ -122,11 +122,6 @@ def _check_scale(scale: float) -> float:
     return scale
 
 
-def has_slots_view(episode: Episode) -> bool:
-    """Whether the episode's family declares slot state, slot matrices or slot coordinates."""
-    return episode.family.has_slots
-
-
 def check_request(episode: Episode, view: str, step: int | None) -> int:
     """The step to draw (the last one by default), after checking the view fits the episode."""
     if not isinstance(episode, Episode):
@@ -136,7 +131,7 @@ def check_request(episode: Episode, view: str, step: int | None) -> int:
     if view in MEMORY_VIEWS and not episode.has_memory:
         raise ConfigError(f"this episode has no memory ({episode.title}), so it has no {view} view; "
                           "only the sequence view can be drawn")
-    if view == "slots" and not has_slots_view(episode):
+    if view == "slots" and not episode.family.has_slots:
         raise ConfigError(f"this episode's model ({episode.title}) declares no slot state, slot matrices or "
                           "slot coordinates, so it has no slots view")
     T = episode.steps

@@ -616,7 +616,7 @@ class LiveRun:
         self._publish_models()
 
     def needs_model_at(self, step: int) -> bool:
-        """Snapshot steps are read back at once (Trainer.sync_every), so the snapshot is of that step."""
+        """Whether `step` is a snapshot step: read back at once (Trainer.sync_every), so the snapshot is of it."""
         return step % max(1, int(self.snapshot_every)) == 0
 
     def on_step(self, trainer: Trainer, metrics: StepMetrics) -> None:
@@ -625,7 +625,7 @@ class LiveRun:
             self._latest = metrics
         self._publish_models()  # with the validation scores of this step (train.Validation ran first)
         if metrics.step == trainer.step:  # not told late: the model is that of this step
-            if trainer.step % max(1, int(self.snapshot_every)) == 0:
+            if self.needs_model_at(trainer.step):
                 self._snapshot(metrics)
             self._serve_requests()
         time.sleep(0)  # let the server's thread have the interpreter
