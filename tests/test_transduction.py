@@ -78,6 +78,30 @@ def test_reversal_playback_on_a_stack_like_trace():
     assert task.measure_mechanisms(Trace(inputs, wrong, write), lag=0)["playback"].value == 0.0
 
 
+def test_playback_finds_a_vector_where_any_write_head_put_it():
+    """A deque pushes each vector onto both its ends (rows 0-3 and 8-5 here) and reads it back
+    from either. The heads' summed write goes one end or the other by a hair (0.51 against 0.49),
+    so only where each write head put each vector tells a read from the second end it is right."""
+    task = get_task("reversal", bits=2, max_length=4)
+    L, N = 4, 9
+    T = 2 * L + 1
+    inputs = np.zeros((T, 3), np.float32)
+    inputs[L, 2] = 1
+    front = _one_hot([0, 1, 2, 3] + [3] * (L + 1), N) * np.array([.51, .49, .51, .49] + [.5] * (L + 1))[:, None, None]
+    back = _one_hot([8, 7, 6, 5] + [5] * (L + 1), N) * np.array([.49, .51, .49, .51] + [.5] * (L + 1))[:, None, None]
+    from_back = _one_hot([0] * (L + 1) + [5, 6, 7, 8], N)  # output j plays vector L-1-j: rows 5, 6, 7, 8
+    from_front = _one_hot([0] * (L + 1) + [3, 2, 1, 0], N)
+    both = np.concatenate([front, back], 1)
+    assert task.measure_mechanisms(Trace(inputs, from_back, both), lag=0)["playback"].value == 1.0
+    assert task.measure_mechanisms(Trace(inputs, from_front, both), lag=0)["playback"].value == 1.0
+    # the heads' sum alone (one write head) loses the reads of the vectors it put at the other end
+    summed = (front + back)
+    assert task.measure_mechanisms(Trace(inputs, from_back, summed), lag=0)["playback"].value == 0.5
+    assert task.measure_mechanisms(Trace(inputs, from_front, summed), lag=0)["playback"].value == 0.5
+    wrong = _one_hot([0] * (L + 1) + [4, 4, 4, 4], N)
+    assert task.measure_mechanisms(Trace(inputs, wrong, both), lag=0)["playback"].value == 0.0
+
+
 def test_dnc_mechanisms_read_usage_and_modes():
     task = get_task("copy", bits=2, max_length=3)
     L, N = 3, 5

@@ -263,10 +263,13 @@ def playback(trace: Trace, read_steps: list[int], vectors: list[int], L: int, la
 
 
 def _aligned(trace: Trace, read_steps: list[int], vectors: list[int], L: int) -> int:
-    stored = stored_slots(trace, L)
+    # where each write head put each vector: a deque pushes a vector onto both its ends, and
+    # reading it back from either end is finding it where it was written
+    writers = [trace._replace(write=trace.write[:, [w]]) for w in range(trace.write.shape[1])] or [trace]
+    stored = [stored_slots(one, L) for one in writers]
     reads = locations(trace.read)
     return sum(1 for t, j in zip(read_steps, vectors)
-               if 0 <= t < len(reads) and j < len(stored) and reads[t] == stored[j])
+               if 0 <= t < len(reads) and any(j < len(s) and reads[t] == s[j] for s in stored))
 
 
 def playback_fit(trace: Trace, output_steps: list[int], vectors: list[int], L: int) -> int:
