@@ -110,6 +110,21 @@ def test_two_facts_answers_and_supporting_facts():
     assert dropped > 20  # drops happen: the answer is not always the carrier's place
 
 
+def test_supporting_facts_are_none_when_the_words_do_not_determine_the_answer():
+    """The text alone is replayed through the world: a question of another task's form, a
+    sentence the task does not tell, or a person who never moved leave nothing to rest on."""
+    task = get_task("babi_two", people=3, places=4, objects=3)
+    ids = lambda question, *sentences: task.story_inputs(list(sentences), question)  # noqa: E731
+    assert task.supporting_facts(ids("where is the apple ?", "mary went to the kitchen",
+                                     "mary took the apple", "john went to the garden")) == [0, 1]
+    assert task.supporting_facts(ids("where is the apple ?", "mary took the apple", "mary went to the kitchen",
+                                     "mary dropped the apple", "mary went to the garden")) == [1, 2]
+    assert task.supporting_facts(ids("where is mary ?", "mary went to the kitchen")) == []  # not babi_two's
+    assert task.supporting_facts(ids("where is the apple ?", "mary took the apple")) == []  # mary is nowhere
+    assert task.supporting_facts(ids("where is the apple ?", "mary went to the kitchen",
+                                     "mary dropped the apple")) == []  # she never had it
+
+
 @pytest.mark.parametrize("name, bad, words", [
     ("babi_single", dict(people=9), "9 people but only 8 names"),
     ("babi_single", dict(places=1), "places must be an integer >= 2"),

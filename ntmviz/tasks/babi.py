@@ -69,8 +69,8 @@ class Stories(NamedTuple):
 @dataclass(frozen=True)
 class Story(Task):
     """What the three story tasks share: the vocabulary, the encoding, the scoring and the
-    supporting-fact mechanism. Subclasses write the stories (`_story`) and find the
-    supporting facts from the text (`_support_from_text`)."""
+    supporting-fact mechanism. Subclasses write the stories (`_story`) and answer their
+    question from the world the story leaves (`_answer`)."""
 
     people: int = 4
     places: int = 6
@@ -292,14 +292,7 @@ class Story(Task):
             for word in words:
                 if word not in vocabulary:
                     raise ConfigError(self._unknown(word, words))
-        world, known = World(), self.known_words()
-        for i, words in enumerate(sentences):
-            event = read_sentence(words, known)
-            if event is None:
-                raise ConfigError(f"sentence {i + 1}, '{' '.join(words)}', is not one {self.name} tells; "
-                                  f"it tells {self._forms()}")
-            world.apply(event, i)
-        answer, support = self._answer(asked[1], world)
+        answer, support = self._answer(asked[1], self._world(sentences))
         story = ([" ".join(words) for words in sentences], " ".join(question), answer, support)
         inputs, targets, mask, lengths, answers, supporting = self._lay_out([story])
         return self.at(n), Stories(batch_of(inputs, targets, mask, lengths), answers, supporting)
@@ -314,17 +307,33 @@ class Story(Task):
             forms += [take_sentence(name, verb, obj) for verb in TAKES] + [drop_sentence(name, DROPS[0], obj)]
         return ", ".join(f"'{f}'" for f in forms)
 
-    # ---- supporting facts from the text --------------------------------------------------------
-    def _support_from_text(self, sentences: list[list[str]], question: list[str]) -> list[int]:
-        raise NotImplementedError
+    def _world(self, sentences: list[list[str]]) -> World:
+        """The world after these sentences (each a list of words); ConfigError naming the first
+        sentence this task does not tell, or an event the rules refuse."""
+        world, known = World(), self.known_words()
+        for i, words in enumerate(sentences):
+            event = read_sentence(words, known)
+            if event is None:
+                raise ConfigError(f"sentence {i + 1}, '{' '.join(words)}', is not one {self.name} tells; "
+                                  f"it tells {self._forms()}")
+            world.apply(event, i)
+        return world
 
+    # ---- supporting facts from the text --------------------------------------------------------
     def supporting_facts(self, inputs: np.ndarray) -> list[int]:
         """One story's inputs [T, I] (question first, then sentences) -> the indices of the
-        sentences the answer rests on, found from the words alone."""
-        inputs = np.asarray(inputs)
-        words = [self.text(row).split() for row in inputs]
-        sentences = [w for w in words[1:] if w]
-        return self._support_from_text(sentences, words[0])
+        sentences the answer rests on, found from the words alone: the story replayed through
+        the generator's world and its question answered by the generator's `_answer`. [] when
+        the words do not determine the answer (a question this task does not ask, a sentence it
+        does not tell, an answer the story does not give)."""
+        words = [self.text(row).split() for row in np.asarray(inputs)]
+        asked = read_question(words[0])
+        if asked is None or asked[0] != self.question_form:
+            return []
+        try:
+            return [int(i) for i in self._answer(asked[1], self._world([w for w in words[1:] if w]))[1]]
+        except ConfigError:
+            return []
 
     def story_inputs(self, sentences: list[str], question: str) -> np.ndarray:
         """The inverse of `story_text` for the inputs: one story as [n + 1, I] word ids (the
@@ -460,11 +469,6 @@ class SingleFact(Story):
         return [move_sentence(a, "went", x), move_sentence(b, "moved", y), move_sentence(a, "travelled", y)], \
             {"name": a}
 
-    def _support_from_text(self, sentences, question):
-        person = question[2]
-        moves = [i for i, s in enumerate(sentences) if s[0] == person and s[1] in MOVES]
-        return moves[-1:]
-
 
 @dataclass(frozen=True)
 class YesNo(SingleFact):
@@ -502,9 +506,6 @@ class YesNo(SingleFact):
     def _example(self):
         (a, b), (x, y) = self._pick(PEOPLE, self.people), self._pick(PLACES, self.places)
         return [move_sentence(a, "went", x), move_sentence(b, "moved", y)], {"name": a, "place": x}
-
-    def _support_from_text(self, sentences, question):
-        return super()._support_from_text(sentences, ["", "", question[1]])
 
 
 @dataclass(frozen=True)
@@ -582,18 +583,6 @@ class TwoFacts(Story):
         (x, y), o = self._pick(PLACES, self.places), OBJECTS[0]
         return ([move_sentence(a, "went", x), take_sentence(a, "picked", o), move_sentence(a, "travelled", y)],
                 {"object": o})
-
-    def _support_from_text(self, sentences, question):
-        obj = question[3]
-        touches = [i for i, s in enumerate(sentences) if s[-1] == obj and (s[1] in TAKES or s[1] in DROPS)]
-        if not touches:
-            return []
-        last = touches[-1]
-        person = sentences[last][0]
-        dropped = sentences[last][1] in DROPS
-        moves = [i for i, s in enumerate(sentences)
-                 if s[0] == person and s[1] in MOVES and (not dropped or i < last)]
-        return sorted([last] + moves[-1:])
 
 
 STORY_TASKS = (SingleFact, TwoFacts, YesNo)
