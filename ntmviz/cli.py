@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .config import TrainConfig, settings
+from .config import TrainConfig, foreign_settings, settings
 from .errors import ConfigError, NtmvizError
 from .files import atomic_write
 
@@ -327,6 +327,8 @@ def cmd_train(args) -> int:
               file=sys.stderr)
     else:
         seeds = list(config.seeds)
+        for line in foreign_settings(config.model, given):
+            print(f"ntmviz: {line}", file=sys.stderr)
         task = config.build_task()
         model_config = config.model_config(task)
         batch_size = config.batch_size

@@ -287,6 +287,10 @@ class DMNConfig(StoryReader):
     from up to N sentences, E passes of the episodic module's gates over them (models/dmn.py)."""
 
     passes: int = setting(3, **_size("dynamic memory network: passes of the episodic module over the facts", high=16))
+    gate_supervision: float = setting(0.0, bounds=(0, None), softbounds=(0, 10),
+                                      help="dynamic memory network: weight of the gates' cross-entropy against the "
+                                           "supporting facts, pass by pass, added to the answer's loss (Kumar et "
+                                           "al. train with it); 0: the gates learn from the answer alone")
 
     kind = "dmn"
     reader = "a dynamic memory network"
@@ -530,6 +534,16 @@ def model_config(kind: str, task, /, **settings: Any) -> ModelConfig:
     cls = MODEL_CONFIGS[kind]
     own = {s.name for s in model_settings(kind).values()}
     return cls.for_task(task, **{k: v for k, v in settings.items() if k in own})
+
+
+def foreign_settings(kind: str, names) -> list[str]:
+    """One line for each setting among `names` (flat TrainConfig names a person gave) that belongs
+    to other models and not to `kind`, which ignores it: "--hops is not a setting of --model ntm
+    (it sets memn2n): ignored". One command line may give every model's sizes (benchmarks/figure2a.py's do)."""
+    own, every = model_settings(kind), model_settings()
+    return [f"--{name.replace('_', '-')} is not a setting of --model {kind} (it sets "
+            f"{_either([k for k in MODEL_KINDS if name in model_settings(k)])}): ignored"
+            for name in names if name in every and name not in own]
 
 
 def _with_model_settings(cls):

@@ -106,6 +106,13 @@ class Stacked(nn.Module):
 
     models: int
 
+    def outputs_and_loss(self, task, batch) -> tuple[Tensor, Tensor]:
+        """(logits [P, T, O], each sequence's training loss [P] in nats) on a task's batch: the
+        task's loss of the outputs. A model that learns from more than its outputs (a DMN with
+        supervised gates) adds its own terms."""
+        logits = self(batch.inputs)
+        return logits, task.sequence_loss(logits, batch)
+
     def _stacked_tensors(self) -> dict[str, Tensor]:
         return {k: v for k, v in self.state_dict(keep_vars=True).items()}
 

@@ -495,8 +495,8 @@ class Trainer:
                 self._moments_before = [torch.empty_like(m) for m in moments]
             torch._foreach_copy_(self._moments_before, moments)
         self.model.train()
-        logits = self.model(batch.inputs)
-        losses = _per_model(self.task.sequence_loss(logits, batch), K)  # [K]
+        logits, per_sequence = self.model.outputs_and_loss(self.task, batch)
+        losses = _per_model(per_sequence, K)  # [K]
         alive = self._alive_dev  # [K] the models training when the step began
         finite_loss = torch.isfinite(losses)
         stepping = alive & finite_loss

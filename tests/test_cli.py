@@ -343,3 +343,20 @@ def test_out_may_name_a_folder(tmp_path):
                                                            Path("copy-ntm-seed2.safetensors")]
     assert member_paths(tmp_path / "a.safetensors", [0, 1]) == [tmp_path / "a-seed0.safetensors",
                                                                 tmp_path / "a-seed1.safetensors"]
+
+
+def test_another_models_setting_is_named_as_ignored(tmp_path):
+    """One command line may give every model's sizes (benchmarks/figure2a.py's do); a setting the
+    chosen model does not take is one line naming the models it sets, and the model is built
+    without it."""
+    from ntmviz.config import foreign_settings
+    assert foreign_settings("ntm", ["memory_slots", "hops", "lr"]) == [
+        "--hops is not a setting of --model ntm (it sets memn2n): ignored"]
+    assert foreign_settings("deque", ["embedding_size"]) == [
+        "--embedding-size is not a setting of --model deque (it sets memn2n or dmn): ignored"]
+    assert foreign_settings("dmn", ["embedding_size", "gate_supervision", "passes"]) == []
+    path = tmp_path / "m.safetensors"
+    run = ntmviz_cli("train", *TINY, "--hops", 2, "--steps", 1, "--eval-samples", 2, "--out", path)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.splitlines()[0] == "ntmviz: --hops is not a setting of --model ntm (it sets memn2n): ignored"
+    assert checkpoint.load(path).config.kind == "ntm"

@@ -115,6 +115,67 @@ def test_passes_match_a_float64_recomputation_from_the_weights(task):
     np.testing.assert_allclose(run.memories[:, 0].detach().numpy(), run.question.detach().numpy())  # m^0 = q
 
 
+# ---- supervised gates (the paper's training) ------------------------------------------------------
+
+def test_the_fact_chain_goes_from_the_question_to_the_answer(task):
+    """Pass 1's target is the fact naming the asked object, pass 2's its carrier's move, whichever
+    comes first in the story; a pass beyond the chain has none (-1)."""
+    stories = [(["mary went to the kitchen", "john went to the garden", "mary took the apple"], [2, 0]),
+               (["mary took the apple", "mary went to the kitchen", "mary dropped the apple",
+                 "mary went to the garden"], [2, 1]),
+               (["john went to the hallway", "john picked up the apple", "john went to the garden"], [1, 2])]
+    rows = [task.story_inputs(sentences, "where is the apple ?") for sentences, _ in stories]
+    for row, (_, chain) in zip(rows, stories):
+        assert task.fact_chain(row) == chain
+        assert sorted(chain) == task.supporting_facts(row)
+    T = max(len(r) for r in rows)
+    inputs = np.zeros((3, T, rows[0].shape[1]), np.float32)
+    for b, r in enumerate(rows):
+        inputs[b, : len(r)] = r
+    batch = Batch(torch.from_numpy(inputs), torch.zeros(3, T, task.output_size), torch.zeros(3, T),
+                  torch.tensor([len(r) for r in rows]))
+    assert task.fact_targets(batch, 3).tolist() == [[2, 0, -1], [2, 1, -1], [1, 2, -1]]
+    assert task.fact_targets(batch, 1).tolist() == [[2], [2], [1]]
+    single = get_task("babi_single", people=3, places=4)
+    row = single.story_inputs(["mary went to the kitchen", "john went to the garden"], "where is mary ?")
+    assert single.fact_chain(row) == [0]
+
+
+def test_supervised_gates_add_the_gates_cross_entropy_to_the_answers_loss(task):
+    """outputs_and_loss: the answer's cross-entropy, plus gate_supervision x the sum over the
+    passes with a target of -log(gate on that fact), the gates recomputed in float64."""
+    batch = task.sample(5, seed=4)
+    targets = task.fact_targets(batch, 3).numpy()
+    plain = make(task, seed=2)
+    logits, loss = plain.outputs_and_loss(task, batch)
+    torch.testing.assert_close(logits, plain(batch.inputs))
+    torch.testing.assert_close(loss, task.sequence_loss(logits, batch))
+    supervised = make(task, seed=2, gate_supervision=0.5)
+    logits, loss = supervised.outputs_and_loss(task, batch)
+    for i in range(5):
+        n = int(batch.lengths[i])
+        want = reference(supervised, batch.inputs[i, :n].numpy())
+        answer = -np.log(np.exp(want["logits"][-1]) / np.exp(want["logits"][-1]).sum())[int(batch.targets[i, 0].argmax())]
+        gates = -sum(np.log(want["gates"][e, f]) for e, f in enumerate(targets[i]) if f >= 0)
+        assert (targets[i] >= 0).sum() == 2
+        assert float(loss[i].detach()) == pytest.approx(answer + 0.5 * gates, rel=1e-5)
+    loss.sum().backward()
+    assert supervised.gate_hidden.weight.grad.abs().sum() > 0
+
+
+def test_supervised_gates_learn_two_supporting_facts_where_the_answer_alone_does_not(task):
+    """The same DMN, seeds and batches through the Trainer: with the gates' supervision it
+    answers two-fact stories; from the answer alone, in as many steps, it does not yet."""
+    errors = {}
+    for weight in (0.0, 1.0):
+        model = build_model(DMNConfig.for_task(task, embedding_size=16, passes=3, gate_supervision=weight),
+                            seeds=[0, 1])
+        Trainer(model, task, seeds=[0, 1], batch_size=32, lr=0.01).run(300)
+        errors[weight] = [r.bit_errors for r in evaluate(model, task, stream="validation", samples=300)]
+    assert max(errors[1.0]) < 0.1
+    assert min(errors[0.0]) > 0.25
+
+
 def test_the_memory_gru_is_torchs_gru_cell():
     cell = StackedGRUCell(2, 5, 4)
     x, h = torch.randn(6, 5), torch.randn(6, 4)

@@ -27,9 +27,10 @@ The episode is the softmax-weighted sum of the facts (the variant of Xiong et al
 attention"), not the paper's gated GRU over the facts, for two reasons: with a weighted sum the
 gates are exactly what a pass read (the episode is gates @ facts, the read vector every head here
 records), so the facts x passes gate matrix explains the answer with nothing hidden in a GRU's
-state; and a pass is one batched product rather than a loop over the facts. The gates are not
-supervised (the paper trained them against the supporting facts): they show what the model found
-(docs/attention.md has what that is, on one and on two supporting facts). A weighted sum is blind
+state; and a pass is one batched product rather than a loop over the facts. The gates learn from
+the answer alone unless `gate_supervision` > 0, which adds the paper's supervision: each pass's
+gates against a supporting fact, in the order a reader follows them (tasks/babi.py fact_chain);
+docs/attention.md has what each finds, on one and on two supporting facts. A weighted sum is blind
 to the facts' order, which a gated GRU is not, so each fact carries a learned recency vector
 instead (MemN2N's temporal encoding). The answer module is one linear layer over [m^E; q], as Xiong et al. use for
 one-word answers, in place of the paper's answer GRU (every answer here is one word).
@@ -164,6 +165,21 @@ class DMN(Stacked):
 
     def forward(self, inputs: Tensor) -> Tensor:
         """inputs [P, T, L] -> logits [P, T, O]: the answer at step 0, zeros after."""
-        logits = self.passes(inputs).logits
-        rest = logits.new_zeros(logits.shape[0], inputs.shape[1] - 1, logits.shape[1])
-        return torch.cat([logits.unsqueeze(1), rest], 1)
+        return _at_steps(self.passes(inputs).logits, inputs.shape[1])
+
+    def outputs_and_loss(self, task, batch) -> tuple[Tensor, Tensor]:
+        """The answer's loss, plus, with `gate_supervision`, that weight times the gates'
+        cross-entropy against the story's supporting facts (task.fact_loss): pass e onto the e-th
+        fact a reader follows from the question."""
+        run = self.passes(batch.inputs)
+        logits = _at_steps(run.logits, batch.inputs.shape[1])
+        loss = task.sequence_loss(logits, batch)
+        if self.config.gate_supervision:
+            loss = loss + self.config.gate_supervision * task.fact_loss(run.scores, batch)
+        return logits, loss
+
+
+def _at_steps(logits: Tensor, steps: int) -> Tensor:
+    """The answer's logits [P, O] -> [P, T, O]: at step 0, zeros after."""
+    rest = logits.new_zeros(logits.shape[0], steps - 1, logits.shape[1])
+    return torch.cat([logits.unsqueeze(1), rest], 1)

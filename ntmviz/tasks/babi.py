@@ -335,6 +335,34 @@ class Story(Task):
         except ConfigError:
             return []
 
+    def fact_chain(self, inputs: np.ndarray) -> list[int]:
+        """The supporting facts (`supporting_facts`) in the order a reader follows them from the
+        question to the answer: first the fact naming what the question asks about (babi_two: the
+        object's pick-up or drop), then the next (its carrier's move)."""
+        words = [self.text(row).split() for row in np.asarray(inputs)]
+        asked = read_question(words[0])
+        subject = set(asked[1].values()) if asked else set()
+        return sorted(self.supporting_facts(inputs), key=lambda i: not subject & set(words[i + 1]))
+
+    def fact_targets(self, batch: Batch, passes: int) -> Tensor:
+        """[B, passes] int64: the fact pass e should attend to, the e-th of each story's
+        `fact_chain` (-1: a pass beyond the chain, left to the answer's loss)."""
+        out = torch.full((len(batch.inputs), passes), -1, dtype=torch.int64)
+        inputs = batch.inputs.detach().cpu().numpy()
+        for b, n in enumerate(batch.lengths.tolist()):
+            chain = self.fact_chain(inputs[b, :n])[:passes]
+            out[b, : len(chain)] = torch.tensor(chain, dtype=torch.int64)
+        return out.to(batch.inputs.device)
+
+    def fact_loss(self, scores: Tensor, batch: Batch) -> Tensor:
+        """The gates' cross-entropy against the facts (Kumar et al.'s supervision of the episodic
+        memory's attention): scores [B, E, S] each pass's raw gate scores (-inf on padding) -> [B]
+        nats per story, summed over the passes with a target (`fact_targets`)."""
+        targets = self.fact_targets(batch, scores.shape[1])  # [B, E]
+        log_gates = torch.log_softmax(scores, -1)
+        picked = log_gates.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # [B, E]
+        return -(picked * (targets >= 0).to(picked.dtype)).sum(-1)
+
     def story_inputs(self, sentences: list[str], question: str) -> np.ndarray:
         """The inverse of `story_text` for the inputs: one story as [n + 1, I] word ids (the
         question, then the n sentences), e.g. from a recorded episode's slot labels and question.
