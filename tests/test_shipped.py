@@ -18,7 +18,7 @@ EXPECTED = {"copy-ntm", "copy-lstm", "repeat_copy-ntm", "associative_recall-ntm"
             "babi_yes_no-memn2n", "allocation-dnc", "copy-dnc", "reversal-stack", "reversal-queue", "reversal-deque",
             "copy-queue", "anbn-stack_rnn", "babi_single-dmn", "sort_numbers-pointer", "symbol_reversal-attention",
             "symbol_reversal-no_attention", "dates-attention", "convex_hull-pointer", "repeat_copy-dnc",
-            "sort_numbers-seq2seq", "tsp-pointer"}
+            "sort_numbers-seq2seq", "tsp-pointer", "babi_two-dmn", "babi_yes_no-dmn"}
 
 
 ROOT = Path(__file__).resolve().parent.parent

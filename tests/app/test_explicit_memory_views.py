@@ -79,7 +79,7 @@ def test_the_dnc_shows_usage_links_and_the_read_modes():
 
 
 ATTENTION = ("symbol_reversal-attention", "symbol_reversal-no_attention", "dates-attention", "sort_numbers-pointer",
-             "convex_hull-pointer", "babi_single-dmn")
+             "convex_hull-pointer", "babi_single-dmn", "babi_two-dmn", "babi_yes_no-dmn")
 
 
 @pytest.mark.parametrize("name", ATTENTION)
