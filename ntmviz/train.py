@@ -200,7 +200,8 @@ def available_memory() -> int | None:
 def step_bytes(config, task, rows: int) -> int:
     """About how much memory one training step holds for backward: `rows` sequences of the
     task's longest size, float32. A rough upper estimate, to refuse hopeless runs up front."""
-    steps = task.at(task.largest_size).sample(1, seed=0).inputs.shape[1] if task.size_field else 1000
+    # a task without a size (dates) draws items of several lengths: the longest of a batch stands in
+    steps = (task.at(task.largest_size) if task.size_field else task).sample(64, seed=0).inputs.shape[1]
     per_step = config.numbers_per_step(steps)
     return 4 * rows * steps * (per_step + 4 * config.output_size)
 

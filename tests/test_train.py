@@ -9,6 +9,7 @@ import torch
 
 import ntmviz
 from ntmviz import checkpoint
+from ntmviz.errors import ConfigError
 from ntmviz.tasks import get_task
 from ntmviz.train import MAX_SKIPPED, History, Trainer, TrainingDiverged, curriculum_task
 
@@ -522,3 +523,23 @@ def test_a_paused_loop_calls_on_pause_between_steps_and_on_resume(task):
     assert not thread.is_alive() and trainer.step == 4
     assert events[:2] == [("step", 1), ("step", 2)] and events[-3:] == [("resume", 2), ("step", 3), ("step", 4)]
     assert set(events[2:-3]) == {("pause", 2)}
+
+
+def test_the_memory_estimate_of_a_task_without_a_size_uses_its_longest_items(monkeypatch):
+    """Dates have no size knob: the estimate takes the longest of a drawn batch (about 31 steps),
+    so three seeds at batch 32 fit in a few GB (a fixed 1000 steps once refused them: 24 GB);
+    a hopeless request is still refused in one line naming the need."""
+    from ntmviz import train
+    from ntmviz.config import model_config
+
+    task = get_task("dates")
+    config = model_config("seq2seq", task)
+    longest = task.sample(64, seed=0).inputs.shape[1]
+    assert 25 <= longest <= 40
+    per_row = train.step_bytes(config, task, 1)
+    assert per_row == 4 * longest * (config.numbers_per_step(longest) + 4 * config.output_size)
+    monkeypatch.setattr(train, "available_memory", lambda: 4 * 2**30)
+    train.check_memory(config, task, 96, "--seeds with 3 models at batch 32")  # about 0.03 GB
+    with pytest.raises(ConfigError, match=r"--seeds with 4096 models at batch 32 need about \d+\.\d GB per step; "
+                                          r"this machine has 4\.0 GB available"):
+        train.check_memory(config, task, 4096 * 32, "--seeds with 4096 models at batch 32")
