@@ -302,7 +302,8 @@ def cmd_train(args) -> int:
     from . import checkpoint as ckpt_io
     from .evaluate import evaluate
     from .models import build_model, pick_device
-    from .train import Checkpoints, Trainer, TrainingDiverged, Validation, check_memory
+    from .train import Trainer, TrainingDiverged, check_memory
+    from .train_callbacks import Checkpoints, Validation
 
     for name in ("eval_samples", "threads"):
         _check_positive("--" + name.replace("_", "-"), getattr(args, name))

@@ -244,7 +244,8 @@ def train_ensemble(sweep_json: str, folder: str, combination: int, seeds: list[i
     from . import checkpoint as ckpt_io
     from .cards import card_text, eval_table
     from .evaluate import evaluate
-    from .train import Checkpoints, Trainer, TrainingDiverged
+    from .train import Trainer, TrainingDiverged
+    from .train_callbacks import Checkpoints
 
     torch.set_num_threads(1)
     sweep, root = Sweep.from_json(sweep_json), Path(folder)

@@ -289,7 +289,7 @@ def test_validation_keeps_the_checkpoint_best_by_the_tasks_own_measure(task_name
     from types import SimpleNamespace
     import ntmviz.evaluate
     from ntmviz.tasks import get_task
-    from ntmviz.train import Validation  # the callback `ntmviz train`, sweeps and the app share
+    from ntmviz.train_callbacks import Validation  # the callback `ntmviz train`, sweeps and the app share
 
     scores = iter([(10.0, 5.0), (8.0, 6.0)])  # step 2: fewer bit errors, higher loss
     monkeypatch.setattr(ntmviz.evaluate, "sequence_results", lambda *a, **k: dict(zip(

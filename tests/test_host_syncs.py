@@ -18,7 +18,8 @@ import ntmviz
 from ntmviz import checkpoint, train
 from ntmviz.models import build_model
 from ntmviz.tasks import get_task
-from ntmviz.train import MAX_SKIPPED, Checkpoints, Trainer, TrainingDiverged, Validation
+from ntmviz.train import MAX_SKIPPED, Trainer, TrainingDiverged
+from ntmviz.train_callbacks import Checkpoints, Validation
 
 aten = torch.ops.aten
 READS = {aten._local_scalar_dense.default, aten.is_nonzero.default, aten.nonzero.default,

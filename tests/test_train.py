@@ -395,7 +395,7 @@ def test_validation_scores_the_validation_stream_every_k_steps_and_keeps_the_bes
     steps K, 2K, ...; on_best fires exactly where a model's running best improves, by the task's
     own key, and `best` holds the best key; each model of an ensemble on its own."""
     from ntmviz.evaluate import evaluate
-    from ntmviz.train import Validation
+    from ntmviz.train_callbacks import Validation
 
     class Check:  # runs right after Validation: the stream's own scores of the model as it is now
         def __init__(self):
@@ -436,7 +436,7 @@ def test_validation_scores_the_validation_stream_every_k_steps_and_keeps_the_bes
 
 def test_checkpoints_are_written_every_k_steps_atomically_and_resume_exactly(task, tmp_path, monkeypatch):
     import ntmviz.files
-    from ntmviz.train import Checkpoints
+    from ntmviz.train_callbacks import Checkpoints
 
     straight = Trainer(tiny_ntm(task), task, batch_size=4, lr=3e-3, seeds=2)
     straight.run(9)
@@ -474,7 +474,7 @@ def test_checkpoints_are_written_every_k_steps_atomically_and_resume_exactly(tas
 
 
 def test_checkpoints_write_one_file_per_model_of_an_ensemble(task, tmp_path):
-    from ntmviz.train import Checkpoints
+    from ntmviz.train_callbacks import Checkpoints
 
     paths = [tmp_path / "a.safetensors", tmp_path / "b.safetensors"]
     saver = Checkpoints(paths, 2, with_optimizer=False, extra_meta={"note": "x"})

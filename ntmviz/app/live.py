@@ -22,7 +22,7 @@ between two optimiser steps, so recording never races the optimiser. All K model
 in one batched run of the stacked model (the probe repeated K times): one forward pass of K
 rows, small beside a training step of K x batch rows forward and backward, so switching the
 seed on show needs no recording. Every `validate_every` steps every model is also scored on the
-validation stream (train.Validation, the callback `ntmviz train` uses). Anything else
+validation stream (train_callbacks.Validation, the callback `ntmviz train` uses). Anything else
 that must read the model while the thread lives (saving, recording another input) goes
 through `call()`, which runs it in the training thread between steps (or while paused).
 
@@ -88,7 +88,7 @@ from ..train import build_model, pick_device
 from ..tasks import Batch
 from ..thinning import thin
 from ..train import StepMetrics, Trainer, TrainingDiverged, check_memory
-from ..train import Validation as ValidationCallback  # (Validation here is one score)
+from ..train_callbacks import Validation as ValidationCallback  # (Validation here is one score)
 
 STATUSES = ("ready", "running", "pausing", "paused", "stopping", "done", "stopped", "diverged", "failed")
 ENDED = ("done", "stopped", "diverged", "failed")
@@ -623,7 +623,7 @@ class LiveRun:
         with self._lock:
             self._metrics.append(metrics)
             self._latest = metrics
-        self._publish_models()  # with the validation scores of this step (train.Validation ran first)
+        self._publish_models()  # with the validation scores of this step (train_callbacks.Validation ran first)
         if metrics.step == trainer.step:  # not told late: the model is that of this step
             if self.needs_model_at(trainer.step):
                 self._snapshot(metrics)
