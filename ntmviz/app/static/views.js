@@ -543,6 +543,25 @@ function timeAxis(ctx, x, y, w, t0, t1) {
 
 // ---- focus: the addressing stages at step t ----------------------------------------------------
 
+// Pixel row r of `rows` over the D slots of w: the largest value, or for a signed stage the value
+// of largest magnitude (+ over - on a tie), as payload.py pools them.
+function pooledRow(w, D, rows, r, signed) {
+  const n0 = Math.floor((r * D) / rows), n1 = Math.max(n0 + 1, Math.floor(((r + 1) * D) / rows));
+  let v = 0;
+  for (let n = n0; n < n1; n++) {
+    const u = w[n];
+    if (signed ? Math.abs(u) > Math.abs(v) || (u === -v && u > 0) : u > v) v = u;
+  }
+  return v;
+}
+
+// A focus bar of length len from x on pixel row r (rows of rowH px from g.y0; a gap around rows
+// taller than 4 px).
+function barRect(ctx, x, len, g, r, rowH) {
+  const pad = rowH > 4 ? 1 : 0;
+  ctx.rect(x, g.y0 + r * rowH + pad, len, Math.max(1, rowH - 2 * pad));
+}
+
 export class FocusView extends View {
   get kind() {
     return "focus";
@@ -670,11 +689,8 @@ export class FocusView extends View {
         const room = g.colW - 3;
         if (col.max > 0) {
           for (let r = 0; r < rows; r++) {
-            const n0 = Math.floor((r * D) / rows), n1 = Math.max(n0 + 1, Math.floor(((r + 1) * D) / rows));
-            let v = 0;
-            for (let n = n0; n < n1; n++) if (col.w[n] > v) v = col.w[n];
-            const len = (v / col.max) * room;
-            if (len >= 0.25) ctx.rect(x + 2, g.y0 + r * rowH + (rowH > 4 ? 1 : 0), len, Math.max(1, rowH - (rowH > 4 ? 2 : 0)));
+            const len = (pooledRow(col.w, D, rows, r, false) / col.max) * room;
+            if (len >= 0.25) barRect(ctx, x + 2, len, g, r, rowH);
           }
         }
         ctx.fill();
@@ -698,16 +714,8 @@ export class FocusView extends View {
     ctx.beginPath();
     if (col.max > 0) {
       for (let r = 0; r < rows; r++) {
-        const n0 = Math.floor((r * D) / rows), n1 = Math.max(n0 + 1, Math.floor(((r + 1) * D) / rows));
-        let v = 0;
-        for (let n = n0; n < n1; n++) {
-          const u = col.w[n];
-          if (Math.abs(u) > Math.abs(v) || (u === -v && u > 0)) v = u;
-        }
-        const len = (Math.abs(v) / col.max) * half;
-        if (len < 0.25) continue;
-        const y = g.y0 + r * rowH + (rowH > 4 ? 1 : 0), hgt = Math.max(1, rowH - (rowH > 4 ? 2 : 0));
-        ctx.rect(v > 0 ? c + 1 : c - len, y, len, hgt);
+        const v = pooledRow(col.w, D, rows, r, true), len = (Math.abs(v) / col.max) * half;
+        if (len >= 0.25) barRect(ctx, v > 0 ? c + 1 : c - len, len, g, r, rowH);
       }
     }
     ctx.fill();
