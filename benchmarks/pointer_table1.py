@@ -4,6 +4,7 @@ inputs, scored on 5-10, 20 and 50 inputs from the test stream.
     benchmarks/pointer_table1.py --train     # prints the training commands (3 seeds each)
     benchmarks/pointer_table1.py [--runs runs/pointer] [--samples 1000] [--seed 0] [--stream test]
     benchmarks/pointer_table1.py --checkpoint FILE [--checkpoint FILE ...]   # these files (rows by order)
+    benchmarks/pointer_table1.py --tasks tsp --checkpoint FILE --each-once   # each input once: whole tours
 
 Per task, every seed's checkpoint (the `.best` one where validation kept it) is read; the seed
 whose validation score (fewest wrong pointers, then lowest loss, on the validation stream during
@@ -73,14 +74,14 @@ def validation_key(ckpt) -> tuple[float, float]:
     return min(zip(v["bit_errors"], v["loss"]))
 
 
-def score(model, task, *, stream: str, seed: int, samples: int, batch_size: int = 100) -> dict:
+def score(model, task, *, stream: str, seed: int, samples: int, batch_size: int = 100, each_once: bool = False) -> dict:
     """One model on `samples` items of `task` from the stream: Table 1's numbers and the mechanism."""
     exact, polygons, follows, tours = 0, [], [], []
     done, index = 0, 0
     while done < samples:
         b = min(batch_size, samples - done)
         batch = task.sample(b, seed=stream_seed(stream, seed, index))
-        pointers = greedy_pointers(model, batch)  # [b, T]
+        pointers = greedy_pointers(model, batch, each_once)  # [b, T]
         for i in range(b):
             answer = task.item_answer(batch, i)
             mine = [p + 1 for p in answer_of(pointers[i])] + [END]
@@ -126,6 +127,9 @@ def main() -> int:
     parser.add_argument("--checkpoint", type=Path, action="append", default=[],
                         help="score these checkpoint files instead of the runs' seeds (repeatable; one task)")
     parser.add_argument("--train", action="store_true", help="print the training commands and stop")
+    parser.add_argument("--each-once", action="store_true",
+                        help="decode pointing at each input once and at the end after all (whole permutations: "
+                             "the paper keeps only valid tours); the mechanism then reads these pointers")
     args = parser.parse_args()
     if args.train:
         for task in TASKS:
@@ -146,11 +150,12 @@ def main() -> int:
         rows = []
         for seed, ckpt in ckpts:
             for label, t in sizes:
-                r = score(ckpt.model, t, stream=args.stream, seed=args.seed, samples=args.samples)
+                r = score(ckpt.model, t, stream=args.stream, seed=args.seed, samples=args.samples,
+                          each_once=args.each_once)
                 rows.append({"seed": seed, "chosen": seed == chosen, "n": label, "step": ckpt.step, **r})
         results[name] = rows
         print(f"\n{name} ({args.stream} stream, seed {args.seed}, {args.samples} items per row; [95% interval]; "
-              f"* the seed validation chose)\n")
+              f"* the seed validation chose{'; each input once' if args.each_once else ''})\n")
         if name == "convex_hull":
             print("| seed | n | accuracy | area | invalid | mechanism: next hull point |")
             print("|---|---|---|---|---|---|")
@@ -179,7 +184,8 @@ def main() -> int:
                       f"{interval(r['exact_interval'])} | {pct(r['successor'])} {interval(r['successor_interval'])} |")
     if results:
         where = args.checkpoint[0].parent if args.checkpoint else args.runs
-        out = where / f"table1-{args.stream}-{'-'.join(results)}.json"
+        once = "-each-once" if args.each_once else ""
+        out = where / f"table1-{args.stream}-{'-'.join(results)}{once}.json"
         out.write_text(json.dumps({"stream": args.stream, "seed": args.seed, "samples": args.samples,
                                    "results": results}, indent=1))
         print(f"\nwrote {out}")

@@ -110,6 +110,33 @@ def test_the_batch_matches_the_papers_equations_item_by_item(task, teacher):
         assert np.all(logits[b, :, n + 1:] == NOT_THERE)  # positions the item does not have
 
 
+@pytest.mark.parametrize("output", ["pointer", "vocabulary"])
+def test_each_once_decodes_whole_permutations_from_the_attentions_own_energies(task, output):
+    """run(each_once=True), eval mode: every answer points at each of its n inputs once, then at
+    the end to the last step; the energies are the paper's equations fed those pointers (teacher
+    forcing on them, float64), so only the answer was masked. Training mode ignores it."""
+    model = make_model(task, seed=4, output=output).eval()
+    batch = task.sample(40, seed=9)
+    x = batch.inputs.double()
+    with torch.no_grad():
+        plain = model(x).argmax(-1).numpy()
+        run = model.run(x, each_once=True)
+    pointers = run.logits.argmax(-1).numpy()
+    repeats = 0
+    for b in range(40):
+        n = int(batch.lengths[b]) - 1
+        assert sorted(pointers[b, :n].tolist()) == list(range(1, n + 1))
+        assert (pointers[b, n:] == END).all()
+        repeats += len(set(plain[b, :n].tolist())) < n or plain[b, n] != END
+        fed = x[b].numpy().copy()
+        fed[:, -1] = np.concatenate([[0], pointers[b, :-1]])  # the pointer each step was fed
+        u = reference(model, fed, teacher=True)[1]
+        np.testing.assert_allclose(run.energies[b, : n + 1, : n + 1].numpy(), u, rtol=1e-10, atol=1e-12)
+    assert repeats > 10  # an untrained model's own answers are not permutations: the mask did this
+    model.train()
+    torch.testing.assert_close(model.run(x, each_once=True).logits, model(x))
+
+
 @pytest.mark.parametrize("teacher", [True, False])
 def test_the_vocabulary_baseline_matches_its_equations_item_by_item(task, teacher):
     """Output "vocabulary": the same attention, read as a context; the answer over the positions as words."""

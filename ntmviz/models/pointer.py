@@ -146,8 +146,13 @@ class PointerNetwork(Stacked):
         if inputs.shape[1] - 1 > c.output_size - 1:
             raise ConfigError(f"{inputs.shape[1] - 1} inputs, but the model points over at most {c.output_size - 1}")
 
-    def run(self, inputs: Tensor) -> Pointers:
-        """inputs [P, T, I] -> every step's energies and pointer (module docstring)."""
+    def run(self, inputs: Tensor, each_once: bool = False) -> Pointers:
+        """inputs [P, T, I] -> every step's energies and pointer (module docstring).
+
+        each_once (eval mode only; teacher forcing ignores it): the answer may point at each input
+        once and at the end only after every input, so a tour or a sorted order is always a whole
+        permutation (Vinyals et al. decode TSP keeping only valid tours). Only the answer's logits
+        are masked: the energies and weights stay the attention's own."""
         self._check(inputs)
         c, K = self.config, self.models
         P, T, _ = inputs.shape
@@ -182,6 +187,8 @@ class PointerNetwork(Stacked):
         pointer = torch.zeros(P, dtype=torch.long, device=inputs.device)
         energies, weights, logits, contexts = [], [], [], []
         rows = torch.arange(P, device=inputs.device)
+        constrain = each_once and not teacher
+        chosen = torch.zeros(P, O, dtype=torch.bool, device=inputs.device)  # positions answered so far
         for i in range(T):
             if teacher:
                 pointer = previous[:, i]
@@ -199,8 +206,16 @@ class PointerNetwork(Stacked):
                 read = torch.cat([h, context], -1).reshape(K, B, 2 * C)
                 answer = (torch.bmm(read, self.w_out.transpose(1, 2)) + self.b_out[:, None]).reshape(P, O)
                 contexts.append(context)
+            if constrain:
+                done = chosen[:, 1:].sum(1) >= counts  # [P] every input answered: the end, and only it
+                allowed = ~chosen
+                allowed[:, 0] = done
+                allowed[:, 1:] &= torch.arange(1, O, device=inputs.device)[None] <= counts[:, None]
+                answer = answer.masked_fill(~allowed, NOT_THERE)
             logits.append(answer)
             pointer = answer.argmax(-1)
+            if constrain:
+                chosen[rows, pointer] = True
         return Pointers(torch.stack(energies, 1), torch.stack(weights, 1), torch.stack(logits, 1),
                         torch.stack(contexts, 1) if contexts else None, memory, tokens, counts)
 

@@ -577,13 +577,15 @@ def polygon_scores(task: ConvexHull, batch: Batch, pointers: np.ndarray) -> list
     return [polygon_score(task.item_values(batch, b), answer_of(pointers[b])) for b in range(len(pointers))]
 
 
-def greedy_pointers(model: torch.nn.Module, batch: Batch) -> np.ndarray:
-    """The model's own pointers [B, T] (eval mode: each step's argmax feeds the next step)."""
+def greedy_pointers(model: torch.nn.Module, batch: Batch, each_once: bool = False) -> np.ndarray:
+    """The model's own pointers [B, T] (eval mode: each step's argmax feeds the next step);
+    each_once: each input at most once and the end after all (PointerNetwork.run)."""
     was = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            logits = model(batch.inputs.to(model.device))
+            inputs = batch.inputs.to(model.device)
+            logits = model.run(inputs, each_once=True).logits if each_once else model(inputs)
     finally:
         model.train(was)
     return logits.argmax(-1).cpu().numpy()
