@@ -633,7 +633,7 @@ class Sources(Viewer):
         if self.layout == "toolbar":
             # the main action in one row (the views get the page's width); the rest one click away
             for widget, width in ((self.checkpoint, 280), (self.length, 90), (self.seed, 110), (self.run, 90)):
-                widget.param.update(sizing_mode="fixed", width=width)
+                widget.param.update(sizing_mode=None, width=width)  # not "fixed": Bokeh warns without a height (W-1005)
             self.run.align = "end"
             more = pn.Column(self.pattern, pn.Row(self.upload, self.open_checkpoint, sizing_mode="stretch_width"),
                              pn.Row(self.save, self.export, sizing_mode="stretch_width"), visible=False,

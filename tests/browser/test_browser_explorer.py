@@ -48,6 +48,11 @@ def test_loads_with_every_view_painted_and_no_errors(explorer_page):
     # the memory stage drew something (not a blank canvas)
     pixels = app.stage_pixels("memory")
     assert pixels is not None and pixels["nonblank"] > 100, pixels
+    # the toolbar's fields keep their own widths (the views get the page's), and the served
+    # document has nothing for Bokeh to warn of (W-1005: a "fixed" widget without a height)
+    box = app.page.get_by_role("combobox", name="Checkpoint").bounding_box()
+    assert box is not None and 240 <= box["width"] <= 290, box
+    assert "W-1005" not in app.server_log()
     app.page.wait_for_timeout(500)  # late errors (e.g. a failed paint) would land here
     app.assert_no_errors()
 
