@@ -189,6 +189,7 @@ class PointerNetwork(Stacked):
         rows = torch.arange(P, device=inputs.device)
         constrain = each_once and not teacher
         chosen = torch.zeros(P, O, dtype=torch.bool, device=inputs.device)  # positions answered so far
+        exists = torch.arange(O, device=inputs.device)[None] <= counts[:, None]  # [P, O]: the end and the inputs
         for i in range(T):
             if teacher:
                 pointer = previous[:, i]
@@ -208,9 +209,8 @@ class PointerNetwork(Stacked):
                 contexts.append(context)
             if constrain:
                 done = chosen[:, 1:].sum(1) >= counts  # [P] every input answered: the end, and only it
-                allowed = ~chosen
+                allowed = exists & ~chosen
                 allowed[:, 0] = done
-                allowed[:, 1:] &= torch.arange(1, O, device=inputs.device)[None] <= counts[:, None]
                 answer = answer.masked_fill(~allowed, NOT_THERE)
             logits.append(answer)
             pointer = answer.argmax(-1)

@@ -326,23 +326,29 @@ class Story(Task):
         the generator's world and its question answered by the generator's `_answer`. [] when
         the words do not determine the answer (a question this task does not ask, a sentence it
         does not tell, an answer the story does not give)."""
-        words = [self.text(row).split() for row in np.asarray(inputs)]
-        asked = read_question(words[0])
-        if asked is None or asked[0] != self.question_form:
-            return []
-        try:
-            return [int(i) for i in self._answer(asked[1], self._world([w for w in words[1:] if w]))[1]]
-        except ConfigError:
-            return []
+        return self._support(*self._words(inputs))
 
     def fact_chain(self, inputs: np.ndarray) -> list[int]:
         """The supporting facts (`supporting_facts`) in the order a reader follows them from the
         question to the answer: first the fact naming what the question asks about (babi_two: the
         object's pick-up or drop), then the next (its carrier's move)."""
-        words = [self.text(row).split() for row in np.asarray(inputs)]
-        asked = read_question(words[0])
+        asked, sentences = self._words(inputs)
         subject = set(asked[1].values()) if asked else set()
-        return sorted(self.supporting_facts(inputs), key=lambda i: not subject & set(words[i + 1]))
+        return sorted(self._support(asked, sentences), key=lambda i: not subject & set(sentences[i]))
+
+    def _words(self, inputs: np.ndarray) -> tuple[tuple[str, dict[str, str]] | None, list[list[str]]]:
+        """One story's inputs [T, I] -> (its question read (read_question), its sentences' words)."""
+        words = [self.text(row).split() for row in np.asarray(inputs)]
+        return read_question(words[0]), [w for w in words[1:] if w]
+
+    def _support(self, asked, sentences: list[list[str]]) -> list[int]:
+        """`supporting_facts` of a story already read (`_words`)."""
+        if asked is None or asked[0] != self.question_form:
+            return []
+        try:
+            return [int(i) for i in self._answer(asked[1], self._world(sentences))[1]]
+        except ConfigError:
+            return []
 
     def fact_targets(self, batch: Batch, passes: int) -> Tensor:
         """[B, passes] int64: the fact pass e should attend to, the e-th of each story's
