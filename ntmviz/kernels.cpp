@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <vector>
 
+#include <omp.h>
+
 namespace {
 
 constexpr double EPS = 1e-8;  // addressing.EPS
@@ -71,6 +73,7 @@ constexpr int FIXED_WIDTH = 20;
 
 struct Dims {
     int64_t P, H, R, N, M, S;
+    int64_t first, last;  // the rows [first, last) this call computes (one thread's share)
     int64_t W() const { return H - R; }
     int64_t Z() const { return H * M + 3 * H + H * S + 2 * W() * M; }
 };
@@ -192,7 +195,7 @@ void memory_forward(const Dims d, const T* raw, const T* memory, const T* previo
     const int64_t H = d.H, R = d.R, W = d.W(), N = d.N, M = MC ? MC : d.M, S = d.S, Z = d.Z(), half = S / 2;
     std::vector<T> logs(N), padded(N + S);
     std::vector<double> squares(N);
-    for (int64_t p = 0; p < d.P; ++p) {
+    for (int64_t p = d.first; p < d.last; ++p) {
         const T* r = raw + p * Z;
         const T* mem = memory + p * N * M;
         const T* prev = previous + p * H * N;
@@ -276,7 +279,7 @@ void memory_backward(const Dims d, const T* memory, const T* previous, const T* 
     std::vector<T> g_w(H * N), g_erase(W * M), g_add(W * M), factor(W * M), others(M);
     std::vector<T> g_z(N), g_shifted(N), g_gated(N), g_content(N), g_u(N), g_dot(H * N), g_cc_slot(N), g_key(H * M);
     std::vector<T> g_beta(H), g_gate(H), g_shift(H * S), g_gamma(H), padded(N + S);
-    for (int64_t p = 0; p < d.P; ++p) {
+    for (int64_t p = d.first; p < d.last; ++p) {
         const T* mem = memory + p * N * M;
         const T* prev = previous + p * H * N;
         const T *k = key + p * H * M, *b = beta + p * H, *g = gate + p * H, *s = shift + p * H * S;
@@ -452,28 +455,48 @@ void lstm_backward(int64_t P, int64_t C, const T* cell, const T* acts, const T* 
     }
 }
 
+// The rows split over `threads` threads, each computing rows [first, last) with scratch of its own.
+// The threads are torch's: the library links libgomp, which resolves to the one torch has loaded
+// (the same soname), so the memory step and torch's matrix products share one pool of threads
+// instead of two pools spinning against each other on the same cores (as std::thread did).
+constexpr int64_t MIN_ROWS = 8;  // below this, starting the threads costs more than the rows
+
+template <typename F> void over_rows(int64_t P, int64_t threads, F run) {
+#pragma omp parallel num_threads(int(threads)) if (threads > 1 && P >= MIN_ROWS)
+    {
+        const int64_t n = omp_get_num_threads(), i = omp_get_thread_num();
+        run(P * i / n, P * (i + 1) / n);
+    }
+}
+
 }  // namespace
 
 // The C interface ctypes calls: one forward and one backward per dtype. Null gradient
 // pointers stand for zeros (a gradient that did not flow).
 #define NTM_EXPORT(T, SUFFIX)                                                                                  \
     extern "C" void ntm_memory_forward_##SUFFIX(                                                                \
-        int64_t P, int64_t H, int64_t R, int64_t N, int64_t M, int64_t S, const T* raw, const T* memory,        \
-        const T* previous, T* weights, T* reads, T* new_memory, T* key, T* beta, T* gate, T* shift, T* gamma,   \
-        T* erase, T* add, T* content, T* gated, T* shifted, T* key_norms, T* slot_norms, T* cosines) {          \
-        (M == FIXED_WIDTH ? memory_forward<T, FIXED_WIDTH> : memory_forward<T, 0>)(Dims{P, H, R, N, M, S}, raw, memory, previous, weights, reads, new_memory, key, beta, \
-                          gate, shift, gamma, erase, add, content, gated, shifted, key_norms, slot_norms,       \
-                          cosines);                                                                             \
+        int64_t threads, int64_t P, int64_t H, int64_t R, int64_t N, int64_t M, int64_t S, const T* raw,        \
+        const T* memory, const T* previous, T* weights, T* reads, T* new_memory, T* key, T* beta, T* gate,      \
+        T* shift, T* gamma, T* erase, T* add, T* content, T* gated, T* shifted, T* key_norms, T* slot_norms,    \
+        T* cosines) {                                                                                           \
+        over_rows(P, threads, [&](int64_t first, int64_t last) {                                                \
+            (M == FIXED_WIDTH ? memory_forward<T, FIXED_WIDTH> : memory_forward<T, 0>)(                         \
+                Dims{P, H, R, N, M, S, first, last}, raw, memory, previous, weights, reads, new_memory, key,    \
+                beta, gate, shift, gamma, erase, add, content, gated, shifted, key_norms, slot_norms, cosines); \
+        });                                                                                                     \
     }                                                                                                           \
     extern "C" void ntm_memory_backward_##SUFFIX(                                                               \
-        int64_t P, int64_t H, int64_t R, int64_t N, int64_t M, int64_t S, const T* memory, const T* previous,   \
-        const T* key, const T* beta, const T* gate, const T* shift, const T* gamma, const T* erase,             \
-        const T* add, const T* content, const T* gated, const T* shifted, const T* weights,                     \
+        int64_t threads, int64_t P, int64_t H, int64_t R, int64_t N, int64_t M, int64_t S, const T* memory,     \
+        const T* previous, const T* key, const T* beta, const T* gate, const T* shift, const T* gamma,          \
+        const T* erase, const T* add, const T* content, const T* gated, const T* shifted, const T* weights,     \
         const T* key_norms, const T* slot_norms, const T* cosines, const T* g_weights, const T* g_reads,        \
         const T* g_memory, T* g_raw, T* g_mem, T* g_previous) {                                                 \
-        (M == FIXED_WIDTH ? memory_backward<T, FIXED_WIDTH> : memory_backward<T, 0>)(Dims{P, H, R, N, M, S}, memory, previous, key, beta, gate, shift, gamma, erase, add, \
-                           content, gated, shifted, weights, key_norms, slot_norms, cosines, g_weights,         \
-                           g_reads, g_memory, g_raw, g_mem, g_previous);                                        \
+        over_rows(P, threads, [&](int64_t first, int64_t last) {                                                \
+            (M == FIXED_WIDTH ? memory_backward<T, FIXED_WIDTH> : memory_backward<T, 0>)(                       \
+                Dims{P, H, R, N, M, S, first, last}, memory, previous, key, beta, gate, shift, gamma, erase,    \
+                add, content, gated, shifted, weights, key_norms, slot_norms, cosines, g_weights, g_reads,      \
+                g_memory, g_raw, g_mem, g_previous);                                                            \
+        });                                                                                                     \
     }                                                                                                           \
     extern "C" void ntm_lstm_forward_##SUFFIX(int64_t P, int64_t C, const T* gates, const T* cell, T* hidden,   \
                                              T* new_cell, T* acts, T* tanh_cell) {                              \

@@ -4,9 +4,11 @@ fused.memory_forward / memory_backward and fused.lstm_forward / lstm_backward ha
 to this module when it can take it: CPU tensors of float32 or float64, with the library
 built. On a CPU a memory step is some fifty small tensor ops forward and backward, each
 dispatched from Python, and that dispatch, not the arithmetic, is what an NTM step costs;
-the C++ loops do the same maths in two passes over each row's memory. They run on one
-thread: splitting the rows over a second made training slower, the second thread contending
-with torch's own (benchmarks/README.md).
+the C++ loops do the same maths in two passes over each row's memory. The memory step splits
+its rows over torch's threads (torch.get_num_threads(), from 8 rows up): the library links
+OpenMP, which resolves to the runtime torch has loaded, so both share one pool of threads
+(a pool of its own, std::thread, contended with torch's and made training slower:
+benchmarks/README.md). In a forked child that pool is gone, so there it runs on one thread.
 
 Building and loading (docs/engine.md, "How the kernels are built and loaded"). The library is
 built on first use with the system's C++ compiler (a few seconds) into the user's own cache
@@ -69,8 +71,8 @@ MAX_LIBRARY_BYTES = 64 << 20  # far above the library's ~100 kB: a bigger file i
 # math only when compiling, because linking with it would switch the whole process's floats to
 # flush denormals to zero. The library's name hashes the CPU's features, since -march=native
 # code may not run on another CPU sharing the home folder.
-FLAGS = ["-O3", "-march=native", "-ffast-math", "-std=c++17", "-fPIC"]
-LINK = ["-shared", "-lm"]
+FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-std=c++17", "-fPIC"]
+LINK = ["-shared", "-fopenmp", "-lm"]
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 # What the kernels' memory forward writes: heads.STEP_FIELDS (fused.MemoryStep's fields, in its
 # order), then |key| [P, H], |slot| [P, N] and their cosines [P, H, N], which backward reads. The
@@ -322,7 +324,7 @@ def library() -> ctypes.CDLL | None:
         log.warning("ntmviz: loading the kernels from %s failed (%s); the NTM step runs as torch ops, slower",
                     folder, _one_line(str(exc)))
         return None
-    dims = [ctypes.c_int64] * 6
+    dims = [ctypes.c_int64] * 7  # threads, P, H, R, N, M, S
     for suffix in _SUFFIX.values():
         # forward: raw, memory, previous, then what it writes; backward: memory, previous, the
         # parameters and stages, weights, the extras, three gradients in and three out
@@ -402,6 +404,24 @@ def _kernel(name: str, dtype: torch.dtype):
 def usable(memory: Tensor) -> bool:
     """Whether this step can run here: a CPU float32/float64 tensor, and the library built."""
     return memory.device.type == "cpu" and memory.dtype in _SUFFIX and library() is not None
+
+
+_forked = False  # in a child forked from this process: libgomp's threads did not survive the fork
+
+
+def _after_fork() -> None:
+    global _forked
+    _forked = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+def _threads() -> int:
+    """How many threads the memory step's rows may use: torch's (one in a forked child, where
+    a parallel region would wait forever for the parent's threads)."""
+    return 1 if _forked else torch.get_num_threads()
 
 
 def _ptr(t: Tensor | None) -> int | None:
@@ -498,7 +518,7 @@ def forward(raw: Tensor, memory: Tensor, previous: Tensor, shift_width: int, rea
     M, S, R = memory.shape[2], shift_width, read_heads
     out = Block(memory, _step_shapes(P, H, R, N, M, S), into)
     _count()
-    _kernel("memory_forward", memory.dtype)(P, H, R, N, M, S, raw.data_ptr(), memory.data_ptr(),
+    _kernel("memory_forward", memory.dtype)(_threads(), P, H, R, N, M, S, raw.data_ptr(), memory.data_ptr(),
                                             previous.data_ptr(), *out.ptrs)
     step = Step(out)
     return step, Saved(memory, previous, step)
@@ -514,7 +534,7 @@ def backward(saved: Saved, read_heads: int, g_weights: Tensor | None, g_reads: T
     grads = Block(memory, ((P, sum(head_sizes(H, H - read_heads, M, S))), (P, N, M), (P, H, N)))
     given = [None if g is None else g.contiguous() for g in (g_weights, g_reads, g_memory)]
     ptrs = step.block.ptrs  # weights, reads, memory, key .. shifted, the norms and cosines
-    _kernel("memory_backward", memory.dtype)(P, H, read_heads, N, M, S, memory.data_ptr(), previous.data_ptr(),
+    _kernel("memory_backward", memory.dtype)(_threads(), P, H, read_heads, N, M, S, memory.data_ptr(), previous.data_ptr(),
                                              *ptrs[3:_FIELDS], ptrs[0], *ptrs[_FIELDS:], *map(_ptr, given), *grads.ptrs)
     return grads[0], grads[1], grads[2]
 
@@ -527,7 +547,7 @@ def forward_fields(raw: Tensor, memory: Tensor, previous: Tensor, shift_width: i
     raw, memory, previous = raw.contiguous(), memory.contiguous(), previous.contiguous()
     P, H, N = previous.shape
     _count()
-    _kernel("memory_forward", memory.dtype)(P, H, read_heads, N, memory.shape[2], shift_width, raw.data_ptr(),
+    _kernel("memory_forward", memory.dtype)(_threads(), P, H, read_heads, N, memory.shape[2], shift_width, raw.data_ptr(),
                                             memory.data_ptr(), previous.data_ptr(), *(t.data_ptr() for t in out))
 
 
@@ -542,7 +562,7 @@ def backward_fields(memory: Tensor, previous: Tensor, saved: list[Tensor], read_
     S = saved[STEP_FIELDS.index("shift") - 3].shape[2]
     saved = [t.contiguous() for t in saved]  # kept alive while the kernel reads them
     given = [None if g is None else g.contiguous() for g in (g_weights, g_reads, g_memory)]
-    _kernel("memory_backward", memory.dtype)(P, H, read_heads, N, memory.shape[2], S, memory.data_ptr(),
+    _kernel("memory_backward", memory.dtype)(_threads(), P, H, read_heads, N, memory.shape[2], S, memory.data_ptr(),
                                              previous.data_ptr(), *(t.data_ptr() for t in saved),
                                              *map(_ptr, given), *(t.data_ptr() for t in out))
 

@@ -3,6 +3,7 @@ at the sizes training uses, and what loading and building them must not do."""
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -44,6 +45,61 @@ def test_the_memory_step_equals_the_torch_ops_at_training_sizes(P, H, R, S):
         for name, a, b in zip(("raw", "memory", "previous"), native.backward(saved, R, *given),
                               fused.torch_memory_backward(ref_saved, R, *given)):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4, msg=f"{name} {present}")
+
+
+@pytest.mark.parametrize("P, H, R", [(8, 2, 1), (33, 3, 1), (40, 5, 2)])
+def test_rows_split_over_two_threads_give_the_same_numbers_as_one(P, H, R):
+    """Each thread computes whole rows with scratch of its own: the split changes no bit of any
+    output or gradient (at 1 thread and at P below the split's minimum nothing is split at all)."""
+    inputs, grads = step_inputs(P, H, R, 128, 20, 3, seed=P)
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            out, saved = native.forward(*inputs, 3, R)
+            results.append([t.clone() for t in out] + list(native.backward(saved, R, *grads)))
+    finally:
+        torch.set_num_threads(threads)
+    names = [*fused.MemoryStep._fields, "g_raw", "g_memory", "g_previous"]
+    for name, one, two in zip(names, *results):
+        assert torch.equal(one, two), name
+
+
+def test_the_kernels_share_torchs_openmp_runtime():
+    """The kernels' threads are torch's: loading them maps no second OpenMP runtime into the process
+    (two pools of threads spinning on the same 2 cores made a step slower, benchmarks/README.md)."""
+    if not Path("/proc/self/maps").is_file():
+        pytest.skip("reads /proc/self/maps (Linux)")
+    code = ("import json, torch; from ntmviz import native; assert native.library() is not None; "
+            "print(json.dumps(sorted({line.split()[-1] for line in open('/proc/self/maps') if 'libgomp' in line})))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    runtimes = json.loads(result.stdout)
+    assert len(runtimes) == 1 and "torch" in runtimes[0], runtimes
+
+
+def test_a_forked_child_runs_the_kernels_on_one_thread():
+    """libgomp's threads do not survive a fork: a child that split rows over them would wait for
+    them forever. The parent splits its rows before the fork; the child still steps."""
+    code = """if True:
+        import os, sys, torch
+        sys.path.insert(0, sys.argv[1])
+        from test_native import step_inputs
+        from ntmviz import native
+        torch.set_num_threads(2)
+        inputs, grads = step_inputs(32, 2, 1, 128, 20, 3)
+        out, saved = native.forward(*inputs, 3, 1)
+        pid = os.fork()
+        if pid == 0:
+            again, saved = native.forward(*inputs, 3, 1)
+            native.backward(saved, 1, *grads)
+            same = (again.memory.numpy() == out.memory.numpy()).all()  # numpy: torch's own ops would split too
+            os._exit(0 if same else 3)
+        print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+    """
+    result = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True,
+                            text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "0", result.stderr
 
 
 def test_the_lstm_cell_equals_the_torch_ops():

@@ -189,7 +189,7 @@ def test_the_record_holds_the_librarys_sha256_compiler_and_flags(built):
     version = subprocess.run([COMPILER, "--version"], capture_output=True, text=True, check=True).stdout
     assert record["compiler_version"] == version.splitlines()[0].strip()
     assert record["compiler"] == [built["cxx"]] and record["flags"] == native.FLAGS
-    assert record["flags"] == ["-O3", "-march=native", "-ffast-math", "-std=c++17", "-fPIC"]
+    assert record["flags"] == ["-O3", "-march=native", "-ffast-math", "-fopenmp", "-std=c++17", "-fPIC"]
 
 
 def test_builds_for_other_cpus_stay_and_only_this_cpus_oldest_builds_go(built):
@@ -390,9 +390,9 @@ def test_a_checkpoint_trained_on_the_kernels_records_compiler_and_flags(use, bui
     version = version.splitlines()[0].strip()
     record = ckpt.meta["compute"]
     assert record["path"] == "kernels" and record["compiler"] == version
-    assert record["flags"] == "-O3 -march=native -ffast-math -std=c++17 -fPIC"
+    assert record["flags"] == "-O3 -march=native -ffast-math -fopenmp -std=c++17 -fPIC"
     assert record["sha256"] == hashlib.sha256((built["folder"] / built["ours"].library).read_bytes()).hexdigest()
-    assert ckpt.compute == f"compiled CPU kernels ({version}; -O3 -march=native -ffast-math -std=c++17 -fPIC)"
+    assert ckpt.compute == f"compiled CPU kernels ({version}; -O3 -march=native -ffast-math -fopenmp -std=c++17 -fPIC)"
 
 
 def test_a_checkpoint_trained_without_the_kernels_says_torch_ops(use, built, tmp_path, monkeypatch):
