@@ -11,7 +11,8 @@
         # commit), measured right beside this one's in each round (which goes first alternates), and
         # the speed ratio of each pair: before and after a change, in one time window
 
-Rows, each measured with 1 and 2 torch threads in interleaved rounds (median of the rounds):
+Rows, each measured with 1 and 2 torch threads in interleaved rounds (median of the rounds); the
+in-process rows run with the C heap set as `ntmviz train` sets it (ntmviz/heap.py):
 
 - batch 1: `Trainer.train_step` at batch 1 (sequences per second of training steps)
 - batch 32 (CLI): `ntmviz train --batch-size 32` in a subprocess, as a user runs it (its own seq/s)
@@ -308,6 +309,17 @@ def solve_spread(args) -> None:
           + f"{within} of {r} within the issue's {TARGET_SECONDS} s")
 
 
+def keep_freed_memory() -> bool:
+    """The in-process rows train in a process set up as `ntmviz train` sets up its own (the heap
+    keeps a step's freed tape for the next: ntmviz/heap.py), where this process's ntmviz has it
+    (an --against checkout from before it does not: it runs as it did)."""
+    try:
+        from ntmviz import heap
+    except ImportError:
+        return False
+    return heap.keep_freed_memory()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per row (median)")
@@ -328,6 +340,7 @@ def main() -> None:
                              "(default: cuda when there is a GPU; 'cpu' runs the same code against itself)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # see Against
     args = parser.parse_args()
+    keep_freed_memory()
     if args.worker:
         worker()
         return

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from . import heap
 from .config import TrainConfig, foreign_settings, settings
 from .errors import ConfigError, NtmvizError
 from .files import atomic_write
@@ -316,6 +317,7 @@ def cmd_train(args) -> int:
         given["seeds"] = [args.seed]
     config = TrainConfig(**given)  # every setting not given: its default (config.py); ConfigError if one is bad
     torch.set_num_threads(args.threads)
+    heap.keep_freed_memory()  # this process trains: each step's tape reuses the last one's pages
     device = pick_device(args.device)
     if args.resume is not None:
         if args.seeds is not None or args.seed is not None:
