@@ -130,6 +130,8 @@ def load(source: Path | None) -> ctypes.CDLL:
     """The library built from `source` (None: the package's kernels.cpp, in the usual cache); another
     source builds in a temporary cache of its own, so the user's cache keeps its builds."""
     if source is not None:
+        if "int64_t threads" not in source.read_text():  # before 8c94724 the functions took no thread count
+            sys.exit(f"{source} is from before the kernels took a thread count: its C signature differs")
         native.SOURCE = source.resolve()
         os.environ[native.CACHE_ENV] = tempfile.mkdtemp(prefix="ntmviz-kernels-")
     native.library.cache_clear()
