@@ -333,6 +333,9 @@ class Trainer:
         self._kernels_ran: bool | None = None  # None: no step in this process yet
         # The device's side of the bookkeeping (see "Read-backs" above): loaded from the host's
         # when a step finds them missing or `alive` changed outside the loop.
+        # The step may read a mask back to skip masking ops that would change nothing (_may_change):
+        # on the CPU only, where a read waits for nothing (tests set it False to run the GPU's path).
+        self.host_reads = model.device.type == "cpu"
         self._alive_dev: torch.Tensor | None = None  # [K] bool, the models training
         self._skip_run: torch.Tensor | None = None  # [K] int64, overflowing batches in a row up to now
         self._alive_seen: list[bool] = []  # the host's `alive` as the device last agreed with it
@@ -469,6 +472,14 @@ class Trainer:
         self._skip_run = torch.tensor([_trailing_run(s, self.step) for s in self.skipped], device=device)
         self._alive_seen = list(self.alive)
 
+    def _may_change(self, mask: torch.Tensor) -> bool:
+        """Whether a masking op under `mask` (bool, any shape) may change anything. On a GPU always:
+        the step reads nothing back, so every mask is applied. On the CPU, where a tensor is host
+        memory and reading it waits for nothing, the step reads the mask and skips the ops (a few
+        dozen per step, a tenth of a step at batch 1) when it is all False, as it is on every step
+        where every model trains."""
+        return not self.host_reads or bool(mask.any())
+
     def train_step(self) -> StepMetrics:
         """One optimiser step of every model still training, each on a fresh batch of its own,
         read back at once (`run` reads back every `sync_every` steps). Raises TrainingDiverged
@@ -488,11 +499,6 @@ class Trainer:
         kernel_calls = native.calls()
         batch = self.batch(self.step)
         torch._foreach_copy_(self._previous, [p.detach() for p in self.params])  # to go back to if it diverges
-        moments = self._moments()
-        if moments:  # to go back to if every model stops before the update
-            if [(m.shape, m.dtype) for m in moments] != [(m.shape, m.dtype) for m in self._moments_before]:
-                self._moments_before = [torch.empty_like(m) for m in moments]
-            torch._foreach_copy_(self._moments_before, moments)
         self.model.train()
         logits, per_sequence = self.model.outputs_and_loss(self.task, batch)
         losses = _per_model(per_sequence, K)  # [K]
@@ -508,16 +514,25 @@ class Trainer:
         stepping = stepping & finite_norm
         clip = self.clip or math.inf
         scale = torch.where(stepping, (clip / (norms + 1e-6)).clamp(max=1.0), torch.zeros_like(norms)).float()
-        for p in self.params:
-            if p.grad is not None:
-                p.grad.mul_(scale.view(_rows(p, K)))
-                p.grad.masked_fill_(~stepping.view(_rows(p, K)), 0.0)  # 0 * NaN is NaN: set, not scaled
+        rows = [_rows(p, K) for p in self.params]  # a parameter's shape for a [K] vector (its moments' too)
+        grads = [(p.grad, r) for p, r in zip(self.params, rows) if p.grad is not None]
+        torch._foreach_mul_([g for g, _ in grads], [scale.view(r) for _, r in grads])
+        not_stepping = ~stepping
+        if self._may_change(not_stepping):
+            for g, r in grads:
+                g.masked_fill_(not_stepping.view(r), 0.0)  # 0 * NaN is NaN: set, not scaled
 
         lost_loss = alive & ~finite_loss  # diverged: its loss is NaN or Inf
         skipped = alive & finite_loss & ~finite_norm  # its gradient overflowed: this batch is skipped
         run = torch.where(skipped, self._skip_run + 1, torch.zeros_like(self._skip_run))
         lost_skipped = skipped & (run >= MAX_SKIPPED)  # ... MAX_SKIPPED batches in a row: diverged
         updating = alive & ~lost_loss & ~lost_skipped
+        stopped_all = ~updating.any()  # no model gets to the update
+        moments = self._moments()
+        if moments and self._may_change(stopped_all):  # to go back to if so
+            if [(m.shape, m.dtype) for m in moments] != [(m.shape, m.dtype) for m in self._moments_before]:
+                self._moments_before = [torch.empty_like(m) for m in moments]
+            torch._foreach_copy_(self._moments_before, moments)
         failed = ""
         try:
             self.optimizer.step()
@@ -531,15 +546,16 @@ class Trainer:
             # gradients were zero, so the update only decayed their moments; a stopped model's
             # moments are zeroed (they may hold what led it astray). When no model got to the
             # update, the moments are those before it, as if it never ran.
-            restore = skipped | ~after
-            for p, prev in zip(self.params, self._previous):
-                torch.where(restore.view(_rows(p, K)), prev, p, out=p)
-            for value in self._moments():
-                value.masked_fill_(~after.view(_rows(value, K)), 0.0)
-            if moments:
-                went_on = updating.any()
+            restore, not_after = skipped | ~after, ~after
+            if self._may_change(restore):
+                for p, prev, r in zip(self.params, self._previous, rows):
+                    torch.where(restore.view(r), prev, p, out=p)
+            if self._may_change(not_after):
+                for value in self._moments():
+                    value.masked_fill_(not_after.view(_rows(value, K)), 0.0)
+            if moments and self._may_change(stopped_all):
                 for value, before in zip(self._moments(), self._moments_before):
-                    torch.where(went_on, value, before, out=value)
+                    torch.where(stopped_all, before, value, out=value)
             self._alive_dev, self._skip_run = after, run
             errors = _per_model(self.task.bit_errors(logits.detach(), batch), K)
             record = torch.stack([x.to(torch.float64) for x in (losses.detach(), errors, norms, lost_loss, skipped,

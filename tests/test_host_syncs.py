@@ -46,6 +46,7 @@ class HostReads(TorchDispatchMode):
 
     def __init__(self, trainer, monkeypatch):
         super().__init__()
+        trainer.host_reads = False  # the step as on a GPU: it may not read a mask to skip the masking ops
         self.trainer, self.at, self.loads = trainer, [], 0
         self.active, self._allowed = False, 0
         real_to_host, real_load, real_sample = train._to_host, Trainer._load_device_state, type(trainer.task).sample
@@ -377,3 +378,50 @@ def test_validation_switched_on_while_running_scores_no_step_it_hears_of_late(ta
     trainer.model.register_forward_hook(lambda *args: setattr(validation, "every", 1) if trainer.step == 2 else None)
     trainer.run(5)
     assert [v["step"] for v in trainer.validation] == [[3, 4, 5], [3, 4, 5]]
+
+
+def overflow_member_0(grad):
+    grad = grad.clone()
+    grad[0] = math.inf
+    return grad
+
+
+@pytest.mark.parametrize("scenario", ["nan loss", "overflows", "weights", "update fails", "all stop"])
+def test_the_cpus_shortcut_past_masks_that_change_nothing_gives_the_gpus_results(task, scenario):
+    """On the CPU the step reads a mask back and skips the masking ops when it is all False
+    (Trainer._may_change); as on a GPU it applies them all. Both, bit for bit, through a model's
+    NaN loss, a run of overflowing gradients to divergence, weights that turn NaN in the update,
+    an update that fails, and every model stopping before the update."""
+    ends = []
+    for host_reads in (True, False):
+        record = Record()
+        trainer = ensemble(task, [0, 1, 2], log_every=1, sync_every=3, callbacks=[record])
+        trainer.host_reads = host_reads
+        trainer.run(2)
+        if scenario == "nan loss":
+            nan_loss_at(trainer, member=1, step=4)
+        elif scenario == "overflows":
+            trainer.model.output.weight.register_hook(overflow_member_0)
+        elif scenario == "weights":  # model 2's weights turn NaN in the update of step 4
+            def poison(optimizer, args, kwargs):
+                if trainer.step == 3:
+                    trainer.model.output.weight.data[2] = math.nan
+            trainer.optimizer.register_step_post_hook(poison)
+        elif scenario == "update fails":  # an update past float32's range: every model stops
+            trainer.optimizer.param_groups[0]["lr"] = 3e38
+        else:
+            with torch.no_grad():
+                trainer.model.output.bias.fill_(float("nan"))
+        try:
+            trainer.run(4 + MAX_SKIPPED)
+            end = "done"
+        except TrainingDiverged as exc:
+            end = str(exc)
+        ends.append((end, trainer.step, trainer.alive, trainer.diverged, trainer.skipped, told(record),
+                     dict(trainer.model.state_dict()), optimizer_state(trainer)))
+    with_reads, without = ends
+    assert with_reads[:5] == without[:5]
+    assert same(with_reads[5:], without[5:])
+    expected = {"nan loss": [True, False, True], "overflows": [False, True, True], "weights": [True, True, False],
+                "update fails": [False, False, False], "all stop": [False, False, False]}[scenario]
+    assert with_reads[2] == expected, with_reads[3]
