@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import config as cfg
+from . import heap
 from .config import Setting, TrainConfig, check_value, model_config, model_settings, setting_of, settings
 from .errors import ConfigError
 from .files import atomic_write
@@ -248,6 +249,7 @@ def train_ensemble(sweep_json: str, folder: str, combination: int, seeds: list[i
     from .train_callbacks import Checkpoints
 
     torch.set_num_threads(1)
+    heap.keep_freed_memory()  # a sweep's worker process exists to train, as `ntmviz train`'s does
     sweep, root = Sweep.from_json(sweep_json), Path(folder)
     settings = sweep.combinations()[combination]
     paths = {s: run_paths(root, combination, s) for s in seeds}
