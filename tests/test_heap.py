@@ -36,7 +36,7 @@ STEPS = """if True:
 
 
 # glibc's own thresholds move with what a process has freed, so how often it faults the tape back in
-# varies from run to run (5,000-70,000 faults over the three steps here); fixed at its starting values
+# varies from run to run (from under 500 to 70,000 faults over the three steps here); fixed at its starting values
 # (no moving) it does so every step, deterministically: the case the setting must cure.
 EAGER = {"MALLOC_TRIM_THRESHOLD_": "131072", "MALLOC_MMAP_THRESHOLD_": "131072"}
 
