@@ -414,9 +414,9 @@ void memory_backward(const Dims d, const T* memory, const T* previous, const T* 
 
 // LSTM cell, gates [P, 4C] in torch.nn.LSTMCell's order i, f, g, o: c' = f c + i g, h = o tanh(c')
 template <typename T>
-void lstm_forward(int64_t P, int64_t C, const T* gates, const T* cell, T* hidden, T* new_cell, T* acts,
-                  T* tanh_cell) {
-    for (int64_t p = 0; p < P; ++p) {
+void lstm_forward(int64_t first, int64_t last, int64_t C, const T* gates, const T* cell, T* hidden, T* new_cell,
+                  T* acts, T* tanh_cell) {
+    for (int64_t p = first; p < last; ++p) {
         const T *z = gates + p * 4 * C, *c = cell + p * C;
         T *act = acts + p * 4 * C, *h = hidden + p * C, *cn = new_cell + p * C, *tc = tanh_cell + p * C;
         for (int64_t j = 0; j < 2 * C; ++j) act[j] = sigmoid(z[j]);
@@ -432,9 +432,9 @@ void lstm_forward(int64_t P, int64_t C, const T* gates, const T* cell, T* hidden
 }
 
 template <typename T>
-void lstm_backward(int64_t P, int64_t C, const T* cell, const T* acts, const T* tanh_cell, const T* g_hidden,
-                   const T* g_cell, T* g_gates, T* g_cell_out) {
-    for (int64_t p = 0; p < P; ++p) {
+void lstm_backward(int64_t first, int64_t last, int64_t C, const T* cell, const T* acts, const T* tanh_cell,
+                   const T* g_hidden, const T* g_cell, T* g_gates, T* g_cell_out) {
+    for (int64_t p = first; p < last; ++p) {
         const T *c = cell + p * C, *act = acts + p * 4 * C, *tc = tanh_cell + p * C;
         const T *i = act, *f = act + C, *g = act + 2 * C, *o = act + 3 * C;
         const T* gh = g_hidden ? g_hidden + p * C : nullptr;
@@ -498,14 +498,18 @@ template <typename F> void over_rows(int64_t P, int64_t threads, F run) {
                 g_memory, g_raw, g_mem, g_previous);                                                            \
         });                                                                                                     \
     }                                                                                                           \
-    extern "C" void ntm_lstm_forward_##SUFFIX(int64_t P, int64_t C, const T* gates, const T* cell, T* hidden,   \
-                                             T* new_cell, T* acts, T* tanh_cell) {                              \
-        lstm_forward<T>(P, C, gates, cell, hidden, new_cell, acts, tanh_cell);                                  \
+    extern "C" void ntm_lstm_forward_##SUFFIX(int64_t threads, int64_t P, int64_t C, const T* gates,             \
+                                             const T* cell, T* hidden, T* new_cell, T* acts, T* tanh_cell) {    \
+        over_rows(P, threads, [&](int64_t first, int64_t last) {                                                \
+            lstm_forward<T>(first, last, C, gates, cell, hidden, new_cell, acts, tanh_cell);                    \
+        });                                                                                                     \
     }                                                                                                           \
-    extern "C" void ntm_lstm_backward_##SUFFIX(int64_t P, int64_t C, const T* cell, const T* acts,              \
-                                              const T* tanh_cell, const T* g_hidden, const T* g_cell,           \
-                                              T* g_gates, T* g_cell_out) {                                      \
-        lstm_backward<T>(P, C, cell, acts, tanh_cell, g_hidden, g_cell, g_gates, g_cell_out);                  \
+    extern "C" void ntm_lstm_backward_##SUFFIX(int64_t threads, int64_t P, int64_t C, const T* cell,            \
+                                              const T* acts, const T* tanh_cell, const T* g_hidden,             \
+                                              const T* g_cell, T* g_gates, T* g_cell_out) {                     \
+        over_rows(P, threads, [&](int64_t first, int64_t last) {                                                \
+            lstm_backward<T>(first, last, C, cell, acts, tanh_cell, g_hidden, g_cell, g_gates, g_cell_out);     \
+        });                                                                                                     \
     }
 
 NTM_EXPORT(float, f32)

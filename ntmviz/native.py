@@ -4,8 +4,8 @@ fused.memory_forward / memory_backward and fused.lstm_forward / lstm_backward ha
 to this module when it can take it: CPU tensors of float32 or float64, with the library
 built. On a CPU a memory step is some fifty small tensor ops forward and backward, each
 dispatched from Python, and that dispatch, not the arithmetic, is what an NTM step costs;
-the C++ loops do the same maths in two passes over each row's memory. The memory step splits
-its rows over torch's threads (torch.get_num_threads(), from 8 rows up): the library links
+the C++ loops do the same maths in two passes over each row's memory. The memory step and the
+LSTM cell split their rows over torch's threads (torch.get_num_threads(), from 8 rows up): the library links
 OpenMP, which resolves to the runtime torch has loaded, so both share one pool of threads
 (a pool of its own, std::thread, contended with torch's and made training slower:
 benchmarks/README.md). In a forked child that pool is gone, so there it runs on one thread.
@@ -330,8 +330,8 @@ def library() -> ctypes.CDLL | None:
         # parameters and stages, weights, the extras, three gradients in and three out
         getattr(lib, f"ntm_memory_forward_{suffix}").argtypes = dims + [ctypes.c_void_p] * (3 + _FIELDS + _EXTRAS)
         getattr(lib, f"ntm_memory_backward_{suffix}").argtypes = dims + [ctypes.c_void_p] * (2 + (_FIELDS - 3) + 1 + _EXTRAS + 3 + 3)
-        getattr(lib, f"ntm_lstm_forward_{suffix}").argtypes = [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 6
-        getattr(lib, f"ntm_lstm_backward_{suffix}").argtypes = [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 7
+        getattr(lib, f"ntm_lstm_forward_{suffix}").argtypes = [ctypes.c_int64] * 3 + [ctypes.c_void_p] * 6  # threads, P, C
+        getattr(lib, f"ntm_lstm_backward_{suffix}").argtypes = [ctypes.c_int64] * 3 + [ctypes.c_void_p] * 7
     _loaded.update(record, path=str(folder / record.get("library", "")))
     return lib
 
@@ -580,7 +580,7 @@ def lstm_forward(gates: Tensor, cell: Tensor) -> tuple[Tensor, Tensor, LSTMSaved
     P, C = cell.shape
     out = Block(cell, ((P, C), (P, C), (P, 4 * C), (P, C)))
     _count()
-    _kernel("lstm_forward", cell.dtype)(P, C, gates.data_ptr(), cell.data_ptr(), *out.ptrs)
+    _kernel("lstm_forward", cell.dtype)(_threads(), P, C, gates.data_ptr(), cell.data_ptr(), *out.ptrs)
     return out[0], out[1], LSTMSaved(cell, out)
 
 
@@ -591,5 +591,5 @@ def lstm_backward(saved: LSTMSaved, g_hidden: Tensor | None, g_cell: Tensor | No
     out = Block(cell, ((P, 4 * C), (P, C)))
     given = [None if g is None else g.contiguous() for g in (g_hidden, g_cell)]
     _kernel("lstm_backward", cell.dtype)(
-        P, C, cell.data_ptr(), block.ptrs[2], block.ptrs[3], *map(_ptr, given), *out.ptrs)
+        _threads(), P, C, cell.data_ptr(), block.ptrs[2], block.ptrs[3], *map(_ptr, given), *out.ptrs)
     return out[0], out[1]

@@ -66,6 +66,24 @@ def test_rows_split_over_two_threads_give_the_same_numbers_as_one(P, H, R):
         assert torch.equal(one, two), name
 
 
+@pytest.mark.parametrize("P", [8, 33])
+def test_the_lstm_cells_rows_split_over_two_threads_give_the_same_numbers_as_one(P):
+    g = torch.Generator().manual_seed(P)
+    gates, cell = torch.randn(P, 4 * 100, generator=g) * 3, torch.randn(P, 100, generator=g)
+    g_hidden, g_cell = torch.randn(P, 100, generator=g), torch.randn(P, 100, generator=g)
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            h, c, saved = native.lstm_forward(gates, cell)
+            results.append([h.clone(), c.clone(), *native.lstm_backward(saved, g_hidden, g_cell)])
+    finally:
+        torch.set_num_threads(threads)
+    for name, one, two in zip(["hidden", "cell", "g_gates", "g_cell"], *results):
+        assert torch.equal(one, two), name
+
+
 def test_the_kernels_share_torchs_openmp_runtime():
     """The kernels' threads are torch's: loading them maps no second OpenMP runtime into the process
     (two pools of threads spinning on the same 2 cores made a step slower, benchmarks/README.md)."""
