@@ -33,7 +33,9 @@ all have, the trainer is put back to the step before, as if the later steps neve
 calls `on_step` for it. So `on_step` may hear of a step up to `sync_every - 1` steps late, with
 the model already further on; `trainer.alive`, `histories`, `stages` ... are then those of the
 step being told. Read back every step (sync_every=1, the CPU's default) everything happens as
-each step ends.
+each step ends. On the CPU alone, where a tensor is host memory and reading one waits for
+nothing, the step also reads its masks to skip the masking ops that would change nothing
+(`host_reads`, `_may_change`); a GPU applies them all.
 
 Pausing. `pause()`, `resume()` and `stop()` may be called from any thread (and from a signal
 handler) while `run` works; they take effect between optimiser steps, never inside one. This is
@@ -331,11 +333,11 @@ class Trainer:
         # resumed run's recorded one. Checkpoints record it (meta["compute"]).
         self.compute: dict[str, Any] | None = None
         self._kernels_ran: bool | None = None  # None: no step in this process yet
-        # The device's side of the bookkeeping (see "Read-backs" above): loaded from the host's
-        # when a step finds them missing or `alive` changed outside the loop.
         # The step may read a mask back to skip masking ops that would change nothing (_may_change):
         # on the CPU only, where a read waits for nothing (tests set it False to run the GPU's path).
         self.host_reads = model.device.type == "cpu"
+        # The device's side of the bookkeeping (see "Read-backs" above): loaded from the host's
+        # when a step finds them missing or `alive` changed outside the loop.
         self._alive_dev: torch.Tensor | None = None  # [K] bool, the models training
         self._skip_run: torch.Tensor | None = None  # [K] int64, overflowing batches in a row up to now
         self._alive_seen: list[bool] = []  # the host's `alive` as the device last agreed with it
