@@ -68,7 +68,7 @@ from pathlib import Path
 
 import torch
 
-from ntmviz import native
+from ntmviz import heap, native
 from ntmviz.heads import head_sizes
 
 N, M, S, R, W = 128, 20, 3, 1, 1
@@ -170,6 +170,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=0.3, help="per row, side and round (about)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    # as in training (`ntmviz train` sets it): each call's output block reuses freed pages instead of
+    # faulting fresh ones in, which at P = 128 cost some 500 µs of a forward (ntmviz/heap.py)
+    heap.keep_freed_memory()
     rate, assumptions = peak()
 
     sides = {"this": load(args.source)}
