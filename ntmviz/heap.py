@@ -7,8 +7,8 @@ next step faults every page in again, zeroed by the kernel: 13,800 page faults, 
 8 x 16 ensemble's step on this project's machine (benchmarks/README.md). A process that trains
 keeps them instead: its heap stays at the size a step needs, as a GPU's caching allocator does.
 
-Process-wide, so only a process that exists to train sets it (`ntmviz train`, the speed
-benchmark); a library call leaves the host's malloc alone.
+Process-wide, so only a process that exists to train sets it (`ntmviz train`, a sweep's workers,
+the speed benchmarks); a library call leaves the host's malloc alone.
 """
 
 from __future__ import annotations

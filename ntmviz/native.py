@@ -5,10 +5,10 @@ to this module when it can take it: CPU tensors of float32 or float64, with the 
 built. On a CPU a memory step is some fifty small tensor ops forward and backward, each
 dispatched from Python, and that dispatch, not the arithmetic, is what an NTM step costs;
 the C++ loops do the same maths in two passes over each row's memory. The memory step and the
-LSTM cell split their rows over torch's threads (torch.get_num_threads(), from 8 rows up): the library links
-OpenMP, which resolves to the runtime torch has loaded, so both share one pool of threads
-(a pool of its own, std::thread, contended with torch's and made training slower:
-benchmarks/README.md). In a forked child that pool is gone, so there it runs on one thread.
+LSTM cell split their rows over torch's threads (torch.get_num_threads(), from 8 rows up): the
+library links OpenMP, which resolves to the runtime torch has loaded, so both share one pool of
+threads (a pool of its own, std::thread, contended with torch's and made training slower:
+benchmarks/README.md). In a forked child that pool is gone, so there they run on one thread.
 
 Building and loading (docs/engine.md, "How the kernels are built and loaded"). The library is
 built on first use with the system's C++ compiler (a few seconds) into the user's own cache
@@ -419,8 +419,8 @@ if hasattr(os, "register_at_fork"):
 
 
 def _threads() -> int:
-    """How many threads the memory step's rows may use: torch's (one in a forked child, where
-    a parallel region would wait forever for the parent's threads)."""
+    """How many threads the kernels' rows may use: torch's (one in a forked child, where a
+    parallel region would wait forever for the parent's threads)."""
     return 1 if _forked else torch.get_num_threads()
 
 
