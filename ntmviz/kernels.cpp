@@ -72,7 +72,7 @@ template <typename T> void wrapped(const T* x, int64_t n, int64_t half, T* out) 
 constexpr int FIXED_WIDTH = 20;
 
 struct Dims {
-    int64_t P, H, R, N, M, S;
+    int64_t H, R, N, M, S;
     int64_t first, last;  // the rows [first, last) this call computes (one thread's share)
     int64_t W() const { return H - R; }
     int64_t Z() const { return H * M + 3 * H + H * S + 2 * W() * M; }
@@ -481,7 +481,7 @@ template <typename F> void over_rows(int64_t P, int64_t threads, F run) {
         T* cosines) {                                                                                           \
         over_rows(P, threads, [&](int64_t first, int64_t last) {                                                \
             (M == FIXED_WIDTH ? memory_forward<T, FIXED_WIDTH> : memory_forward<T, 0>)(                         \
-                Dims{P, H, R, N, M, S, first, last}, raw, memory, previous, weights, reads, new_memory, key,    \
+                Dims{H, R, N, M, S, first, last}   , raw, memory, previous, weights, reads, new_memory, key,    \
                 beta, gate, shift, gamma, erase, add, content, gated, shifted, key_norms, slot_norms, cosines); \
         });                                                                                                     \
     }                                                                                                           \
@@ -493,7 +493,7 @@ template <typename F> void over_rows(int64_t P, int64_t threads, F run) {
         const T* g_memory, T* g_raw, T* g_mem, T* g_previous) {                                                 \
         over_rows(P, threads, [&](int64_t first, int64_t last) {                                                \
             (M == FIXED_WIDTH ? memory_backward<T, FIXED_WIDTH> : memory_backward<T, 0>)(                       \
-                Dims{P, H, R, N, M, S, first, last}, memory, previous, key, beta, gate, shift, gamma, erase,    \
+                Dims{H, R, N, M, S, first, last}   , memory, previous, key, beta, gate, shift, gamma, erase,    \
                 add, content, gated, shifted, weights, key_norms, slot_norms, cosines, g_weights, g_reads,      \
                 g_memory, g_raw, g_mem, g_previous);                                                            \
         });                                                                                                     \
