@@ -481,7 +481,7 @@ template <typename F> void over_rows(int64_t P, int64_t threads, F run) {
         T* cosines) {                                                                                           \
         over_rows(P, threads, [&](int64_t first, int64_t last) {                                                \
             (M == FIXED_WIDTH ? memory_forward<T, FIXED_WIDTH> : memory_forward<T, 0>)(                         \
-                Dims{H, R, N, M, S, first, last}   , raw, memory, previous, weights, reads, new_memory, key,    \
+                Dims{H, R, N, M, S, first, last}, raw, memory, previous, weights, reads, new_memory, key,       \
                 beta, gate, shift, gamma, erase, add, content, gated, shifted, key_norms, slot_norms, cosines); \
         });                                                                                                     \
     }                                                                                                           \
@@ -493,7 +493,7 @@ template <typename F> void over_rows(int64_t P, int64_t threads, F run) {
         const T* g_memory, T* g_raw, T* g_mem, T* g_previous) {                                                 \
         over_rows(P, threads, [&](int64_t first, int64_t last) {                                                \
             (M == FIXED_WIDTH ? memory_backward<T, FIXED_WIDTH> : memory_backward<T, 0>)(                       \
-                Dims{H, R, N, M, S, first, last}   , memory, previous, key, beta, gate, shift, gamma, erase,    \
+                Dims{H, R, N, M, S, first, last}, memory, previous, key, beta, gate, shift, gamma, erase,       \
                 add, content, gated, shifted, weights, key_norms, slot_norms, cosines, g_weights, g_reads,      \
                 g_memory, g_raw, g_mem, g_previous);                                                            \
         });                                                                                                     \
